@@ -1,0 +1,1 @@
+"""Vendor connectors: one module per vendor plus the protocol they share (base.py)."""

@@ -1,0 +1,331 @@
+"""What every vendor connector is: the shared protocol, its data types and its errors.
+
+Contract:
+- A connector speaks *raw vendor records* (:class:`RemoteRecord`): field names and
+  values exactly as the vendor returns them for the fields asked for. Mapping
+  them to the neutral incident is not its job (that is ``mappings``), and it
+  never imports ``sync``.
+- Every method that touches the network may raise only errors of the tree below;
+  vendor-library exceptions are translated at the connector's boundary. Error
+  texts never contain credentials.
+- Writes return the new version stamp so the engine can recognise its own
+  writes when they come back on the next pull (echo suppression).
+- Capabilities are declared data, not ``hasattr`` probes.
+
+The error tree (STYLE.md habit 9); ``sync.errors`` adds the engine's own
+(``ConfigError``, ``LockHeld``) under the same root::
+
+    SyncError
+    ├── ConfigError                      (sync.errors)
+    ├── ConnectorError
+    │   ├── RetriableError               try again later
+    │   │   └── RateLimited(retry_after)
+    │   ├── FatalError                   stop talking to this tool
+    │   │   ├── AuthError                401/403 with advice
+    │   │   └── Unreachable              DNS, refused, TLS
+    │   └── SkippableError               this item only; the run goes on
+    │       ├── NotFound
+    │       └── ValidationFailed         the vendor rejected the values
+    └── PreconditionFailed               the record moved since we read it
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+
+class Side(StrEnum):
+    SERVICENOW = "servicenow"
+    JIRA = "jira"
+
+    @property
+    def other(self) -> Side:
+        return Side.JIRA if self is Side.SERVICENOW else Side.SERVICENOW
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class SyncError(Exception):
+    """Root of every error incident-sync raises on purpose."""
+
+
+class ConnectorError(SyncError):
+    """A vendor call failed. ``side``, ``status`` and ``url`` say where, when known."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        side: str | None = None,
+        status: int | None = None,
+        url: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.side = side
+        self.status = status
+        self.url = url
+
+
+class RetriableError(ConnectorError):
+    """Transient: a later attempt may succeed (5xx, dropped connection, bad proxy page)."""
+
+
+class RateLimited(RetriableError):
+    """The vendor said 429 (or 503 with Retry-After); wait ``retry_after`` seconds."""
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class FatalError(ConnectorError):
+    """This tool cannot be used in this run; CLI exit status 3."""
+
+
+class AuthError(FatalError):
+    """Credentials refused (401) or permission missing (403). ``advice`` says what to check."""
+
+    def __init__(self, message: str, *, advice: str = "", **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.advice = advice
+
+
+class Unreachable(FatalError):
+    """The tool did not answer at all (refused, DNS, TLS, timeout on connect)."""
+
+
+class SkippableError(ConnectorError):
+    """This one item failed; it goes to the retry queue and the run goes on."""
+
+
+class NotFound(SkippableError):
+    """The record (or user, transition, field) does not exist or is hidden by ACLs."""
+
+
+class ValidationFailed(SkippableError):
+    """The vendor rejected the values written (400/422 with a field message)."""
+
+    def __init__(self, message: str, *, fields: Mapping[str, str] | None = None, **kw: Any):
+        super().__init__(message, **kw)
+        self.fields = dict(fields or {})
+
+
+class NoTransitionPath(ValidationFailed):
+    """No chain of workflow transitions reaches the wanted status."""
+
+
+class PreconditionFailed(SyncError):
+    """The record changed since the version we read; re-read and merge again."""
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a connector can do, declared as data."""
+
+    bulk_create: bool = False          # many creates in one request (Jira bulk, SN Batch API)
+    batch_write: bool = False          # many updates in one request (SN Batch API)
+    internal_comments: bool = True     # can keep a comment out of the customer's sight
+    transitions: bool = False          # status changes go through a workflow
+    max_batch: int = 1                 # most records per bulk request
+    page_size: int = 100               # records per pull page
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """Who we are talking to, learnt by :meth:`Connector.open`."""
+
+    side: Side
+    base_url: str
+    flavor: str                # "servicenow", "cloud" or "datacenter"
+    version: str = ""
+    user: str = ""             # the integration user as the tool knows it
+    text_format: str = "plain"  # rich text in raw records: "plain", "adf" or "wiki"
+
+
+@dataclass(frozen=True)
+class RemoteComment:
+    """One comment / journal entry as the vendor has it.
+
+    ``body`` is in the vendor's raw format (plain text for ServiceNow, a string or
+    an ADF dict for Jira). ``visibility`` is ``"public"`` or ``"internal"``; a
+    connector that cannot tell says ``"internal"`` (fail closed).
+    """
+
+    id: str
+    body: Any
+    created: datetime
+    visibility: str = "internal"
+    author: str = ""          # email when the vendor tells it, else a display name
+
+
+@dataclass
+class RemoteRecord:
+    """One incident as the vendor returned it.
+
+    ``fields`` maps vendor field names (as asked for, dot-walked names included,
+    e.g. ServiceNow ``caller_id.email``) to raw values. ``foreign_id`` is the
+    other side's id this record carries (ServiceNow ``correlation_id``, the
+    Jira marker), or None.
+    """
+
+    side: Side
+    id: str                   # sys_id / issue key: the link key
+    display: str              # INC0010002 / OPS-12: what humans read
+    version: str              # sys_mod_count / updated: moves on every write
+    updated: datetime         # aware UTC
+    fields: dict[str, Any]
+    comments: list[RemoteComment] = field(default_factory=list)
+    foreign_id: str | None = None
+    url: str = ""             # a link a human can open
+
+
+@dataclass(frozen=True)
+class UserRef:
+    """A person to write into a user field, by email; the connector resolves it.
+
+    Unknown users are left unassigned and reported (:attr:`WriteResult.warnings`),
+    never an error that stops the run.
+    """
+
+    email: str
+
+
+@dataclass(frozen=True)
+class GroupRef:
+    """A group to write into a group field, by name; the connector resolves it."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class NewRecord:
+    """A record to create: vendor fields (values may be UserRef/GroupRef), the
+    other side's id to carry, and where that id points for a back-link."""
+
+    fields: dict[str, Any]
+    foreign_id: str
+    foreign_url: str = ""
+    foreign_display: str = ""
+
+
+@dataclass
+class WriteResult:
+    """The outcome of one write: the record's new id and version, or the error."""
+
+    id: str | None = None
+    version: str | None = None
+    display: str = ""
+    error: ConnectorError | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One line of ``incident-sync check``."""
+
+    side: Side
+    what: str
+    ok: bool
+    detail: str = ""
+
+
+# --------------------------------------------------------------------------- protocol
+
+
+@runtime_checkable
+class Connector(Protocol):
+    """The small interface the engine drives both vendors through.
+
+    ``fields`` arguments name vendor fields the mapping needs; a connector adds
+    the ones it needs itself (id, version stamp, foreign-id marker, status).
+    """
+
+    side: Side
+    capabilities: Capabilities
+
+    def open(self) -> ServerInfo:
+        """Connect, verify the credentials and learn the flavor (one cheap request)."""
+        ...
+
+    def close(self) -> None:
+        """Release sessions and per-run caches."""
+        ...
+
+    def pull(self, since: datetime | None, fields: Sequence[str]) -> Iterator[RemoteRecord]:
+        """Records in scope updated at or after ``since`` (all in scope when None),
+        oldest first, page by page, each record once, comments included."""
+        ...
+
+    def get_many(self, ids: Sequence[str], fields: Sequence[str]) -> dict[str, RemoteRecord]:
+        """The records with these ids, fetched in batches; missing ids are absent."""
+        ...
+
+    def find_by_foreign_id(
+        self, foreign_ids: Sequence[str], fields: Sequence[str]
+    ) -> dict[str, RemoteRecord]:
+        """Records carrying one of these other-side ids, keyed by that foreign id.
+
+        Exact match, escaped; searches the whole tool, not just the scope, so
+        a create after a crash adopts instead of duplicating."""
+        ...
+
+    def create(self, records: Sequence[NewRecord]) -> list[WriteResult]:
+        """Create records (in bulk where the vendor allows), marking each with its
+        foreign id; one result per input, in order. A failed item does not fail
+        the others."""
+        ...
+
+    def update(
+        self, record_id: str, fields: Mapping[str, Any], expected_version: str | None = None
+    ) -> WriteResult:
+        """Write only these fields. A status change is a field like any other here;
+        a connector whose vendor needs workflow transitions finds the path.
+        Raises PreconditionFailed when ``expected_version`` is given and stale."""
+        ...
+
+    def add_comment(self, record_id: str, body: Any, visibility: str) -> RemoteComment:
+        """Append a comment with this visibility ("public" or "internal")."""
+        ...
+
+    def check(self, fields: Sequence[str], statuses: Sequence[str]) -> list[CheckResult]:
+        """Verify access, scope, and that these fields and statuses exist."""
+        ...
+
+
+__all__ = [
+    "AuthError",
+    "Capabilities",
+    "CheckResult",
+    "Connector",
+    "ConnectorError",
+    "FatalError",
+    "GroupRef",
+    "NewRecord",
+    "NoTransitionPath",
+    "NotFound",
+    "PreconditionFailed",
+    "RateLimited",
+    "RemoteComment",
+    "RemoteRecord",
+    "RetriableError",
+    "ServerInfo",
+    "Side",
+    "SkippableError",
+    "SyncError",
+    "Unreachable",
+    "UserRef",
+    "ValidationFailed",
+    "WriteResult",
+]

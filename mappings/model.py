@@ -1,0 +1,189 @@
+"""The neutral, vendor-free ITIL incident.
+
+Contract:
+- :class:`Incident` holds every field of DESIGN.md's neutral model; nothing in it
+  names a vendor. Connectors never see it; mappings build it from raw vendor
+  records and turn it back into vendor fields.
+- Enumerations are ``IntEnum``/``StrEnum`` so they compare with plain values
+  read from TOML or JSON (``Status("resolved")``, ``Impact(1)``).
+- :func:`itil_priority` is the ITIL impact x urgency matrix (ServiceNow's default
+  priority lookup) as one pure function.
+- :func:`content_hash` is a stable digest of what the sync cares about: it
+  ignores volatile stamps (``updated_at``) and the order of comments and labels,
+  so two incidents that would write the same thing hash the same.
+- Invalid values raise :class:`pydantic.ValidationError`; :func:`describe_error`
+  renders one as ``field: reason (got value)`` lines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from enum import IntEnum, StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class Status(StrEnum):
+    NEW = "new"
+    IN_PROGRESS = "in_progress"
+    ON_HOLD = "on_hold"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+    CANCELED = "canceled"
+
+    @property
+    def is_open(self) -> bool:
+        return self in (Status.NEW, Status.IN_PROGRESS, Status.ON_HOLD)
+
+
+class Impact(IntEnum):
+    HIGH = 1
+    MEDIUM = 2
+    LOW = 3
+
+
+class Urgency(IntEnum):
+    HIGH = 1
+    MEDIUM = 2
+    LOW = 3
+
+
+class Priority(IntEnum):
+    CRITICAL = 1
+    HIGH = 2
+    MODERATE = 3
+    LOW = 4
+    PLANNING = 5
+
+
+class Escalation(IntEnum):
+    NORMAL = 0
+    MODERATE = 1
+    HIGH = 2
+    OVERDUE = 3
+
+
+class Visibility(StrEnum):
+    PUBLIC = "public"
+    INTERNAL = "internal"
+
+
+# ServiceNow's default priority data lookup (VENDOR_APIS.md §1.5), rows impact 1..3,
+# columns urgency 1..3. Kept as data so the matrix reads like the documentation.
+_PRIORITY_MATRIX: dict[tuple[int, int], int] = {
+    (1, 1): 1, (1, 2): 2, (1, 3): 3,
+    (2, 1): 2, (2, 2): 3, (2, 3): 4,
+    (3, 1): 3, (3, 2): 4, (3, 3): 5,
+}  # fmt: skip
+
+
+def itil_priority(impact: Impact | int, urgency: Urgency | int) -> Priority:
+    """Priority from impact x urgency by the ITIL matrix (1/1 -> 1 ... 3/3 -> 5)."""
+    try:
+        return Priority(_PRIORITY_MATRIX[(int(impact), int(urgency))])
+    except KeyError:
+        raise ValueError(
+            f"impact x urgency: no priority for impact={impact!r}, urgency={urgency!r}"
+        ) from None
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """Naive datetimes are taken as UTC: both vendors store UTC."""
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+class Comment(BaseModel):
+    """One journal entry. ``id`` is the neutral id, ``<side>:<vendor id>`` of its origin."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1)
+    author: str = ""
+    body: str = ""
+    created: datetime
+    # Fail closed: a comment whose visibility nobody stated is internal, so an
+    # internal note can never become customer-visible by omission.
+    visibility: Visibility = Visibility.INTERNAL
+
+    _aware_created = field_validator("created")(lambda cls, v: _aware(v))
+
+
+class Incident(BaseModel):
+    """An ITIL incident, free of any vendor's vocabulary."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    title: str = ""
+    description: str = ""
+    status: Status = Status.NEW
+    impact: Impact = Impact.MEDIUM
+    urgency: Urgency = Urgency.MEDIUM
+    priority: Priority | None = None
+    category: str | None = None
+    subcategory: str | None = None
+    assignment_group: str | None = None
+    assignee: str | None = None
+    caller: str | None = None
+    resolution_code: str | None = None
+    resolution_notes: str | None = None
+    escalation: Escalation = Escalation.NORMAL
+    labels: list[str] = Field(default_factory=list)
+    opened_at: datetime | None = None
+    updated_at: datetime | None = None
+    resolved_at: datetime | None = None
+    comments: list[Comment] = Field(default_factory=list)
+    custom: dict[str, Any] = Field(default_factory=dict)
+
+    _aware_dates = field_validator("opened_at", "updated_at", "resolved_at")(
+        lambda cls, v: _aware(v)
+    )
+
+    @field_validator("assignee", "caller")
+    @classmethod
+    def _email_like(cls, value: str | None) -> str | None:
+        # People are identified by email across tools; anything else cannot be
+        # looked up on the other side, so reject it early with the value shown.
+        if value in (None, ""):
+            return None
+        if "@" not in value or value.startswith("@") or value.endswith("@"):
+            raise ValueError(f"not an email address: {value!r}")
+        return value.strip().lower()
+
+    @property
+    def effective_priority(self) -> Priority:
+        """The priority set (by a rule or a vendor), else the ITIL matrix's."""
+        return self.priority if self.priority is not None else itil_priority(
+            self.impact, self.urgency
+        )
+
+
+# Fields that change on every write without the incident's content changing.
+VOLATILE_FIELDS: frozenset[str] = frozenset({"updated_at"})
+
+
+def canonical(incident: Incident) -> dict[str, Any]:
+    """A JSON-ready, order-independent projection used for hashing and snapshots."""
+    data = incident.model_dump(mode="json", exclude=set(VOLATILE_FIELDS))
+    data["labels"] = sorted(set(data["labels"]))
+    data["comments"] = sorted(data["comments"], key=lambda c: c["id"])
+    return data
+
+
+def content_hash(incident: Incident) -> str:
+    """SHA-256 of :func:`canonical`; equal for incidents that differ only in volatiles."""
+    payload = json.dumps(canonical(incident), sort_keys=True, ensure_ascii=False, default=str)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def describe_error(error: ValidationError) -> list[str]:
+    """One ``field: reason (got value)`` line per validation error."""
+    lines = []
+    for item in error.errors():
+        where = ".".join(str(part) for part in item["loc"]) or "incident"
+        lines.append(f"{where}: {item['msg']} (got {item.get('input')!r})")
+    return lines
