@@ -187,27 +187,36 @@ class RemoteRecord:
     url: str = ""             # a link a human can open
 
 
-@dataclass(frozen=True)
-class UserRef:
-    """A person to write into a user field, by email; the connector resolves it.
+# References to people and groups in written fields. A mapping cannot know a
+# vendor's user ids, so it writes ``{"$user": "alice@example.com"}`` or
+# ``{"$group": "Network"}`` as the field's value; the connector resolves them
+# (cached per run) before sending. An unknown user or group is left empty and
+# reported in :attr:`WriteResult.warnings`, never an error that stops the run.
+# Plain JSON, so plans and the state store can show and keep them as they are.
+USER_REF = "$user"
+GROUP_REF = "$group"
 
-    Unknown users are left unassigned and reported (:attr:`WriteResult.warnings`),
-    never an error that stops the run.
-    """
 
-    email: str
+def user_ref(email: str | None) -> dict[str, str | None]:
+    return {USER_REF: email}
 
 
-@dataclass(frozen=True)
-class GroupRef:
-    """A group to write into a group field, by name; the connector resolves it."""
+def group_ref(name: str | None) -> dict[str, str | None]:
+    return {GROUP_REF: name}
 
-    name: str
+
+def ref_of(value: Any) -> tuple[str, str | None] | None:
+    """``("$user", email)`` / ``("$group", name)`` for a reference value, else None."""
+    if isinstance(value, dict) and len(value) == 1:
+        (key, target), = value.items()
+        if key in (USER_REF, GROUP_REF):
+            return key, target
+    return None
 
 
 @dataclass(frozen=True)
 class NewRecord:
-    """A record to create: vendor fields (values may be UserRef/GroupRef), the
+    """A record to create: vendor fields (values may be user/group refs), the
     other side's id to carry, and where that id points for a back-link."""
 
     fields: dict[str, Any]
@@ -305,13 +314,14 @@ class Connector(Protocol):
 
 
 __all__ = [
+    "GROUP_REF",
+    "USER_REF",
     "AuthError",
     "Capabilities",
     "CheckResult",
     "Connector",
     "ConnectorError",
     "FatalError",
-    "GroupRef",
     "NewRecord",
     "NoTransitionPath",
     "NotFound",
@@ -325,7 +335,9 @@ __all__ = [
     "SkippableError",
     "SyncError",
     "Unreachable",
-    "UserRef",
     "ValidationFailed",
     "WriteResult",
+    "group_ref",
+    "ref_of",
+    "user_ref",
 ]
