@@ -116,9 +116,12 @@ def _register_subcommands() -> None:
     """
 
 
+# At import time, so the app is complete for the console script and for tests alike.
+_register_subcommands()
+
+
 def main() -> None:
     """Console-script entry point."""
-    _register_subcommands()
     # Typer/Click map usage errors to exit 2 themselves, which matches DESIGN.md.
     try:
         app()
