@@ -170,7 +170,7 @@ def _location(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc]
     if len(parts) >= 2:
         return f"[{parts[0]}] {'.'.join(parts[1:])}"
-    return parts[0] if parts else "(file)"
+    return f"[{parts[0]}]" if parts else "(file)"
 
 
 def _env_name(loc: tuple[Any, ...]) -> str:
@@ -180,7 +180,7 @@ def _env_name(loc: tuple[Any, ...]) -> str:
 def _reason(item: dict[str, Any]) -> str:
     kind = item["type"]
     if kind == "extra_forbidden":
-        return "unknown key"
+        return "unknown section" if len(item["loc"]) == 1 else "unknown key"
     if kind == "missing":
         return "missing (required)"
     message = str(item["msg"])
