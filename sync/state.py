@@ -1,0 +1,1053 @@
+"""The state store: links between records, their last-synced snapshots, and run bookkeeping.
+
+Contract:
+- ``StateStore(url)`` opens a SQLAlchemy database: a SQLite file by default
+  (``sqlite:///path``), PostgreSQL by URL. The schema (:mod:`sync.state_schema`)
+  is created on first use and versioned; a store written by a newer
+  incident-sync raises :class:`sync.errors.StateSchemaError`. ``sqlite://``
+  (in-memory) is served from a private temporary file removed on :meth:`close`,
+  so it keeps real transaction semantics across threads.
+- ``with store.pair() as tx:`` is ONE transaction for one linked pair: it
+  commits when the block ends normally and rolls back only that pair's changes
+  when it raises. The transaction starts lazily at the first write, so a pair
+  block that does remote I/O before writing holds no database lock meanwhile.
+  Writes made in a pair are not visible to the store's read methods until the
+  block ends; do not nest pair blocks on one thread.
+- Every other writing method commits on its own, at once (``record_intent``
+  must survive a crash during the remote create that follows it).
+- Every timestamp going in must be timezone-aware; every timestamp coming out
+  is aware UTC.
+- Snapshots are stored as canonical JSON (sorted keys) and must already be
+  JSON values (str, int, float, bool, None, list, dict); anything else is a
+  bug in the caller and raises TypeError rather than being silently
+  stringified, which would make every pair look changed on the next run.
+- The run lock (:meth:`StateStore.acquire_lock`) is one row claimed with
+  single atomic statements, so it works across processes and hosts sharing
+  the database. An expired lock (its holder crashed) is taken over.
+- Nothing here is handed credentials, and URLs shown in messages have their
+  password masked.
+- Database failures surface as :class:`StateStoreError` (a SyncError) with one
+  line naming the store, never as a driver traceback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    inspect,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from sync import state_schema as t
+from sync.errors import LockHeld, StateSchemaError, SyncError
+from sync.state_schema import SCHEMA_VERSION
+
+logger = logging.getLogger(__name__)
+
+SIDES = ("servicenow", "jira")
+LOCK_NAME = "sync"
+LOCK_POLL_SECONDS = 0.25
+# How long a SQLite connection waits for another writer before giving up.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+MAX_RETRY_DELAY = timedelta(days=1)
+# Up to +25 % of the delay, fixed per record: spreads a burst of failures
+# without making tests depend on a random number generator.
+RETRY_JITTER = 0.25
+MAX_ERROR_CHARS = 500
+# Well under SQLite's bound-parameter limit and PostgreSQL's practical IN size.
+IN_CHUNK = 500
+# Conflicts recorded with one of these resolutions wait for a person.
+OPEN_RESOLUTIONS = frozenset({"manual", "unresolved", "open", "none", ""})
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "CommentLink",
+    "ConflictRecord",
+    "Intent",
+    "Link",
+    "LinkConflict",
+    "NoStateStore",
+    "PairTx",
+    "RetryItem",
+    "RunRecord",
+    "StateStore",
+    "StateStoreError",
+    "masked_url",
+    "retry_delay",
+]
+
+
+class StateStoreError(SyncError):
+    """The state store cannot be read or written, or its records contradict each other."""
+
+
+class LinkConflict(StateStoreError):
+    """Two records claim one link (a ServiceNow record and a Jira issue linked elsewhere)."""
+
+
+class NoStateStore(StateStoreError):
+    """Opened with ``create=False`` and there is no state store at the URL yet."""
+
+
+# --------------------------------------------------------------------------- records
+
+
+def _side(side: str) -> str:
+    value = str(side)
+    if value not in SIDES:
+        raise ValueError(f"side must be 'servicenow' or 'jira', not {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class Link:
+    id: int
+    servicenow_id: str
+    jira_key: str
+    servicenow_display: str
+    jira_display: str
+    snapshot_servicenow: dict[str, Any] | None
+    snapshot_jira: dict[str, Any] | None
+    version_servicenow: str | None
+    version_jira: str | None
+    hash: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    def id_on(self, side: str) -> str:
+        return self.servicenow_id if _side(side) == "servicenow" else self.jira_key
+
+    def snapshot_on(self, side: str) -> dict[str, Any] | None:
+        return self.snapshot_servicenow if _side(side) == "servicenow" else self.snapshot_jira
+
+    def version_on(self, side: str) -> str | None:
+        return self.version_servicenow if _side(side) == "servicenow" else self.version_jira
+
+    def display_on(self, side: str) -> str:
+        return self.servicenow_display if _side(side) == "servicenow" else self.jira_display
+
+
+@dataclass(frozen=True)
+class CommentLink:
+    link_id: int
+    servicenow_comment_id: str
+    jira_comment_id: str
+    origin: str
+    visibility: str
+
+    def id_on(self, side: str) -> str:
+        if _side(side) == "servicenow":
+            return self.servicenow_comment_id
+        return self.jira_comment_id
+
+
+@dataclass(frozen=True)
+class Intent:
+    id: int
+    source_side: str
+    source_id: str
+    target_side: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class RetryItem:
+    side: str
+    record_id: str
+    attempts: int
+    last_error: str
+    next_attempt: datetime
+    parked: bool
+
+
+@dataclass(frozen=True)
+class ConflictRecord:
+    id: int
+    link_id: int
+    field: str
+    base: Any
+    servicenow_value: Any
+    jira_value: Any
+    resolution: str
+    policy: str
+    at: datetime
+    open: bool
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: int
+    command: str
+    started: datetime
+    finished: datetime | None
+    counts: dict[str, int]
+    outcome: str | None
+    error: str | None
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def masked_url(url: str) -> str:
+    """The URL as safe to show: any password replaced by ``***``."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable state URL>"
+
+
+def retry_delay(side: str, record_id: str, attempts: int, base_seconds: float) -> timedelta:
+    """Backoff before attempt ``attempts + 1``: base * 2**(attempts-1), jittered, capped at 1 day.
+
+    The jitter is a fixed fraction derived from the record, so one record's
+    schedule is reproducible while a burst of failures still spreads out.
+    """
+    if attempts < 1:
+        raise ValueError(f"attempts must be >= 1, not {attempts}")
+    # The cap is reached long before 2**40; bounding the exponent keeps the
+    # float arithmetic finite however often an item keeps failing.
+    raw = max(base_seconds, 0.0) * float(2 ** min(attempts - 1, 40))
+    digest = hashlib.sha256(f"{side}:{record_id}".encode()).digest()
+    fraction = int.from_bytes(digest[:4], "big") / 2**32
+    seconds = min(raw * (1.0 + RETRY_JITTER * fraction), MAX_RETRY_DELAY.total_seconds())
+    return timedelta(seconds=seconds)
+
+
+def _canonical(value: Any, what: str) -> str:
+    try:
+        return json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+        )
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{what} is not a JSON value: {exc}") from None
+
+
+def _display_json(value: Any) -> Any:
+    """Conflict values are for people to read: make common Python values JSON-able."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=str)
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _loose_json(value: Any) -> str:
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_display_json
+    )
+
+
+def _loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def _require_aware(value: datetime, what: str) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{what} must be a timezone-aware datetime, got {value.isoformat()}")
+    return value.astimezone(UTC)
+
+
+def _link_from(row: Mapping[str, Any]) -> Link:
+    return Link(
+        id=row["id"],
+        servicenow_id=row["servicenow_id"],
+        jira_key=row["jira_key"],
+        servicenow_display=row["servicenow_display"],
+        jira_display=row["jira_display"],
+        snapshot_servicenow=_loads(row["snapshot_servicenow"]),
+        snapshot_jira=_loads(row["snapshot_jira"]),
+        version_servicenow=row["version_servicenow"],
+        version_jira=row["version_jira"],
+        hash=row["hash"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _retry_from(row: Mapping[str, Any]) -> RetryItem:
+    return RetryItem(
+        side=row["side"],
+        record_id=row["record_id"],
+        attempts=row["attempts"],
+        last_error=row["last_error"],
+        next_attempt=row["next_attempt"],
+        parked=bool(row["parked"]),
+    )
+
+
+def _conflict_from(row: Mapping[str, Any]) -> ConflictRecord:
+    return ConflictRecord(
+        id=row["id"],
+        link_id=row["link_id"],
+        field=row["field"],
+        base=_loads(row["base"]),
+        servicenow_value=_loads(row["servicenow_value"]),
+        jira_value=_loads(row["jira_value"]),
+        resolution=row["resolution"],
+        policy=row["policy"],
+        at=row["at"],
+        open=bool(row["open"]),
+    )
+
+
+def _run_from(row: Mapping[str, Any]) -> RunRecord:
+    return RunRecord(
+        id=row["id"],
+        command=row["command"],
+        started=row["started"],
+        finished=row["finished"],
+        counts=json.loads(row["counts"] or "{}"),
+        outcome=row["outcome"],
+        error=row["error"],
+    )
+
+
+def _db_reason(exc: SQLAlchemyError) -> str:
+    # str(exc) would append the SQL and its parameters; the driver's own
+    # message is the useful, parameter-free part.
+    if isinstance(exc, DBAPIError) and exc.orig is not None:
+        reason = str(exc.orig)
+    else:
+        reason = str(exc).split("\n", 1)[0]
+    return " ".join(reason.split()) or type(exc).__name__
+
+
+# --------------------------------------------------------------------------- store
+
+
+class StateStore:
+    """Links, snapshots, retry queue, conflicts, watermarks, runs and the run lock."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        create: bool = True,
+        clock: Callable[[], datetime] | None = None,
+        sleep: Callable[[float], None] | None = None,
+    ) -> None:
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._sleep = sleep or time.sleep
+        self._temp_dir: tempfile.TemporaryDirectory[str] | None = None
+        self.url = masked_url(url)
+        self._engine = self._make_engine(url, create=create)
+        try:
+            self._prepare_schema(create=create)
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _make_engine(self, url: str, *, create: bool) -> Engine:
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise StateStoreError(f"state_url is not a database URL: {masked_url(url)}") from None
+        if parsed.get_backend_name() != "sqlite":
+            try:
+                return create_engine(parsed, pool_pre_ping=True)
+            except (ImportError, SQLAlchemyError) as exc:
+                raise StateStoreError(f"cannot use state store {self.url}: {exc}") from None
+
+        database = parsed.database or ""
+        if database in ("", ":memory:"):
+            # A private file instead of :memory:, because every pooled
+            # connection to :memory: would see its own empty database.
+            self._temp_dir = tempfile.TemporaryDirectory(prefix="incident-sync-state-")
+            database = os.path.join(self._temp_dir.name, "state.db")
+            parsed = parsed.set(database=database)
+        elif not create and not Path(database).exists():
+            raise NoStateStore(f"no state store at {database} yet")
+        elif create and not Path(database).parent.exists():
+            raise StateStoreError(
+                f"cannot create state store {database}: directory "
+                f"{Path(database).parent} does not exist"
+            )
+        # A pair's transaction may wait for another thread's; a pool bigger
+        # than the engine's write concurrency avoids waiting for a connection.
+        engine = create_engine(parsed, pool_size=8, max_overflow=40)
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        try:
+            with self._engine.connect() as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StateStoreError(f"state store {self.url}: {_db_reason(exc)}") from None
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        """One committed transaction; IntegrityError passes through for callers to explain."""
+        try:
+            with self._engine.connect() as conn:
+                conn.execution_options(incident_sync_write=True)
+                with conn.begin():
+                    yield conn
+        except IntegrityError:
+            raise
+        except SQLAlchemyError as exc:
+            raise StateStoreError(f"state store {self.url}: {_db_reason(exc)}") from None
+
+    def _prepare_schema(self, *, create: bool) -> None:
+        try:
+            with self._write() as conn:
+                tables = set(inspect(conn).get_table_names())
+                if "meta" not in tables:
+                    if not create:
+                        raise NoStateStore(f"no state store at {self.url} yet")
+                    t.metadata.create_all(conn)
+                    conn.execute(
+                        insert(t.meta).values(key="schema_version", value=str(SCHEMA_VERSION))
+                    )
+                    return
+                stored = conn.execute(
+                    select(t.meta.c.value).where(t.meta.c.key == "schema_version")
+                ).scalar_one_or_none()
+                try:
+                    version = int(stored) if stored is not None else None
+                except ValueError:
+                    version = None
+                if version is None:
+                    raise StateSchemaError(
+                        f"state store {self.url} has no readable schema_version; "
+                        "it was not written by incident-sync"
+                    )
+                if version > SCHEMA_VERSION:
+                    raise StateSchemaError(
+                        f"state store {self.url} has schema version {version}, newer than "
+                        f"this incident-sync understands ({SCHEMA_VERSION}); upgrade incident-sync"
+                    )
+                # Version 1 is the first; later versions migrate forward here.
+                if create:
+                    t.metadata.create_all(conn)
+        except IntegrityError as exc:
+            # Two processes creating one fresh store at once: the other one won.
+            logger.debug("schema created concurrently: %s", _db_reason(exc))
+
+    def close(self) -> None:
+        engine = getattr(self, "_engine", None)
+        if engine is not None:
+            engine.dispose()
+        if self._temp_dir is not None:
+            self._temp_dir.cleanup()
+            self._temp_dir = None
+
+    def __enter__(self) -> StateStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def now(self) -> datetime:
+        """The store's clock (aware UTC); tests inject one."""
+        return _require_aware(self._clock(), "clock()")
+
+    # ------------------------------------------------------------------ pairs
+
+    @contextmanager
+    def pair(self) -> Iterator[PairTx]:
+        tx = PairTx(self)
+        try:
+            yield tx
+        except BaseException:
+            tx._end(commit=False)
+            raise
+        tx._end(commit=True)
+
+    # ------------------------------------------------------------------ links
+
+    def link_by(self, side: str, record_id: str) -> Link | None:
+        column = t.links.c.servicenow_id if _side(side) == "servicenow" else t.links.c.jira_key
+        with self._read() as conn:
+            row = conn.execute(select(t.links).where(column == record_id)).mappings().first()
+        return _link_from(row) if row else None
+
+    def link_by_id(self, link_id: int) -> Link | None:
+        with self._read() as conn:
+            row = conn.execute(select(t.links).where(t.links.c.id == link_id)).mappings().first()
+        return _link_from(row) if row else None
+
+    def links_by(self, side: str, ids: Collection[str]) -> dict[str, Link]:
+        """Links keyed by their id on ``side``, for those of ``ids`` that are linked."""
+        column = t.links.c.servicenow_id if _side(side) == "servicenow" else t.links.c.jira_key
+        wanted = sorted(set(ids))
+        found: dict[str, Link] = {}
+        with self._read() as conn:
+            for start in range(0, len(wanted), IN_CHUNK):
+                chunk = wanted[start:start + IN_CHUNK]
+                for row in conn.execute(select(t.links).where(column.in_(chunk))).mappings():
+                    link = _link_from(row)
+                    found[link.id_on(side)] = link
+        return found
+
+    def all_links(self) -> list[Link]:
+        with self._read() as conn:
+            rows = conn.execute(select(t.links).order_by(t.links.c.id)).mappings().all()
+        return [_link_from(row) for row in rows]
+
+    def comment_links(self, link_id: int) -> list[CommentLink]:
+        c = t.comment_links.c
+        with self._read() as conn:
+            rows = conn.execute(
+                select(c.link_id, c.servicenow_comment_id, c.jira_comment_id, c.origin,
+                       c.visibility)
+                .where(c.link_id == link_id)
+                .order_by(c.id)
+            ).mappings().all()
+        return [CommentLink(**row) for row in rows]
+
+    # ------------------------------------------------------------------ intents
+
+    def record_intent(self, source_side: str, source_id: str, target_side: str) -> int:
+        """Note a create about to happen; committed at once. A pending twin is reused."""
+        source_side, target_side = _side(source_side), _side(target_side)
+        c = t.intents.c
+        with self._write() as conn:
+            existing = conn.execute(
+                select(c.id).where(
+                    c.completed.is_(False),
+                    c.source_side == source_side,
+                    c.source_id == source_id,
+                    c.target_side == target_side,
+                )
+            ).scalar()
+            if existing is not None:
+                return int(existing)
+            result = conn.execute(
+                insert(t.intents).values(
+                    source_side=source_side,
+                    source_id=source_id,
+                    target_side=target_side,
+                    created_at=self.now(),
+                    completed=False,
+                )
+            )
+            return int(result.inserted_primary_key[0])
+
+    def pending_intents(self) -> list[Intent]:
+        c = t.intents.c
+        with self._read() as conn:
+            rows = conn.execute(
+                select(c.id, c.source_side, c.source_id, c.target_side, c.created_at)
+                .where(c.completed.is_(False))
+                .order_by(c.id)
+            ).mappings().all()
+        return [Intent(**row) for row in rows]
+
+    # ------------------------------------------------------------------ retry queue
+
+    def due_retries(self, side: str, now: datetime) -> list[RetryItem]:
+        """Items of ``side`` whose next attempt has come; parked items never are."""
+        c = t.retry_queue.c
+        now = _require_aware(now, "now")
+        with self._read() as conn:
+            rows = conn.execute(
+                select(t.retry_queue)
+                .where(c.side == _side(side), c.parked.is_(False), c.next_attempt <= now)
+                .order_by(c.next_attempt, c.id)
+            ).mappings().all()
+        return [_retry_from(row) for row in rows]
+
+    def retry_items(self, *, parked: bool | None = None) -> list[RetryItem]:
+        c = t.retry_queue.c
+        query = select(t.retry_queue).order_by(c.next_attempt, c.id)
+        if parked is not None:
+            query = query.where(c.parked.is_(parked))
+        with self._read() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [_retry_from(row) for row in rows]
+
+    def record_failure(
+        self,
+        side: str,
+        record_id: str,
+        error: str,
+        *,
+        now: datetime,
+        base_seconds: float,
+        max_attempts: int,
+    ) -> RetryItem:
+        """Count one more failed attempt and schedule the next; park after ``max_attempts``."""
+        side = _side(side)
+        now = _require_aware(now, "now")
+        message = str(error)
+        if len(message) > MAX_ERROR_CHARS:
+            message = message[: MAX_ERROR_CHARS - 1] + "…"
+        c = t.retry_queue.c
+        where = (c.side == side, c.record_id == record_id)
+        with self._write() as conn:
+            previous = conn.execute(select(c.attempts).where(*where)).scalar()
+            attempts = (previous or 0) + 1
+            values = {
+                "attempts": attempts,
+                "last_error": message,
+                "next_attempt": now + retry_delay(side, record_id, attempts, base_seconds),
+                "parked": attempts >= max_attempts,
+            }
+            if previous is None:
+                conn.execute(insert(t.retry_queue).values(side=side, record_id=record_id,
+                                                          **values))
+            else:
+                conn.execute(update(t.retry_queue).where(*where).values(**values))
+        return RetryItem(side=side, record_id=record_id, **values)
+
+    # ------------------------------------------------------------------ conflicts
+
+    def open_conflicts(self) -> list[ConflictRecord]:
+        c = t.conflicts.c
+        with self._read() as conn:
+            rows = conn.execute(
+                select(t.conflicts).where(c.open.is_(True)).order_by(c.at, c.id)
+            ).mappings().all()
+        return [_conflict_from(row) for row in rows]
+
+    def conflicts(self, link_id: int | None = None) -> list[ConflictRecord]:
+        """Every recorded conflict (open and settled), oldest first."""
+        c = t.conflicts.c
+        query = select(t.conflicts).order_by(c.at, c.id)
+        if link_id is not None:
+            query = query.where(c.link_id == link_id)
+        with self._read() as conn:
+            rows = conn.execute(query).mappings().all()
+        return [_conflict_from(row) for row in rows]
+
+    # ------------------------------------------------------------------ watermarks
+
+    def watermark(self, side: str) -> datetime | None:
+        with self._read() as conn:
+            return conn.execute(
+                select(t.watermarks.c.value).where(t.watermarks.c.side == _side(side))
+            ).scalar()
+
+    def set_watermark(self, side: str, value: datetime) -> None:
+        side = _side(side)
+        value = _require_aware(value, "watermark")
+        with self._write() as conn:
+            changed = conn.execute(
+                update(t.watermarks).where(t.watermarks.c.side == side).values(value=value)
+            ).rowcount
+            if not changed:
+                conn.execute(insert(t.watermarks).values(side=side, value=value))
+
+    # ------------------------------------------------------------------ runs
+
+    def start_run(self, command: str, started: datetime) -> int:
+        with self._write() as conn:
+            result = conn.execute(
+                insert(t.runs).values(
+                    command=command, started=_require_aware(started, "started"), counts="{}"
+                )
+            )
+            return int(result.inserted_primary_key[0])
+
+    def finish_run(
+        self,
+        run_id: int,
+        *,
+        finished: datetime,
+        counts: Mapping[str, int],
+        outcome: str,
+        error: str | None = None,
+    ) -> None:
+        if error is not None and len(error) > MAX_ERROR_CHARS:
+            error = error[: MAX_ERROR_CHARS - 1] + "…"
+        with self._write() as conn:
+            changed = conn.execute(
+                update(t.runs)
+                .where(t.runs.c.id == run_id)
+                .values(
+                    finished=_require_aware(finished, "finished"),
+                    counts=_canonical({str(k): int(v) for k, v in counts.items()}, "counts"),
+                    outcome=outcome,
+                    error=error,
+                )
+            ).rowcount
+        if not changed:
+            raise StateStoreError(f"state store {self.url}: no run with id {run_id}")
+
+    def runs(self, limit: int = 10) -> list[RunRecord]:
+        """The latest ``limit`` runs, newest first."""
+        c = t.runs.c
+        with self._read() as conn:
+            rows = conn.execute(
+                select(t.runs).order_by(c.started.desc(), c.id.desc()).limit(limit)
+            ).mappings().all()
+        return [_run_from(row) for row in rows]
+
+    # ------------------------------------------------------------------ lock
+
+    def acquire_lock(self, owner: str, *, timeout: float = 0.0, ttl: float = 900.0) -> None:
+        """Claim the run lock, waiting up to ``timeout`` seconds for a live holder.
+
+        Raises LockHeld naming the holder when it is still held after ``timeout``.
+        """
+        deadline = self.now() + timedelta(seconds=max(timeout, 0.0))
+        while True:
+            if self._try_lock(owner, ttl):
+                return
+            holder = self.lock_holder()
+            remaining = (deadline - self.now()).total_seconds()
+            if remaining <= 0:
+                if holder is None:
+                    continue  # released between the two statements: try again at once
+                holder_owner, since = holder
+                raise LockHeld(
+                    f"another run (owner {holder_owner}, since "
+                    f"{since:%Y-%m-%d %H:%M:%S} UTC) holds the lock on {self.url}; "
+                    "try again later"
+                )
+            self._sleep(min(LOCK_POLL_SECONDS, remaining))
+
+    def _try_lock(self, owner: str, ttl: float) -> bool:
+        now = self.now()
+        expires = now + timedelta(seconds=ttl)
+        c = t.lock.c
+        try:
+            with self._write() as conn:
+                # One conditional UPDATE is atomic in every database: it takes
+                # over an expired lock (or refreshes our own) or touches nothing.
+                claimed = conn.execute(
+                    update(t.lock)
+                    .where(c.name == LOCK_NAME, or_(c.expires <= now, c.owner == owner))
+                    .values(owner=owner, acquired=now, expires=expires)
+                ).rowcount
+                if claimed:
+                    return True
+                held = conn.execute(
+                    select(func.count()).select_from(t.lock).where(c.name == LOCK_NAME)
+                ).scalar()
+                if held:
+                    return False
+                conn.execute(
+                    insert(t.lock).values(name=LOCK_NAME, owner=owner, acquired=now,
+                                          expires=expires)
+                )
+                return True
+        except IntegrityError:
+            return False  # another process inserted the row first
+
+    def lock_holder(self) -> tuple[str, datetime] | None:
+        """(owner, acquired) of the lock row, expired or not; None when nobody holds it."""
+        with self._read() as conn:
+            row = conn.execute(
+                select(t.lock.c.owner, t.lock.c.acquired).where(t.lock.c.name == LOCK_NAME)
+            ).first()
+        return (row.owner, row.acquired) if row else None
+
+    def heartbeat(self, owner: str, ttl: float = 900.0) -> None:
+        """Push the lock's expiry ``ttl`` seconds ahead; LockHeld if we no longer hold it."""
+        c = t.lock.c
+        with self._write() as conn:
+            extended = conn.execute(
+                update(t.lock)
+                .where(c.name == LOCK_NAME, c.owner == owner)
+                .values(expires=self.now() + timedelta(seconds=ttl))
+            ).rowcount
+        if not extended:
+            raise LockHeld(
+                f"the lock on {self.url} is no longer held by {owner} (it expired and "
+                "another run took it over); stopping"
+            )
+
+    def release_lock(self, owner: str) -> None:
+        """Give the lock up; a no-op when ``owner`` does not hold it."""
+        c = t.lock.c
+        with self._write() as conn:
+            conn.execute(delete(t.lock).where(c.name == LOCK_NAME, c.owner == owner))
+
+
+def _sqlite_on_connect(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
+    # Take transaction control from pysqlite (it would BEGIN only before DML),
+    # so _sqlite_on_begin decides how each transaction starts.
+    dbapi_connection.isolation_level = None  # type: ignore[attr-defined]
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    # Writers take the write lock up front (waiting up to busy_timeout): a
+    # read transaction upgraded later would fail at once with SQLITE_BUSY
+    # in WAL mode instead of waiting.
+    if conn.get_execution_options().get("incident_sync_write"):
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        conn.exec_driver_sql("BEGIN")
+
+
+# --------------------------------------------------------------------------- pair
+
+
+class PairTx:
+    """The writes of one pair, in one transaction opened at the first write."""
+
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+        self._conn: Connection | None = None
+        self._done = False
+
+    def _connection(self) -> Connection:
+        if self._done:
+            raise RuntimeError("this pair transaction has already ended")
+        if self._conn is None:
+            try:
+                conn = self._store._engine.connect()
+                conn.execution_options(incident_sync_write=True)
+                conn.begin()
+            except SQLAlchemyError as exc:
+                raise StateStoreError(
+                    f"state store {self._store.url}: {_db_reason(exc)}"
+                ) from None
+            self._conn = conn
+        return self._conn
+
+    def _end(self, *, commit: bool) -> None:
+        self._done = True
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if commit:
+                conn.commit()
+            else:
+                conn.rollback()
+        except SQLAlchemyError as exc:
+            raise StateStoreError(f"state store {self._store.url}: {_db_reason(exc)}") from None
+        finally:
+            conn.close()
+
+    @contextmanager
+    def _step(self) -> Iterator[Connection]:
+        conn = self._connection()
+        try:
+            yield conn
+        except (IntegrityError, StateStoreError):
+            raise
+        except SQLAlchemyError as exc:
+            raise StateStoreError(f"state store {self._store.url}: {_db_reason(exc)}") from None
+
+    def save_link(
+        self,
+        *,
+        servicenow_id: str,
+        jira_key: str,
+        servicenow_display: str,
+        jira_display: str,
+        snapshot_servicenow: Mapping[str, Any] | None,
+        snapshot_jira: Mapping[str, Any] | None,
+        version_servicenow: str | None,
+        version_jira: str | None,
+        hash: str | None,
+    ) -> Link:
+        """Insert the link, or update the row that matches either id.
+
+        Raises LinkConflict when the two ids belong to two different links.
+        """
+        if not servicenow_id or not jira_key:
+            raise ValueError("save_link needs both a servicenow_id and a jira_key")
+        values: dict[str, Any] = {
+            "servicenow_id": servicenow_id,
+            "jira_key": jira_key,
+            "servicenow_display": servicenow_display or "",
+            "jira_display": jira_display or "",
+            "snapshot_servicenow": None if snapshot_servicenow is None
+            else _canonical(dict(snapshot_servicenow), "snapshot_servicenow"),
+            "snapshot_jira": None if snapshot_jira is None
+            else _canonical(dict(snapshot_jira), "snapshot_jira"),
+            "version_servicenow": version_servicenow,
+            "version_jira": version_jira,
+            "hash": hash,
+            "updated_at": self._store.now(),
+        }
+        c = t.links.c
+        with self._step() as conn:
+            rows = conn.execute(
+                select(c.id, c.servicenow_id, c.jira_key)
+                .where(or_(c.servicenow_id == servicenow_id, c.jira_key == jira_key))
+                .order_by(c.id)
+            ).all()
+            if len(rows) > 1:
+                raise LinkConflict(self._conflict_text(servicenow_id, jira_key, rows))
+            try:
+                # A savepoint keeps the pair's transaction usable after a
+                # constraint violation (PostgreSQL would abort all of it).
+                with conn.begin_nested():
+                    if rows:
+                        link_id = rows[0].id
+                        if (rows[0].servicenow_id, rows[0].jira_key) != (servicenow_id, jira_key):
+                            logger.warning(
+                                "relinking: ServiceNow %s <-> Jira %s becomes "
+                                "ServiceNow %s <-> Jira %s", rows[0].servicenow_id,
+                                rows[0].jira_key, servicenow_id, jira_key,
+                            )
+                        conn.execute(update(t.links).where(c.id == link_id).values(**values))
+                    else:
+                        result = conn.execute(
+                            insert(t.links).values(created_at=values["updated_at"], **values)
+                        )
+                        link_id = int(result.inserted_primary_key[0])
+            except IntegrityError:
+                # Lost a race with another writer that linked one of the ids.
+                raise LinkConflict(
+                    f"ServiceNow {servicenow_id} or Jira {jira_key} was linked elsewhere by "
+                    "another writer at the same time; two records claim one link"
+                ) from None
+            row = conn.execute(select(t.links).where(c.id == link_id)).mappings().one()
+        return _link_from(row)
+
+    @staticmethod
+    def _conflict_text(servicenow_id: str, jira_key: str, rows: Any) -> str:
+        pairs = "; ".join(f"ServiceNow {r.servicenow_id} <-> Jira {r.jira_key}" for r in rows)
+        return (
+            f"two records claim one link: ServiceNow {servicenow_id} and Jira {jira_key} "
+            f"are already linked elsewhere ({pairs}); fix the link fields on the records"
+        )
+
+    def add_comment_link(
+        self,
+        link_id: int,
+        servicenow_comment_id: str,
+        jira_comment_id: str,
+        *,
+        origin: str,
+        visibility: str,
+    ) -> None:
+        """Remember that two comments are one; repeating the same call changes nothing."""
+        origin = _side(origin)
+        c = t.comment_links.c
+        with self._step() as conn:
+            rows = conn.execute(
+                select(c.servicenow_comment_id, c.jira_comment_id).where(
+                    c.link_id == link_id,
+                    or_(c.servicenow_comment_id == servicenow_comment_id,
+                        c.jira_comment_id == jira_comment_id),
+                )
+            ).all()
+            if any(tuple(r) == (servicenow_comment_id, jira_comment_id) for r in rows):
+                return
+            if rows:
+                raise LinkConflict(
+                    f"comment ServiceNow {servicenow_comment_id} / Jira {jira_comment_id} on "
+                    f"link {link_id}: one of them is already paired with another comment"
+                )
+            try:
+                with conn.begin_nested():
+                    conn.execute(
+                        insert(t.comment_links).values(
+                            link_id=link_id,
+                            servicenow_comment_id=servicenow_comment_id,
+                            jira_comment_id=jira_comment_id,
+                            origin=origin,
+                            visibility=visibility,
+                        )
+                    )
+            except IntegrityError:
+                raise StateStoreError(
+                    f"state store {self._store.url}: no link {link_id} for comment "
+                    f"ServiceNow {servicenow_comment_id} / Jira {jira_comment_id}, or it "
+                    "was paired concurrently"
+                ) from None
+
+    def complete_intent(self, intent_id: int) -> None:
+        with self._step() as conn:
+            conn.execute(
+                update(t.intents).where(t.intents.c.id == intent_id).values(completed=True)
+            )
+
+    def clear_retry(self, side: str, record_id: str) -> None:
+        c = t.retry_queue.c
+        with self._step() as conn:
+            conn.execute(
+                delete(t.retry_queue).where(c.side == _side(side), c.record_id == record_id)
+            )
+
+    def record_conflict(
+        self,
+        link_id: int,
+        field: str,
+        *,
+        base: Any,
+        servicenow_value: Any,
+        jira_value: Any,
+        resolution: str,
+        policy: str,
+        at: datetime,
+        open: bool | None = None,
+    ) -> None:
+        """Record a conflict on one field of a pair.
+
+        ``open`` defaults to whether ``resolution`` means "waiting for a person"
+        (:data:`OPEN_RESOLUTIONS`, e.g. "manual"). An open conflict replaces the
+        open one already recorded for the same field, so a conflict seen on
+        every run stays one row; a settled one is kept as history and closes
+        any open one on that field.
+        """
+        is_open = resolution in OPEN_RESOLUTIONS if open is None else open
+        values = {
+            "base": _loose_json(base),
+            "servicenow_value": _loose_json(servicenow_value),
+            "jira_value": _loose_json(jira_value),
+            "resolution": resolution,
+            "policy": policy,
+            "at": _require_aware(at, "at"),
+            "open": is_open,
+        }
+        c = t.conflicts.c
+        same_field_open = (c.link_id == link_id, c.field == field, c.open.is_(True))
+        with self._step() as conn:
+            if is_open:
+                current = conn.execute(
+                    select(c.id).where(*same_field_open).order_by(c.id.desc())
+                ).scalar()
+                if current is not None:
+                    conn.execute(update(t.conflicts).where(c.id == current).values(**values))
+                    return
+            else:
+                conn.execute(update(t.conflicts).where(*same_field_open).values(open=False))
+            conn.execute(insert(t.conflicts).values(link_id=link_id, field=field, **values))
+
+    def close_conflicts(self, link_id: int, field: str) -> None:
+        c = t.conflicts.c
+        with self._step() as conn:
+            conn.execute(
+                update(t.conflicts)
+                .where(c.link_id == link_id, c.field == field, c.open.is_(True))
+                .values(open=False)
+            )

@@ -1,0 +1,180 @@
+"""The tables of the state store, as portable SQLAlchemy Core metadata.
+
+Contract:
+- :data:`SCHEMA_VERSION` is the version these tables describe; it is written to
+  ``meta`` (key ``schema_version``) when a store is created and checked on every
+  open, so an older incident-sync refuses a store written by a newer one.
+- Every timestamp column is :class:`UTCDateTime`: it accepts only timezone-aware
+  datetimes, stores UTC, and always hands back aware UTC datetimes, on SQLite
+  (which has no time zones) as on PostgreSQL.
+- Nothing here stores credentials; no column is meant to hold one.
+- Only portable column types and constraints, so the same metadata creates the
+  schema on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+SCHEMA_VERSION = 1
+
+# Vendor ids are short (sys_id is 32 hex, Jira keys ~10 chars); 255 keeps
+# PostgreSQL VARCHAR indexes cheap while leaving room for exotic instances.
+_ID = 255
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware datetimes in, aware UTC datetimes out; naive input is a bug and refused."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given to the state store")
+        # Stored naive-in-UTC: SQLite has no zone support, and one convention
+        # for both databases keeps comparisons in SQL correct.
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+links = Table(
+    "links",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("servicenow_id", String(_ID), nullable=False, unique=True),
+    Column("jira_key", String(_ID), nullable=False, unique=True),
+    Column("servicenow_display", String(_ID), nullable=False, default=""),
+    Column("jira_display", String(_ID), nullable=False, default=""),
+    # Canonical JSON text (sorted keys) of the neutral projection last synced.
+    Column("snapshot_servicenow", Text, nullable=True),
+    Column("snapshot_jira", Text, nullable=True),
+    Column("version_servicenow", String(_ID), nullable=True),
+    Column("version_jira", String(_ID), nullable=True),
+    Column("hash", String(128), nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)
+
+comment_links = Table(
+    "comment_links",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "link_id", Integer, ForeignKey("links.id", ondelete="CASCADE"), nullable=False,
+        index=True,
+    ),
+    Column("servicenow_comment_id", String(_ID), nullable=False),
+    Column("jira_comment_id", String(_ID), nullable=False),
+    Column("origin", String(32), nullable=False),
+    Column("visibility", String(32), nullable=False),
+    UniqueConstraint("link_id", "servicenow_comment_id", name="uq_comment_servicenow"),
+    UniqueConstraint("link_id", "jira_comment_id", name="uq_comment_jira"),
+)
+
+intents = Table(
+    "intents",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source_side", String(32), nullable=False),
+    Column("source_id", String(_ID), nullable=False),
+    Column("target_side", String(32), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("completed", Boolean, nullable=False, default=False),
+    Index("ix_intents_pending", "completed", "source_side", "source_id"),
+)
+
+retry_queue = Table(
+    "retry_queue",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("side", String(32), nullable=False),
+    Column("record_id", String(_ID), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", Text, nullable=False, default=""),
+    Column("next_attempt", UTCDateTime, nullable=False),
+    Column("parked", Boolean, nullable=False, default=False),
+    UniqueConstraint("side", "record_id", name="uq_retry_side_record"),
+    Index("ix_retry_due", "side", "parked", "next_attempt"),
+)
+
+conflicts = Table(
+    "conflicts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "link_id", Integer, ForeignKey("links.id", ondelete="CASCADE"), nullable=False,
+        index=True,
+    ),
+    Column("field", String(128), nullable=False),
+    # Values are canonical JSON text so any neutral value (str, int, list, None) fits.
+    Column("base", Text, nullable=False),
+    Column("servicenow_value", Text, nullable=False),
+    Column("jira_value", Text, nullable=False),
+    Column("resolution", String(64), nullable=False),
+    Column("policy", String(64), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("open", Boolean, nullable=False),
+)
+
+watermarks = Table(
+    "watermarks",
+    metadata,
+    Column("side", String(32), primary_key=True),
+    Column("value", UTCDateTime, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("command", String(64), nullable=False),
+    Column("started", UTCDateTime, nullable=False),
+    Column("finished", UTCDateTime, nullable=True),
+    Column("counts", Text, nullable=False, default="{}"),
+    Column("outcome", String(64), nullable=True),
+    Column("error", Text, nullable=True),
+)
+
+lock = Table(
+    "lock",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("owner", String(255), nullable=False),
+    Column("acquired", UTCDateTime, nullable=False),
+    Column("expires", UTCDateTime, nullable=False),
+)
