@@ -1,0 +1,432 @@
+"""The state store: schema, links, pair transactions, comments, intents, conflicts, runs."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sync.errors import StateSchemaError, SyncError
+from sync.state import (
+    SCHEMA_VERSION,
+    LinkConflict,
+    NoStateStore,
+    StateStore,
+    StateStoreError,
+    masked_url,
+)
+
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "state.db"
+
+
+@pytest.fixture
+def store(db_path: Path) -> Any:
+    with StateStore(f"sqlite:///{db_path}", clock=lambda: T0) as opened:
+        yield opened
+
+
+def save(store: StateStore, sn: str, key: str, **changes: Any) -> Any:
+    values: dict[str, Any] = {
+        "servicenow_id": sn,
+        "jira_key": key,
+        "servicenow_display": f"INC-{sn}",
+        "jira_display": key,
+        "snapshot_servicenow": {"title": "Printer on fire", "impact": 2},
+        "snapshot_jira": {"title": "Printer on fire", "impact": 2},
+        "version_servicenow": "3",
+        "version_jira": "2026-03-01T09:00:00.000+0000",
+        "hash": "abc",
+    }
+    values.update(changes)
+    with store.pair() as tx:
+        return tx.save_link(**values)
+
+
+# ------------------------------------------------------------------ schema
+
+
+def test_schema_is_created_on_first_use_and_versioned(db_path: Path) -> None:
+    StateStore(f"sqlite:///{db_path}").close()
+    with sqlite3.connect(db_path) as raw:
+        listed = raw.execute("select name from sqlite_master where type='table'")
+        tables = {row[0] for row in listed}
+        version = raw.execute("select value from meta where key='schema_version'").fetchone()[0]
+        journal = raw.execute("pragma journal_mode").fetchone()[0]
+    assert {"meta", "links", "comment_links", "intents", "retry_queue", "conflicts",
+            "watermarks", "runs", "lock"} <= tables
+    assert version == str(SCHEMA_VERSION) == "1"
+    assert journal == "wal"
+
+
+def test_reopening_a_store_keeps_its_links(db_path: Path) -> None:
+    with StateStore(f"sqlite:///{db_path}") as first:
+        save(first, "sn1", "OPS-1")
+    with StateStore(f"sqlite:///{db_path}") as second:
+        link = second.link_by("servicenow", "sn1")
+    assert link is not None and link.jira_key == "OPS-1"
+    assert link.snapshot_on("jira") == {"title": "Printer on fire", "impact": 2}
+
+
+def test_store_written_by_a_newer_version_is_refused_with_one_line(db_path: Path) -> None:
+    StateStore(f"sqlite:///{db_path}").close()
+    with sqlite3.connect(db_path) as raw:
+        raw.execute("update meta set value='7' where key='schema_version'")
+    with pytest.raises(StateSchemaError) as caught:
+        StateStore(f"sqlite:///{db_path}")
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "schema version 7" in message and "(1)" in message and "upgrade" in message
+
+
+def test_database_not_written_by_incident_sync_is_refused(db_path: Path) -> None:
+    with sqlite3.connect(db_path) as raw:
+        raw.execute("create table meta (key text primary key, value text)")
+    with pytest.raises(StateSchemaError, match="no readable schema_version"):
+        StateStore(f"sqlite:///{db_path}")
+
+
+def test_file_that_is_not_a_database_gives_a_clear_error(db_path: Path) -> None:
+    db_path.write_text("these are my notes, not a database\n" * 50)
+    with pytest.raises(StateStoreError) as caught:
+        StateStore(f"sqlite:///{db_path}")
+    assert str(db_path) in str(caught.value)
+    assert "not a database" in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_missing_directory_is_named(tmp_path: Path) -> None:
+    with pytest.raises(StateStoreError, match="does not exist"):
+        StateStore(f"sqlite:///{tmp_path}/nowhere/state.db")
+
+
+def test_opening_without_create_never_creates_the_file(db_path: Path) -> None:
+    with pytest.raises(NoStateStore, match="no state store at"):
+        StateStore(f"sqlite:///{db_path}", create=False)
+    assert not db_path.exists()
+
+
+def test_opening_without_create_reads_an_existing_store(db_path: Path) -> None:
+    with StateStore(f"sqlite:///{db_path}") as first:
+        save(first, "sn1", "OPS-1")
+    with StateStore(f"sqlite:///{db_path}", create=False) as reader:
+        assert [link.jira_key for link in reader.all_links()] == ["OPS-1"]
+
+
+def test_in_memory_url_is_one_database_for_every_connection() -> None:
+    with StateStore("sqlite://") as store:
+        save(store, "sn1", "OPS-1")
+        assert store.link_by("jira", "OPS-1") is not None
+
+
+def test_masked_url_hides_the_password() -> None:
+    shown = masked_url("postgresql+psycopg://sync:hunter2@db.example/incidents")
+    assert "hunter2" not in shown and "sync" in shown and "db.example" in shown
+
+
+# ------------------------------------------------------------------ links
+
+
+def test_save_link_inserts_then_updates_the_row_found_by_either_id(store: StateStore) -> None:
+    created = save(store, "sn1", "OPS-1")
+    assert created.id_on("servicenow") == "sn1" and created.id_on("jira") == "OPS-1"
+    assert created.created_at == T0
+
+    by_sn = save(store, "sn1", "OPS-1", version_servicenow="4", snapshot_jira=None)
+    assert by_sn.id == created.id
+    assert by_sn.version_on("servicenow") == "4"
+    assert by_sn.snapshot_on("jira") is None
+
+    relinked = save(store, "sn9", "OPS-1", servicenow_display="INC0009")
+    assert relinked.id == created.id
+    assert store.link_by("servicenow", "sn1") is None
+    assert store.link_by("servicenow", "sn9") == relinked
+    assert len(store.all_links()) == 1
+
+
+def test_two_records_claiming_one_link_is_a_clear_sync_error(store: StateStore) -> None:
+    save(store, "sn1", "OPS-1")
+    save(store, "sn2", "OPS-2")
+    with pytest.raises(LinkConflict) as caught:
+        save(store, "sn1", "OPS-2")
+    assert isinstance(caught.value, SyncError)
+    message = str(caught.value)
+    assert "two records claim one link" in message
+    assert "sn1 <-> Jira OPS-1" in message and "sn2 <-> Jira OPS-2" in message
+    # Nothing was changed by the refused save.
+    assert store.link_by("jira", "OPS-2").servicenow_id == "sn2"  # type: ignore[union-attr]
+
+
+def test_database_uniqueness_also_guards_links(db_path: Path, store: StateStore) -> None:
+    save(store, "sn1", "OPS-1")
+    with sqlite3.connect(db_path) as raw, pytest.raises(sqlite3.IntegrityError):
+        raw.execute(
+            "insert into links (servicenow_id, jira_key, servicenow_display, jira_display, "
+            "created_at, updated_at) values ('sn1', 'OPS-5', '', '', '2026-01-01', '2026-01-01')"
+        )
+
+
+def test_snapshot_that_is_not_json_is_refused(store: StateStore) -> None:
+    with pytest.raises(TypeError, match="snapshot_servicenow is not a JSON value"):
+        save(store, "sn1", "OPS-1", snapshot_servicenow={"opened_at": T0})
+    assert store.all_links() == []
+
+
+def test_snapshots_are_stored_as_canonical_json(db_path: Path, store: StateStore) -> None:
+    save(store, "sn1", "OPS-1", snapshot_servicenow={"b": "é", "a": [1, None]})
+    with sqlite3.connect(db_path) as raw:
+        stored = raw.execute("select snapshot_servicenow from links").fetchone()[0]
+    assert stored == '{"a":[1,null],"b":"é"}'
+
+
+def test_links_by_answers_long_id_lists_in_chunks(store: StateStore) -> None:
+    with store.pair() as tx:
+        for n in range(1200):
+            tx.save_link(
+                servicenow_id=f"sn{n}", jira_key=f"OPS-{n}", servicenow_display="",
+                jira_display="", snapshot_servicenow=None, snapshot_jira=None,
+                version_servicenow=None, version_jira=None, hash=None,
+            )
+    wanted = [f"OPS-{n}" for n in range(0, 1300)]
+    found = store.links_by("jira", wanted)
+    assert len(found) == 1200
+    assert found["OPS-1199"].servicenow_id == "sn1199"
+    assert set(store.links_by("servicenow", ["sn5", "nope"])) == {"sn5"}
+
+
+def test_unknown_side_is_refused_by_name(store: StateStore) -> None:
+    with pytest.raises(ValueError, match="side must be 'servicenow' or 'jira', not 'zendesk'"):
+        store.link_by("zendesk", "1")
+
+
+# ------------------------------------------------------------------ pair transactions
+
+
+def test_failed_pair_rolls_back_only_its_own_changes(store: StateStore) -> None:
+    save(store, "sn1", "OPS-1")
+    intent = store.record_intent("servicenow", "sn2", "jira")
+    store.record_failure("servicenow", "sn2", "boom", now=T0, base_seconds=60, max_attempts=5)
+
+    with pytest.raises(RuntimeError, match="remote write failed"), store.pair() as tx:
+        link = tx.save_link(
+            servicenow_id="sn2", jira_key="OPS-2", servicenow_display="", jira_display="",
+            snapshot_servicenow={}, snapshot_jira={}, version_servicenow="1",
+            version_jira="1", hash=None,
+        )
+        tx.add_comment_link(link.id, "j1", "c1", origin="servicenow", visibility="public")
+        tx.complete_intent(intent)
+        tx.clear_retry("servicenow", "sn2")
+        raise RuntimeError("remote write failed")
+
+    save(store, "sn3", "OPS-3")
+    assert [link.servicenow_id for link in store.all_links()] == ["sn1", "sn3"]
+    assert [i.id for i in store.pending_intents()] == [intent]
+    assert [r.record_id for r in store.retry_items()] == ["sn2"]
+
+
+def test_pair_writes_are_committed_together(store: StateStore) -> None:
+    intent = store.record_intent("servicenow", "sn1", "jira")
+    store.record_failure("servicenow", "sn1", "boom", now=T0, base_seconds=60, max_attempts=5)
+    with store.pair() as tx:
+        link = tx.save_link(
+            servicenow_id="sn1", jira_key="OPS-1", servicenow_display="INC0001",
+            jira_display="OPS-1", snapshot_servicenow={}, snapshot_jira={},
+            version_servicenow="1", version_jira="1", hash="h",
+        )
+        tx.complete_intent(intent)
+        tx.clear_retry("servicenow", "sn1")
+    assert store.link_by("servicenow", "sn1") == link
+    assert store.pending_intents() == []
+    assert store.retry_items() == []
+
+
+def test_a_pair_that_writes_nothing_leaves_the_store_alone(store: StateStore) -> None:
+    with store.pair():
+        pass
+    assert store.all_links() == []
+
+
+# ------------------------------------------------------------------ comments
+
+
+def test_comment_links_are_idempotent(store: StateStore) -> None:
+    link = save(store, "sn1", "OPS-1")
+    for _ in range(3):
+        with store.pair() as tx:
+            tx.add_comment_link(link.id, "j1", "10001", origin="servicenow",
+                                visibility="public")
+    with store.pair() as tx:
+        tx.add_comment_link(link.id, "j2", "10002", origin="jira", visibility="internal")
+    pairs = store.comment_links(link.id)
+    assert [(c.id_on("servicenow"), c.id_on("jira"), c.origin, c.visibility) for c in pairs] == [
+        ("j1", "10001", "servicenow", "public"),
+        ("j2", "10002", "jira", "internal"),
+    ]
+
+
+def test_comment_paired_twice_with_different_partners_is_refused(store: StateStore) -> None:
+    link = save(store, "sn1", "OPS-1")
+    with store.pair() as tx:
+        tx.add_comment_link(link.id, "j1", "10001", origin="servicenow", visibility="public")
+    with pytest.raises(LinkConflict, match="already paired"), store.pair() as tx:
+        tx.add_comment_link(link.id, "j1", "10009", origin="servicenow", visibility="public")
+    assert len(store.comment_links(link.id)) == 1
+
+
+def test_comment_link_for_an_unknown_link_is_refused(store: StateStore) -> None:
+    with pytest.raises(StateStoreError, match="no link 99"), store.pair() as tx:
+        tx.add_comment_link(99, "j1", "10001", origin="jira", visibility="public")
+
+
+# ------------------------------------------------------------------ intents
+
+
+CRASHING_CREATE = textwrap.dedent(
+    """
+    import os, sys
+    from sync.state import StateStore
+    store = StateStore(sys.argv[1])
+    intent = store.record_intent("servicenow", "sn-crash", "jira")
+    with store.pair() as tx:
+        tx.save_link(servicenow_id="sn-crash", jira_key="OPS-77", servicenow_display="",
+                     jira_display="", snapshot_servicenow={}, snapshot_jira={},
+                     version_servicenow="1", version_jira="1", hash=None)
+        # The process dies between the remote create and the pair's commit.
+        os._exit(9)
+    """
+)
+
+
+def test_intents_survive_a_crash_during_the_remote_create(db_path: Path) -> None:
+    url = f"sqlite:///{db_path}"
+    StateStore(url).close()
+    crashed = subprocess.run([sys.executable, "-c", CRASHING_CREATE, url], timeout=60)
+    assert crashed.returncode == 9
+
+    with StateStore(url) as after:
+        pending = after.pending_intents()
+        assert [(i.source_side, i.source_id, i.target_side) for i in pending] == [
+            ("servicenow", "sn-crash", "jira")
+        ]
+        assert after.link_by("servicenow", "sn-crash") is None
+        # A rerun records the same intent again: it gets the pending one back.
+        assert after.record_intent("servicenow", "sn-crash", "jira") == pending[0].id
+        with after.pair() as tx:
+            tx.complete_intent(pending[0].id)
+        assert after.pending_intents() == []
+
+
+# ------------------------------------------------------------------ watermarks
+
+
+def test_watermarks_round_trip_aware_datetimes(store: StateStore) -> None:
+    assert store.watermark("jira") is None
+    local = datetime(2026, 3, 1, 11, 30, 15, 123456, tzinfo=timezone(timedelta(hours=2)))
+    store.set_watermark("jira", local)
+    got = store.watermark("jira")
+    assert got == local and got is not None and got.tzinfo is UTC
+    assert got.hour == 9
+    store.set_watermark("jira", T0)
+    assert store.watermark("jira") == T0
+    assert store.watermark("servicenow") is None
+
+
+def test_naive_watermark_is_refused(store: StateStore) -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        store.set_watermark("servicenow", datetime(2026, 3, 1, 9, 0))
+
+
+# ------------------------------------------------------------------ retry queue
+
+
+def test_due_retries_skip_parked_and_future_items(store: StateStore) -> None:
+    store.record_failure("jira", "OPS-1", "503", now=T0, base_seconds=60, max_attempts=3)
+    store.record_failure("jira", "OPS-2", "400", now=T0, base_seconds=60, max_attempts=1)
+    store.record_failure("servicenow", "sn1", "503", now=T0, base_seconds=60, max_attempts=3)
+    assert store.due_retries("jira", T0) == []
+    later = T0 + timedelta(minutes=5)
+    assert [r.record_id for r in store.due_retries("jira", later)] == ["OPS-1"]
+    assert [r.record_id for r in store.retry_items(parked=True)] == ["OPS-2"]
+    assert len(store.retry_items(parked=False)) == 2
+    with store.pair() as tx:
+        tx.clear_retry("jira", "OPS-1")
+    assert store.due_retries("jira", later) == []
+
+
+def test_retry_error_text_is_truncated_to_500_chars(store: StateStore) -> None:
+    item = store.record_failure("jira", "OPS-1", "x" * 5000, now=T0, base_seconds=1,
+                                max_attempts=3)
+    assert len(item.last_error) == 500
+    assert len(store.retry_items()[0].last_error) == 500
+
+
+# ------------------------------------------------------------------ conflicts
+
+
+def test_open_conflict_seen_again_stays_one_row(store: StateStore) -> None:
+    link = save(store, "sn1", "OPS-1")
+    for run in range(2):
+        with store.pair() as tx:
+            tx.record_conflict(link.id, "title", base="a", servicenow_value="b",
+                               jira_value=f"c{run}", resolution="manual", policy="manual",
+                               at=T0 + timedelta(minutes=run))
+    [conflict] = store.open_conflicts()
+    assert (conflict.field, conflict.base, conflict.servicenow_value, conflict.jira_value) == (
+        "title", "a", "b", "c1")
+    assert conflict.at == T0 + timedelta(minutes=1)
+
+    with store.pair() as tx:
+        tx.close_conflicts(link.id, "title")
+    assert store.open_conflicts() == []
+    assert len(store.conflicts(link.id)) == 1
+
+
+def test_settled_conflict_is_history_and_closes_the_open_one(store: StateStore) -> None:
+    link = save(store, "sn1", "OPS-1")
+    with store.pair() as tx:
+        tx.record_conflict(link.id, "urgency", base=2, servicenow_value=1, jira_value=3,
+                           resolution="manual", policy="manual", at=T0)
+        tx.record_conflict(link.id, "labels", base=[], servicenow_value=["a"],
+                           jira_value=["b"], resolution="servicenow", policy="newest", at=T0)
+        tx.record_conflict(link.id, "resolved_at", base=None, servicenow_value=T0,
+                           jira_value=None, resolution="servicenow", policy="servicenow",
+                           at=T0)
+    assert [c.field for c in store.open_conflicts()] == ["urgency"]
+    with store.pair() as tx:
+        tx.record_conflict(link.id, "urgency", base=2, servicenow_value=1, jira_value=3,
+                           resolution="jira", policy="jira", at=T0 + timedelta(hours=1))
+    assert store.open_conflicts() == []
+    history = {c.field: c for c in store.conflicts(link.id) if not c.open}
+    assert history["labels"].servicenow_value == ["a"]
+    assert history["resolved_at"].servicenow_value == T0.isoformat()
+
+
+# ------------------------------------------------------------------ runs
+
+
+def test_runs_are_listed_newest_first_with_their_counts(store: StateStore) -> None:
+    first = store.start_run("run", T0)
+    store.finish_run(first, finished=T0 + timedelta(seconds=42),
+                     counts={"created": 3, "failed": 0}, outcome="ok")
+    second = store.start_run("run", T0 + timedelta(minutes=5))
+    runs = store.runs()
+    assert [r.id for r in runs] == [second, first]
+    assert runs[0].finished is None and runs[0].outcome is None
+    assert runs[1].counts == {"created": 3, "failed": 0}
+    assert runs[1].finished == T0 + timedelta(seconds=42)
+    assert [r.id for r in store.runs(limit=1)] == [second]
+
+
+def test_finishing_an_unknown_run_is_an_error(store: StateStore) -> None:
+    with pytest.raises(StateStoreError, match="no run with id 404"):
+        store.finish_run(404, finished=T0, counts={}, outcome="ok")
