@@ -1,0 +1,806 @@
+"""A stateful stand-in for the ServiceNow Table API and Batch API, served on loopback.
+
+Contract (VENDOR_APIS.md §1 is the reference; deliberate choices are noted):
+- Routes: ``/api/now[/v1|/v2]/table/{table}`` (GET list, POST) and
+  ``.../table/{table}/{sys_id}`` (GET, PUT, PATCH, DELETE); ``POST
+  /api/now[/v1|/v2]/batch``. Tables: ``incident``, ``sys_user``,
+  ``sys_user_group``, ``sys_journal_field`` and ``sys_choice`` (the last two
+  read-only). An unknown table is a 400 ``Invalid table``.
+- Basic auth with the configured credentials; refusals carry the documented 401
+  body. ``Accept`` must allow JSON (missing -> 400, unacceptable -> 406); writes
+  also need ``Content-Type: application/json`` (missing -> 400, other -> 415).
+- Every error body is ``{"error": {"message", "detail"}, "status": "failure"}``;
+  429s carry ``Retry-After`` and the ``X-RateLimit-*`` headers.
+- Records hold strings only. Writes ignore unknown and read-only fields
+  (``priority`` is computed from impact x urgency; ``active``/``incident_state``
+  follow ``state``). ``state`` accepts 1,2,3,6,7,8 (400 otherwise); saving a
+  record in state 6/7 without ``close_code`` and ``close_notes`` is a 403
+  data-policy error, an unknown ``close_code`` a 403 too; state 3 needs
+  ``hold_reason``. An update that changes nothing does not save (no
+  ``sys_mod_count`` bump), as on the instance.
+- ``comments``/``work_notes`` in a write append ``sys_journal_field`` rows; they
+  read back ``""`` raw and as the rendered journal under display values.
+- Deliberate choices where the vendor is unspecified: default list order is
+  ``sys_created_on`` then ``sys_id``; ``correlation_id``/``correlation_display``
+  longer than 100 characters are truncated silently (like the instance's field
+  length); a reference written with something that is neither an existing
+  sys_id nor (for sys_user / sys_user_group / incident) a display value is
+  refused with 400, so a connector that writes emails into references without
+  ``sysparm_input_display_value=true`` fails loudly instead of storing junk.
+  Response-shaping sysparms (``sysparm_fields``, ``sysparm_display_value``,
+  ``sysparm_exclude_reference_link``) are honoured on writes as the instance
+  does; query/limit/offset sent with writes (pysnow sends them) are ignored.
+- In-process helpers (:meth:`insert`, :meth:`update`, :meth:`get`, :meth:`rows`,
+  :meth:`delete`, :meth:`journal`) run the same code as the routes, under
+  :attr:`lock`, and raise :class:`ServiceNowApiError` where HTTP would answer
+  an error.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import random
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from connectors.sandbox import seed as seed_data
+from connectors.sandbox.http import (
+    FaultPlan,
+    Request,
+    Response,
+    SandboxServer,
+    _DropConnection,
+)
+from connectors.sandbox.sn_query import DATETIME_FORMAT, EncodedQuery, escape_value, parse
+from connectors.sandbox.sn_query import sort_rows as _sort_rows
+from connectors.sandbox.sn_tables import (
+    CLOSE_CODES,
+    PRIORITY_MATRIX,
+    TABLES,
+    Column,
+    Renderer,
+    View,
+    choice_rows,
+    column_of,
+)
+
+Clock = Callable[[], datetime]
+
+DEFAULT_LIMIT = 10000
+RATE_LIMIT_PER_HOUR = 100
+RATE_LIMIT_RULE = "b2a3c4d5e6f70812a3b4c5d6e7f80911"
+_SYS_ID = re.compile(r"^[0-9a-f]{32}$")
+_TABLE_PATH = r"/api/now(?:/(?P<version>v1|v2))?/table/(?P<table>[A-Za-z0-9_]+)"
+_RESOLVED_STATES = frozenset({"6", "7"})
+_INACTIVE_STATES = frozenset({"6", "7", "8"})
+_SEED_CLOSE_NOTES = "Root cause found and fixed; the caller confirmed service is restored."
+
+
+class ServiceNowApiError(Exception):
+    """What the Table API answers with an error: HTTP status, message and detail."""
+
+    def __init__(self, status: int, message: str, detail: str = "") -> None:
+        super().__init__(f"{status} {message}: {detail}" if detail else f"{status} {message}")
+        self.status = status
+        self.message = message
+        self.detail = detail
+
+
+def _now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime(DATETIME_FORMAT)
+
+
+def _is_true(value: str | None) -> bool:
+    return (value or "").strip().lower() == "true"
+
+
+def _stable_sys_id(kind: str, key: str) -> str:
+    # Seed people and groups keep the same sys_id whatever the seed, like a real
+    # instance's users do across incident loads.
+    return hashlib.md5(f"{kind}:{key}".encode(), usedforsecurity=False).hexdigest()
+
+
+class ServiceNowSandbox(SandboxServer):
+    """The ServiceNow Table API, stateful, on loopback."""
+
+    vendor = "servicenow"
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        username: str = "admin",
+        password: str = "sandbox",
+        faults: FaultPlan | None = None,
+        seed_incidents: int = 0,
+        seed: int = 1,
+        clock: Clock | None = None,
+        max_batch_items: int = 100,
+    ) -> None:
+        super().__init__(host, port, username=username, password=password, faults=faults)
+        self.clock: Clock = clock or _now_utc
+        self.max_batch_items = max_batch_items
+        self._rng = random.Random(seed)
+        self._tables: dict[str, dict[str, dict[str, str]]] = {name: {} for name in TABLES}
+        self._sequence: dict[str, int] = {}  # sys_id -> insertion order (journal rendering)
+        self._next_number = 10001
+        self.renderer = Renderer(self._tables, self._base_url, self._journal_entries,
+                                 self._display_name_of_user)
+        self._register_routes()
+        self._load_seed(seed_incidents, seed)
+
+    # ------------------------------------------------------------------ vendor hooks
+
+    def authenticate(self, request: Request) -> Response | None:
+        if request.basic_auth() == (self.username, self.password):
+            request.user = self.username
+            return None
+        response = self.error_response(401, "User Not Authenticated",
+                                       "Required to provide Auth information")
+        response.headers["WWW-Authenticate"] = 'BASIC realm="Service-now"'
+        return response
+
+    def error_response(self, status: int, message: str, detail: str = "") -> Response:
+        return Response(status, {"error": {"message": message, "detail": detail},
+                                 "status": "failure"})
+
+    def rate_limit_response(self, retry_after: int) -> Response:
+        response = self.error_response(
+            429, "Rate limit exceeded",
+            f"Rate limit of {RATE_LIMIT_PER_HOUR} requests per hour for Table API exceeded",
+        )
+        now = self.clock().astimezone(UTC)
+        next_hour = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+        response.headers.update({
+            "Retry-After": str(retry_after),
+            "X-RateLimit-Limit": str(RATE_LIMIT_PER_HOUR),
+            "X-RateLimit-Reset": str(int(next_hour.timestamp())),
+            "X-RateLimit-Rule": RATE_LIMIT_RULE,
+        })
+        return response
+
+    def _base_url(self) -> str:
+        try:
+            return self.url
+        except RuntimeError:  # not started: in-process use only
+            return f"http://{self.host}:{self.requested_port}"
+
+    # ------------------------------------------------------------------ in-process API
+
+    def insert(self, table: str, values: Mapping[str, Any], *, as_user: str = "admin"
+               ) -> dict[str, Any]:
+        """Insert like ``POST``; returns the raw record (every value a string)."""
+        with self.lock:
+            self._writable_table(table)
+            row = self._insert(table, values, as_user, input_display=False)
+            return self._raw(table, row)
+
+    def update(self, table: str, sys_id: str, values: Mapping[str, Any], *,
+               as_user: str = "admin") -> dict[str, Any]:
+        """Update like ``PATCH`` (partial); returns the raw record."""
+        with self.lock:
+            self._writable_table(table)
+            row = self._update(table, sys_id, values, as_user, input_display=False)
+            return self._raw(table, row)
+
+    def get(self, table: str, sys_id: str) -> dict[str, Any] | None:
+        with self.lock:
+            self._table(table)
+            row = self._tables[table].get(sys_id)
+            return None if row is None else self._raw(table, row)
+
+    def rows(self, table: str) -> list[dict[str, Any]]:
+        """Every record of ``table`` in the default list order, raw."""
+        with self.lock:
+            self._table(table)
+            return [self._raw(table, row) for row in self._ordered(table)]
+
+    def delete(self, table: str, sys_id: str) -> None:
+        with self.lock:
+            self._writable_table(table)
+            self._delete(table, sys_id)
+
+    def journal(self, sys_id: str) -> list[dict[str, str]]:
+        """The sys_journal_field rows of one record, oldest first."""
+        with self.lock:
+            rows = [dict(r) for r in self._tables["sys_journal_field"].values()
+                    if r["element_id"] == sys_id]
+            return sorted(rows, key=lambda r: self._sequence[r["sys_id"]])
+
+    def user_sys_id(self, user_name: str) -> str:
+        """The sys_id of a sys_user by user_name (KeyError when unknown)."""
+        with self.lock:
+            for row in self._tables["sys_user"].values():
+                if row["user_name"] == user_name:
+                    return row["sys_id"]
+        raise KeyError(f"no sys_user with user_name {user_name!r}")
+
+    def group_sys_id(self, name: str) -> str:
+        """The sys_id of a sys_user_group by name (KeyError when unknown)."""
+        with self.lock:
+            for row in self._tables["sys_user_group"].values():
+                if row["name"] == name:
+                    return row["sys_id"]
+        raise KeyError(f"no sys_user_group named {name!r}")
+
+    # ------------------------------------------------------------------ routes
+
+    def _register_routes(self) -> None:
+        one = _TABLE_PATH + r"/(?P<sys_id>[^/]+)"
+        self.route("GET", _TABLE_PATH, self._http(self._get_list))
+        self.route("POST", _TABLE_PATH, self._http(self._post))
+        self.route("GET", one, self._http(self._get_one))
+        self.route("PUT", one, self._http(self._put_or_patch))
+        self.route("PATCH", one, self._http(self._put_or_patch))
+        self.route("DELETE", one, self._http(self._delete_one))
+        self.route("POST", r"/api/now(?:/(?P<version>v\d+))?/batch", self._http(self._batch))
+
+    def _http(self, handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
+        def run(request: Request) -> Response:
+            try:
+                _check_headers(request)
+                return handler(request)
+            except ServiceNowApiError as error:
+                return self.error_response(error.status, error.message, error.detail)
+        return run
+
+    def _get_list(self, request: Request) -> Response:
+        table = self._table(request.params["table"])
+        query = self._parse_query(table, request.arg("sysparm_query", "") or "")
+        pairs = self._parse_query(table, "^".join(
+            f"{name}={escape_value(values[-1])}" for name, values in request.query.items()
+            if not name.startswith("sysparm_") and column_of(table, name) is not None
+        ))
+        rows = [r for r in self._ordered(table)
+                if query.matches(self._getter(table, r)) and pairs.matches(self._getter(table, r))]
+        rows = _sort_rows(rows, query.orders, lambda r: self._getter(table, r))
+        total = len(rows)
+        limit = _int_param(request.arg("sysparm_limit"), DEFAULT_LIMIT, minimum=1)
+        offset = _int_param(request.arg("sysparm_offset"), 0, minimum=0)
+        page = rows[offset:offset + limit]
+        if not page and request.params.get("version") == "v1":
+            raise ServiceNowApiError(
+                404, "No Record found",
+                "Records matching query not found. Check query parameter or offset parameter")
+        view = _view(request)
+        headers: dict[str, str] = {}
+        if not _is_true(request.arg("sysparm_no_count")):
+            headers["X-Total-Count"] = str(total)
+        if not _is_true(request.arg("sysparm_suppress_pagination_header")):
+            link = _link_header(request, total, offset, limit)
+            if link:
+                headers["Link"] = link
+        body = [self.renderer.render(table, row, view) for row in page]
+        return Response(200, {"result": body}, headers)
+
+    def _get_one(self, request: Request) -> Response:
+        table = self._table(request.params["table"])
+        row = self._find(table, request.params["sys_id"])
+        return Response(200, {"result": self.renderer.render(table, row, _view(request))})
+
+    def _post(self, request: Request) -> Response:
+        table = self._table(request.params["table"])
+        self._writable_table(table)
+        values = _record_body(request)
+        row = self._insert(table, values, request.user or self.username,
+                           input_display=_is_true(request.arg("sysparm_input_display_value")))
+        location = f"{self._base_url()}/api/now/table/{table}/{row['sys_id']}"
+        return self._write_response(request, 201, table, row, {"Location": location})
+
+    def _put_or_patch(self, request: Request) -> Response:
+        table = self._table(request.params["table"])
+        self._writable_table(table)
+        values = _record_body(request)
+        row = self._update(table, request.params["sys_id"], values,
+                           request.user or self.username,
+                           input_display=_is_true(request.arg("sysparm_input_display_value")))
+        return self._write_response(request, 200, table, row, {})
+
+    def _delete_one(self, request: Request) -> Response:
+        table = self._table(request.params["table"])
+        self._writable_table(table)
+        self._delete(table, request.params["sys_id"])
+        return Response(204, None)
+
+    def _write_response(self, request: Request, status: int, table: str,
+                        row: Mapping[str, str], headers: dict[str, str]) -> Response:
+        if _is_true(request.headers.get("x-no-response-body")):
+            return Response(status, None, headers)
+        return Response(status, {"result": self.renderer.render(table, row, _view(request))},
+                        headers)
+
+    # ------------------------------------------------------------------ batch
+
+    def _batch(self, request: Request) -> Response:
+        payload = _json_body(request)
+        if not isinstance(payload, dict) or not isinstance(payload.get("rest_requests"), list):
+            raise ServiceNowApiError(400, "Invalid request",
+                                     "body must be an object with a rest_requests array")
+        serviced: list[dict[str, Any]] = []
+        unserviced: list[str] = []
+        for index, item in enumerate(payload["rest_requests"]):
+            item_id = str(item.get("id", "")) if isinstance(item, dict) else ""
+            if index >= self.max_batch_items:
+                unserviced.append(item_id)
+                continue
+            serviced.append(self._batch_item(request, item))
+        return Response(200, {"batch_request_id": payload.get("batch_request_id"),
+                              "serviced_requests": serviced,
+                              "unserviced_requests": unserviced})
+
+    def _batch_item(self, outer: Request, item: Any) -> dict[str, Any]:
+        started = time.perf_counter()
+        try:
+            inner = _inner_request(outer, item)
+        except ServiceNowApiError as error:
+            response = self.error_response(error.status, error.message, error.detail)
+            item_id = str(item.get("id", "")) if isinstance(item, dict) else ""
+            return _batch_result(item_id, response, started, exclude_headers=False)
+        try:
+            # Through the whole pipeline: faults, dispatch (auth inherited), request log.
+            response = self.handle(inner)
+        except _DropConnection:
+            response = self.error_response(502, "Bad Gateway", "connection dropped")
+        return _batch_result(str(item["id"]), response, started,
+                             exclude_headers=bool(item.get("exclude_response_headers")))
+
+    # ------------------------------------------------------------------ storage core
+
+    def _table(self, name: str) -> str:
+        if name not in TABLES:
+            raise ServiceNowApiError(400, f"Invalid table {name}", "")
+        return name
+
+    def _writable_table(self, name: str) -> None:
+        self._table(name)
+        if not TABLES[name].http_writable:
+            raise ServiceNowApiError(403, "Operation Failed",
+                                     f"ACL Exception: table {name} is read-only")
+
+    def _find(self, table: str, sys_id: str) -> dict[str, str]:
+        row = self._tables[table].get(sys_id)
+        if row is None:
+            raise ServiceNowApiError(404, "No Record found",
+                                     "Record doesn't exist or ACL restricts the record retrieval")
+        return row
+
+    def _ordered(self, table: str) -> list[dict[str, str]]:
+        return sorted(self._tables[table].values(),
+                      key=lambda r: (r.get("sys_created_on", ""), r["sys_id"]))
+
+    def _raw(self, table: str, row: Mapping[str, str]) -> dict[str, Any]:
+        return self.renderer.render(table, row, View(exclude_link=True))
+
+    def _parse_query(self, table: str, text: str) -> EncodedQuery:
+        def kind_of(column: str) -> str | None:
+            found = column_of(table, column)
+            return None if found is None else found.query_kind
+        return parse(text, kind_of, self.clock())
+
+    def _getter(self, table: str, row: Mapping[str, str]) -> Callable[[str], str]:
+        def get(column: str) -> str:
+            head, _, rest = column.partition(".")
+            if not rest:
+                return row.get(head, "")
+            target_table = TABLES[table].columns[head].reference or ""
+            target = self.renderer.lookup(target_table, row.get(head, ""))
+            return target.get(rest, "") if target else ""
+        return get
+
+    def _new_sys_id(self) -> str:
+        while True:
+            sys_id = f"{self._rng.getrandbits(128):032x}"
+            if all(sys_id not in rows for rows in self._tables.values()):
+                return sys_id
+
+    def _user_row(self, user_name: str) -> dict[str, str]:
+        for row in self._tables["sys_user"].values():
+            if row["user_name"] == user_name:
+                return row
+        raise ServiceNowApiError(401, "User Not Authenticated", f"unknown user {user_name!r}")
+
+    def _display_name_of_user(self, user_name: str) -> str:
+        for row in self._tables["sys_user"].values():
+            if row["user_name"] == user_name:
+                return row["name"]
+        return user_name
+
+    def _journal_entries(self, sys_id: str, elements: Sequence[str]) -> list[dict[str, str]]:
+        rows = [r for r in self._tables["sys_journal_field"].values()
+                if r["element_id"] == sys_id and r["element"] in elements]
+        return sorted(rows, key=lambda r: self._sequence[r["sys_id"]], reverse=True)
+
+    def _insert(self, table: str, values: Mapping[str, Any], user_name: str, *,
+                input_display: bool, at: datetime | None = None) -> dict[str, str]:
+        user = self._user_row(user_name)
+        now = _stamp(at or self.clock())
+        schema = TABLES[table]
+        changes, journal = self._coerce(table, values, input_display)
+        requested_id = str(values.get("sys_id", "") or "")
+        sys_id = requested_id if _SYS_ID.match(requested_id) else self._new_sys_id()
+        if sys_id in self._tables[table]:
+            raise ServiceNowApiError(403, "Operation Failed",
+                                     f"Unique Key violation detected by database: {sys_id}")
+        row = {name: "" for name in schema.columns if schema.columns[name].kind != "journal"}
+        row.update(schema.defaults)
+        row.update(changes)
+        row.update({"sys_id": sys_id, "sys_created_on": now, "sys_created_by": user_name,
+                    "sys_updated_on": now, "sys_updated_by": user_name, "sys_mod_count": "0"})
+        if table == "incident":
+            row["number"] = f"INC{self._next_number:07d}"
+            row["opened_at"] = row["opened_at"] or now
+            row["opened_by"] = row["opened_by"] or user["sys_id"]
+            self._incident_rules(None, row, changes, user["sys_id"], now)
+        self._next_number += table == "incident"
+        self._tables[table][sys_id] = row
+        self._sequence[sys_id] = len(self._sequence)
+        self._append_journal(table, sys_id, journal, user_name, now)
+        return row
+
+    def _update(self, table: str, sys_id: str, values: Mapping[str, Any], user_name: str, *,
+                input_display: bool, at: datetime | None = None) -> dict[str, str]:
+        current = self._find(table, sys_id)
+        user = self._user_row(user_name)
+        now = _stamp(at or self.clock())
+        changes, journal = self._coerce(table, values, input_display)
+        row = dict(current)
+        row.update(changes)
+        if table == "incident":
+            self._incident_rules(current, row, changes, user["sys_id"], now)
+        if row == current and not journal:
+            return current  # nothing changed: the instance does not save
+        row["sys_mod_count"] = str(int(current.get("sys_mod_count") or 0) + 1)
+        row["sys_updated_on"] = now
+        row["sys_updated_by"] = user_name
+        self._tables[table][sys_id] = row
+        self._append_journal(table, sys_id, journal, user_name, now)
+        return row
+
+    def _delete(self, table: str, sys_id: str) -> None:
+        self._find(table, sys_id)
+        del self._tables[table][sys_id]
+        journal = self._tables["sys_journal_field"]
+        for entry_id in [k for k, r in journal.items() if r["element_id"] == sys_id]:
+            del journal[entry_id]
+
+    def _append_journal(self, table: str, sys_id: str, entries: Sequence[tuple[str, str]],
+                        user_name: str, now: str) -> None:
+        for element, text in entries:
+            entry_id = self._new_sys_id()
+            self._tables["sys_journal_field"][entry_id] = {
+                "sys_id": entry_id, "element": element, "element_id": sys_id, "name": table,
+                "value": text, "sys_created_on": now, "sys_created_by": user_name,
+                "sys_updated_on": now, "sys_updated_by": user_name, "sys_mod_count": "0",
+            }
+            self._sequence[entry_id] = len(self._sequence)
+
+    # ------------------------------------------------------------------ write validation
+
+    def _coerce(self, table: str, values: Mapping[str, Any], input_display: bool
+                ) -> tuple[dict[str, str], list[tuple[str, str]]]:
+        """Stored changes and journal entries from a write body; unknown fields ignored."""
+        schema = TABLES[table]
+        changes: dict[str, str] = {}
+        journal: list[tuple[str, str]] = []
+        for name, raw in values.items():
+            column = schema.columns.get(name)
+            if column is None or not column.writable:
+                continue  # unknown and read-only fields are ignored, as on the instance
+            text = _as_text(name, raw)
+            if column.kind == "journal":
+                if text.strip():
+                    journal.append((name, text))
+                continue
+            changes[name] = self._valid_value(column, text, input_display)
+        return changes, journal
+
+    def _valid_value(self, column: Column, text: str, input_display: bool) -> str:
+        name = column.name
+        if column.max_length is not None:
+            text = text[:column.max_length]
+        if column.kind == "reference":
+            return self._reference_value(column, text, input_display)
+        if column.kind == "datetime":
+            if text and not _is_stamp(text):
+                raise ServiceNowApiError(
+                    400, "Invalid value",
+                    f"{name}: {text!r} is not a date-time 'YYYY-MM-DD HH:MM:SS'")
+            return text
+        if column.kind == "integer":
+            if text and not re.fullmatch(r"-?\d+", text):
+                raise ServiceNowApiError(400, "Invalid value",
+                                         f"{name}: {text!r} is not an integer")
+            return text
+        if column.kind == "boolean":
+            return {"1": "true", "0": "false", "true": "true", "false": "false"}.get(
+                text.lower(), "false" if not text else text)
+        if column.kind == "choice" and column.choices is not None:
+            return self._choice_value(column, text, input_display)
+        return text
+
+    def _choice_value(self, column: Column, text: str, input_display: bool) -> str:
+        choices = column.choices or {}
+        if input_display and text not in choices:
+            text = next((v for v, label in choices.items() if label == text), text)
+        if text in choices or (text == "" and column.name != "state"):
+            return text
+        if column.name == "close_code":
+            raise ServiceNowApiError(
+                403, "Operation Failed",
+                f"Invalid close_code {text!r}; choose one of: {', '.join(CLOSE_CODES)}")
+        if column.numeric_choice:
+            raise ServiceNowApiError(
+                400, "Invalid value",
+                f"{column.name}: {text!r} is not one of {', '.join(choices)}")
+        return text  # free-text choice lists (category, contact_type) store anything
+
+    def _reference_value(self, column: Column, text: str, input_display: bool) -> str:
+        if text == "":
+            return ""
+        target = column.reference or ""
+        rows = self._tables.get(target)
+        if rows is None:
+            if _SYS_ID.match(text):
+                return text
+            raise ServiceNowApiError(400, "Invalid value",
+                                     f"{column.name}: {text!r} is not a sys_id")
+        if text in rows:
+            return text
+        keys = [TABLES[target].display_column]
+        if input_display and target == "sys_user":
+            keys += ["user_name", "email"]
+        for row in sorted(rows.values(), key=lambda r: r["sys_id"]):
+            if any(row.get(key) == text for key in keys):
+                return row["sys_id"]
+        raise ServiceNowApiError(
+            400, "Invalid reference",
+            f"{column.name}: no {target} record matches {text!r}")
+
+    def _incident_rules(self, before: Mapping[str, str] | None, row: dict[str, str],
+                        changes: Mapping[str, str], user_sys_id: str, now: str) -> None:
+        """The base incident business rules and data policies (VENDOR_APIS.md §1.5)."""
+        row["priority"] = PRIORITY_MATRIX.get((row["impact"], row["urgency"]), row["priority"])
+        state = row["state"]
+        old_state = before["state"] if before else None
+        row["incident_state"] = state
+        row["active"] = "false" if state in _INACTIVE_STATES else "true"
+        if state != "3":
+            row["hold_reason"] = ""
+        if before is not None and before["assignment_group"] != row["assignment_group"]:
+            row["reassignment_count"] = str(int(row["reassignment_count"] or 0) + 1)
+        if state != old_state:
+            # 6 -> 7 keeps the resolution stamps; any other move into 6/7 sets them.
+            keep = state == "7" and old_state == "6"
+            if state in _RESOLVED_STATES:
+                if not changes.get("resolved_at") and not (keep and row["resolved_at"]):
+                    row["resolved_at"] = now
+                if not changes.get("resolved_by") and not (keep and row["resolved_by"]):
+                    row["resolved_by"] = user_sys_id
+            if state == "7":
+                row["closed_at"] = changes.get("closed_at") or now
+                row["closed_by"] = changes.get("closed_by") or user_sys_id
+            if old_state in _INACTIVE_STATES and state not in _INACTIVE_STATES:
+                row.update({"resolved_at": "", "resolved_by": "", "closed_at": "",
+                            "closed_by": "", "reopened_by": user_sys_id, "reopened_time": now})
+                row["reopen_count"] = str(int(row["reopen_count"] or 0) + 1)
+        missing = []
+        if state in _RESOLVED_STATES:
+            if not row["close_code"].strip():
+                missing.append("Close code")
+            if not row["close_notes"].strip():
+                missing.append("Close notes")
+        if state == "3" and not row["hold_reason"]:
+            missing.append("On hold reason")
+        if missing:
+            raise ServiceNowApiError(
+                403, "Operation Failed",
+                "Data Policy Exception: \n" + "\n".join(f" {m} is mandatory" for m in missing))
+
+    # ------------------------------------------------------------------ seed
+
+    def _load_seed(self, incidents: int, seed: int) -> None:
+        start = _stamp(datetime(2026, 1, 1, tzinfo=UTC))
+        users = list(seed_data.USERS)
+        if all(u.user_name != self.username for u in users):
+            users.append(seed_data.SeedUser(self.username, self.username,
+                                            f"{self.username}@example.com"))
+        for user in users:
+            first, _, last = user.name.partition(" ")
+            self._seed_row("sys_user", _stable_sys_id("sys_user", user.user_name), start, {
+                "user_name": user.user_name, "name": user.name, "first_name": first,
+                "last_name": last, "email": user.email,
+            })
+        for group in seed_data.GROUPS:
+            self._seed_row("sys_user_group", _stable_sys_id("sys_user_group", group), start,
+                           {"name": group, "description": f"{group} team"})
+        for choice in choice_rows():
+            self._seed_row("sys_choice", self._new_sys_id(), start, choice)
+        for incident in seed_data.seed_incidents(incidents, seed):
+            self._seed_incident(incident)
+
+    def _seed_row(self, table: str, sys_id: str, now: str, values: Mapping[str, str]) -> None:
+        row = {name: "" for name in TABLES[table].columns}
+        row.update(TABLES[table].defaults)
+        row.update(values)
+        row.update({"sys_id": sys_id, "sys_created_on": now, "sys_created_by": "system",
+                    "sys_updated_on": now, "sys_updated_by": "system"})
+        self._tables[table][sys_id] = row
+        self._sequence[sys_id] = len(self._sequence)
+
+    def _seed_incident(self, incident: seed_data.SeedIncident) -> None:
+        by_email = {u.email: u.user_name for u in seed_data.USERS}
+        caller = by_email[incident.caller_email]
+        opened = incident.opened_at
+        row = self._insert("incident", {
+            "short_description": incident.title, "description": incident.description,
+            "impact": str(incident.impact), "urgency": str(incident.urgency),
+            "category": incident.category, "subcategory": incident.subcategory,
+            "assignment_group": incident.group, "caller_id": self.user_sys_id(caller),
+            "contact_type": "self-service",
+        }, caller, input_display=False, at=opened)
+        for index, comment in enumerate(incident.comments):
+            element = "work_notes" if comment.internal else "comments"
+            self._update("incident", row["sys_id"], {element: comment.body},
+                         by_email[comment.author_email], input_display=False,
+                         at=opened + timedelta(minutes=11 * (index + 1)))
+        if incident.status == "new":
+            return
+        agent = by_email[incident.assignee_email or seed_data.AGENT_EMAILS[0]]
+        final: dict[str, str] = {"assigned_to": self.user_sys_id(agent)}
+        final["state"] = {"in_progress": "2", "on_hold": "3", "resolved": "6"}[incident.status]
+        if incident.status == "on_hold":
+            final["hold_reason"] = "4"
+        if incident.status == "resolved":
+            final.update({"close_code": "Solution provided", "close_notes": _SEED_CLOSE_NOTES})
+        self._update("incident", row["sys_id"], final, agent, input_display=False,
+                     at=opened + timedelta(hours=2))
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_headers(request: Request) -> None:
+    """Accept on every call, Content-Type on writes (VENDOR_APIS.md §1.1)."""
+    accept = request.headers.get("accept")
+    if accept is None or not accept.strip():
+        raise ServiceNowApiError(400, "Invalid request", "Missing Accept header")
+    ranges = [part.split(";")[0].strip().lower() for part in accept.split(",")]
+    if not any(r in ("application/json", "application/*", "*/*", "*") for r in ranges):
+        raise ServiceNowApiError(406, "Not Acceptable",
+                                 f"Accept {accept!r} does not allow application/json")
+    if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+        content_type = request.headers.get("content-type")
+        if content_type is None or not content_type.strip():
+            raise ServiceNowApiError(400, "Invalid request", "Missing Content-Type header")
+        if content_type.split(";")[0].strip().lower() != "application/json":
+            raise ServiceNowApiError(415, "Unsupported Media Type",
+                                     f"Content-Type {content_type!r} is not application/json")
+
+
+def _json_body(request: Request) -> Any:
+    try:
+        return request.json()
+    except (ValueError, UnicodeDecodeError):
+        raise ServiceNowApiError(400, "Exception while reading request",
+                                 "The payload is not valid JSON.") from None
+
+
+def _record_body(request: Request) -> dict[str, Any]:
+    body = _json_body(request)
+    if isinstance(body, list):  # several records: only the first is used (KB0534905)
+        body = body[0] if body else {}
+    if body is None:
+        body = {}
+    if not isinstance(body, dict):
+        raise ServiceNowApiError(400, "Exception while reading request",
+                                 "The payload must be a JSON object.")
+    return body
+
+
+def _as_text(name: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | str):
+        return str(value)
+    if isinstance(value, dict) and isinstance(value.get("value"), str):
+        return value["value"]  # a reference echoed back as {"link", "value"}
+    raise ServiceNowApiError(400, "Invalid value", f"{name}: expected a string")
+
+
+def _is_stamp(text: str) -> bool:
+    try:
+        datetime.strptime(text, DATETIME_FORMAT)
+    except ValueError:
+        return False
+    return True
+
+
+def _int_param(value: str | None, default: int, *, minimum: int) -> int:
+    try:
+        number = int(value) if value not in (None, "") else default
+    except ValueError:
+        return default
+    return number if number >= minimum else default
+
+
+def _view(request: Request) -> View:
+    fields = tuple(f.strip() for f in (request.arg("sysparm_fields") or "").split(",")
+                   if f.strip())
+    display = (request.arg("sysparm_display_value") or "false").strip().lower()
+    if display not in ("true", "false", "all"):
+        display = "false"
+    return View(fields=fields, display=display,
+                exclude_link=_is_true(request.arg("sysparm_exclude_reference_link")))
+
+
+def _link_header(request: Request, total: int, offset: int, limit: int) -> str:
+    """``Link`` with relative page URLs; empty when everything fits in this page."""
+    if offset == 0 and total <= limit:
+        return ""
+    pages = max(0, -(-(total - offset) // limit) - 1)
+    targets = [("first", 0)]
+    if offset > 0:
+        targets.append(("prev", max(0, offset - limit)))
+    if offset + limit < total:
+        targets.append(("next", offset + limit))
+    targets.append(("last", offset + pages * limit))
+    base = [(k, v) for k, values in request.query.items() for v in values
+            if k not in ("sysparm_offset", "sysparm_limit")]
+    links = []
+    for rel, target in targets:
+        query = urlencode([*base, ("sysparm_offset", str(target)),
+                           ("sysparm_limit", str(limit))])
+        links.append(f'<{request.path}?{query}>;rel="{rel}"')
+    return ",".join(links)
+
+
+def _inner_request(outer: Request, item: Any) -> Request:
+    if not isinstance(item, dict) or not all(item.get(k) for k in ("id", "method", "url")):
+        raise ServiceNowApiError(400, "Invalid request", "id, method and url are required")
+    parts = urlsplit(str(item["url"]))
+    if not parts.path.startswith("/api/now/") or re.search(r"/batch/?$", parts.path):
+        raise ServiceNowApiError(400, "Invalid request",
+                                 f"url must be a Table API path: {item['url']!r}")
+    headers = {str(h.get("name", "")).lower(): str(h.get("value", ""))
+               for h in item.get("headers") or [] if isinstance(h, dict)}
+    headers["authorization"] = outer.headers.get("authorization", "")  # inherited
+    try:
+        body = base64.b64decode(item.get("body") or "", validate=True)
+    except (binascii.Error, ValueError):
+        raise ServiceNowApiError(400, "Invalid request", "body is not base64") from None
+    return Request(method=str(item["method"]).upper(), path=parts.path,
+                   query=parse_qs(parts.query, keep_blank_values=True),
+                   headers=headers, body=body)
+
+
+def _batch_result(item_id: str, response: Response, started: float, *,
+                  exclude_headers: bool) -> dict[str, Any]:
+    payload = response.encode()
+    result: dict[str, Any] = {
+        "id": item_id,
+        "status_code": response.status,
+        "status_text": HTTPStatus(response.status).phrase,
+        "body": base64.b64encode(payload).decode("ascii"),
+        "execution_time": int((time.perf_counter() - started) * 1000),
+    }
+    if not exclude_headers:
+        headers = {"Content-Type": "application/json;charset=UTF-8", **response.headers}
+        result["headers"] = [{"name": k, "value": v} for k, v in headers.items()]
+    if response.status >= 400 and isinstance(response.body, dict):
+        error = response.body.get("error") or {}
+        result["error_message"] = str(error.get("message", ""))
+    return result
