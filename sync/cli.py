@@ -114,6 +114,8 @@ def _register_subcommands() -> None:
     Each module registers on import (``@app.command()`` on this app), so adding a
     command is one line here.
     """
+    from connectors.sandbox.serve import sandbox  # connectors-side: cannot import this app
+    app.command("sandbox")(sandbox)
 
 
 # At import time, so the app is complete for the console script and for tests alike.
