@@ -1,0 +1,329 @@
+"""The action objects a plan is made of, and the plan itself.
+
+Contract:
+- Building a plan writes nothing anywhere; every write the engine will make is
+  one of these objects, so ``plan`` prints them and ``run`` executes them
+  (STYLE habit 7). Each has ``describe()`` (one human line) and ``to_json()``
+  (a JSON-ready dict with a stable key order and a ``"action"`` tag).
+- Actions are grouped per pair (:class:`PairPlan`): that is the unit that
+  commits or fails together. Values shown are neutral, JSON-ready values.
+- Sides are named by their string value; nothing here knows a vendor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from connectors.base import RemoteRecord
+from mappings.model import Incident
+from sync.merge import Conflict
+from sync.rules import RuleFiring
+
+_EXCERPT = 60
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= _EXCERPT else text[: _EXCERPT - 1] + "…"
+
+
+def excerpt(text: str) -> str:
+    """The first line of ``text``, cut for one-line output."""
+    line = " ".join(text.split())
+    return line if len(line) <= _EXCERPT else line[: _EXCERPT - 1] + "…"
+
+
+@dataclass(frozen=True)
+class FieldChange:
+    field: str
+    old: Any
+    new: Any
+
+    def describe(self) -> str:
+        return f"{self.field}: {_short(self.old)} -> {_short(self.new)}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"field": self.field, "old": self.old, "new": self.new}
+
+
+@dataclass
+class CreateRecord:
+    """Create the record on ``target_side`` from a record of ``source_side``."""
+
+    source_side: str
+    source_id: str
+    source_display: str
+    target_side: str
+    title: str
+    fields: dict[str, Any]           # target vendor fields (may hold user/group refs)
+    losses: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        text = (f"create on {self.target_side} from {self.source_side} "
+                f"{self.source_display}: {excerpt(self.title)!r}")
+        if self.losses:
+            text += f" (lossy: {', '.join(self.losses)})"
+        return text
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "action": "create",
+            "source_side": self.source_side,
+            "source_id": self.source_id,
+            "source_display": self.source_display,
+            "target_side": self.target_side,
+            "title": self.title,
+            "fields": self.fields,
+            "losses": self.losses,
+        }
+
+
+@dataclass(frozen=True)
+class AdoptRecord:
+    """Link two existing records (one carries the other's id); nothing is created."""
+
+    ids: dict[str, str]
+    displays: dict[str, str]
+    reason: str
+
+    def describe(self) -> str:
+        sides = " <-> ".join(f"{side} {self.displays[side]}" for side in self.ids)
+        return f"link existing {sides} ({self.reason})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"action": "adopt", "ids": self.ids, "displays": self.displays,
+                "reason": self.reason}
+
+
+@dataclass
+class UpdateFields:
+    """Write these neutral fields (as ``fields``, the vendor form) to one record."""
+
+    side: str
+    record_id: str
+    display: str
+    changes: list[FieldChange]
+    fields: dict[str, Any]
+    expected_version: str | None = None
+    losses: list[str] = field(default_factory=list)
+
+    def describe(self) -> str:
+        parts = []
+        for change in self.changes:
+            text = change.describe()
+            if change.field == "status":
+                text += " (status transition)"
+            parts.append(text)
+        return f"update {self.side} {self.display}: " + "; ".join(parts)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "action": "update",
+            "side": self.side,
+            "record_id": self.record_id,
+            "display": self.display,
+            "changes": [change.to_json() for change in self.changes],
+            "fields": self.fields,
+            "losses": self.losses,
+        }
+
+
+@dataclass
+class AddComment:
+    """Copy one comment to the other side, with its own visibility."""
+
+    source_side: str
+    source_comment_id: str
+    target_side: str
+    target_display: str
+    visibility: str
+    body: Any                        # vendor-format body with the attribution line
+    text: str                        # the neutral text, for humans
+
+    def describe(self) -> str:
+        return (f"comment {self.source_side}:{self.source_comment_id} -> {self.target_side} "
+                f"{self.target_display} ({self.visibility}): {excerpt(self.text)!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "action": "comment",
+            "source_side": self.source_side,
+            "source_comment_id": self.source_comment_id,
+            "target_side": self.target_side,
+            "target_display": self.target_display,
+            "visibility": self.visibility,
+            "text": self.text,
+        }
+
+
+@dataclass(frozen=True)
+class RecordConflict:
+    """Both sides changed a field; how it was settled. Always recorded."""
+
+    conflict: Conflict
+    displays: dict[str, str]
+
+    def describe(self) -> str:
+        c = self.conflict
+        values = ", ".join(f"{side} {_short(value)}" for side, value in c.values.items())
+        bases = ", ".join(f"{side} {_short(value)}" for side, value in c.base.items())
+        outcome = "left as is (manual)" if c.resolution == "manual" else f"{c.resolution} wins"
+        return (f"conflict on {c.field}: {values} (was {bases}); {outcome} "
+                f"by {c.policy}")
+
+    def to_json(self) -> dict[str, Any]:
+        c = self.conflict
+        return {
+            "action": "conflict",
+            "field": c.field,
+            "values": dict(c.values),
+            "base": dict(c.base),
+            "resolution": c.resolution,
+            "policy": c.policy,
+            "displays": self.displays,
+        }
+
+
+@dataclass(frozen=True)
+class ReportOrphan:
+    """A linked or marked record whose counterpart is gone or out of scope. Never deleted."""
+
+    side: str
+    record_id: str
+    display: str
+    reason: str
+
+    def describe(self) -> str:
+        return f"orphan {self.side} {self.display}: {self.reason}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"action": "orphan", "side": self.side, "record_id": self.record_id,
+                "display": self.display, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class ReportProblem:
+    """A record that cannot be synced this run (it goes to the retry queue)."""
+
+    side: str
+    record_id: str
+    display: str
+    error: str
+
+    def describe(self) -> str:
+        return f"cannot sync {self.side} {self.display}: {self.error}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"action": "problem", "side": self.side, "record_id": self.record_id,
+                "display": self.display, "error": self.error}
+
+
+@dataclass
+class PairPlan:
+    """Everything one pair needs: what to write, and what to commit after."""
+
+    kind: str                                   # "update" | "create" | "adopt"
+    ids: dict[str, str | None]                  # side -> record id (None: not created yet)
+    displays: dict[str, str]
+    records: dict[str, RemoteRecord | None]
+    merged: Incident | None = None
+    create: CreateRecord | None = None
+    adopt: AdoptRecord | None = None
+    updates: list[UpdateFields] = field(default_factory=list)
+    comments: list[AddComment] = field(default_factory=list)
+    conflicts: list[RecordConflict] = field(default_factory=list)
+    firings: list[RuleFiring] = field(default_factory=list)
+    # What each side will hold after the writes, as that side reads it back.
+    snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
+    hash: str | None = None
+    intent_id: int | None = None                # a pending create intent this pair settles
+    retry_ids: list[tuple[str, str]] = field(default_factory=list)   # (side, id) to clear
+
+    @property
+    def label(self) -> str:
+        return " <-> ".join(f"{side} {display}" for side, display in self.displays.items()
+                            if display)
+
+    def actions(self) -> list[Any]:
+        items: list[Any] = []
+        if self.create is not None:
+            items.append(self.create)
+        if self.adopt is not None:
+            items.append(self.adopt)
+        items.extend(self.conflicts)
+        items.extend(self.firings)
+        items.extend(self.updates)
+        items.extend(self.comments)
+        return items
+
+    @property
+    def writes(self) -> bool:
+        """Does applying this pair touch either tool?"""
+        return bool(self.create or self.updates or self.comments)
+
+    @property
+    def commits(self) -> bool:
+        """Does applying this pair change the state store?"""
+        return bool(self.writes or self.adopt or self.conflicts or self.intent_id
+                    or self.retry_ids or self.kind != "update")
+
+
+@dataclass
+class Plan:
+    """What one run would do, computed without writing anything anywhere."""
+
+    started: datetime
+    pairs: list[PairPlan] = field(default_factory=list)
+    orphans: list[ReportOrphan] = field(default_factory=list)
+    problems: list[ReportProblem] = field(default_factory=list)
+    pull_errors: dict[str, str] = field(default_factory=dict)
+    watermarks: dict[str, datetime] = field(default_factory=dict)   # to set after apply
+    pulled: dict[str, int] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "creates": sum(1 for p in self.pairs if p.create is not None),
+            "adoptions": sum(1 for p in self.pairs if p.adopt is not None),
+            "updates": sum(len(p.updates) for p in self.pairs),
+            "comments": sum(len(p.comments) for p in self.pairs),
+            "conflicts": sum(len(p.conflicts) for p in self.pairs),
+            "rule_firings": sum(len(p.firings) for p in self.pairs),
+            "orphans": len(self.orphans),
+            "problems": len(self.problems) + len(self.pull_errors),
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "started": self.started.isoformat(),
+            "counts": self.counts(),
+            "pull_errors": self.pull_errors,
+            "pairs": [
+                {"pair": {side: {"id": self.pair_id(p, side), "display": p.displays[side]}
+                          for side in p.displays},
+                 "actions": [a.to_json() for a in p.actions()]}
+                for p in self.pairs if p.actions()
+            ],
+            "orphans": [o.to_json() for o in self.orphans],
+            "problems": [p.to_json() for p in self.problems],
+        }
+
+    @staticmethod
+    def pair_id(pair: PairPlan, side: str) -> str | None:
+        return pair.ids.get(side)
+
+    def describe(self) -> list[str]:
+        """The plan as human lines: pair headers then indented actions."""
+        lines: list[str] = []
+        for side, error in self.pull_errors.items():
+            lines.append(f"pull from {side} failed: {error} (no creates, watermarks kept)")
+        for pair in self.pairs:
+            actions = pair.actions()
+            if not actions:
+                continue
+            lines.append(pair.label)
+            lines.extend(f"  {a.describe()}" for a in actions)
+        lines.extend(o.describe() for o in self.orphans)
+        lines.extend(p.describe() for p in self.problems)
+        return lines
