@@ -377,7 +377,12 @@ class StateStore:
         if parsed.get_backend_name() != "sqlite":
             try:
                 return create_engine(parsed, pool_pre_ping=True)
-            except (ImportError, SQLAlchemyError) as exc:
+            except ImportError as exc:
+                raise StateStoreError(
+                    f"cannot use state store {self.url}: its database driver is not installed "
+                    f"({exc}); for PostgreSQL: pip install 'psycopg[binary]'"
+                ) from None
+            except SQLAlchemyError as exc:
                 raise StateStoreError(f"cannot use state store {self.url}: {exc}") from None
 
         database = parsed.database or ""
@@ -423,8 +428,10 @@ class StateStore:
             raise StateStoreError(f"state store {self.url}: {_db_reason(exc)}") from None
 
     def _prepare_schema(self, *, create: bool) -> None:
+        # A reader must not queue behind a run's writes for the write lock.
+        transaction = self._write if create else self._read
         try:
-            with self._write() as conn:
+            with transaction() as conn:
                 tables = set(inspect(conn).get_table_names())
                 if "meta" not in tables:
                     if not create:
