@@ -1,0 +1,943 @@
+"""The Jira connector: Jira Cloud (REST v3, ADF) and Data Center (REST v2, wiki) + JSM.
+
+Contract (what the engine may rely on, beyond :class:`connectors.base.Connector`):
+- The only module importing the ``jira`` library. The library's own retries are
+  off (``max_retries=0``); every request goes through the shared
+  :class:`RetryPolicy` and, when configured, a :class:`RequestBudget` counted per
+  HTTP request (a requests adapter mounted on the library's session).
+- ``flavor="auto"`` asks ``serverInfo`` once: ``deploymentType == "Cloud"`` means
+  Cloud. Cloud speaks REST v3 with ADF bodies and searches ``/search/jql`` with
+  ``nextPageToken``; Data Center speaks v2 with wiki strings and searches
+  ``/search`` with ``startAt``. :attr:`ServerInfo.text_format` says which
+  (``"adf"`` / ``"wiki"``) so the mapping converts accordingly; raw records
+  are in that same format.
+- Records: id and display = issue key; version = ``fields.updated`` verbatim;
+  foreign id = the marker (``marker_field`` custom field, else the label
+  ``snow-<sys_id>``). Pulls use ``updated >= watermark - overlap_minutes``
+  (rounded down to the minute in the user's time zone), ordered
+  ``updated ASC, key ASC``, drop records older than the watermark and never
+  yield a key twice. Comments come embedded; issues with more than the embedded
+  page are completed per issue.
+- Writes: ``status`` in the fields becomes workflow transitions (path found by
+  :mod:`connectors.jira_workflow`), ``resolution`` rides on the step entering a
+  done status; everything else is one edit (``notifyUsers=false`` when the user
+  may, else without). User refs become accountId (Cloud) / name (DC), looked up
+  by email once per run; unknown people are left empty with a warning. Labels
+  written always keep the marker label.
+- Every library or transport failure leaves as an error of the
+  :mod:`connectors.base` tree, with no credential in its text and no chained
+  library exception (whose text carries the request headers).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, tzinfo
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import requests
+from jira import JIRA, JIRAError
+from requests.adapters import HTTPAdapter
+
+from connectors.base import (
+    GROUP_REF,
+    USER_REF,
+    AuthError,
+    Capabilities,
+    CheckResult,
+    ConnectorError,
+    FatalError,
+    NewRecord,
+    NotFound,
+    NoTransitionPath,
+    PreconditionFailed,
+    RateLimited,
+    RemoteComment,
+    RemoteRecord,
+    RetriableError,
+    ServerInfo,
+    Side,
+    Unreachable,
+    ValidationFailed,
+    WriteResult,
+    ref_of,
+)
+from connectors.jira_jql import (
+    LABEL_PREFIX,
+    keys_jql,
+    marker_label,
+    markers_jql,
+    pull_jql,
+    quotable,
+    scope_jql,
+    status_probe_jql,
+    validate_scope_jql,
+)
+from connectors.jira_records import embedded_comments, to_comment, to_record
+from connectors.jira_workflow import Transition, WorkflowMap, norm, parse_transitions
+from connectors.retry import RequestBudget, RetryPolicy
+
+T = TypeVar("T")
+
+BULK_LIMIT = 50                   # Jira's documented maximum per bulk create
+COMMENT_PAGE = 100                # Jira's default and maximum comment page
+ENTITY_PROPERTY = "incident-sync"
+OWN_FIELDS = ("updated", "created", "status", "labels", "comment")
+REQUIRED_PERMISSIONS = (
+    "BROWSE_PROJECTS", "CREATE_ISSUES", "EDIT_ISSUES", "TRANSITION_ISSUES", "ADD_COMMENTS",
+)
+
+
+class _Meter(HTTPAdapter):
+    """Sits under the library's session: spends the request budget and remembers,
+    per thread, the last URL and status so error texts can name them."""
+
+    def __init__(self, budget: RequestBudget | None) -> None:
+        super().__init__()
+        self.budget = budget
+        self.local = threading.local()
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> Any:
+        if self.budget is not None:
+            self.budget.acquire()
+        self.local.last = (str(request.url), None)
+        response = super().send(request, *args, **kwargs)
+        self.local.last = (str(response.url), response.status_code)
+        return response
+
+    @property
+    def last(self) -> tuple[str, int | None]:
+        return getattr(self.local, "last", ("", None))
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (integer seconds or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+def _one_line(text: Any, limit: int = 300) -> str:
+    flat = " ".join(str(text or "").split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _field_errors(response: requests.Response | None) -> tuple[list[str], dict[str, str]]:
+    if response is None:
+        return [], {}
+    try:
+        body = response.json()
+    except ValueError:
+        return [], {}
+    if not isinstance(body, dict):
+        return [], {}
+    messages = [str(m) for m in body.get("errorMessages") or [] if m]
+    errors = body.get("errors") or {}
+    fields = {str(k): str(v) for k, v in errors.items()} if isinstance(errors, dict) else {}
+    return messages, fields
+
+
+class JiraConnector:
+    """Connector for one Jira project (Cloud or Data Center, with JSM)."""
+
+    side = Side.JIRA
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        email: str,
+        token: str,
+        flavor: str = "auto",
+        project: str,
+        issue_type: str = "Incident",
+        jql: str = "",
+        service_desk_id: str | None = None,
+        marker_field: str | None = None,
+        page_size: int = 100,
+        timeout: float = 30.0,
+        requests_per_minute: int | None = None,
+        overlap_minutes: int = 2,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        if flavor not in ("auto", "cloud", "datacenter"):
+            raise ValueError(f"flavor: must be auto, cloud or datacenter (got {flavor!r})")
+        if flavor == "cloud" and not email:
+            raise ValueError("email: Jira Cloud needs the account email that owns the API token")
+        if not token:
+            raise ValueError("token: missing (API token on Cloud, personal access token on DC)")
+        if not 1 <= page_size <= 5000:
+            raise ValueError(f"page_size: must be 1..5000 (got {page_size})")
+        if overlap_minutes < 1:
+            raise ValueError(f"overlap_minutes: must be >= 1 (got {overlap_minutes})")
+        self.url = url.rstrip("/")
+        self.email = email
+        self._token = token
+        self.flavor = flavor
+        self.project = project
+        self.issue_type = issue_type
+        self.jql = validate_scope_jql(jql)
+        self.service_desk_id = service_desk_id
+        self.marker_field = marker_field
+        self.page_size = page_size
+        self.timeout = timeout
+        self.overlap_minutes = overlap_minutes
+        self.retry = retry or RetryPolicy()
+        self._budget = RequestBudget(requests_per_minute) if requests_per_minute else None
+        self.capabilities = Capabilities(
+            bulk_create=True, batch_write=False, internal_comments=True, transitions=True,
+            max_batch=BULK_LIMIT, page_size=page_size,
+        )
+        self.field_ids: dict[str, str] = {}
+        self._jira: JIRA | None = None
+        self._meter = _Meter(self._budget)
+        self._info: ServerInfo | None = None
+        self._zone: tzinfo = UTC
+        self._users: dict[str, dict[str, str] | None] = {}
+        self._workflow = WorkflowMap()
+        self._project_ids: tuple[str, str] | None = None
+        self._notify_flag = True
+
+    def __repr__(self) -> str:  # never show the token
+        return f"JiraConnector(url={self.url!r}, project={self.project!r}, flavor={self.flavor!r})"
+
+    # ------------------------------------------------------------ plumbing
+
+    @property
+    def cloud(self) -> bool:
+        return self._require().deploymentType == "Cloud"
+
+    def _require(self) -> JIRA:
+        if self._jira is None:
+            raise RuntimeError("JiraConnector used before open()")
+        return self._jira
+
+    def _who(self) -> str:
+        return self.email or "the personal-access-token user"
+
+    def _translate(self, exc: BaseException, what: str) -> ConnectorError:
+        """A library/transport failure as an error of our tree (never with credentials)."""
+        last_url, last_status = self._meter.last
+        if isinstance(exc, JIRAError):
+            return self._translate_http(exc, what, last_url)
+        if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.SSLError):
+            return Unreachable(
+                f"Jira {what}: cannot connect to {self.url} ({type(exc).__name__})",
+                side="jira", url=self.url,
+            )
+        if isinstance(exc, requests.exceptions.Timeout):
+            return RetriableError(
+                f"Jira {what}: no answer within {self.timeout:g}s from {last_url or self.url}",
+                side="jira", url=last_url or self.url,
+            )
+        if isinstance(exc, requests.exceptions.ConnectionError):
+            reason = repr(exc.args[0] if exc.args else exc)
+            if any(s in reason for s in ("NewConnectionError", "NameResolution", "getaddrinfo",
+                                         "Connection refused", "Failed to resolve")):
+                return Unreachable(
+                    f"Jira {what}: cannot connect to {self.url} (refused or unknown host)",
+                    side="jira", url=self.url,
+                )
+            return RetriableError(
+                f"Jira {what}: connection dropped talking to {last_url or self.url}",
+                side="jira", url=last_url or self.url,
+            )
+        if isinstance(exc, requests.exceptions.RequestException):
+            return RetriableError(
+                f"Jira {what}: {type(exc).__name__} talking to {last_url or self.url}",
+                side="jira", url=last_url or self.url,
+            )
+        if isinstance(exc, ValueError):  # invalid or truncated JSON in a 2xx answer
+            return RetriableError(
+                f"Jira {what}: invalid JSON from {last_url or self.url} (HTTP {last_status})",
+                side="jira", status=last_status, url=last_url or self.url,
+            )
+        return RetriableError(f"Jira {what}: {type(exc).__name__}", side="jira")
+
+    def _translate_http(self, exc: JIRAError, what: str, last_url: str) -> ConnectorError:
+        status = exc.status_code
+        url = str(exc.url or last_url or self.url)
+        response = exc.response if isinstance(exc.response, requests.Response) else None
+        where = dict(side="jira", status=status, url=url)
+        if status is None:
+            return ValidationFailed(f"Jira {what}: {_one_line(exc.text)}", side="jira", url=url)
+        content_type = response.headers.get("Content-Type", "") if response is not None else ""
+        html = "html" in content_type.lower()
+        messages, fields = _field_errors(response)
+        detail = "; ".join([*messages, *(f"{k}: {v}" for k, v in fields.items())])
+        if not detail and not html:
+            detail = _one_line(exc.text)
+        if status == 401:
+            return AuthError(
+                f"Jira {what}: HTTP 401, credentials refused for {self._who()} ({url})",
+                advice=(
+                    f"check the {'API token' if self.email else 'personal access token'} of "
+                    f"{self._who()} (INCIDENT_SYNC_JIRA__TOKEN): wrong, expired or revoked"
+                ),
+                **where,
+            )
+        if status == 403:
+            return AuthError(
+                f"Jira {what}: HTTP 403, permission denied for {self._who()} ({url})"
+                + (f": {detail}" if detail else ""),
+                advice=(
+                    f"grant {self._who()} Browse projects, Create, Edit and Transition issues and "
+                    f"Add comments in project {self.project} (a JSM agent licence for internal "
+                    "comments)"
+                ),
+                **where,
+            )
+        if status in (404, 410):
+            return NotFound(f"Jira {what}: HTTP {status} at {url}: {detail or 'not found'}",
+                            **where)
+        if status == 429 or (status == 503 and response is not None
+                             and response.headers.get("Retry-After")):
+            wait = _retry_after(response.headers.get("Retry-After") if response else None)
+            return RateLimited(f"Jira {what}: HTTP {status}, rate limited at {url}",
+                               retry_after=wait, **where)
+        if html:
+            return RetriableError(
+                f"Jira {what}: HTTP {status} with an HTML page instead of JSON from {url} "
+                "(a proxy or maintenance page?)",
+                **where,
+            )
+        if status >= 500 or status == 409:
+            return RetriableError(f"Jira {what}: HTTP {status} at {url}: {detail}", **where)
+        return ValidationFailed(
+            f"Jira {what}: HTTP {status}: {_one_line(detail) or 'rejected'}", fields=fields,
+            **where,
+        )
+
+    def _call(self, what: str, request: Callable[[], T], *, idempotent: bool) -> T:
+        """Run one library call under the retry policy with errors translated."""
+
+        def attempt() -> T:
+            try:
+                return request()
+            except (JIRAError, requests.exceptions.RequestException, ValueError) as exc:
+                # ``from None``: the library's exception text includes the request
+                # headers (Authorization), so it must not travel as __cause__.
+                raise self._translate(exc, what) from None
+
+        return self.retry.call(attempt, idempotent=idempotent)
+
+    def _api(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
+             payload: Any = None) -> Any:
+        """A REST call the library has no fitting method for, on its session and URL scheme."""
+        jira = self._require()
+        response = jira._session.request(
+            method, jira._get_url(path), params=dict(params or {}),
+            data=json.dumps(payload) if payload is not None else None,
+        )
+        return response.json() if response.content else {}
+
+    # ------------------------------------------------------------ lifecycle
+
+    def open(self) -> ServerInfo:
+        if self._budget is not None:
+            self._budget.acquire()  # the constructor's serverInfo call bypasses the adapter
+
+        def connect() -> JIRA:
+            auth: dict[str, Any] = (
+                {"basic_auth": (self.email, self._token)} if self.email
+                else {"token_auth": self._token}
+            )
+            return JIRA(server=self.url, max_retries=0, timeout=self.timeout,
+                        get_server_info=True, **auth)
+
+        try:
+            jira = self._call("serverInfo", connect, idempotent=True)
+        except KeyError:
+            raise FatalError(f"Jira serverInfo at {self.url} lacks versionNumbers: not Jira?",
+                             side="jira", url=self.url) from None
+        jira._session.mount("http://", self._meter)
+        jira._session.mount("https://", self._meter)
+        if self.flavor != "auto":
+            # The operator's word wins; the library switches its own Cloud/DC
+            # behaviour (search endpoint, user payloads) on this attribute.
+            jira.deploymentType = "Cloud" if self.flavor == "cloud" else "Server"
+        cloud = jira.deploymentType == "Cloud"
+        jira._options["rest_api_version"] = "3" if cloud else "2"
+        self._jira = jira
+        me = self._call("myself", jira.myself, idempotent=True)
+        self._zone = self._zone_of(me.get("timeZone"))
+        self._load_fields()
+        version = ".".join(str(n) for n in getattr(jira, "_version", ()) or ())
+        self._info = ServerInfo(
+            side=Side.JIRA, base_url=self.url, flavor="cloud" if cloud else "datacenter",
+            version=version, user=str(me.get("emailAddress") or me.get("name") or ""),
+            text_format="adf" if cloud else "wiki",
+        )
+        return self._info
+
+    @staticmethod
+    def _zone_of(name: Any) -> tzinfo:
+        try:
+            return ZoneInfo(str(name)) if name else UTC
+        except (ZoneInfoNotFoundError, ValueError):
+            return UTC
+
+    def _load_fields(self) -> None:
+        jira = self._require()
+        raw = self._call("list fields", jira.fields, idempotent=True)
+        self.field_ids = {str(f["name"]): str(f["id"]) for f in raw if "name" in f and "id" in f}
+        # Prime the library's clause-name cache from the same answer; left empty,
+        # it would fetch GET /field again before every search.
+        jira._fields_cache_value = {
+            name: str(f["id"]) for f in raw for name in f.get("clauseNames") or ()
+        }
+
+    def close(self) -> None:
+        if self._jira is not None:
+            self._jira.close()
+        self._jira = None
+        self._users.clear()
+        self._workflow = WorkflowMap()
+
+    def __enter__(self) -> JiraConnector:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ reading
+
+    def _fields_param(self, fields: Sequence[str]) -> list[str]:
+        wanted = [f for f in fields if f]
+        own = [*OWN_FIELDS, *([self.marker_field] if self.marker_field else [])]
+        return list(dict.fromkeys([*wanted, *own]))
+
+    def _search_pages(self, jql: str, fields: Sequence[str],
+                      reconcile: Sequence[int] = ()) -> Iterator[list[dict[str, Any]]]:
+        """Every page of a search, following tokens (Cloud) or offsets (DC)."""
+        jira = self._require()
+        if self.cloud:
+            token: str | None = None
+            seen_tokens: set[str] = set()
+            while True:
+                page = self._call(
+                    "search",
+                    lambda t=token: jira.enhanced_search_issues(
+                        jql, nextPageToken=t, maxResults=self.page_size, fields=list(fields),
+                        reconcileIssues=list(reconcile) or None, json_result=True,
+                    ),
+                    idempotent=True,
+                )
+                yield list(page.get("issues") or [])
+                token = page.get("nextPageToken")
+                if page.get("isLast", not token) or not token:
+                    return
+                if token in seen_tokens:
+                    raise RetriableError(f"Jira search repeated page token {token!r}: "
+                                         "pagination loop", side="jira")
+                seen_tokens.add(token)
+        else:
+            start = 0
+            while True:
+                page = self._call(
+                    "search",
+                    lambda s=start: jira.search_issues(
+                        jql, startAt=s, maxResults=self.page_size, fields=list(fields),
+                        json_result=True,
+                    ),
+                    idempotent=True,
+                )
+                issues = list(page.get("issues") or [])
+                yield issues
+                start += len(issues)
+                total = page.get("total")
+                if not issues or page.get("isLast") or (isinstance(total, int) and start >= total):
+                    return
+
+    def _records(self, issues: Sequence[Mapping[str, Any]]) -> list[RemoteRecord]:
+        """Issues of one page as records, completing truncated comment lists."""
+        records = []
+        for raw in issues:
+            comments, complete = embedded_comments(raw.get("fields") or {})
+            if not complete:
+                comments = self._all_comments(str(raw["key"]))
+            try:
+                records.append(to_record(raw, base_url=self.url, marker_field=self.marker_field,
+                                         comments=comments))
+            except (KeyError, ValueError) as exc:
+                raise RetriableError(f"Jira search returned a malformed issue: {exc}",
+                                     side="jira") from None
+        return records
+
+    def _all_comments(self, key: str) -> list[dict[str, Any]]:
+        result: list[dict[str, Any]] = []
+        while True:
+            offset = len(result)
+            page = self._call(
+                f"comments of {key}",
+                lambda s=offset: self._api(
+                    "GET", f"issue/{key}/comment",
+                    params={"startAt": s, "maxResults": COMMENT_PAGE, "expand": "properties"}),
+                idempotent=True,
+            )
+            batch = list(page.get("comments") or [])
+            result.extend(batch)
+            total = page.get("total")
+            if not batch or (isinstance(total, int) and len(result) >= total):
+                return result
+
+    def pull(self, since: datetime | None, fields: Sequence[str]) -> Iterator[RemoteRecord]:
+        jql = pull_jql(self.project, self.jql, since, self.overlap_minutes, self._zone)
+        seen: set[str] = set()
+        for issues in self._search_pages(jql, self._fields_param(fields)):
+            for record in self._records(issues):
+                # The JQL literal was rounded down and shifted by the overlap:
+                # drop what is older than the watermark, and keys met already.
+                if record.id in seen or (since is not None and record.updated < since):
+                    continue
+                seen.add(record.id)
+                yield record
+
+    def _by_keys(self, keys: Sequence[str], fields: Sequence[str],
+                 reconcile: Sequence[int] = ()) -> dict[str, RemoteRecord]:
+        found: dict[str, RemoteRecord] = {}
+        wanted = list(dict.fromkeys(keys))
+        step = min(self.page_size, 100)
+        for start in range(0, len(wanted), step):
+            batch = wanted[start:start + step]
+            while batch:
+                try:
+                    jql = keys_jql(batch)
+                except ValueError:
+                    break  # none of these can be an issue key
+                try:
+                    for issues in self._search_pages(jql, self._fields_param(fields), reconcile):
+                        found.update((r.id, r) for r in self._records(issues))
+                    break
+                except ValidationFailed as exc:
+                    # Jira refuses a whole `key in (...)` query when one key does
+                    # not exist; drop the keys it names and ask again.
+                    missing = [k for k in batch if f"'{k}'" in str(exc) or f'"{k}"' in str(exc)]
+                    if not missing:
+                        raise
+                    batch = [k for k in batch if k not in missing]
+        return found
+
+    def get_many(self, ids: Sequence[str], fields: Sequence[str]) -> dict[str, RemoteRecord]:
+        if not ids:
+            return {}
+        found = self._by_keys(ids, fields)
+        return {key: found[key] for key in dict.fromkeys(ids) if key in found}
+
+    def find_by_foreign_id(
+        self, foreign_ids: Sequence[str], fields: Sequence[str]
+    ) -> dict[str, RemoteRecord]:
+        wanted = [fid for fid in dict.fromkeys(foreign_ids) if fid and quotable(fid)]
+        result: dict[str, RemoteRecord] = {}
+        step = min(self.page_size, 50)
+        for start in range(0, len(wanted), step):
+            batch = wanted[start:start + step]
+            jql = markers_jql(batch, self.marker_field)
+            for issues in self._search_pages(jql, self._fields_param(fields)):
+                for record in self._records(issues):
+                    # Label search may ignore case and text search is fuzzy:
+                    # only an exact marker counts.
+                    if record.foreign_id in batch and record.foreign_id not in result:
+                        result[record.foreign_id] = record
+        return result
+
+    # ------------------------------------------------------------ people
+
+    def _user(self, email: str) -> dict[str, str] | None:
+        """The user payload for an email (accountId / name), cached for the run."""
+        key = email.casefold()
+        if key in self._users:
+            return self._users[key]
+        jira = self._require()
+        params = {"query": email} if self.cloud else {"username": email}
+        found = self._call(f"user search for {email}",
+                           lambda: self._api("GET", "user/search",
+                                             params={**params, "maxResults": 20}),
+                           idempotent=True)
+        candidates = [u for u in found or [] if isinstance(u, dict)]
+        exact = [u for u in candidates
+                 if str(u.get("emailAddress", "")).casefold() == key]
+        if not exact and len(candidates) == 1 and not candidates[0].get("emailAddress"):
+            exact = candidates  # Cloud hides emails by privacy setting; one hit is the person
+        payload: dict[str, str] | None = None
+        if len(exact) == 1:
+            user = exact[0]
+            if jira.deploymentType == "Cloud" and user.get("accountId"):
+                payload = {"accountId": str(user["accountId"])}
+            elif user.get("name"):
+                payload = {"name": str(user["name"])}
+        self._users[key] = payload
+        return payload
+
+    def _resolve_refs(self, fields: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """Replace ``{"$user": email}`` / ``{"$group": name}`` values by Jira values."""
+        resolved: dict[str, Any] = {}
+        warnings: list[str] = []
+        for name, value in fields.items():
+            ref = ref_of(value)
+            if ref is None:
+                resolved[name] = value
+                continue
+            kind, target = ref
+            if kind == GROUP_REF:
+                # Groups live in a text custom field (or a component) on Jira.
+                resolved[name] = target
+            elif kind == USER_REF and target:
+                user = self._user(target)
+                if user is None:
+                    warnings.append(f"{name}: no Jira user with email {target}; left empty")
+                resolved[name] = user
+            else:
+                resolved[name] = None
+        return resolved, warnings
+
+    # ------------------------------------------------------------ writing
+
+    def _ids(self) -> tuple[str, str]:
+        """(project id, issue type id), looked up once so creates cost no extra requests."""
+        if self._project_ids is None:
+            jira = self._require()
+            project = self._call(f"project {self.project}",
+                                 lambda: jira.project(self.project), idempotent=True)
+            types = {str(t.name).casefold(): str(t.id) for t in project.issueTypes}
+            if self.issue_type.casefold() not in types:
+                raise ValidationFailed(
+                    f"Jira project {self.project} has no issue type {self.issue_type!r} "
+                    f"(has: {', '.join(sorted(t.name for t in project.issueTypes))})",
+                    side="jira")
+            self._project_ids = (str(project.id), types[self.issue_type.casefold()])
+        return self._project_ids
+
+    def _with_marker(self, labels: Any, marker_labels: Sequence[str]) -> list[str]:
+        """Labels as the engine wants them, never losing the sync's marker labels."""
+        wanted = [str(label) for label in labels or [] if not str(label).startswith(LABEL_PREFIX)]
+        return list(dict.fromkeys([*wanted, *marker_labels]))
+
+    def create(self, records: Sequence[NewRecord]) -> list[WriteResult]:
+        results = [WriteResult() for _ in records]
+        for start in range(0, len(records), BULK_LIMIT):
+            self._create_batch(records[start:start + BULK_LIMIT], results[start:start + BULK_LIMIT])
+        return results
+
+    def _create_batch(self, records: Sequence[NewRecord], results: list[WriteResult]) -> None:
+        jira = self._require()
+        project_id, type_id = self._ids()
+        payloads: list[dict[str, Any]] = []
+        positions: list[int] = []
+        moves: dict[int, tuple[str, Any]] = {}
+        for index, record in enumerate(records):
+            fields = dict(record.fields)
+            status, resolution = fields.pop("status", None), fields.pop("resolution", None)
+            fields, results[index].warnings = self._resolve_refs(fields)
+            fields = {k: v for k, v in fields.items() if v is not None}
+            fields["project"] = {"id": project_id}
+            fields["issuetype"] = {"id": type_id}
+            # The marker goes into the create itself, so a search after a crash
+            # finds the issue even if nothing after this request happened.
+            if self.marker_field:
+                fields[self.marker_field] = record.foreign_id
+                fields["labels"] = self._with_marker(fields.get("labels"), [])
+            else:
+                fields["labels"] = self._with_marker(fields.get("labels"),
+                                                     [marker_label(record.foreign_id)])
+            if status:
+                moves[index] = (str(status), resolution)
+            payloads.append(fields)
+            positions.append(index)
+        try:
+            outcome = self._call("bulk create",
+                                 lambda: jira.create_issues(payloads, prefetch=False),
+                                 idempotent=False)
+        except ConnectorError as exc:
+            for index in positions:
+                results[index].error = exc
+            return
+        created: dict[int, tuple[str, str]] = {}
+        for index, item in zip(positions, outcome, strict=True):
+            if item.get("status") == "Error" or item.get("issue") is None:
+                errors = item.get("error") or {}
+                text = "; ".join(f"{k}: {v}" for k, v in errors.items()) or "rejected"
+                results[index].error = ValidationFailed(
+                    f"Jira create refused: {text}", fields=errors, side="jira")
+                continue
+            issue = item["issue"]
+            created[index] = (str(issue.key), str(issue.id))
+        for index, (key, _) in created.items():
+            results[index].id = key
+            results[index].display = key
+            results[index].warnings.extend(self._link_back(key, records[index]))
+        for index, (status, resolution) in moves.items():
+            if index not in created:
+                continue
+            key = created[index][0]
+            try:
+                self._move(key, None, status, resolution)
+            except ConnectorError as exc:
+                results[index].error = exc
+        versions = self._by_keys([k for k, _ in created.values()], ["updated"],
+                                 reconcile=[int(i) for _, i in created.values() if i.isdigit()])
+        for index, (key, _) in created.items():
+            if key in versions:
+                results[index].version = versions[key].version
+
+    def _link_back(self, key: str, record: NewRecord) -> list[str]:
+        """Entity property + remote link to the ServiceNow record; failures are warnings."""
+        jira = self._require()
+        warnings: list[str] = []
+        data = {"servicenow_sys_id": record.foreign_id, "servicenow_url": record.foreign_url}
+        try:
+            self._call(f"property of {key}",
+                       lambda: jira.add_issue_property(key, ENTITY_PROPERTY, data),
+                       idempotent=True)
+        except ConnectorError as exc:
+            warnings.append(f"{key}: entity property not set: {exc}")
+        if record.foreign_url:
+            parts = urlsplit(record.foreign_url)
+            link = {
+                "globalId": f"system={parts.scheme}://{parts.netloc}&id={record.foreign_id}",
+                "application": {"type": "com.servicenow", "name": "ServiceNow"},
+                "relationship": "mirrored by",
+                "object": {"url": record.foreign_url,
+                           "title": record.foreign_display or record.foreign_id},
+            }
+            try:
+                # Remote links upsert by globalId, so a repeat is harmless.
+                self._call(f"remote link of {key}",
+                           lambda: self._api("POST", f"issue/{key}/remotelink", payload=link),
+                           idempotent=True)
+            except ConnectorError as exc:
+                warnings.append(f"{key}: remote link not set: {exc}")
+        return warnings
+
+    def _current(self, key: str) -> dict[str, Any]:
+        wanted = ["updated", "status", "labels"]
+        if self.marker_field:
+            wanted.append(self.marker_field)
+        raw = self._call(f"read {key}",
+                         lambda: self._api("GET", f"issue/{key}",
+                                           params={"fields": ",".join(wanted)}),
+                         idempotent=True)
+        return dict(raw.get("fields") or {})
+
+    def update(
+        self, record_id: str, fields: Mapping[str, Any], expected_version: str | None = None
+    ) -> WriteResult:
+        changes = dict(fields)
+        status = changes.pop("status", None)
+        resolution = changes.pop("resolution", None)
+        current: dict[str, Any] | None = None
+        if expected_version is not None or status or "labels" in changes:
+            current = self._current(record_id)
+        if expected_version is not None and current is not None:
+            if str(current.get("updated")) != expected_version:
+                # Jira has no conditional write; this check narrows the race to
+                # the time between this read and the edit below.
+                raise PreconditionFailed(
+                    f"Jira {record_id} moved: version {current.get('updated')} "
+                    f"!= expected {expected_version}")
+        payload, warnings = self._resolve_refs(changes)
+        if "labels" in payload and current is not None:
+            markers = [str(label) for label in current.get("labels") or []
+                       if str(label).startswith(LABEL_PREFIX)]
+            payload["labels"] = self._with_marker(payload["labels"], markers)
+        if resolution is not None and not status:
+            payload["resolution"] = resolution
+        wrote = False
+        if payload:
+            self._edit(record_id, payload)
+            wrote = True
+        if status:
+            now = (current or {}).get("status") or {}
+            wrote = self._move(record_id, now.get("name"), str(status), resolution) or wrote
+        version = (self._current(record_id).get("updated") if wrote
+                   else (current or self._current(record_id)).get("updated"))
+        return WriteResult(id=record_id, version=str(version), display=record_id,
+                           warnings=warnings)
+
+    def _edit(self, key: str, payload: Mapping[str, Any]) -> None:
+        body = {"fields": dict(payload)}
+        if self._notify_flag:
+            try:
+                self._call(f"edit {key}",
+                           lambda: self._api("PUT", f"issue/{key}",
+                                             params={"notifyUsers": "false"}, payload=body),
+                           idempotent=True)
+                return
+            except (AuthError, ValidationFailed) as exc:
+                # notifyUsers=false needs (project) admin rights; without them,
+                # edit with notifications rather than not at all.
+                if "notif" not in str(exc).lower() and exc.status != 403:
+                    raise
+                self._notify_flag = False
+        self._call(f"edit {key}", lambda: self._api("PUT", f"issue/{key}", payload=body),
+                   idempotent=True)
+
+    # ------------------------------------------------------------ workflow
+
+    def _transitions(self, key: str) -> list[Transition]:
+        jira = self._require()
+        raw = self._call(f"transitions of {key}", lambda: jira.transitions(key), idempotent=True)
+        return parse_transitions(raw)
+
+    def _status_of(self, key: str) -> str:
+        return str(((self._current(key).get("status")) or {}).get("name", ""))
+
+    def _learn_frontier(self, start: str, target: str) -> None:
+        """Learn transitions of statuses on the way, read-only, from other issues."""
+        jira = self._require()
+        search = jira.enhanced_search_issues if self.cloud else jira.search_issues
+        while self._workflow.path(start, target) is None:
+            frontier = self._workflow.frontier(start)
+            if not frontier:
+                return
+            status = frontier[0]
+            probe = self._call(
+                f"find an issue in {status}",
+                lambda s=status: search(
+                    status_probe_jql(self.project, s), maxResults=1, fields=["status"],
+                    json_result=True),
+                idempotent=True,
+            )
+            issues = probe.get("issues") or []
+            if issues:
+                self._workflow.learn(status, self._transitions(str(issues[0]["key"])))
+            else:
+                self._workflow.mark_unlearnable(status)
+
+    def _move(self, key: str, current: str | None, target: str, resolution: Any) -> bool:
+        """Transition ``key`` to ``target``; True when at least one transition ran."""
+        status = current or self._status_of(key)
+        visited = [status]
+        moved = False
+        for _ in range(32):  # far more steps than any incident workflow has
+            if norm(status) == norm(target):
+                return moved
+            available = self._transitions(key)
+            self._workflow.learn(status, available)
+            path = self._workflow.path(status, target)
+            if path is None:
+                self._learn_frontier(status, target)
+                path = self._workflow.path(status, target)
+            step = path[0] if path else self._workflow.exploratory_step(available, visited)
+            if step is None or step.id not in {t.id for t in available}:
+                reachable = ", ".join(self._workflow.reachable(status)) or "none"
+                raise NoTransitionPath(
+                    f"Jira {key}: no workflow path from {status!r} to status {target!r} "
+                    f"(reachable: {reachable})", side="jira")
+            fields: dict[str, Any] = {}
+            if resolution is not None and step.enters_done and \
+                    self._workflow.category(status) != "done":
+                fields["resolution"] = resolution
+            self._call(
+                f"transition {key} to {step.to}",
+                lambda s=step, f=fields: self._api(
+                    "POST", f"issue/{key}/transitions",
+                    payload={"transition": {"id": s.id}, **({"fields": f} if f else {})}),
+                idempotent=False,
+            )
+            moved = True
+            status = step.to
+            visited.append(status)
+        raise NoTransitionPath(f"Jira {key}: gave up reaching {target!r}", side="jira")
+
+    # ------------------------------------------------------------ comments
+
+    def add_comment(self, record_id: str, body: Any, visibility: str) -> RemoteComment:
+        if visibility not in ("public", "internal"):
+            raise ValueError(f"visibility: must be public or internal (got {visibility!r})")
+        jira = self._require()
+        internal = visibility != "public"
+        comment = self._call(
+            f"comment on {record_id}",
+            lambda: jira.add_comment(record_id, body, is_internal=internal),
+            idempotent=False,
+        )
+        raw = dict(comment.raw)
+        if not any(k in raw for k in ("jsdPublic", "properties", "visibility")):
+            # We just stated the visibility ourselves; Jira echoing nothing about
+            # it doesn't make it unknown.
+            raw["jsdPublic"] = not internal
+        return to_comment(raw)
+
+    # ------------------------------------------------------------ check
+
+    def check(self, fields: Sequence[str], statuses: Sequence[str]) -> list[CheckResult]:
+        rows: list[CheckResult] = []
+
+        def row(what: str, ok: bool, detail: str = "") -> None:
+            rows.append(CheckResult(Side.JIRA, what, ok, detail))
+
+        try:
+            info = self._info or self.open()
+        except ConnectorError as exc:
+            row("connect and authenticate", False, str(exc))
+            return rows
+        jira = self._require()
+        row("connect and authenticate", True,
+            f"{info.flavor} {info.version} as {info.user or self._who()}, text {info.text_format}")
+        checks: list[tuple[str, Callable[[], str]]] = [
+            ("permissions", lambda: self._check_permissions(jira)),
+            (f"project {self.project} / issue type {self.issue_type}",
+             lambda: "ids {} / {}".format(*self._ids())),
+            ("scope query", lambda: self._check_scope()),
+            ("mapped fields", lambda: self._check_fields(fields)),
+            ("statuses", lambda: self._check_statuses(jira, statuses)),
+        ]
+        for what, probe in checks:
+            try:
+                row(what, True, probe())
+            except ConnectorError as exc:
+                row(what, False, str(exc))
+        return rows
+
+    def _check_permissions(self, jira: JIRA) -> str:
+        answer = self._call("my permissions", lambda: jira.my_permissions(
+            projectKey=self.project, permissions=",".join(REQUIRED_PERMISSIONS)),
+            idempotent=True)
+        granted = answer.get("permissions") or {}
+        missing = [p for p in REQUIRED_PERMISSIONS
+                   if not (granted.get(p) or {}).get("havePermission")]
+        if missing:
+            raise AuthError(f"{self._who()} lacks {', '.join(missing)} in {self.project}",
+                            advice="ask a Jira admin to grant them", side="jira")
+        return "browse, create, edit, transition, comment"
+
+    def _check_scope(self) -> str:
+        jql = scope_jql(self.project, self.jql)
+        next(iter(self._search_pages(jql, ["updated"])))
+        return jql
+
+    def _check_fields(self, fields: Sequence[str]) -> str:
+        known = set(self.field_ids.values()) | set(self.field_ids)
+        wanted = [f for f in dict.fromkeys(fields) if f]
+        missing = [f for f in wanted if f not in known]
+        if missing:
+            raise ValidationFailed(f"unknown Jira fields: {', '.join(missing)}", side="jira")
+        return f"{len(wanted)} fields exist"
+
+    def _check_statuses(self, jira: JIRA, statuses: Sequence[str]) -> str:
+        names = {norm(str(s.name)) for s in self._call("statuses", jira.statuses,
+                                                      idempotent=True)}
+        missing = [s for s in dict.fromkeys(statuses) if s and norm(s) not in names]
+        if missing:
+            raise ValidationFailed(f"unknown Jira statuses: {', '.join(missing)}", side="jira")
+        return f"{len([s for s in statuses if s])} statuses exist"
+
+
+__all__ = ["JiraConnector"]
