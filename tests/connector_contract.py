@@ -2,6 +2,8 @@
 
 Contract (for the vendor test modules that subclass :class:`ConnectorContract`):
 - pytest collects only ``Test*`` subclasses, so this class is never run by itself.
+  Import it as ``from connector_contract import ConnectorContract`` (``tests/``
+  is not a package; pytest puts it on ``sys.path``).
 - A subclass provides the fixtures ``sandbox`` (a running sandbox built with
   ``clock=clock`` and no seed incidents) and ``connector`` (opened against it with
   ``page_size=PAGE_SIZE`` and a :class:`connectors.retry.RetryPolicy` that does not

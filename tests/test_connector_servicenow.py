@@ -1,0 +1,417 @@
+"""The ServiceNow connector against the ServiceNow sandbox: the shared contract and
+the ServiceNow-specific behaviour (paging costs, journal visibility, Batch API,
+resolution rules, references, hostile scope values, faults)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from connector_contract import PAGE_SIZE, ConnectorContract, FakeClock
+
+from connectors.base import (
+    NewRecord,
+    NotFound,
+    RateLimited,
+    Side,
+    ValidationFailed,
+    group_ref,
+    user_ref,
+)
+from connectors.retry import RetryPolicy
+from connectors.sandbox.http import Fault
+from connectors.sandbox.servicenow import ServiceNowSandbox
+from connectors.servicenow import ServiceNowConnector
+
+PASSWORD = "Sn0w-Pa55word-never-logged"
+FIELDS = ["short_description", "description", "assigned_to", "state", "assignment_group",
+          "caller_id.email", "assignment_group.name"]
+
+
+def make_connector(sandbox: ServiceNowSandbox, sleeps: list[float] | None = None,
+                   **kw: Any) -> ServiceNowConnector:
+    sleeps = [] if sleeps is None else sleeps
+    options: dict[str, Any] = {"page_size": PAGE_SIZE, **kw}
+    connector = ServiceNowConnector(
+        sandbox.url, "admin", PASSWORD,
+        retry=RetryPolicy(sleep=sleeps.append, random=lambda: 0.0), **options,
+    )
+    connector.open()
+    return connector
+
+
+def insert(sandbox: ServiceNowSandbox, title: str, **values: Any) -> str:
+    row = sandbox.insert("incident", {"short_description": title, **values})
+    return str(row["sys_id"])
+
+
+class TestServiceNowContract(ConnectorContract):
+    title_field = "short_description"
+    description_field = "description"
+    user_field = "assigned_to"
+
+    @pytest.fixture
+    def sandbox(self, clock: FakeClock) -> Iterator[ServiceNowSandbox]:
+        with ServiceNowSandbox(password=PASSWORD, clock=clock) as server:
+            yield server
+
+    @pytest.fixture
+    def connector(self, sandbox: ServiceNowSandbox) -> Iterator[ServiceNowConnector]:
+        connector = make_connector(sandbox)
+        yield connector
+        connector.close()
+
+    def make_record(self, sandbox: Any, title: str, **kw: Any) -> str:
+        return insert(sandbox, title, **kw)
+
+    def new_record(self, title: str, foreign_id: str) -> NewRecord:
+        return NewRecord({"short_description": title, "description": f"{title}, in detail",
+                          "impact": "2", "urgency": "2"}, foreign_id)
+
+    def update_fields(self, title: str) -> dict[str, Any]:
+        return {"short_description": title}
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def sandbox(clock: FakeClock) -> Iterator[ServiceNowSandbox]:
+    with ServiceNowSandbox(password=PASSWORD, clock=clock) as server:
+        yield server
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
+
+
+@pytest.fixture
+def connector(sandbox: ServiceNowSandbox, sleeps: list[float]) -> Iterator[ServiceNowConnector]:
+    connector = make_connector(sandbox, sleeps)
+    yield connector
+    connector.close()
+
+
+# --------------------------------------------------------------------------- pull
+
+
+def test_pull_of_many_records_costs_one_request_per_page_plus_one_journal_request_per_page(
+    clock: FakeClock,
+) -> None:
+    with ServiceNowSandbox(password=PASSWORD, clock=clock, seed_incidents=0) as sandbox:
+        for n in range(1000):
+            insert(sandbox, f"Load {n}")
+            if n % 7 == 0:
+                clock.advance(seconds=1)
+        connector = make_connector(sandbox, page_size=100)
+        sandbox.log.clear()
+        records = list(connector.pull(None, FIELDS))
+        assert len({r.id for r in records}) == 1000
+        pages = math.ceil(1000 / 100)
+        # A full last page needs one more (empty) page request to know it was the last.
+        assert sandbox.log.count("GET", "/api/now/table/incident") == pages + 1
+        assert sandbox.log.count("GET", "/api/now/table/sys_journal_field") == pages
+        assert sandbox.log.count() == 2 * pages + 1
+
+
+def test_pull_asks_only_for_the_mapped_and_own_fields_with_raw_values(
+    connector: ServiceNowConnector, sandbox: ServiceNowSandbox
+) -> None:
+    insert(sandbox, "Fields only")
+    sandbox.log.clear()
+    (record,) = list(connector.pull(None, ["short_description", "caller_id.email"]))
+    (page,) = [e for e in sandbox.log.entries if e.path == "/api/now/table/incident"]
+    assert "sysparm_display_value=False" in page.query
+    assert "sysparm_exclude_reference_link=True" in page.query
+    assert "ORDERBYsys_updated_on^ORDERBYsys_id" in page.query
+    assert set(record.fields) == {"sys_id", "number", "sys_mod_count", "sys_updated_on",
+                                  "correlation_id", "short_description", "caller_id.email"}
+
+
+def test_pull_reads_dot_walked_people_and_groups_as_flat_keys(
+    connector: ServiceNowConnector, sandbox: ServiceNowSandbox
+) -> None:
+    insert(sandbox, "Dot walk", caller_id=sandbox.user_sys_id("ines.moreau"),
+           assignment_group=sandbox.group_sys_id("Network"))
+    (record,) = list(connector.pull(None, FIELDS))
+    assert record.fields["caller_id.email"] == "ines.moreau@example.com"
+    assert record.fields["assignment_group.name"] == "Network"
+    assert record.fields["assignment_group"] == sandbox.group_sys_id("Network")
+
+
+def test_record_changed_during_paging_is_neither_skipped_nor_repeated(
+    connector: ServiceNowConnector, sandbox: ServiceNowSandbox, clock: FakeClock
+) -> None:
+    made = []
+    for n in range(3 * PAGE_SIZE):
+        made.append(insert(sandbox, f"Moving {n}"))
+        clock.advance(seconds=1)
+    pulled = connector.pull(None, FIELDS)
+    first_page = [next(pulled) for _ in range(PAGE_SIZE)]
+    # An agent edits a record of the page already read: it moves to the end of
+    # the order. Offset paging would now skip one record of the next page.
+    clock.advance(seconds=1)
+    sandbox.update("incident", first_page[1].id, {"short_description": "Edited meanwhile"})
+    rest = list(pulled)
+    ids = [r.id for r in first_page + rest]
+    assert sorted(ids) == sorted(made)
+    assert len(ids) == len(set(ids))
+
+
+def test_pull_scope_with_nq_segments_is_narrowed_by_the_watermark_in_every_segment(
+    sandbox: ServiceNowSandbox, clock: FakeClock
+) -> None:
+    old_network = insert(sandbox, "Old network", category="network")
+    old_db = insert(sandbox, "Old database", category="database")
+    watermark = clock.advance(hours=1)
+    new_db = insert(sandbox, "New database", category="database")
+    connector = make_connector(sandbox, query="category=network^NQcategory=database")
+    pulled = [r.id for r in connector.pull(watermark, FIELDS)]
+    assert pulled == [new_db]
+    assert {r.id for r in connector.pull(None, FIELDS)} == {old_network, old_db, new_db}
+
+
+def test_inactive_records_are_out_of_the_default_scope(
+    connector: ServiceNowConnector, sandbox: ServiceNowSandbox
+) -> None:
+    active = insert(sandbox, "Still open")
+    insert(sandbox, "Done", state="6", close_code="Solution provided", close_notes="Fixed")
+    assert [r.id for r in connector.pull(None, FIELDS)] == [active]
+
+
+def test_pull_since_is_inclusive_at_second_precision(
+    connector: ServiceNowConnector, sandbox: ServiceNowSandbox, clock: FakeClock
+) -> None:
+    clock.advance(seconds=10)
+    stamp = clock.now
+    record = insert(sandbox, "On the second")
+    assert [r.id for r in connector.pull(stamp + timedelta(microseconds=999), FIELDS)] == [record]
+
+
+# --------------------------------------------------------------------------- comments
+
+
+def test_journal_entries_come_back_with_visibility_and_author_email(
+    connector: ServiceNowConnector, sandbox: ServiceNowSandbox, clock: FakeClock
+) -> None:
+    record = insert(sandbox, "Journal")
+    clock.advance(seconds=1)
+    sandbox.update("incident", record, {"comments": "Please reboot"}, as_user="bob.jones")
+    clock.advance(seconds=1)
+    sandbox.update("incident", record, {"work_notes": "Root cause: bad driver"},
+                   as_user="chen.wei")
+    (pulled,) = list(connector.pull(None, FIELDS))
+    assert [(c.body, c.visibility, c.author) for c in pulled.comments] == [
+        ("Please reboot", "public", "bob.jones@example.com"),
+        ("Root cause: bad driver", "internal", "chen.wei@example.com"),
+    ]
+    assert pulled.comments[0].created < pulled.comments[1].created
+
+
+def test_add_comment_writes_work_notes_for_internal_and_comments_for_public(
+    connector: ServiceNowConnector, sandbox: ServiceNowSandbox
+) -> None:
+    record = insert(sandbox, "Where does it go")
+    connector.add_comment(record, "for the caller", "public")
+    connector.add_comment(record, "for agents", "internal")
+    connector.add_comment(record, "unclear audience", "someone")
+    elements = {r["value"]: r["element"] for r in sandbox.journal(record)}
+    assert elements == {"for the caller": "comments", "for agents": "work_notes",
+                        "unclear audience": "work_notes"}
+
+
+def test_add_comment_to_a_missing_record_is_not_found(connector: ServiceNowConnector) -> None:
+    with pytest.raises(NotFound):
+        connector.add_comment("0" * 32, "hello", "public")
+    with pytest.raises(NotFound):
+        connector.add_comment("../sys_user", "hello", "public")
+
+
+# --------------------------------------------------------------------------- writes
+
+
+def test_create_many_uses_the_batch_api_and_one_user_lookup(
+    connector: ServiceNowConnector, sandbox: ServiceNowSandbox
+) -> None:
+    sandbox.log.clear()
+    records = [NewRecord({"short_description": f"Bulk {n}",
+                          "assigned_to": user_ref("alice.smith@example.com"),
+                          "assignment_group": group_ref("Network")}, f"OPS-{n}")
+               for n in range(60)]
+    results = connector.create(records)
+    assert all(r.ok and r.version == "0" for r in results)
+    assert sandbox.log.count("POST", "/api/now/v1/batch") == 2       # 50 + 10
+    # (The sandbox also logs each item the batch ran; only the batch POSTs cross the wire.)
+    assert sandbox.log.count("GET", "re:/sys_user$") == 1
+    assert sandbox.log.count("GET", "/api/now/table/sys_user_group") == 1
+    row = sandbox.get("incident", results[59].id or "")
+    assert row is not None
+    assert row["correlation_id"] == "OPS-59" and row["correlation_display"] == "JIRA"
+    assert row["assigned_to"] == sandbox.user_sys_id("alice.smith")
+    assert row["assignment_group"] == sandbox.group_sys_id("Network")
+    # Cached per run: the next write resolves without asking again.
+    connector.create([NewRecord({"assigned_to": user_ref("Alice.Smith@example.com"),
+                                 "short_description": "Again"}, "OPS-99")])
+    assert sandbox.log.count("GET", "re:/sys_user$") == 1
+
+
+def test_batch_create_maps_per_item_failures_without_failing_the_others(
+    connector: ServiceNowConnector, sandbox: ServiceNowSandbox
+) -> None:
+    results = connector.create([
+        NewRecord({"short_description": "Fine"}, "OPS-1"),
+        NewRecord({"short_description": "Bad state", "state": "42"}, "OPS-2"),
+        NewRecord({"short_description": "Bad code", "state": "6", "close_code": "Magic",
+                   "close_notes": "It went away"}, "OPS-3"),
+        NewRecord({"short_description": "Also fine"}, "OPS-4"),
+    ])
+    assert [r.ok for r in results] == [True, False, False, True]
+    assert isinstance(results[1].error, ValidationFailed)
+    assert isinstance(results[2].error, ValidationFailed)
+    assert "close_code" in str(results[2].error)
+
+
+def test_batch_create_resends_unserviced_items(clock: FakeClock) -> None:
+    with ServiceNowSandbox(password=PASSWORD, clock=clock, max_batch_items=3) as sandbox:
+        connector = make_connector(sandbox)
+        results = connector.create(
+            [NewRecord({"short_description": f"Item {n}"}, f"OPS-{n}") for n in range(7)])
+        assert all(r.ok for r in results)
+        assert len({r.id for r in results}) == 7
+        assert sandbox.log.count("POST", "/api/now/v1/batch") == 3
+
+
+def test_single_create_without_batch_api_posts_to_the_table(
+    sandbox: ServiceNowSandbox
+) -> None:
+    connector = make_connector(sandbox, use_batch_api=False)
+    results = connector.create([NewRecord({"short_description": f"One {n}"}, f"OPS-{n}")
+                                for n in range(2)])
+    assert all(r.ok and r.display.startswith("INC") for r in results)
+    assert sandbox.log.count("POST", "/api/now/table/incident") == 2
+    assert sandbox.log.count("POST", "/api/now/v1/batch") == 0
+
+
+def test_resolving_without_close_code_is_rejected_naming_the_fields(
+    connector: ServiceNowConnector, sandbox: ServiceNowSandbox
+) -> None:
+    record = insert(sandbox, "Resolve me")
+    with pytest.raises(ValidationFailed) as caught:
+        connector.update(record, {"state": "6"})
+    assert set(caught.value.fields) >= {"close_code", "close_notes"}
+    (created,) = connector.create([NewRecord({"short_description": "x", "state": "6"}, "OPS-5")])
+    assert isinstance(created.error, ValidationFailed)
+    assert set(created.error.fields) == {"close_code", "close_notes"}
+
+
+def test_resolving_with_close_code_sets_the_state_directly(
+    connector: ServiceNowConnector, sandbox: ServiceNowSandbox
+) -> None:
+    record = insert(sandbox, "Resolve me")
+    result = connector.update(record, {"state": "6", "close_code": "Solution provided",
+                                       "close_notes": "Replaced the cable"})
+    row = sandbox.get("incident", record)
+    assert row is not None and row["state"] == "6" and result.version == row["sys_mod_count"]
+
+
+def test_update_of_a_missing_record_is_not_found(connector: ServiceNowConnector) -> None:
+    with pytest.raises(NotFound):
+        connector.update("f" * 32, {"short_description": "ghost"})
+    with pytest.raises(NotFound):
+        connector.update("f" * 32, {"short_description": "ghost"}, expected_version="1")
+
+
+def test_update_clears_a_user_with_none_and_keeps_it_for_an_unknown_email(
+    connector: ServiceNowConnector, sandbox: ServiceNowSandbox
+) -> None:
+    alice = sandbox.user_sys_id("alice.smith")
+    record = insert(sandbox, "Owned", assigned_to=alice)
+    result = connector.update(record, {"assigned_to": user_ref("ghost@example.invalid"),
+                                       "assignment_group": group_ref("No Such Team")})
+    assert len(result.warnings) == 2
+    assert "No Such Team" in result.warnings[1]
+    assert (sandbox.get("incident", record) or {})["assigned_to"] == alice
+    connector.update(record, {"assigned_to": user_ref(None)})
+    assert (sandbox.get("incident", record) or {})["assigned_to"] == ""
+
+
+# --------------------------------------------------------------------------- faults
+
+
+def test_rate_limited_page_is_retried_after_retry_after(
+    connector: ServiceNowConnector, sandbox: ServiceNowSandbox, sleeps: list[float]
+) -> None:
+    insert(sandbox, "Behind a limit")
+    sandbox.faults.script.extend([Fault("429", retry_after=1), Fault("503", retry_after=0)])
+    assert len(list(connector.pull(None, FIELDS))) == 1
+    assert sleeps == [1.0, 0.0]
+
+
+def test_dropped_connection_and_proxy_page_on_reads_are_retried(
+    connector: ServiceNowConnector, sandbox: ServiceNowSandbox
+) -> None:
+    record = insert(sandbox, "Flaky network")
+    sandbox.faults.script.extend([Fault("drop"), Fault("html"), Fault("500")])
+    assert set(connector.get_many([record], FIELDS)) == {record}
+
+
+def test_write_is_not_retried_after_a_server_error_but_is_after_a_rate_limit(
+    connector: ServiceNowConnector, sandbox: ServiceNowSandbox
+) -> None:
+    record = insert(sandbox, "Careful writes")
+    sandbox.faults.script.append(Fault("500", method="PATCH"))
+    with pytest.raises(Exception) as caught:
+        connector.update(record, {"short_description": "maybe"})
+    assert type(caught.value).__name__ == "RetriableError"
+    assert sandbox.log.count("PATCH") == 1
+    sandbox.faults.script.append(Fault("429", method="PATCH", retry_after=0))
+    assert connector.update(record, {"short_description": "surely"}).ok
+    assert sandbox.log.count("PATCH") == 3
+
+
+def test_persistent_rate_limit_surfaces_as_rate_limited(
+    connector: ServiceNowConnector, sandbox: ServiceNowSandbox
+) -> None:
+    sandbox.faults.script.extend([Fault("429", retry_after=0)] * 5)
+    with pytest.raises(RateLimited) as caught:
+        list(connector.pull(None, FIELDS))
+    assert caught.value.retry_after == 0.0
+
+
+# --------------------------------------------------------------------------- check
+
+
+def test_check_reports_access_scope_fields_and_states(
+    connector: ServiceNowConnector, sandbox: ServiceNowSandbox
+) -> None:
+    insert(sandbox, "For the sample")
+    rows = connector.check(["short_description", "caller_id.email", "u_not_a_field"],
+                           ["1", "2", "6", "99"])
+    by_what = {r.what: r for r in rows}
+    assert all(r.side is Side.SERVICENOW for r in rows)
+    assert by_what["reach and sign in"].ok
+    assert by_what["read incident in scope"].ok
+    assert not by_what["mapped fields exist"].ok
+    assert "u_not_a_field" in by_what["mapped fields exist"].detail
+    assert not by_what["mapped states exist"].ok
+    assert "99" in by_what["mapped states exist"].detail
+    assert sandbox.log.writes() == 0
+
+
+def test_check_with_wrong_password_says_so_without_the_password(
+    sandbox: ServiceNowSandbox
+) -> None:
+    connector = ServiceNowConnector(sandbox.url, "admin", "wrong-" + PASSWORD,
+                                    retry=RetryPolicy(sleep=lambda s: None))
+    (row,) = connector.check(["short_description"], ["1"])
+    assert not row.ok and "401" in row.detail and "admin" in row.detail
+    assert PASSWORD not in row.detail
