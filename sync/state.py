@@ -12,7 +12,10 @@ Contract:
   when it raises. The transaction starts lazily at the first write, so a pair
   block that does remote I/O before writing holds no database lock meanwhile.
   Writes made in a pair are not visible to the store's read methods until the
-  block ends; do not nest pair blocks on one thread.
+  block ends. Once a pair block has written, the same thread must not start
+  another write (a nested pair, ``record_failure``, ...) until the block ends:
+  on SQLite, which has a single writer, that raises RuntimeError at once
+  instead of deadlocking. Other threads simply wait their turn.
 - Every other writing method commits on its own, at once (``record_intent``
   must survive a crash during the remote create that follows it).
 - Every timestamp going in must be timezone-aware; every timestamp coming out
@@ -37,6 +40,7 @@ import json
 import logging
 import os
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
@@ -359,6 +363,8 @@ class StateStore:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._sleep = sleep or time.sleep
         self._temp_dir: tempfile.TemporaryDirectory[str] | None = None
+        # Which thread has a pair transaction open (see _guard_single_writer).
+        self._local = threading.local()
         self.url = masked_url(url)
         self._engine = self._make_engine(url, create=create)
         try:
@@ -374,7 +380,8 @@ class StateStore:
             parsed = make_url(url)
         except ArgumentError:
             raise StateStoreError(f"state_url is not a database URL: {masked_url(url)}") from None
-        if parsed.get_backend_name() != "sqlite":
+        self._is_sqlite = parsed.get_backend_name() == "sqlite"
+        if not self._is_sqlite:
             try:
                 return create_engine(parsed, pool_pre_ping=True)
             except ImportError as exc:
@@ -414,9 +421,24 @@ class StateStore:
         except SQLAlchemyError as exc:
             raise StateStoreError(f"state store {self.url}: {_db_reason(exc)}") from None
 
+    def _guard_single_writer(self, what: str) -> None:
+        """Refuse a second write transaction on a thread whose pair already holds one.
+
+        SQLite has one writer at a time: the second transaction would wait for
+        the pair's lock, which its own thread holds, until busy_timeout. A
+        clear error at once beats a 30-second hang ending in "database is locked".
+        """
+        if self._is_sqlite and getattr(self._local, "pair_open", False):
+            raise RuntimeError(
+                f"{what} inside a `with store.pair()` block that has already written, on the "
+                "same thread: SQLite allows one writer, so this would deadlock; call it "
+                "before or after the pair block"
+            )
+
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         """One committed transaction; IntegrityError passes through for callers to explain."""
+        self._guard_single_writer("a state store write")
         try:
             with self._engine.connect() as conn:
                 conn.execution_options(incident_sync_write=True)
@@ -834,6 +856,7 @@ class PairTx:
         if self._done:
             raise RuntimeError("this pair transaction has already ended")
         if self._conn is None:
+            self._store._guard_single_writer("a nested pair transaction")
             try:
                 conn = self._store._engine.connect()
                 conn.execution_options(incident_sync_write=True)
@@ -843,6 +866,7 @@ class PairTx:
                     f"state store {self._store.url}: {_db_reason(exc)}"
                 ) from None
             self._conn = conn
+            self._store._local.pair_open = True
         return self._conn
 
     def _end(self, *, commit: bool) -> None:
@@ -850,6 +874,7 @@ class PairTx:
         conn, self._conn = self._conn, None
         if conn is None:
             return
+        self._store._local.pair_open = False
         try:
             if commit:
                 conn.commit()

@@ -78,8 +78,9 @@ links = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("servicenow_id", String(_ID), nullable=False, unique=True),
     Column("jira_key", String(_ID), nullable=False, unique=True),
-    Column("servicenow_display", String(_ID), nullable=False, default=""),
-    Column("jira_display", String(_ID), nullable=False, default=""),
+    # Displays are for people (a number, a key, perhaps a title): no length limit.
+    Column("servicenow_display", Text, nullable=False, default=""),
+    Column("jira_display", Text, nullable=False, default=""),
     # Canonical JSON text (sorted keys) of the neutral projection last synced.
     Column("snapshot_servicenow", Text, nullable=True),
     Column("snapshot_jira", Text, nullable=True),
@@ -140,7 +141,7 @@ conflicts = Table(
         "link_id", Integer, ForeignKey("links.id", ondelete="CASCADE"), nullable=False,
         index=True,
     ),
-    Column("field", String(128), nullable=False),
+    Column("field", String(_ID), nullable=False),
     # Values are canonical JSON text so any neutral value (str, int, list, None) fits.
     Column("base", Text, nullable=False),
     Column("servicenow_value", Text, nullable=False),

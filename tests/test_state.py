@@ -6,6 +6,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -430,3 +431,60 @@ def test_runs_are_listed_newest_first_with_their_counts(store: StateStore) -> No
 def test_finishing_an_unknown_run_is_an_error(store: StateStore) -> None:
     with pytest.raises(StateStoreError, match="no run with id 404"):
         store.finish_run(404, finished=T0, counts={}, outcome="ok")
+
+
+# ------------------------------------------------------------------ threads
+
+
+def test_pairs_from_many_threads_all_commit_and_fail_independently(store: StateStore) -> None:
+    def work(worker: int) -> None:
+        for n in range(15):
+            try:
+                with store.pair() as tx:
+                    tx.save_link(
+                        servicenow_id=f"sn{worker}-{n}", jira_key=f"OPS-{worker}{n:03d}",
+                        servicenow_display="", jira_display="", snapshot_servicenow={"n": n},
+                        snapshot_jira=None, version_servicenow=str(n), version_jira=None,
+                        hash=None,
+                    )
+                    if n % 5 == 4:
+                        raise RuntimeError("remote write failed")
+            except RuntimeError:
+                store.record_failure("servicenow", f"sn{worker}-{n}", "remote write failed",
+                                     now=T0, base_seconds=1, max_attempts=3)
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        list(pool.map(work, range(6)))
+    assert len(store.all_links()) == 6 * 12
+    assert len(store.retry_items()) == 6 * 3
+    assert store.link_by("servicenow", "sn3-4") is None
+
+
+def test_writing_inside_a_pair_on_the_same_thread_fails_fast(store: StateStore) -> None:
+    with store.pair() as tx:
+        store.record_intent("servicenow", "sn1", "jira")  # before the pair wrote: fine
+        tx.clear_retry("jira", "OPS-1")
+        with pytest.raises(RuntimeError, match="would deadlock"):
+            store.record_failure("jira", "OPS-1", "x", now=T0, base_seconds=1, max_attempts=2)
+        with pytest.raises(RuntimeError, match="nested pair"), store.pair() as inner:
+            inner.clear_retry("jira", "OPS-2")
+    store.record_failure("jira", "OPS-1", "x", now=T0, base_seconds=1, max_attempts=2)
+    assert len(store.pending_intents()) == 1
+
+
+def test_schema_is_portable_to_postgresql() -> None:
+    # No PostgreSQL runs here; compiling the DDL for its dialect catches
+    # SQLite-only types or constraints before a user's deployment does.
+    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    from sync.state_schema import metadata
+
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+    ddl = [str(CreateTable(table).compile(dialect=dialect)) for table in metadata.sorted_tables]
+    ddl += [str(CreateIndex(index).compile(dialect=dialect))
+            for table in metadata.sorted_tables for index in table.indexes]
+    text = "\n".join(ddl)
+    assert "CREATE TABLE links" in text and "SERIAL" in text
+    assert "BOOLEAN" in text and "TIMESTAMP WITHOUT TIME ZONE" in text
+    assert "UNIQUE (servicenow_id)" in text and "UNIQUE (link_id, jira_comment_id)" in text
