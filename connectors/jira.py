@@ -132,6 +132,11 @@ def _retry_after(value: str | None) -> float | None:
     return max((when - datetime.now(UTC)).total_seconds(), 0.0)
 
 
+def _path(url: str) -> str:
+    """A URL without its query: error texts name the endpoint, not the whole JQL."""
+    return url.split("?", 1)[0]
+
+
 def _one_line(text: Any, limit: int = 300) -> str:
     flat = " ".join(str(text or "").split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
@@ -235,6 +240,12 @@ class JiraConnector:
         last_url, last_status = self._meter.last
         if isinstance(exc, JIRAError):
             return self._translate_http(exc, what, last_url)
+        if isinstance(exc, ValueError):  # invalid or truncated JSON in a 2xx answer
+            return RetriableError(
+                f"Jira {what}: invalid JSON from {_path(last_url or self.url)} "
+                f"(HTTP {last_status})",
+                side="jira", status=last_status, url=last_url or self.url,
+            )
         if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.SSLError):
             return Unreachable(
                 f"Jira {what}: cannot connect to {self.url} ({type(exc).__name__})",
@@ -242,7 +253,8 @@ class JiraConnector:
             )
         if isinstance(exc, requests.exceptions.Timeout):
             return RetriableError(
-                f"Jira {what}: no answer within {self.timeout:g}s from {last_url or self.url}",
+                f"Jira {what}: no answer within {self.timeout:g}s from "
+                f"{_path(last_url or self.url)}",
                 side="jira", url=last_url or self.url,
             )
         if isinstance(exc, requests.exceptions.ConnectionError):
@@ -254,24 +266,20 @@ class JiraConnector:
                     side="jira", url=self.url,
                 )
             return RetriableError(
-                f"Jira {what}: connection dropped talking to {last_url or self.url}",
+                f"Jira {what}: connection dropped talking to {_path(last_url or self.url)}",
                 side="jira", url=last_url or self.url,
             )
         if isinstance(exc, requests.exceptions.RequestException):
             return RetriableError(
-                f"Jira {what}: {type(exc).__name__} talking to {last_url or self.url}",
+                f"Jira {what}: {type(exc).__name__} talking to {_path(last_url or self.url)}",
                 side="jira", url=last_url or self.url,
-            )
-        if isinstance(exc, ValueError):  # invalid or truncated JSON in a 2xx answer
-            return RetriableError(
-                f"Jira {what}: invalid JSON from {last_url or self.url} (HTTP {last_status})",
-                side="jira", status=last_status, url=last_url or self.url,
             )
         return RetriableError(f"Jira {what}: {type(exc).__name__}", side="jira")
 
     def _translate_http(self, exc: JIRAError, what: str, last_url: str) -> ConnectorError:
         status = exc.status_code
         url = str(exc.url or last_url or self.url)
+        at = _path(url)
         response = exc.response if isinstance(exc.response, requests.Response) else None
         where = dict(side="jira", status=status, url=url)
         if status is None:
@@ -284,7 +292,7 @@ class JiraConnector:
             detail = _one_line(exc.text)
         if status == 401:
             return AuthError(
-                f"Jira {what}: HTTP 401, credentials refused for {self._who()} ({url})",
+                f"Jira {what}: HTTP 401, credentials refused for {self._who()} ({at})",
                 advice=(
                     f"check the {'API token' if self.email else 'personal access token'} of "
                     f"{self._who()} (INCIDENT_SYNC_JIRA__TOKEN): wrong, expired or revoked"
@@ -293,7 +301,7 @@ class JiraConnector:
             )
         if status == 403:
             return AuthError(
-                f"Jira {what}: HTTP 403, permission denied for {self._who()} ({url})"
+                f"Jira {what}: HTTP 403, permission denied for {self._who()} ({at})"
                 + (f": {detail}" if detail else ""),
                 advice=(
                     f"grant {self._who()} Browse projects, Create, Edit and Transition issues and "
@@ -303,21 +311,22 @@ class JiraConnector:
                 **where,
             )
         if status in (404, 410):
-            return NotFound(f"Jira {what}: HTTP {status} at {url}: {detail or 'not found'}",
+            return NotFound(f"Jira {what}: HTTP {status} at {at}: {detail or 'not found'}",
                             **where)
         if status == 429 or (status == 503 and response is not None
                              and response.headers.get("Retry-After")):
-            wait = _retry_after(response.headers.get("Retry-After") if response else None)
-            return RateLimited(f"Jira {what}: HTTP {status}, rate limited at {url}",
+            header = response.headers.get("Retry-After") if response is not None else None
+            wait = _retry_after(header)
+            return RateLimited(f"Jira {what}: HTTP {status}, rate limited at {at}",
                                retry_after=wait, **where)
         if html:
             return RetriableError(
-                f"Jira {what}: HTTP {status} with an HTML page instead of JSON from {url} "
+                f"Jira {what}: HTTP {status} with an HTML page instead of JSON from {at} "
                 "(a proxy or maintenance page?)",
                 **where,
             )
         if status >= 500 or status == 409:
-            return RetriableError(f"Jira {what}: HTTP {status} at {url}: {detail}", **where)
+            return RetriableError(f"Jira {what}: HTTP {status} at {at}: {detail}", **where)
         return ValidationFailed(
             f"Jira {what}: HTTP {status}: {_one_line(detail) or 'rejected'}", fields=fields,
             **where,
