@@ -7,6 +7,7 @@ Contract:
 - ``--format table`` (default) prints rich tables; ``--format json`` prints one
   JSON document on stdout whose keys come in a fixed order, so scripts and
   diffs are stable. Timestamps are ISO 8601 in UTC.
+- ``status`` also lists pending creates (intents a crashed run left behind).
 - ``status`` exits 0 whenever the store could be read, parked items or not:
   the information is the output, and a monitoring script that wants to alert
   on parked items reads ``retry_queue[].state`` from the JSON. Errors reading
@@ -32,6 +33,7 @@ from sync.cli import ConfigOption, app, reported_errors, settings_from, stderr, 
 from sync.settings import DEFAULT_CONFIG
 from sync.state import (
     ConflictRecord,
+    Intent,
     Link,
     NoStateStore,
     RetryItem,
@@ -134,6 +136,16 @@ def conflict_json(conflict: ConflictRecord, link: Link | None) -> dict[str, Any]
     }
 
 
+def intent_json(intent: Intent) -> dict[str, Any]:
+    return {
+        "id": intent.id,
+        "source_side": intent.source_side,
+        "source_id": intent.source_id,
+        "target_side": intent.target_side,
+        "created_at": _iso(intent.created_at),
+    }
+
+
 def status_json(store: StateStore, now: datetime) -> dict[str, Any]:
     """Everything ``status`` shows, as one JSON-ready document."""
     items = store.retry_items()
@@ -148,6 +160,8 @@ def status_json(store: StateStore, now: datetime) -> dict[str, Any]:
             for item in items
         ],
         "conflicts": [conflict_json(c, links[c.link_id]) for c in conflicts],
+        # Creates a crashed run left unconfirmed; the next run adopts or redoes them.
+        "pending_creates": [intent_json(i) for i in store.pending_intents()],
     }
 
 
@@ -250,7 +264,7 @@ def status(
         store = _open(config, output)
         if store is None:
             document: dict[str, Any] = {"store": None, "runs": [], "retry_queue": [],
-                                        "conflicts": []}
+                                        "conflicts": [], "pending_creates": []}
         else:
             try:
                 document = status_json(store, now)
@@ -304,7 +318,18 @@ def _print_status(document: dict[str, Any]) -> None:
             )
         stdout.print(table)
 
-    conflicts = document["conflicts"]
+    _print_conflicts(document["conflicts"])
+    for intent in document["pending_creates"]:
+        stdout.print(
+            f"pending create: {intent['source_side']} {intent['source_id']} -> "
+            f"{intent['target_side']} since "
+            f"{_when(datetime.fromisoformat(intent['created_at']))} "
+            "(a run stopped mid-create; the next run adopts or redoes it)",
+            markup=False,
+        )
+
+
+def _print_conflicts(conflicts: list[dict[str, Any]]) -> None:
     if not conflicts:
         stdout.print("open conflicts: none", markup=False)
         return

@@ -743,7 +743,10 @@ class StateStore:
         """Claim the run lock, waiting up to ``timeout`` seconds for a live holder.
 
         Raises LockHeld naming the holder when it is still held after ``timeout``.
+        Expiry compares the holders' clocks: hosts sharing a store need NTP.
         """
+        if ttl <= 0:
+            raise ValueError(f"lock ttl must be positive seconds, not {ttl}")
         deadline = self.now() + timedelta(seconds=max(timeout, 0.0))
         while True:
             if self._try_lock(owner, ttl):

@@ -72,6 +72,7 @@ def populate(config: Path) -> datetime:
                          counts={"created": 2, "updated": 1, "failed": 1},
                          outcome="items failed")
         store.start_run("run", now - timedelta(minutes=5))
+        store.record_intent("jira", "OPS-5", "servicenow")
         store.record_failure("servicenow", SYS_ID, "ValidationFailed: [close_code] missing",
                              now=now - timedelta(days=2), base_seconds=60, max_attempts=5)
         store.record_failure("jira", "OPS-9", "503 Service Unavailable", now=now,
@@ -103,7 +104,8 @@ def test_missing_store_gives_empty_json_documents(config: Path) -> None:
     assert "no state store at" in err
     code, out, _ = invoke("status", "--config", str(config), "--format", "json")
     assert code == 0
-    assert json.loads(out) == {"store": None, "runs": [], "retry_queue": [], "conflicts": []}
+    assert json.loads(out) == {"store": None, "runs": [], "retry_queue": [], "conflicts": [],
+                               "pending_creates": []}
     assert not db_of(config).exists()
 
 
@@ -161,6 +163,7 @@ def test_status_table_shows_runs_queue_states_and_conflicts(config: Path) -> Non
     # Record texts are printed literally, not read as console markup.
     assert "[close_code]" in out and "[red]x[/red]" in out
     assert "Open conflicts: 1" in out and "urgency" in out
+    assert "pending create: jira OPS-5 -> servicenow" in out
 
 
 def test_status_json_has_stable_keys_and_queue_states(config: Path) -> None:
@@ -168,7 +171,10 @@ def test_status_json_has_stable_keys_and_queue_states(config: Path) -> None:
     code, out, _ = invoke("status", "--config", str(config), "-f", "json")
     assert code == 0
     document = json.loads(out)
-    assert list(document) == ["store", "runs", "retry_queue", "conflicts"]
+    assert list(document) == ["store", "runs", "retry_queue", "conflicts", "pending_creates"]
+    [pending] = document["pending_creates"]
+    assert (pending["source_side"], pending["source_id"], pending["target_side"]) == (
+        "jira", "OPS-5", "servicenow")
     assert document["store"] == f"sqlite:///{db_of(config)}"
 
     finished, running = document["runs"][1], document["runs"][0]

@@ -201,3 +201,10 @@ def test_release_lets_the_next_run_in_and_ignores_strangers(tmp_path: Path) -> N
         assert a.lock_holder() is None
         b.acquire_lock("b")
         a.acquire_lock("b")  # the same owner may claim again (refresh)
+
+
+def test_non_positive_ttl_is_refused(tmp_path: Path) -> None:
+    with StateStore(f"sqlite:///{tmp_path / 'state.db'}") as store:
+        with pytest.raises(ValueError, match="lock ttl must be positive"):
+            store.acquire_lock("a", ttl=0)
+        assert store.lock_holder() is None
