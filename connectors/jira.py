@@ -537,7 +537,8 @@ class JiraConnector:
                 except ValidationFailed as exc:
                     # Jira refuses a whole `key in (...)` query when one key does
                     # not exist; drop the keys it names and ask again.
-                    missing = [k for k in batch if f"'{k}'" in str(exc) or f'"{k}"' in str(exc)]
+                    text = str(exc).upper()
+                    missing = [k for k in batch if f"'{k.upper()}'" in text]
                     if not missing:
                         raise
                     batch = [k for k in batch if k not in missing]
