@@ -1,0 +1,46 @@
+"""save_link against a model: any sequence of saves keeps every id in at most one link."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sync.state import LinkConflict, StateStore
+
+SERVICENOW_IDS = [f"sn{n}" for n in range(4)]
+JIRA_KEYS = [f"OPS-{n}" for n in range(4)]
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(SERVICENOW_IDS), st.sampled_from(JIRA_KEYS),
+                          st.integers(min_value=0, max_value=99)), max_size=15))
+def test_saves_match_a_model_where_two_claimants_are_refused(
+    saves: list[tuple[str, str, int]]
+) -> None:
+    model: dict[int, tuple[str, str, str]] = {}  # link id -> (sn, key, version)
+    with StateStore("sqlite://") as store:
+        for sn, key, version in saves:
+            claimants = {i for i, (s, k, _) in model.items() if s == sn or k == key}
+            try:
+                with store.pair() as tx:
+                    link = tx.save_link(
+                        servicenow_id=sn, jira_key=key, servicenow_display=sn,
+                        jira_display=key, snapshot_servicenow={"v": version},
+                        snapshot_jira={"v": version}, version_servicenow=str(version),
+                        version_jira=str(version), hash=None,
+                    )
+            except LinkConflict:
+                assert len(claimants) == 2
+            else:
+                assert len(claimants) <= 1
+                if claimants:
+                    assert link.id in claimants
+                model[link.id] = (sn, key, str(version))
+
+            stored = {
+                link.id: (link.servicenow_id, link.jira_key, link.version_servicenow or "")
+                for link in store.all_links()
+            }
+            assert stored == model
+            assert len({sn for sn, _, _ in stored.values()}) == len(stored)
+            assert len({key for _, key, _ in stored.values()}) == len(stored)
