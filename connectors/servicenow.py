@@ -123,7 +123,9 @@ def _short_url(url: str | None) -> str:
     if not url:
         return "?"
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+    # hostname/port, never netloc: a URL may carry user:password@.
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
 
 
 def _error_body(response: requests.Response) -> tuple[str, str, bool]:
@@ -244,7 +246,7 @@ def translate_exception(
     if isinstance(error, requests.HTTPError) and error.response is not None:
         return translate_http_error(error.response, user=user, write=write,
                                     payload_fields=payload_fields)
-    if isinstance(error, requests.RequestException):
+    if isinstance(error, requests.RequestException) and not isinstance(error, ValueError):
         if _is_unreachable(error):
             return Unreachable(
                 f"ServiceNow at {_short_url(url)} is unreachable ({type(error).__name__})",
@@ -683,7 +685,7 @@ class ServiceNowConnector:
             fields["correlation_display"] = "JIRA"
             payloads.append(fields)
         resolved = self._resolve_refs(payloads, creating=True)
-        results: list[WriteResult | None] = [None] * len(records)
+        results: dict[int, WriteResult] = {}
         pending: list[int] = []
         for index, (payload, warnings) in enumerate(resolved):
             try:
@@ -694,7 +696,11 @@ class ServiceNowConnector:
             pending.append(index)
         if self.use_batch_api and len(pending) > 1:
             for chunk in _chunks(pending, BATCH_SIZE):
-                outcomes = self._batch_create([resolved[i][0] for i in chunk])
+                try:
+                    outcomes = self._batch_create([resolved[i][0] for i in chunk])
+                except (SkippableError, RetriableError) as error:
+                    # The whole batch failed before any item ran: each item carries it.
+                    outcomes = [error] * len(chunk)
                 for index, outcome in zip(chunk, outcomes, strict=True):
                     warnings = resolved[index][1]
                     if isinstance(outcome, ConnectorError):
@@ -708,8 +714,7 @@ class ServiceNowConnector:
                     results[index] = self._result_of(self._insert_one(payload), warnings)
                 except (SkippableError, RetriableError) as error:
                     results[index] = WriteResult(error=error, warnings=warnings)
-        return [r if r is not None else WriteResult(error=ConnectorError("not written"))
-                for r in results]
+        return [results[index] for index in range(len(records))]
 
     def _batch_create(
         self, payloads: Sequence[dict[str, Any]]
