@@ -1,0 +1,301 @@
+"""Pure functions between raw vendor records and the neutral incident, driven by a profile.
+
+Contract:
+- :func:`to_incident` reads every field the profile maps on ``side`` from a raw
+  record (ServiceNow ``display_value=false`` or ``all``, references bare or as
+  ``{"link", "value"}``, dot-walked people/groups; Jira v2 or v3 ``fields``)
+  and returns a validated :class:`~mappings.model.Incident`. Fields the record
+  does not carry keep the model's defaults. A value the profile cannot map or
+  the model rejects raises :class:`RecordError` (one line, field and value).
+- :func:`to_fields` returns the vendor fields for the neutral fields that
+  travel to ``side`` (or only those named in ``only``) plus ``losses``: one
+  line per value that will not read back exactly (cut text, lossy value map,
+  fallback written). Same input, same output; writing what was read back
+  changes nothing (every transform is idempotent on its own output).
+- Status-dependent musts are data: a row with ``required_for`` (ServiceNow
+  close_code/close_notes on resolve) is always written with the status, using
+  its fallback when the neutral value is empty.
+- :func:`comment_from_remote` / :func:`comment_to_remote` convert one comment;
+  the written body carries an attribution line, visibility is the comment's own.
+- No I/O, no global state: everything comes from the arguments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC
+from typing import Any
+
+from pydantic import ValidationError
+
+from mappings.adf import adf_to_text, is_adf, text_to_adf
+from mappings.model import Comment, Incident, Visibility, describe_error
+from mappings.profile import CHOICE_FIELDS, WILDCARD, FieldRule, Profile, _neutral_key
+from mappings.transforms import JIRA, MISSING, SERVICENOW
+from mappings.wiki import text_to_wiki, wiki_to_text
+
+_TEXT_FORMATS = ("plain", "adf", "wiki")
+
+
+@dataclass(frozen=True)
+class MappingContext:
+    """What a mapping needs to know about the live site, from the connector.
+
+    ``text_format``: how Jira rich text travels ("adf" on Cloud v3, "wiki" on
+    v2, "plain" for none). ``field_ids``: Jira field name -> id. ``origin``: the
+    other record's name ("Jira OPS-12"), used in fallback texts such as the
+    default resolution notes.
+    """
+
+    text_format: str = "plain"
+    field_ids: Mapping[str, str] = field(default_factory=dict)
+    origin: str = ""
+
+    def __post_init__(self) -> None:
+        if self.text_format not in _TEXT_FORMATS:
+            raise ValueError(
+                f"text_format must be one of {', '.join(_TEXT_FORMATS)} (got {self.text_format!r})"
+            )
+
+
+@dataclass
+class VendorFields:
+    """Fields to write to one side, and what will not read back exactly."""
+
+    fields: dict[str, Any]
+    losses: list[str] = field(default_factory=list)
+
+
+class RecordError(ValueError):
+    """A raw record holds a value the profile cannot map or the model rejects."""
+
+
+def _side(side: Any) -> str:
+    value = str(side.value if hasattr(side, "value") else side)
+    if value not in (SERVICENOW, JIRA):
+        raise ValueError(f"side must be servicenow or jira (got {side!r})")
+    return value
+
+
+def _field_key(profile: Profile, rule: FieldRule, side: str, ctx: MappingContext) -> str:
+    if side == JIRA:
+        return profile.jira_id(rule, ctx)
+    return rule.sides[side].field
+
+
+# --------------------------------------------------------------------------- vendor -> neutral
+
+
+def to_incident(
+    side: Any,
+    fields: Mapping[str, Any],
+    profile: Profile,
+    ctx: MappingContext | None = None,
+    comments: Iterable[Any] = (),
+) -> Incident:
+    """The neutral incident a raw record of ``side`` describes."""
+    side = _side(side)
+    ctx = ctx or MappingContext()
+    data: dict[str, Any] = {}
+    custom: dict[str, Any] = {}
+    for rule in profile.rules.values():
+        mapping = rule.sides.get(side)
+        if mapping is None:
+            continue
+        key = _field_key(profile, rule, side, ctx)
+        try:
+            raw = mapping.transform.read(fields, key, side, ctx)
+        except ValueError as error:
+            raise RecordError(f"{side} field {key}: {error}") from None
+        if raw is MISSING:
+            continue
+        value = _map_from(rule, side, raw, key)
+        if rule.neutral.startswith("custom."):
+            if value is not None:  # an empty custom value is an absent one
+                custom[rule.neutral[len("custom."):]] = value
+            continue
+        if value is None:
+            default = Incident.model_fields[rule.neutral].default
+            if rule.neutral in CHOICE_FIELDS and default is not None:
+                continue  # an empty choice keeps the model's default
+            if default == "":
+                value = ""  # title, description: empty text, never None
+            elif rule.neutral == "labels":
+                value = []
+        data[rule.neutral] = value
+    if custom:
+        data["custom"] = custom
+    data["comments"] = [comment_from_remote(side, c, ctx) for c in comments]
+    try:
+        return Incident(**data)
+    except ValidationError as error:
+        raise RecordError(f"{side} record: " + "; ".join(describe_error(error))) from None
+
+
+def _lookup_from(rule: FieldRule, side: str, value: Any) -> Any:
+    """The neutral value for a vendor value, or MISSING when nothing maps it."""
+    table = rule.from_maps.get(side)
+    if table is not None:
+        lookup = str(value)
+        if lookup in table:
+            return table[lookup]
+        if WILDCARD in table:
+            return table[WILDCARD]
+    if rule.default is not None:
+        return rule.default
+    return MISSING
+
+
+def _map_from(rule: FieldRule, side: str, value: Any, key: str) -> Any:
+    if value is None or isinstance(value, list):
+        return value
+    found = _lookup_from(rule, side, value)
+    if found is not MISSING:
+        return found
+    if rule.is_choice and side in rule.from_maps:
+        raise RecordError(
+            f"{side} field {key}: {value!r} has no mapping in fields.{rule.neutral}.from_{side}"
+            " and the row has no default"
+        )
+    return value
+
+
+# --------------------------------------------------------------------------- neutral -> vendor
+
+
+def to_fields(
+    side: Any,
+    incident: Incident,
+    profile: Profile,
+    ctx: MappingContext | None = None,
+    *,
+    only: Collection[str] | None = None,
+) -> VendorFields:
+    """Vendor fields for ``side`` from the neutral incident, with the losses."""
+    side = _side(side)
+    ctx = ctx or MappingContext()
+    wanted = None if only is None else set(only)
+    out: dict[str, Any] = {}
+    losses: list[str] = []
+    for rule in profile.rules.values():
+        if not rule.writes_to(side):
+            continue
+        required = incident.status.value in rule.required_for
+        # A status write drags its musts along (ServiceNow refuses to resolve without them).
+        if wanted is not None and rule.neutral not in wanted and not (
+            required and "status" in wanted
+        ):
+            continue
+        value = _neutral_value(incident, rule.neutral)
+        if rule.neutral == "priority" and value is None:
+            value = incident.effective_priority
+            losses.append(f"priority: unset; wrote the impact x urgency value {int(value)}")
+        if required and value in (None, ""):
+            value = _fallback(rule, ctx)
+            losses.append(
+                f"{rule.neutral}: empty on a {incident.status.value} incident;"
+                f" wrote the fallback {value!r} to {side}"
+            )
+        mapped, lost = _map_to(rule, side, value)
+        losses.extend(lost)
+        raw, lost = rule.sides[side].transform.write(mapped, side, ctx)
+        losses.extend(f"{rule.neutral}: {reason}" for reason in lost)
+        out[_field_key(profile, rule, side, ctx)] = raw
+    return VendorFields(fields=out, losses=losses)
+
+
+def _neutral_value(incident: Incident, neutral: str) -> Any:
+    if neutral.startswith("custom."):
+        return incident.custom.get(neutral[len("custom."):])
+    return getattr(incident, neutral)
+
+
+def _fallback(rule: FieldRule, ctx: MappingContext) -> Any:
+    if isinstance(rule.fallback, str):
+        return rule.fallback.replace("{origin}", ctx.origin or "the linked record")
+    return rule.fallback
+
+
+def _map_to(rule: FieldRule, side: str, value: Any) -> tuple[Any, list[str]]:
+    table = rule.to_maps.get(side)
+    if table is None or value is None or isinstance(value, list):
+        return value, []
+    key = _neutral_key(value)
+    if key in table:
+        mapped = table[key]
+    elif WILDCARD in table:
+        mapped = table[WILDCARD]
+    else:
+        return value, [f"{rule.neutral}: no to_{side} mapping for {key!r}; written as is"]
+    back = _lookup_from(rule, side, mapped)
+    if back is MISSING and side not in rule.from_maps:
+        back = mapped  # no read map: the value reads back as written
+    if back is MISSING or _neutral_key(back) != key:
+        shown = "nothing" if back is MISSING else repr(_neutral_key(back))
+        return mapped, [
+            f"{rule.neutral}: {key!r} is written to {side} as {mapped!r},"
+            f" which reads back as {shown}"
+        ]
+    return mapped, []
+
+
+# --------------------------------------------------------------------------- comments
+
+
+def comment_from_remote(side: Any, raw: Any, ctx: MappingContext | None = None) -> Comment:
+    """A neutral comment from a RemoteComment-like object (id, body, created, ...)."""
+    side = _side(side)
+    ctx = ctx or MappingContext()
+    body = getattr(raw, "body", "")
+    if is_adf(body) or isinstance(body, dict):
+        text = adf_to_text(body)
+    elif body is None:
+        text = ""
+    elif side == JIRA and ctx.text_format != "plain":
+        text = wiki_to_text(str(body))
+    else:
+        text = str(body)
+    visibility = getattr(raw, "visibility", "internal")
+    return Comment(
+        id=f"{side}:{raw.id}",
+        author=getattr(raw, "author", "") or "",
+        body=text,
+        created=raw.created,
+        # Anything but an explicit "public" stays internal (fail closed).
+        visibility=Visibility.PUBLIC if visibility == "public" else Visibility.INTERNAL,
+    )
+
+
+def attribution(comment: Comment, origin: str) -> str:
+    """The line that tells readers where a copied comment came from."""
+    created = comment.created.astimezone(UTC) if comment.created.tzinfo else comment.created
+    who = comment.author or "unknown author"
+    return f"[{origin}] {who}, {created:%Y-%m-%d %H:%M} UTC:"
+
+
+def comment_to_remote(side: Any, comment: Comment, ctx: MappingContext | None = None, *,
+                      origin: str) -> Any:
+    """The comment body in ``side``'s format, headed by an attribution line."""
+    side = _side(side)
+    ctx = ctx or MappingContext()
+    text = attribution(comment, origin)
+    if comment.body:
+        text += "\n\n" + comment.body
+    if side == JIRA and ctx.text_format == "adf":
+        return text_to_adf(text)
+    if side == JIRA and ctx.text_format == "wiki":
+        return text_to_wiki(text)
+    return text
+
+
+__all__ = [
+    "MappingContext",
+    "RecordError",
+    "VendorFields",
+    "attribution",
+    "comment_from_remote",
+    "comment_to_remote",
+    "to_fields",
+    "to_incident",
+]

@@ -1,0 +1,494 @@
+"""The fixed set of value transforms a mapping profile may name, with their parameters.
+
+Contract:
+- A transform converts one value between the neutral form (after value maps)
+  and a vendor's raw form, for one side. ``write`` returns the raw value and
+  the losses it caused (human-readable reasons, empty when exact); ``read``
+  takes the whole raw record, so a transform may read a dot-walked companion
+  key (``caller_id.email``), and returns :data:`MISSING` when the record does
+  not carry the field at all (a partial fetch is not "empty").
+- Every transform is deterministic and idempotent on its own output:
+  ``write(read(write(x)))`` equals ``write(x)``, so truncation and cleaning
+  never creep on repeated syncs.
+- Raw reading is lenient (ServiceNow ``{"value", "display_value", "link"}``
+  envelopes, Jira ``{"value"}`` / ``{"name"}`` objects, ``""`` for empty);
+  writing is strict and produces what the vendor accepts.
+- Transform names and their parameters (all others are rejected by the profile):
+
+  ==================  ===================================  ===============================
+  name                parameters                           does
+  ==================  ===================================  ===============================
+  (none)              -                                    value as is (strings on SN)
+  rich_text           limit?, marker="…"                   Jira: ADF / wiki / plain per
+                                                           ``MappingContext.text_format``
+  truncate            limit, marker="…", single_line=false cut to ``limit`` UTF-16 units
+  prefix              prefix                               add on write, strip on read
+  suffix              suffix                               add on write, strip on read
+  user_by_email       -                                    ``{"$user": email}``; reads
+                                                           ``<field>.email`` on ServiceNow
+  group_by_name       -                                    ``{"$group": name}``; reads
+                                                           ``<field>.name`` on ServiceNow
+  datetime            format = servicenow | jira | iso     date-time text <-> aware UTC
+  select_option       -                                    ``{"value": v}``
+  name_object         -                                    ``{"name": v}``
+  components          -                                    ``[{"name": v}]``
+  labels              exclude_prefix="snow-"               label list without sync markers
+  int_string          -                                    ``3`` <-> ``"3"``
+  ==================  ===================================  ===============================
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from mappings.adf import adf_to_text, is_adf, text_to_adf
+from mappings.wiki import text_to_wiki, wiki_to_text
+
+if TYPE_CHECKING:
+    from mappings.mapper import MappingContext
+
+
+class _Missing:
+    """The record does not carry this field (distinct from an empty value)."""
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING: Any = _Missing()
+
+SERVICENOW = "servicenow"
+JIRA = "jira"
+# Literal reference markers (connectors.base.user_ref/group_ref); mappings may
+# not import connectors, so the format is repeated here on purpose.
+USER_REF = "$user"
+GROUP_REF = "$group"
+
+SN_DATETIME = "%Y-%m-%d %H:%M:%S"
+
+
+def unwrap(value: Any) -> Any:
+    """A raw vendor value without its envelope; ``""`` becomes None."""
+    if isinstance(value, dict):
+        if "value" in value:
+            value = value["value"]
+        elif "name" in value:
+            value = value["name"]
+    if value == "":
+        return None
+    return value
+
+
+def utf16_len(text: str) -> int:
+    """Length as Java counts it (both vendors run on the JVM): emoji count twice."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def cut(text: str, limit: int, marker: str, measure: Any = utf16_len) -> str:
+    """``text`` if it fits ``limit``, else its longest prefix + ``marker`` that fits.
+
+    Idempotent: a result that fits is returned unchanged by the next call.
+    """
+    if measure(text) <= limit:
+        return text
+    keep = max(limit - measure(marker), 0)
+    candidate = text[:keep] + marker
+    while keep > 0 and measure(candidate) > limit:
+        keep -= max(measure(candidate) - limit, 1)
+        keep = max(keep, 0)
+        candidate = text[:keep] + marker
+    return candidate
+
+
+# --------------------------------------------------------------------------- base
+
+
+class Params(BaseModel):
+    """Parameters of a transform; unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Transform:
+    """One conversion between a neutral value and a vendor's raw value."""
+
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = "value as is"
+    Parameters: ClassVar[type[Params]] = Params
+
+    def __init__(self, params: Params | None = None) -> None:
+        self.params = params if params is not None else self.Parameters()
+
+    def read_fields(self, field: str, side: str) -> list[str]:
+        """The raw keys a connector must fetch for ``field``."""
+        return [field]
+
+    def read(self, raw: Mapping[str, Any], field: str, side: str, ctx: MappingContext) -> Any:
+        if field not in raw:
+            return MISSING
+        return self.decode(unwrap(raw[field]), side, ctx)
+
+    def decode(self, value: Any, side: str, ctx: MappingContext) -> Any:
+        return value
+
+    def write(self, value: Any, side: str, ctx: MappingContext) -> tuple[Any, list[str]]:
+        if side == SERVICENOW:
+            # The Table API stores strings; "" is how a value is cleared.
+            if value is None:
+                return "", []
+            if isinstance(value, bool):
+                return ("true" if value else "false"), []
+            return str(value), []
+        return value, []
+
+    def describe(self) -> str:
+        params = self.params.model_dump(exclude_defaults=True)
+        if not self.name:
+            return ""
+        if not params:
+            return self.name
+        return self.name + "(" + ", ".join(f"{k}={v!r}" for k, v in params.items()) + ")"
+
+
+class Identity(Transform):
+    pass
+
+
+class RichTextParams(Params):
+    limit: int | None = Field(default=None, gt=1)
+    marker: str = "…"
+
+
+class RichText(Transform):
+    name = "rich_text"
+    summary = "ADF (Cloud v3) / wiki (v2) / plain on Jira; plain on ServiceNow"
+    Parameters = RichTextParams
+    params: RichTextParams
+
+    def _encoders(self, side: str, ctx: MappingContext) -> tuple[Any, Any]:
+        if side == JIRA and ctx.text_format == "adf":
+            return text_to_adf, len
+        if side == JIRA and ctx.text_format == "wiki":
+            return text_to_wiki, len
+        return (lambda text: text), len
+
+    def decode(self, value: Any, side: str, ctx: MappingContext) -> Any:
+        if value is None:
+            return None
+        if is_adf(value):
+            return adf_to_text(value)
+        if isinstance(value, dict):
+            return adf_to_text(value)
+        text = str(value)
+        if side == JIRA and ctx.text_format in ("adf", "wiki"):
+            # The jira library speaks v2 even on Cloud: strings there are wiki markup.
+            return wiki_to_text(text)
+        return text
+
+    def write(self, value: Any, side: str, ctx: MappingContext) -> tuple[Any, list[str]]:
+        encode, _ = self._encoders(side, ctx)
+        if value is None or value == "":
+            return ("" if side == SERVICENOW else None), []
+        text = str(value)
+        limit = self.params.limit
+        if limit is None:
+            return encode(text), []
+        # For wiki the escaped markup is what Jira stores, so that is what must fit.
+        def measure(candidate: str) -> int:
+            encoded = encode(candidate)
+            return utf16_len(encoded) if isinstance(encoded, str) else utf16_len(candidate)
+
+        fitted = cut(text, limit, self.params.marker, measure)
+        if fitted == text:
+            return encode(text), []
+        return encode(fitted), [
+            f"{utf16_len(text)} characters cut to fit {limit} on {side}"
+        ]
+
+
+class TruncateParams(Params):
+    limit: int = Field(gt=1)
+    marker: str = "…"
+    single_line: bool = False
+
+    @model_validator(mode="after")
+    def _marker_fits(self) -> TruncateParams:
+        if utf16_len(self.marker) >= self.limit:
+            raise ValueError("marker must be shorter than limit")
+        return self
+
+
+_NEWLINES = re.compile(r"\r\n|\r|\n")
+
+
+class Truncate(Transform):
+    name = "truncate"
+    summary = "cut to a length limit, marker at the end"
+    Parameters = TruncateParams
+    params: TruncateParams
+
+    def write(self, value: Any, side: str, ctx: MappingContext) -> tuple[Any, list[str]]:
+        if value is None or value == "":
+            return super().write(value, side, ctx)
+        text = str(value)
+        losses = []
+        if self.params.single_line and _NEWLINES.search(text):
+            text = _NEWLINES.sub(" ", text)
+            losses.append(f"line breaks replaced by spaces on {side}")
+        fitted = cut(text, self.params.limit, self.params.marker)
+        if fitted != text:
+            losses.append(f"{utf16_len(text)} characters cut to {self.params.limit} on {side}")
+        return super().write(fitted, side, ctx)[0], losses
+
+
+class PrefixParams(Params):
+    prefix: str = Field(min_length=1)
+
+
+class Prefix(Transform):
+    name = "prefix"
+    summary = "add a prefix on write, strip it on read"
+    Parameters = PrefixParams
+    params: PrefixParams
+
+    def decode(self, value: Any, side: str, ctx: MappingContext) -> Any:
+        if isinstance(value, str) and value.startswith(self.params.prefix):
+            return value[len(self.params.prefix):]
+        return value
+
+    def write(self, value: Any, side: str, ctx: MappingContext) -> tuple[Any, list[str]]:
+        if value is None:
+            return super().write(value, side, ctx)
+        return super().write(self.params.prefix + str(value), side, ctx)
+
+
+class SuffixParams(Params):
+    suffix: str = Field(min_length=1)
+
+
+class Suffix(Transform):
+    name = "suffix"
+    summary = "add a suffix on write, strip it on read"
+    Parameters = SuffixParams
+    params: SuffixParams
+
+    def decode(self, value: Any, side: str, ctx: MappingContext) -> Any:
+        if isinstance(value, str) and value.endswith(self.params.suffix):
+            return value[: -len(self.params.suffix)]
+        return value
+
+    def write(self, value: Any, side: str, ctx: MappingContext) -> tuple[Any, list[str]]:
+        if value is None:
+            return super().write(value, side, ctx)
+        return super().write(str(value) + self.params.suffix, side, ctx)
+
+
+class _Reference(Transform):
+    """People and groups: a lookup key on write, a dot-walk on ServiceNow reads."""
+
+    ref_key: ClassVar[str] = ""
+    walk: ClassVar[str] = ""        # ServiceNow dot-walked attribute
+    jira_key: ClassVar[str] = ""    # attribute of the Jira object
+
+    def read_fields(self, field: str, side: str) -> list[str]:
+        return [f"{field}.{self.walk}"] if side == SERVICENOW else [field]
+
+    def read(self, raw: Mapping[str, Any], field: str, side: str, ctx: MappingContext) -> Any:
+        key = f"{field}.{self.walk}" if side == SERVICENOW else field
+        if key not in raw:
+            # What to_fields wrote ({"$user": email}) reads back as that email, so a
+            # written record can be read without a vendor in between.
+            if isinstance(raw.get(field), dict) and self.ref_key in raw[field]:
+                key = field
+            else:
+                return MISSING
+        value = raw[key]
+        if isinstance(value, dict) and self.ref_key in value:
+            value = value[self.ref_key]
+        elif side == JIRA and isinstance(value, dict) and "value" not in value:
+            value = value.get(self.jira_key) or None
+        value = unwrap(value)
+        return value.strip() if isinstance(value, str) and value.strip() else None
+
+    def write(self, value: Any, side: str, ctx: MappingContext) -> tuple[Any, list[str]]:
+        return {self.ref_key: value if value not in (None, "") else None}, []
+
+
+class UserByEmail(_Reference):
+    name = "user_by_email"
+    summary = "a person, matched by email"
+    ref_key = USER_REF
+    walk = "email"
+    jira_key = "emailAddress"
+
+
+class GroupByName(_Reference):
+    name = "group_by_name"
+    summary = "a group, matched by name"
+    ref_key = GROUP_REF
+    walk = "name"
+    jira_key = "name"
+
+
+class DateTimeParams(Params):
+    format: Literal["servicenow", "jira", "iso"]
+
+
+class DateTime(Transform):
+    name = "datetime"
+    summary = "date-time text <-> aware UTC"
+    Parameters = DateTimeParams
+    params: DateTimeParams
+
+    def decode(self, value: Any, side: str, ctx: MappingContext) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, datetime):
+            return value if value.tzinfo else value.replace(tzinfo=UTC)
+        text = str(value).strip()
+        try:
+            if self.params.format == "servicenow":
+                return datetime.strptime(text, SN_DATETIME).replace(tzinfo=UTC)
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"not a {self.params.format} date-time: {text!r}") from None
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+
+    def write(self, value: Any, side: str, ctx: MappingContext) -> tuple[Any, list[str]]:
+        if value is None:
+            return super().write(None, side, ctx)
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+        moment = moment.astimezone(UTC)
+        losses = []
+        if self.params.format == "servicenow":
+            if moment.microsecond:
+                losses.append(f"sub-second part dropped on {side}")
+            return moment.strftime(SN_DATETIME), losses
+        if self.params.format == "jira":
+            if moment.microsecond % 1000:
+                losses.append(f"sub-millisecond part dropped on {side}")
+            stamp = moment.strftime("%Y-%m-%dT%H:%M:%S")
+            return f"{stamp}.{moment.microsecond // 1000:03d}+0000", losses
+        return moment.isoformat(), losses
+
+
+class SelectOption(Transform):
+    name = "select_option"
+    summary = 'single-select option {"value": v}'
+
+    def write(self, value: Any, side: str, ctx: MappingContext) -> tuple[Any, list[str]]:
+        return (None if value in (None, "") else {"value": str(value)}), []
+
+
+class NameObject(Transform):
+    name = "name_object"
+    summary = 'object by name {"name": v}'
+
+    def write(self, value: Any, side: str, ctx: MappingContext) -> tuple[Any, list[str]]:
+        return (None if value in (None, "") else {"name": str(value)}), []
+
+
+class Components(Transform):
+    name = "components"
+    summary = 'component list [{"name": v}]'
+
+    def decode(self, value: Any, side: str, ctx: MappingContext) -> Any:
+        if not isinstance(value, list):
+            return unwrap(value)
+        names = [unwrap(item) for item in value]
+        names = [n for n in names if isinstance(n, str) and n]
+        # The neutral category is one value; Jira keeps components in its own order.
+        return names[0] if names else None
+
+    def write(self, value: Any, side: str, ctx: MappingContext) -> tuple[Any, list[str]]:
+        if value in (None, ""):
+            return [], []
+        values = value if isinstance(value, list) else [value]
+        return [{"name": str(v)} for v in values], []
+
+
+class LabelsParams(Params):
+    exclude_prefix: str = "snow-"
+
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+class Labels(Transform):
+    name = "labels"
+    summary = "label list without the sync's marker labels"
+    Parameters = LabelsParams
+    params: LabelsParams
+
+    def _clean(self, labels: Any) -> list[str]:
+        if not isinstance(labels, list):
+            return []
+        prefix = self.params.exclude_prefix
+        kept = {str(label) for label in labels if isinstance(label, str) and label}
+        return sorted(label for label in kept if not (prefix and label.startswith(prefix)))
+
+    def read(self, raw: Mapping[str, Any], field: str, side: str, ctx: MappingContext) -> Any:
+        if field not in raw:
+            return MISSING
+        value = raw[field]
+        if isinstance(value, str):  # a ServiceNow list field: comma separated
+            value = [part.strip() for part in value.split(",")]
+        return self._clean(value)
+
+    def write(self, value: Any, side: str, ctx: MappingContext) -> tuple[Any, list[str]]:
+        labels = list(value or [])
+        losses = []
+        # Jira rejects labels with spaces; underscores keep the words readable.
+        cleaned = [_WHITESPACE.sub("_", label.strip()) for label in labels if label.strip()]
+        if cleaned != [label for label in labels if label.strip()]:
+            losses.append(f"spaces in labels replaced by '_' on {side}")
+        result = self._clean(cleaned)
+        dropped = sorted(set(cleaned) - set(result))
+        if dropped:
+            losses.append(f"marker-looking labels not written to {side}: {', '.join(dropped)}")
+        if side == SERVICENOW:
+            return ",".join(result), losses
+        return result, losses
+
+
+class IntString(Transform):
+    name = "int_string"
+    summary = 'integer <-> "integer"'
+
+    def decode(self, value: Any, side: str, ctx: MappingContext) -> Any:
+        if value is None:
+            return None
+        try:
+            return int(str(value).strip())
+        except ValueError:
+            raise ValueError(f"not an integer: {value!r}") from None
+
+    def write(self, value: Any, side: str, ctx: MappingContext) -> tuple[Any, list[str]]:
+        if value is None:
+            return ("" if side == SERVICENOW else None), []
+        return str(int(value)), []
+
+
+TRANSFORMS: dict[str, type[Transform]] = {
+    cls.name: cls
+    for cls in (
+        RichText, Truncate, Prefix, Suffix, UserByEmail, GroupByName, DateTime,
+        SelectOption, NameObject, Components, Labels, IntString,
+    )
+}
+
+
+def make_transform(name: str | None, params: Mapping[str, Any]) -> Transform:
+    """Build a transform; raises KeyError for an unknown name and
+    pydantic.ValidationError for bad parameters."""
+    if name is None:
+        if params:
+            raise ValueError(f"parameters {sorted(params)} need a transform")
+        return Identity()
+    cls = TRANSFORMS[name]
+    return cls(cls.Parameters(**params))
