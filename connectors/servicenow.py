@@ -79,6 +79,7 @@ from connectors.servicenow_query import (
     equals,
     parse_sn_time,
     pull_query,
+    scope_fields,
 )
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ ELEMENT_OF_VISIBILITY = {"public": "comments", "internal": "work_notes"}
 RESOLVING_STATES = {"6", "7"}          # Resolved, Closed: need close_code + close_notes
 BASE_STATES = {"1", "2", "3", "6", "7", "8"}
 BATCH_SIZE = 50                        # records per Batch API request
-ID_BATCH = 100                         # ids per sysparm_query IN list (keeps URLs short)
+ID_BATCH = 100                         # ids per IN list: URLs stay near 4 kB
 BATCH_RESENDS = 3                      # re-sends of unserviced Batch API items
 JOURNAL_PAGE = 1000
 BATCH_PATH = "/api/now/v1/batch"
@@ -474,22 +475,25 @@ class ServiceNowConnector:
         found: dict[str, list[RemoteComment]] = {i: [] for i in sys_ids}
         if not sys_ids:
             return found
-        query = combine(
-            "",
-            [[equals("name", self.table), any_of("element_id", list(sys_ids)),
-              "elementINcomments,work_notes"]],
-            order=False,
-        ) + "^ORDERBYsys_created_on^ORDERBYsys_id"
         rows: list[dict[str, Any]] = []
-        offset = 0
-        # Journal rows are only ever inserted, so offset paging over them is stable.
-        while True:
-            page = self._list("sys_journal_field", query, JOURNAL_FIELDS,
-                              limit=JOURNAL_PAGE, offset=offset)
-            rows.extend(page)
-            if len(page) < JOURNAL_PAGE:
-                break
-            offset += JOURNAL_PAGE
+        # One request per page of records while the id list keeps the URL short
+        # (ID_BATCH ids, about 4 kB); bigger pages take ceil(page / ID_BATCH).
+        for chunk in _chunks(list(sys_ids), ID_BATCH):
+            query = combine(
+                "",
+                [[equals("name", self.table), any_of("element_id", list(chunk)),
+                  "elementINcomments,work_notes"]],
+                order=False,
+            ) + "^ORDERBYsys_created_on^ORDERBYsys_id"
+            offset = 0
+            # Journal rows are only ever inserted, so offset paging over them is stable.
+            while True:
+                page = self._list("sys_journal_field", query, JOURNAL_FIELDS,
+                                  limit=JOURNAL_PAGE, offset=offset)
+                rows.extend(page)
+                if len(page) < JOURNAL_PAGE:
+                    break
+                offset += JOURNAL_PAGE
         authors = self._author_emails({str(r.get("sys_created_by") or "") for r in rows})
         for row in rows:
             parent = str(row.get("element_id") or "")
@@ -907,21 +911,32 @@ class ServiceNowConnector:
             return results
         row(f"read {self.table} in scope", True,
             f"query {self.query!r} " + ("matches records" if sample else "matches no record yet"))
-        results.extend(self._check_fields(fields, sample[0] if sample else None))
+        if not sample:
+            sample = self._sample()
+        record = sample[0] if sample else None
+        unknown = [f for f in scope_fields(self.query) if record is not None
+                   and f.split(".", 1)[0] not in record]
+        if unknown:
+            # The instance silently drops such terms: the scope would be wider than meant.
+            row("scope query fields exist", False,
+                f"{self.query!r} names unknown field(s) {', '.join(unknown)}; ServiceNow "
+                "ignores such terms and would match more records than intended")
+        results.extend(self._check_fields(fields, record))
         results.extend(self._check_states(statuses))
         return results
+
+    def _sample(self) -> list[dict[str, Any]]:
+        """Any one record of the table with all its fields (to learn its columns)."""
+        try:
+            return self._list(self.table, "ORDERBYsys_id", [], limit=1)
+        except (AuthError, NotFound, RetriableError):
+            return []
 
     def _check_fields(
         self, fields: Sequence[str], sample: Mapping[str, Any] | None
     ) -> list[CheckResult]:
         if not fields:
             return []
-        if sample is None:
-            try:
-                rows = self._list(self.table, "ORDERBYsys_id", [], limit=1)
-            except ConnectorError as error:
-                return [CheckResult(SIDE, "mapped fields exist", False, str(error))]
-            sample = rows[0] if rows else None
         if sample is None:
             return [CheckResult(SIDE, "mapped fields exist", True,
                                 f"not verified: {self.table} has no record to inspect")]

@@ -128,6 +128,23 @@ def scope_segments(scope: str) -> list[str]:
     return segments
 
 
+# Field names are lower case on ServiceNow and operators upper case, so the name
+# ends where the operator begins (categoryINa,b -> category).
+_TERM_FIELD = re.compile(r"^(?:NQ|OR)?([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*)")
+
+
+def scope_fields(scope: str) -> list[str]:
+    """The field names the terms of a scope query name (to check they exist)."""
+    names = []
+    for term in split_top_level(scope.strip(), "^"):
+        if not term or term.startswith(("ORDERBY", "GROUPBY")) or term == "EQ":
+            continue
+        match = _TERM_FIELD.match(term)
+        if match:
+            names.append(match.group(1))
+    return list(dict.fromkeys(names))
+
+
 def order_clause(fields: Sequence[str] = ORDER) -> str:
     return "^".join(f"ORDERBY{check_field(f)}" for f in fields)
 

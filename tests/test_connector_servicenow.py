@@ -415,3 +415,44 @@ def test_check_with_wrong_password_says_so_without_the_password(
     (row,) = connector.check(["short_description"], ["1"])
     assert not row.ok and "401" in row.detail and "admin" in row.detail
     assert PASSWORD not in row.detail
+
+
+def test_check_flags_a_scope_query_naming_an_unknown_field(sandbox: ServiceNowSandbox) -> None:
+    insert(sandbox, "Sample")
+    connector = make_connector(sandbox, query="active=true^u_tpyo=1")
+    rows = {r.what: r for r in connector.check(["short_description"], [])}
+    assert not rows["scope query fields exist"].ok
+    assert "u_tpyo" in rows["scope query fields exist"].detail
+    assert rows["mapped fields exist"].ok
+
+
+# --------------------------------------------------------------------------- hostile values
+
+
+HOSTILE_TITLES = ['He said "reboot"', "a^ORactive=false", "x^NQactive=true", "line\nbreak",
+                  "back\\slash", ") OR project = X", "Ünïcødé 漢字 ✓", "'; DROP TABLE incident"]
+
+
+def test_hostile_titles_round_trip_unchanged(
+    connector: ServiceNowConnector, sandbox: ServiceNowSandbox
+) -> None:
+    results = connector.create([NewRecord({"short_description": t}, f"OPS-{n}")
+                                for n, t in enumerate(HOSTILE_TITLES)])
+    assert all(r.ok for r in results)
+    pulled = {r.id: r.fields["short_description"] for r in connector.pull(None, FIELDS)}
+    assert [pulled[r.id or ""] for r in results] == HOSTILE_TITLES
+    first = results[0].id or ""
+    updated = connector.update(first, {"short_description": HOSTILE_TITLES[1]})
+    assert updated.ok
+    assert (sandbox.get("incident", first) or {})["short_description"] == HOSTILE_TITLES[1]
+
+
+def test_find_by_foreign_id_searches_outside_the_scope(
+    connector: ServiceNowConnector, sandbox: ServiceNowSandbox
+) -> None:
+    resolved = insert(sandbox, "Closed long ago", correlation_id="OPS-404", state="6",
+                      close_code="Solution provided", close_notes="Done")
+    insert(sandbox, "Unlinked")
+    assert [r.id for r in connector.pull(None, FIELDS) if r.id == resolved] == []
+    found = connector.find_by_foreign_id(["OPS-404", ""], FIELDS)
+    assert {k: v.id for k, v in found.items()} == {"OPS-404": resolved}
