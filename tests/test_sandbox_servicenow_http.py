@@ -368,3 +368,14 @@ def test_batch_items_can_fail_alone(sandbox: ServiceNowSandbox, http: requests.S
                        json={"batch_request_id": "9", "rest_requests": items}).json()
     codes = {item["id"]: item["status_code"] for item in result["serviced_requests"]}
     assert codes == {"incident": 200, "sys_user": 429}
+
+
+def test_offset_past_the_end_is_empty_with_links_back(
+    sandbox: ServiceNowSandbox, http: requests.Session
+) -> None:
+    response = http.get(f"{sandbox.url}/api/now/table/incident",
+                        params={"sysparm_limit": "2", "sysparm_offset": "10"})
+    assert response.status_code == 200 and response.json() == {"result": []}
+    assert response.links["last"]["url"].endswith("sysparm_offset=4&sysparm_limit=2")
+    assert response.links["prev"]["url"].endswith("sysparm_offset=8&sysparm_limit=2")
+    assert "next" not in response.links

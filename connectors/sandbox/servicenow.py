@@ -751,13 +751,14 @@ def _link_header(request: Request, total: int, offset: int, limit: int) -> str:
     """``Link`` with relative page URLs; empty when everything fits in this page."""
     if offset == 0 and total <= limit:
         return ""
-    pages = max(0, -(-(total - offset) // limit) - 1)
+    # The last page starts on the same grid as this one (offset + k*limit), before total.
+    last = max(0, offset + ((total - 1 - offset) // limit) * limit) if total else 0
     targets = [("first", 0)]
     if offset > 0:
         targets.append(("prev", max(0, offset - limit)))
     if offset + limit < total:
         targets.append(("next", offset + limit))
-    targets.append(("last", offset + pages * limit))
+    targets.append(("last", last))
     base = [(k, v) for k, values in request.query.items() for v in values
             if k not in ("sysparm_offset", "sysparm_limit")]
     links = []

@@ -66,6 +66,8 @@ class Condition:
     op: str
     kind: str
     values: tuple[str, ...]
+    # IN / NOT IN lists as a set of canonical values: journal reads ask for 100 ids at once.
+    members: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -204,7 +206,9 @@ def _condition(body: str, kind_of: KindOf, now: datetime) -> Condition | None:
         if value is None:
             return None
         values.append(value)
-    return Condition(column, op, kind, tuple(values))
+    members = frozenset(_canonical(kind, v) for v in values) if op in ("IN", "NOT IN") \
+        else frozenset()
+    return Condition(column, op, kind, tuple(values), members)
 
 
 def _read_value(kind: str, raw: str, now: datetime) -> str | None:
@@ -280,6 +284,15 @@ def _as_int(text: str) -> int | None:
         return None
 
 
+def _canonical(kind: str, value: str) -> str:
+    """The form two equal values share: integers by value ("07" is "7"), else as is."""
+    if kind == "integer":
+        number = _as_int(value)
+        if number is not None:
+            return str(number)
+    return value
+
+
 def _equal(kind: str, actual: str, wanted: str) -> bool:
     if kind == "integer":
         left, right = _as_int(actual), _as_int(wanted)
@@ -314,9 +327,9 @@ def _holds(condition: Condition, actual: str) -> bool:
     if op == "!=":
         return not _equal(kind, actual, values[0])
     if op == "IN":
-        return any(_equal(kind, actual, v) for v in values)
+        return _canonical(kind, actual) in condition.members
     if op == "NOT IN":
-        return not any(_equal(kind, actual, v) for v in values)
+        return _canonical(kind, actual) not in condition.members
     if op == "LIKE":
         return values[0] in actual
     if op == "NOT LIKE":
