@@ -257,6 +257,8 @@ def translate_exception(
             f"ServiceNow connection to {_short_url(url)} failed ({type(error).__name__})",
             **where,
         )
+    if isinstance(error, pysnow.exceptions.InvalidUsage):
+        raise error  # our bug, not the vendor's: retrying cannot help
     if isinstance(error, ValueError | pysnow.exceptions.PysnowException):
         # requests.JSONDecodeError, ijson errors, pysnow's MissingResult: a
         # truncated or foreign body. Often a proxy hiccup, so worth retrying.
@@ -452,10 +454,14 @@ class ServiceNowConnector:
 
     def _record(self, row: Mapping[str, Any], comments: list[RemoteComment]) -> RemoteRecord:
         sys_id = str(row.get("sys_id") or "")
-        updated = parse_sn_time(str(row.get("sys_updated_on") or ""))
+        try:
+            updated = parse_sn_time(str(row.get("sys_updated_on") or ""))
+        except ValueError:
+            updated = None
         if not sys_id or updated is None:
             raise RetriableError(
-                f"ServiceNow returned a {self.table} row without sys_id or sys_updated_on",
+                f"ServiceNow returned a {self.table} row without a sys_id or a readable "
+                f"sys_updated_on (sys_id {sys_id!r})",
                 side=SIDE.value,
             )
         return RemoteRecord(
@@ -499,17 +505,30 @@ class ServiceNowConnector:
             parent = str(row.get("element_id") or "")
             if parent not in found:
                 continue
-            created = parse_sn_time(str(row.get("sys_created_on") or "")) or datetime.now(UTC)
             by = str(row.get("sys_created_by") or "")
             found[parent].append(RemoteComment(
                 id=str(row.get("sys_id") or ""),
                 body=str(row.get("value") or ""),
-                created=created,
+                created=self._journal_time(row),
                 # Anything but a known public journal is internal: fail closed.
                 visibility=VISIBILITY_OF_ELEMENT.get(str(row.get("element") or ""), "internal"),
                 author=authors.get(by, by),
             ))
         return found
+
+    @staticmethod
+    def _journal_time(row: Mapping[str, Any]) -> datetime:
+        try:
+            created = parse_sn_time(str(row.get("sys_created_on") or ""))
+        except ValueError:
+            created = None
+        if created is None:
+            # Inventing a time would change the comment on every pull; refuse instead.
+            raise RetriableError(
+                f"ServiceNow journal entry {row.get('sys_id')!r} has no readable sys_created_on",
+                side=SIDE.value,
+            )
+        return created
 
     def _author_emails(self, user_names: set[str]) -> dict[str, str]:
         """user_name -> email for journal authors, one cached batch lookup."""
@@ -867,7 +886,7 @@ class ServiceNowConnector:
         return RemoteComment(
             id=str(row.get("sys_id") or ""),
             body=text,
-            created=parse_sn_time(str(row.get("sys_created_on") or "")) or datetime.now(UTC),
+            created=self._journal_time(row),
             visibility=VISIBILITY_OF_ELEMENT[element],
             author=self._author_emails({by}).get(by, by) if by else "",
         )
