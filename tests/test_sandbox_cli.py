@@ -176,3 +176,11 @@ def test_start_sandboxes_in_process_for_demo() -> None:
     finally:
         servicenow.stop()
         jira.stop()
+
+
+def test_busy_port_is_a_one_line_error() -> None:
+    with ServiceNowSandbox() as busy:
+        result = runner.invoke(app, ["sandbox", "--servicenow-port", str(busy.port),
+                                     "--jira-port", "0", "--seed-incidents", "0"])
+    assert result.exit_code == 2
+    assert "cannot listen" in result.stderr and len(result.stderr.strip().splitlines()) == 1

@@ -217,7 +217,8 @@ def sandbox(
     except SandboxOptionError as error:
         raise _error(str(error)) from None
     except OSError as error:
-        raise _error(f"cannot listen on {host}: {error.strerror or error}") from None
+        raise _error(f"cannot listen on {host} ports {servicenow_port}/{jira_port}: "
+                     f"{error.strerror or error}") from None
     stop = threading.Event()
     if threading.current_thread() is threading.main_thread():
         def _on_term(signum: int, frame: FrameType | None) -> None:
@@ -225,9 +226,8 @@ def sandbox(
         signal.signal(signal.SIGTERM, _on_term)
     try:
         if write_config_path is not None:
-            flavor = "cloud" if jira_mode == "cloud" else "datacenter"
             write_config(write_config_path, servicenow.url, jira.url, username,
-                         jira_flavor=flavor)
+                         jira_flavor=jira_mode)
     except OSError as error:
         servicenow.stop()
         jira.stop()
