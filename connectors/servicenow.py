@@ -362,6 +362,7 @@ class ServiceNowConnector:
         self._users: dict[str, str | None] = {}        # lower-case email -> sys_id
         self._groups: dict[str, str | None] = {}       # group name -> sys_id
         self._authors: dict[str, str] = {}             # user_name -> email (or user_name)
+        self._me: dict[str, Any] | None = None         # our sys_user row, read by open()
 
     def __repr__(self) -> str:
         return (f"ServiceNowConnector({self.base_url!r}, user={self.username!r}, "
@@ -432,9 +433,11 @@ class ServiceNowConnector:
 
     def open(self) -> ServerInfo:
         rows = self._list(
-            "sys_user", equals("user_name", self.username), ["sys_id", "user_name", "email"],
-            limit=1,
+            "sys_user", equals("user_name", self.username),
+            ["sys_id", "user_name", "email", "active", "locked_out"], limit=1,
         )
+        # Kept for check(): an itil user can read its own sys_user record.
+        self._me = rows[0] if rows else None
         email = rows[0].get("email", "") if rows else ""
         return ServerInfo(
             side=SIDE, base_url=self.base_url, flavor="servicenow",
@@ -911,18 +914,12 @@ class ServiceNowConnector:
             row("reach and sign in", False, f"{error}{'; ' + advice if advice else ''}")
             return results
         row("reach and sign in", True, f"{self.base_url} as {info.user}")
-        try:
-            me = self._list("sys_user", equals("user_name", self.username),
-                            ["sys_id", "user_name", "active", "locked_out"], limit=1)
-        except ConnectorError as error:
-            row("integration user readable", False, str(error))
-            me = []
+        me = self._me
+        if me and me.get("active", "true") != "false" and me.get("locked_out") != "true":
+            row("integration user readable", True, f"sys_user {me.get('sys_id', '')}")
         else:
-            if me and me[0].get("active", "true") != "false":
-                row("integration user readable", True, f"sys_user {me[0].get('sys_id', '')}")
-            else:
-                row("integration user readable", False,
-                    f"no active sys_user named {self.username!r} visible to itself")
+            row("integration user readable", False,
+                f"no active sys_user named {self.username!r} visible to itself")
         try:
             sample = self._list(self.table, combine(self.query, [[]]), [], limit=1)
         except ConnectorError as error:
