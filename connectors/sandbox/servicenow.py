@@ -30,6 +30,9 @@ Contract (VENDOR_APIS.md §1 is the reference; deliberate choices are noted):
   Response-shaping sysparms (``sysparm_fields``, ``sysparm_display_value``,
   ``sysparm_exclude_reference_link``) are honoured on writes as the instance
   does; query/limit/offset sent with writes (pysnow sends them) are ignored.
+- Pieces: ``sn_tables`` (schemas, rendering), ``sn_query`` (encoded queries),
+  ``sn_writes`` (coercion, business rules), ``sn_batch`` (Batch API); this
+  module holds the state, the routes and the seed.
 - In-process helpers (:meth:`insert`, :meth:`update`, :meth:`get`, :meth:`rows`,
   :meth:`delete`, :meth:`journal`) run the same code as the routes, under
   :attr:`lock`, and raise :class:`ServiceNowApiError` where HTTP would answer
@@ -38,59 +41,30 @@ Contract (VENDOR_APIS.md §1 is the reference; deliberate choices are noted):
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import random
-import re
-import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from http import HTTPStatus
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode
 
 from connectors.sandbox import seed as seed_data
-from connectors.sandbox.http import (
-    FaultPlan,
-    Request,
-    Response,
-    SandboxServer,
-    _DropConnection,
-)
+from connectors.sandbox.http import FaultPlan, Request, Response, SandboxServer
+from connectors.sandbox.sn_batch import run_batch
 from connectors.sandbox.sn_query import DATETIME_FORMAT, EncodedQuery, escape_value, parse
 from connectors.sandbox.sn_query import sort_rows as _sort_rows
-from connectors.sandbox.sn_tables import (
-    CLOSE_CODES,
-    PRIORITY_MATRIX,
-    TABLES,
-    Column,
-    Renderer,
-    View,
-    choice_rows,
-    column_of,
-)
+from connectors.sandbox.sn_tables import TABLES, Renderer, View, choice_rows, column_of
+from connectors.sandbox.sn_writes import SYS_ID, ServiceNowApiError, coerce, incident_rules
+
+__all__ = ["ServiceNowApiError", "ServiceNowSandbox"]
 
 Clock = Callable[[], datetime]
 
 DEFAULT_LIMIT = 10000
 RATE_LIMIT_PER_HOUR = 100
 RATE_LIMIT_RULE = "b2a3c4d5e6f70812a3b4c5d6e7f80911"
-_SYS_ID = re.compile(r"^[0-9a-f]{32}$")
 _TABLE_PATH = r"/api/now(?:/(?P<version>v1|v2))?/table/(?P<table>[A-Za-z0-9_]+)"
-_RESOLVED_STATES = frozenset({"6", "7"})
-_INACTIVE_STATES = frozenset({"6", "7", "8"})
 _SEED_CLOSE_NOTES = "Root cause found and fixed; the caller confirmed service is restored."
-
-
-class ServiceNowApiError(Exception):
-    """What the Table API answers with an error: HTTP status, message and detail."""
-
-    def __init__(self, status: int, message: str, detail: str = "") -> None:
-        super().__init__(f"{status} {message}: {detail}" if detail else f"{status} {message}")
-        self.status = status
-        self.message = message
-        self.detail = detail
 
 
 def _now_utc() -> datetime:
@@ -324,37 +298,9 @@ class ServiceNowSandbox(SandboxServer):
     # ------------------------------------------------------------------ batch
 
     def _batch(self, request: Request) -> Response:
-        payload = _json_body(request)
-        if not isinstance(payload, dict) or not isinstance(payload.get("rest_requests"), list):
-            raise ServiceNowApiError(400, "Invalid request",
-                                     "body must be an object with a rest_requests array")
-        serviced: list[dict[str, Any]] = []
-        unserviced: list[str] = []
-        for index, item in enumerate(payload["rest_requests"]):
-            item_id = str(item.get("id", "")) if isinstance(item, dict) else ""
-            if index >= self.max_batch_items:
-                unserviced.append(item_id)
-                continue
-            serviced.append(self._batch_item(request, item))
-        return Response(200, {"batch_request_id": payload.get("batch_request_id"),
-                              "serviced_requests": serviced,
-                              "unserviced_requests": unserviced})
-
-    def _batch_item(self, outer: Request, item: Any) -> dict[str, Any]:
-        started = time.perf_counter()
-        try:
-            inner = _inner_request(outer, item)
-        except ServiceNowApiError as error:
-            response = self.error_response(error.status, error.message, error.detail)
-            item_id = str(item.get("id", "")) if isinstance(item, dict) else ""
-            return _batch_result(item_id, response, started, exclude_headers=False)
-        try:
-            # Through the whole pipeline: faults, dispatch (auth inherited), request log.
-            response = self.handle(inner)
-        except _DropConnection:
-            response = self.error_response(502, "Bad Gateway", "connection dropped")
-        return _batch_result(str(item["id"]), response, started,
-                             exclude_headers=bool(item.get("exclude_response_headers")))
+        # Each item runs through handle(): faults, dispatch with the batch's auth, the log.
+        return run_batch(request, _json_body(request), self.handle, self.error_response,
+                         self.max_batch_items)
 
     # ------------------------------------------------------------------ storage core
 
@@ -427,9 +373,9 @@ class ServiceNowSandbox(SandboxServer):
         user = self._user_row(user_name)
         now = _stamp(at or self.clock())
         schema = TABLES[table]
-        changes, journal = self._coerce(table, values, input_display)
+        changes, journal = coerce(self._tables, table, values, input_display)
         requested_id = str(values.get("sys_id", "") or "")
-        sys_id = requested_id if _SYS_ID.match(requested_id) else self._new_sys_id()
+        sys_id = requested_id if SYS_ID.match(requested_id) else self._new_sys_id()
         if sys_id in self._tables[table]:
             raise ServiceNowApiError(403, "Operation Failed",
                                      f"Unique Key violation detected by database: {sys_id}")
@@ -443,7 +389,7 @@ class ServiceNowSandbox(SandboxServer):
             self._next_number += 1
             row["opened_at"] = row["opened_at"] or now
             row["opened_by"] = row["opened_by"] or user["sys_id"]
-            self._incident_rules(None, row, changes, user["sys_id"], now)
+            incident_rules(None, row, changes, user["sys_id"], now)
         self._tables[table][sys_id] = row
         self._sequence[sys_id] = len(self._sequence)
         self._append_journal(table, sys_id, journal, user_name, now)
@@ -454,11 +400,11 @@ class ServiceNowSandbox(SandboxServer):
         current = self._find(table, sys_id)
         user = self._user_row(user_name)
         now = _stamp(at or self.clock())
-        changes, journal = self._coerce(table, values, input_display)
+        changes, journal = coerce(self._tables, table, values, input_display)
         row = dict(current)
         row.update(changes)
         if table == "incident":
-            self._incident_rules(current, row, changes, user["sys_id"], now)
+            incident_rules(current, row, changes, user["sys_id"], now)
         if row == current and not journal:
             return current  # nothing changed: the instance does not save
         row["sys_mod_count"] = str(int(current.get("sys_mod_count") or 0) + 1)
@@ -485,128 +431,6 @@ class ServiceNowSandbox(SandboxServer):
                 "sys_updated_on": now, "sys_updated_by": user_name, "sys_mod_count": "0",
             }
             self._sequence[entry_id] = len(self._sequence)
-
-    # ------------------------------------------------------------------ write validation
-
-    def _coerce(self, table: str, values: Mapping[str, Any], input_display: bool
-                ) -> tuple[dict[str, str], list[tuple[str, str]]]:
-        """Stored changes and journal entries from a write body; unknown fields ignored."""
-        schema = TABLES[table]
-        changes: dict[str, str] = {}
-        journal: list[tuple[str, str]] = []
-        for name, raw in values.items():
-            column = schema.columns.get(name)
-            if column is None or not column.writable:
-                continue  # unknown and read-only fields are ignored, as on the instance
-            text = _as_text(name, raw)
-            if column.kind == "journal":
-                if text.strip():
-                    journal.append((name, text))
-                continue
-            changes[name] = self._valid_value(column, text, input_display)
-        return changes, journal
-
-    def _valid_value(self, column: Column, text: str, input_display: bool) -> str:
-        name = column.name
-        if column.max_length is not None:
-            text = text[:column.max_length]
-        if column.kind == "reference":
-            return self._reference_value(column, text, input_display)
-        if column.kind == "datetime":
-            if text and not _is_stamp(text):
-                raise ServiceNowApiError(
-                    400, "Invalid value",
-                    f"{name}: {text!r} is not a date-time 'YYYY-MM-DD HH:MM:SS'")
-            return text
-        if column.kind == "integer":
-            if text and not re.fullmatch(r"-?\d+", text):
-                raise ServiceNowApiError(400, "Invalid value",
-                                         f"{name}: {text!r} is not an integer")
-            return text
-        if column.kind == "boolean":
-            return {"1": "true", "0": "false", "true": "true", "false": "false"}.get(
-                text.lower(), "false" if not text else text)
-        if column.kind == "choice" and column.choices is not None:
-            return self._choice_value(column, text, input_display)
-        return text
-
-    def _choice_value(self, column: Column, text: str, input_display: bool) -> str:
-        choices = column.choices or {}
-        if input_display and text not in choices:
-            text = next((v for v, label in choices.items() if label == text), text)
-        if text in choices or (text == "" and column.name != "state"):
-            return text
-        if column.name == "close_code":
-            raise ServiceNowApiError(
-                403, "Operation Failed",
-                f"Invalid close_code {text!r}; choose one of: {', '.join(CLOSE_CODES)}")
-        if column.numeric_choice:
-            raise ServiceNowApiError(
-                400, "Invalid value",
-                f"{column.name}: {text!r} is not one of {', '.join(choices)}")
-        return text  # free-text choice lists (category, contact_type) store anything
-
-    def _reference_value(self, column: Column, text: str, input_display: bool) -> str:
-        if text == "":
-            return ""
-        target = column.reference or ""
-        rows = self._tables.get(target)
-        if rows is None:
-            if _SYS_ID.match(text):
-                return text
-            raise ServiceNowApiError(400, "Invalid value",
-                                     f"{column.name}: {text!r} is not a sys_id")
-        if text in rows:
-            return text
-        keys = [TABLES[target].display_column]
-        if input_display and target == "sys_user":
-            keys += ["user_name", "email"]
-        for row in sorted(rows.values(), key=lambda r: r["sys_id"]):
-            if any(row.get(key) == text for key in keys):
-                return row["sys_id"]
-        raise ServiceNowApiError(
-            400, "Invalid reference",
-            f"{column.name}: no {target} record matches {text!r}")
-
-    def _incident_rules(self, before: Mapping[str, str] | None, row: dict[str, str],
-                        changes: Mapping[str, str], user_sys_id: str, now: str) -> None:
-        """The base incident business rules and data policies (VENDOR_APIS.md §1.5)."""
-        row["priority"] = PRIORITY_MATRIX.get((row["impact"], row["urgency"]), row["priority"])
-        state = row["state"]
-        old_state = before["state"] if before else None
-        row["incident_state"] = state
-        row["active"] = "false" if state in _INACTIVE_STATES else "true"
-        if state != "3":
-            row["hold_reason"] = ""
-        if before is not None and before["assignment_group"] != row["assignment_group"]:
-            row["reassignment_count"] = str(int(row["reassignment_count"] or 0) + 1)
-        if state != old_state:
-            # 6 -> 7 keeps the resolution stamps; any other move into 6/7 sets them.
-            keep = state == "7" and old_state == "6"
-            if state in _RESOLVED_STATES:
-                if not changes.get("resolved_at") and not (keep and row["resolved_at"]):
-                    row["resolved_at"] = now
-                if not changes.get("resolved_by") and not (keep and row["resolved_by"]):
-                    row["resolved_by"] = user_sys_id
-            if state == "7":
-                row["closed_at"] = changes.get("closed_at") or now
-                row["closed_by"] = changes.get("closed_by") or user_sys_id
-            if old_state in _INACTIVE_STATES and state not in _INACTIVE_STATES:
-                row.update({"resolved_at": "", "resolved_by": "", "closed_at": "",
-                            "closed_by": "", "reopened_by": user_sys_id, "reopened_time": now})
-                row["reopen_count"] = str(int(row["reopen_count"] or 0) + 1)
-        missing = []
-        if state in _RESOLVED_STATES:
-            if not row["close_code"].strip():
-                missing.append("Close code")
-            if not row["close_notes"].strip():
-                missing.append("Close notes")
-        if state == "3" and not row["hold_reason"]:
-            missing.append("On hold reason")
-        if missing:
-            raise ServiceNowApiError(
-                403, "Operation Failed",
-                "Data Policy Exception: \n" + "\n".join(f" {m} is mandatory" for m in missing))
 
     # ------------------------------------------------------------------ seed
 
@@ -709,26 +533,6 @@ def _record_body(request: Request) -> dict[str, Any]:
     return body
 
 
-def _as_text(name: str, value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float | str):
-        return str(value)
-    if isinstance(value, dict) and isinstance(value.get("value"), str):
-        return value["value"]  # a reference echoed back as {"link", "value"}
-    raise ServiceNowApiError(400, "Invalid value", f"{name}: expected a string")
-
-
-def _is_stamp(text: str) -> bool:
-    try:
-        datetime.strptime(text, DATETIME_FORMAT)
-    except ValueError:
-        return False
-    return True
-
-
 def _int_param(value: str | None, default: int, *, minimum: int) -> int:
     try:
         number = int(value) if value not in (None, "") else default
@@ -767,41 +571,3 @@ def _link_header(request: Request, total: int, offset: int, limit: int) -> str:
                            ("sysparm_limit", str(limit))])
         links.append(f'<{request.path}?{query}>;rel="{rel}"')
     return ",".join(links)
-
-
-def _inner_request(outer: Request, item: Any) -> Request:
-    if not isinstance(item, dict) or not all(item.get(k) for k in ("id", "method", "url")):
-        raise ServiceNowApiError(400, "Invalid request", "id, method and url are required")
-    parts = urlsplit(str(item["url"]))
-    if not parts.path.startswith("/api/now/") or re.search(r"/batch/?$", parts.path):
-        raise ServiceNowApiError(400, "Invalid request",
-                                 f"url must be a Table API path: {item['url']!r}")
-    headers = {str(h.get("name", "")).lower(): str(h.get("value", ""))
-               for h in item.get("headers") or [] if isinstance(h, dict)}
-    headers["authorization"] = outer.headers.get("authorization", "")  # inherited
-    try:
-        body = base64.b64decode(item.get("body") or "", validate=True)
-    except (binascii.Error, ValueError):
-        raise ServiceNowApiError(400, "Invalid request", "body is not base64") from None
-    return Request(method=str(item["method"]).upper(), path=parts.path,
-                   query=parse_qs(parts.query, keep_blank_values=True),
-                   headers=headers, body=body)
-
-
-def _batch_result(item_id: str, response: Response, started: float, *,
-                  exclude_headers: bool) -> dict[str, Any]:
-    payload = response.encode()
-    result: dict[str, Any] = {
-        "id": item_id,
-        "status_code": response.status,
-        "status_text": HTTPStatus(response.status).phrase,
-        "body": base64.b64encode(payload).decode("ascii"),
-        "execution_time": int((time.perf_counter() - started) * 1000),
-    }
-    if not exclude_headers:
-        headers = {"Content-Type": "application/json;charset=UTF-8", **response.headers}
-        result["headers"] = [{"name": k, "value": v} for k, v in headers.items()]
-    if response.status >= 400 and isinstance(response.body, dict):
-        error = response.body.get("error") or {}
-        result["error_message"] = str(error.get("message", ""))
-    return result
