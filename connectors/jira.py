@@ -74,6 +74,7 @@ from connectors.jira_jql import (
     markers_jql,
     pull_jql,
     quotable,
+    quote,
     scope_jql,
     status_probe_jql,
     validate_scope_jql,
@@ -623,15 +624,16 @@ class JiraConnector:
         """(project id, issue type id), looked up once so creates cost no extra requests."""
         if self._project_ids is None:
             jira = self._require()
-            project = self._call(f"project {self.project}",
-                                 lambda: jira.project(self.project), idempotent=True)
-            types = {str(t.name).casefold(): str(t.id) for t in project.issueTypes}
+            project = self._call(
+                f"project {self.project}",
+                lambda: jira.project(self.project, expand="issueTypes").raw, idempotent=True)
+            names = {str(t.get("name")): str(t.get("id")) for t in project.get("issueTypes") or []}
+            types = {name.casefold(): ident for name, ident in names.items()}
             if self.issue_type.casefold() not in types:
                 raise ValidationFailed(
                     f"Jira project {self.project} has no issue type {self.issue_type!r} "
-                    f"(has: {', '.join(sorted(t.name for t in project.issueTypes))})",
-                    side="jira")
-            self._project_ids = (str(project.id), types[self.issue_type.casefold()])
+                    f"(has: {', '.join(sorted(names)) or 'none'})", side="jira")
+            self._project_ids = (str(project["id"]), types[self.issue_type.casefold()])
         return self._project_ids
 
     def _with_marker(self, labels: Any, marker_labels: Sequence[str]) -> list[str]:
@@ -761,6 +763,10 @@ class JiraConnector:
                 raise PreconditionFailed(
                     f"Jira {record_id} moved: version {current.get('updated')} "
                     f"!= expected {expected_version}")
+        if status and current is not None:
+            now = str((current.get("status") or {}).get("name", ""))
+            if norm(now) == norm(str(status)):
+                status = None  # already there: a resolution alone is an ordinary edit
         payload, warnings = self._resolve_refs(changes)
         if "labels" in payload and current is not None:
             markers = [str(label) for label in current.get("labels") or []
@@ -907,7 +913,7 @@ class JiraConnector:
              lambda: "ids {} / {}".format(*self._ids())),
             ("scope query", lambda: self._check_scope()),
             ("mapped fields", lambda: self._check_fields(fields)),
-            ("statuses", lambda: self._check_statuses(jira, statuses)),
+            ("statuses", lambda: self._check_statuses(statuses)),
         ]
         for what, probe in checks:
             try:
@@ -917,9 +923,22 @@ class JiraConnector:
         return rows
 
     def _check_permissions(self, jira: JIRA) -> str:
-        answer = self._call("my permissions", lambda: jira.my_permissions(
-            projectKey=self.project, permissions=",".join(REQUIRED_PERMISSIONS)),
-            idempotent=True)
+        try:
+            answer = self._call("my permissions", lambda: jira.my_permissions(
+                projectKey=self.project, permissions=",".join(REQUIRED_PERMISSIONS)),
+                idempotent=True)
+        except NotFound:
+            # Sites without /mypermissions: the create metadata lists issue types
+            # only to users who may create issues in the project.
+            meta = self._call("create metadata", lambda: self._api(
+                "GET", f"issue/createmeta/{self.project}/issuetypes"), idempotent=True)
+            types = meta.get("issueTypes") or meta.get("values") or []
+            if not any(str(t.get("name", "")).casefold() == self.issue_type.casefold()
+                       for t in types):
+                raise AuthError(
+                    f"{self._who()} may not create {self.issue_type} issues in {self.project}",
+                    advice="grant Create issues in the project", side="jira") from None
+            return "create (from create metadata; edit/transition not verifiable read-only)"
         granted = answer.get("permissions") or {}
         missing = [p for p in REQUIRED_PERMISSIONS
                    if not (granted.get(p) or {}).get("havePermission")]
@@ -941,13 +960,21 @@ class JiraConnector:
             raise ValidationFailed(f"unknown Jira fields: {', '.join(missing)}", side="jira")
         return f"{len(wanted)} fields exist"
 
-    def _check_statuses(self, jira: JIRA, statuses: Sequence[str]) -> str:
-        names = {norm(str(s.name)) for s in self._call("statuses", jira.statuses,
-                                                      idempotent=True)}
-        missing = [s for s in dict.fromkeys(statuses) if s and norm(s) not in names]
-        if missing:
-            raise ValidationFailed(f"unknown Jira statuses: {', '.join(missing)}", side="jira")
-        return f"{len([s for s in statuses if s])} statuses exist"
+    def _check_statuses(self, statuses: Sequence[str]) -> str:
+        wanted = [str(s) for s in dict.fromkeys(statuses) if s]
+        if not wanted:
+            return "no statuses mapped"
+        # JQL refuses a status value that does not exist and names it: one
+        # request checks them all, on every flavor.
+        jql = f"{scope_jql(self.project)} AND status in ({', '.join(quote(s) for s in wanted)})"
+        try:
+            next(iter(self._search_pages(jql, ["status"])))
+        except ValidationFailed as exc:
+            missing = [s for s in wanted if f"'{s}'".casefold() in str(exc).casefold()]
+            raise ValidationFailed(
+                f"unknown Jira statuses: {', '.join(missing) or str(exc)}", side="jira"
+            ) from None
+        return f"{len(wanted)} statuses exist"
 
 
 __all__ = ["JiraConnector"]

@@ -1,0 +1,291 @@
+"""The Jira connector against the Jira sandbox, Cloud and Data Center: the shared
+contract, then the Jira-specific behaviour (transitions, bulk create, markers,
+comment completion, request costs, users, check, faults)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from connector_contract import PAGE_SIZE, ConnectorContract, FakeClock
+
+from connectors.base import NewRecord
+from connectors.jira import JiraConnector
+from connectors.retry import RetryPolicy
+from connectors.sandbox.adf import adf_to_text, text_to_adf
+from connectors.sandbox.jira import JiraSandbox
+
+FIELDS = ["summary", "description", "assignee", "status", "priority", "customfield_10004"]
+
+
+def make_connector(sandbox: JiraSandbox, sleeps: list[float] | None = None,
+                   **kw: Any) -> JiraConnector:
+    """Cloud signs in with basic auth (email + token), Data Center with a PAT."""
+    recorded = [] if sleeps is None else sleeps
+    options: dict[str, Any] = {"page_size": PAGE_SIZE, **kw}
+    connector = JiraConnector(
+        sandbox.url, email="admin" if sandbox.cloud else "", token=sandbox.password,
+        project="OPS", retry=RetryPolicy(sleep=recorded.append, random=lambda: 0.0), **options,
+    )
+    connector.open()
+    return connector
+
+
+class JiraContract(ConnectorContract):
+    mode = "cloud"
+    title_field = "summary"
+    description_field = "description"
+    user_field = "assignee"
+
+    @pytest.fixture
+    def sandbox(self, clock: FakeClock) -> Iterator[JiraSandbox]:
+        with JiraSandbox(mode=self.mode, clock=clock) as sandbox:
+            yield sandbox
+
+    @pytest.fixture
+    def connector(self, sandbox: JiraSandbox) -> Iterator[JiraConnector]:
+        connector = make_connector(sandbox)
+        yield connector
+        connector.close()
+
+    def text(self, value: str) -> Any:
+        return text_to_adf(value) if self.mode == "cloud" else value
+
+    def make_record(self, sandbox: JiraSandbox, title: str, **kw: Any) -> str:
+        fields: dict[str, Any] = {"summary": title}
+        if kw.get("description") is not None:
+            fields["description"] = kw["description"]
+        return sandbox.create_issue(fields)
+
+    def new_record(self, title: str, foreign_id: str) -> NewRecord:
+        return NewRecord(
+            fields={"summary": title, "description": self.text(f"From ServiceNow: {title}")},
+            foreign_id=foreign_id,
+            foreign_url=f"https://dev1.service-now.com/incident.do?sys_id={foreign_id}",
+            foreign_display="INC0010001",
+        )
+
+    def update_fields(self, title: str) -> dict[str, Any]:
+        return {"summary": title}
+
+    def comment_body(self, text: str) -> Any:
+        return self.text(text)
+
+    def comment_text(self, body: Any) -> str:
+        return adf_to_text(body) if isinstance(body, dict) else str(body)
+
+
+class TestJiraCloudContract(JiraContract):
+    mode = "cloud"
+
+
+class TestJiraDataCenterContract(JiraContract):
+    mode = "datacenter"
+
+
+# ---------------------------------------------------------------- Jira specifics
+
+
+@pytest.fixture(params=["cloud", "datacenter"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def sandbox(mode: str, clock: FakeClock) -> Iterator[JiraSandbox]:
+    with JiraSandbox(mode=mode, clock=clock) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def connector(sandbox: JiraSandbox) -> Iterator[JiraConnector]:
+    connector = make_connector(sandbox)
+    yield connector
+    connector.close()
+
+
+def text(sandbox: JiraSandbox, value: str) -> Any:
+    return text_to_adf(value) if sandbox.cloud else value
+
+
+def test_flavor_and_text_format_follow_the_server(sandbox: JiraSandbox) -> None:
+    connector = JiraConnector(sandbox.url, email="admin" if sandbox.cloud else "",
+                              token=sandbox.password, project="OPS")
+    info = connector.open()
+    assert info.flavor == sandbox.mode
+    assert info.text_format == ("adf" if sandbox.cloud else "wiki")
+    assert connector.field_ids["Impact"] == "customfield_10004"
+    assert connector.field_ids["ServiceNow ID"] == "customfield_10100"
+
+
+def test_cloud_never_calls_the_removed_search(connector: JiraConnector,
+                                              sandbox: JiraSandbox) -> None:
+    for n in range(3):
+        sandbox.create_issue({"summary": f"n{n}"})
+    assert len(list(connector.pull(None, FIELDS))) == 3
+    if sandbox.cloud:
+        assert sandbox.log.count(path="re:/search$") == 0
+        assert sandbox.log.count(path="/rest/api/3/search/jql") == 1
+    else:
+        assert sandbox.log.count(path="/rest/api/2/search") == 1
+
+
+def test_pull_of_many_records_costs_one_request_per_page(sandbox: JiraSandbox) -> None:
+    for n in range(60):
+        sandbox.create_issue({"summary": f"bulk {n}"})
+    connector = make_connector(sandbox, page_size=25)
+    sandbox.log.clear()
+    pulled = list(connector.pull(None, FIELDS))
+    assert len(pulled) == 60 == len({r.id for r in pulled})
+    assert sandbox.log.count() == math.ceil(60 / 25)
+
+
+def test_get_many_of_200_costs_a_few_requests(sandbox: JiraSandbox) -> None:
+    keys = [sandbox.create_issue({"summary": f"g{n}"}) for n in range(200)]
+    connector = make_connector(sandbox, page_size=100)
+    sandbox.log.clear()
+    found = connector.get_many(keys, FIELDS)
+    assert set(found) == set(keys)
+    assert sandbox.log.count() <= 4
+
+
+def test_get_many_skips_keys_jira_says_do_not_exist(connector: JiraConnector,
+                                                    sandbox: JiraSandbox) -> None:
+    real = sandbox.create_issue({"summary": "real"})
+    found = connector.get_many([real, "OPS-999", "NOPE-1", 'OPS-1") OR ("1'], FIELDS)
+    assert set(found) == {real}
+
+
+def test_resolve_finds_a_path_through_work_in_progress(connector: JiraConnector,
+                                                       sandbox: JiraSandbox) -> None:
+    key = sandbox.create_issue({"summary": "broken"})
+    sandbox.log.clear()
+    result = connector.update(key, {"status": "Resolved", "resolution": {"name": "Fixed"}})
+    assert result.ok
+    issue = sandbox.issue(key)["fields"]
+    assert issue["status"]["name"] == "Resolved"
+    assert issue["resolution"]["name"] == "Fixed"
+    assert sandbox.log.count(method="POST", path="re:/transitions$") == 2
+    assert result.version == issue["updated"]
+
+
+def test_closing_learns_the_workflow_from_other_issues_without_moving_them(
+    connector: JiraConnector, sandbox: JiraSandbox
+) -> None:
+    resolved = sandbox.create_issue({"summary": "already resolved"})
+    sandbox.transition_issue(resolved, "Resolved", resolution="Done")
+    key = sandbox.create_issue({"summary": "to close"})
+    connector.update(key, {"status": "Closed", "resolution": {"name": "Done"}})
+    assert sandbox.issue(key)["fields"]["status"]["name"] == "Closed"
+    assert sandbox.issue(resolved)["fields"]["status"]["name"] == "Resolved"
+
+
+def test_unreachable_status_is_a_clear_no_transition_path(connector: JiraConnector,
+                                                          sandbox: JiraSandbox) -> None:
+    from connectors.base import NoTransitionPath
+
+    key = sandbox.create_issue({"summary": "gone"})
+    sandbox.transition_issue(key, "Canceled")
+    with pytest.raises(NoTransitionPath, match="'Open'"):
+        connector.update(key, {"status": "Open"})
+    with pytest.raises(NoTransitionPath, match="'Nowhere'"):
+        connector.update(sandbox.create_issue({"summary": "x"}), {"status": "Nowhere"})
+
+
+def test_create_sets_marker_property_and_remote_link_at_a_known_cost(
+    connector: JiraConnector, sandbox: JiraSandbox
+) -> None:
+    records = [NewRecord({"summary": f"c{n}", "description": text(sandbox, "d")}, f"sys{n}",
+                         f"https://dev1.service-now.com/incident.do?sys_id=sys{n}",
+                         f"INC00{n}") for n in range(3)]
+    connector._ids()  # the project/issue type lookup happens once per run
+    sandbox.log.clear()
+    results = connector.create(records)
+    assert all(r.ok and not r.warnings for r in results), results
+    # one bulk POST + one version search per batch, property + link per record
+    assert sandbox.log.count() == 2 + 2 * len(records)
+    issue = sandbox.issue(results[0].id or "")
+    assert "snow-sys0" in issue["fields"]["labels"]
+    connector_links = sandbox.log.count(method="POST", path="re:/remotelink$")
+    assert connector_links == 3
+
+
+def test_bulk_create_maps_partial_failures_to_their_items(connector: JiraConnector,
+                                                          sandbox: JiraSandbox) -> None:
+    good = NewRecord({"summary": "fine"}, "ok1")
+    bad = NewRecord({"summary": "x" * 300}, "bad1")
+    results = connector.create([good, bad, NewRecord({"summary": "fine too"}, "ok2")])
+    assert [r.ok for r in results] == [True, False, True]
+    assert "summary" in str(results[1].error)
+    assert results[0].id != results[2].id
+
+
+def test_create_in_a_wanted_status_transitions_after_the_create(
+    connector: JiraConnector, sandbox: JiraSandbox
+) -> None:
+    (result,) = connector.create([NewRecord({"summary": "busy", "status": "Work in progress"},
+                                            "wip1")])
+    assert result.ok
+    issue = sandbox.issue(result.id or "")["fields"]
+    assert issue["status"]["name"] == "Work in progress"
+    assert result.version == issue["updated"]
+
+
+def test_labels_written_by_the_engine_keep_the_marker(connector: JiraConnector,
+                                                      sandbox: JiraSandbox) -> None:
+    (result,) = connector.create([NewRecord({"summary": "labelled", "labels": ["a"]}, "m1")])
+    connector.update(result.id or "", {"labels": ["b"]})
+    assert sorted(sandbox.issue(result.id or "")["fields"]["labels"]) == ["b", "snow-m1"]
+    assert set(connector.find_by_foreign_id(["m1"], FIELDS)) == {"m1"}
+
+
+def test_marker_field_is_used_when_configured(sandbox: JiraSandbox) -> None:
+    connector = make_connector(sandbox, marker_field="customfield_10100")
+    (result,) = connector.create([NewRecord({"summary": "by field"}, "abc123")])
+    assert sandbox.issue(result.id or "")["fields"]["customfield_10100"] == "abc123"
+    found = connector.find_by_foreign_id(["abc123", "abc12"], FIELDS)
+    assert {k: v.id for k, v in found.items()} == {"abc123": result.id}
+
+
+def test_more_comments_than_embedded_are_completed(connector: JiraConnector,
+                                                   sandbox: JiraSandbox) -> None:
+    key = sandbox.create_issue({"summary": "chatty"})
+    for n in range(25):
+        sandbox.add_comment(key, f"note {n}", internal=n % 2 == 1)
+    (record,) = connector.get_many([key], FIELDS).values()
+    assert len(record.comments) == 25
+    assert [c.visibility for c in record.comments[:2]] == ["public", "internal"]
+
+
+def test_users_are_looked_up_once_per_run(connector: JiraConnector,
+                                          sandbox: JiraSandbox) -> None:
+    from connectors.base import user_ref
+
+    sandbox.log.clear()
+    for n in range(3):
+        connector.create([NewRecord({"summary": f"u{n}",
+                                     "assignee": user_ref("alice.smith@example.com")}, f"u{n}")])
+    assert sandbox.log.count(path="re:/user/search$") == 1
+
+
+def test_check_reports_every_area(connector: JiraConnector) -> None:
+    rows = connector.check(["summary", "customfield_10004"], ["Open", "Resolved"])
+    assert all(row.ok for row in rows), rows
+    assert len(rows) == 6
+    bad = {row.what: row for row in connector.check(["nonexistent_field"], ["Nowhere"])}
+    assert not bad["mapped fields"].ok and "nonexistent_field" in bad["mapped fields"].detail
+    assert not bad["statuses"].ok and "Nowhere" in bad["statuses"].detail
+
+
+def test_wrong_password_fails_check_with_auth_advice(sandbox: JiraSandbox) -> None:
+    connector = JiraConnector(sandbox.url, email="admin", token="wrong-token", project="OPS",
+                              retry=RetryPolicy(sleep=lambda s: None))
+    (row,) = connector.check(["summary"], ["Open"])
+    assert not row.ok and "401" in row.detail and "wrong-token" not in row.detail
