@@ -116,7 +116,10 @@ def _register_subcommands() -> None:
     """
     from connectors.sandbox.serve import sandbox  # connectors-side: cannot import this app
     app.command("sandbox")(sandbox)
-    from sync import commands_state  # noqa: F401  (links, status)
+    from sync import (
+        cli_mappings,  # noqa: F401  (mappings show, mappings test)
+        commands_state,  # noqa: F401  (links, status)
+    )
 
 
 # At import time, so the app is complete for the console script and for tests alike.

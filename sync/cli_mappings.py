@@ -1,0 +1,225 @@
+"""``incident-sync mappings``: look at a mapping profile and try it on a sample record.
+
+Contract:
+- ``mappings show [--profile P] [--config C]`` prints the effective profile
+  (after ``extends``) as a table: neutral field, ServiceNow field, Jira field,
+  direction, owner, transforms and a value-map summary.
+- ``mappings test --record FILE.json --side servicenow|jira [--profile P]
+  [--text-format adf|wiki] [--field-ids FILE.json]`` maps a sample raw record
+  to the neutral incident and on to the other side's fields, and prints both
+  as JSON (``incident``, ``<other side>`` with ``fields`` and ``losses``).
+  Nothing is contacted.
+- Without ``--profile`` the profile is the config's ``[sync] mapping``; when no
+  config file exists at the default place, the shipped "default".
+- Bad input is one line on stderr with exit status 2 (MappingError becomes a
+  ConfigError through :func:`config_error`).
+"""
+
+from __future__ import annotations
+
+import json
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from mappings.mapper import MappingContext, RecordError, to_fields, to_incident
+from mappings.profile import FieldRule, MappingError, Profile, load_profile
+from sync.cli import ConfigOption, app, fail, reported_errors, settings_from, stdout
+from sync.errors import EXIT_CONFIG, ConfigError
+from sync.settings import DEFAULT_CONFIG
+
+mappings_app = typer.Typer(
+    name="mappings",
+    help="Show a mapping profile, or try it on a sample record.",
+    no_args_is_help=True,
+)
+app.add_typer(mappings_app, name="mappings")
+
+
+class SideChoice(StrEnum):
+    servicenow = "servicenow"
+    jira = "jira"
+
+
+class TextFormat(StrEnum):
+    adf = "adf"
+    wiki = "wiki"
+    plain = "plain"
+
+
+ProfileOption = Annotated[
+    str | None,
+    typer.Option("--profile", "-p", help="Shipped profile name or TOML path. Default: the"
+                 " config's [sync] mapping."),
+]
+
+
+def config_error(error: MappingError) -> ConfigError:
+    """The CLI's error for a broken profile; its text is the MappingError's one line."""
+    where = f"{error.key} (line {error.line})" if error.line else error.key
+    return ConfigError(error.source, [f"{where}: {error.reason}"])
+
+
+def _profile(profile: str | None, config: Path) -> Profile:
+    if profile is not None:
+        name, base_dir = profile, Path.cwd()
+    elif config == Path(DEFAULT_CONFIG) and not config.exists():
+        name, base_dir = "default", None
+    else:
+        settings = settings_from(config, need_secrets=False)
+        name = settings.sync.mapping
+        base_dir = settings.source.parent if settings.source is not None else None
+    try:
+        return load_profile(name, base_dir=base_dir)
+    except MappingError as error:
+        raise config_error(error) from None
+
+
+# --------------------------------------------------------------------------- show
+
+
+def _side_cell(rule: FieldRule, side: str) -> str:
+    mapping = rule.sides.get(side)
+    return mapping.field if mapping is not None else "-"
+
+
+def _transforms(rule: FieldRule) -> str:
+    parts = []
+    for side, mapping in rule.sides.items():
+        described = mapping.transform.describe()
+        if described:
+            parts.append(f"{'SN' if side == 'servicenow' else 'Jira'}: {described}")
+    return "\n".join(parts) or "-"
+
+
+def _maps(rule: FieldRule) -> str:
+    parts = []
+    for side in rule.sides:
+        label = "SN" if side == "servicenow" else "Jira"
+        to_map = rule.to_maps.get(side, {})
+        from_map = rule.from_maps.get(side, {})
+        if to_map:
+            shown = ", ".join(f"{k}→{v}" for k, v in list(to_map.items())[:3])
+            more = f" (+{len(to_map) - 3})" if len(to_map) > 3 else ""
+            parts.append(f"to {label}: {shown}{more}")
+        extra = {k: v for k, v in from_map.items() if to_map.get(str(v)) != k}
+        if extra:
+            parts.append(f"also read from {label}: {len(extra)}")
+    if rule.default is not None:
+        parts.append(f"default {rule.default!s}")
+    if rule.required_for:
+        parts.append(f"required for {', '.join(sorted(rule.required_for))}:"
+                     f" {rule.fallback!s}")
+    return "\n".join(parts) or "-"
+
+
+@mappings_app.command("show")
+def show(profile: ProfileOption = None, config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
+    """Print the effective mapping (after extends) as a table."""
+    with reported_errors():
+        loaded = _profile(profile, config)
+        table = Table(title=f"mapping {loaded.name} ({loaded.source})", show_lines=True)
+        for column in ("neutral", "ServiceNow", "Jira", "direction", "owner", "transform",
+                       "value maps"):
+            table.add_column(column)
+        for rule in loaded.rules.values():
+            table.add_row(
+                rule.neutral, _side_cell(rule, "servicenow"), _side_cell(rule, "jira"),
+                rule.direction, rule.owner or "-", _transforms(rule), _maps(rule),
+            )
+        stdout.print(table)
+
+
+# --------------------------------------------------------------------------- test
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        fail(f"{path}: {what} not found", EXIT_CONFIG)
+    except (OSError, UnicodeDecodeError) as error:
+        fail(f"{path}: cannot read {what}: {error}", EXIT_CONFIG)
+    except json.JSONDecodeError as error:
+        fail(f"{path}: {what} is not JSON: {error.msg} (line {error.lineno})", EXIT_CONFIG)
+
+
+def _record_fields(data: Any, side: str, path: Path) -> tuple[dict[str, Any], dict[str, str]]:
+    """(raw fields, Jira field name -> id) from the shapes the vendors' APIs return."""
+    names: dict[str, str] = {}
+    if isinstance(data, dict) and "result" in data:  # ServiceNow Table API envelope
+        data = data["result"]
+        if isinstance(data, list):
+            if not data:
+                fail(f"{path}: record: 'result' is an empty list", EXIT_CONFIG)
+            data = data[0]
+    if isinstance(data, dict) and isinstance(data.get("fields"), dict):  # a Jira issue
+        if isinstance(data.get("names"), dict):
+            names = {str(n): str(i) for i, n in data["names"].items()}
+        data = data["fields"]
+    if not isinstance(data, dict):
+        fail(f"{path}: record: expected a JSON object of {side} fields", EXIT_CONFIG)
+    return data, names
+
+
+def _field_ids(path: Path | None) -> dict[str, str]:
+    if path is None:
+        return {}
+    data = _read_json(path, "field ids")
+    if isinstance(data, list):  # GET /rest/api/2/field
+        return {str(f["name"]): str(f["id"]) for f in data
+                if isinstance(f, dict) and "name" in f and "id" in f}
+    if isinstance(data, dict):
+        return {str(k): str(v) for k, v in data.items()}
+    fail(f"{path}: field ids: expected a list of fields or a name -> id object", EXIT_CONFIG)
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str, ensure_ascii=False))
+
+
+@mappings_app.command("test")
+def test(
+    record: Annotated[Path, typer.Option("--record", "-r", help="Raw record (JSON) as the"
+                                         " vendor's API returns it.")],
+    side: Annotated[SideChoice, typer.Option("--side", "-s", help="Which tool the record"
+                                             " comes from.")],
+    profile: ProfileOption = None,
+    text_format: Annotated[TextFormat | None, typer.Option(
+        "--text-format", help="Jira rich text: adf (Cloud v3) or wiki (v2). Default: adf,"
+        " or wiki for a Jira record whose description is a string.")] = None,
+    field_ids: Annotated[Path | None, typer.Option(
+        "--field-ids", help="Jira fields (GET /rest/api/2/field JSON, or name -> id) to"
+        " resolve field names; a Jira record's expand=names is used too.")] = None,
+    config: ConfigOption = Path(DEFAULT_CONFIG),
+) -> None:
+    """Map a sample record to the neutral incident and to the other side's fields."""
+    with reported_errors():
+        loaded = _profile(profile, config)
+        source = str(side.value)
+        raw, names = _record_fields(_read_json(record, "record"), source, record)
+        ids = {**names, **_field_ids(field_ids)}
+        # Names nobody resolved stay names, so a preview still shows where values go.
+        for rule in loaded.rules.values():
+            jira = rule.sides.get("jira")
+            if jira is not None:
+                ids.setdefault(jira.field, jira.field)
+        fmt = text_format.value if text_format is not None else (
+            "wiki" if source == "jira" and isinstance(raw.get("description"), str) else "adf")
+        other = "jira" if source == "servicenow" else "servicenow"
+        ctx = MappingContext(text_format=fmt, field_ids=ids, origin=f"{source} record")
+        try:
+            incident = to_incident(source, raw, loaded, ctx)
+            written = to_fields(other, incident, loaded, ctx)
+        except RecordError as error:
+            fail(f"{record}: {error}", EXIT_CONFIG)
+        except MappingError as error:
+            raise config_error(error) from None
+        output = {
+            "incident": incident.model_dump(mode="json"),
+            other: {"fields": _jsonable(written.fields), "losses": written.losses},
+        }
+        stdout.print(json.dumps(output, indent=2, ensure_ascii=False), markup=False)
