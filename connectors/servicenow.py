@@ -2,8 +2,8 @@
 
 Contract:
 - The only module that imports pysnow; every pysnow / requests exception is
-  translated here into the :mod:`connectors.base` error tree (see
-  :func:`translate_http_error`), and every request goes through the shared
+  translated at this boundary into the :mod:`connectors.base` error tree (the
+  HTTP rules live in :mod:`connectors.servicenow_errors`), and every request goes through the shared
   :class:`connectors.retry.RetryPolicy` (reads idempotent, writes not) and the
   optional :class:`connectors.retry.RequestBudget`.
 - Reads use ``sysparm_display_value=false`` and
@@ -34,18 +34,15 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import re
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import pysnow
 import pysnow.exceptions
 import requests
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 
 from connectors.base import (
     GROUP_REF,
@@ -58,19 +55,22 @@ from connectors.base import (
     NewRecord,
     NotFound,
     PreconditionFailed,
-    RateLimited,
     RemoteComment,
     RemoteRecord,
     RetriableError,
     ServerInfo,
     Side,
     SkippableError,
-    Unreachable,
     ValidationFailed,
     WriteResult,
     ref_of,
 )
 from connectors.retry import RequestBudget, RetryPolicy
+from connectors.servicenow_errors import (
+    short_url,
+    translate_http_error,
+    translate_request_error,
+)
 from connectors.servicenow_query import (
     any_of,
     check_field,
@@ -102,140 +102,6 @@ BATCH_PATH = "/api/now/v1/batch"
 # --------------------------------------------------------------------------- errors
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta seconds or an HTTP date)."""
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
-
-
-def _short_url(url: str | None) -> str:
-    """Scheme, host and path: enough to name the resource, without query values."""
-    if not url:
-        return "?"
-    parts = urlsplit(url)
-    # hostname/port, never netloc: a URL may carry user:password@.
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}"
-
-
-def _error_body(response: requests.Response) -> tuple[str, str, bool]:
-    """(message, detail, is_json) from a ServiceNow error body."""
-    try:
-        data = response.json()
-    except ValueError:
-        return "", "", False
-    error = data.get("error") if isinstance(data, dict) else None
-    if isinstance(error, dict):
-        return str(error.get("message") or ""), str(error.get("detail") or ""), True
-    if isinstance(error, str):
-        return error, str(data.get("detail") or ""), True
-    return "", "", True
-
-
-# Labels a data-policy message names, as the field names a mapping writes.
-_FIELD_OF_LABEL = {"close code": "close_code", "close notes": "close_notes",
-                   "resolution code": "close_code", "resolution notes": "close_notes",
-                   "on hold reason": "hold_reason"}
-
-
-def _mandatory_fields(text: str) -> dict[str, str]:
-    """Field names from a data-policy text: lines like ``Close code is mandatory``."""
-    found = {}
-    for label in re.findall(r"([A-Za-z][A-Za-z _]*?) is mandatory", text):
-        key = label.strip().lower()
-        found[_FIELD_OF_LABEL.get(key, key.replace(" ", "_"))] = "mandatory"
-    return found
-
-
-def translate_http_error(
-    response: requests.Response,
-    *,
-    user: str,
-    write: bool = False,
-    payload_fields: Iterable[str] = (),
-) -> ConnectorError:
-    """The error-tree exception for a non-2xx ServiceNow answer."""
-    status = response.status_code
-    url = _short_url(response.url)
-    message, detail, is_json = _error_body(response)
-    said = ": ".join(p for p in (message, detail) if p) or response.reason or "no details"
-    where = {"side": SIDE.value, "status": status, "url": url}
-    if status == 401:
-        return AuthError(
-            f"ServiceNow refused the credentials of user {user!r} (401) at {url}",
-            advice=(
-                f"check the username {user!r} and its password "
-                "(INCIDENT_SYNC_SERVICENOW__PASSWORD), that the account is active, not locked "
-                "out and allowed web service access"
-            ),
-            **where,
-        )
-    if status == 403:
-        mentioned = {f: said for f in payload_fields if f in said}
-        mentioned.update(_mandatory_fields(said))
-        policy = any(w in said.lower() for w in ("mandatory", "data policy", "invalid"))
-        if write and (mentioned or policy):
-            # A data policy / business rule refused the values: an item problem,
-            # not a missing permission.
-            return ValidationFailed(
-                f"ServiceNow rejected the values (403) at {url}: {' '.join(said.split())}",
-                fields=mentioned or {"record": said},
-                **where,
-            )
-        return AuthError(
-            f"ServiceNow user {user!r} lacks permission (403) at {url}: {said}",
-            advice=(
-                f"give {user!r} read/write access to the table (for example the itil role) "
-                "and the rest_service role, and check ACLs on the fields"
-            ),
-            **where,
-        )
-    if status in (404, 410):
-        return NotFound(f"ServiceNow: not found ({status}) at {url}: {said}", **where)
-    if status == 429 or (status == 503 and response.headers.get("Retry-After")):
-        wait = _retry_after(response.headers.get("Retry-After"))
-        return RateLimited(
-            f"ServiceNow rate limit ({status}) at {url}: {said}", retry_after=wait, **where
-        )
-    if status >= 500:
-        kind = "" if is_json else " with a non-JSON body (a proxy or gateway page?)"
-        return RetriableError(f"ServiceNow server error {status}{kind} at {url}: {said}", **where)
-    fields = {}
-    if detail and message:
-        fields = {message: detail}
-    return ValidationFailed(f"ServiceNow rejected the request ({status}) at {url}: {said}",
-                            fields=fields, **where)
-
-
-def _is_unreachable(error: requests.RequestException) -> bool:
-    """True when no connection was made at all (refused, DNS, TLS, connect timeout)."""
-    if isinstance(error, requests.exceptions.SSLError | requests.exceptions.ConnectTimeout):
-        return True
-    seen: set[int] = set()
-    stack: list[Any] = [error]
-    while stack:
-        item = stack.pop()
-        if item is None or id(item) in seen:
-            continue
-        seen.add(id(item))
-        if isinstance(item, NewConnectionError | ConnectTimeoutError):
-            return True
-        stack.extend([getattr(item, "reason", None), item.__cause__, item.__context__])
-        stack.extend(a for a in getattr(item, "args", ()) if isinstance(a, BaseException))
-    return False
-
-
 def translate_exception(
     error: Exception, *, url: str, user: str, write: bool = False,
     payload_fields: Iterable[str] = (),
@@ -243,29 +109,17 @@ def translate_exception(
     """Any library exception as an error-tree exception (never with credentials)."""
     if isinstance(error, ConnectorError):
         return error
-    where = {"side": SIDE.value, "url": _short_url(url)}
-    if isinstance(error, requests.HTTPError) and error.response is not None:
-        return translate_http_error(error.response, user=user, write=write,
-                                    payload_fields=payload_fields)
-    if isinstance(error, requests.RequestException) and not isinstance(error, ValueError):
-        if _is_unreachable(error):
-            return Unreachable(
-                f"ServiceNow at {_short_url(url)} is unreachable ({type(error).__name__})",
-                **where,
-            )
-        return RetriableError(
-            f"ServiceNow connection to {_short_url(url)} failed ({type(error).__name__})",
-            **where,
-        )
     if isinstance(error, pysnow.exceptions.InvalidUsage):
         raise error  # our bug, not the vendor's: retrying cannot help
-    if isinstance(error, ValueError | pysnow.exceptions.PysnowException):
-        # requests.JSONDecodeError, ijson errors, pysnow's MissingResult: a
-        # truncated or foreign body. Often a proxy hiccup, so worth retrying.
+    translated = translate_request_error(error, url=url, user=user, write=write,
+                                         payload_fields=payload_fields)
+    if translated is not None:
+        return translated
+    if isinstance(error, pysnow.exceptions.PysnowException):
+        # MissingResult and friends: a body without the Table API envelope.
         return RetriableError(
-            f"ServiceNow answered {_short_url(url)} with an invalid or truncated body "
-            f"({type(error).__name__})",
-            **where,
+            f"ServiceNow answered {short_url(url)} without a result ({type(error).__name__})",
+            side=SIDE.value, url=short_url(url),
         )
     raise error
 
@@ -295,7 +149,7 @@ def _parse_base_url(instance_url: str) -> tuple[str | None, str | None, bool]:
     if parts.path.strip("/") or parts.query or parts.username or parts.password:
         raise ValueError(
             "servicenow instance_url must be the instance root without path, query or "
-            f"credentials, got {_short_url(instance_url)!r}"
+            f"credentials, got {short_url(instance_url)!r}"
         )
     use_ssl = parts.scheme == "https"
     host = parts.netloc
