@@ -289,3 +289,65 @@ def test_wrong_password_fails_check_with_auth_advice(sandbox: JiraSandbox) -> No
                               retry=RetryPolicy(sleep=lambda s: None))
     (row,) = connector.check(["summary"], ["Open"])
     assert not row.ok and "401" in row.detail and "wrong-token" not in row.detail
+
+
+# ---------------------------------------------------------------- faults and budget
+
+
+def test_rate_limits_and_dropped_connections_on_reads_are_retried(sandbox: JiraSandbox) -> None:
+    from connectors.sandbox.http import Fault
+
+    for n in range(3):
+        sandbox.create_issue({"summary": f"f{n}"})
+    sleeps: list[float] = []
+    connector = make_connector(sandbox, sleeps)
+    sandbox.faults.script.extend([Fault("429", retry_after=1), Fault("drop"),
+                                  Fault("503", retry_after=0), Fault("html")])
+    assert len(list(connector.pull(None, FIELDS))) == 3
+    assert sleeps[0] == 1.0 and sleeps[2] == 0.0 and len(sleeps) == 4
+
+
+def test_server_error_on_bulk_create_fails_every_item_without_retrying(
+    sandbox: JiraSandbox,
+) -> None:
+    from connectors.base import RetriableError
+    from connectors.sandbox.http import Fault
+
+    connector = make_connector(sandbox)
+    connector._ids()
+    sandbox.faults.script.append(Fault("500", method="POST"))
+    results = connector.create([NewRecord({"summary": "a"}, "x1"),
+                                NewRecord({"summary": "b"}, "x2")])
+    assert all(isinstance(r.error, RetriableError) for r in results)
+    assert sandbox.log.count(method="POST", path="re:/issue/bulk$") == 1
+    assert sandbox.issue_keys() == []
+
+
+def test_request_budget_spaces_every_http_request(sandbox: JiraSandbox) -> None:
+    from connectors.retry import RequestBudget
+
+    now = [0.0]
+    waits: list[float] = []
+
+    def wait(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    connector = make_connector(sandbox, requests_per_minute=1000)
+    # Swap in a budget on a fake clock: three requests a minute, then it must wait.
+    connector._meter.budget = RequestBudget(3, clock=lambda: now[0], sleep=wait)
+    for n in range(4):
+        sandbox.create_issue({"summary": f"b{n}"})
+    connector.get_many(["OPS-1"], FIELDS)
+    connector.get_many(["OPS-2"], FIELDS)
+    connector.get_many(["OPS-3"], FIELDS)
+    assert waits == []
+    connector.get_many(["OPS-4"], FIELDS)
+    assert waits and waits[0] == 60.0
+
+
+def test_scope_jql_narrows_the_pull(sandbox: JiraSandbox) -> None:
+    inside = sandbox.create_issue({"summary": "in", "labels": ["major"]})
+    sandbox.create_issue({"summary": "out"})
+    connector = make_connector(sandbox, jql='labels = "major"')
+    assert [r.id for r in connector.pull(None, FIELDS)] == [inside]
