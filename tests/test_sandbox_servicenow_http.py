@@ -379,3 +379,45 @@ def test_offset_past_the_end_is_empty_with_links_back(
     assert response.links["last"]["url"].endswith("sysparm_offset=4&sysparm_limit=2")
     assert response.links["prev"]["url"].endswith("sysparm_offset=8&sysparm_limit=2")
     assert "next" not in response.links
+
+
+def test_concurrent_writes_are_all_kept(
+    sandbox: ServiceNowSandbox, http: requests.Session
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    target = sandbox.rows("incident")[0]
+    url = f"{sandbox.url}/api/now/table/incident/{target['sys_id']}"
+
+    def write(n: int) -> int:
+        with requests.Session() as session:
+            session.auth = AUTH
+            return session.patch(url, json={"work_notes": f"note {n}"}, headers=JSON).status_code
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        codes = list(pool.map(write, range(40)))
+    assert codes == [200] * 40
+    record = sandbox.get("incident", target["sys_id"])
+    assert int(record["sys_mod_count"]) == int(target["sys_mod_count"]) + 40
+    notes = [j["value"] for j in sandbox.journal(target["sys_id"]) if j["value"].startswith("note")]
+    assert sorted(notes) == sorted(f"note {n}" for n in range(40))
+
+
+def test_dot_walks_and_journal_under_display_all(
+    sandbox: ServiceNowSandbox, http: requests.Session
+) -> None:
+    target = sandbox.rows("incident")[0]
+    sandbox.update("incident", target["sys_id"], {"work_notes": "private"},
+                   as_user="hiro.tanaka")
+    email = next(u["email"] for u in sandbox.rows("sys_user")
+                 if u["sys_id"] == target["caller_id"])
+    response = http.get(f"{sandbox.url}/api/now/table/incident/{target['sys_id']}", params={
+        "sysparm_display_value": "all",
+        "sysparm_fields": "caller_id.email,work_notes,comments_and_work_notes,priority"})
+    record = response.json()["result"]
+    assert record["caller_id.email"] == {"display_value": email, "value": email}
+    assert record["work_notes"]["value"] == ""
+    newest = record["work_notes"]["display_value"].split("\n\n")[0]
+    assert newest.endswith(" - Hiro Tanaka (Work notes)\nprivate")
+    assert "Hiro Tanaka (Work notes)" in record["comments_and_work_notes"]["display_value"]
+    assert record["priority"]["display_value"].startswith(record["priority"]["value"] + " - ")
