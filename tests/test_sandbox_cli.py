@@ -178,6 +178,16 @@ def test_start_sandboxes_in_process_for_demo() -> None:
         jira.stop()
 
 
+def test_start_sandboxes_can_seed_one_side_only() -> None:
+    servicenow, jira = start_sandboxes(seed_incidents=3, jira_seed_incidents=0)
+    try:
+        assert len(servicenow.rows("incident")) == 3
+        assert jira.issue_keys() == []
+    finally:
+        servicenow.stop()
+        jira.stop()
+
+
 def test_busy_port_is_a_one_line_error() -> None:
     with ServiceNowSandbox() as busy:
         result = runner.invoke(app, ["sandbox", "--servicenow-port", str(busy.port),

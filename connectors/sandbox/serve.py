@@ -92,9 +92,15 @@ def start_sandboxes(
     password: str = "sandbox",
     clock: Callable[[], datetime] | None = None,
     jira_project: str = "OPS",
+    jira_seed_incidents: int | None = None,
 ) -> tuple[ServiceNowSandbox, JiraSandbox]:
-    """Both sandboxes, started. Raises SandboxOptionError for bad options, OSError on bind."""
-    _check_options(host, jira_mode, seed_incidents, latency_ms, fault_rate,
+    """Both sandboxes, started. Raises SandboxOptionError for bad options, OSError on bind.
+
+    ``jira_seed_incidents`` seeds the Jira side differently (None = ``seed_incidents``),
+    e.g. 0 so that a first sync has only one side to copy.
+    """
+    jira_seeds = seed_incidents if jira_seed_incidents is None else jira_seed_incidents
+    _check_options(host, jira_mode, min(seed_incidents, jira_seeds), latency_ms, fault_rate,
                    (servicenow_port, jira_port))
     from connectors.sandbox.jira import JiraSandbox
 
@@ -105,7 +111,7 @@ def start_sandboxes(
     )
     jira = JiraSandbox(
         host, jira_port, mode=jira_mode, username=username, password=password,
-        faults=fault_plan(fault_rate, latency_ms, seed + 1), seed_incidents=seed_incidents,
+        faults=fault_plan(fault_rate, latency_ms, seed + 1), seed_incidents=jira_seeds,
         seed=seed, clock=clock, project=jira_project,
     )
     servicenow.start()
@@ -240,7 +246,8 @@ def sandbox(
         f"export INCIDENT_SYNC_JIRA__TOKEN={shlex.quote(password)}",
     ]
     if write_config_path is not None:
-        lines.append(f"Config written to {write_config_path} (no secrets in it).")
+        lines.append(f"Config written to {write_config_path} (no secrets in it); try: "
+                     f"incident-sync check --config {shlex.quote(str(write_config_path))}")
     lines.append("Serving; press Ctrl-C to stop.")
     for line in lines:
         typer.echo(line)
