@@ -541,13 +541,17 @@ def _compile_clause(clause: Clause, catalog: Catalog, strict: bool, warnings: li
     if operator in ("is", "is not"):
         empty = operator == "is"
         return lambda issue: (not catalog.values(issue, target)) == empty
-    try:
-        literals = [_operand_values(op, target, catalog) for op in clause.operands]
-    except JqlError as exc:
-        if exc.warning and not strict:
+    literals: list[list[Any] | None] = []
+    for operand in clause.operands:
+        try:
+            literals.append(_operand_values(operand, target, catalog))
+        except JqlError as exc:
+            # validateQuery=warn: a value that doesn't exist is dropped, the rest count.
+            if not exc.warning or strict:
+                raise
             warnings.append(exc.message)
-            return _never
-        raise
+    if not literals:
+        return _never
     wants_empty = any(values is None for values in literals)
     flat = [value for values in literals if values is not None for value in values]
     if target.kind == "date":
