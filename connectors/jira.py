@@ -359,6 +359,8 @@ class JiraConnector:
     # ------------------------------------------------------------ lifecycle
 
     def open(self) -> ServerInfo:
+        if self._jira is not None:
+            self.close()  # reopening starts a fresh run: new session, empty caches
         if self._budget is not None:
             self._budget.acquire()  # the constructor's serverInfo call bypasses the adapter
 
@@ -416,8 +418,11 @@ class JiraConnector:
         if self._jira is not None:
             self._jira.close()
         self._jira = None
+        self._info = None
         self._users.clear()
         self._workflow = WorkflowMap()
+        self._project_ids = None
+        self._notify_flag = True
 
     def __enter__(self) -> JiraConnector:
         self.open()
@@ -914,6 +919,7 @@ class JiraConnector:
             ("scope query", lambda: self._check_scope()),
             ("mapped fields", lambda: self._check_fields(fields)),
             ("statuses", lambda: self._check_statuses(statuses)),
+            ("service desk (internal comments)", lambda: self._check_service_desk(jira)),
         ]
         for what, probe in checks:
             try:
@@ -959,6 +965,19 @@ class JiraConnector:
         if missing:
             raise ValidationFailed(f"unknown Jira fields: {', '.join(missing)}", side="jira")
         return f"{len(wanted)} fields exist"
+
+    def _check_service_desk(self, jira: JIRA) -> str:
+        desks = self._call("service desks", lambda: [d.raw for d in jira.service_desks()],
+                           idempotent=True)
+        mine = [d for d in desks if str(d.get("projectKey")) == self.project]
+        if self.service_desk_id is not None:
+            mine = [d for d in mine if str(d.get("id")) == self.service_desk_id]
+        if not mine:
+            wanted = f" with id {self.service_desk_id}" if self.service_desk_id else ""
+            raise ValidationFailed(
+                f"no JSM service desk{wanted} for project {self.project}: internal comments "
+                "need Jira Service Management", side="jira")
+        return f"service desk {mine[0].get('id')}"
 
     def _check_statuses(self, statuses: Sequence[str]) -> str:
         wanted = [str(s) for s in dict.fromkeys(statuses) if s]

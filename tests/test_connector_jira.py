@@ -85,6 +85,18 @@ class TestJiraDataCenterContract(JiraContract):
     mode = "datacenter"
 
 
+class TestJiraMarkerFieldContract(JiraContract):
+    """The same contract when the sys_id lives in a text custom field (searched with ~)."""
+
+    mode = "datacenter"
+
+    @pytest.fixture
+    def connector(self, sandbox: JiraSandbox) -> Iterator[JiraConnector]:
+        connector = make_connector(sandbox, marker_field="customfield_10100")
+        yield connector
+        connector.close()
+
+
 # ---------------------------------------------------------------- Jira specifics
 
 
@@ -278,10 +290,18 @@ def test_users_are_looked_up_once_per_run(connector: JiraConnector,
 def test_check_reports_every_area(connector: JiraConnector) -> None:
     rows = connector.check(["summary", "customfield_10004"], ["Open", "Resolved"])
     assert all(row.ok for row in rows), rows
-    assert len(rows) == 6
+    assert len(rows) == 7
     bad = {row.what: row for row in connector.check(["nonexistent_field"], ["Nowhere"])}
     assert not bad["mapped fields"].ok and "nonexistent_field" in bad["mapped fields"].detail
     assert not bad["statuses"].ok and "Nowhere" in bad["statuses"].detail
+
+
+def test_check_names_a_service_desk_that_is_not_this_projects(sandbox: JiraSandbox) -> None:
+    connector = make_connector(sandbox, service_desk_id="42")
+    rows = {row.what: row for row in connector.check(["summary"], ["Open"])}
+    desk = rows["service desk (internal comments)"]
+    assert not desk.ok and "42" in desk.detail
+    assert make_connector(sandbox, service_desk_id="1").check([], [])[-1].ok
 
 
 def test_wrong_password_fails_check_with_auth_advice(sandbox: JiraSandbox) -> None:
