@@ -308,8 +308,10 @@ def _load(name_or_path: str, base_dir: Path | None, seen: tuple[str, ...]) -> Pr
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
-        line = getattr(error, "lineno", None)
-        reason = str(error).split(" (at line")[0]
+        # Python < 3.14 only has the position in the message: "... (at line 4, column 33)".
+        found = re.search(r"\(at line (\d+)", str(error))
+        line = int(found.group(1)) if found else None
+        reason = str(error).split(" (at ")[0]
         raise MappingError(source, "toml", f"not valid TOML: {reason}", line) from None
 
     base: Profile | None = None
