@@ -8,10 +8,20 @@ prints a table of what passed and failed and returns the exit status.
 
 from __future__ import annotations
 
-from rich.console import Console
+import json
+from typing import TYPE_CHECKING
 
-from sync.errors import ConfigError
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from connectors.base import CheckResult, ConnectorError, FatalError
+from sync.errors import EXIT_ITEMS_FAILED, EXIT_OK, EXIT_UNREACHABLE
 from sync.settings import Settings
+
+if TYPE_CHECKING:
+    from mappings.mapper import MappingContext
+    from mappings.profile import Profile
 
 
 def offline_checks(settings: Settings) -> list[str]:
@@ -33,6 +43,78 @@ def _mapping_check(settings: Settings) -> str:
     return f"mapping {profile.name}: ok ({len(profile.neutral_fields())} fields)"
 
 
+def vendor_statuses(profile: Profile, side: str, ctx: MappingContext) -> list[str]:
+    """The status values the mapping writes on ``side``, one per neutral status.
+
+    Found by writing each neutral status through the mapping: the vendor field
+    that is always written and holds a different string for each status is the
+    status field (ServiceNow ``state``, Jira ``status``), whatever the profile
+    calls it. Extra fields written along (close codes, resolutions) are not.
+    """
+    from mappings.mapper import to_fields
+    from mappings.model import Incident, Status
+
+    if not profile.travels("status", side):
+        return []
+    written = [to_fields(side, Incident(status=status), profile, ctx, only=["status"]).fields
+               for status in Status]
+    common = set.intersection(*(set(fields) for fields in written)) if written else set()
+    values: list[str] = []
+    for key in sorted(common):
+        seen = [fields[key] for fields in written]
+        if all(isinstance(v, str) for v in seen) and len({json.dumps(v) for v in seen}) > 1:
+            values.extend(v for v in seen if v not in values)
+    return values
+
+
 def online_check(settings: Settings, console: Console) -> int:
-    """Reach both tools and verify access, scope, fields and statuses."""
-    raise ConfigError(str(settings.source), ["online check arrives with the connectors"])
+    """Reach both tools and verify access, scope, fields and statuses.
+
+    Exit status: 3 when a tool cannot be reached or refuses the credentials, 1
+    when something the mapping needs is missing, 0 when every check passed.
+    """
+    from mappings.mapper import MappingContext
+    from sync.factory import build_connectors, build_profile
+
+    profile = build_profile(settings)
+    results: list[CheckResult] = []
+    code = EXIT_OK
+    for connector in build_connectors(settings):
+        side = str(connector.side)
+        try:
+            try:
+                info = connector.open()
+            except ConnectorError as error:
+                # Fatal (refused, auth) or still failing after the retries: either
+                # way this tool cannot be used now.
+                advice = getattr(error, "advice", "")
+                results.append(CheckResult(connector.side, "reach and sign in", False,
+                                           f"{error}{'; ' + advice if advice else ''}"))
+                code = EXIT_UNREACHABLE
+                continue
+            ctx = MappingContext(text_format=info.text_format,
+                                 field_ids=dict(getattr(connector, "field_ids", None) or {}))
+            fields = profile.vendor_fields(side, ctx)
+            try:
+                rows = connector.check(fields, vendor_statuses(profile, side, ctx))
+            except FatalError as error:
+                rows = [CheckResult(connector.side, "reach and sign in", False, str(error))]
+                code = EXIT_UNREACHABLE
+            results.extend(rows)
+            if any(not row.ok for row in rows) and code == EXIT_OK:
+                code = EXIT_ITEMS_FAILED
+        finally:
+            connector.close()
+
+    table = Table(show_edge=False, pad_edge=False)
+    table.add_column("tool")
+    table.add_column("check")
+    table.add_column("result")
+    table.add_column("detail", overflow="fold")
+    for row in results:
+        table.add_row(str(row.side), row.what, "[green]ok[/green]" if row.ok
+                      else "[red]FAILED[/red]", escape(row.detail))
+    console.print(table)
+    failed = sum(1 for row in results if not row.ok)
+    console.print(f"{len(results) - failed} passed, {failed} failed", markup=False)
+    return code

@@ -118,6 +118,7 @@ def _register_subcommands() -> None:
     app.command("sandbox")(sandbox)
     from sync import (
         cli_mappings,  # noqa: F401  (mappings show, mappings test)
+        commands,  # noqa: F401  (plan, run, demo)
         commands_state,  # noqa: F401  (links, status)
     )
 

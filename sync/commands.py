@@ -1,0 +1,202 @@
+"""The ``plan``, ``run`` and ``demo`` commands of ``incident-sync``.
+
+Contract:
+- ``plan`` builds the plan and prints it (text or JSON); it writes nothing to
+  either tool and changes nothing in the state store (a missing store is not
+  created).
+- ``run`` applies: a progress bar only when stdout is a terminal, and always ONE
+  summary line at the end (``created 3, updated 5, comments 7, conflicts 1,
+  failed 0, orphaned 0 in 4.2 s``), preceded by the failures and orphans it
+  found. ``--every`` repeats until Ctrl-C or ``--max-runs``; the exit status is
+  the last run's (0 ok, 1 items failed, 2 config, 3 a tool unreachable).
+- ``demo`` lives in :mod:`sync.demo`; this module only parses its options.
+- Errors reach the user as one stderr line through :func:`sync.cli.reported_errors`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from sync.cli import ConfigOption, app, fail, reported_errors, settings_from, stderr, stdout
+from sync.errors import EXIT_CONFIG, EXIT_ITEMS_FAILED, SyncError, exit_code_for
+from sync.settings import DEFAULT_CONFIG, Settings
+
+if TYPE_CHECKING:  # the engine pulls in connectors and mappings: load them per command
+    from sync.engine import RunSummary
+
+_INTERVAL = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+# Tests replace this to loop without waiting.
+sleep: Callable[[float], None] = time.sleep
+
+
+class PlanFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
+
+
+def parse_interval(text: str) -> float:
+    """``30s``, ``5m``, ``1h``, ``1h30m`` -> seconds. ValueError with the reason otherwise."""
+    match = _INTERVAL.match(text.strip().lower())
+    if not text.strip() or match is None:
+        raise ValueError(f"--every {text!r}: use a duration like 30s, 5m, 1h or 1h30m")
+    hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
+    total = hours * 3600 + minutes * 60 + seconds
+    if total <= 0:
+        raise ValueError(f"--every {text!r}: the interval must be longer than 0 s")
+    return float(total)
+
+
+@app.command()
+def plan(
+    config: ConfigOption = Path(DEFAULT_CONFIG),
+    format: Annotated[
+        PlanFormat, typer.Option("--format", "-f", help="text or json.")
+    ] = PlanFormat.TEXT,
+) -> None:
+    """Show what a run would do (creates, field changes, transitions, comments, conflicts)."""
+    from sync.factory import build_engine, open_store
+
+    with reported_errors():
+        settings = settings_from(config)
+        store = open_store(settings, create=False)
+        try:
+            engine = build_engine(settings, store)
+            try:
+                result = engine.build_plan()
+            finally:
+                engine.close()
+        finally:
+            store.close()
+    if format is PlanFormat.JSON:
+        stdout.print_json(json.dumps(result.to_json(), ensure_ascii=False, default=str))
+        return
+    lines = result.describe()
+    for line in lines:
+        stdout.print(line, markup=False)
+    counts = result.counts()
+    if not lines:
+        stdout.print("nothing to do: both tools are in step", markup=False)
+    stdout.print(
+        f"plan: {counts['creates']} to create, {counts['adoptions']} to link, "
+        f"{counts['updates']} updates, {counts['comments']} comments, "
+        f"{counts['conflicts']} conflicts, {counts['rule_firings']} rule firings, "
+        f"{counts['orphans']} orphaned, {counts['problems']} problems",
+        markup=False,
+    )
+
+
+@contextmanager
+def _progress_bar() -> Iterator[Callable[[int, int], None] | None]:
+    """A rich progress callback on a terminal; None (no output at all) otherwise."""
+    if not stdout.is_terminal:
+        yield None
+        return
+    with Progress(TextColumn("syncing"), BarColumn(), MofNCompleteColumn(),
+                  console=stdout, transient=True) as progress:
+        task = progress.add_task("pairs", total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update
+
+
+def run_once(settings: Settings) -> RunSummary:
+    """One locked run against the configured tools; raises SyncError on fatal problems."""
+    from sync.factory import build_engine, open_store
+
+    store = open_store(settings)
+    try:
+        with _progress_bar() as progress:
+            engine = build_engine(settings, store, progress=progress)
+            try:
+                return engine.run()
+            finally:
+                engine.close()
+    finally:
+        store.close()
+
+
+def print_summary(summary: RunSummary) -> None:
+    for failure in summary.failures:
+        stderr.print(f"failed: {failure}", markup=False)
+    for orphan in summary.orphans:
+        stdout.print(f"orphaned: {orphan}", markup=False)
+    stdout.print(summary.line(), markup=False)
+
+
+@app.command()
+def run(
+    config: ConfigOption = Path(DEFAULT_CONFIG),
+    every: Annotated[
+        str | None,
+        typer.Option("--every", help="Repeat at this interval (30s, 5m, 1h, 1h30m) until Ctrl-C."),
+    ] = None,
+    max_runs: Annotated[
+        int | None,
+        typer.Option("--max-runs", min=1, help="With --every: stop after this many runs."),
+    ] = None,
+) -> None:
+    """Sync both tools now (or every INTERVAL); one summary line per run."""
+    interval = None
+    if every is not None:
+        try:
+            interval = parse_interval(every)
+        except ValueError as error:
+            fail(str(error), EXIT_CONFIG)
+    with reported_errors():
+        settings = settings_from(config)
+    runs = 0
+    code = 0
+    try:
+        while True:
+            try:
+                summary = run_once(settings)
+            except SyncError as error:
+                # Alone, the error ends the command; on a schedule the next
+                # run may well succeed (a tool back up, a lock released).
+                if interval is None:
+                    fail(str(error), exit_code_for(error))
+                stderr.print(f"incident-sync: {error}", markup=False)
+                code = exit_code_for(error)
+            else:
+                print_summary(summary)
+                code = summary.exit_code
+            runs += 1
+            if interval is None or (max_runs is not None and runs >= max_runs):
+                break
+            sleep(interval)
+    except KeyboardInterrupt:
+        stderr.print("incident-sync: interrupted; the last run's status stands", markup=False)
+        if code == 0 and runs == 0:
+            code = EXIT_ITEMS_FAILED
+    raise typer.Exit(code)
+
+
+@app.command()
+def demo(
+    seed_incidents: Annotated[
+        int, typer.Option("--seed-incidents", min=0, max=500,
+                          help="Incidents seeded on EACH side.")
+    ] = 8,
+    keep: Annotated[
+        Path | None,
+        typer.Option("--keep", help="Write the config and state store here and keep them."),
+    ] = None,
+) -> None:
+    """Start both sandboxes in-process, sync them twice and compare: no account needed."""
+    from sync.demo import run_demo
+
+    with reported_errors():
+        raise typer.Exit(run_demo(seed_incidents=seed_incidents, keep=keep, console=stdout))

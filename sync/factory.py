@@ -1,0 +1,118 @@
+"""Build the engine's parts from validated Settings: connectors, profile, rules, store, engine.
+
+Contract:
+- This is the ONLY place a :class:`pydantic.SecretStr` is unwrapped: the plain
+  secret goes straight into a connector's constructor and nowhere else (not
+  into logs, messages, the state store or a plan).
+- Problems with a file the config points at (mapping profile, rules) raise
+  :class:`sync.errors.ConfigError` naming the file, key and reason, before
+  anything is contacted.
+- ``open_store(settings, create=False)`` never creates a store: ``plan`` uses
+  it so that previewing leaves no trace; a missing store reads as empty.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from connectors.base import Connector
+from connectors.retry import RetryPolicy
+from mappings.profile import MappingError, Profile, load_profile
+from sync.engine import Engine, EngineOptions
+from sync.errors import ConfigError
+from sync.rules import Rule
+from sync.settings import Settings
+from sync.state import NoStateStore, StateStore
+
+
+def _source(settings: Settings) -> str:
+    return str(settings.source) if settings.source is not None else "config"
+
+
+def build_connectors(
+    settings: Settings, *, retry: RetryPolicy | None = None
+) -> tuple[Connector, Connector]:
+    """Both connectors, not opened yet. Requires the secrets (``require_secrets``)."""
+    from connectors.jira import JiraConnector
+    from connectors.servicenow import ServiceNowConnector
+
+    settings.require_secrets()
+    sn, jira = settings.servicenow, settings.jira
+    assert sn.password is not None and jira.token is not None  # require_secrets said so
+    try:
+        servicenow = ServiceNowConnector(
+            sn.instance_url, sn.username, sn.password.get_secret_value(),
+            table=sn.table, query=sn.query, page_size=sn.page_size, timeout=sn.timeout,
+            requests_per_minute=sn.requests_per_minute, use_batch_api=sn.use_batch_api,
+            retry=retry,
+        )
+        jira_connector = JiraConnector(
+            jira.url, email=jira.email, token=jira.token.get_secret_value(),
+            flavor=jira.flavor, project=jira.project, issue_type=jira.issue_type,
+            jql=jira.jql, service_desk_id=jira.service_desk_id,
+            marker_field=jira.marker_field, page_size=jira.page_size, timeout=jira.timeout,
+            requests_per_minute=jira.requests_per_minute,
+            overlap_minutes=jira.overlap_minutes, retry=retry,
+        )
+    except ValueError as error:
+        # Constructors validate their arguments; their messages never hold secrets.
+        raise ConfigError(_source(settings), [str(error)]) from None
+    return servicenow, jira_connector
+
+
+def build_profile(settings: Settings) -> Profile:
+    base_dir = settings.source.parent if settings.source is not None else None
+    try:
+        return load_profile(settings.sync.mapping, base_dir=base_dir)
+    except MappingError as error:
+        raise ConfigError(_source(settings), [f"[sync] mapping: {error}"]) from None
+
+
+def build_rules(settings: Settings) -> list[Rule]:
+    """The configured rules. Declarative rules files are not supported yet: say so."""
+    if settings.sync.rules:
+        raise ConfigError(_source(settings), [
+            f"[sync] rules: {settings.sync.rules!r} cannot be loaded: this version of "
+            "incident-sync has no rules engine yet; remove the key"
+        ])
+    return []
+
+
+def open_store(settings: Settings, *, create: bool = True) -> StateStore:
+    """The state store; with ``create=False`` a missing store opens as an empty scratch one."""
+    if create:
+        return StateStore(settings.state_url)
+    try:
+        return StateStore(settings.state_url, create=False)
+    except NoStateStore:
+        # Planning before the first run: read from an empty private store
+        # rather than create the user's file.
+        return StateStore("sqlite://")
+
+
+def engine_options(settings: Settings) -> EngineOptions:
+    s = settings.sync
+    return EngineOptions(
+        direction=s.direction, conflict=s.conflict, max_attempts=s.max_attempts,
+        retry_base_seconds=s.retry_base_seconds, lock_timeout=s.lock_timeout,
+    )
+
+
+def build_engine(
+    settings: Settings,
+    store: StateStore,
+    *,
+    retry: RetryPolicy | None = None,
+    clock: Callable[[], datetime] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    crash_at: str | None = None,
+) -> Engine:
+    """An engine over fresh connectors; the caller owns ``store`` and closes the engine."""
+    profile = build_profile(settings)
+    rules = build_rules(settings)
+    connectors = build_connectors(settings, retry=retry)
+    return Engine(
+        connectors, profile, store, engine_options(settings), rules=rules, clock=clock,
+        progress=progress, crash_at=crash_at,
+    )

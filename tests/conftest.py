@@ -1,0 +1,129 @@
+"""Shared fixtures: running sandboxes on a test clock, a config for them, engines and stores.
+
+Contract:
+- ``clock`` is a :class:`TickingClock`: every read moves it one second on, so
+  each write the sandboxes stamp is later than the one before (Jira's version
+  is its ``updated`` stamp) and no test sleeps.
+- ``sandboxes`` starts a ServiceNow and a Jira sandbox (Cloud; parametrize
+  ``jira_mode`` indirectly for Data Center) without seed incidents, on that clock.
+- ``sync_config(**sync_keys)`` writes an incident-sync TOML for them into the
+  test's tmp dir (state store beside it) and sets the sandbox secrets in the
+  environment (monkeypatch: undone after the test); it returns the path.
+- ``make_engine(config, ...)`` builds the real engine (real connectors, real
+  default mapping, real state store) with a retry policy that never sleeps.
+Tests of other parts may use these fixtures; nothing here reads /work/shared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connectors.retry import RetryPolicy
+
+SANDBOX_USER = "admin"
+SANDBOX_PASSWORD = "sandbox"
+
+
+class TickingClock:
+    """A UTC clock that moves ``step`` on every read; ``advance`` jumps ahead."""
+
+    def __init__(self, start: datetime | None = None, step: timedelta = timedelta(seconds=1)):
+        self.now = start or datetime(2026, 3, 2, 9, 0, 0, tzinfo=UTC)
+        self.step = step
+
+    def __call__(self) -> datetime:
+        self.now = self.now + self.step
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now = self.now + timedelta(**delta)
+        return self.now
+
+
+def no_sleep_retry() -> RetryPolicy:
+    return RetryPolicy(max_attempts=3, base_wait=0.0, max_wait=0.0, sleep=lambda _s: None)
+
+
+@pytest.fixture
+def clock() -> TickingClock:
+    return TickingClock()
+
+
+@pytest.fixture
+def jira_mode(request: pytest.FixtureRequest) -> str:
+    return getattr(request, "param", "cloud")
+
+
+@pytest.fixture
+def sandboxes(clock: TickingClock, jira_mode: str) -> Iterator[tuple[Any, Any]]:
+    from connectors.sandbox.jira import JiraSandbox
+    from connectors.sandbox.servicenow import ServiceNowSandbox
+
+    servicenow = ServiceNowSandbox(username=SANDBOX_USER, password=SANDBOX_PASSWORD,
+                                   clock=clock)
+    jira = JiraSandbox(mode=jira_mode, username=SANDBOX_USER, password=SANDBOX_PASSWORD,
+                       clock=clock)
+    with servicenow, jira:
+        yield servicenow, jira
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'
+
+
+@pytest.fixture
+def sync_config(
+    tmp_path: Path, sandboxes: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., Path]:
+    servicenow, jira = sandboxes
+    monkeypatch.setenv("INCIDENT_SYNC_SERVICENOW__PASSWORD", SANDBOX_PASSWORD)
+    monkeypatch.setenv("INCIDENT_SYNC_JIRA__TOKEN", SANDBOX_PASSWORD)
+
+    def write(*, query: str = "", jql: str = "", name: str = "incident-sync.toml",
+              **sync_keys: Any) -> Path:
+        keys = {"state_url": "sqlite:///state.db", "retry_base_seconds": 0.0,
+                "conflict": "newest", **sync_keys}
+        sync_lines = "\n".join(f"{k} = {_toml(v)}" for k, v in keys.items())
+        path = tmp_path / name
+        path.write_text(
+            f"[servicenow]\ninstance_url = {_toml(servicenow.url)}\n"
+            f"username = {_toml(SANDBOX_USER)}\nquery = {_toml(query)}\n\n"
+            f"[jira]\nurl = {_toml(jira.url)}\nemail = {_toml(SANDBOX_USER)}\n"
+            f"project = \"OPS\"\njql = {_toml(jql)}\n\n"
+            f"[sync]\n{sync_lines}\n",
+            encoding="utf-8",
+        )
+        return path
+
+    return write
+
+
+@pytest.fixture
+def make_engine(clock: TickingClock) -> Iterator[Callable[..., Any]]:
+    from sync.factory import build_engine, open_store
+    from sync.settings import load_settings
+
+    made: list[Any] = []
+
+    def build(config: Path, *, crash_at: str | None = None, create_store: bool = True) -> Any:
+        settings = load_settings(config)
+        store = open_store(settings, create=create_store)
+        engine = build_engine(settings, store, retry=no_sleep_retry(), clock=clock,
+                              crash_at=crash_at)
+        made.append(engine)
+        return engine
+
+    yield build
+    for engine in made:
+        engine.close()
+        engine.store.close()
