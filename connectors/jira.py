@@ -24,6 +24,15 @@ Contract (what the engine may rely on, beyond :class:`connectors.base.Connector`
   may, else without). User refs become accountId (Cloud) / name (DC), looked up
   by email once per run; unknown people are left empty with a warning. Labels
   written always keep the marker label.
+- Request costs: open = serverInfo + myself + field list. A pull or get_many =
+  one search per page (plus, only for an issue with more comments than the 20
+  embedded, its comment pages). A create batch of up to 50 = one bulk POST and
+  one version search, plus per created issue one entity-property PUT and one
+  remote-link POST (the marker label/field is in the create itself); the
+  project/issue-type ids are looked up once per run. An update = a read when a
+  version, status or labels are involved, one edit, per transition step one
+  GET transitions + one POST, and one read for the new version. Users: one
+  search per distinct email per run (Jira has no batch lookup by email).
 - Every library or transport failure leaves as an error of the
   :mod:`connectors.base` tree, with no credential in its text and no chained
   library exception (whose text carries the request headers).

@@ -223,10 +223,39 @@ def test_create_sets_marker_property_and_remote_link_at_a_known_cost(
     assert all(r.ok and not r.warnings for r in results), results
     # one bulk POST + one version search per batch, property + link per record
     assert sandbox.log.count() == 2 + 2 * len(records)
-    issue = sandbox.issue(results[0].id or "")
-    assert "snow-sys0" in issue["fields"]["labels"]
-    connector_links = sandbox.log.count(method="POST", path="re:/remotelink$")
-    assert connector_links == 3
+    key = results[0].id or ""
+    assert "snow-sys0" in sandbox.issue(key)["fields"]["labels"]
+    prop = connector._api("GET", f"issue/{key}/properties/incident-sync")
+    assert prop["value"] == {"servicenow_sys_id": "sys0",
+                             "servicenow_url": records[0].foreign_url}
+    (link,) = connector._api("GET", f"issue/{key}/remotelink")
+    assert link["globalId"] == "system=https://dev1.service-now.com&id=sys0"
+    assert link["object"] == {"url": records[0].foreign_url, "title": "INC000"}
+
+
+def test_a_second_create_run_of_the_same_record_is_findable_first(
+    connector: JiraConnector,
+) -> None:
+    """Adopt, don't duplicate: the marker is searchable right after the create."""
+    (first,) = connector.create([NewRecord({"summary": "once"}, "crash1")])
+    found = connector.find_by_foreign_id(["crash1"], FIELDS)
+    assert {k: v.id for k, v in found.items()} == {"crash1": first.id}
+
+
+def test_more_than_fifty_creates_go_in_bulk_requests_of_fifty(
+    connector: JiraConnector, sandbox: JiraSandbox
+) -> None:
+    records = [NewRecord({"summary": f"many {n}"}, f"m{n}") for n in range(55)]
+    results = connector.create(records)
+    assert all(r.ok for r in results) and len({r.id for r in results}) == 55
+    assert sandbox.log.count(method="POST", path="re:/issue/bulk$") == 2
+
+
+def test_bulk_create_where_every_item_fails_reports_each(connector: JiraConnector) -> None:
+    results = connector.create([NewRecord({"summary": ""}, "e1"),
+                                NewRecord({"summary": "y" * 256}, "e2")])
+    assert [type(r.error).__name__ for r in results] == ["ValidationFailed"] * 2
+    assert all(r.id is None for r in results)
 
 
 def test_bulk_create_maps_partial_failures_to_their_items(connector: JiraConnector,
