@@ -421,3 +421,33 @@ def test_dot_walks_and_journal_under_display_all(
     assert newest.endswith(" - Hiro Tanaka (Work notes)\nprivate")
     assert "Hiro Tanaka (Work notes)" in record["comments_and_work_notes"]["display_value"]
     assert record["priority"]["display_value"].startswith(record["priority"]["value"] + " - ")
+
+
+# --------------------------------------------------------------------------- aggregate
+
+
+def test_stats_count_with_a_query(sandbox: ServiceNowSandbox, http: requests.Session) -> None:
+    active = sum(1 for r in sandbox.rows("incident") if r["active"] == "true")
+    response = http.get(f"{sandbox.url}/api/now/stats/incident",
+                        params={"sysparm_query": "active=true", "sysparm_count": "true"})
+    assert response.json() == {"result": {"stats": {"count": str(active)}}}
+
+
+def test_stats_grouped_with_min_and_max(
+    sandbox: ServiceNowSandbox, http: requests.Session
+) -> None:
+    rows = sandbox.rows("incident")
+    response = http.get(f"{sandbox.url}/api/now/v1/stats/incident", params={
+        "sysparm_count": "true", "sysparm_group_by": "priority,no_such_field",
+        "sysparm_min_fields": "sys_mod_count", "sysparm_max_fields": "sys_updated_on"})
+    groups = response.json()["result"]
+    assert sum(int(g["stats"]["count"]) for g in groups) == len(rows)
+    for group in groups:
+        [field] = group["groupby_fields"]
+        members = [r for r in rows if r["priority"] == field["value"]]
+        assert field["field"] == "priority"
+        assert group["stats"]["count"] == str(len(members))
+        assert group["stats"]["min"]["sys_mod_count"] == str(
+            min(int(r["sys_mod_count"]) for r in members))
+        assert group["stats"]["max"]["sys_updated_on"] == max(r["sys_updated_on"]
+                                                              for r in members)

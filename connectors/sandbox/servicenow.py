@@ -1,11 +1,12 @@
-"""A stateful stand-in for the ServiceNow Table API and Batch API, served on loopback.
+"""A stateful stand-in for the ServiceNow Table, Batch and Aggregate APIs, on loopback.
 
 Contract (VENDOR_APIS.md §1 is the reference; deliberate choices are noted):
 - Routes: ``/api/now[/v1|/v2]/table/{table}`` (GET list, POST) and
   ``.../table/{table}/{sys_id}`` (GET, PUT, PATCH, DELETE); ``POST
-  /api/now[/v1|/v2]/batch``. Tables: ``incident``, ``sys_user``,
-  ``sys_user_group``, ``sys_journal_field`` and ``sys_choice`` (the last two
-  read-only). An unknown table is a 400 ``Invalid table``.
+  /api/now[/v1|/v2]/batch``; ``GET /api/now[/v1]/stats/{table}`` (Aggregate
+  API). Tables: ``incident``, ``sys_user``, ``sys_user_group``,
+  ``sys_journal_field`` and ``sys_choice`` (the last two read-only). An unknown
+  table is a 400 ``Invalid table``.
 - Basic auth with the configured credentials; refusals carry the documented 401
   body. ``Accept`` must allow JSON (missing -> 400, unacceptable -> 406); writes
   also need ``Content-Type: application/json`` (missing -> 400, other -> 415).
@@ -31,7 +32,8 @@ Contract (VENDOR_APIS.md §1 is the reference; deliberate choices are noted):
   ``sysparm_exclude_reference_link``) are honoured on writes as the instance
   does; query/limit/offset sent with writes (pysnow sends them) are ignored.
 - Pieces: ``sn_tables`` (schemas, rendering), ``sn_query`` (encoded queries),
-  ``sn_writes`` (coercion, business rules), ``sn_batch`` (Batch API); this
+  ``sn_writes`` (coercion, business rules), ``sn_batch`` (Batch API),
+  ``sn_stats`` (Aggregate API); this
   module holds the state, the routes and the seed.
 - In-process helpers (:meth:`insert`, :meth:`update`, :meth:`get`, :meth:`rows`,
   :meth:`delete`, :meth:`journal`) run the same code as the routes, under
@@ -53,6 +55,7 @@ from connectors.sandbox.http import FaultPlan, Request, Response, SandboxServer
 from connectors.sandbox.sn_batch import run_batch
 from connectors.sandbox.sn_query import DATETIME_FORMAT, EncodedQuery, escape_value, parse
 from connectors.sandbox.sn_query import sort_rows as _sort_rows
+from connectors.sandbox.sn_stats import StatsRequest, aggregate
 from connectors.sandbox.sn_tables import TABLES, Renderer, View, choice_rows, column_of
 from connectors.sandbox.sn_writes import SYS_ID, ServiceNowApiError, coerce, incident_rules
 
@@ -220,6 +223,8 @@ class ServiceNowSandbox(SandboxServer):
         self.route("PATCH", one, self._http(self._put_or_patch))
         self.route("DELETE", one, self._http(self._delete_one))
         self.route("POST", r"/api/now(?:/(?P<version>v\d+))?/batch", self._http(self._batch))
+        self.route("GET", r"/api/now(?:/(?P<version>v\d+))?/stats/(?P<table>[A-Za-z0-9_]+)",
+                   self._http(self._stats))
 
     def _http(self, handler: Callable[[Request], Response]) -> Callable[[Request], Response]:
         def run(request: Request) -> Response:
@@ -258,6 +263,23 @@ class ServiceNowSandbox(SandboxServer):
                 headers["Link"] = link
         body = [self.renderer.render(table, row, view) for row in page]
         return Response(200, {"result": body}, headers)
+
+    def _stats(self, request: Request) -> Response:
+        table = self._table(request.params["table"])
+        query = self._parse_query(table, request.arg("sysparm_query", "") or "")
+        rows = [r for r in self._ordered(table) if query.matches(self._getter(table, r))]
+
+        def names(param: str) -> tuple[str, ...]:
+            return tuple(n.strip() for n in (request.arg(param) or "").split(",") if n.strip())
+
+        wanted = StatsRequest(
+            count=_is_true(request.arg("sysparm_count")),
+            group_by=names("sysparm_group_by"), min_fields=names("sysparm_min_fields"),
+            max_fields=names("sysparm_max_fields"), sum_fields=names("sysparm_sum_fields"),
+            avg_fields=names("sysparm_avg_fields"))
+        result = aggregate(rows, lambda r: self._getter(table, r), wanted,
+                           self._kind_of(table))
+        return Response(200, {"result": result})
 
     def _get_one(self, request: Request) -> Response:
         table = self._table(request.params["table"])
@@ -329,11 +351,14 @@ class ServiceNowSandbox(SandboxServer):
     def _raw(self, table: str, row: Mapping[str, str]) -> dict[str, Any]:
         return self.renderer.render(table, row, View(exclude_link=True))
 
-    def _parse_query(self, table: str, text: str) -> EncodedQuery:
+    def _kind_of(self, table: str) -> Callable[[str], str | None]:
         def kind_of(column: str) -> str | None:
             found = column_of(table, column)
             return None if found is None else found.query_kind
-        return parse(text, kind_of, self.clock())
+        return kind_of
+
+    def _parse_query(self, table: str, text: str) -> EncodedQuery:
+        return parse(text, self._kind_of(table), self.clock())
 
     def _getter(self, table: str, row: Mapping[str, str]) -> Callable[[str], str]:
         def get(column: str) -> str:
