@@ -285,3 +285,9 @@ def test_seeded_incidents_follow_the_neutral_statuses() -> None:
 def test_a_custom_sandbox_user_exists_as_sys_user() -> None:
     sn = ServiceNowSandbox(username="integration.user")
     assert sn.user_sys_id("integration.user")
+
+
+def test_refused_insert_uses_no_number(sn: ServiceNowSandbox) -> None:
+    with pytest.raises(ServiceNowApiError):
+        new_incident(sn, state="6")
+    assert new_incident(sn)["number"] == "INC0010001"

@@ -410,11 +410,12 @@ class ServiceNowSandbox(SandboxServer):
         row.update({"sys_id": sys_id, "sys_created_on": now, "sys_created_by": user_name,
                     "sys_updated_on": now, "sys_updated_by": user_name, "sys_mod_count": "0"})
         if table == "incident":
-            row["number"] = f"INC{self._next_number:07d}"
-            self._next_number += 1
             row["opened_at"] = row["opened_at"] or now
             row["opened_by"] = row["opened_by"] or user["sys_id"]
             incident_rules(None, row, changes, user["sys_id"], now)
+            # Numbered only once the insert is accepted, so refusals leave no gaps.
+            row["number"] = f"INC{self._next_number:07d}"
+            self._next_number += 1
         self._tables[table][sys_id] = row
         self._sequence[sys_id] = len(self._sequence)
         self._append_journal(table, sys_id, journal, user_name, now)
