@@ -532,10 +532,10 @@ class ServiceNowConnector:
         # Fail before sending when we can see the data policy would refuse it.
         if str(fields.get("state", "")) in RESOLVING_STATES:
             missing = [f for f in ("close_code", "close_notes") if not fields.get(f)]
-            if len(missing) == 2:
+            if missing:
                 raise ValidationFailed(
-                    f"ServiceNow: resolving (state {fields['state']}) needs close_code and "
-                    "close_notes",
+                    f"ServiceNow: resolving (state {fields['state']}) needs "
+                    f"{' and '.join(missing)}",
                     fields={f: "mandatory when resolving" for f in missing},
                     side=SIDE.value,
                 )

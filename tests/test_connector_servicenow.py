@@ -311,6 +311,9 @@ def test_resolving_without_close_code_is_rejected_naming_the_fields(
     (created,) = connector.create([NewRecord({"short_description": "x", "state": "6"}, "OPS-5")])
     assert isinstance(created.error, ValidationFailed)
     assert set(created.error.fields) == {"close_code", "close_notes"}
+    (half,) = connector.create([NewRecord({"short_description": "y", "state": "7",
+                                           "close_code": "Solution provided"}, "OPS-6")])
+    assert isinstance(half.error, ValidationFailed) and set(half.error.fields) == {"close_notes"}
 
 
 def test_resolving_with_close_code_sets_the_state_directly(
