@@ -958,7 +958,7 @@ def _read_token(token: Any, fingerprint: str) -> int:
 def _resolution_meta(render: Renderer) -> dict[str, Any]:
     return {"resolution": {
         "required": False, "schema": {"type": "resolution", "system": "resolution"},
-        "name": "Resolution", "key": "resolution", "fieldId": "resolution",
+        "name": "Resolution", "key": "resolution",
         "operations": ["set"], "hasDefaultValue": True,
         "allowedValues": [render.named("resolution", r) for r in site.RESOLUTIONS],
     }}

@@ -56,14 +56,24 @@ OPERATIONS: list[tuple[str, str]] = [
 REF_PREFIX = "#/components/schemas/"
 
 
+_ANNOTATIONS = ("nullable", "example", "description", "xml", "externalDocs")
+
+
 def _convert(node: Any) -> Any:
     """OpenAPI 3.0 schema -> JSON Schema: ``nullable`` becomes a null type."""
     if isinstance(node, list):
         return [_convert(item) for item in node]
     if not isinstance(node, dict):
         return node
-    out = {key: _convert(value) for key, value in node.items()
-           if key not in ("nullable", "example", "description", "xml", "externalDocs")}
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in _ANNOTATIONS:
+            continue
+        if key == "properties" and isinstance(value, dict):
+            # A map of property names to schemas: the names are data, keep them all.
+            out[key] = {name: _convert(sub) for name, sub in value.items()}
+        else:
+            out[key] = _convert(value)
     if node.get("nullable"):
         if "type" in out:
             out["type"] = [out["type"], "null"]
