@@ -51,7 +51,6 @@ from connectors.base import (
     Capabilities,
     CheckResult,
     ConnectorError,
-    FatalError,
     NewRecord,
     NotFound,
     PreconditionFailed,
@@ -208,7 +207,7 @@ class ServiceNowConnector:
             page_size=page_size,
         )
         # pysnow keeps the password inside its session's auth object, the only copy.
-        self._client: pysnow.Client | None = pysnow.Client(
+        self._client: pysnow.Client = pysnow.Client(
             instance=self._instance, host=self._host, user=username, password=password,
             use_ssl=self._use_ssl,
         )
@@ -226,8 +225,6 @@ class ServiceNowConnector:
 
     @property
     def client(self) -> pysnow.Client:
-        if self._client is None:
-            raise FatalError("ServiceNow connector is closed", side=SIDE.value)
         return self._client
 
     def _resource(self, table: str) -> Any:
@@ -299,9 +296,9 @@ class ServiceNowConnector:
         )
 
     def close(self) -> None:
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        # The session's pools are released; the session itself stays usable, so a
+        # scheduled run can open() again without us keeping a copy of the password.
+        self.client.session.close()
         with self._lock:
             self._users.clear()
             self._groups.clear()

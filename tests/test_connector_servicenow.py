@@ -459,3 +459,16 @@ def test_find_by_foreign_id_searches_outside_the_scope(
     assert [r.id for r in connector.pull(None, FIELDS) if r.id == resolved] == []
     found = connector.find_by_foreign_id(["OPS-404", ""], FIELDS)
     assert {k: v.id for k, v in found.items()} == {"OPS-404": resolved}
+
+
+def test_a_closed_connector_opens_again_with_fresh_caches(
+    connector: ServiceNowConnector, sandbox: ServiceNowSandbox
+) -> None:
+    connector.create([NewRecord({"short_description": "a",
+                                 "assigned_to": user_ref("bob.jones@example.com")}, "OPS-1")])
+    connector.close()
+    sandbox.log.clear()
+    assert connector.open().user == "admin@example.com"
+    connector.create([NewRecord({"short_description": "b",
+                                 "assigned_to": user_ref("bob.jones@example.com")}, "OPS-2")])
+    assert sandbox.log.count("GET", "re:/sys_user$") == 2  # open() + a new user lookup
