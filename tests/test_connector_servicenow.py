@@ -123,6 +123,17 @@ def test_pull_of_many_records_costs_one_request_per_page_plus_one_journal_reques
         assert sandbox.log.count() == 2 * pages + 1
 
 
+def test_get_many_of_200_costs_a_few_requests(sandbox: ServiceNowSandbox) -> None:
+    made = [insert(sandbox, f"Linked {n}") for n in range(200)]
+    sandbox.update("incident", made[150], {"comments": "a note"}, as_user="bob.jones")
+    connector = make_connector(sandbox, page_size=500)
+    sandbox.log.clear()
+    found = connector.get_many(made, FIELDS)
+    assert set(found) == set(made) and len(found[made[150]].comments) == 1
+    # 2 record batches + 2 journal batches of 100 ids + 1 lookup of the note's author.
+    assert sandbox.log.count() == 5
+
+
 def test_pull_asks_only_for_the_mapped_and_own_fields_with_raw_values(
     connector: ServiceNowConnector, sandbox: ServiceNowSandbox
 ) -> None:
