@@ -147,6 +147,31 @@ def _path(url: str) -> str:
     return url.split("?", 1)[0]
 
 
+def _reset_wait(value: str | None) -> float | None:
+    """Seconds until a Cloud ``X-RateLimit-Reset`` (ISO-8601, e.g. ``2026-03-26T16:00Z``)."""
+    if not value:
+        return None
+    try:
+        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
+
+
+def _status_name(value: Any) -> str | None:
+    """A wanted status as its name: ``"Resolved"`` or ``{"name": "Resolved"}``."""
+    if isinstance(value, Mapping):
+        value = value.get("name")
+    return str(value) if value else None
+
+
+def _resolution(value: Any) -> Any:
+    """A resolution as Jira takes it on a transition: ``{"name": ...}``."""
+    return {"name": value} if isinstance(value, str) else value
+
+
 def _one_line(text: Any, limit: int = 300) -> str:
     flat = " ".join(str(text or "").split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
@@ -325,8 +350,10 @@ class JiraConnector:
                             **where)
         if status == 429 or (status == 503 and response is not None
                              and response.headers.get("Retry-After")):
-            header = response.headers.get("Retry-After") if response is not None else None
-            wait = _retry_after(header)
+            headers = response.headers if response is not None else {}
+            wait = _retry_after(headers.get("Retry-After"))
+            if wait is None:
+                wait = _reset_wait(headers.get("X-RateLimit-Reset"))
             return RateLimited(f"Jira {what}: HTTP {status}, rate limited at {at}",
                                retry_after=wait, **where)
         if html:
@@ -522,6 +549,8 @@ class JiraConnector:
                 return result
 
     def pull(self, since: datetime | None, fields: Sequence[str]) -> Iterator[RemoteRecord]:
+        if since is not None and since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)  # both vendors keep UTC; naive means UTC
         jql = pull_jql(self.project, self.jql, since, self.overlap_minutes, self._zone)
         seen: set[str] = set()
         for issues in self._search_pages(jql, self._fields_param(fields)):
@@ -669,7 +698,8 @@ class JiraConnector:
         moves: dict[int, tuple[str, Any]] = {}
         for index, record in enumerate(records):
             fields = dict(record.fields)
-            status, resolution = fields.pop("status", None), fields.pop("resolution", None)
+            status = _status_name(fields.pop("status", None))
+            resolution = _resolution(fields.pop("resolution", None))
             fields, results[index].warnings = self._resolve_refs(fields)
             fields = {k: v for k, v in fields.items() if v is not None}
             fields["project"] = {"id": project_id}
@@ -683,7 +713,7 @@ class JiraConnector:
                 fields["labels"] = self._with_marker(fields.get("labels"),
                                                      [marker_label(record.foreign_id)])
             if status:
-                moves[index] = (str(status), resolution)
+                moves[index] = (status, resolution)
             payloads.append(fields)
             positions.append(index)
         try:
@@ -765,8 +795,8 @@ class JiraConnector:
         self, record_id: str, fields: Mapping[str, Any], expected_version: str | None = None
     ) -> WriteResult:
         changes = dict(fields)
-        status = changes.pop("status", None)
-        resolution = changes.pop("resolution", None)
+        status = _status_name(changes.pop("status", None))
+        resolution = _resolution(changes.pop("resolution", None))
         current: dict[str, Any] | None = None
         if expected_version is not None or status or "labels" in changes:
             current = self._current(record_id)
@@ -779,7 +809,7 @@ class JiraConnector:
                     f"!= expected {expected_version}")
         if status and current is not None:
             now = str((current.get("status") or {}).get("name", ""))
-            if norm(now) == norm(str(status)):
+            if norm(now) == norm(status):
                 status = None  # already there: a resolution alone is an ordinary edit
         payload, warnings = self._resolve_refs(changes)
         if "labels" in payload and current is not None:
@@ -793,8 +823,8 @@ class JiraConnector:
             self._edit(record_id, payload)
             wrote = True
         if status:
-            now = (current or {}).get("status") or {}
-            wrote = self._move(record_id, now.get("name"), str(status), resolution) or wrote
+            here = ((current or {}).get("status") or {}).get("name")
+            wrote = self._move(record_id, here, status, resolution) or wrote
         version = (self._current(record_id).get("updated") if wrote
                    else (current or self._current(record_id)).get("updated"))
         return WriteResult(id=record_id, version=str(version), display=record_id,

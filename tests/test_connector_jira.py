@@ -400,3 +400,13 @@ def test_scope_jql_narrows_the_pull(sandbox: JiraSandbox) -> None:
     sandbox.create_issue({"summary": "out"})
     connector = make_connector(sandbox, jql='labels = "major"')
     assert [r.id for r in connector.pull(None, FIELDS)] == [inside]
+
+
+def test_status_and_resolution_are_accepted_as_names_or_objects(
+    connector: JiraConnector, sandbox: JiraSandbox
+) -> None:
+    key = sandbox.create_issue({"summary": "either way"})
+    connector.update(key, {"status": {"name": "Work in progress"}})
+    connector.update(key, {"status": "Resolved", "resolution": "Done"})
+    fields = sandbox.issue(key)["fields"]
+    assert (fields["status"]["name"], fields["resolution"]["name"]) == ("Resolved", "Done")

@@ -360,3 +360,21 @@ def test_credentials_never_reach_logs_or_errors(
     assert "probe" in caplog.text
     exposed = caplog.text + "".join(str(e) + repr(e) for e in errors) + repr(connector)
     assert not any(secret in exposed for secret in SECRETS)
+
+
+def test_cloud_429_without_retry_after_waits_until_the_rate_limit_reset(
+    rsps: Any, sleeps: list[float]
+) -> None:
+    connector = opened(rsps, True, sleeps)
+    rsps.get(search_url(True), status=429, headers={"X-RateLimit-Reset": "2999-01-01T00:00Z"})
+    rsps.get(search_url(True), json={"issues": [], "isLast": True})
+    assert list(connector.pull(None, ["summary"])) == []
+    assert sleeps == [60.0]  # the reset is far away: capped by the policy's max_wait
+
+
+def test_naive_watermark_is_taken_as_utc(rsps: Any, sleeps: list[float]) -> None:
+    connector = opened(rsps, True, sleeps)
+    rsps.get(search_url(True), json={"issues": [
+        issue("OPS-1", "2026-01-05T09:59:00.000+0000"),
+        issue("OPS-2", "2026-01-05T10:00:00.000+0000")], "isLast": True})
+    assert [r.id for r in connector.pull(datetime(2026, 1, 5, 10, 0), ["summary"])] == ["OPS-2"]
