@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 from connector_contract import PAGE_SIZE, ConnectorContract, FakeClock
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from connectors.base import (
     NewRecord,
@@ -483,3 +485,36 @@ def test_a_closed_connector_opens_again_with_fresh_caches(
     connector.create([NewRecord({"short_description": "b",
                                  "assigned_to": user_ref("bob.jones@example.com")}, "OPS-2")])
     assert sandbox.log.count("GET", "re:/sys_user$") == 2  # open() + a new user lookup
+
+
+# --------------------------------------------------------------------------- property
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    page_size=st.integers(min_value=1, max_value=4),
+    steps=st.lists(st.tuples(st.sampled_from(["insert", "edit", "close"]),
+                             st.integers(min_value=0, max_value=30),
+                             st.integers(min_value=0, max_value=2)),
+                   min_size=1, max_size=14),
+)
+def test_pull_returns_each_record_in_scope_exactly_once_in_order(
+    page_size: int, steps: list[tuple[str, int, int]]
+) -> None:
+    clock = FakeClock()
+    with ServiceNowSandbox(password=PASSWORD, clock=clock) as sandbox:
+        made: list[str] = []
+        for action, pick, tick in steps:
+            if action == "insert" or not made:
+                made.append(insert(sandbox, f"Record {len(made)}"))
+            elif action == "edit":
+                sandbox.update("incident", made[pick % len(made)], {"urgency": "1"})
+            else:
+                sandbox.update("incident", made[pick % len(made)], {
+                    "state": "6", "close_code": "Solution provided", "close_notes": "ok"})
+            clock.advance(seconds=tick)
+        connector = make_connector(sandbox, page_size=page_size)
+        pulled = list(connector.pull(None, FIELDS))
+        in_scope = {r["sys_id"] for r in sandbox.rows("incident") if r["active"] == "true"}
+        assert [r.id for r in pulled] == sorted(
+            in_scope, key=lambda i: ((sandbox.get("incident", i) or {})["sys_updated_on"], i))
