@@ -223,6 +223,8 @@ class JiraConnector:
             raise ValueError("token: missing (API token on Cloud, personal access token on DC)")
         if not 1 <= page_size <= 5000:
             raise ValueError(f"page_size: must be 1..5000 (got {page_size})")
+        if marker_field is not None and not marker_field.startswith("customfield_"):
+            raise ValueError(f"marker_field: must be a customfield_<n> id (got {marker_field!r})")
         if overlap_minutes < 1:
             raise ValueError(f"overlap_minutes: must be >= 1 (got {overlap_minutes})")
         self.url = url.rstrip("/")
@@ -413,6 +415,7 @@ class JiraConnector:
         except KeyError:
             raise FatalError(f"Jira serverInfo at {self.url} lacks versionNumbers: not Jira?",
                              side="jira", url=self.url) from None
+        self._meter = _Meter(self._budget)  # the old session closed the previous one
         jira._session.mount("http://", self._meter)
         jira._session.mount("https://", self._meter)
         if self.flavor != "auto":

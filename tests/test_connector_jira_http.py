@@ -378,3 +378,29 @@ def test_naive_watermark_is_taken_as_utc(rsps: Any, sleeps: list[float]) -> None
         issue("OPS-1", "2026-01-05T09:59:00.000+0000"),
         issue("OPS-2", "2026-01-05T10:00:00.000+0000")], "isLast": True})
     assert [r.id for r in connector.pull(datetime(2026, 1, 5, 10, 0), ["summary"])] == ["OPS-2"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"flavor": "server"}, "flavor: must be auto, cloud or datacenter"),
+        ({"flavor": "cloud", "email": ""}, "email: Jira Cloud needs"),
+        ({"token": ""}, "token: missing"),
+        ({"page_size": 0}, "page_size: must be 1..5000"),
+        ({"jql": "status = Open ORDER BY key"}, "jql: must not contain ORDER BY"),
+        ({"marker_field": "summary"}, "marker_field: must be a customfield_<n> id"),
+        ({"overlap_minutes": 0}, "overlap_minutes: must be >= 1"),
+    ],
+)
+def test_bad_options_are_one_line_errors_naming_the_key(options: dict, message: str) -> None:
+    arguments: dict[str, Any] = {"email": EMAIL, "token": TOKEN, "project": "OPS", **options}
+    with pytest.raises(ValueError) as caught:
+        JiraConnector(BASE, **arguments)
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_use_before_open_is_a_programming_error() -> None:
+    connector = JiraConnector(BASE, email=EMAIL, token=TOKEN, project="OPS")
+    with pytest.raises(RuntimeError, match="before open"):
+        connector.get_many(["OPS-1"], ["summary"])
+    assert TOKEN not in repr(connector)
