@@ -430,6 +430,7 @@ def _compile(neutral: str, row: RowSpec, source: str, text: str) -> FieldRule:
         from_map = _invert(to_map, from_raw or {}, fail, side)
         for key, value in (from_raw or {}).items():
             from_map[key] = _coerce(neutral, value, fail, f"from_{side}.{key}")
+        _check_stable(neutral, side, to_map, from_map, row.default, fail)
         if to_map:
             to_maps[side] = to_map
         if from_map:
@@ -475,6 +476,30 @@ def _invert(to_map: Mapping[str, Any], explicit: Mapping[str, Any], fail: Any,
             )
         inverse.setdefault(vendor_key, neutral_key)
     return inverse
+
+
+def _check_stable(neutral: str, side: str, to_map: Mapping[str, Any],
+                  from_map: Mapping[str, Any], default: Any, fail: Any) -> None:
+    """A lossy map must settle: what a written value reads back as writes it again.
+
+    Otherwise every sync would flip the vendor value back and forth.
+    """
+    def write(key: str) -> Any:
+        return to_map.get(key, to_map.get(WILDCARD))
+
+    for key, vendor in to_map.items():
+        if key == WILDCARD:
+            continue
+        back = from_map.get(str(vendor), from_map.get(WILDCARD, default))
+        if back is None:
+            continue
+        again = write(_neutral_key(back))
+        if again is not None and str(again) != str(vendor):
+            raise fail(
+                f"from_{side}",
+                f"{vendor!r} reads back as {_neutral_key(back)!r}, which is written as"
+                f" {again!r}: the value would flip on every sync",
+            )
 
 
 def _neutral_key(value: Any) -> str:

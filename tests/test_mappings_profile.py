@@ -181,6 +181,9 @@ def _write(tmp_path: Path, text: str) -> Path:
          "fields.status.to_servicenow.done", "not a valid status value: 'done'"),
         ('[fields.impact]\njira = "Impact"\nto_jira = { 1 = "A", 2 = "A", 3 = "B" }\n',
          "fields.impact.to_jira", "'A' is the target of '1' and '2'"),
+        ('[fields.impact]\njira = "Impact"\nto_jira = { 1 = "A", 2 = "B", 3 = "C" }\n'
+         'from_jira = { "A" = 2 }\n', "fields.impact.from_jira",
+         "'A' reads back as '2', which is written as 'B': the value would flip"),
         ('[fields.title]\njira = "summary"\nto_servicenow = { a = "b" }\n',
          "fields.title.to_servicenow", "a value map for servicenow"),
         ('[fields.title]\nservicenow = "Short Description"\n',
