@@ -133,6 +133,21 @@ def _flat(value: Any) -> Any:
     return value
 
 
+def _parsed(response: Any, read: Callable[[], T]) -> T:
+    """``read()`` of a pysnow response, a bad body becoming RetriableError with URL and status."""
+    try:
+        return read()
+    except ValueError as error:
+        raw = getattr(response, "_response", None)  # pysnow keeps the requests.Response here
+        if raw is None or not 200 <= raw.status_code < 300:
+            raise
+        raise RetriableError(
+            f"ServiceNow answered {short_url(raw.url)} with status {raw.status_code} and an "
+            f"invalid or truncated JSON body ({type(error).__name__})",
+            side=SIDE.value, status=raw.status_code, url=short_url(raw.url),
+        ) from None
+
+
 def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
@@ -269,7 +284,7 @@ class ServiceNowConnector:
                 display_value=False, exclude_reference_link=True,
                 suppress_pagination_header=True,
             )
-            rows = response.all()
+            rows = _parsed(response, response.all)
             if not isinstance(rows, list):
                 raise ValueError("result is not a list")
             return [{k: _flat(v) for k, v in row.items()} for row in rows]
@@ -547,7 +562,8 @@ class ServiceNowConnector:
 
     def _insert_one(self, payload: dict[str, Any]) -> dict[str, Any]:
         def request() -> dict[str, Any]:
-            return dict(self._resource(self.table).create(payload).one())
+            response = self._resource(self.table).create(payload)
+            return dict(_parsed(response, response.one))
 
         return self._call(request, url=self._url(f"/api/now/table/{self.table}"),
                           idempotent=False, payload_fields=payload)
@@ -690,7 +706,7 @@ class ServiceNowConnector:
         def request() -> dict[str, Any]:
             response = self._resource(self.table).request(
                 "PATCH", path_append=f"/{record_id}", data=json.dumps(dict(payload)))
-            return dict(response.one())
+            return dict(_parsed(response, response.one))
 
         # A PATCH with the same values is harmless to repeat, but it moves
         # sys_mod_count: treat it as a write and retry only what the vendor refused.

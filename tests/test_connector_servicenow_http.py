@@ -188,6 +188,7 @@ def test_truncated_json_is_retriable_naming_the_url(
     with pytest.raises(RetriableError) as caught:
         list(connector.pull(None, ["short_description"]))
     assert "invalid or truncated" in str(caught.value) and LIST in str(caught.value)
+    assert "status 200" in str(caught.value) and caught.value.status == 200
 
 
 def test_a_body_without_result_is_retriable(
