@@ -14,7 +14,9 @@ Contract:
 - ``pull`` pages with a keyset on (sys_updated_on, sys_id) rather than offsets,
   so a record changed while we page cannot make us skip another; each record is
   yielded once per pull; comments (``sys_journal_field``) are read in one
-  request per page of records.
+  request per page of records (per 100 records on bigger pages, to keep URLs
+  near 4 kB), and journal authors' user names turned into emails in one cached
+  lookup.
 - Version = ``sys_mod_count``. ``update(expected_version=...)`` reads the stamp
   first and raises PreconditionFailed when it moved. (The Table API has no
   conditional write; a write landing between our read and our PATCH is not
