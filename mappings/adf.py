@@ -52,9 +52,9 @@ def adf_to_text(doc: Any) -> str:
         return doc
     if not isinstance(doc, dict):
         return ""
-    if doc.get("type") == "doc":
+    if _kind(doc) == "doc":
         return _BLOCK_SEPARATOR.join(_render_blocks(_children(doc)))
-    if doc.get("type") in _INLINE_RENDERERS or doc.get("type") == "text":
+    if _kind(doc) in _INLINE_RENDERERS or _kind(doc) == "text":
         return _render_inline([doc])
     return _BLOCK_SEPARATOR.join(_render_blocks([doc]))
 
@@ -66,6 +66,11 @@ def _children(node: Node) -> list[Node]:
     return [child for child in content if isinstance(child, dict)]
 
 
+def _kind(node: Node) -> str:
+    kind = node.get("type")
+    return kind if isinstance(kind, str) else ""
+
+
 def _attrs(node: Node) -> dict[str, Any]:
     attrs = node.get("attrs")
     return attrs if isinstance(attrs, dict) else {}
@@ -74,7 +79,7 @@ def _attrs(node: Node) -> dict[str, Any]:
 def _render_blocks(nodes: list[Node]) -> list[str]:
     out: list[str] = []
     for node in nodes:
-        kind = node.get("type")
+        kind = _kind(node)
         if kind == "paragraph":
             # Empty paragraphs are kept: they carry runs of blank lines.
             out.append(_render_inline(_children(node)))
@@ -86,7 +91,7 @@ def _render_blocks(nodes: list[Node]) -> list[str]:
 
 
 def _render_block(node: Node) -> str:
-    kind = node.get("type")
+    kind = _kind(node)
     attrs = _attrs(node)
     if kind == "heading":
         level = attrs.get("level")
@@ -117,7 +122,7 @@ def _render_block(node: Node) -> str:
     # panel, layoutSection, bodiedExtension, decisionList, taskList and nodes
     # Atlassian adds later: their text is what a reader needs.
     children = _children(node)
-    if children and all(c.get("type") in _INLINE_RENDERERS or c.get("type") == "text"
+    if children and all(_kind(c) in _INLINE_RENDERERS or _kind(c) == "text"
                         for c in children):
         return _render_inline(children)
     if children:
@@ -134,7 +139,7 @@ def _render_row(row: Node) -> str:
 
 
 def _render_list(node: Node, depth: int) -> list[str]:
-    ordered = node.get("type") == "orderedList"
+    ordered = _kind(node) == "orderedList"
     start = _attrs(node).get("order", 1)
     number = start if isinstance(start, int) and start >= 0 else 1
     lines: list[str] = []
@@ -144,7 +149,7 @@ def _render_list(node: Node, depth: int) -> list[str]:
         number += 1
         first = True
         for child in _children(item):
-            if child.get("type") in ("bulletList", "orderedList"):
+            if _kind(child) in ("bulletList", "orderedList"):
                 lines.extend(_render_list(child, depth + 1))
                 continue
             text = _BLOCK_SEPARATOR.join(_render_blocks([child]))
@@ -159,9 +164,9 @@ def _render_list(node: Node, depth: int) -> list[str]:
 def _plain_text(node: Node) -> str:
     parts = []
     for child in _children(node):
-        if child.get("type") == "text" and isinstance(child.get("text"), str):
+        if _kind(child) == "text" and isinstance(child.get("text"), str):
             parts.append(child["text"])
-        elif child.get("type") == "hardBreak":
+        elif _kind(child) == "hardBreak":
             parts.append("\n")
         else:
             parts.append(_plain_text(child))
@@ -173,11 +178,11 @@ def _render_inline(nodes: list[Node]) -> str:
 
 
 def _render_inline_node(node: Node) -> str:
-    kind = node.get("type")
+    kind = _kind(node)
     if kind == "text":
         text = node.get("text")
         return _apply_marks(text if isinstance(text, str) else "", node.get("marks"))
-    renderer = _INLINE_RENDERERS.get(kind if isinstance(kind, str) else "")
+    renderer = _INLINE_RENDERERS.get(kind)
     if renderer is not None:
         return renderer(_attrs(node))
     text = _attrs(node).get("text")
@@ -213,7 +218,7 @@ _INLINE_RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
 def _apply_marks(text: str, marks: Any) -> str:
     if not text or not isinstance(marks, list):
         return text
-    kinds = {m.get("type"): m for m in marks if isinstance(m, dict)}
+    kinds = {_kind(m): m for m in marks if isinstance(m, dict)}
     if "code" in kinds:
         text = f"`{text}`"
     if "em" in kinds:
@@ -374,15 +379,15 @@ def validate_adf(doc: Any) -> None:
     if not isinstance(content, list):
         raise ValueError("doc.content: must be a list")
     for index, node in enumerate(content):
-        if not isinstance(node, dict) or node.get("type") not in _BLOCK_TYPES:
+        if not isinstance(node, dict) or _kind(node) not in _BLOCK_TYPES:
             kind = node.get("type") if isinstance(node, dict) else node
             raise ValueError(f"content[{index}]: not a block node (got {kind!r})")
         _validate_node(node, f"content[{index}]")
 
 
 def _validate_node(node: Node, path: str) -> None:
-    kind = node.get("type")
-    if not isinstance(kind, str) or not kind:
+    kind = _kind(node)
+    if not kind:
         raise ValueError(f"{path}: node without a type")
     if kind == "text":
         text = node.get("text")
