@@ -8,7 +8,7 @@ Contract:
   (``\\"``, ``\\'``, ``\\\\``, ``\\n``, ``\\t``, ``\\r``, ``\\uXXXX``, an escaped space);
   a raw newline inside a string, an unknown escape, an unterminated string, an
   unquoted reserved word (``and``, ``order``, ``select`` ...) used as a value,
-  and an unquoted reserved character (``+ . , ; ? | * / % ^ $ # @ [ ]``) are
+  and an unquoted reserved character (``+ ; ? | * / % ^ $ # @ [ ] { }``) are
   errors. Keywords and field names are case-insensitive.
 - :func:`bind` checks the parsed query against a :class:`Catalog` (fields exist,
   operators are supported by the field, values exist and dates parse) and
@@ -46,7 +46,9 @@ resume return returns revoke right row rowid rownum rows select session set shar
 sqrt start strict string subtract sum synonym table then to trans transaction trigger
 true uid union unique update user validate values view when whenever where while with
 """.split())
-RESERVED_CHARS = frozenset("+.,;?|*/%^$#@[]")
+# Jira's JQL grammar reserves these in unquoted values (the user docs also list "."
+# and ",", but the parser accepts a dot in names such as jane.doe; "," separates).
+RESERVED_CHARS = frozenset("+;?|*/%^$#@[]{}")
 _OPERATOR_CHARS = "=!<>~"
 _STOP_CHARS = frozenset(" \t\r\n()\"'," + _OPERATOR_CHARS)
 _ESCAPES = {'"': '"', "'": "'", "\\": "\\", "n": "\n", "t": "\t", "r": "\r", " ": " "}
@@ -497,8 +499,10 @@ def bind(query: Query, catalog: Catalog, *, strict: bool = True) -> BoundQuery:
             raise JqlError(_unknown_field(sort.field))
         if sort_field.kind in ("text",):
             raise JqlError(f"Field '{sort.field}' does not support sorting.")
-        ascending = (sort.ascending if sort.ascending is not None
-                     else sort_field.kind not in _DEFAULT_DESCENDING)
+        # Jira's default direction is per field: dates and priority sort descending.
+        default_ascending = (sort_field.kind not in _DEFAULT_DESCENDING
+                             and sort_field.id != "priority")
+        ascending = sort.ascending if sort.ascending is not None else default_ascending
         order.append((sort_field, ascending))
     return BoundQuery(query, catalog, predicate, order, warnings)
 
@@ -677,7 +681,7 @@ def _text_term(value: str, field_name: str) -> _Term:
     stripped = value.strip()
     if len(stripped) >= 2 and stripped[0] == stripped[-1] == '"':
         return _Term(stripped[1:-1].casefold(), ())
-    words = tuple(w.casefold() for w in _WORD.findall(stripped))
+    words = tuple(_WORD.findall(stripped.casefold()))
     if not words:
         raise JqlError(f"The field '{field_name}' does not support searching for an empty "
                        "string.")
