@@ -16,8 +16,9 @@ Contract (what the engine may rely on, beyond :class:`connectors.base.Connector`
   ``snow-<sys_id>``). Pulls use ``updated >= watermark - overlap_minutes``
   (rounded down to the minute in the user's time zone), ordered
   ``updated ASC, key ASC``, drop records older than the watermark and never
-  yield a key twice. Comments come embedded; issues with more than the embedded
-  page are completed per issue.
+  yield a key twice. Comments come embedded; only issues with more than the
+  embedded page, or whose embedded comments don't state their visibility
+  (Data Center search), are re-read per issue with the comment properties.
 - Writes: ``status`` in the fields becomes workflow transitions (path found by
   :mod:`connectors.jira_workflow`), ``resolution`` rides on the step entering a
   done status; everything else is one edit (``notifyUsers=false`` when the user
@@ -88,7 +89,12 @@ from connectors.jira_jql import (
     status_probe_jql,
     validate_scope_jql,
 )
-from connectors.jira_records import embedded_comments, to_comment, to_record
+from connectors.jira_records import (
+    embedded_comments,
+    to_comment,
+    to_record,
+    visibility_stated,
+)
 from connectors.jira_workflow import Transition, WorkflowMap, norm, parse_transitions
 from connectors.retry import RequestBudget, RetryPolicy
 
@@ -524,7 +530,7 @@ class JiraConnector:
         records = []
         for raw in issues:
             comments, complete = embedded_comments(raw.get("fields") or {})
-            if not complete:
+            if not complete or not all(visibility_stated(c) for c in comments):
                 comments = self._all_comments(str(raw["key"]))
             try:
                 records.append(to_record(raw, base_url=self.url, marker_field=self.marker_field,
@@ -932,9 +938,9 @@ class JiraConnector:
             idempotent=False,
         )
         raw = dict(comment.raw)
-        if not any(k in raw for k in ("jsdPublic", "properties", "visibility")):
-            # We just stated the visibility ourselves; Jira echoing nothing about
-            # it doesn't make it unknown.
+        if not isinstance(raw.get("jsdPublic"), bool) and not raw.get("visibility"):
+            # Jira's own verdict (jsdPublic, a restriction) wins; otherwise the
+            # visibility is what we just asked for, not a guess from the echo.
             raw["jsdPublic"] = not internal
         return to_comment(raw)
 

@@ -6,9 +6,12 @@ Contract:
   ``ValueError`` naming it.
 - :func:`comment_visibility` says ``"public"`` only when Jira states it:
   ``jsdPublic`` (Cloud), the ``sd.public.comment`` property (what agents and the
-  jira library set), or the JSM request-comment ``public`` flag. A comment
-  restricted to a role or group, or one nobody described, is ``"internal"``
-  (fail closed: an agents-only note must never leak to the caller).
+  jira library set; a listed property set without it is JSM's public
+  default), or the JSM request-comment ``public`` flag. A comment restricted
+  to a role or group, or one nobody described, is ``"internal"`` (fail closed:
+  an agents-only note must never leak to the caller);
+  :func:`visibility_stated` tells the connector when to re-read comments
+  with their properties instead of guessing.
 - :func:`foreign_id_of` reads the ServiceNow id an issue carries: the marker
   custom field when configured, else the ``snow-<id>`` label; two different
   marker labels on one issue are ambiguous and yield None.
@@ -50,12 +53,26 @@ def comment_visibility(raw: Mapping[str, Any]) -> str:
     for flag in ("jsdPublic", "public"):
         if isinstance(raw.get(flag), bool):
             return "public" if raw[flag] else "internal"
-    for prop in raw.get("properties") or ():
-        if isinstance(prop, Mapping) and prop.get("key") == SD_PUBLIC_PROPERTY:
-            internal = (prop.get("value") or {}).get("internal")
-            if isinstance(internal, bool):
-                return "internal" if internal else "public"
+    properties = raw.get("properties")
+    if isinstance(properties, list):
+        for prop in properties:
+            if isinstance(prop, Mapping) and prop.get("key") == SD_PUBLIC_PROPERTY:
+                internal = (prop.get("value") or {}).get("internal")
+                return "public" if internal is False else "internal"
+        # Properties were listed and JSM's flag is not among them: JSM shows
+        # such a comment to the customer (its platform-API default).
+        return "public"
     return "internal"
+
+
+def visibility_stated(raw: Mapping[str, Any]) -> bool:
+    """Whether the comment JSON carries anything that tells its visibility.
+
+    Data Center search results embed comments without ``jsdPublic`` or
+    properties; those must be re-read with ``expand=properties``.
+    """
+    return bool(raw.get("visibility")) or isinstance(raw.get("properties"), list) or any(
+        isinstance(raw.get(flag), bool) for flag in ("jsdPublic", "public"))
 
 
 def _person(raw: Any) -> str:

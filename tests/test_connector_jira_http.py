@@ -404,3 +404,24 @@ def test_use_before_open_is_a_programming_error() -> None:
     with pytest.raises(RuntimeError, match="before open"):
         connector.get_many(["OPS-1"], ["summary"])
     assert TOKEN not in repr(connector)
+
+
+def test_dc_comments_without_visibility_are_reread_with_their_properties(
+    rsps: Any, sleeps: list[float]
+) -> None:
+    connector = opened(rsps, False, sleeps)
+    bare = [{"id": "1", "body": "hello", "created": "2026-01-05T09:00:00.000+0000"},
+            {"id": "2", "body": "agents", "created": "2026-01-05T09:01:00.000+0000"}]
+    rsps.get(search_url(False), json={"startAt": 0, "total": 2, "issues": [
+        issue("OPS-1", "2026-01-05T09:01:00.000+0000",
+              comment={"comments": bare, "total": 2, "startAt": 0, "maxResults": 2}),
+        issue("OPS-2", "2026-01-05T09:02:00.000+0000",
+              comment={"comments": [], "total": 0, "startAt": 0, "maxResults": 0})]})
+    rsps.get(api(False, "issue/OPS-1/comment"), json={"total": 2, "comments": [
+        {**bare[0], "properties": []},
+        {**bare[1], "properties": [{"key": "sd.public.comment", "value": {"internal": True}}]}]})
+    first, second = connector.pull(None, ["summary"])
+    assert [c.visibility for c in first.comments] == ["public", "internal"]
+    rereads = [c for c in rsps.calls if "/comment" in c.request.url]
+    assert len(rereads) == 1 and query_of(rereads[0])["expand"] == ["properties"]
+    assert second.comments == []

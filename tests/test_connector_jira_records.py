@@ -32,14 +32,25 @@ def test_jira_timestamps_without_colon_offsets_become_utc() -> None:
         ({"public": True}, "public"),
         ({"properties": [{"key": "sd.public.comment", "value": {"internal": True}}]}, "internal"),
         ({"properties": [{"key": "sd.public.comment", "value": {"internal": False}}]}, "public"),
+        ({"properties": [{"key": "sd.public.comment", "value": {}}]}, "internal"),
+        ({"properties": []}, "public"),
         ({"jsdPublic": True, "visibility": {"type": "role", "value": "Administrators"}},
          "internal"),
         ({}, "internal"),
-        ({"properties": [{"key": "other", "value": {}}], "jsdPublic": "yes"}, "internal"),
+        ({"properties": "garbage", "jsdPublic": "yes"}, "internal"),
     ],
 )
 def test_visibility_is_public_only_when_jira_says_so(raw: dict, expected: str) -> None:
     assert comment_visibility(raw) == expected
+
+
+def test_visibility_is_stated_only_by_flags_properties_or_restrictions() -> None:
+    from connectors.jira_records import visibility_stated
+
+    assert visibility_stated({"jsdPublic": False})
+    assert visibility_stated({"properties": []})
+    assert visibility_stated({"visibility": {"type": "group", "value": "agents"}})
+    assert not visibility_stated({"id": "1", "body": "no hint"})
 
 
 def test_marker_label_gives_the_foreign_id_and_two_markers_are_ambiguous() -> None:
