@@ -149,14 +149,20 @@ def test_cloud_never_calls_the_removed_search(connector: JiraConnector,
         assert sandbox.log.count(path="/rest/api/2/search") == 1
 
 
-def test_pull_of_many_records_costs_one_request_per_page(sandbox: JiraSandbox) -> None:
-    for n in range(60):
+def test_pull_of_1000_records_costs_one_request_per_page(sandbox: JiraSandbox) -> None:
+    for n in range(1000):
         sandbox.create_issue({"summary": f"bulk {n}"})
-    connector = make_connector(sandbox, page_size=25)
+    for key in ("OPS-3", "OPS-500"):
+        sandbox.add_comment(key, "a public note")
+        sandbox.add_comment(key, "an agents-only note", internal=True)
+    connector = make_connector(sandbox, page_size=100)
     sandbox.log.clear()
     pulled = list(connector.pull(None, FIELDS))
-    assert len(pulled) == 60 == len({r.id for r in pulled})
-    assert sandbox.log.count() == math.ceil(60 / 25)
+    assert len(pulled) == 1000 == len({r.id for r in pulled})
+    # comments come embedded with their visibility: no extra comment requests
+    assert sandbox.log.count() == math.ceil(1000 / 100)
+    by_key = {r.id: r for r in pulled}
+    assert [c.visibility for c in by_key["OPS-500"].comments] == ["public", "internal"]
 
 
 def test_get_many_of_200_costs_a_few_requests(sandbox: JiraSandbox) -> None:
