@@ -169,7 +169,9 @@ def _compare(settings: Settings, console: Console) -> bool:
             views = {side: projection(inc, engine.merged_fields)
                      for side, inc in incidents.items()}
             # Equal, or equal once the other side's mapping had its lossy say.
-            across = {a: engine.readback(b, incidents[a]), b: engine.readback(a, incidents[b])}
+            names = {a: link.display_on(a), b: link.display_on(b)}
+            across = {a: engine.readback(b, incidents[a], names),
+                      b: engine.readback(a, incidents[b], names)}
             differ = [f for f in shared
                       if views[a][f] != views[b][f]
                       and across[a][f] != views[b][f] and across[b][f] != views[a][f]]

@@ -33,7 +33,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -299,11 +299,19 @@ class Engine:
         side = str(record.side)
         return to_incident(side, record.fields, self.profile, self.ctx[side])
 
-    def readback(self, side: str, incident: Incident) -> dict[str, Any]:
+    def ctx_for(self, side: str, displays: Mapping[str, str] | None = None) -> MappingContext:
+        """``side``'s mapping context naming the other record (for fallback texts)."""
+        other = self.other(side)
+        if not displays or not displays.get(other):
+            return self.ctx[side]
+        return replace(self.ctx[side], origin=f"{side_title(other)} {displays[other]}")
+
+    def readback(self, side: str, incident: Incident,
+                 displays: Mapping[str, str] | None = None) -> dict[str, Any]:
         """What ``side`` would hold for each merged field after we wrote ``incident`` there."""
-        written = to_fields(side, incident, self.profile, self.ctx[side]).fields
-        return projection(to_incident(side, written, self.profile, self.ctx[side]),
-                          self.merged_fields)
+        ctx = self.ctx_for(side, displays)
+        written = to_fields(side, incident, self.profile, ctx).fields
+        return projection(to_incident(side, written, self.profile, ctx), self.merged_fields)
 
     # ------------------------------------------------------------------ plan
 
@@ -481,7 +489,8 @@ class Engine:
         records = {side: rec for side, rec in pair.records.items() if rec is not None}
         incidents = {side: self.incident(records[side]) for side in self.sides}
         current = {side: projection(incidents[side], self.merged_fields) for side in self.sides}
-        across = {side: self.readback(self.other(side), incidents[side]) for side in self.sides}
+        across = {side: self.readback(self.other(side), incidents[side], pair.displays)
+                  for side in self.sides}
         newest = a if records[a].updated >= records[b].updated else b
 
         decisions = []
@@ -530,23 +539,33 @@ class Engine:
         if not overrides:
             return snapshot
         target = with_values(incident, overrides)
-        after = self.readback(side, target)
+        after = self.readback(side, target, pair.displays)
         changed = [f for f in overrides if after[f] != current[f]]
         if not changed:
             return snapshot
-        vendor = to_fields(side, target, self.profile, self.ctx[side], only=changed)
+        ctx = self.ctx_for(side, pair.displays)
+        vendor = to_fields(side, target, self.profile, ctx, only=changed)
+        # A write may drag other fields along (a resolve carries its close code
+        # and notes): those change on the side too, so show and remember them.
+        implied = [
+            f for f in self.merged_fields
+            if f not in changed and self.travels(f, side) and after[f] != current[f]
+            and set(to_fields(side, target, self.profile, ctx, only=[f]).fields)
+            <= set(vendor.fields)
+        ]
         record = pair.records[side]
         assert record is not None
         pair.updates.append(UpdateFields(
             side=side,
             record_id=record.id,
             display=record.display,
-            changes=[FieldChange(f, current[f], overrides[f]) for f in changed],
+            changes=[FieldChange(f, current[f], overrides[f]) for f in changed]
+            + [FieldChange(f, current[f], after[f]) for f in implied],
             fields=vendor.fields,
             expected_version=record.version,
             losses=list(vendor.losses),
         ))
-        for name in changed:
+        for name in [*changed, *implied]:
             snapshot[name] = after[name]
         return snapshot
 
@@ -710,7 +729,8 @@ class Engine:
         target = self.other(side)
         incident = self.incident(record)
         ruled, firings = apply_rules(incident, self.rules)
-        vendor = to_fields(target, ruled, self.profile, self.ctx[target])
+        displays = {side: record.display, target: ""}
+        vendor = to_fields(target, ruled, self.profile, self.ctx_for(target, displays))
         pair = PairPlan(
             kind="create",
             ids={side: record.id, target: None},
@@ -731,7 +751,7 @@ class Engine:
         overrides = {f: v for f, v in ruled_values.items()
                      if v != current[f] and self.travels(f, side)}
         pair.snapshots[side] = self._plan_side_update(pair, side, incident, current, overrides)
-        pair.snapshots[target] = self.readback(target, ruled)
+        pair.snapshots[target] = self.readback(target, ruled, displays)
         pair.hash = snapshot_hash(pair.snapshots)
         self._plan_comments(pair, None)
         plan.pairs.append(pair)
@@ -757,17 +777,19 @@ class Engine:
         for pair in plan.pairs:
             if pair.create is not None:
                 creates.setdefault(pair.create.target_side, []).append(pair)
+        written: list[PairPlan] = []
         for target, batch in creates.items():
-            made = self._apply_creates(target, batch, summary)
-            self._settle(made, summary)
+            written.extend(self._apply_creates(target, batch, summary))
             done += len(batch)
             self._tick(done, total)
         for pair in plan.pairs:
             if pair.create is not None:
                 continue
-            self._apply_pair(pair, summary)
+            if self._apply_pair(pair, summary) and pair.updates:
+                written.append(pair)
             done += 1
             self._tick(done, total)
+        self._settle(written, summary)
 
         if not plan.pull_errors:
             for side, value in plan.watermarks.items():
@@ -851,13 +873,14 @@ class Engine:
         return made
 
     def _settle(self, pairs: list[PairPlan], summary: RunSummary) -> None:
-        """Merge freshly created pairs once more, against what the tools actually hold.
+        """Merge the pairs we wrote once more, against what the tools actually hold.
 
-        A tool computes some values itself when a record is created (ServiceNow
-        derives priority from impact x urgency); such a value may need to travel
-        back. Doing it now, not on the next run, keeps a run followed by a run
-        with no change free of writes. Costs one batched read per side; if the
-        read fails, the next run settles the pairs instead.
+        A tool computes some values itself when we write others (ServiceNow
+        derives priority from impact x urgency), and our write's version stamp
+        would hide that change from the next run. So the written pairs are read
+        back (one batched read per side) and merged again; what moved travels
+        now. One pass only: it cannot loop. If the read fails, the values
+        travel when the record next changes.
         """
         if not pairs:
             return
@@ -887,11 +910,14 @@ class Engine:
             if pair.updates or pair.conflicts:
                 self._apply_pair(pair, summary)
 
-    def _apply_pair(self, pair: PairPlan, summary: RunSummary) -> None:
+    def _apply_pair(self, pair: PairPlan, summary: RunSummary) -> bool:
+        """Writes and commit of one existing pair; True when it committed."""
         versions = {side: (rec.version if rec is not None else None)
                     for side, rec in pair.records.items()}
-        if self._finish_pair(pair, summary, versions, backlink=None) and pair.adopt:
+        committed = self._finish_pair(pair, summary, versions, backlink=None)
+        if committed and pair.adopt:
             summary.adopted += 1
+        return committed
 
     def _finish_pair(
         self, pair: PairPlan, summary: RunSummary, versions: dict[str, str | None],

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from connectors.sandbox.http import WRITE_METHODS
 from connectors.sandbox.jira_site import account_id_for
 from sync.state import StateStore
@@ -117,3 +119,184 @@ def test_second_run_right_after_writes_nothing_on_either_side(
 
     assert (second.created, second.updated, second.comments, second.failed) == (0, 0, 0, 0)
     assert writes(servicenow) == [] and writes(jira) == []
+
+
+
+def linked_pair(sandboxes: Any, sync_config: Any, make_engine: Any, title: str = "VPN down",
+                **config: Any) -> tuple[Path, str, str]:
+    """One ServiceNow incident synced to Jira: (config, sys_id, key)."""
+    servicenow, _ = sandboxes
+    sn = sn_incident(servicenow, title)
+    path = sync_config(**config)
+    first = sync(make_engine, path)
+    assert first.created == 1 and first.failed == 0, first.failures
+    return path, sn["sys_id"], only_link(path).jira_key
+
+
+# --------------------------------------------------------------------------- updates
+
+
+def test_title_edited_in_servicenow_reaches_jira(
+    sandboxes: Any, sync_config: Any, make_engine: Any
+) -> None:
+    servicenow, jira = sandboxes
+    config, sys_id, key = linked_pair(sandboxes, sync_config, make_engine)
+    servicenow.update("incident", sys_id, {"short_description": "VPN down for all of Lagos",
+                                           "impact": "1"})
+    summary = sync(make_engine, config)
+    assert (summary.updated, summary.failed, summary.conflicts) == (1, 0, 0)
+    fields = jira_fields(jira, key)
+    assert fields["summary"] == "VPN down for all of Lagos"
+    assert fields["customfield_10004"]["value"] == "Extensive / Widespread"
+    assert fields["priority"]["name"] == "High"   # ServiceNow recomputed 2 from 1 x 2
+
+
+def test_fields_edited_in_jira_reach_servicenow(
+    sandboxes: Any, sync_config: Any, make_engine: Any
+) -> None:
+    servicenow, jira = sandboxes
+    config, sys_id, key = linked_pair(sandboxes, sync_config, make_engine)
+    jira.edit_issue(key, {"summary": "VPN down: gateway replaced",
+                          "assignee": {"accountId": account_id_for(BOB)},
+                          "customfield_10005": {"value": "High"}})
+    summary = sync(make_engine, config)
+    # ServiceNow, then Jira again: ServiceNow derived a new priority from the urgency.
+    assert (summary.updated, summary.failed) == (2, 0), summary.failures
+    record = servicenow.get("incident", sys_id)
+    assert record["short_description"] == "VPN down: gateway replaced"
+    assert record["assigned_to"] == servicenow.user_sys_id("bob.jones")
+    assert record["urgency"] == "1"
+    assert jira_fields(jira, key)["priority"]["name"] == "High"
+    servicenow.log.clear()
+    jira.log.clear()
+    assert sync(make_engine, config).updated == 0
+    assert writes(servicenow) == [] and writes(jira) == []
+
+
+# --------------------------------------------------------------------------- conflicts
+
+
+@pytest.mark.parametrize(
+    ("policy", "winner"),
+    [("newest", "jira"), ("servicenow", "servicenow"), ("jira", "jira"), ("manual", None)],
+)
+def test_conflicting_edits_are_settled_by_the_policy_and_recorded(
+    sandboxes: Any, sync_config: Any, make_engine: Any, policy: str, winner: str | None
+) -> None:
+    servicenow, jira = sandboxes
+    config, sys_id, key = linked_pair(sandboxes, sync_config, make_engine, conflict=policy)
+    servicenow.update("incident", sys_id, {"short_description": "Title from ServiceNow"})
+    jira.edit_issue(key, {"summary": "Title from Jira"})   # later: Jira is newest
+
+    plan = make_engine(config).build_plan()
+    described = "\n".join(plan.describe())
+    assert "conflict on title" in described and "Title from Jira" in described
+    summary = sync(make_engine, config)
+
+    assert summary.conflicts == 1 and summary.failed == 0
+    sn_title = servicenow.get("incident", sys_id)["short_description"]
+    jira_title = jira_fields(jira, key)["summary"]
+    expected = {"servicenow": "Title from ServiceNow", "jira": "Title from Jira"}
+    if winner is None:
+        assert (sn_title, jira_title) == (expected["servicenow"], expected["jira"])
+    else:
+        assert sn_title == jira_title == expected[winner]
+    with store_of(config) as store:
+        (conflict,) = store.conflicts()
+    assert conflict.field == "title"
+    assert conflict.servicenow_value == "Title from ServiceNow"
+    assert conflict.jira_value == "Title from Jira"
+    assert conflict.base == {"servicenow": "VPN down", "jira": "VPN down"}
+    assert conflict.resolution == (winner or "manual")
+    assert conflict.open is (winner is None)
+    # Settled (or left for a person): the next run writes nothing and records nothing new.
+    servicenow.log.clear()
+    jira.log.clear()
+    again = sync(make_engine, config)
+    assert (again.updated, again.conflicts) == (0, 0)
+    assert writes(servicenow) == [] and writes(jira) == []
+
+
+# --------------------------------------------------------------------------- status
+
+
+def test_resolving_in_servicenow_walks_the_jira_workflow(
+    sandboxes: Any, sync_config: Any, make_engine: Any
+) -> None:
+    servicenow, jira = sandboxes
+    config, sys_id, key = linked_pair(sandboxes, sync_config, make_engine)
+    assert jira_fields(jira, key)["status"]["name"] == "Open"
+    # Open -> Resolved has no direct transition: the connector goes through Work in progress.
+    servicenow.update("incident", sys_id, {"state": "6", "close_code": "Duplicate",
+                                           "close_notes": "Same as INC0009999"})
+    summary = sync(make_engine, config)
+    assert (summary.updated, summary.failed) == (1, 0), summary.failures
+    fields = jira_fields(jira, key)
+    assert fields["status"]["name"] == "Resolved"
+    assert fields["resolution"]["name"] == "Duplicate"
+    jira.log.clear()
+    assert sync(make_engine, config).updated == 0
+    assert writes(jira) == []
+
+
+def test_jira_status_change_sets_the_servicenow_state(
+    sandboxes: Any, sync_config: Any, make_engine: Any
+) -> None:
+    servicenow, jira = sandboxes
+    config, sys_id, key = linked_pair(sandboxes, sync_config, make_engine)
+    jira.transition_issue(key, "Pending")
+    summary = sync(make_engine, config)
+    assert (summary.updated, summary.failed) == (1, 0), summary.failures
+    record = servicenow.get("incident", sys_id)
+    assert record["state"] == "3" and record["hold_reason"] == "1"
+
+
+def test_resolving_in_jira_resolves_servicenow_with_close_code_and_notes(
+    sandboxes: Any, sync_config: Any, make_engine: Any
+) -> None:
+    servicenow, jira = sandboxes
+    config, sys_id, key = linked_pair(sandboxes, sync_config, make_engine)
+    jira.transition_issue(key, "Resolved", resolution="Duplicate")
+    summary = sync(make_engine, config)
+    assert (summary.updated, summary.failed) == (1, 0), summary.failures
+    record = servicenow.get("incident", sys_id)
+    assert record["state"] == "6"
+    assert record["close_code"] == "Duplicate"
+    assert record["close_notes"] == f"Resolved in Jira {key}"
+    servicenow.log.clear()
+    jira.log.clear()
+    assert sync(make_engine, config).updated == 0
+    assert writes(servicenow) == [] and writes(jira) == []
+
+
+# --------------------------------------------------------------------------- comments
+
+
+def test_comments_and_work_notes_cross_once_with_their_visibility(
+    sandboxes: Any, sync_config: Any, make_engine: Any
+) -> None:
+    servicenow, jira = sandboxes
+    config, sys_id, key = linked_pair(sandboxes, sync_config, make_engine)
+    servicenow.update("incident", sys_id, {"comments": "Please restart the client"})
+    servicenow.update("incident", sys_id, {"work_notes": "Gateway logs show drops"})
+    jira.add_comment(key, "Caller confirms it works", author_email=ALICE)
+    jira.add_comment(key, "Escalated to vendor", internal=True, author_email=BOB)
+
+    summary = sync(make_engine, config)
+    assert (summary.comments, summary.failed) == (4, 0), summary.failures
+
+    copies = {c["body"].split("\n\n", 1)[1]: c["jsdPublic"]
+              for c in jira_fields(jira, key)["comment"]["comments"] if "\n\n" in c["body"]}
+    assert copies == {"Please restart the client": True, "Gateway logs show drops": False}
+    journal = {row["value"].split("\n\n", 1)[-1]: row["element"]
+               for row in servicenow.journal(sys_id)}
+    assert journal["Caller confirms it works"] == "comments"
+    assert journal["Escalated to vendor"] == "work_notes"
+    (copied,) = [r["value"] for r in servicenow.journal(sys_id) if "Escalated" in r["value"]]
+    assert copied.startswith(f"[Jira {key}] {BOB}")
+
+    # No echo, no duplicates: copies are known by their ids.
+    for _ in range(2):
+        assert sync(make_engine, config).comments == 0
+    assert len(servicenow.journal(sys_id)) == 4
+    assert len(jira_fields(jira, key)["comment"]["comments"]) == 4
