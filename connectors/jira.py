@@ -701,15 +701,28 @@ class JiraConnector:
 
     def _create_batch(self, records: Sequence[NewRecord], results: list[WriteResult]) -> None:
         jira = self._require()
-        project_id, type_id = self._ids()
+        try:
+            project_id, type_id = self._ids()
+        except ConnectorError as exc:
+            for result in results:
+                result.error = exc
+            return
         payloads: list[dict[str, Any]] = []
         positions: list[int] = []
         moves: dict[int, tuple[str, Any]] = {}
         for index, record in enumerate(records):
+            if not record.foreign_id:
+                results[index].error = ValidationFailed(
+                    "Jira create: the record carries no foreign id to mark it with", side="jira")
+                continue
             fields = dict(record.fields)
             status = _status_name(fields.pop("status", None))
             resolution = _resolution(fields.pop("resolution", None))
-            fields, results[index].warnings = self._resolve_refs(fields)
+            try:
+                fields, results[index].warnings = self._resolve_refs(fields)
+            except ConnectorError as exc:  # the user lookup failed: this item only
+                results[index].error = exc
+                continue
             fields = {k: v for k, v in fields.items() if v is not None}
             fields["project"] = {"id": project_id}
             fields["issuetype"] = {"id": type_id}
@@ -755,8 +768,16 @@ class JiraConnector:
                 self._move(key, None, status, resolution)
             except ConnectorError as exc:
                 results[index].error = exc
-        versions = self._by_keys([k for k, _ in created.values()], ["updated"],
-                                 reconcile=[int(i) for _, i in created.values() if i.isdigit()])
+        try:
+            versions = self._by_keys(
+                [k for k, _ in created.values()], ["updated"],
+                reconcile=[int(i) for _, i in created.values() if i.isdigit()])
+        except ConnectorError as exc:
+            # The issues exist: report their keys (so they get linked) rather
+            # than an error that would make the engine create them again.
+            versions = {}
+            for index in created:
+                results[index].warnings.append(f"version not read after create: {exc}")
         for index, (key, _) in created.items():
             if key in versions:
                 results[index].version = versions[key].version

@@ -416,3 +416,16 @@ def test_status_and_resolution_are_accepted_as_names_or_objects(
     connector.update(key, {"status": "Resolved", "resolution": "Done"})
     fields = sandbox.issue(key)["fields"]
     assert (fields["status"]["name"], fields["resolution"]["name"]) == ("Resolved", "Done")
+
+
+def test_a_record_without_foreign_id_fails_alone(connector: JiraConnector) -> None:
+    results = connector.create([NewRecord({"summary": "no marker"}, ""),
+                                NewRecord({"summary": "marked"}, "fine1")])
+    assert [r.ok for r in results] == [False, True]
+    assert "foreign id" in str(results[0].error)
+
+
+def test_a_wrong_issue_type_fails_every_item_with_the_types_named(sandbox: JiraSandbox) -> None:
+    connector = make_connector(sandbox, issue_type="Outage")
+    results = connector.create([NewRecord({"summary": "a"}, "t1")])
+    assert not results[0].ok and "Incident" in str(results[0].error)
