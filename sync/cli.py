@@ -119,6 +119,7 @@ def _register_subcommands() -> None:
     from sync import (
         cli_mappings,  # noqa: F401  (mappings show, mappings test)
         commands,  # noqa: F401  (plan, run, demo)
+        commands_audit,  # noqa: F401  (audit)
         commands_state,  # noqa: F401  (links, status)
     )
 

@@ -1,0 +1,112 @@
+"""`audit` over both sandboxes: differences, missing records, orphans, conflicts, formats."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from connectors.sandbox.http import WRITE_METHODS
+from sync.audit import build_audit
+from sync.cli import app
+
+runner = CliRunner()
+
+
+def sn_incident(servicenow: Any, title: str, **values: Any) -> dict[str, Any]:
+    row = {"short_description": title, "description": f"{title}: details",
+           "impact": "2", "urgency": "2", "category": "network", "subcategory": "VPN"}
+    row.update(values)
+    return servicenow.insert("incident", row)
+
+
+def synced(sandboxes: tuple[Any, Any], sync_config: Any, make_engine: Any,
+           titles: list[str]) -> tuple[Path, list[dict[str, Any]]]:
+    servicenow, _ = sandboxes
+    rows = [sn_incident(servicenow, title) for title in titles]
+    config = sync_config()
+    summary = make_engine(config).run()
+    assert summary.failed == 0, summary.failures
+    return config, rows
+
+
+def test_audit_after_a_sync_finds_every_pair_in_step(
+    sandboxes: Any, sync_config: Any, make_engine: Any
+) -> None:
+    config, _ = synced(sandboxes, sync_config, make_engine, ["VPN drops", "Disk full"])
+    report = build_audit(make_engine(config))
+    assert report.counts()["linked"] == 2
+    assert report.clean, report.render("table")
+
+
+def test_audit_reports_a_field_edited_on_one_side_before_the_next_sync(
+    sandboxes: Any, sync_config: Any, make_engine: Any
+) -> None:
+    servicenow, _jira = sandboxes
+    config, rows = synced(sandboxes, sync_config, make_engine, ["VPN drops"])
+    servicenow.update("incident", rows[0]["sys_id"], {"short_description": "VPN drops hourly"})
+    report = build_audit(make_engine(config))
+    [pair] = report.pairs
+    assert [(d.field, d.servicenow, d.jira) for d in pair.differences] == [
+        ("title", "VPN drops hourly", "VPN drops")
+    ]
+
+
+def test_audit_reports_orphans_and_missing_records_and_writes_nothing(
+    sandboxes: Any, sync_config: Any, make_engine: Any
+) -> None:
+    servicenow, jira = sandboxes
+    config, _rows = synced(sandboxes, sync_config, make_engine, ["VPN drops", "Disk full"])
+    jira.delete_issue(jira.issue_keys()[0])
+    sn_incident(servicenow, "Printer on fire")  # not synced yet: an orphan
+    servicenow.log.clear()
+    jira.log.clear()
+    report = build_audit(make_engine(config))
+    assert [p.missing for p in report.pairs].count("jira") == 1
+    assert [(o.side, o.title) for o in report.orphans] == [("servicenow", "Printer on fire")]
+    for server in sandboxes:
+        assert not [e for e in server.log.entries
+                    if e.method in WRITE_METHODS and "/search" not in e.path]
+
+
+def test_audit_command_renders_each_format(
+    sandboxes: Any, sync_config: Any, make_engine: Any, tmp_path: Path
+) -> None:
+    servicenow, _ = sandboxes
+    config, rows = synced(sandboxes, sync_config, make_engine, ["VPN drops"])
+    servicenow.update("incident", rows[0]["sys_id"], {"urgency": "1"})
+
+    as_json = runner.invoke(app, ["audit", "-c", str(config), "--format", "json"])
+    assert as_json.exit_code == 0, as_json.output
+    data = json.loads(as_json.stdout)
+    assert data["counts"]["differing"] == 1
+    assert {d["field"] for d in data["pairs"][0]["differences"]} >= {"urgency"}
+
+    as_csv = runner.invoke(app, ["audit", "-c", str(config), "--format", "csv"])
+    rows_csv = list(csv.DictReader(io.StringIO(as_csv.stdout)))
+    assert any(r["kind"] == "differs" and r["field"] == "urgency" for r in rows_csv)
+
+    out = tmp_path / "audit.html"
+    as_html = runner.invoke(app, ["audit", "-c", str(config), "-f", "html", "-o", str(out)])
+    assert as_html.exit_code == 0, as_html.output
+    assert "audit written to" in as_html.stdout
+    assert out.read_text().startswith("<!DOCTYPE html>")
+
+    table = runner.invoke(app, ["audit", "-c", str(config)])
+    assert table.exit_code == 0 and "urgency" in table.stdout
+
+
+def test_audit_before_any_sync_lists_everything_as_orphans_and_creates_no_store(
+    sandboxes: Any, sync_config: Any
+) -> None:
+    servicenow, _ = sandboxes
+    sn_incident(servicenow, "VPN drops")
+    config = sync_config()
+    result = runner.invoke(app, ["audit", "-c", str(config), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["counts"]["orphans"] == 1
+    assert not (config.parent / "state.db").exists()
