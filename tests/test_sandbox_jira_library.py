@@ -318,3 +318,31 @@ def test_unavailable_and_dropped_connections_reach_the_library(site: Site) -> No
     with pytest.raises(requests.exceptions.ConnectionError):
         site.client.issue("OPS-1")
     assert site.sandbox.log.count(status=0) == 1
+
+
+def test_reference_lookups_the_connector_makes(site: Site) -> None:
+    client = site.client
+    fields = {f["name"]: f for f in client.fields()}
+    assert fields["ServiceNow ID"]["id"] == "customfield_10100"
+    assert fields["Impact"]["clauseNames"] == ["cf[10004]", "Impact"]
+    assert [p.name for p in client.priorities()] == ["Highest", "High", "Medium", "Low",
+                                                     "Lowest"]
+    assert "Known Error" in [r.name for r in client.resolutions()]
+    project = client.project("OPS")
+    assert (project.id, project.key) == ("10000", "OPS")
+    assert [d.id for d in client.service_desks()] == ["1"]
+    if site.cloud:
+        assert client.approximate_issue_count("project = OPS") == 6
+    else:
+        assert [t.name for t in client.project_issue_types("OPS")] == ["Incident", "Task"]
+        meta = {f.fieldId: f for f in client.project_issue_fields("OPS", "10001")}
+        assert meta["summary"].required is True
+
+
+def test_comment_update_changes_body_and_updated(site: Site) -> None:
+    issue = new_issue(site)
+    comment = site.client.add_comment(issue, "first words")
+    comment.update(body="better words")
+    again = site.client.comment(issue.key, comment.id)
+    assert again.body == "better words"
+    assert again.jsdPublic is True

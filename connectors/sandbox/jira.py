@@ -321,10 +321,11 @@ class JiraSandbox(SandboxServer):
         return self.state.find(call.request.params["key"])
 
     def _create(self, call: Call) -> Response:
-        issue = self.state.create(call.body(), version=call.version, actor=call.actor)
+        body = call.body()
+        issue = self.state.create(body, version=call.version, actor=call.actor)
         data: dict[str, Any] = {"id": str(issue.id), "key": issue.key,
                                 "self": f"{call.render.api}/issue/{issue.id}"}
-        if isinstance(call.body().get("transition"), dict):
+        if isinstance(body.get("transition"), dict):
             data["transition"] = {"status": 200, "errorCollection": collection()}
         return Response(201, data)
 
@@ -446,7 +447,7 @@ class JiraSandbox(SandboxServer):
         body = call.body()
         if not isinstance(body, dict):
             raise bad_request("Can not deserialize the request body.")
-        comment.body = self.state._comment_text(body.get("body"), call.version)
+        comment.body = self.state.comment_text(body.get("body"), call.version)
         comment.updated = self.state.now()
         if "visibility" in body:
             comment.visibility = body["visibility"]
@@ -598,6 +599,8 @@ class JiraSandbox(SandboxServer):
                               "restriction to your query.")
         if len(params.get("properties") or []) > 5:
             raise bad_request("You can request at most 5 issue properties.")
+        if len(params.get("reconcileIssues") or []) > 50:
+            raise bad_request("You can reconcile at most 50 issues.")
         fields = parse_field_selection(params.get("fields") or [], "id")
         cap = CLOUD_SEARCH_CAP if all(f in ("id", "key") for f in fields) else \
             CLOUD_SEARCH_FIELDS_CAP

@@ -28,7 +28,8 @@ SEARCH_EMBED_LIMIT = 20  # comments / changelog histories embedded per issue in 
 
 def parse_field_selection(values: Iterable[str], default: str) -> list[str]:
     """Field ids the request asks for: repeated and comma-joined values, ``*all``,
-    ``*navigable``, ``-id`` exclusions; unknown ids are ignored, as Jira does."""
+    ``*navigable``, ``-id`` exclusions; unknown ids (and field names, which Jira
+    does not accept here) are ignored, as Jira does."""
     requested = [part.strip() for value in values for part in str(value).split(",")]
     requested = [part for part in requested if part]
     if not requested:
@@ -44,11 +45,6 @@ def parse_field_selection(values: Iterable[str], default: str) -> list[str]:
             excluded.add(item[1:])
         elif item in site.ALL_FIELD_IDS or item in ("id", "key"):
             chosen.append(item)
-        else:
-            by_name = next((f["id"] for f in site.field_list()
-                            if str(f["name"]).casefold() == item.casefold()), None)
-            if by_name:
-                chosen.append(str(by_name))
     return [f for f in dict.fromkeys(chosen) if f not in excluded]
 
 

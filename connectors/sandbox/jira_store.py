@@ -19,6 +19,7 @@ Contract:
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -453,7 +454,7 @@ class JiraState:
                     raise bad_request(**{"comment": "Comment operations support 'add' only"})
                 comments.append(op["add"].get("body"))
         for comment_body in comments:  # validate before changing anything
-            self._comment_text(comment_body, version)
+            self.comment_text(comment_body, version)
         self.move(issue, target, resolution=resolution, actor=actor)
         for comment_body in comments:
             self.add_comment(issue, comment_body, version=version, actor=actor)
@@ -474,7 +475,7 @@ class JiraState:
             issue.resolutiondate = None
         self._record(issue, actor, self._diff(before, issue))
 
-    def _comment_text(self, body: Any, version: str) -> StoredText:
+    def comment_text(self, body: Any, version: str) -> StoredText:
         if version == "3":
             problem = adf_problem(body)
             if problem:
@@ -496,7 +497,7 @@ class JiraState:
                     internal: bool = False, visibility: dict[str, Any] | None = None,
                     properties: list[Any] | None = None, created: datetime | None = None
                     ) -> StoredComment:
-        stored = self._comment_text(body, version)
+        stored = self.comment_text(body, version)
         props: dict[str, Any] = {}
         for prop in properties or []:
             if not isinstance(prop, dict) or "key" not in prop:
@@ -524,8 +525,6 @@ class JiraState:
 
     def set_property(self, issue: StoredIssue, key: str, raw: bytes) -> bool:
         """Store an issue property; True when it was created (201), False updated (200)."""
-        import json
-
         if not key or len(key) > 255:
             raise bad_request("The property key must be between 1 and 255 characters long.")
         if not raw.strip():
