@@ -1,0 +1,176 @@
+"""`incident-sync mappings show|test` and the profile line of `check --offline`."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from sync.cli import app
+
+DATA = Path(__file__).parent / "data"
+RECORDS = DATA / "records"
+runner = CliRunner()
+WIDE = {"COLUMNS": "220"}
+
+CONFIG = """\
+[servicenow]
+instance_url = "http://127.0.0.1:8001"
+username = "admin"
+
+[jira]
+url = "http://127.0.0.1:8002"
+email = "admin"
+project = "OPS"
+
+[sync]
+mapping = "{mapping}"
+"""
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.upper().startswith("INCIDENT_SYNC_"):
+            monkeypatch.delenv(name)
+
+
+def _config(tmp_path: Path, mapping: str) -> Path:
+    path = tmp_path / "incident-sync.toml"
+    path.write_text(CONFIG.format(mapping=mapping), encoding="utf-8")
+    return path
+
+
+def _one_line_error(result: object) -> str:
+    assert result.exit_code == 2, result.output  # type: ignore[attr-defined]
+    lines = result.stderr.strip().splitlines()  # type: ignore[attr-defined]
+    assert len(lines) == 1, lines
+    assert "Traceback" not in result.output  # type: ignore[attr-defined]
+    return lines[0]
+
+
+def test_show_prints_the_default_mapping_table() -> None:
+    result = runner.invoke(app, ["mappings", "show", "--profile", "default"], env=WIDE)
+    assert result.exit_code == 0, result.output
+    for text in ("mapping default", "short_description", "summary", "truncate(limit=255",
+                 "to-jira", "assignment_group", "Assignment group", "group_by_name",
+                 "required for closed, resolved: Solution provided", "new→Open"):
+        assert text in result.stdout, text
+
+
+def test_show_uses_the_configured_profile_relative_to_the_config(tmp_path: Path) -> None:
+    shutil.copy(DATA / "profiles" / "team_override.toml", tmp_path / "team.toml")
+    result = runner.invoke(app, ["mappings", "show", "--config",
+                                 str(_config(tmp_path, "team.toml"))], env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert "mapping team" in result.stdout
+    assert "custom.business_unit" in result.stdout and "u_business_unit" in result.stdout
+    assert "prefix(prefix='[SN] ')" in result.stdout
+
+
+def test_show_with_a_broken_profile_is_one_line_and_exit_2() -> None:
+    path = DATA / "profiles" / "non_total_map.toml"
+    result = runner.invoke(app, ["mappings", "show", "--profile", str(path)])
+    line = _one_line_error(result)
+    assert line == (f"incident-sync: {path}: fields.status.to_jira (line 16):"
+                    " map is not total: no mapping for 'canceled'")
+
+
+def test_test_maps_a_servicenow_record_to_jira_fields() -> None:
+    result = runner.invoke(app, [
+        "mappings", "test", "--profile", "default", "--side", "servicenow",
+        "--record", str(RECORDS / "servicenow_pull_resolved.json"),
+    ])
+    assert result.exit_code == 0, result.output
+    output = json.loads(result.stdout)
+    assert output["incident"]["status"] == "resolved"
+    assert output["incident"]["caller"] == "ines.moreau@example.com"
+    jira = output["jira"]
+    assert jira["fields"]["status"] == "Resolved"
+    assert jira["fields"]["description"]["type"] == "doc"  # adf unless told otherwise
+    # Without the site's field ids, names stay names in the preview.
+    assert jira["fields"]["Impact"] == {"value": "Moderate / Limited"}
+    assert jira["fields"]["resolution"] == {"name": "Done"}
+    assert any("Workaround provided" in loss for loss in jira["losses"])
+
+
+def test_test_uses_field_ids_and_text_format_when_given(tmp_path: Path) -> None:
+    ids = tmp_path / "fields.json"
+    ids.write_text(json.dumps([
+        {"id": "customfield_10004", "name": "Impact", "custom": True},
+        {"id": "summary", "name": "Summary", "custom": False},
+    ]), encoding="utf-8")
+    result = runner.invoke(app, [
+        "mappings", "test", "--side", "servicenow", "--text-format", "wiki",
+        "--field-ids", str(ids), "--record", str(RECORDS / "servicenow_docs_post.json"),
+    ])
+    assert result.exit_code == 0, result.output
+    fields = json.loads(result.stdout)["jira"]["fields"]
+    assert fields["customfield_10004"] == {"value": "Moderate / Limited"}
+    assert fields["summary"] == "Unable to connect to office wifi"
+    assert fields["description"] is None
+
+
+def test_test_reads_a_jira_issue_with_its_names() -> None:
+    result = runner.invoke(app, [
+        "mappings", "test", "--side", "jira", "--record", str(RECORDS / "jira_v2_issue.json"),
+    ])
+    assert result.exit_code == 0, result.output
+    output = json.loads(result.stdout)
+    # expand=names resolved "Impact" to customfield_10004; the string description is wiki.
+    assert output["incident"]["impact"] == 2
+    assert output["incident"]["description"].startswith("Since this morning the **VPN client**")
+    assert output["incident"]["labels"] == ["remote-work"]
+    sn = output["servicenow"]["fields"]
+    assert sn["state"] == "2" and sn["assigned_to"] == {"$user": "chen.wei@example.com"}
+    assert "priority" not in sn
+
+
+def test_test_with_a_record_that_is_not_json(tmp_path: Path) -> None:
+    bad = tmp_path / "record.json"
+    bad.write_text("{not json", encoding="utf-8")
+    line = _one_line_error(runner.invoke(app, [
+        "mappings", "test", "--side", "jira", "--record", str(bad)]))
+    assert line.startswith(f"incident-sync: {bad}: record is not JSON:")
+
+
+def test_test_with_a_missing_record() -> None:
+    line = _one_line_error(runner.invoke(app, [
+        "mappings", "test", "--side", "jira", "--record", "nowhere.json"]))
+    assert line == "incident-sync: nowhere.json: record not found"
+
+
+def test_test_with_a_value_the_profile_cannot_map(tmp_path: Path) -> None:
+    issue = json.loads((RECORDS / "jira_dc_issue.json").read_text(encoding="utf-8"))
+    issue["fields"]["status"] = {"name": "Awaiting approval"}
+    path = tmp_path / "issue.json"
+    path.write_text(json.dumps(issue), encoding="utf-8")
+    line = _one_line_error(runner.invoke(app, [
+        "mappings", "test", "--side", "jira", "--record", str(path)]))
+    assert "'Awaiting approval' has no mapping in fields.status.from_jira" in line
+
+
+def test_test_rejects_an_unknown_side() -> None:
+    result = runner.invoke(app, ["mappings", "test", "--side", "zendesk", "--record", "x.json"])
+    assert result.exit_code == 2
+
+
+def test_check_offline_reports_the_mapping(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["check", "--offline", "--config",
+                                 str(_config(tmp_path, "default"))])
+    assert result.exit_code == 0, result.output
+    assert "mapping default: ok (19 fields)" in result.stdout
+
+
+def test_check_offline_fails_on_a_broken_mapping(tmp_path: Path) -> None:
+    shutil.copy(DATA / "profiles" / "unknown_transform.toml", tmp_path / "team.toml")
+    line = _one_line_error(runner.invoke(app, [
+        "check", "--offline", "--config", str(_config(tmp_path, "team.toml"))]))
+    assert line.endswith("team.toml: fields.title.jira.transform (line 5): unknown transform"
+                         " 'shorten' (known: rich_text, truncate, prefix, suffix, user_by_email,"
+                         " group_by_name, datetime, select_option, name_object, components,"
+                         " labels, int_string)")
