@@ -45,7 +45,6 @@ import json
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, tzinfo
-from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -66,17 +65,16 @@ from connectors.base import (
     NotFound,
     NoTransitionPath,
     PreconditionFailed,
-    RateLimited,
     RemoteComment,
     RemoteRecord,
     RetriableError,
     ServerInfo,
     Side,
-    Unreachable,
     ValidationFailed,
     WriteResult,
     ref_of,
 )
+from connectors.jira_errors import Account, from_http, from_transport, one_line
 from connectors.jira_jql import (
     LABEL_PREFIX,
     keys_jql,
@@ -131,41 +129,6 @@ class _Meter(HTTPAdapter):
         return getattr(self.local, "last", ("", None))
 
 
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (integer seconds or an HTTP date)."""
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
-
-
-def _path(url: str) -> str:
-    """A URL without its query: error texts name the endpoint, not the whole JQL."""
-    return url.split("?", 1)[0]
-
-
-def _reset_wait(value: str | None) -> float | None:
-    """Seconds until a Cloud ``X-RateLimit-Reset`` (ISO-8601, e.g. ``2026-03-26T16:00Z``)."""
-    if not value:
-        return None
-    try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
-
-
 def _status_name(value: Any) -> str | None:
     """A wanted status as its name: ``"Resolved"`` or ``{"name": "Resolved"}``."""
     if isinstance(value, Mapping):
@@ -176,26 +139,6 @@ def _status_name(value: Any) -> str | None:
 def _resolution(value: Any) -> Any:
     """A resolution as Jira takes it on a transition: ``{"name": ...}``."""
     return {"name": value} if isinstance(value, str) else value
-
-
-def _one_line(text: Any, limit: int = 300) -> str:
-    flat = " ".join(str(text or "").split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def _field_errors(response: requests.Response | None) -> tuple[list[str], dict[str, str]]:
-    if response is None:
-        return [], {}
-    try:
-        body = response.json()
-    except ValueError:
-        return [], {}
-    if not isinstance(body, dict):
-        return [], {}
-    messages = [str(m) for m in body.get("errorMessages") or [] if m]
-    errors = body.get("errors") or {}
-    fields = {str(k): str(v) for k, v in errors.items()} if isinstance(errors, dict) else {}
-    return messages, fields
 
 
 class JiraConnector:
@@ -260,6 +203,7 @@ class JiraConnector:
         self._workflow = WorkflowMap()
         self._project_ids: tuple[str, str] | None = None
         self._notify_flag = True
+        self._account = Account(email=email, project=project)
 
     def __repr__(self) -> str:  # never show the token
         return f"JiraConnector(url={self.url!r}, project={self.project!r}, flavor={self.flavor!r})"
@@ -276,106 +220,19 @@ class JiraConnector:
         return self._jira
 
     def _who(self) -> str:
-        return self.email or "the personal-access-token user"
+        return self._account.who
 
     def _translate(self, exc: BaseException, what: str) -> ConnectorError:
         """A library/transport failure as an error of our tree (never with credentials)."""
         last_url, last_status = self._meter.last
         if isinstance(exc, JIRAError):
-            return self._translate_http(exc, what, last_url)
-        if isinstance(exc, ValueError):  # invalid or truncated JSON in a 2xx answer
-            return RetriableError(
-                f"Jira {what}: invalid JSON from {_path(last_url or self.url)} "
-                f"(HTTP {last_status})",
-                side="jira", status=last_status, url=last_url or self.url,
-            )
-        if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.SSLError):
-            return Unreachable(
-                f"Jira {what}: cannot connect to {self.url} ({type(exc).__name__})",
-                side="jira", url=self.url,
-            )
-        if isinstance(exc, requests.exceptions.Timeout):
-            return RetriableError(
-                f"Jira {what}: no answer within {self.timeout:g}s from "
-                f"{_path(last_url or self.url)}",
-                side="jira", url=last_url or self.url,
-            )
-        if isinstance(exc, requests.exceptions.ConnectionError):
-            reason = repr(exc.args[0] if exc.args else exc)
-            if any(s in reason for s in ("NewConnectionError", "NameResolution", "getaddrinfo",
-                                         "Connection refused", "Failed to resolve")):
-                return Unreachable(
-                    f"Jira {what}: cannot connect to {self.url} (refused or unknown host)",
-                    side="jira", url=self.url,
-                )
-            return RetriableError(
-                f"Jira {what}: connection dropped talking to {_path(last_url or self.url)}",
-                side="jira", url=last_url or self.url,
-            )
-        if isinstance(exc, requests.exceptions.RequestException):
-            return RetriableError(
-                f"Jira {what}: {type(exc).__name__} talking to {_path(last_url or self.url)}",
-                side="jira", url=last_url or self.url,
-            )
-        return RetriableError(f"Jira {what}: {type(exc).__name__}", side="jira")
-
-    def _translate_http(self, exc: JIRAError, what: str, last_url: str) -> ConnectorError:
-        status = exc.status_code
-        url = str(exc.url or last_url or self.url)
-        at = _path(url)
-        response = exc.response if isinstance(exc.response, requests.Response) else None
-        where = dict(side="jira", status=status, url=url)
-        if status is None:
-            return ValidationFailed(f"Jira {what}: {_one_line(exc.text)}", side="jira", url=url)
-        content_type = response.headers.get("Content-Type", "") if response is not None else ""
-        html = "html" in content_type.lower()
-        messages, fields = _field_errors(response)
-        detail = "; ".join([*messages, *(f"{k}: {v}" for k, v in fields.items())])
-        if not detail and not html:
-            detail = _one_line(exc.text)
-        if status == 401:
-            return AuthError(
-                f"Jira {what}: HTTP 401, credentials refused for {self._who()} ({at})",
-                advice=(
-                    f"check the {'API token' if self.email else 'personal access token'} of "
-                    f"{self._who()} (INCIDENT_SYNC_JIRA__TOKEN): wrong, expired or revoked"
-                ),
-                **where,
-            )
-        if status == 403:
-            return AuthError(
-                f"Jira {what}: HTTP 403, permission denied for {self._who()} ({at})"
-                + (f": {detail}" if detail else ""),
-                advice=(
-                    f"grant {self._who()} Browse projects, Create, Edit and Transition issues and "
-                    f"Add comments in project {self.project} (a JSM agent licence for internal "
-                    "comments)"
-                ),
-                **where,
-            )
-        if status in (404, 410):
-            return NotFound(f"Jira {what}: HTTP {status} at {at}: {detail or 'not found'}",
-                            **where)
-        if status == 429 or (status == 503 and response is not None
-                             and response.headers.get("Retry-After")):
-            headers = response.headers if response is not None else {}
-            wait = _retry_after(headers.get("Retry-After"))
-            if wait is None:
-                wait = _reset_wait(headers.get("X-RateLimit-Reset"))
-            return RateLimited(f"Jira {what}: HTTP {status}, rate limited at {at}",
-                               retry_after=wait, **where)
-        if html:
-            return RetriableError(
-                f"Jira {what}: HTTP {status} with an HTML page instead of JSON from {at} "
-                "(a proxy or maintenance page?)",
-                **where,
-            )
-        if status >= 500 or status == 409:
-            return RetriableError(f"Jira {what}: HTTP {status} at {at}: {detail}", **where)
-        return ValidationFailed(
-            f"Jira {what}: HTTP {status}: {_one_line(detail) or 'rejected'}", fields=fields,
-            **where,
-        )
+            if exc.status_code is None:  # refused by the library itself, before any request
+                return ValidationFailed(f"Jira {what}: {one_line(exc.text)}", side="jira")
+            response = exc.response if isinstance(exc.response, requests.Response) else None
+            return from_http(what, exc.status_code, str(exc.url or last_url or self.url),
+                             response, str(exc.text or ""), self._account)
+        return from_transport(exc, what, base_url=self.url, last_url=last_url,
+                              last_status=last_status, timeout=self.timeout)
 
     def _call(self, what: str, request: Callable[[], T], *, idempotent: bool) -> T:
         """Run one library call under the retry policy with errors translated."""

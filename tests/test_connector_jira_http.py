@@ -425,3 +425,23 @@ def test_dc_comments_without_visibility_are_reread_with_their_properties(
     rereads = [c for c in rsps.calls if "/comment" in c.request.url]
     assert len(rereads) == 1 and query_of(rereads[0])["expand"] == ["properties"]
     assert second.comments == []
+
+
+def test_retry_after_reads_seconds_and_http_dates_and_ignores_junk() -> None:
+    from connectors.jira_errors import reset_wait, retry_after
+
+    assert retry_after("7") == 7.0 and retry_after("-3") == 0.0
+    assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # already past
+    assert (retry_after("Fri, 01 Jan 2999 00:00:00 GMT") or 0) > 3600
+    assert retry_after("soon") is None and retry_after(None) is None
+    assert reset_wait("2015-01-01T00:00Z") == 0.0 and reset_wait("garbage") is None
+
+
+def test_library_refusals_without_http_become_validation_errors(
+    rsps: Any, sleeps: list[float]
+) -> None:
+    from jira import JIRAError
+
+    connector = opened(rsps, True, sleeps)
+    error = connector._translate(JIRAError("Invalid transition name. Foo"), "transition")
+    assert isinstance(error, ValidationFailed) and "Invalid transition name" in str(error)
