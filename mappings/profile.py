@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from importlib import resources
@@ -81,12 +81,16 @@ _SN_FIELD = re.compile(r"[a-z][a-z0-9_]*")
 _CUSTOM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 Scalar = str | int | float | bool
+# Builds the MappingError for a key under the current row: fail("to_jira", "reason").
+Fail = Callable[[str, str], "MappingError"]
 
 
 class MappingError(ValueError):
     """A profile is wrong. ``str()`` is one line naming the file, key path and reason."""
 
     def __init__(self, source: str, key: str, reason: str, line: int | None = None) -> None:
+        # One line, always: a reason quoted from a parser may carry newlines.
+        reason = " ".join(reason.split())
         self.source = source
         self.key = key
         self.reason = reason
@@ -461,7 +465,7 @@ def _compile(neutral: str, row: RowSpec, source: str, text: str) -> FieldRule:
     )
 
 
-def _invert(to_map: Mapping[str, Any], explicit: Mapping[str, Any], fail: Any,
+def _invert(to_map: Mapping[str, Any], explicit: Mapping[str, Any], fail: Fail,
             side: str) -> dict[str, Any]:
     inverse: dict[str, Any] = {}
     for neutral_key, vendor in to_map.items():
@@ -479,7 +483,7 @@ def _invert(to_map: Mapping[str, Any], explicit: Mapping[str, Any], fail: Any,
 
 
 def _check_stable(neutral: str, side: str, to_map: Mapping[str, Any],
-                  from_map: Mapping[str, Any], default: Any, fail: Any) -> None:
+                  from_map: Mapping[str, Any], default: Any, fail: Fail) -> None:
     """A lossy map must settle: what a written value reads back as writes it again.
 
     Otherwise every sync would flip the vendor value back and forth.
@@ -515,7 +519,7 @@ _ADAPTERS: dict[str, TypeAdapter[Any]] = {
 }
 
 
-def _coerce(neutral: str, value: Any, fail: Any, key: str) -> Any:
+def _coerce(neutral: str, value: Any, fail: Fail, key: str) -> Any:
     """A TOML value as the neutral field's type; MappingError naming ``key`` otherwise."""
     if neutral.startswith("custom."):
         return value

@@ -174,3 +174,12 @@ def test_check_offline_fails_on_a_broken_mapping(tmp_path: Path) -> None:
                          " 'shorten' (known: rich_text, truncate, prefix, suffix, user_by_email,"
                          " group_by_name, datetime, select_option, name_object, components,"
                          " labels, int_string)")
+
+
+def test_show_without_profile_or_config_shows_the_shipped_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["mappings", "show"], env=WIDE)
+    assert result.exit_code == 0, result.output
+    assert "mapping default (profiles/default.toml)" in result.stdout
