@@ -240,6 +240,8 @@ class PairPlan:
     hash: str | None = None
     intent_id: int | None = None                # a pending create intent this pair settles
     retry_ids: list[tuple[str, str]] = field(default_factory=list)   # (side, id) to clear
+    # (side, other id): mark that side's record with the other's id (creates, adoptions)
+    backlink: tuple[str, str] | None = None
 
     @property
     def label(self) -> str:
@@ -261,7 +263,7 @@ class PairPlan:
     @property
     def writes(self) -> bool:
         """Does applying this pair touch either tool?"""
-        return bool(self.create or self.updates or self.comments)
+        return bool(self.create or self.updates or self.comments or self.backlink)
 
     @property
     def commits(self) -> bool:

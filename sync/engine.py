@@ -71,7 +71,7 @@ from sync.actions import (
 from sync.errors import SafetyValve
 from sync.merge import comments_to_copy, merge_field
 from sync.rules import Rule, apply_rules
-from sync.state import Link, StateStore
+from sync.state import Link, PairTx, StateStore
 
 logger = logging.getLogger(__name__)
 
@@ -363,12 +363,18 @@ class Engine:
     def _pull(self, side: str, plan: Plan, into: dict[str, RemoteRecord]) -> None:
         connector = self.connectors[side]
         since = self.store.watermark(side)
+        # Items waiting in the retry queue (or parked) come back when they are
+        # due, or when they change; not because an inclusive watermark re-reads them.
+        waiting = {item.record_id for item in self.store.retry_items()
+                   if item.side == side and (item.parked or item.next_attempt > plan.started)}
         newest: datetime | None = None
         try:
             for record in connector.pull(since, self.vendor_fields[side]):
-                into[record.id] = record
                 if newest is None or record.updated > newest:
                     newest = record.updated
+                if record.id in waiting and since is not None and record.updated <= since:
+                    continue
+                into[record.id] = record
         except FatalError:
             raise
         except ConnectorError as error:
@@ -719,6 +725,11 @@ class Engine:
             displays={side: got[side].display for side in self.sides},
             reason=reason,
         )
+        for side in self.sides:
+            other_id = got[self.other(side)].id
+            if side in BACKLINK_FIELDS and got[side].foreign_id != other_id:
+                # e.g. a crash between creating the copy and marking the source
+                pair.backlink = (side, other_id)
         self._plan_merge(pair, None, link_id=None)
         plan.pairs.append(pair)
 
@@ -866,7 +877,8 @@ class Engine:
             source_record = pair.records[source]
             versions = {target: result.version,
                         source: source_record.version if source_record is not None else None}
-            if self._finish_pair(pair, summary, versions, backlink=(source, result.id)):
+            pair.backlink = (source, result.id)
+            if self._finish_pair(pair, summary, versions):
                 summary.created += 1
                 made.append(pair)
                 self._step("create:after-commit")
@@ -914,16 +926,21 @@ class Engine:
         """Writes and commit of one existing pair; True when it committed."""
         versions = {side: (rec.version if rec is not None else None)
                     for side, rec in pair.records.items()}
-        committed = self._finish_pair(pair, summary, versions, backlink=None)
+        committed = self._finish_pair(pair, summary, versions)
         if committed and pair.adopt:
             summary.adopted += 1
         return committed
 
     def _finish_pair(
         self, pair: PairPlan, summary: RunSummary, versions: dict[str, str | None],
-        *, backlink: tuple[str, str] | None,
     ) -> bool:
-        """Field writes, the link commit, then comments. True when the pair committed."""
+        """Field writes, the link commit, then comments. True when the pair committed.
+
+        While comments are still to be copied, the link is committed with the
+        comments' source versions unknown, so a crash before they are all
+        copied makes the next run look at the pair again instead of skipping it.
+        """
+        backlink = pair.backlink
         origin = next(s for s in self.sides if pair.records.get(s) is not None)
         origin_record = pair.records[origin]
         assert origin_record is not None
@@ -950,7 +967,9 @@ class Engine:
                     if not result.ok:
                         raise result.error or ConnectorError("update failed", side=backlink[0])
                     versions[backlink[0]] = result.version or versions.get(backlink[0])
-            link = self._commit(pair, versions)
+            pending = {c.source_side for c in pair.comments}
+            link = self._commit(pair, {side: None if side in pending else version
+                                       for side, version in versions.items()})
         except FatalError:
             raise
         except (ConnectorError, PreconditionFailed, SyncError, ValueError) as error:
@@ -960,7 +979,9 @@ class Engine:
         summary.updated += updated
         summary.conflicts += len(pair.conflicts)
         self._step("update:after-commit")
-        self._copy_comments(pair, link, summary)
+        if pair.comments and self._copy_comments(pair, link, summary):
+            with self.store.pair() as tx:
+                self._save_link(tx, pair, versions)
         return True
 
     def _backlink_fields(self, side: str, foreign_id: str, pair: PairPlan) -> dict[str, Any]:
@@ -968,19 +989,22 @@ class Engine:
         make = BACKLINK_FIELDS.get(side)
         return dict(make(foreign_id)) if make is not None else {}
 
-    def _commit(self, pair: PairPlan, versions: Mapping[str, str | None]) -> Link:
+    def _save_link(self, tx: PairTx, pair: PairPlan, versions: Mapping[str, str | None]) -> Link:
         a, b = self.sides
+        return tx.save_link(
+            **{
+                f"{_id_key(a)}": pair.ids[a] or "", f"{_id_key(b)}": pair.ids[b] or "",
+                f"{a}_display": pair.displays[a], f"{b}_display": pair.displays[b],
+                f"snapshot_{a}": pair.snapshots[a], f"snapshot_{b}": pair.snapshots[b],
+                f"version_{a}": versions.get(a), f"version_{b}": versions.get(b),
+            },
+            hash=pair.hash,
+        )
+
+    def _commit(self, pair: PairPlan, versions: Mapping[str, str | None]) -> Link:
         ids = {side: pair.ids[side] or "" for side in self.sides}
         with self.store.pair() as tx:
-            link = tx.save_link(
-                **{
-                    f"{_id_key(a)}": ids[a], f"{_id_key(b)}": ids[b],
-                    f"{a}_display": pair.displays[a], f"{b}_display": pair.displays[b],
-                    f"snapshot_{a}": pair.snapshots[a], f"snapshot_{b}": pair.snapshots[b],
-                    f"version_{a}": versions.get(a), f"version_{b}": versions.get(b),
-                },
-                hash=pair.hash,
-            )
+            link = self._save_link(tx, pair, versions)
             at = self.clock()
             conflicted = set()
             for item in pair.conflicts:
@@ -1002,7 +1026,9 @@ class Engine:
                     tx.clear_retry(side, ids[side])
         return link
 
-    def _copy_comments(self, pair: PairPlan, link: Link, summary: RunSummary) -> None:
+    def _copy_comments(self, pair: PairPlan, link: Link, summary: RunSummary) -> bool:
+        """Copy the pair's comments, each committed with its id pair; True if all made it."""
+        complete = True
         for comment in pair.comments:
             target = comment.target_side
             target_id = pair.ids[target]
@@ -1021,8 +1047,10 @@ class Engine:
             except (ConnectorError, SyncError, ValueError) as error:
                 self._fail(summary, target, target_id, pair.displays[target],
                            f"copying comment {comment.source_comment_id}: {_one_line(error)}")
+                complete = False
                 continue
             summary.comments += 1
+        return complete
 
     # ------------------------------------------------------------------ run
 

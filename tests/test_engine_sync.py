@@ -2,69 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
+from sync_helpers import (
+    ALICE,
+    BOB,
+    jira_fields,
+    jira_issue,
+    linked_pair,
+    links,
+    sn_incident,
+    store_of,
+    sync,
+    writes,
+)
 
-from connectors.sandbox.http import WRITE_METHODS
 from connectors.sandbox.jira_site import account_id_for
-from sync.state import StateStore
-
-ALICE = "alice.smith@example.com"
-BOB = "bob.jones@example.com"
-GRACE = "grace.okafor@example.com"
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def sn_incident(servicenow: Any, title: str, **values: Any) -> dict[str, Any]:
-    """Insert an incident the way an agent would, references as sys_ids."""
-    row = {"short_description": title, "description": f"{title}: details",
-           "impact": "2", "urgency": "2", "category": "network", "subcategory": "VPN",
-           "caller_id": servicenow.user_sys_id("grace.okafor"),
-           "assignment_group": servicenow.group_sys_id("Network")}
-    row.update(values)
-    return servicenow.insert("incident", row)
-
-
-def jira_issue(jira: Any, title: str, **fields: Any) -> str:
-    values = {"summary": title, "description": f"{title}: details",
-              "customfield_10004": {"value": "Moderate / Limited"},
-              "customfield_10005": {"value": "Medium"}}
-    values.update(fields)
-    return jira.create_issue(values)
-
-
-def writes(server: Any) -> list[str]:
-    """Write requests that are not searches (Jira's search POSTs read)."""
-    return [f"{e.method} {e.path}" for e in server.log.entries
-            if e.method in WRITE_METHODS and "/search" not in e.path]
-
-
-def only_link(config: Path) -> Any:
-    with StateStore(f"sqlite:///{config.parent / 'state.db'}", create=False) as store:
-        (link,) = store.all_links()
-        return link
-
-
-def links(config: Path) -> list[Any]:
-    with StateStore(f"sqlite:///{config.parent / 'state.db'}", create=False) as store:
-        return store.all_links()
-
-
-def store_of(config: Path) -> StateStore:
-    return StateStore(f"sqlite:///{config.parent / 'state.db'}", create=False)
-
-
-def sync(make_engine: Any, config: Path, **kw: Any) -> Any:
-    return make_engine(config, **kw).run()
-
-
-def jira_fields(jira: Any, key: str) -> dict[str, Any]:
-    return jira.issue(key)["fields"]
-
 
 # --------------------------------------------------------------------------- initial sync
 
@@ -75,7 +29,7 @@ def test_initial_sync_creates_each_side_s_incidents_on_the_other(
     servicenow, jira = sandboxes
     sn = sn_incident(servicenow, "VPN drops every 5 minutes", impact="1", urgency="1")
     key = jira_issue(jira, "Printer on floor 3 jammed",
-                     assignee={"accountId": _account(jira, ALICE)})
+                     assignee={"accountId": account_id_for(ALICE)})
     config = sync_config()
 
     summary = sync(make_engine, config)
@@ -97,10 +51,6 @@ def test_initial_sync_creates_each_side_s_incidents_on_the_other(
     assert back["assigned_to"] == servicenow.user_sys_id("alice.smith")
 
 
-def _account(jira: Any, email: str) -> str:
-    return account_id_for(email)
-
-
 def test_second_run_right_after_writes_nothing_on_either_side(
     sandboxes: Any, sync_config: Any, make_engine: Any
 ) -> None:
@@ -120,17 +70,6 @@ def test_second_run_right_after_writes_nothing_on_either_side(
     assert (second.created, second.updated, second.comments, second.failed) == (0, 0, 0, 0)
     assert writes(servicenow) == [] and writes(jira) == []
 
-
-
-def linked_pair(sandboxes: Any, sync_config: Any, make_engine: Any, title: str = "VPN down",
-                **config: Any) -> tuple[Path, str, str]:
-    """One ServiceNow incident synced to Jira: (config, sys_id, key)."""
-    servicenow, _ = sandboxes
-    sn = sn_incident(servicenow, title)
-    path = sync_config(**config)
-    first = sync(make_engine, path)
-    assert first.created == 1 and first.failed == 0, first.failures
-    return path, sn["sys_id"], only_link(path).jira_key
 
 
 # --------------------------------------------------------------------------- updates

@@ -1,0 +1,301 @@
+"""Engine safety over both sandboxes: failures and the retry queue, orphans, scope changes,
+safety valves, crash-safe creates and updates, and plans that write nothing."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sync_helpers import (
+    jira_fields,
+    jira_issue,
+    linked_pair,
+    links,
+    sn_incident,
+    store_of,
+    sync,
+    writes,
+)
+
+from connectors.sandbox.http import Fault
+from sync.engine import SimulatedCrash
+from sync.errors import SafetyValve
+
+
+def deletes(server: Any) -> int:
+    return server.log.count(method="DELETE")
+
+
+# --------------------------------------------------------------------------- failures
+
+
+def test_a_failing_record_waits_in_the_retry_queue_while_the_rest_syncs(
+    sandboxes: Any, sync_config: Any, make_engine: Any
+) -> None:
+    servicenow, jira = sandboxes
+    first = sn_incident(servicenow, "Printer jammed")
+    second = sn_incident(servicenow, "Scanner offline")
+    config = sync_config()
+    assert sync(make_engine, config).created == 2
+    keys = {link.servicenow_id: link.jira_key for link in links(config)}
+    servicenow.update("incident", first["sys_id"], {"short_description": "Printer on fire"})
+    servicenow.update("incident", second["sys_id"], {"short_description": "Scanner back"})
+    bad_key = keys[first["sys_id"]]
+    # Edits are idempotent, so the connector retries them: fail every attempt.
+    jira.faults.script.extend(
+        Fault("500", method="PUT", path=f"/rest/api/3/issue/{bad_key}") for _ in range(3))
+
+    summary = sync(make_engine, config)
+
+    assert (summary.updated, summary.failed, summary.exit_code) == (1, 1, 1)
+    assert jira_fields(jira, keys[second["sys_id"]])["summary"] == "Scanner back"
+    assert jira_fields(jira, bad_key)["summary"] == "Printer jammed"
+    with store_of(config) as store:
+        (item,) = store.retry_items()
+    assert (item.side, item.record_id, item.attempts, item.parked) == (
+        "servicenow", first["sys_id"], 1, False)
+
+    # The fault is gone: the next run retries the record and clears the queue.
+    later = sync(make_engine, config)
+    assert (later.updated, later.failed, later.exit_code) == (1, 0, 0), later.failures
+    assert jira_fields(jira, bad_key)["summary"] == "Printer on fire"
+    with store_of(config) as store:
+        assert store.retry_items() == []
+
+
+def test_a_record_that_keeps_failing_is_parked_after_max_attempts(
+    sandboxes: Any, sync_config: Any, make_engine: Any
+) -> None:
+    servicenow, _ = sandboxes
+    config, sys_id, _ = linked_pair(sandboxes, sync_config, make_engine, max_attempts=2)
+    # A category Jira has no component for: the edit is refused every time.
+    servicenow.update("incident", sys_id, {"category": "facilities"})
+    outcomes = [sync(make_engine, config) for _ in range(3)]
+    assert [o.failed for o in outcomes[:2]] == [1, 1]
+    assert outcomes[1].parked == 1
+    # Parked: not retried any more, and the run is clean again.
+    assert (outcomes[2].failed, outcomes[2].exit_code) == (0, 0)
+    with store_of(config) as store:
+        (item,) = store.retry_items(parked=True)
+    assert (item.record_id, item.attempts) == (sys_id, 2)
+    assert "facilities" in item.last_error or "component" in item.last_error.lower()
+
+
+# --------------------------------------------------------------------------- orphans, scope
+
+
+def test_a_deleted_record_is_reported_and_never_deleted_on_the_other_side(
+    sandboxes: Any, sync_config: Any, make_engine: Any
+) -> None:
+    servicenow, jira = sandboxes
+    config, sys_id, key = linked_pair(sandboxes, sync_config, make_engine)
+    servicenow.delete("incident", sys_id)
+    jira.edit_issue(key, {"summary": "Still happening"})
+    servicenow.log.clear()
+    jira.log.clear()
+
+    summary = sync(make_engine, config)
+
+    assert (summary.orphaned, summary.created, summary.failed) == (1, 0, 0)
+    assert "INC0010001" in summary.orphans[0]
+    assert key in jira.issue_keys()
+    assert len(servicenow.rows("incident")) == 0
+    assert deletes(servicenow) == deletes(jira) == 0
+    assert len(links(config)) == 1
+
+
+def test_a_record_leaving_the_scope_is_not_deleted(
+    sandboxes: Any, sync_config: Any, make_engine: Any
+) -> None:
+    servicenow, jira = sandboxes
+    config, sys_id, key = linked_pair(sandboxes, sync_config, make_engine,
+                                      title="Disk almost full")
+    scoped = sync_config(query="category=network", name="scoped.toml")
+    servicenow.update("incident", sys_id, {"category": "hardware"})   # leaves the scope
+    jira.edit_issue(key, {"summary": "Disk almost full (ordered a new one)"})
+    servicenow.log.clear()
+    jira.log.clear()
+
+    summary = sync(make_engine, scoped)
+
+    assert summary.failed == 0 and summary.created == 0, summary.failures
+    assert servicenow.get("incident", sys_id) is not None
+    assert key in jira.issue_keys()
+    assert deletes(servicenow) == deletes(jira) == 0
+    assert len(links(config)) == 1
+
+
+def test_a_side_whose_linked_records_all_vanish_stops_the_run_before_any_write(
+    sandboxes: Any, sync_config: Any, make_engine: Any
+) -> None:
+    servicenow, jira = sandboxes
+    ids = [sn_incident(servicenow, f"Incident {n}")["sys_id"] for n in range(3)]
+    config = sync_config()
+    assert sync(make_engine, config).created == 3
+    for key in jira.issue_keys():
+        jira.delete_issue(key)      # e.g. the integration user lost the project
+    for sys_id in ids:
+        servicenow.update("incident", sys_id, {"short_description": "changed"})
+    servicenow.log.clear()
+    jira.log.clear()
+
+    with pytest.raises(SafetyValve, match="refusing to act"):
+        sync(make_engine, config)
+    assert writes(servicenow) == [] and writes(jira) == []
+    assert len(links(config)) == 3
+
+
+def test_a_failed_pull_leads_to_no_creates_and_keeps_the_watermarks(
+    sandboxes: Any, sync_config: Any, make_engine: Any
+) -> None:
+    servicenow, jira = sandboxes
+    config, _, _ = linked_pair(sandboxes, sync_config, make_engine)
+    with store_of(config) as store:
+        marks = {side: store.watermark(side) for side in ("servicenow", "jira")}
+    sn_incident(servicenow, "Created while Jira is down")
+    # Jira's search fails on every attempt (the connector retries reads).
+    jira.faults.script.extend(
+        Fault("503", method="GET", path="/rest/api/3/search", retry_after=0) for _ in range(3))
+    summary = sync(make_engine, config)
+
+    assert summary.failed >= 1 and summary.created == 0
+    assert any("pull from Jira" in f for f in summary.failures)
+    with store_of(config) as store:
+        assert {side: store.watermark(side) for side in marks} == marks
+    assert sync(make_engine, config).created == 1
+
+
+# --------------------------------------------------------------------------- duplicates
+
+
+def test_two_records_claiming_one_counterpart_are_an_error_for_them_not_a_crash(
+    sandboxes: Any, sync_config: Any, make_engine: Any
+) -> None:
+    servicenow, jira = sandboxes
+    key = jira_issue(jira, "Shared by two")
+    config = sync_config(direction="servicenow-to-jira")
+    for title in ("Claimant A", "Claimant B"):
+        sn_incident(servicenow, title, correlation_id=key, correlation_display="JIRA")
+
+    summary = sync(make_engine, config)
+
+    assert summary.failed == 2 and summary.created == 0
+    assert all("two records claim one link" in f for f in summary.failures)
+    assert links(config) == []
+    assert jira.issue_keys() == [key]
+
+
+def test_an_unlinked_record_carrying_the_other_s_id_is_adopted_not_duplicated(
+    sandboxes: Any, sync_config: Any, make_engine: Any
+) -> None:
+    servicenow, jira = sandboxes
+    key = jira_issue(jira, "Linked by hand")
+    sn = sn_incident(servicenow, "Linked by hand", correlation_id=key,
+                     correlation_display="JIRA")
+    config = sync_config()
+    summary = sync(make_engine, config)
+    assert (summary.created, summary.adopted, summary.failed) == (0, 1, 0), summary.failures
+    (link,) = links(config)
+    assert (link.servicenow_id, link.jira_key) == (sn["sys_id"], key)
+    assert jira.issue_keys() == [key] and len(servicenow.rows("incident")) == 1
+
+
+# --------------------------------------------------------------------------- crash safety
+
+
+@pytest.mark.parametrize("step", ["create:before-intent", "create:after-intent",
+                                  "create:after-remote", "create:after-commit"])
+def test_a_crash_at_any_step_of_a_create_leaves_one_record_and_one_link(
+    sandboxes: Any, sync_config: Any, make_engine: Any, step: str
+) -> None:
+    servicenow, jira = sandboxes
+    sn = sn_incident(servicenow, "Crash-tested incident")
+    config = sync_config()
+    with pytest.raises(SimulatedCrash):
+        sync(make_engine, config, crash_at=step)
+
+    rerun = sync(make_engine, config)
+
+    assert rerun.failed == 0, rerun.failures
+    assert len(jira.issue_keys()) == 1
+    (link,) = links(config)
+    assert link.servicenow_id == sn["sys_id"] and link.jira_key == jira.issue_keys()[0]
+    assert servicenow.get("incident", sn["sys_id"])["correlation_id"] == link.jira_key
+    with store_of(config) as store:
+        assert store.pending_intents() == []
+    assert sync(make_engine, config).created == 0
+
+
+@pytest.mark.parametrize("step", ["update:before-write", "update:after-write",
+                                  "update:after-commit"])
+def test_a_crash_at_any_step_of_an_update_converges_on_the_rerun(
+    sandboxes: Any, sync_config: Any, make_engine: Any, step: str
+) -> None:
+    servicenow, jira = sandboxes
+    config, sys_id, key = linked_pair(sandboxes, sync_config, make_engine)
+    servicenow.update("incident", sys_id, {"short_description": "Edited before the crash",
+                                           "comments": "A comment to copy"})
+    with pytest.raises(SimulatedCrash):
+        sync(make_engine, config, crash_at=step)
+
+    rerun = sync(make_engine, config)
+
+    assert rerun.failed == 0 and rerun.created == 0, rerun.failures
+    assert jira_fields(jira, key)["summary"] == "Edited before the crash"
+    assert len(jira.issue_keys()) == 1 and len(links(config)) == 1
+    copies = [c for c in jira_fields(jira, key)["comment"]["comments"]
+              if "A comment to copy" in str(c["body"])]
+    assert len(copies) == 1
+    jira.log.clear()
+    servicenow.log.clear()
+    sync(make_engine, config)
+    assert writes(servicenow) == [] and writes(jira) == []
+
+
+# --------------------------------------------------------------------------- plan
+
+
+def _dump(path: Path) -> list[str]:
+    with sqlite3.connect(path) as conn:
+        return list(conn.iterdump())
+
+
+def test_plan_writes_nothing_to_either_tool_or_the_state_store(
+    sandboxes: Any, sync_config: Any, make_engine: Any
+) -> None:
+    servicenow, jira = sandboxes
+    config, sys_id, key = linked_pair(sandboxes, sync_config, make_engine)
+    sn_incident(servicenow, "Not synced yet")
+    jira_issue(jira, "Also new")
+    servicenow.update("incident", sys_id, {"short_description": "Edited",
+                                           "work_notes": "internal note"})
+    jira.transition_issue(key, "Work in progress")
+    state = config.parent / "state.db"
+    before = _dump(state)
+    servicenow.log.clear()
+    jira.log.clear()
+
+    plan = make_engine(config, create_store=False).build_plan()
+
+    counts = plan.counts()
+    assert (counts["creates"], counts["updates"], counts["comments"]) == (2, 2, 1)
+    lines = "\n".join(plan.describe())
+    assert "title: 'VPN down' -> 'Edited'" in lines
+    assert "status: 'new' -> 'in_progress' (status transition)" in lines
+    assert "(internal)" in lines
+    assert writes(servicenow) == [] and writes(jira) == []
+    assert _dump(state) == before
+
+
+def test_plan_before_the_first_run_creates_no_state_store(
+    sandboxes: Any, sync_config: Any, make_engine: Any
+) -> None:
+    servicenow, jira = sandboxes
+    sn_incident(servicenow, "Fresh")
+    config = sync_config()
+    plan = make_engine(config, create_store=False).build_plan()
+    assert plan.counts()["creates"] == 1
+    assert not (config.parent / "state.db").exists()
+    assert writes(servicenow) == [] and writes(jira) == []
