@@ -37,11 +37,24 @@ _BLOCK_PREFIX = re.compile(r"(h[1-6]|bq)\.", re.ASCII)
 
 
 def text_to_wiki(text: str) -> str:
-    """Wiki markup that renders (and reads back) as exactly ``text``."""
-    return "\n".join(_escape_line(line) for line in text.split("\n"))
+    """Wiki markup that renders (and reads back) as exactly ``text``.
+
+    Markdown-style links and ``**strong**`` become wiki links and ``*strong*`` so
+    Jira shows them as such, but only when the whole text still reads back
+    exactly; otherwise everything is written literally.
+    """
+    literal = "\n".join(_escape_line(line, structured=False) for line in text.split("\n"))
+    structured = "\n".join(_escape_line(line, structured=True) for line in text.split("\n"))
+    if structured != literal and wiki_to_text(structured) == text:
+        return structured
+    return literal
 
 
-def _escape_line(line: str) -> str:
+_MD_LINK = re.compile(r"\[([^\[\]\n]+)\]\((https?://[^\s()\[\]|]+)\)")
+_MD_STRONG = re.compile(r"\*\*([^*\s](?:[^*\n]*[^*\s])?)\*\*")
+
+
+def _escape_line(line: str, *, structured: bool) -> str:
     out: list[str] = []
     position = 0
     prefix = _BLOCK_PREFIX.match(line)
@@ -49,6 +62,16 @@ def _escape_line(line: str) -> str:
         out.append(prefix.group(1) + "\\.")
         position = prefix.end()
     while position < len(line):
+        link = _MD_LINK.match(line, position) if structured else None
+        if link is not None:
+            out.append(f"[{_escape_line(link.group(1), structured=False)}|{link.group(2)}]")
+            position = link.end()
+            continue
+        strong = _MD_STRONG.match(line, position) if structured else None
+        if strong is not None:
+            out.append(f"*{_escape_line(strong.group(1), structured=False)}*")
+            position = strong.end()
+            continue
         url = _URL.match(line, position)
         if url is not None and (position == 0 or not line[position - 1].isalnum()):
             out.append(url.group())

@@ -82,3 +82,21 @@ def test_any_text_round_trips_through_wiki(text: str) -> None:
 @given(texts)
 def test_wiki_to_text_never_raises(wiki: str) -> None:
     assert isinstance(wiki_to_text(wiki), str)
+
+
+@pytest.mark.parametrize(
+    ("text", "wiki"),
+    [
+        ("See [runbook](https://wiki.example.com/vpn) now",
+         "See [runbook|https://wiki.example.com/vpn] now"),
+        ("**VPN** is down", "*VPN* is down"),
+        ("**a** and [snake_case](https://a.example/c_d)",
+         "*a* and [snake\\_case|https://a.example/c_d]"),
+        # Would not read back as written: the whole text stays literal.
+        ("x**b**y", "x\\*\\*b\\*\\*y"),
+        ("[https://x.io](https://x.io)", "\\[https://x.io\\]\\(https://x.io\\)"),
+    ],
+)
+def test_markdown_links_and_strong_become_wiki_markup_when_exact(text: str, wiki: str) -> None:
+    assert text_to_wiki(text) == wiki
+    assert wiki_to_text(wiki) == text
