@@ -340,9 +340,13 @@ class JiraConnector:
         own = [*OWN_FIELDS, *([self.marker_field] if self.marker_field else [])]
         return list(dict.fromkeys([*wanted, *own]))
 
-    def _search_pages(self, jql: str, fields: Sequence[str],
-                      reconcile: Sequence[int] = ()) -> Iterator[list[dict[str, Any]]]:
-        """Every page of a search, following tokens (Cloud) or offsets (DC)."""
+    def _search_pages(self, jql: str, fields: Sequence[str], reconcile: Sequence[int] = (),
+                      *, lenient: bool = False) -> Iterator[list[dict[str, Any]]]:
+        """Every page of a search, following tokens (Cloud) or offsets (DC).
+
+        ``lenient``: on DC, ``validateQuery=warn`` makes Jira drop values that
+        don't exist (e.g. a deleted key) instead of refusing the whole query.
+        """
         jira = self._require()
         if self.cloud:
             token: str | None = None
@@ -371,7 +375,7 @@ class JiraConnector:
                     "search",
                     lambda s=start: jira.search_issues(
                         jql, startAt=s, maxResults=self.page_size, fields=list(fields),
-                        json_result=True,
+                        json_result=True, validate_query="warn" if lenient else True,  # type: ignore[arg-type]
                     ),
                     idempotent=True,
                 )
@@ -441,12 +445,13 @@ class JiraConnector:
                 except ValueError:
                     break  # none of these can be an issue key
                 try:
-                    for issues in self._search_pages(jql, self._fields_param(fields), reconcile):
+                    for issues in self._search_pages(jql, self._fields_param(fields), reconcile,
+                                                     lenient=True):
                         found.update((r.id, r) for r in self._records(issues))
                     break
                 except ValidationFailed as exc:
-                    # Jira refuses a whole `key in (...)` query when one key does
-                    # not exist; drop the keys it names and ask again.
+                    # Jira Cloud refuses a whole `key in (...)` query when one key
+                    # does not exist; drop the keys it names and ask again.
                     text = str(exc).upper()
                     missing = [k for k in batch if f"'{k.upper()}'" in text]
                     if not missing:
