@@ -123,6 +123,9 @@ def test_a_record_leaving_the_scope_is_not_deleted(
     assert summary.failed == 0 and summary.created == 0, summary.failures
     assert servicenow.get("incident", sys_id) is not None
     assert key in jira.issue_keys()
+    # Still linked, so still in step: the pair is fetched by id, not by scope.
+    assert servicenow.get("incident", sys_id)["short_description"].endswith("a new one)")
+    assert jira_fields(jira, key)["components"][0]["name"] == "Hardware"
     assert deletes(servicenow) == deletes(jira) == 0
     assert len(links(config)) == 1
 

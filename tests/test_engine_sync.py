@@ -12,6 +12,7 @@ from sync_helpers import (
     jira_issue,
     linked_pair,
     links,
+    only_link,
     sn_incident,
     store_of,
     sync,
@@ -239,3 +240,58 @@ def test_comments_and_work_notes_cross_once_with_their_visibility(
         assert sync(make_engine, config).comments == 0
     assert len(servicenow.journal(sys_id)) == 4
     assert len(jira_fields(jira, key)["comment"]["comments"]) == 4
+
+
+# --------------------------------------------------------------------------- flavors, direction
+
+
+@pytest.mark.parametrize("jira_mode", ["datacenter"], indirect=True)
+def test_data_center_round_trip_with_wiki_text_and_no_echo(
+    sandboxes: Any, sync_config: Any, make_engine: Any, jira_mode: str
+) -> None:
+    servicenow, jira = sandboxes
+    sn = sn_incident(servicenow, "Report *slow* [again]",
+                     description="Steps:\n* open the report\n* wait {forever}")
+    key = jira_issue(jira, "Badge reader broken")
+    jira.add_comment(key, "Replaced the cable", internal=True)
+    config = sync_config()
+
+    first = sync(make_engine, config)
+
+    assert (first.created, first.comments, first.failed) == (2, 1, 0), first.failures
+    link = {lk.servicenow_id: lk.jira_key for lk in links(config)}[sn["sys_id"]]
+    engine = make_engine(config)
+    engine.open()
+    copy = engine.connectors["jira"].get_many([link], engine.vendor_fields["jira"])[link]
+    assert engine.incident(copy).description == "Steps:\n* open the report\n* wait {forever}"
+    assert engine.incident(copy).title == "Report *slow* [again]"
+    (back,) = [r for r in servicenow.rows("incident") if r["correlation_id"] == key]
+    assert [j["value"].split("\n\n", 1)[1] for j in servicenow.journal(back["sys_id"])] == [
+        "Replaced the cable"]
+    servicenow.log.clear()
+    jira.log.clear()
+    second = sync(make_engine, config)
+    assert (second.created, second.updated, second.comments) == (0, 0, 0)
+    assert writes(servicenow) == [] and writes(jira) == []
+
+
+def test_one_way_direction_creates_and_updates_only_towards_the_target(
+    sandboxes: Any, sync_config: Any, make_engine: Any
+) -> None:
+    servicenow, jira = sandboxes
+    sn = sn_incident(servicenow, "Only goes to Jira")
+    jira_issue(jira, "Stays in Jira")
+    config = sync_config(direction="servicenow-to-jira")
+
+    first = sync(make_engine, config)
+    assert (first.created, first.failed) == (1, 0), first.failures
+    assert len(servicenow.rows("incident")) == 1 and len(jira.issue_keys()) == 2
+
+    key = only_link(config).jira_key
+    jira.edit_issue(key, {"summary": "Edited in Jira"})
+    jira.add_comment(key, "Jira-only note")
+    servicenow.update("incident", sn["sys_id"], {"comments": "From ServiceNow"})
+    second = sync(make_engine, config)
+    assert (second.updated, second.comments, second.failed) == (0, 1, 0), second.failures
+    assert servicenow.get("incident", sn["sys_id"])["short_description"] == "Only goes to Jira"
+    assert [j["value"] for j in servicenow.journal(sn["sys_id"])] == ["From ServiceNow"]
