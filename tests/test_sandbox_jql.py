@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 
 from connectors.sandbox import jql
 from connectors.sandbox.jira import JiraSandbox
+from connectors.sandbox.jira_catalog import SearchCatalog
 from connectors.sandbox.jira_site import account_id_for
-from connectors.sandbox.jira_store import SearchCatalog
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -181,6 +181,15 @@ def test_unknown_field_and_unsupported_operator(site: JiraSandbox) -> None:
     assert error_of("assignee = nextWeek()", site) == "Unable to find JQL function 'nextWeek()'."
     assert error_of('summary ~ ""', site) == (
         "The field 'summary' does not support searching for an empty string.")
+
+
+def test_every_invalid_value_is_reported_at_once(site: JiraSandbox) -> None:
+    with pytest.raises(jql.JqlError) as caught:
+        search(site, "key in (OPS-98, OPS-1, OPS-99) AND status = Sleeping")
+    assert caught.value.messages == [
+        "An issue with key 'OPS-98' does not exist for field 'key'.",
+        "An issue with key 'OPS-99' does not exist for field 'key'.",
+        "The value 'Sleeping' does not exist for the field 'status'."]
 
 
 def test_key_clauses(site: JiraSandbox) -> None:

@@ -24,72 +24,36 @@ Contract:
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.sandbox import jira_site as site
-from connectors.sandbox import jql
 from connectors.sandbox.http import FaultPlan, Request, Response, SandboxServer
+from connectors.sandbox.jira_call import Call, bool_arg, csv_values, int_arg
+from connectors.sandbox.jira_jsm import ServiceDeskRoutes
 from connectors.sandbox.jira_render import Renderer, parse_field_selection
+from connectors.sandbox.jira_search import SearchRoutes
+from connectors.sandbox.jira_seed import seed_site
 from connectors.sandbox.jira_store import (
     JiraRejected,
     JiraState,
-    SearchCatalog,
+    StoredComment,
     StoredIssue,
     bad_request,
     collection,
     not_found,
 )
-from connectors.sandbox.seed import seed_incidents
+from connectors.sandbox.jira_users import UserRoutes
 
-CLOUD_SEARCH_CAP = 5000       # per page when only id/key are asked for
-CLOUD_SEARCH_FIELDS_CAP = 100  # per page when fields are asked for ("fewer may return")
-DC_SEARCH_CAP = 1000
-SEARCH_REMOVED = ("The requested API has been removed. Please migrate to the "
-                  "/rest/api/3/search/jql API. A full migration guideline is available at "
-                  "https://developer.atlassian.com/changelog/#CHANGE-2046")
 _API = r"/rest/api/(?P<v>2|3|latest)"
-_SEARCH_JQL_KEYS = {"jql", "nextPageToken", "maxResults", "fields", "expand", "properties",
-                    "fieldsByKeys", "failFast", "reconcileIssues"}
-_SEARCH_DC_KEYS = {"jql", "startAt", "maxResults", "validateQuery", "fields", "expand",
-                   "properties", "fieldsByKeys"}
-
-# The seed's neutral values as this site's options (documented for the mapping profile).
-SEED_IMPACT = {1: "Extensive / Widespread", 2: "Significant / Large", 3: "Moderate / Limited"}
-SEED_URGENCY = {1: "High", 2: "Medium", 3: "Low"}
-SEED_STATUS = {"new": "Open", "in_progress": "Work in progress", "on_hold": "Pending",
-               "resolved": "Resolved"}
-SEED_COMPONENT = {"network": "Network", "database": "Database", "hardware": "Hardware",
-                  "software": "Software", "inquiry": "Inquiry"}
-
-
-@dataclass
-class Call:
-    """One API request as a handler sees it: who, which API version, how to render."""
-
-    request: Request
-    version: str
-    render: Renderer
-    actor: str  # email of the authenticated user
-
-    def body(self) -> Any:
-        try:
-            return self.request.json()
-        except ValueError:
-            raise bad_request("Unexpected character in the request body: it is not valid "
-                              "JSON.") from None
 
 
 def _now() -> datetime:
     return datetime.now(UTC)
 
 
-class JiraSandbox(SandboxServer):
+class JiraSandbox(SearchRoutes, UserRoutes, ServiceDeskRoutes, SandboxServer):
     """Jira Cloud or Data Center (with JSM) as a stateful loopback HTTP server."""
 
     vendor = "jira"
@@ -116,11 +80,7 @@ class JiraSandbox(SandboxServer):
         self.state = JiraState(mode=mode, project=project, clock=lambda: self.clock())
         self._register_routes()
         if seed_incidents:
-            self._seed(seed_incidents, seed)
-
-    @property
-    def cloud(self) -> bool:
-        return self.mode == "cloud"
+            seed_site(self.state, seed_incidents, seed, actor=self._admin_email())
 
     # ---------------------------------------------------------------- hooks
 
@@ -283,10 +243,6 @@ class JiraSandbox(SandboxServer):
     def _resolutions(self, call: Call) -> Response:
         return Response(200, [call.render.named("resolution", r) for r in site.RESOLUTIONS])
 
-    def _check_project(self, ident: str) -> None:
-        if ident not in (site.PROJECT_ID, self.state.project):
-            raise not_found(f"No project could be found with key '{ident}'.")
-
     def _projects(self, call: Call) -> Response:
         return Response(200, [call.render.project_ref()])
 
@@ -295,8 +251,8 @@ class JiraSandbox(SandboxServer):
         return Response(200, call.render.project())
 
     def _page(self, call: Call, items: list[Any], key: str) -> Response:
-        start = _int_arg(call.request.arg("startAt"), 0, "startAt")
-        limit = _int_arg(call.request.arg("maxResults"), 50, "maxResults")
+        start = int_arg(call.request.arg("startAt"), 0, "startAt")
+        limit = int_arg(call.request.arg("maxResults"), 50, "maxResults")
         shown = items[start:start + limit]
         data = {"maxResults": limit, "startAt": start, "total": len(items), key: shown}
         if not self.cloud:
@@ -316,9 +272,6 @@ class JiraSandbox(SandboxServer):
         return self._page(call, _create_meta(call.render), "fields" if self.cloud else "values")
 
     # ---------------------------------------------------------------- issues
-
-    def _issue(self, call: Call) -> StoredIssue:
-        return self.state.find(call.request.params["key"])
 
     def _create(self, call: Call) -> Response:
         body = call.body()
@@ -353,16 +306,16 @@ class JiraSandbox(SandboxServer):
         request = call.request
         fields = parse_field_selection(request.args("fields"), "*all")
         return Response(200, call.render.issue(
-            issue, fields=fields, expand=_csv(request.args("expand")),
-            properties=_csv(request.args("properties"))))
+            issue, fields=fields, expand=csv_values(request.args("expand")),
+            properties=csv_values(request.args("properties"))))
 
     def _edit(self, call: Call) -> Response:
         issue = self._issue(call)
-        _bool_arg(call.request.arg("notifyUsers"), "notifyUsers")
+        bool_arg(call.request.arg("notifyUsers"), "notifyUsers")
         self.state.edit(issue, call.body() or {}, version=call.version, actor=call.actor)
-        if _bool_arg(call.request.arg("returnIssue"), "returnIssue"):
+        if bool_arg(call.request.arg("returnIssue"), "returnIssue"):
             return Response(200, call.render.issue(
-                issue, fields=site.ALL_FIELD_IDS, expand=_csv(call.request.args("expand"))))
+                issue, fields=site.ALL_FIELD_IDS, expand=csv_values(call.request.args("expand"))))
         return Response(204)
 
     def _delete(self, call: Call) -> Response:
@@ -377,7 +330,7 @@ class JiraSandbox(SandboxServer):
 
     def _transitions(self, call: Call) -> Response:
         issue = self._issue(call)
-        with_fields = "transitions.fields" in _csv(call.request.args("expand"))
+        with_fields = "transitions.fields" in csv_values(call.request.args("expand"))
         wanted = call.request.arg("transitionId")
         result = []
         for transition in site.transitions_from(issue.status):
@@ -405,8 +358,8 @@ class JiraSandbox(SandboxServer):
     def _comments(self, call: Call) -> Response:
         issue = self._issue(call)
         request = call.request
-        start = _int_arg(request.arg("startAt"), 0, "startAt")
-        limit = min(_int_arg(request.arg("maxResults"), 100, "maxResults"), 5000)
+        start = int_arg(request.arg("startAt"), 0, "startAt")
+        limit = min(int_arg(request.arg("maxResults"), 100, "maxResults"), 5000)
         order = request.arg("orderBy") or "created"
         if order.lstrip("+-") != "created":
             raise bad_request(f"Invalid orderBy value '{order}'; use created, +created or "
@@ -416,7 +369,7 @@ class JiraSandbox(SandboxServer):
         return Response(200, call.render.comment_page(
             issue, comments[start:start + limit], start=start, limit=limit,
             total=len(comments),
-            with_properties="properties" in _csv(request.args("expand"))))
+            with_properties="properties" in csv_values(request.args("expand"))))
 
     def _add_comment(self, call: Call) -> Response:
         issue = self._issue(call)
@@ -427,9 +380,9 @@ class JiraSandbox(SandboxServer):
             issue, body.get("body"), version=call.version, actor=call.actor,
             visibility=body.get("visibility"), properties=body.get("properties"))
         return Response(201, call.render.comment(
-            issue, comment, with_properties="properties" in _csv(call.request.args("expand"))))
+            issue, comment, with_properties=_expands(call, "properties")))
 
-    def _find_comment(self, call: Call) -> tuple[StoredIssue, Any]:
+    def _find_comment(self, call: Call) -> tuple[StoredIssue, StoredComment]:
         issue = self._issue(call)
         wanted = int(call.request.params["comment"])
         comment = next((c for c in issue.comments if c.id == wanted), None)
@@ -440,7 +393,7 @@ class JiraSandbox(SandboxServer):
     def _comment(self, call: Call) -> Response:
         issue, comment = self._find_comment(call)
         return Response(200, call.render.comment(
-            issue, comment, with_properties="properties" in _csv(call.request.args("expand"))))
+            issue, comment, with_properties=_expands(call, "properties")))
 
     def _edit_comment(self, call: Call) -> Response:
         issue, comment = self._find_comment(call)
@@ -528,8 +481,8 @@ class JiraSandbox(SandboxServer):
 
     def _changelog(self, call: Call) -> Response:
         issue = self._issue(call)
-        start = _int_arg(call.request.arg("startAt"), 0, "startAt")
-        limit = min(_int_arg(call.request.arg("maxResults"), 100, "maxResults"), 100)
+        start = int_arg(call.request.arg("startAt"), 0, "startAt")
+        limit = min(int_arg(call.request.arg("maxResults"), 100, "maxResults"), 100)
         shown = issue.history[start:start + limit]
         is_last = start + len(shown) >= len(issue.history)
         base = f"{call.render.api}/issue/{issue.key}/changelog"
@@ -541,253 +494,6 @@ class JiraSandbox(SandboxServer):
         if not is_last:
             data["nextPage"] = f"{base}?maxResults={limit}&startAt={start + limit}"
         return Response(200, data)
-
-    # ---------------------------------------------------------------- search
-
-    def _bind(self, call: Call, text: str, *, strict: bool = True) -> jql.BoundQuery:
-        try:
-            return jql.bind(jql.parse(text), SearchCatalog(self.state, call.actor),
-                            strict=strict)
-        except jql.JqlError as exc:
-            raise bad_request(exc.message) from None
-
-    def _matching(self, bound: jql.BoundQuery) -> list[StoredIssue]:
-        found = [i for i in self.state.issues.values() if bound.matches(i)]
-        if bound.order:
-            return bound.sort(found, tiebreak=lambda i: i.id)
-        return sorted(found, key=lambda i: (i.created, i.id), reverse=True)
-
-    def _search_params(self, call: Call, allowed: set[str]) -> dict[str, Any]:
-        """GET query or POST body as one dict (lists for fields/expand/properties)."""
-        if call.request.method == "POST":
-            body = call.body()
-            if not isinstance(body, dict):
-                raise bad_request("Can not deserialize the request body.")
-            for key in body:
-                if key not in allowed:
-                    raise bad_request(f'Unrecognized field "{key}"')
-            params = {k: v for k, v in body.items() if v is not None}
-            for key in ("expand", "properties"):
-                if isinstance(params.get(key), str):
-                    params[key] = _csv([params[key]])
-            return params
-        request = call.request
-        params = {k: request.arg(k) for k in allowed if request.arg(k) is not None}
-        params["fields"] = request.args("fields")
-        params["expand"] = _csv(request.args("expand"))
-        params["properties"] = _csv(request.args("properties"))
-        params["reconcileIssues"] = request.args("reconcileIssues")
-        return params
-
-    def _render_issues(self, call: Call, issues: list[StoredIssue], fields: list[str],
-                       params: dict[str, Any]) -> list[dict[str, Any]]:
-        expand = params.get("expand") or []
-        if isinstance(expand, str):
-            expand = _csv([expand])
-        return [call.render.issue(i, fields=fields, expand=expand,
-                                  properties=params.get("properties") or [], in_search=True)
-                for i in issues]
-
-    def _search_jql(self, call: Call) -> Response:
-        if not self.cloud:
-            return self.error_response(404, f"No such resource: {call.request.path}")
-        params = self._search_params(call, _SEARCH_JQL_KEYS)
-        text = str(params.get("jql") or "")
-        bound = self._bind(call, text)
-        if not bound.query.bounded:
-            raise bad_request("Unbounded JQL queries are not allowed here. Please add a search "
-                              "restriction to your query.")
-        if len(params.get("properties") or []) > 5:
-            raise bad_request("You can request at most 5 issue properties.")
-        if len(params.get("reconcileIssues") or []) > 50:
-            raise bad_request("You can reconcile at most 50 issues.")
-        fields = parse_field_selection(params.get("fields") or [], "id")
-        cap = CLOUD_SEARCH_CAP if all(f in ("id", "key") for f in fields) else \
-            CLOUD_SEARCH_FIELDS_CAP
-        limit = _int_arg(params.get("maxResults"), 50, "maxResults") or 50
-        limit = min(limit, cap)
-        fingerprint = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
-        offset = _read_token(params.get("nextPageToken"), fingerprint)
-        issues = self._matching(bound)
-        page = issues[offset:offset + limit]
-        data: dict[str, Any] = {"issues": self._render_issues(call, page, fields, params)}
-        is_last = offset + len(page) >= len(issues)
-        if not is_last:
-            data["nextPageToken"] = _make_token(offset + len(page), fingerprint)
-        data["isLast"] = is_last
-        if "names" in (params.get("expand") or []):
-            data["names"] = {f: site.field_name(f) for f in fields if f not in ("id", "key")}
-        return Response(200, data)
-
-    def _approximate_count(self, call: Call) -> Response:
-        if not self.cloud:
-            return self.error_response(404, f"No such resource: {call.request.path}")
-        body = call.body()
-        if not isinstance(body, dict) or set(body) - {"jql"}:
-            raise bad_request("The request body must be {\"jql\": \"...\"}.")
-        bound = self._bind(call, str(body.get("jql") or ""))
-        if not bound.query.bounded:
-            raise bad_request("Unbounded JQL queries are not allowed here. Please add a search "
-                              "restriction to your query.")
-        return Response(200, {"count": len(self._matching(bound))})
-
-    def _search_legacy(self, call: Call) -> Response:
-        if self.cloud:
-            return Response(410, collection([SEARCH_REMOVED]))
-        params = self._search_params(call, _SEARCH_DC_KEYS)
-        validate = str(params.get("validateQuery", "strict")).casefold()
-        if validate not in ("strict", "warn", "none", "true", "false"):
-            raise bad_request(f"Invalid validateQuery value '{validate}'.")
-        strict = validate in ("strict", "true")
-        bound = self._bind(call, str(params.get("jql") or ""), strict=strict)
-        fields = parse_field_selection(params.get("fields") or [], "*navigable")
-        start = _int_arg(params.get("startAt"), 0, "startAt")
-        limit = min(_int_arg(params.get("maxResults"), 50, "maxResults"), DC_SEARCH_CAP)
-        issues = self._matching(bound)
-        page = issues[start:start + limit]
-        data: dict[str, Any] = {
-            "expand": "schema,names", "startAt": start, "maxResults": limit,
-            "total": len(issues), "isLast": start + len(page) >= len(issues),
-            "issues": self._render_issues(call, page, fields, params),
-        }
-        if bound.warnings and validate == "warn":
-            data["warningMessages"] = bound.warnings
-        return Response(200, data)
-
-    # ---------------------------------------------------------------- users
-
-    def _user(self, call: Call) -> Response:
-        request = call.request
-        if self.cloud:
-            ident = request.arg("accountId")
-            if not ident:
-                raise bad_request("The accountId query parameter needs to be provided.")
-            user = next((u for u in site.SITE_USERS if u.account_id == ident), None)
-            missing = f"The user with account ID '{ident}' does not exist."
-        else:
-            name, key = request.arg("username"), request.arg("key")
-            if not name and not key:
-                raise bad_request("Either the 'username' or the 'key' query parameter must "
-                                  "be provided.")
-            user = next((u for u in site.SITE_USERS
-                         if (name and u.name == name) or (key and u.key == key)), None)
-            missing = f"The user named '{name or key}' does not exist"
-        if user is None:
-            raise not_found(missing)
-        return Response(200, call.render.user(user.email, full=True))
-
-    def _matching_users(self, term: str | None) -> list[site.SiteUser]:
-        if not term:
-            return list(site.SITE_USERS)
-        folded = term.casefold()
-        found = []
-        for user in site.SITE_USERS:
-            words = [user.email.casefold(), user.display_name.casefold(),
-                     *user.display_name.casefold().split()]
-            if not self.cloud:
-                words.append(user.name.casefold())
-            if any(word.startswith(folded) for word in words):
-                found.append(user)
-        return found
-
-    def _user_term(self, call: Call) -> str | None:
-        request = call.request
-        if self.cloud and request.arg("username"):
-            raise bad_request("The query parameter 'username' is not supported in GDPR "
-                              "strict mode.")
-        return request.arg("query") or request.arg("username")
-
-    def _users_page(self, call: Call, users: list[site.SiteUser]) -> Response:
-        start = _int_arg(call.request.arg("startAt"), 0, "startAt")
-        limit = _int_arg(call.request.arg("maxResults"), 50, "maxResults")
-        return Response(200, [call.render.user(u.email) for u in users[start:start + limit]])
-
-    def _user_search(self, call: Call) -> Response:
-        term = self._user_term(call)
-        if not term:
-            raise bad_request("One of 'query' or 'username' query parameters needs to be "
-                              "provided.")
-        return self._users_page(call, self._matching_users(term))
-
-    def _assignable(self, call: Call) -> Response:
-        request = call.request
-        project, key = request.arg("project"), request.arg("issueKey")
-        if not project and not key:
-            raise bad_request("A project key or an issue key must be provided.")
-        if project:
-            self._check_project(project)
-        if key:
-            self.state.find(key)
-        return self._users_page(call, self._matching_users(self._user_term(call)))
-
-    # ---------------------------------------------------------------- JSM
-
-    def _jsm_info(self, call: Call) -> Response:
-        return Response(200, {"version": "10.3.0" if not self.cloud else "",
-                              "platformVersion": "9.12.0" if not self.cloud else "",
-                              "_links": {"self": f"{self._base()}/rest/servicedeskapi/info"}})
-
-    def _service_desks(self, call: Call) -> Response:
-        base = f"{self._base()}/rest/servicedeskapi/servicedesk"
-        return Response(200, {
-            "size": 1, "start": 0, "limit": 50, "isLastPage": True,
-            "values": [{"id": site.SERVICE_DESK_ID, "projectId": site.PROJECT_ID,
-                        "projectName": site.PROJECT_NAME, "projectKey": self.state.project,
-                        "_links": {"self": f"{base}/{site.SERVICE_DESK_ID}"}}],
-            "_links": {"base": self._base(), "context": "", "self": base},
-        })
-
-    def _jsm_comment(self, issue: StoredIssue, comment: Any) -> dict[str, Any]:
-        user = site.user_by_email(comment.author)
-        author: dict[str, Any] = {"emailAddress": comment.author,
-                                  "displayName": user.display_name if user else comment.author,
-                                  "active": True, "timeZone": "UTC"}
-        if user and self.cloud:
-            author["accountId"] = user.account_id
-        elif user:
-            author.update({"name": user.name, "key": user.key})
-        created = comment.created
-        base = f"{self._base()}/rest/servicedeskapi/request/{issue.id}/comment"
-        return {
-            "id": str(comment.id), "body": comment.body.text, "public": not comment.internal,
-            "author": author,
-            "created": {"iso8601": created.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                        "jira": site.jira_time(created),
-                        "friendly": created.strftime("%d/%b/%y %I:%M %p"),
-                        "epochMillis": int(created.timestamp() * 1000)},
-            "_links": {"self": f"{base}/{comment.id}"},
-        }
-
-    def _jsm_comments(self, call: Call) -> Response:
-        issue = self._issue(call)
-        request = call.request
-        public = _bool_arg(request.arg("public"), "public", default=True)
-        internal = _bool_arg(request.arg("internal"), "internal", default=True)
-        start = _int_arg(request.arg("start"), 0, "start")
-        limit = _int_arg(request.arg("limit"), 50, "limit")
-        comments = [c for c in issue.comments if (c.internal and internal)
-                    or (not c.internal and public)]
-        shown = comments[start:start + limit]
-        base = f"{self._base()}/rest/servicedeskapi/request/{issue.key}/comment"
-        return Response(200, {
-            "size": len(shown), "start": start, "limit": limit,
-            "isLastPage": start + len(shown) >= len(comments),
-            "values": [self._jsm_comment(issue, c) for c in shown],
-            "_links": {"base": self._base(), "context": "", "self": base},
-        })
-
-    def _jsm_add_comment(self, call: Call) -> Response:
-        issue = self._issue(call)
-        body = call.body()
-        if not isinstance(body, dict) or not isinstance(body.get("body"), str):
-            raise bad_request("The comment body must be a string (plain text or wiki "
-                              "markup).")
-        public = body.get("public", True)
-        if not isinstance(public, bool):
-            raise bad_request("'public' must be true or false.")
-        comment = self.state.add_comment(issue, body["body"], version="2", actor=call.actor,
-                                         internal=not public)
-        return Response(201, self._jsm_comment(issue, comment))
 
     # ---------------------------------------------------------------- in-process helpers
 
@@ -851,111 +557,11 @@ class JiraSandbox(SandboxServer):
         with self.lock:
             self.state.delete(self.state.find(key))
 
-    # ---------------------------------------------------------------- seeding
-
-    def _seed(self, count: int, seed: int) -> None:
-        """Issues from the shared seed, each status reached along the workflow."""
-        moment = [datetime(2026, 1, 5, 8, 0, tzinfo=UTC)]
-        real_clock = self.state.clock
-        self.state.clock = lambda: moment[0]
-        try:
-            for incident in seed_incidents(count, seed):
-                moment[0] = incident.opened_at
-                priority = ["Highest", "High", "Medium", "Low", "Lowest"][
-                    _itil(incident.impact, incident.urgency) - 1]
-                reporter = site.user_by_email(incident.caller_email)
-                fields: dict[str, Any] = {
-                    "project": {"key": self.state.project}, "issuetype": {"name": "Incident"},
-                    "summary": incident.title, "description": incident.description,
-                    "priority": {"name": priority},
-                    "components": [{"name": SEED_COMPONENT[incident.category]}],
-                    "customfield_10004": {"value": SEED_IMPACT[incident.impact]},
-                    "customfield_10005": {"value": SEED_URGENCY[incident.urgency]},
-                    "customfield_10006": incident.group,
-                    "customfield_10007": incident.subcategory,
-                }
-                if reporter:
-                    fields["reporter"] = self._ref(reporter)
-                assignee = site.user_by_email(incident.assignee_email or "")
-                if assignee:
-                    fields["assignee"] = self._ref(assignee)
-                issue = self.state.create({"fields": fields}, version="2",
-                                          actor=self._admin_email())
-                target = site.find_status(SEED_STATUS[incident.status])
-                assert target is not None
-                for step in site.workflow_path(issue.status, target.id) or []:
-                    moment[0] += timedelta(minutes=3)
-                    body: dict[str, Any] = {"transition": {"id": step.id}}
-                    if site.status_by_id(step.target).is_done:
-                        body["fields"] = {"resolution": {"name": "Fixed"}}
-                    self.state.transition(issue, body, version="2", actor=self._admin_email())
-                for comment in incident.comments:
-                    moment[0] += timedelta(minutes=5)
-                    self.state.add_comment(issue, comment.body, version="2",
-                                           actor=comment.author_email,
-                                           internal=comment.internal)
-        finally:
-            self.state.clock = real_clock
-
-    def _ref(self, user: site.SiteUser) -> dict[str, str]:
-        return {"accountId": user.account_id} if self.cloud else {"name": user.name}
-
-
 # ------------------------------------------------------------------ helpers
 
 
-def _itil(impact: int, urgency: int) -> int:
-    # The ITIL matrix (same as mappings.model.itil_priority); the sandbox does not
-    # import mappings, so the three-by-three table is restated here.
-    return {2: 1, 3: 2, 4: 3, 5: 4, 6: 5}[impact + urgency]
-
-
-def _csv(values: list[str] | Any) -> list[str]:
-    if isinstance(values, str):
-        values = [values]
-    return [part.strip() for value in values or [] for part in str(value).split(",")
-            if part.strip()]
-
-
-def _int_arg(value: Any, default: int, name: str) -> int:
-    if value is None or value == "":
-        return default
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise bad_request(f"The '{name}' parameter must be an integer, got '{value}'.") from None
-    if number < 0:
-        raise bad_request(f"The '{name}' parameter must not be negative.")
-    return number
-
-
-def _bool_arg(value: Any, name: str, *, default: bool = False) -> bool:
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return value
-    folded = str(value).casefold()
-    if folded not in ("true", "false"):
-        raise bad_request(f"The '{name}' parameter must be true or false, got '{value}'.")
-    return folded == "true"
-
-
-def _make_token(offset: int, fingerprint: str) -> str:
-    raw = json.dumps({"o": offset, "q": fingerprint}).encode("utf-8")
-    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
-
-
-def _read_token(token: Any, fingerprint: str) -> int:
-    if not token:
-        return 0
-    try:
-        padded = str(token) + "=" * (-len(str(token)) % 4)
-        data = json.loads(base64.urlsafe_b64decode(padded))
-        if data["q"] != fingerprint:
-            raise ValueError("token belongs to another query")
-        return int(data["o"])
-    except (ValueError, KeyError, TypeError):
-        raise bad_request("The provided next page token is invalid or expired.") from None
+def _expands(call: Call, what: str) -> bool:
+    return what in csv_values(call.request.args("expand"))
 
 
 def _resolution_meta(render: Renderer) -> dict[str, Any]:

@@ -70,12 +70,15 @@ EMPTY_VALUE = _Empty()
 
 
 class JqlError(ValueError):
-    """Invalid JQL. ``message`` is Jira's errorMessages text; ``warning`` marks the
-    errors Jira only warns about when validation is off (values that don't exist)."""
+    """Invalid JQL. ``message`` is Jira's errorMessages text (``messages`` all of them,
+    as Jira reports every invalid clause at once); ``warning`` marks the errors Jira
+    only warns about when validation is off (values that don't exist)."""
 
-    def __init__(self, message: str, *, warning: bool = False) -> None:
+    def __init__(self, message: str, *, warning: bool = False,
+                 messages: list[str] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.messages = messages or [message]
         self.warning = warning
 
 
@@ -491,7 +494,11 @@ def bind(query: Query, catalog: Catalog, *, strict: bool = True) -> BoundQuery:
     """Check ``query`` against ``catalog``; with ``strict=False`` value errors become
     warnings (the clause then matches nothing), like Jira's validateQuery=warn."""
     warnings: list[str] = []
-    predicate = _compile(query.where, catalog, strict, warnings) if query.where else _always
+    errors: list[str] = []
+    predicate = (_compile(query.where, catalog, strict, warnings, errors) if query.where
+                 else _always)
+    if errors:
+        raise JqlError(errors[0], messages=errors)
     order: list[tuple[Field, bool]] = []
     for sort in query.order:
         sort_field = catalog.field(sort.field)
@@ -519,22 +526,26 @@ def _unknown_field(name: str) -> str:
     return f"Field '{name}' does not exist or you do not have permission to view it."
 
 
-def _compile(node: Node, catalog: Catalog, strict: bool, warnings: list[str]
-             ) -> Callable[[Any], bool]:
+def _compile(node: Node, catalog: Catalog, strict: bool, warnings: list[str],
+             errors: list[str]) -> Callable[[Any], bool]:
     if isinstance(node, And):
-        parts = [_compile(p, catalog, strict, warnings) for p in node.parts]
+        parts = [_compile(p, catalog, strict, warnings, errors) for p in node.parts]
         return lambda issue: all(p(issue) for p in parts)
     if isinstance(node, Or):
-        parts = [_compile(p, catalog, strict, warnings) for p in node.parts]
+        parts = [_compile(p, catalog, strict, warnings, errors) for p in node.parts]
         return lambda issue: any(p(issue) for p in parts)
     if isinstance(node, Not):
-        inner = _compile(node.part, catalog, strict, warnings)
+        inner = _compile(node.part, catalog, strict, warnings, errors)
         return lambda issue: not inner(issue)
-    return _compile_clause(node, catalog, strict, warnings)
+    try:
+        return _compile_clause(node, catalog, strict, warnings, errors)
+    except JqlError as exc:
+        errors.append(exc.message)
+        return _never
 
 
-def _compile_clause(clause: Clause, catalog: Catalog, strict: bool, warnings: list[str]
-                    ) -> Callable[[Any], bool]:
+def _compile_clause(clause: Clause, catalog: Catalog, strict: bool, warnings: list[str],
+                    errors: list[str]) -> Callable[[Any], bool]:
     target = catalog.field(clause.field)
     if target is None:
         raise JqlError(_unknown_field(clause.field))
@@ -551,9 +562,7 @@ def _compile_clause(clause: Clause, catalog: Catalog, strict: bool, warnings: li
             literals.append(_operand_values(operand, target, catalog))
         except JqlError as exc:
             # validateQuery=warn: a value that doesn't exist is dropped, the rest count.
-            if not exc.warning or strict:
-                raise
-            warnings.append(exc.message)
+            (warnings if exc.warning and not strict else errors).append(exc.message)
     if not literals:
         return _never
     wants_empty = any(values is None for values in literals)

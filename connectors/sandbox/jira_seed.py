@@ -1,0 +1,80 @@
+"""Seeding the Jira sandbox from the shared seed incidents.
+
+Contract: :func:`seed_site` creates one issue per
+:func:`connectors.sandbox.seed.seed_incidents` entry, through the same
+validation as the API: summary, description, priority from the ITIL matrix,
+component from the category, Impact/Urgency/Assignment group/Subcategory
+custom fields, reporter and assignee; the status is reached along the
+workflow (resolution "Fixed" when resolved) and the comments are added public
+or internal. Times come from the seed (``opened_at``, then a few minutes per
+step), not from the sandbox clock.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from connectors.sandbox import jira_site as site
+from connectors.sandbox.jira_store import JiraState
+from connectors.sandbox.seed import seed_incidents
+
+# The seed's neutral values as this site's options (documented for the mapping profile).
+SEED_IMPACT = {1: "Extensive / Widespread", 2: "Significant / Large", 3: "Moderate / Limited"}
+SEED_URGENCY = {1: "High", 2: "Medium", 3: "Low"}
+SEED_STATUS = {"new": "Open", "in_progress": "Work in progress", "on_hold": "Pending",
+               "resolved": "Resolved"}
+SEED_COMPONENT = {"network": "Network", "database": "Database", "hardware": "Hardware",
+                  "software": "Software", "inquiry": "Inquiry"}
+PRIORITY_NAMES = ["Highest", "High", "Medium", "Low", "Lowest"]
+
+
+def itil_priority(impact: int, urgency: int) -> int:
+    # The ITIL matrix (as mappings.model.itil_priority); the sandbox does not import
+    # mappings, and for 1..3 x 1..3 the matrix is the sum minus one.
+    return impact + urgency - 1
+
+
+def seed_site(state: JiraState, count: int, seed: int, *, actor: str) -> None:
+    """Issues from the shared seed, each status reached along the workflow."""
+    moment: list[datetime] = []
+    real_clock = state.clock
+    state.clock = lambda: moment[0]
+    try:
+        for incident in seed_incidents(count, seed):
+            moment[:] = [incident.opened_at]
+            fields: dict[str, Any] = {
+                "project": {"key": state.project}, "issuetype": {"name": "Incident"},
+                "summary": incident.title, "description": incident.description,
+                "priority": {"name": PRIORITY_NAMES[
+                    itil_priority(incident.impact, incident.urgency) - 1]},
+                "components": [{"name": SEED_COMPONENT[incident.category]}],
+                "customfield_10004": {"value": SEED_IMPACT[incident.impact]},
+                "customfield_10005": {"value": SEED_URGENCY[incident.urgency]},
+                "customfield_10006": incident.group,
+                "customfield_10007": incident.subcategory,
+            }
+            for name, email in (("reporter", incident.caller_email),
+                                ("assignee", incident.assignee_email)):
+                user = site.user_by_email(email) if email else None
+                if user is not None:
+                    fields[name] = _user_ref(state, user)
+            issue = state.create({"fields": fields}, version="2", actor=actor)
+            target = site.find_status(SEED_STATUS[incident.status])
+            assert target is not None, incident.status
+            for step in site.workflow_path(issue.status, target.id) or []:
+                moment[0] += timedelta(minutes=3)
+                body: dict[str, Any] = {"transition": {"id": step.id}}
+                if site.status_by_id(step.target).is_done:
+                    body["fields"] = {"resolution": {"name": "Fixed"}}
+                state.transition(issue, body, version="2", actor=actor)
+            for comment in incident.comments:
+                moment[0] += timedelta(minutes=5)
+                state.add_comment(issue, comment.body, version="2",
+                                  actor=comment.author_email, internal=comment.internal)
+    finally:
+        state.clock = real_clock
+
+
+def _user_ref(state: JiraState, user: site.SiteUser) -> dict[str, str]:
+    return {"accountId": user.account_id} if state.cloud else {"name": user.name}
