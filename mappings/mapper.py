@@ -136,12 +136,13 @@ def to_incident(
 def _lookup_from(rule: FieldRule, side: str, value: Any) -> Any:
     """The neutral value for a vendor value, or MISSING when nothing maps it."""
     table = rule.from_maps.get(side)
-    if table is not None:
-        lookup = str(value)
-        if lookup in table:
-            return table[lookup]
-        if WILDCARD in table:
-            return table[WILDCARD]
+    if table is None:
+        return MISSING  # no map on this side: the value is taken as it is
+    lookup = str(value)
+    if lookup in table:
+        return table[lookup]
+    if WILDCARD in table:
+        return table[WILDCARD]
     if rule.default is not None:
         return rule.default
     return MISSING

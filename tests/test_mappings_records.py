@@ -251,3 +251,18 @@ def test_same_incident_gives_the_same_fields_and_losses() -> None:
     first = to_fields("servicenow", incident, PROFILE, ADF)
     second = to_fields("servicenow", incident.model_copy(deep=True), PROFILE, ADF)
     assert first == second
+
+
+def test_default_applies_only_to_values_a_map_does_not_know(tmp_path: Path) -> None:
+    path = tmp_path / "team.toml"
+    path.write_text(
+        'extends = "default"\n[fields.category]\ndefault = "inquiry"\n', encoding="utf-8")
+    profile = load_profile(str(path))
+    # ServiceNow has no category map: its values are taken as they are.
+    assert to_incident("servicenow", {"category": "facilities"}, profile).category == (
+        "facilities")
+    # On Jira an unknown component falls back to the default; a known one maps.
+    assert to_incident("jira", {"components": [{"name": "Facilities"}]}, profile,
+                       ADF).category == "inquiry"
+    assert to_incident("jira", {"components": [{"name": "Database"}]}, profile,
+                       ADF).category == "database"
