@@ -591,3 +591,27 @@ def test_seeded_issues_follow_the_seed(cloud: JiraSandbox, v2: Api) -> None:
         assert (fields["resolution"] is not None) == (seeded.status == "resolved")
         assert fields["created"] == datetime.strftime(
             seeded.opened_at, "%Y-%m-%dT%H:%M:%S.000+0000")
+
+
+def test_issue_get_honours_fields_expand_and_properties(cloud: JiraSandbox, v2: Api,
+                                                        clock: Clock) -> None:
+    key = cloud.create_issue({"summary": "Expand me", "description": "a < b\n\nnext"})
+    v2.put(f"issue/{key}/properties/snow.sync", {"sys_id": "abc"})
+    for n in range(3):
+        clock.tick(minutes=1)
+        cloud.edit_issue(key, {"summary": f"Expand me {n}"})
+    issue = v2.get(f"issue/{key}", fields="summary,description",
+                   expand="renderedFields,names,changelog", properties="snow.sync").json()
+    assert set(issue["fields"]) == {"summary", "description"}
+    assert issue["renderedFields"]["description"] == "<p>a &lt; b</p><p>next</p>"
+    assert issue["names"] == {"summary": "Summary", "description": "Description"}
+    assert issue["changelog"]["total"] == 3
+    assert issue["properties"] == {"snow.sync": {"sys_id": "abc"}}
+    page = v2.get(f"issue/{key}/changelog", startAt=0, maxResults=2).json()
+    assert (page["isLast"], len(page["values"])) == (False, 2)
+    rest = v2.session.get(page["nextPage"]).json()
+    assert rest["isLast"] is True
+    assert rest["values"][0]["items"] == [{"field": "summary", "fieldtype": "jira",
+                                           "fieldId": "summary",
+                                           "fromString": "Expand me 1",
+                                           "toString": "Expand me 2"}]

@@ -14,7 +14,9 @@ Contract:
   globalId), changelog, users, the JSM request-comment and servicedesk
   endpoints, and ``listApplicationlinks``. The site is fixed by
   ``jira_site.py``; rules and state live in ``jira_store.py``, JSON views in
-  ``jira_render.py``, JQL in ``jql.py``.
+  ``jira_render.py``, JQL in ``jql.py`` (over ``jira_catalog.py``); the search,
+  user and JSM routes in ``jira_search.py``, ``jira_users.py``, ``jira_jsm.py``;
+  seeding in ``jira_seed.py``.
 - Errors are Jira ErrorCollections; 429 carries the rate-limit headers of the
   mode. Every in-process helper (:meth:`create_issue`, :meth:`edit_issue`,
   :meth:`transition_issue`, :meth:`add_comment`, :meth:`issue`, ...) runs the same
