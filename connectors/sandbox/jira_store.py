@@ -139,6 +139,7 @@ class JiraState:
         self.project = project
         self.clock = clock
         self.issues: dict[int, StoredIssue] = {}
+        self._ids_by_key: dict[str, int] = {}  # so key lookups stay O(1) on big seeds
         self._next_issue_id = 10001
         self._next_number = 1
         self._next_comment_id = 10000
@@ -158,15 +159,14 @@ class JiraState:
         if id_or_key.isdigit():
             issue = self.issues.get(int(id_or_key))
         else:
-            wanted = id_or_key.upper()
-            issue = next((i for i in self.issues.values() if i.key == wanted), None)
+            issue = self.by_key(id_or_key)
         if issue is None:
             raise not_found()
         return issue
 
     def by_key(self, key: str) -> StoredIssue | None:
-        wanted = key.upper()
-        return next((i for i in self.issues.values() if i.key == wanted), None)
+        issue_id = self._ids_by_key.get(key.upper())
+        return None if issue_id is None else self.issues.get(issue_id)
 
     def user_ref(self, value: Any, field_id: str) -> site.SiteUser | None:
         """The user a request's ``{"accountId"}`` / ``{"name"}`` refers to (None = nobody)."""
@@ -239,6 +239,7 @@ class JiraState:
         self._next_issue_id += 1
         self._next_number += 1
         self.issues[issue.id] = issue
+        self._ids_by_key[issue.key] = issue.id
         for key_value in body.get("properties") or []:
             issue.properties[str(key_value["key"])] = key_value.get("value")
         for comment_body in comments:
@@ -521,6 +522,7 @@ class JiraState:
 
     def delete(self, issue: StoredIssue) -> None:
         del self.issues[issue.id]
+        self._ids_by_key.pop(issue.key, None)
 
     def set_property(self, issue: StoredIssue, key: str, raw: bytes) -> bool:
         """Store an issue property; True when it was created (201), False updated (200)."""
