@@ -346,3 +346,14 @@ def test_comment_update_changes_body_and_updated(site: Site) -> None:
     again = site.client.comment(issue.key, comment.id)
     assert again.body == "better words"
     assert again.jsdPublic is True
+
+
+def test_personal_access_token_works_on_data_center_only(site: Site) -> None:
+    client = JIRA(site.sandbox.url, token_auth="sandbox", max_retries=0,
+                  get_server_info=False)
+    if site.cloud:
+        with pytest.raises(JIRAError) as caught:
+            client.myself()
+        assert caught.value.status_code == 401
+    else:
+        assert client.myself()["name"] == "admin"
