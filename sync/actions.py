@@ -24,6 +24,11 @@ from sync.rules import RuleFiring
 _EXCERPT = 60
 
 
+def side_title(side: str) -> str:
+    """How humans name a side in plans, attribution lines and summaries."""
+    return {"servicenow": "ServiceNow", "jira": "Jira"}.get(str(side), str(side))
+
+
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= _EXCERPT else text[: _EXCERPT - 1] + "…"
@@ -61,8 +66,9 @@ class CreateRecord:
     losses: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
-        text = (f"create on {self.target_side} from {self.source_side} "
-                f"{self.source_display}: {excerpt(self.title)!r}")
+        text = (f"create in {side_title(self.target_side)} from "
+                f"{side_title(self.source_side)} {self.source_display}: "
+                f"{excerpt(self.title)!r}")
         if self.losses:
             text += f" (lossy: {', '.join(self.losses)})"
         return text
@@ -89,7 +95,7 @@ class AdoptRecord:
     reason: str
 
     def describe(self) -> str:
-        sides = " <-> ".join(f"{side} {self.displays[side]}" for side in self.ids)
+        sides = " <-> ".join(f"{side_title(side)} {self.displays[side]}" for side in self.ids)
         return f"link existing {sides} ({self.reason})"
 
     def to_json(self) -> dict[str, Any]:
@@ -116,7 +122,7 @@ class UpdateFields:
             if change.field == "status":
                 text += " (status transition)"
             parts.append(text)
-        return f"update {self.side} {self.display}: " + "; ".join(parts)
+        return f"update {side_title(self.side)} {self.display}: " + "; ".join(parts)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -143,8 +149,8 @@ class AddComment:
     text: str                        # the neutral text, for humans
 
     def describe(self) -> str:
-        return (f"comment {self.source_side}:{self.source_comment_id} -> {self.target_side} "
-                f"{self.target_display} ({self.visibility}): {excerpt(self.text)!r}")
+        return (f"copy {self.visibility} comment to {side_title(self.target_side)}: "
+                f"{excerpt(self.text)!r}")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -167,9 +173,11 @@ class RecordConflict:
 
     def describe(self) -> str:
         c = self.conflict
-        values = ", ".join(f"{side} {_short(value)}" for side, value in c.values.items())
-        bases = ", ".join(f"{side} {_short(value)}" for side, value in c.base.items())
-        outcome = "left as is (manual)" if c.resolution == "manual" else f"{c.resolution} wins"
+        values = ", ".join(f"{side_title(side)} {_short(value)}"
+                           for side, value in c.values.items())
+        bases = ", ".join(f"{side_title(side)} {_short(value)}" for side, value in c.base.items())
+        outcome = ("both left as they are (manual)" if c.resolution == "manual"
+                   else f"{side_title(c.resolution)} wins")
         return (f"conflict on {c.field}: {values} (was {bases}); {outcome} "
                 f"by {c.policy}")
 
@@ -196,7 +204,7 @@ class ReportOrphan:
     reason: str
 
     def describe(self) -> str:
-        return f"orphan {self.side} {self.display}: {self.reason}"
+        return f"orphan {side_title(self.side)} {self.display}: {self.reason}"
 
     def to_json(self) -> dict[str, Any]:
         return {"action": "orphan", "side": self.side, "record_id": self.record_id,
@@ -213,7 +221,7 @@ class ReportProblem:
     error: str
 
     def describe(self) -> str:
-        return f"cannot sync {self.side} {self.display}: {self.error}"
+        return f"cannot sync {side_title(self.side)} {self.display}: {self.error}"
 
     def to_json(self) -> dict[str, Any]:
         return {"action": "problem", "side": self.side, "record_id": self.record_id,
@@ -245,8 +253,8 @@ class PairPlan:
 
     @property
     def label(self) -> str:
-        return " <-> ".join(f"{side} {display}" for side, display in self.displays.items()
-                            if display)
+        return " <-> ".join(f"{side_title(side)} {display}"
+                            for side, display in self.displays.items() if display)
 
     def actions(self) -> list[Any]:
         items: list[Any] = []
@@ -319,7 +327,8 @@ class Plan:
         """The plan as human lines: pair headers then indented actions."""
         lines: list[str] = []
         for side, error in self.pull_errors.items():
-            lines.append(f"pull from {side} failed: {error} (no creates, watermarks kept)")
+            lines.append(f"pull from {side_title(side)} failed: {error} "
+                         "(no creates, watermarks kept)")
         for pair in self.pairs:
             actions = pair.actions()
             if not actions:

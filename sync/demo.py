@@ -26,7 +26,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from connectors.sandbox.http import SandboxServer
-from sync.engine import Engine, projection, side_title
+from sync.actions import side_title
+from sync.engine import Engine, projection
 from sync.settings import ENV_PREFIX, Settings, load_settings
 
 USERNAME = "admin"

@@ -67,6 +67,7 @@ from sync.actions import (
     ReportOrphan,
     ReportProblem,
     UpdateFields,
+    side_title,
 )
 from sync.errors import SafetyValve
 from sync.merge import comments_to_copy, merge_field
@@ -109,11 +110,6 @@ class SimulatedCrash(BaseException):
     """Raised at a named step when a test asked for a crash there (never in production).
 
     A BaseException so that no per-pair handler swallows it, as with a real kill."""
-
-
-def side_title(side: str) -> str:
-    """How humans name a side in attribution lines and summaries."""
-    return {"servicenow": "ServiceNow", "jira": "Jira"}.get(str(side), str(side))
 
 
 def default_owner() -> str:
@@ -698,7 +694,7 @@ class Engine:
             return self.connectors[side].get_many(list(ids), self.vendor_fields[side])
         except FatalError:
             raise
-        except ConnectorError as error:
+        except (ConnectorError, ValueError) as error:  # ValueError: not an id of that tool
             for record in asking:
                 plan.problems.append(ReportProblem(
                     str(record.side), record.id, record.display,
@@ -778,7 +774,11 @@ class Engine:
         for side, error in plan.pull_errors.items():
             summary.failed += 1
             summary.failures.append(f"pull from {side_title(side)}: {error}")
+        failed: set[tuple[str, str]] = set()
         for problem in plan.problems:
+            if (str(problem.side), problem.record_id) in failed:
+                continue  # one attempt per record and run, however many reasons
+            failed.add((str(problem.side), problem.record_id))
             self._fail(summary, problem.side, problem.record_id, problem.display, problem.error)
         for orphan in plan.orphans:
             summary.orphaned += 1

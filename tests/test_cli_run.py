@@ -122,9 +122,9 @@ def test_plan_prints_every_action_and_writes_nothing(sandboxes: Any, sync_config
     result = invoke("plan", "--config", str(config))
 
     assert result.exit_code == 0, result.output
-    assert "create on jira from servicenow INC0010001: 'VPN drops'" in result.output
-    assert "create on servicenow from jira OPS-1: 'Laptop disk almost full'" in result.output
-    assert "(internal): 'Backup first'" in result.output
+    assert "create in Jira from ServiceNow INC0010001: 'VPN drops'" in result.output
+    assert "create in ServiceNow from Jira OPS-1: 'Laptop disk almost full'" in result.output
+    assert "copy internal comment to ServiceNow: 'Backup first'" in result.output
     assert result.output.strip().splitlines()[-1].startswith("plan: 2 to create")
     assert writes(servicenow) == [] and writes(jira) == []
     assert not (config.parent / "state.db").exists()

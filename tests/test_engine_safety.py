@@ -287,7 +287,7 @@ def test_plan_writes_nothing_to_either_tool_or_the_state_store(
     lines = "\n".join(plan.describe())
     assert "title: 'VPN down' -> 'Edited'" in lines
     assert "status: 'new' -> 'in_progress' (status transition)" in lines
-    assert "(internal)" in lines
+    assert "copy internal comment to Jira: 'internal note'" in lines
     assert writes(servicenow) == [] and writes(jira) == []
     assert _dump(state) == before
 
