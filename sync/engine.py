@@ -796,7 +796,7 @@ class Engine:
         for pair in plan.pairs:
             if pair.create is not None:
                 continue
-            if self._apply_pair(pair, summary) and pair.updates:
+            if self._apply_pair(pair, summary) and (pair.updates or pair.comments):
                 written.append(pair)
             done += 1
             self._tick(done, total)
@@ -891,8 +891,9 @@ class Engine:
         derives priority from impact x urgency), and our write's version stamp
         would hide that change from the next run. So the written pairs are read
         back (one batched read per side) and merged again; what moved travels
-        now. One pass only: it cannot loop. If the read fails, the values
-        travel when the record next changes.
+        now, and the final version stamps are committed (adding a comment moves
+        them too). One pass only: it cannot loop. If the read fails, the next
+        run looks at the pairs again.
         """
         if not pairs:
             return
@@ -919,7 +920,13 @@ class Engine:
         for problem in follow_up.problems:
             self._fail(summary, problem.side, problem.record_id, problem.display, problem.error)
         for pair in follow_up.pairs:
-            if pair.updates or pair.conflicts:
+            link = links.get(pair.ids[a] or "")
+            # Unchanged but with new version stamps (a comment we added moves
+            # them): commit them, so the next run skips the pair unmapped.
+            moved = link is not None and any(
+                (pair.records[side].version if pair.records[side] else None)
+                != link.version_on(side) for side in self.sides)
+            if pair.updates or pair.conflicts or moved:
                 self._apply_pair(pair, summary)
 
     def _apply_pair(self, pair: PairPlan, summary: RunSummary) -> bool:
