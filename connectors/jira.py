@@ -16,7 +16,10 @@ Contract (what the engine may rely on, beyond :class:`connectors.base.Connector`
   ``snow-<sys_id>``). Pulls use ``updated >= watermark - overlap_minutes``
   (rounded down to the minute in the user's time zone), ordered
   ``updated ASC, key ASC``, drop records older than the watermark and never
-  yield a key twice. Comments come embedded; only issues with more than the
+  yield a key twice. An issue updated during a pull re-sorts to the end and
+  slides the ones behind it forward: DC paging re-reads the previous page's
+  last issue and steps back when it moved; on Cloud (tokens can't step back)
+  the pull searches once more from where the shift began. Comments come embedded; only issues with more than the
   embedded page, or whose embedded comments don't state their visibility
   (Data Center search), are re-read per issue with the comment properties.
 - Writes: ``status`` in the fields becomes workflow transitions (path found by
@@ -100,6 +103,7 @@ T = TypeVar("T")
 
 BULK_LIMIT = 50                   # Jira's documented maximum per bulk create
 COMMENT_PAGE = 100                # Jira's default and maximum comment page
+MAX_SHIFTS = 5                    # re-reads of a moving DC result window before giving up
 ENTITY_PROPERTY = "incident-sync"
 OWN_FIELDS = ("updated", "created", "status", "labels", "comment")
 REQUIRED_PERMISSIONS = (
@@ -369,22 +373,50 @@ class JiraConnector:
                                          "pagination loop", side="jira")
                 seen_tokens.add(token)
         else:
-            start = 0
-            while True:
-                page = self._call(
-                    "search",
-                    lambda s=start: jira.search_issues(
-                        jql, startAt=s, maxResults=self.page_size, fields=list(fields),
-                        json_result=True, validate_query="warn" if lenient else True,  # type: ignore[arg-type]
-                    ),
-                    idempotent=True,
-                )
-                issues = list(page.get("issues") or [])
-                yield issues
-                start += len(issues)
-                total = page.get("total")
-                if not issues or page.get("isLast") or (isinstance(total, int) and start >= total):
-                    return
+            yield from self._offset_pages(jql, fields, lenient)
+
+    def _offset_pages(self, jql: str, fields: Sequence[str],
+                      lenient: bool) -> Iterator[list[dict[str, Any]]]:
+        """DC ``startAt`` paging that notices when results shift under it.
+
+        An issue updated during the pull re-sorts to the end and moves every
+        later one a slot forward, so plain offsets would skip one. Each page
+        therefore re-reads the previous page's last issue; when another issue
+        sits there, the window is read again from one page earlier (callers drop
+        repeated keys).
+        """
+        jira = self._require()
+        validate: Any = "warn" if lenient else True
+        offset = 0                  # where the first unseen issue should be
+        expect: str | None = None   # the key that should sit just before it
+        shifts = 0
+        while True:
+            overlap = 1 if expect is not None else 0
+            page = self._call(
+                "search",
+                lambda s=offset - overlap, n=self.page_size + overlap: jira.search_issues(
+                    jql, startAt=s, maxResults=n, fields=list(fields), json_result=True,
+                    validate_query=validate),
+                idempotent=True,
+            )
+            issues = list(page.get("issues") or [])
+            if expect is not None:
+                if issues and issues[0].get("key") == expect:
+                    issues = issues[1:]
+                else:
+                    shifts += 1
+                    if shifts > MAX_SHIFTS:
+                        raise RetriableError("Jira search results kept moving during the pull",
+                                             side="jira")
+                    offset, expect = max(offset - self.page_size, 0), None
+                    continue
+            yield issues
+            offset += len(issues)
+            if issues:
+                expect = str(issues[-1].get("key"))
+            total = page.get("total")
+            if not issues or page.get("isLast") or (isinstance(total, int) and offset >= total):
+                return
 
     def _records(self, issues: Sequence[Mapping[str, Any]]) -> list[RemoteRecord]:
         """Issues of one page as records, completing truncated comment lists."""
@@ -421,16 +453,31 @@ class JiraConnector:
     def pull(self, since: datetime | None, fields: Sequence[str]) -> Iterator[RemoteRecord]:
         if since is not None and since.tzinfo is None:
             since = since.replace(tzinfo=UTC)  # both vendors keep UTC; naive means UTC
-        jql = pull_jql(self.project, self.jql, since, self.overlap_minutes, self._zone)
-        seen: set[str] = set()
-        for issues in self._search_pages(jql, self._fields_param(fields)):
-            for record in self._records(issues):
-                # The JQL literal was rounded down and shifted by the overlap:
-                # drop what is older than the watermark, and keys met already.
-                if record.id in seen or (since is not None and record.updated < since):
-                    continue
-                seen.add(record.id)
-                yield record
+        seen: dict[str, datetime] = {}
+        window, overlap = since, self.overlap_minutes
+        for _ in range(MAX_SHIFTS + 1):
+            jql = pull_jql(self.project, self.jql, window, overlap, self._zone)
+            moved_from: datetime | None = None
+            for issues in self._search_pages(jql, self._fields_param(fields)):
+                for record in self._records(issues):
+                    if record.id in seen:
+                        if record.updated > seen[record.id]:
+                            # Updated during this pull and re-sorted to the end:
+                            # issues behind its old place slid one slot forward.
+                            old, seen[record.id] = seen[record.id], record.updated
+                            moved_from = old if moved_from is None else min(moved_from, old)
+                        continue
+                    # The JQL literal was rounded down and shifted by the overlap.
+                    if since is not None and record.updated < since:
+                        continue
+                    seen[record.id] = record.updated
+                    yield record
+            if moved_from is None or not self.cloud:
+                return  # DC paging re-checks its window itself (_offset_pages)
+            # Cloud page tokens can't step back: search again from where the
+            # shift began; what was yielded already is skipped above.
+            window, overlap = moved_from, 0
+        raise RetriableError("Jira search results kept moving during the pull", side="jira")
 
     def _by_keys(self, keys: Sequence[str], fields: Sequence[str],
                  reconcile: Sequence[int] = ()) -> dict[str, RemoteRecord]:

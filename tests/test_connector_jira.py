@@ -433,3 +433,23 @@ def test_a_wrong_issue_type_fails_every_item_with_the_types_named(sandbox: JiraS
     connector = make_connector(sandbox, issue_type="Outage")
     results = connector.create([NewRecord({"summary": "a"}, "t1")])
     assert not results[0].ok and "Incident" in str(results[0].error)
+
+
+def test_pull_loses_nothing_when_an_issue_is_updated_mid_pull(
+    sandbox: JiraSandbox, clock: FakeClock
+) -> None:
+    """Plain offsets (and the sandbox's offset-based Cloud tokens) would skip one issue."""
+    keys = []
+    for n in range(12):
+        keys.append(sandbox.create_issue({"summary": f"moving {n}"}))
+        clock.advance(seconds=1)
+    connector = make_connector(sandbox)
+    sandbox.log.clear()
+    stream = connector.pull(None, FIELDS)
+    first = [next(stream) for _ in range(PAGE_SIZE)]
+    clock.advance(seconds=5)
+    sandbox.edit_issue(keys[0], {"summary": "touched during the pull"})
+    pulled = [r.id for r in first + list(stream)]
+    assert sorted(pulled) == sorted(keys) and len(pulled) == len(set(pulled))
+    # DC re-reads one window; Cloud searches once more from the shift
+    assert sandbox.log.count(path="re:/search") <= (6 if sandbox.cloud else 5)

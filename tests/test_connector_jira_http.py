@@ -141,11 +141,43 @@ def test_data_center_pull_pages_by_offset_on_v2_search(rsps: Any, sleeps: list[f
     rsps.get(search_url(False), json={"startAt": 0, "total": 3, "issues": [
         issue("OPS-1", "2026-01-05T09:00:00.000+0000"),
         issue("OPS-2", "2026-01-05T09:01:00.000+0000")]})
-    rsps.get(search_url(False), json={"startAt": 2, "total": 3, "issues": [
+    rsps.get(search_url(False), json={"startAt": 1, "total": 3, "issues": [
+        issue("OPS-2", "2026-01-05T09:01:00.000+0000"),
         issue("OPS-3", "2026-01-05T09:02:00.000+0000")]})
     assert [r.id for r in connector.pull(None, ["summary"])] == ["OPS-1", "OPS-2", "OPS-3"]
-    starts = [query_of(c)["startAt"] for c in rsps.calls if "/search" in c.request.url]
-    assert starts == [["0"], ["2"]]
+    searches = [query_of(c) for c in rsps.calls if "/search" in c.request.url]
+    # each later page re-reads the previous page's last issue to notice shifts
+    assert [(q["startAt"], q["maxResults"]) for q in searches] == [(["0"], ["2"]), (["1"], ["3"])]
+
+
+def test_data_center_pull_rereads_when_an_update_shifts_the_results(
+    rsps: Any, sleeps: list[float]
+) -> None:
+    connector = opened(rsps, False, sleeps)
+    t = "2026-01-05T09:0{}:00.000+0000"
+    # OPS-1 is updated after the first page: it re-sorts to the end and OPS-3
+    # slides into the slot plain offsets would have skipped.
+    rsps.get(search_url(False), json={"startAt": 0, "total": 4, "issues": [
+        issue("OPS-1", t.format(1)), issue("OPS-2", t.format(2))]})
+    moved = [issue("OPS-2", t.format(2)), issue("OPS-3", t.format(3)),
+             issue("OPS-4", t.format(4)), issue("OPS-1", t.format(5))]
+    rsps.get(search_url(False), json={"startAt": 1, "total": 4, "issues": moved[1:4]})
+    rsps.get(search_url(False), json={"startAt": 0, "total": 4, "issues": moved[0:2]})
+    rsps.get(search_url(False), json={"startAt": 1, "total": 4, "issues": moved[1:4]})
+    pulled = [r.id for r in connector.pull(None, ["summary"])]
+    assert sorted(pulled) == ["OPS-1", "OPS-2", "OPS-3", "OPS-4"]
+    assert len(pulled) == 4
+
+
+def test_data_center_results_that_never_settle_are_retriable(
+    rsps: Any, sleeps: list[float]
+) -> None:
+    connector = opened(rsps, False, sleeps)
+    rsps.get(search_url(False), json={"startAt": 0, "total": 9, "issues": [
+        issue("OPS-1", "2026-01-05T09:00:00.000+0000"),
+        issue("OPS-2", "2026-01-05T09:00:00.000+0000")]})
+    with pytest.raises(RetriableError, match="kept moving"):
+        list(connector.pull(None, ["summary"]))
 
 
 def test_pull_since_drops_the_overlap_and_rounds_the_watermark_down(
