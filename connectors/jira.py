@@ -19,9 +19,10 @@ Contract (what the engine may rely on, beyond :class:`connectors.base.Connector`
   yield a key twice. An issue updated during a pull re-sorts to the end and
   slides the ones behind it forward: DC paging re-reads the previous page's
   last issue and steps back when it moved; on Cloud (tokens can't step back)
-  the pull searches once more from where the shift began. Comments come embedded; only issues with more than the
-  embedded page, or whose embedded comments don't state their visibility
-  (Data Center search), are re-read per issue with the comment properties.
+  the pull searches once more from where the shift began. Comments come
+  embedded; only issues with more than the embedded page, or whose embedded
+  comments don't state their visibility (Data Center search), are re-read per
+  issue with the comment properties.
 - Writes: ``status`` in the fields becomes workflow transitions (path found by
   :mod:`connectors.jira_workflow`), ``resolution`` rides on the step entering a
   done status; everything else is one edit (``notifyUsers=false`` when the user
@@ -38,8 +39,12 @@ Contract (what the engine may rely on, beyond :class:`connectors.base.Connector`
   GET transitions + one POST, and one read for the new version. Users: one
   search per distinct email per run (Jira has no batch lookup by email).
 - Every library or transport failure leaves as an error of the
-  :mod:`connectors.base` tree, with no credential in its text and no chained
-  library exception (whose text carries the request headers).
+  :mod:`connectors.base` tree (see :mod:`connectors.jira_errors`), with no
+  credential in its text and no chained library exception (whose text carries
+  the request headers).
+- One connector serves one run at a time: its caches (users, workflow,
+  project ids) are per run and not guarded for concurrent calls; ``close()``
+  drops them and ``open()`` starts afresh.
 """
 
 from __future__ import annotations
@@ -103,7 +108,7 @@ T = TypeVar("T")
 
 BULK_LIMIT = 50                   # Jira's documented maximum per bulk create
 COMMENT_PAGE = 100                # Jira's default and maximum comment page
-MAX_SHIFTS = 5                    # re-reads of a moving DC result window before giving up
+MAX_SHIFTS = 5                    # re-reads of a moving result window before giving up
 ENTITY_PROPERTY = "incident-sync"
 OWN_FIELDS = ("updated", "created", "status", "labels", "comment")
 REQUIRED_PERMISSIONS = (
@@ -290,6 +295,8 @@ class JiraConnector:
             # behaviour (search endpoint, user payloads) on this attribute.
             jira.deploymentType = "Cloud" if self.flavor == "cloud" else "Server"
         cloud = jira.deploymentType == "Cloud"
+        # The library speaks v2 everywhere by default; Cloud gets v3 so rich
+        # text travels as ADF, the format Cloud keeps (DC has no v3).
         jira._options["rest_api_version"] = "3" if cloud else "2"
         self._jira = jira
         me = self._call("myself", jira.myself, idempotent=True)
@@ -307,8 +314,8 @@ class JiraConnector:
     def _zone_of(name: Any) -> tzinfo:
         try:
             return ZoneInfo(str(name)) if name else UTC
-        except (ZoneInfoNotFoundError, ValueError):
-            return UTC
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            return UTC  # an unknown zone name: UTC is what Jira stores
 
     def _load_fields(self) -> None:
         jira = self._require()
