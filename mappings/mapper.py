@@ -192,7 +192,8 @@ def to_fields(
         if rule.neutral == "priority" and value is None:
             value = incident.effective_priority
             losses.append(f"priority: unset; wrote the impact x urgency value {int(value)}")
-        if required and value in (None, ""):
+        # Whitespace counts as empty: ServiceNow's data policy trims before it checks.
+        if required and (value is None or (isinstance(value, str) and not value.strip())):
             value = _fallback(rule, ctx)
             losses.append(
                 f"{rule.neutral}: empty on a {incident.status.value} incident;"
