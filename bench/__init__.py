@@ -1,0 +1,1 @@
+"""Benchmarks of incident-sync: request counts and speed against the local sandboxes."""

@@ -1,0 +1,166 @@
+"""The benchmarks run end to end at a tiny size, and their request counts say what they should.
+
+Runs ``bench/run.py`` once as a user would (a subprocess, results into a temp
+dir) and checks the recorded COUNTS only, never times: batching on creates,
+zero writes on a repeat run, writes that follow the number of edits, pulls in
+ceil(records / page) pages. The bench package is not installed, so the pure
+helpers are imported with the repository root put on the path.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.host import is_write, route_of  # noqa: E402
+from bench.report import count_text, markdown  # noqa: E402
+
+SIZE = 5
+EDITS = (1, 3)
+PULL = 60
+SN_PAGE = 25
+JIRA_PAGE = 50
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
+    out = tmp_path_factory.mktemp("bench")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "run.py"), "--sizes", str(SIZE), "--repeat", "1",
+         "--edits", ",".join(map(str, EDITS)), "--pull", str(PULL),
+         "--sn-pages", str(SN_PAGE), "--jira-pages", str(JIRA_PAGE),
+         "--latency-size", "4", "--latency-ms", "5", "--out", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads((out / "results.json").read_text(encoding="utf-8")), out
+
+
+def runs(results: dict[str, Any], direction: str) -> dict[str, dict[str, Any]]:
+    (only,) = results["sync"][direction][str(SIZE)]
+    return {run["label"]: run for run in only}
+
+
+def routes(run: dict[str, Any], side: str) -> dict[str, int]:
+    return run["requests"][side]["by_route"]
+
+
+def test_initial_sync_to_jira_creates_in_one_bulk_request(bench: Any) -> None:
+    initial = runs(bench[0], "servicenow-to-jira")["initial"]
+    assert initial["summary"]["created"] == SIZE and not initial["failures"]
+    jira = routes(initial, "jira")
+    assert jira["POST /rest/api/3/issue/bulk"] == 1
+    # The per-issue extras the Jira connector documents: entity property and remote link.
+    assert jira["PUT /rest/api/3/issue/{key}/properties/incident-sync"] == SIZE
+    assert jira["POST /rest/api/3/issue/{key}/remotelink"] == SIZE
+    assert jira["POST /rest/api/3/issue/{key}/comment"] == initial["summary"]["comments"]
+
+
+def test_initial_sync_to_servicenow_creates_through_one_batch_request(bench: Any) -> None:
+    initial = runs(bench[0], "jira-to-servicenow")["initial"]
+    assert initial["summary"]["created"] == SIZE and not initial["failures"]
+    servicenow = initial["requests"]["servicenow"]
+    assert servicenow["by_route"]["POST /api/now/v1/batch"] == 1
+    assert "POST /api/now/table/incident" not in servicenow["by_route"]
+    # The batch's items are counted apart, never as requests on the wire.
+    assert servicenow["batch_items"] == {"POST /api/now/table/incident": SIZE}
+
+
+def test_second_run_right_after_writes_nothing_and_reads_a_few_pages(bench: Any) -> None:
+    for direction in ("servicenow-to-jira", "jira-to-servicenow"):
+        repeat = runs(bench[0], direction)["repeat"]
+        assert repeat["summary"]["created"] == repeat["summary"]["updated"] == 0
+        for side in ("servicenow", "jira"):
+            assert repeat["requests"][side]["writes"] == 0, (direction, side)
+            assert repeat["requests"][side]["reads"] <= 5, (direction, side, repeat)
+
+
+@pytest.mark.parametrize(("direction", "source", "target"), [
+    ("servicenow-to-jira", "servicenow", "jira"),
+    ("jira-to-servicenow", "jira", "servicenow"),
+])
+def test_incremental_run_writes_once_per_edited_record(
+    bench: Any, direction: str, source: str, target: str
+) -> None:
+    by_label = runs(bench[0], direction)
+    first, later = by_label["first-incremental k=1"], by_label[f"incremental k={EDITS[1]}"]
+    for run, k in ((first, 1), (later, EDITS[1])):
+        assert run["summary"]["updated"] == k
+        assert run["requests"][target]["writes"] == k
+        assert run["requests"][source]["writes"] == 0
+    # Reads grow with k (a version read per written record), not with N.
+    extra = later["requests"][target]["reads"] - first["requests"][target]["reads"]
+    assert 0 < extra <= 3 * (EDITS[1] - 1)
+
+
+def test_pull_asks_one_page_per_page_size(bench: Any) -> None:
+    (pulls,) = bench[0]["pull"]
+    by_side = {p["side"]: p for p in pulls}
+    servicenow, jira = by_side["servicenow"], by_side["jira"]
+    assert servicenow["records"] == jira["records"] == PULL
+    assert servicenow["requests"]["by_route"]["GET /api/now/table/incident"] == -(-PULL // SN_PAGE)
+    # Journal entries come in one request per page of records.
+    assert servicenow["requests"]["by_route"]["GET /api/now/table/sys_journal_field"] == \
+        -(-PULL // SN_PAGE)
+    assert jira["requests"]["by_route"]["GET /rest/api/3/search/jql"] == -(-PULL // JIRA_PAGE)
+    assert jira["requests"]["writes"] == servicenow["requests"]["writes"] == 0
+
+
+def test_latency_changes_no_request_count(bench: Any) -> None:
+    latency = bench[0]["latency"]
+    totals = {run["latency_ms"]: sum(run["requests"][s]["total"] for s in ("servicenow", "jira"))
+              for run in latency}
+    assert set(totals) == {0.0, 5.0}
+    assert totals[0.0] == totals[5.0] > 0
+
+
+def test_memory_is_traced_for_each_direction(bench: Any) -> None:
+    memory = bench[0]["memory"]
+    assert {m["direction"] for m in memory} == {"servicenow-to-jira", "jira-to-servicenow"}
+    for item in memory:
+        assert item["records"] == SIZE and item["peak_bytes"] > 0 and not item["failures"]
+
+
+def test_report_rerenders_the_saved_markdown(bench: Any) -> None:
+    results, out = bench
+    saved = (out / "results.md").read_text(encoding="utf-8")
+    assert saved == markdown(results)
+    for heading in ("## Initial sync", "## Second run right after", "## Incremental runs",
+                    "## Full pull", "## Peak memory", "## Added latency"):
+        assert heading in saved
+
+
+def test_bad_option_is_a_one_line_error_naming_it() -> None:
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--sizes", "ten"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert "--sizes" in done.stderr.strip().splitlines()[-1]
+
+
+def test_routes_fold_record_ids_but_keep_the_api_version() -> None:
+    assert route_of("GET", "/rest/api/3/issue/OPS-12/transitions") == \
+        "GET /rest/api/3/issue/{key}/transitions"
+    assert route_of("PATCH", "/api/now/table/incident/" + "a1" * 16) == \
+        "PATCH /api/now/table/incident/{sys_id}"
+    assert route_of("GET", "/rest/api/2/issue/10023/comment/10005") == \
+        "GET /rest/api/2/issue/{id}/comment/{id}"
+
+
+def test_jira_search_by_post_counts_as_a_read() -> None:
+    assert not is_write("POST /rest/api/3/search/jql")
+    assert is_write("POST /api/now/v1/batch")
+    assert not is_write("GET /api/now/table/incident")
+
+
+def test_counts_that_disagree_across_repeats_are_flagged() -> None:
+    assert count_text([4, 4, 4]) == "4"
+    assert count_text([3, 4, 9]) == "4* (3..9)"
