@@ -182,10 +182,11 @@ def to_fields(
     for rule in profile.rules.values():
         if not rule.writes_to(side):
             continue
-        required = incident.status.value in rule.required_for
+        by_status = incident.status.value in rule.required_for
+        required = by_status or WILDCARD in rule.required_for
         # A status write drags its musts along (ServiceNow refuses to resolve without them).
         if wanted is not None and rule.neutral not in wanted and not (
-            required and "status" in wanted
+            by_status and "status" in wanted
         ):
             continue
         value = _neutral_value(incident, rule.neutral)
@@ -195,10 +196,8 @@ def to_fields(
         # Whitespace counts as empty: ServiceNow's data policy trims before it checks.
         if required and (value is None or (isinstance(value, str) and not value.strip())):
             value = _fallback(rule, ctx)
-            losses.append(
-                f"{rule.neutral}: empty on a {incident.status.value} incident;"
-                f" wrote the fallback {value!r} to {side}"
-            )
+            when = f" on a {incident.status.value} incident" if by_status else ""
+            losses.append(f"{rule.neutral}: empty{when}; wrote the fallback {value!r} to {side}")
         mapped, lost = _map_to(rule, side, value)
         losses.extend(lost)
         raw, lost = rule.sides[side].transform.write(mapped, side, ctx)

@@ -17,9 +17,9 @@ Contract:
   -> neutral, used on read; defaults to the inverse of ``to_<side>``, explicit
   entries added on top), ``default`` (neutral value for a vendor value that has
   no mapping), ``required_for`` + ``fallback`` (statuses for which the field
-  must be written, and the neutral value written when it is empty; ``{origin}``
-  in the fallback becomes the other record's name). A map key ``"*"`` matches
-  any value without an entry of its own.
+  must be written, ``"*"`` for all, and the neutral value written when it is
+  empty; ``{origin}`` in the fallback becomes the other record's name). A map
+  key ``"*"`` matches any value without an entry of its own.
 - Choice fields (status, impact, urgency, priority, escalation) that travel to
   a side need a *total* ``to_<side>`` map (every neutral value, or ``"*"``)
   unless the side's transform is ``int_string``.
@@ -446,7 +446,7 @@ def _compile(neutral: str, row: RowSpec, source: str, text: str) -> FieldRule:
     statuses = frozenset()
     if row.required_for:
         for index, status in enumerate(row.required_for):
-            if status not in {s.value for s in Status}:
+            if status != WILDCARD and status not in {s.value for s in Status}:
                 raise fail(f"required_for.{index}",
                            f"not a status: {status!r} (known: {', '.join(s for s in Status)})")
         statuses = frozenset(row.required_for)

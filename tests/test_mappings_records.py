@@ -266,3 +266,12 @@ def test_default_applies_only_to_values_a_map_does_not_know(tmp_path: Path) -> N
                        ADF).category == "inquiry"
     assert to_incident("jira", {"components": [{"name": "Database"}]}, profile,
                        ADF).category == "database"
+
+
+def test_empty_title_gets_a_placeholder_jira_accepts() -> None:
+    written = to_fields("jira", Incident(title="  "), PROFILE, ADF, only=["title"])
+    assert written.fields == {"summary": "(no title)"}
+    assert written.losses == ["title: empty; wrote the fallback '(no title)' to jira"]
+    # Only a resolve drags the close code along; the title is not dragged by status.
+    assert to_fields("jira", Incident(), PROFILE, ADF, only=["status"]).fields == {
+        "status": "Open"}
