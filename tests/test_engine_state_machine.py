@@ -1,0 +1,446 @@
+"""Hypothesis state machine: random edits on both tools, faulty syncs, then convergence.
+
+Contract: each example starts a fresh ServiceNow and Jira sandbox pair on a
+ticking test clock and a fresh state store in a temporary directory. Rules
+create and edit incidents on either side through the sandboxes' in-process
+helpers (the same validation as their HTTP routes), append public and internal
+comments, and run the real engine (real connectors, default mapping, real
+state store) while the sandboxes answer with random 429/500/503/dropped
+connections. A faulty run may end with exit 1 and items in the retry queue.
+
+At the end of an example the faults are switched off and the engine runs until
+a run writes nothing (at most :data:`SETTLE_RUNS` runs); then:
+
+- convergence: every linked pair maps to the same neutral incident on every
+  field the default profile carries both ways, modulo the profile's documented
+  lossy value maps (a value also agrees when writing it to the other side
+  reads back as what the other side holds, the engine's own notion);
+- idempotence: one more run sends no POST/PUT/PATCH/DELETE to either tool
+  (Jira's search POSTs are reads);
+- no duplicates: as many ServiceNow incidents as Jira issues as links, each
+  record linked once;
+- every comment a rule wrote is on each side exactly once (the copy carries
+  the attribution line of ``mappings.mapper.comment_to_remote`` before a blank
+  line), and every internal note is internal on both sides.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+from conftest import SANDBOX_PASSWORD, SANDBOX_USER, TickingClock, no_sleep_retry
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
+
+from connectors.base import RemoteRecord
+from connectors.sandbox.http import WRITE_METHODS, FaultPlan
+from connectors.sandbox.jira import JiraSandbox
+from connectors.sandbox.jira_site import account_id_for
+from connectors.sandbox.servicenow import ServiceNowSandbox
+from mappings.mapper import MappingContext, comment_from_remote, to_fields, to_incident
+from mappings.model import VOLATILE_FIELDS
+from sync.engine import Engine, side_title
+from sync.factory import build_engine, open_store
+from sync.settings import load_settings
+from sync.state import StateStore
+
+pytestmark = pytest.mark.slow
+
+SIDES = ("servicenow", "jira")
+SETTLE_RUNS = 4
+MAX_RECORDS = 6   # per side, created by rules: keeps an example's runs short
+
+TITLES = [
+    "VPN drops every 5 minutes", "Outlook crashes on attachments", "Printer on floor 3 jammed",
+    "SQL job failing nightly", "Wifi down on floor 2", "Laptop will not boot after update",
+    "Payroll export times out", "Zugriff auf SharePoint verweigert",
+]
+DESCRIPTIONS = [
+    "", "Users report the problem since 08:00.",
+    "Since this morning the client disconnects.\nReconnecting works for a while.",
+    "Error 0x80070005 when saving; café terminal only.",
+]
+AGENTS = ["alice.smith", "bob.jones", "chen.wei", "dana.kowalski"]
+CATEGORIES = [("network", "VPN"), ("database", "Oracle"), ("hardware", "Laptop"),
+              ("software", "Email"), ("inquiry", "")]
+CLOSE_CODES = ["Duplicate", "Known error", "Solution provided", "Resolved by caller",
+               "Workaround provided", "User error", "Resolved by change"]
+JIRA_IMPACTS = ["Extensive / Widespread", "Significant / Large", "Moderate / Limited",
+                "Minor / Localized"]
+JIRA_URGENCIES = ["Critical", "High", "Medium", "Low"]
+JIRA_RESOLUTIONS = ["Done", "Fixed", "Won't Do", "Duplicate", "Cannot Reproduce", "Known Error"]
+# Statuses every one of which can reach every other on the sandbox's JSM workflow
+# (Open cannot be re-entered; Closed and Canceled have no way out, so a rule moving
+# there would make the two tools' workflows disagree for good, which no sync can fix).
+JIRA_STATUSES = ["Work in progress", "Pending", "Resolved"]
+SN_STATES = ["2", "3", "6"]
+PHRASES = ["Restarted the client", "Caller confirms it works", "Escalated to the vendor",
+           "Gateway logs show drops", "Waiting for the change window", "Ünïcode ✓ note"]
+
+FAULT_RATES = st.sampled_from([0.0, 0.04, 0.1])
+
+T = TypeVar("T")
+
+
+def writes(server: Any) -> list[str]:
+    """Write requests that are not searches (Jira's search POSTs read)."""
+    return [f"{e.method} {e.path}" for e in server.log.entries
+            if e.method in WRITE_METHODS and "/search" not in e.path]
+
+
+def faults(rate: float, seed: int) -> FaultPlan:
+    """Transient faults at ``rate`` in all, spread over 429, 500, 503 and dropped sockets."""
+    return FaultPlan(rate_429=rate * 0.4, rate_500=rate * 0.2, rate_503=rate * 0.2,
+                     rate_drop=rate * 0.2, retry_after=0, seed=seed)
+
+
+def step(method: Callable[..., T]) -> Callable[..., T]:
+    """Mark the machine broken while a rule runs, so teardown skips the final check
+    after a failed step (its own failure would hide the step's)."""
+
+    @functools.wraps(method)
+    def wrapper(self: SyncMachine, *args: Any, **kwargs: Any) -> T:
+        self.broken = True
+        result = method(self, *args, **kwargs)
+        self.broken = False
+        return result
+
+    return wrapper
+
+
+@dataclass(frozen=True)
+class Written:
+    """A comment a rule wrote: where, its unique text, and its visibility."""
+
+    side: str
+    record_id: str
+    text: str
+    internal: bool
+
+
+def comment_text(text: str) -> str:
+    """The comment's own text: a copy's attribution line and blank line removed."""
+    if text.startswith("[") and "\n\n" in text:
+        return text.split("\n\n", 1)[1]
+    return text
+
+
+class SyncMachine(RuleBasedStateMachine):
+    """Two tools edited at random, synced through faults; see the module docstring."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.broken = False
+        self.tmp = Path(tempfile.mkdtemp(prefix="sync-machine-"))
+        self.clock = TickingClock()
+        self.servicenow = ServiceNowSandbox(username=SANDBOX_USER, password=SANDBOX_PASSWORD,
+                                            clock=self.clock)
+        self.jira = JiraSandbox(mode="cloud", username=SANDBOX_USER, password=SANDBOX_PASSWORD,
+                                clock=self.clock)
+        self.servicenow.start()
+        self.jira.start()
+        self.config = self._write_config()
+        self.comments: list[Written] = []
+        self.created = Counter[str]()
+        self.runs = 0
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _write_config(self) -> Path:
+        path = self.tmp / "incident-sync.toml"
+        path.write_text(
+            f'[servicenow]\ninstance_url = "{self.servicenow.url}"\n'
+            f'username = "{SANDBOX_USER}"\nquery = ""\n\n'
+            f'[jira]\nurl = "{self.jira.url}"\nemail = "{SANDBOX_USER}"\n'
+            'project = "OPS"\n\n'
+            # Items never park (a parked item would stop converging by design);
+            # retry_base_seconds 0 makes every failed item due on the next run.
+            '[sync]\nstate_url = "sqlite:///state.db"\nretry_base_seconds = 0.0\n'
+            'max_attempts = 100\nconflict = "newest"\n',
+            encoding="utf-8",
+        )
+        return path
+
+    def engine(self) -> Engine:
+        settings_ = load_settings(self.config)
+        return build_engine(settings_, open_store(settings_), retry=no_sleep_retry(),
+                            clock=self.clock)
+
+    def sync(self) -> tuple[int, list[str]]:
+        """One engine run; (exit code, failures)."""
+        engine = self.engine()
+        try:
+            summary = engine.run()
+        finally:
+            engine.close()
+            engine.store.close()
+        self.runs += 1
+        return summary.exit_code, summary.failures
+
+    def sn_ids(self) -> list[str]:
+        return [row["sys_id"] for row in self.servicenow.rows("incident")]
+
+    def note(self, side: str, record_id: str, internal: bool) -> str:
+        # Unique per example, so "exactly once" can be counted; no blank line in it.
+        text = f"note {len(self.comments) + 1}: {PHRASES[len(self.comments) % len(PHRASES)]}"
+        self.comments.append(Written(side, record_id, text, internal))
+        return text
+
+    # ------------------------------------------------------------------ ServiceNow rules
+
+    @precondition(lambda self: self.created["servicenow"] < MAX_RECORDS)
+    @rule(title=st.sampled_from(TITLES), description=st.sampled_from(DESCRIPTIONS),
+          impact=st.sampled_from("123"), urgency=st.sampled_from("123"),
+          category=st.sampled_from(CATEGORIES), agent=st.none() | st.sampled_from(AGENTS))
+    @step
+    def create_in_servicenow(self, title: str, description: str, impact: str, urgency: str,
+                             category: tuple[str, str], agent: str | None) -> None:
+        sn = self.servicenow
+        self.servicenow.insert("incident", {
+            "short_description": title, "description": description, "impact": impact,
+            "urgency": urgency, "category": category[0], "subcategory": category[1],
+            "caller_id": sn.user_sys_id("grace.okafor"),
+            "assignment_group": sn.group_sys_id("Network"),
+            "assigned_to": sn.user_sys_id(agent) if agent else "",
+        })
+        self.created["servicenow"] += 1
+
+    @precondition(lambda self: self.servicenow.rows("incident"))
+    @rule(data=st.data(), title=st.none() | st.sampled_from(TITLES),
+          description=st.none() | st.sampled_from(DESCRIPTIONS),
+          impact=st.none() | st.sampled_from("123"), urgency=st.none() | st.sampled_from("123"),
+          agent=st.none() | st.sampled_from(AGENTS))
+    @step
+    def edit_in_servicenow(self, data: st.DataObject, title: str | None,
+                           description: str | None, impact: str | None, urgency: str | None,
+                           agent: str | None) -> None:
+        sys_id = data.draw(st.sampled_from(self.sn_ids()), label="sys_id")
+        values = {"short_description": title, "description": description, "impact": impact,
+                  "urgency": urgency,
+                  "assigned_to": self.servicenow.user_sys_id(agent) if agent else None}
+        values = {k: v for k, v in values.items() if v is not None}
+        if values:
+            self.servicenow.update("incident", sys_id, values)
+
+    @precondition(lambda self: self.servicenow.rows("incident"))
+    @rule(data=st.data(), state=st.sampled_from(SN_STATES), code=st.sampled_from(CLOSE_CODES),
+          hold_reason=st.sampled_from("1234"))
+    @step
+    def move_in_servicenow(self, data: st.DataObject, state: str, code: str,
+                           hold_reason: str) -> None:
+        sys_id = data.draw(st.sampled_from(self.sn_ids()), label="sys_id")
+        values = {"state": state}
+        if state == "6":
+            values.update(close_code=code, close_notes=f"Closed with {code.lower()}")
+        elif state == "3":
+            values["hold_reason"] = hold_reason
+        self.servicenow.update("incident", sys_id, values)
+
+    @precondition(lambda self: self.servicenow.rows("incident"))
+    @rule(data=st.data(), internal=st.booleans())
+    @step
+    def comment_in_servicenow(self, data: st.DataObject, internal: bool) -> None:
+        sys_id = data.draw(st.sampled_from(self.sn_ids()), label="sys_id")
+        element = "work_notes" if internal else "comments"
+        self.servicenow.update("incident", sys_id,
+                               {element: self.note("servicenow", sys_id, internal)})
+
+    # ------------------------------------------------------------------ Jira rules
+
+    @precondition(lambda self: self.created["jira"] < MAX_RECORDS)
+    @rule(title=st.sampled_from(TITLES), description=st.sampled_from(DESCRIPTIONS),
+          impact=st.sampled_from(JIRA_IMPACTS), urgency=st.sampled_from(JIRA_URGENCIES),
+          agent=st.none() | st.sampled_from(AGENTS))
+    @step
+    def create_in_jira(self, title: str, description: str, impact: str, urgency: str,
+                       agent: str | None) -> None:
+        fields: dict[str, Any] = {
+            "summary": title, "description": description,
+            "customfield_10004": {"value": impact}, "customfield_10005": {"value": urgency},
+        }
+        if agent:
+            fields["assignee"] = {"accountId": account_id_for(f"{agent}@example.com")}
+        self.jira.create_issue(fields)
+        self.created["jira"] += 1
+
+    @precondition(lambda self: self.jira.issue_keys())
+    @rule(data=st.data(), title=st.none() | st.sampled_from(TITLES),
+          description=st.none() | st.sampled_from(DESCRIPTIONS),
+          impact=st.none() | st.sampled_from(JIRA_IMPACTS),
+          urgency=st.none() | st.sampled_from(JIRA_URGENCIES))
+    @step
+    def edit_in_jira(self, data: st.DataObject, title: str | None, description: str | None,
+                     impact: str | None, urgency: str | None) -> None:
+        key = data.draw(st.sampled_from(self.jira.issue_keys()), label="key")
+        fields: dict[str, Any] = {"summary": title, "description": description,
+                                  "customfield_10004": impact and {"value": impact},
+                                  "customfield_10005": urgency and {"value": urgency}}
+        fields = {k: v for k, v in fields.items() if v is not None}
+        if fields:
+            self.jira.edit_issue(key, fields)
+
+    @precondition(lambda self: self.jira.issue_keys())
+    @rule(data=st.data(), status=st.sampled_from(JIRA_STATUSES),
+          resolution=st.sampled_from(JIRA_RESOLUTIONS))
+    @step
+    def move_in_jira(self, data: st.DataObject, status: str, resolution: str) -> None:
+        key = data.draw(st.sampled_from(self.jira.issue_keys()), label="key")
+        if self.jira.issue(key)["fields"]["status"]["name"] != status:
+            self.jira.transition_issue(key, status, resolution=resolution)
+
+    @precondition(lambda self: self.jira.issue_keys())
+    @rule(data=st.data(), internal=st.booleans(), agent=st.sampled_from(AGENTS))
+    @step
+    def comment_in_jira(self, data: st.DataObject, internal: bool, agent: str) -> None:
+        key = data.draw(st.sampled_from(self.jira.issue_keys()), label="key")
+        self.jira.add_comment(key, self.note("jira", key, internal), internal=internal,
+                              author_email=f"{agent}@example.com")
+
+    # ------------------------------------------------------------------ the engine
+
+    @rule(sn_rate=FAULT_RATES, jira_rate=FAULT_RATES, seed=st.integers(0, 2**16))
+    @step
+    def sync_through_faults(self, sn_rate: float, jira_rate: float, seed: int) -> None:
+        self.servicenow.faults = faults(sn_rate, seed)
+        self.jira.faults = faults(jira_rate, seed + 1)
+        try:
+            code, failures = self.sync()
+        finally:
+            self.servicenow.faults = FaultPlan()
+            self.jira.faults = FaultPlan()
+        # Failed items wait in the retry queue (exit 1); nothing else may go wrong.
+        assert code in (0, 1), failures
+        if sn_rate == jira_rate == 0.0:
+            assert code == 0, failures
+
+    # ------------------------------------------------------------------ final check
+
+    def teardown(self) -> None:
+        try:
+            if not self.broken:
+                self.check_converges()
+        finally:
+            self.servicenow.stop()
+            self.jira.stop()
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def check_converges(self) -> None:
+        self.settle()
+        self.check_idempotent()
+        self.check_no_duplicates()
+        self.check_pairs_agree()
+
+    def settle(self) -> None:
+        """Fault-free runs until one writes nothing; each must succeed."""
+        for _ in range(SETTLE_RUNS):
+            self.servicenow.log.clear()
+            self.jira.log.clear()
+            code, failures = self.sync()
+            assert code == 0, failures
+            if not writes(self.servicenow) and not writes(self.jira):
+                return
+        raise AssertionError(
+            f"still writing after {SETTLE_RUNS} fault-free runs: "
+            f"ServiceNow {writes(self.servicenow)}, Jira {writes(self.jira)}")
+
+    def check_idempotent(self) -> None:
+        self.servicenow.log.clear()
+        self.jira.log.clear()
+        code, failures = self.sync()
+        assert code == 0, failures
+        assert writes(self.servicenow) == [] and writes(self.jira) == []
+
+    def links(self) -> list[Any]:
+        with StateStore(f"sqlite:///{self.tmp / 'state.db'}", create=False) as store:
+            return store.all_links()
+
+    def check_no_duplicates(self) -> None:
+        links = self.links()
+        sn_ids, keys = self.sn_ids(), self.jira.issue_keys()
+        assert len(sn_ids) == len(keys) == len(links), (sn_ids, keys, links)
+        assert sorted(link.servicenow_id for link in links) == sorted(sn_ids)
+        assert sorted(link.jira_key for link in links) == sorted(keys)
+
+    def check_pairs_agree(self) -> None:
+        engine = self.engine()
+        try:
+            engine.open()
+            records = {
+                "servicenow": engine.connectors["servicenow"].get_many(
+                    self.sn_ids(), engine.vendor_fields["servicenow"]),
+                "jira": engine.connectors["jira"].get_many(
+                    self.jira.issue_keys(), engine.vendor_fields["jira"]),
+            }
+            for link in self.links():
+                pair = {"servicenow": records["servicenow"][link.servicenow_id],
+                        "jira": records["jira"][link.jira_key]}
+                check_fields_agree(engine, pair)
+                check_comments(engine, pair, self.comments)
+        finally:
+            engine.close()
+            engine.store.close()
+
+
+def two_way_fields(engine: Engine) -> list[str]:
+    """Neutral fields the default profile carries in both directions."""
+    return [f for f in engine.profile.neutral_fields()
+            if f != "comments" and f not in VOLATILE_FIELDS
+            and all(engine.profile.travels(f, side) for side in SIDES)]
+
+
+def check_fields_agree(engine: Engine, pair: dict[str, RemoteRecord]) -> None:
+    incidents = {side: to_incident(side, pair[side].fields, engine.profile, engine.ctx[side])
+                 for side in SIDES}
+    values = {side: incidents[side].model_dump(mode="json") for side in SIDES}
+    across: dict[str, dict[str, Any]] = {}
+    for side in SIDES:
+        other = "jira" if side == "servicenow" else "servicenow"
+        # What ``other`` would read after we wrote ``side``'s incident there: equal
+        # to what it holds means the two agree through a lossy value map.
+        ctx = MappingContext(text_format=engine.ctx[other].text_format,
+                             field_ids=engine.ctx[other].field_ids,
+                             origin=f"{side_title(side)} {pair[side].display}")
+        written = to_fields(other, incidents[side], engine.profile, ctx).fields
+        across[side] = to_incident(other, written, engine.profile, ctx).model_dump(mode="json")
+    for name in two_way_fields(engine):
+        sn, jira = values["servicenow"].get(name), values["jira"].get(name)
+        agree = (sn == jira or across["servicenow"].get(name) == jira
+                 or across["jira"].get(name) == sn)
+        assert agree, (f"{name} differs: ServiceNow {pair['servicenow'].display} {sn!r}, "
+                       f"Jira {pair['jira'].display} {jira!r}")
+
+
+def check_comments(engine: Engine, pair: dict[str, RemoteRecord],
+                   written: list[Written]) -> None:
+    seen: dict[str, Counter[tuple[str, bool]]] = {}
+    for side in SIDES:
+        seen[side] = Counter()
+        for raw in pair[side].comments:
+            comment = comment_from_remote(side, raw, engine.ctx[side])
+            seen[side][(comment_text(comment.body), comment.visibility.value == "internal")] += 1
+    ours = [w for w in written if w.record_id in (pair["servicenow"].id, pair["jira"].id)]
+    for side in SIDES:
+        expected = Counter((w.text, w.internal) for w in ours)
+        assert seen[side] == expected, (
+            f"{side_title(side)} {pair[side].display} comments {dict(seen[side])} "
+            f"!= written {dict(expected)}")
+
+
+def test_random_edits_through_faults_converge_without_duplicates(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("INCIDENT_SYNC_SERVICENOW__PASSWORD", SANDBOX_PASSWORD)
+    monkeypatch.setenv("INCIDENT_SYNC_JIRA__TOKEN", SANDBOX_PASSWORD)
+    run_state_machine_as_test(SyncMachine, settings=settings(
+        max_examples=20, stateful_step_count=10, deadline=None, derandomize=True,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+    ))
