@@ -311,7 +311,15 @@ class _Reference(Transform):
         if isinstance(value, dict) and self.ref_key in value:
             value = value[self.ref_key]
         elif side == JIRA and isinstance(value, dict) and "value" not in value:
-            value = value.get(self.jira_key) or None
+            found = value.get(self.jira_key)
+            if not found and self.ref_key == USER_REF:
+                # Reading "nobody" here would clear the person on the other side.
+                who = value.get("displayName") or value.get("accountId") or value.get("name")
+                raise ValueError(
+                    f"user {who!r} shows no email address (hidden by profile visibility?);"
+                    " people are matched by email, so the integration user must see it"
+                )
+            value = found or None
         value = unwrap(value)
         return value.strip() if isinstance(value, str) and value.strip() else None
 

@@ -275,3 +275,10 @@ def test_empty_title_gets_a_placeholder_jira_accepts() -> None:
     # Only a resolve drags the close code along; the title is not dragged by status.
     assert to_fields("jira", Incident(), PROFILE, ADF, only=["status"]).fields == {
         "status": "Open"}
+
+
+def test_jira_user_with_hidden_email_is_a_record_error_not_nobody() -> None:
+    fields = _jira("jira_v2_issue.json")
+    fields["assignee"] = {"accountId": "5b10ac8d82e05b22cc7d4ef5", "displayName": "Chen Wei"}
+    with pytest.raises(RecordError, match="jira field assignee: user 'Chen Wei' shows no email"):
+        to_incident("jira", fields, PROFILE, WIKI)

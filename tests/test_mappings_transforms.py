@@ -65,6 +65,9 @@ def test_user_by_email_reads_dot_walks_and_jira_users() -> None:
     dc = {"name": "bob", "key": "JIRAUSER10001", "emailAddress": "b@x.io"}
     assert user.read({"assignee": dc}, "assignee", "jira", CTX) == "b@x.io"
     assert user.read({"assignee": None}, "assignee", "jira", CTX) is None
+    hidden = {"accountId": "5b10", "displayName": "Bo", "emailAddress": ""}
+    with pytest.raises(ValueError, match="user 'Bo' shows no email address"):
+        user.read({"assignee": hidden}, "assignee", "jira", CTX)
     assert user.write("b@x.io", "jira", CTX) == ({"$user": "b@x.io"}, [])
     assert user.write(None, "servicenow", CTX) == ({"$user": None}, [])
 
