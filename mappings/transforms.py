@@ -40,7 +40,7 @@ Contract:
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
@@ -89,7 +89,8 @@ def utf16_len(text: str) -> int:
     return len(text.encode("utf-16-le")) // 2
 
 
-def cut(text: str, limit: int, marker: str, measure: Any = utf16_len) -> str:
+def cut(text: str, limit: int, marker: str,
+        measure: Callable[[str], int] = utf16_len) -> str:
     """``text`` if it fits ``limit``, else its longest prefix + ``marker`` that fits.
 
     Idempotent: a result that fits is returned unchanged by the next call.
@@ -118,7 +119,6 @@ class Transform:
     """One conversion between a neutral value and a vendor's raw value."""
 
     name: ClassVar[str] = ""
-    summary: ClassVar[str] = "value as is"
     Parameters: ClassVar[type[Params]] = Params
 
     def __init__(self, params: Params | None = None) -> None:
@@ -166,16 +166,15 @@ class RichTextParams(Params):
 
 class RichText(Transform):
     name = "rich_text"
-    summary = "ADF (Cloud v3) / wiki (v2) / plain on Jira; plain on ServiceNow"
     Parameters = RichTextParams
     params: RichTextParams
 
-    def _encoders(self, side: str, ctx: MappingContext) -> tuple[Any, Any]:
+    def _encoder(self, side: str, ctx: MappingContext) -> Callable[[str], Any]:
         if side == JIRA and ctx.text_format == "adf":
-            return text_to_adf, len
+            return text_to_adf
         if side == JIRA and ctx.text_format == "wiki":
-            return text_to_wiki, len
-        return (lambda text: text), len
+            return text_to_wiki
+        return str
 
     def decode(self, value: Any, side: str, ctx: MappingContext) -> Any:
         if value is None:
@@ -191,7 +190,7 @@ class RichText(Transform):
         return text
 
     def write(self, value: Any, side: str, ctx: MappingContext) -> tuple[Any, list[str]]:
-        encode, _ = self._encoders(side, ctx)
+        encode = self._encoder(side, ctx)
         if value is None or value == "":
             return ("" if side == SERVICENOW else None), []
         text = str(value)
@@ -228,7 +227,6 @@ _NEWLINES = re.compile(r"\r\n|\r|\n")
 
 class Truncate(Transform):
     name = "truncate"
-    summary = "cut to a length limit, marker at the end"
     Parameters = TruncateParams
     params: TruncateParams
 
@@ -252,7 +250,6 @@ class PrefixParams(Params):
 
 class Prefix(Transform):
     name = "prefix"
-    summary = "add a prefix on write, strip it on read"
     Parameters = PrefixParams
     params: PrefixParams
 
@@ -273,7 +270,6 @@ class SuffixParams(Params):
 
 class Suffix(Transform):
     name = "suffix"
-    summary = "add a suffix on write, strip it on read"
     Parameters = SuffixParams
     params: SuffixParams
 
@@ -329,7 +325,6 @@ class _Reference(Transform):
 
 class UserByEmail(_Reference):
     name = "user_by_email"
-    summary = "a person, matched by email"
     ref_key = USER_REF
     walk = "email"
     jira_key = "emailAddress"
@@ -337,7 +332,6 @@ class UserByEmail(_Reference):
 
 class GroupByName(_Reference):
     name = "group_by_name"
-    summary = "a group, matched by name"
     ref_key = GROUP_REF
     walk = "name"
     jira_key = "name"
@@ -349,7 +343,6 @@ class DateTimeParams(Params):
 
 class DateTime(Transform):
     name = "datetime"
-    summary = "date-time text <-> aware UTC"
     Parameters = DateTimeParams
     params: DateTimeParams
 
@@ -387,7 +380,6 @@ class DateTime(Transform):
 
 class SelectOption(Transform):
     name = "select_option"
-    summary = 'single-select option {"value": v}'
 
     def write(self, value: Any, side: str, ctx: MappingContext) -> tuple[Any, list[str]]:
         return (None if value in (None, "") else {"value": str(value)}), []
@@ -395,7 +387,6 @@ class SelectOption(Transform):
 
 class NameObject(Transform):
     name = "name_object"
-    summary = 'object by name {"name": v}'
 
     def write(self, value: Any, side: str, ctx: MappingContext) -> tuple[Any, list[str]]:
         return (None if value in (None, "") else {"name": str(value)}), []
@@ -403,7 +394,6 @@ class NameObject(Transform):
 
 class Components(Transform):
     name = "components"
-    summary = 'component list [{"name": v}]'
 
     def decode(self, value: Any, side: str, ctx: MappingContext) -> Any:
         if not isinstance(value, list):
@@ -429,7 +419,6 @@ _WHITESPACE = re.compile(r"\s+")
 
 class Labels(Transform):
     name = "labels"
-    summary = "label list without the sync's marker labels"
     Parameters = LabelsParams
     params: LabelsParams
 
@@ -466,7 +455,6 @@ class Labels(Transform):
 
 class IntString(Transform):
     name = "int_string"
-    summary = 'integer <-> "integer"'
 
     def decode(self, value: Any, side: str, ctx: MappingContext) -> Any:
         if value is None:
