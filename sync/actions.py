@@ -268,17 +268,6 @@ class PairPlan:
         items.extend(self.comments)
         return items
 
-    @property
-    def writes(self) -> bool:
-        """Does applying this pair touch either tool?"""
-        return bool(self.create or self.updates or self.comments or self.backlink)
-
-    @property
-    def commits(self) -> bool:
-        """Does applying this pair change the state store?"""
-        return bool(self.writes or self.adopt or self.conflicts or self.intent_id
-                    or self.retry_ids or self.kind != "update")
-
 
 @dataclass
 class Plan:
@@ -308,6 +297,7 @@ class Plan:
         return {
             "started": self.started.isoformat(),
             "counts": self.counts(),
+            "pulled": self.pulled,
             "pull_errors": self.pull_errors,
             "pairs": [
                 {"pair": {side: {"id": self.pair_id(p, side), "display": p.displays[side]}

@@ -77,6 +77,7 @@ from sync.state import Link, PairTx, StateStore
 logger = logging.getLogger(__name__)
 
 DIRECTIONS = ("both", "servicenow-to-jira", "jira-to-servicenow")
+CONFLICT_POLICIES = ("newest", "servicenow", "jira", "manual")
 # Fields never merged: comments have their own union, volatile stamps change on every write.
 NOT_MERGED = frozenset({"comments"}) | VOLATILE_FIELDS
 # A batch of linked records that ALL vanish at once smells of a scope or
@@ -174,6 +175,9 @@ class EngineOptions:
         if self.direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, "
                              f"not {self.direction!r}")
+        if self.conflict not in CONFLICT_POLICIES:
+            raise ValueError(f"conflict must be one of {', '.join(CONFLICT_POLICIES)}, "
+                             f"not {self.conflict!r}")
 
     def allows(self, source: str, target: str) -> bool:
         """May anything travel from ``source`` to ``target``?"""

@@ -25,7 +25,6 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-POLICIES = ("newest", "manual")  # besides the side names themselves
 
 
 @dataclass(frozen=True)
