@@ -506,7 +506,7 @@ class JiraConnector:
                 except ValidationFailed as exc:
                     # Jira Cloud refuses a whole `key in (...)` query when one key
                     # does not exist; drop the keys it names and ask again.
-                    text = str(exc).upper()
+                    text = " ".join(getattr(exc, "messages", None) or [str(exc)]).upper()
                     missing = [k for k in batch if f"'{k.upper()}'" in text]
                     if not missing:
                         raise

@@ -7,8 +7,9 @@ Contract:
   with ``Retry-After`` -> :class:`RateLimited` (``Retry-After`` seconds or
   HTTP date, else Cloud's ISO ``X-RateLimit-Reset``), an HTML page instead of
   JSON -> :class:`RetriableError` naming endpoint and status, other 5xx and 409
-  -> :class:`RetriableError`, other 4xx -> :class:`ValidationFailed` carrying
-  Jira's ``errors`` per field and its ``errorMessages``.
+  -> :class:`RetriableError`, other 4xx -> :class:`Rejected` (a
+  :class:`ValidationFailed`) carrying Jira's ``errors`` per field and its
+  ``errorMessages`` in full.
 - :func:`from_transport` maps ``requests`` failures: refused connection,
   unknown host, TLS and connect timeouts -> :class:`Unreachable`; read
   timeouts and dropped connections -> :class:`RetriableError`; invalid or
@@ -43,6 +44,15 @@ from connectors.base import (
 
 _UNREACHABLE_HINTS = ("NewConnectionError", "NameResolution", "getaddrinfo",
                       "Connection refused", "Failed to resolve")
+
+
+class Rejected(ValidationFailed):
+    """Jira refused the request's values; ``messages`` are its ``errorMessages`` in full
+    (the one-line text may be shortened), e.g. to see which JQL values don't exist."""
+
+    def __init__(self, message: str, *, messages: list[str] | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.messages = list(messages or [])
 
 
 @dataclass(frozen=True)
@@ -162,8 +172,9 @@ def from_http(what: str, status: int, url: str, response: requests.Response | No
         )
     if status >= 500 or status == 409:
         return RetriableError(f"Jira {what}: HTTP {status} at {at}: {one_line(detail)}", **where)
-    return ValidationFailed(
-        f"Jira {what}: HTTP {status}: {one_line(detail) or 'rejected'}", fields=fields, **where,
+    return Rejected(
+        f"Jira {what}: HTTP {status}: {one_line(detail) or 'rejected'}", fields=fields,
+        messages=messages, **where,
     )
 
 

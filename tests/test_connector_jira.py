@@ -181,8 +181,8 @@ def test_get_many_skips_keys_jira_says_do_not_exist(connector: JiraConnector,
     found = connector.get_many([real, "OPS-999", "NOPE-1", 'OPS-1") OR ("1'], FIELDS)
     assert set(found) == {real}
     # DC drops missing keys itself (validateQuery=warn); Cloud names them in a 400
-    # (the sandbox one at a time) and the connector asks again without them.
-    assert sandbox.log.count() <= (3 if sandbox.cloud else 1)
+    # and the connector asks once more without them.
+    assert sandbox.log.count() == (2 if sandbox.cloud else 1)
 
 
 def test_resolve_finds_a_path_through_work_in_progress(connector: JiraConnector,

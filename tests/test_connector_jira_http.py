@@ -58,9 +58,10 @@ def opened(rsps: responses.RequestsMock, cloud: bool, sleeps: list[float],
     rsps.get(api(cloud, "myself"), json={"emailAddress": EMAIL, "name": "integration",
                                          "timeZone": "UTC"})
     rsps.get(api(cloud, "field"), json=FIELDS)
+    arguments: dict[str, Any] = {"page_size": 2, **options}
     connector = JiraConnector(
-        BASE, email=EMAIL if cloud else "", token=TOKEN, project="OPS", page_size=2,
-        retry=RetryPolicy(sleep=sleeps.append, random=lambda: 1.0), **options,
+        BASE, email=EMAIL if cloud else "", token=TOKEN, project="OPS",
+        retry=RetryPolicy(sleep=sleeps.append, random=lambda: 1.0), **arguments,
     )
     connector.open()
     return connector
@@ -477,3 +478,16 @@ def test_library_refusals_without_http_become_validation_errors(
     connector = opened(rsps, True, sleeps)
     error = connector._translate(JIRAError("Invalid transition name. Foo"), "transition")
     assert isinstance(error, ValidationFailed) and "Invalid transition name" in str(error)
+
+
+def test_many_missing_keys_are_all_dropped_in_one_retry(rsps: Any, sleeps: list[float]) -> None:
+    connector = opened(rsps, True, sleeps, page_size=100)
+    missing = [f"OPS-{n}" for n in range(100, 130)]
+    rsps.get(search_url(True), status=400, json={"errorMessages": [
+        f"An issue with key '{key}' does not exist for field 'key'." for key in missing]})
+    rsps.get(search_url(True), json={"issues": [issue("OPS-1", "2026-01-05T09:00:00.000+0000")],
+                                     "isLast": True})
+    found = connector.get_many(["OPS-1", *missing], ["summary"])
+    assert list(found) == ["OPS-1"]
+    searches = [query_of(c)["jql"][0] for c in rsps.calls if "/search" in c.request.url]
+    assert len(searches) == 2 and searches[1].startswith('key in ("OPS-1") ')
