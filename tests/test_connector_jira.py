@@ -453,3 +453,47 @@ def test_pull_loses_nothing_when_an_issue_is_updated_mid_pull(
     assert sorted(pulled) == sorted(keys) and len(pulled) == len(set(pulled))
     # DC re-reads one window; Cloud searches once more from the shift
     assert sandbox.log.count(path="re:/search") <= (6 if sandbox.cloud else 5)
+
+
+@pytest.mark.parametrize("flavor", ["cloud", "datacenter"])
+def test_credentials_never_reach_logs_or_errors_over_real_http(
+    flavor: str, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    import base64
+    import logging
+
+    from connectors.base import ConnectorError
+    from connectors.sandbox.http import Fault
+
+    secret = "Jira-T0ken-never-logged-7f3a"
+    caplog.set_level(logging.DEBUG)
+    for name in ("urllib3", "requests", "jira", "connectors"):
+        caplog.set_level(logging.DEBUG, logger=name)
+    errors: list[ConnectorError] = []
+    with JiraSandbox(mode=flavor, clock=clock, password=secret) as sandbox:
+        email = "admin" if flavor == "cloud" else ""
+        good = JiraConnector(sandbox.url, email=email, token=secret, project="OPS",
+                             retry=RetryPolicy(sleep=lambda s: None, max_attempts=2))
+        good.open()
+        sandbox.create_issue({"summary": "x"})
+        list(good.pull(None, FIELDS))
+        sandbox.faults.script.extend([Fault("500"), Fault("500")])
+        with pytest.raises(ConnectorError) as server_error:
+            list(good.pull(None, FIELDS))
+        errors.append(server_error.value)
+        wrong = JiraConnector(sandbox.url, email=email, token=secret + "-wrong", project="OPS",
+                              retry=RetryPolicy(sleep=lambda s: None))
+        with pytest.raises(ConnectorError) as refused:
+            wrong.open()
+        errors.append(refused.value)
+        url = sandbox.url
+    gone = JiraConnector(url, email=email, token=secret, project="OPS",
+                         retry=RetryPolicy(sleep=lambda s: None))
+    with pytest.raises(ConnectorError) as unreachable:
+        gone.open()
+    errors.append(unreachable.value)
+    assert "Starting new HTTP connection" in caplog.text  # urllib3 did log at DEBUG
+    encoded = base64.b64encode(f"{email}:{secret}".encode()).decode()
+    exposed = caplog.text + "".join(f"{e}{e!r}{getattr(e, 'advice', '')}" for e in errors)
+    assert secret not in exposed and encoded not in exposed
+    assert all(e.__cause__ is None for e in errors)
