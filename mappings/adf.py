@@ -12,7 +12,7 @@ Contract:
 - :func:`text_to_adf` builds valid ADF (``doc``/version 1/``content``) from
   neutral text and is exact in the direction the sync needs:
   ``adf_to_text(text_to_adf(t)) == t`` for every string ``t``. Structure
-  (headings, lists, code blocks, links, strong, inline code) is recognised only
+  (headings, lists, code blocks, links, strong, em, strike, inline code) is recognised only
   when rendering it back reproduces the source exactly; anything else stays
   literal text, so Markdown-looking characters always survive.
 - :func:`validate_adf` checks the structural rules Jira enforces and raises
@@ -322,13 +322,16 @@ def _build_list(entries: list[tuple[int, str, str]], depth: int) -> tuple[Node, 
     return node, entries
 
 
-# Inline structure: inline code, [text](url), bare urls and **strong**. Each
-# recognised span renders back to exactly its source (checked per line).
+# Inline structure: inline code, [text](url), bare urls, **strong**, *em* and
+# ~~strike~~. Each recognised span renders back to exactly its source (checked
+# per line).
 _INLINE = re.compile(
     r"(?P<code>`[^`\n]+`)"
     r"|(?P<link>\[(?P<ltext>[^\[\]\n]+)\]\((?P<href>https?://[^\s()]+)\))"
     r"|(?P<url>https?://[^\s<>()\[\]`*]*[^\s<>()\[\]`*.,;:!?'\"])"
     r"|(?P<strong>\*\*(?P<stext>[^*\s](?:[^*\n]*[^*\s])?)\*\*)"
+    r"|(?P<em>(?<![*\w])\*(?P<etext>[^*\s](?:[^*\n]*[^*\s])?)\*(?![*\w]))"
+    r"|(?P<strike>~~(?P<ktext>[^~\s](?:[^~\n]*[^~\s])?)~~)"
 )
 
 
@@ -357,7 +360,10 @@ def _inline_node(match: re.Match[str]) -> Node:
         url = match.group("url")
         return {"type": "text", "text": url,
                 "marks": [{"type": "link", "attrs": {"href": url}}]}
-    return {"type": "text", "text": match.group("stext"), "marks": [{"type": "strong"}]}
+    for group, mark in (("stext", "strong"), ("etext", "em"), ("ktext", "strike")):
+        if match.group(group):
+            return {"type": "text", "text": match.group(group), "marks": [{"type": mark}]}
+    raise AssertionError("every alternative of _INLINE is handled above")  # pragma: no cover
 
 
 # --------------------------------------------------------------------------- validation

@@ -39,9 +39,9 @@ _BLOCK_PREFIX = re.compile(r"(h[1-6]|bq)\.", re.ASCII)
 def text_to_wiki(text: str) -> str:
     """Wiki markup that renders (and reads back) as exactly ``text``.
 
-    Markdown-style links and ``**strong**`` become wiki links and ``*strong*`` so
-    Jira shows them as such, but only when the whole text still reads back
-    exactly; otherwise everything is written literally.
+    Markdown-style links, ``**strong**``, ``*em*``, ``~~strike~~`` and
+    ``` `code` ``` become wiki markup so Jira shows them as such, but only when
+    the whole text still reads back exactly; otherwise everything is literal.
     """
     literal = "\n".join(_escape_line(line, structured=False) for line in text.split("\n"))
     structured = "\n".join(_escape_line(line, structured=True) for line in text.split("\n"))
@@ -51,7 +51,13 @@ def text_to_wiki(text: str) -> str:
 
 
 _MD_LINK = re.compile(r"\[([^\[\]\n]+)\]\((https?://[^\s()\[\]|]+)\)")
-_MD_STRONG = re.compile(r"\*\*([^*\s](?:[^*\n]*[^*\s])?)\*\*")
+# Markdown-ish spans of the neutral text and the wiki markup for each: (pattern, open, close).
+_MD_SPANS = (
+    (re.compile(r"\*\*([^*\s](?:[^*\n]*[^*\s])?)\*\*"), "*", "*"),
+    (re.compile(r"(?<![*\w])\*([^*\s](?:[^*\n]*[^*\s])?)\*(?![*\w])"), "_", "_"),
+    (re.compile(r"~~([^~\s](?:[^~\n]*[^~\s])?)~~"), "-", "-"),
+    (re.compile(r"`([^`\n]+)`"), "{{", "}}"),
+)
 
 
 def _escape_line(line: str, *, structured: bool) -> str:
@@ -67,10 +73,11 @@ def _escape_line(line: str, *, structured: bool) -> str:
             out.append(f"[{_escape_line(link.group(1), structured=False)}|{link.group(2)}]")
             position = link.end()
             continue
-        strong = _MD_STRONG.match(line, position) if structured else None
-        if strong is not None:
-            out.append(f"*{_escape_line(strong.group(1), structured=False)}*")
-            position = strong.end()
+        span = _span(line, position) if structured else None
+        if span is not None:
+            match, opening, closing = span
+            out.append(opening + _escape_line(match.group(1), structured=False) + closing)
+            position = match.end()
             continue
         url = _URL.match(line, position)
         if url is not None and (position == 0 or not line[position - 1].isalnum()):
@@ -88,6 +95,14 @@ def _escape_line(line: str, *, structured: bool) -> str:
             out.append(char)
         position += 1
     return "".join(out)
+
+
+def _span(line: str, position: int) -> tuple[re.Match[str], str, str] | None:
+    for pattern, opening, closing in _MD_SPANS:
+        match = pattern.match(line, position)
+        if match is not None:
+            return match, opening, closing
+    return None
 
 
 # --------------------------------------------------------------------------- wiki -> text
@@ -195,6 +210,22 @@ def _inline(text: str) -> str:
     return "".join(out)
 
 
+_ESCAPES = re.compile(r"\\\\|\\.|&(?:#\d+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")
+
+
+def _unescape(text: str) -> str:
+    """Escapes and entities only: monospace text shows markup characters as they are."""
+    def one(match: re.Match[str]) -> str:
+        token = match.group()
+        if token == "\\\\":
+            return "\n"
+        if token.startswith("\\"):
+            return token[1] if token[1] in _UNESCAPABLE else token
+        return html.unescape(token)
+
+    return _ESCAPES.sub(one, text)
+
+
 def _inline_token(match: re.Match[str]) -> str:
     if match.group("br"):
         return "\n"
@@ -214,7 +245,7 @@ def _inline_token(match: re.Match[str]) -> str:
             return target
         return f"[{_inline(label)}]({target})"
     if match.group("mono"):
-        return f"`{match.group('mtext')}`"
+        return f"`{_unescape(match.group('mtext'))}`"
     if match.group("strong"):
         return f"**{_inline(match.group('stext'))}**"
     if match.group("em"):

@@ -76,6 +76,17 @@ def test_structure_is_recognised_only_when_it_renders_back_exactly() -> None:
     assert text_to_adf("#hashtag")["content"][0]["type"] == "paragraph"
 
 
+def test_inline_marks_are_recognised_when_they_render_back() -> None:
+    nodes = text_to_adf("an *important* and **urgent** ~~old~~ `x`")["content"][0]["content"]
+    assert [(n["text"], [m["type"] for m in n.get("marks", [])]) for n in nodes] == [
+        ("an ", []), ("important", ["em"]), (" and ", []), ("urgent", ["strong"]),
+        (" ", []), ("old", ["strike"]), (" ", []), ("x", ["code"]),
+    ]
+    # Arithmetic is not emphasis.
+    assert text_to_adf("2 * 3 * 4")["content"][0]["content"] == [
+        {"type": "text", "text": "2 * 3 * 4"}]
+
+
 def test_validate_adf_names_the_bad_node() -> None:
     with pytest.raises(ValueError, match=r"content\[0\]\.content\[0\]: text nodes need"):
         validate_adf({"type": "doc", "version": 1, "content": [

@@ -90,6 +90,9 @@ def test_wiki_to_text_never_raises(wiki: str) -> None:
         ("See [runbook](https://wiki.example.com/vpn) now",
          "See [runbook|https://wiki.example.com/vpn] now"),
         ("**VPN** is down", "*VPN* is down"),
+        ("an *important* note, ~~old~~ and `ipconfig /all`",
+         "an _important_ note, -old- and {{ipconfig /all}}"),
+        ("`a_b` in `C:\\Temp`", "{{a\\_b}} in {{C:&#92;Temp}}"),
         ("**a** and [snake_case](https://a.example/c_d)",
          "*a* and [snake\\_case|https://a.example/c_d]"),
         # Would not read back as written: the whole text stays literal.
