@@ -652,6 +652,10 @@ class JiraConnector:
                                                      [marker_label(record.foreign_id)])
             if status:
                 moves[index] = (status, resolution)
+            elif resolution is not None:
+                results[index].warnings.append(
+                    "resolution: Jira sets it only on a transition into a done status; "
+                    "not set on an issue created open")
             payloads.append(fields)
             positions.append(index)
         try:
@@ -756,14 +760,17 @@ class JiraConnector:
         if status and current is not None:
             now = str((current.get("status") or {}).get("name", ""))
             if norm(now) == norm(status):
-                status = None  # already there: a resolution alone is an ordinary edit
+                status = None  # already there: nothing to transition
         payload, warnings = self._resolve_refs(changes)
         if "labels" in payload and current is not None:
             markers = [str(label) for label in current.get("labels") or []
                        if str(label).startswith(LABEL_PREFIX)]
             payload["labels"] = self._with_marker(payload["labels"], markers)
         if resolution is not None and not status:
-            payload["resolution"] = resolution
+            # Jira keeps the resolution off edit screens: it is set only by the
+            # transition into a done status, which isn't happening here.
+            warnings.append("resolution: Jira sets it only on a transition into a done "
+                            "status; left unchanged")
         wrote = False
         if payload:
             self._edit(record_id, payload)

@@ -497,3 +497,15 @@ def test_credentials_never_reach_logs_or_errors_over_real_http(
     exposed = caplog.text + "".join(f"{e}{e!r}{getattr(e, 'advice', '')}" for e in errors)
     assert secret not in exposed and encoded not in exposed
     assert all(e.__cause__ is None for e in errors)
+
+
+def test_resolution_without_a_transition_is_left_with_a_warning(
+    connector: JiraConnector, sandbox: JiraSandbox
+) -> None:
+    key = sandbox.create_issue({"summary": "resolved already"})
+    sandbox.transition_issue(key, "Resolved", resolution="Fixed")
+    sandbox.log.clear()
+    result = connector.update(key, {"status": "Resolved", "resolution": {"name": "Done"}})
+    assert result.ok and any("resolution" in w for w in result.warnings)
+    assert sandbox.issue(key)["fields"]["resolution"]["name"] == "Fixed"
+    assert sandbox.log.writes() == 0
