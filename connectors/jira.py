@@ -25,7 +25,8 @@ Contract (what the engine may rely on, beyond :class:`connectors.base.Connector`
   issue with the comment properties.
 - Writes: ``status`` in the fields becomes workflow transitions (path found by
   :mod:`connectors.jira_workflow`), ``resolution`` rides on the step entering a
-  done status; everything else is one edit (``notifyUsers=false`` when the user
+  done status (Jira has no other way to set it: without such a step it is left
+  unchanged, with a warning); everything else is one edit (``notifyUsers=false`` when the user
   may, else without). User refs become accountId (Cloud) / name (DC), looked up
   by email once per run; unknown people are left empty with a warning. Labels
   written always keep the marker label.
