@@ -56,7 +56,7 @@ def test_copied_comment_carries_attribution_in_each_format() -> None:
     validate_adf(adf)
     assert adf_to_text(adf) == plain
     wiki = comment_to_remote("jira", comment, WIKI, origin="ServiceNow INC0010002")
-    assert isinstance(wiki, str) and "\\*restarted\\*" in wiki
+    assert isinstance(wiki, str) and "Gateway _restarted_" in wiki
     assert wiki_to_text(wiki) == plain
     assert comment.visibility is Visibility.PUBLIC  # the copy's visibility is the caller's
 

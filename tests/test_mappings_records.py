@@ -218,9 +218,9 @@ def test_jira_write_on_cloud_uses_adf_select_options_and_names() -> None:
 
 
 def test_jira_write_on_data_center_escapes_wiki_specials() -> None:
-    incident = Incident(description="Run *all* checks [now]")
+    incident = Incident(description="Run *all* checks [now] on host_1")
     fields = to_fields("jira", incident, PROFILE, WIKI, only=["description"]).fields
-    assert fields == {"description": "Run \\*all\\* checks \\[now\\]"}
+    assert fields == {"description": "Run _all_ checks \\[now\\] on host\\_1"}
 
 
 def test_unset_priority_is_written_from_the_matrix_and_reported() -> None:

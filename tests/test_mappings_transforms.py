@@ -150,7 +150,7 @@ def test_rich_text_follows_the_jira_text_format_and_stays_plain_on_servicenow() 
     adf = MappingContext(text_format="adf")
     wiki = MappingContext(text_format="wiki")
     assert rich.write("*a*", "jira", adf)[0]["type"] == "doc"
-    assert rich.write("*a*", "jira", wiki)[0] == "\\*a\\*"
+    assert rich.write("a_b [c]", "jira", wiki)[0] == "a\\_b \\[c\\]"
     assert rich.write("*a*", "servicenow", adf)[0] == "*a*"
     assert rich.write(None, "jira", adf) == (None, [])
     assert rich.write("", "servicenow", adf) == ("", [])
