@@ -8,7 +8,11 @@ Contract:
   :class:`Profile`. It reads files and nothing else.
 - Any problem raises :class:`MappingError` whose ``str()`` is one line:
   ``<file>: <key path> (line N): <reason>``, e.g.
-  ``team.toml: fields.status.to_jira (line 12): no mapping for 'closed'``.
+  ``team.toml: fields.status.to_jira (line 12): map is not total: no mapping
+  for 'closed'``.
+- Lossy maps must settle: a vendor value a written value reads back as must
+  write that same vendor value again, or the profile is rejected (else every
+  sync would flip the value).
 - A row (``[fields.<neutral>]``, ``[fields.custom.<name>]`` for custom fields)
   holds: ``servicenow`` / ``jira`` (a field name, or an inline table
   ``{field = ..., transform = ..., <params>}``), ``direction`` (both |

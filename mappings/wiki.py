@@ -6,6 +6,8 @@ Contract:
   leading ``h1.``/``bq.``) is escaped with a backslash; a literal backslash is
   ``&#92;`` (``\\\\`` is a line break in wiki) and an ``&`` that would start an
   entity is ``&amp;``. URLs are left as they are so Jira still links them.
+  The neutral text's own Markdown-ish spans (links, strong, em, strike,
+  inline code) become the wiki equivalents when the result reads back exactly.
 - :func:`wiki_to_text` reads wiki markup written by people into the neutral
   Markdown-ish text (``*b*`` -> ``**b**``, ``_i_`` -> ``*i*``, ``{{c}}`` ->
   ``` `c` ```, ``[t|url]`` -> ``[t](url)``, ``h2.`` -> ``##``, ``*``/``#``
