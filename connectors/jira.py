@@ -850,10 +850,14 @@ class JiraConnector:
                 path = self._workflow.path(status, target)
             step = path[0] if path else self._workflow.exploratory_step(available, visited)
             if step is None or step.id not in {t.id for t in available}:
-                reachable = ", ".join(self._workflow.reachable(status)) or "none"
+                reachable = self._workflow.reachable(status)
+                unknown = [s for s in reachable if not self._workflow.known(s)]
+                hint = (f"; transitions out of {', '.join(unknown)} are unknown until an issue "
+                        "is in that status (done statuses are never entered just to explore)"
+                        if unknown else "")
                 raise NoTransitionPath(
                     f"Jira {key}: no workflow path from {status!r} to status {target!r} "
-                    f"(reachable: {reachable})", side="jira")
+                    f"(reachable: {', '.join(reachable) or 'none'}{hint})", side="jira")
             fields: dict[str, Any] = {}
             if resolution is not None and step.enters_done and \
                     self._workflow.category(status) != "done":

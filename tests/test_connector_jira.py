@@ -509,3 +509,21 @@ def test_resolution_without_a_transition_is_left_with_a_warning(
     assert result.ok and any("resolution" in w for w in result.warnings)
     assert sandbox.issue(key)["fields"]["resolution"]["name"] == "Fixed"
     assert sandbox.log.writes() == 0
+
+
+def test_a_path_through_an_unexplored_done_status_is_refused_not_guessed(
+    connector: JiraConnector, sandbox: JiraSandbox
+) -> None:
+    """Open -> Closed needs Resolved, a done status: with no issue there to learn from,
+    the connector won't gamble (it might as well end in Canceled)."""
+    from connectors.base import NoTransitionPath
+
+    key = sandbox.create_issue({"summary": "close me"})
+    with pytest.raises(NoTransitionPath, match="transitions out of Resolved"):
+        connector.update(key, {"status": "Closed", "resolution": {"name": "Done"}})
+    assert sandbox.issue(key)["fields"]["status"]["name"] not in ("Canceled", "Closed")
+    sandbox.transition_issue(sandbox.create_issue({"summary": "teacher"}), "Resolved",
+                             resolution="Done")
+    fresh = make_connector(sandbox)  # a new run learns afresh
+    fresh.update(key, {"status": "Closed", "resolution": {"name": "Done"}})
+    assert sandbox.issue(key)["fields"]["status"]["name"] == "Closed"
