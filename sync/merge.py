@@ -26,7 +26,6 @@ from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 
-
 @dataclass(frozen=True)
 class Conflict:
     """Both sides changed ``field`` to different values since the last sync."""

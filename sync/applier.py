@@ -1,0 +1,335 @@
+"""Applying a plan: creates, field writes, link commits, comments, the retry queue.
+
+Contract:
+- :meth:`Applier.apply` executes a :class:`sync.actions.Plan`. Creates go in
+  bulk per target side, each preceded by a committed intent; the source then
+  gets the new record's id. Each pair commits in one state-store transaction
+  after its writes succeed (per-side snapshots, seen versions, conflicts,
+  retry queue, intent); comments follow, each committed with its id pair,
+  and only then are the comment sources' versions confirmed.
+- A pair that fails (any ConnectorError but a fatal one, a precondition, a
+  mapping ValueError, a link conflict) goes to the retry queue and the run
+  goes on; a :class:`connectors.base.FatalError` aborts the run.
+- Pairs we wrote are read back once and merged again (vendor-computed values
+  travel in the same run). Watermarks advance last, and only when both pulls
+  completed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from connectors.base import ConnectorError, FatalError, NewRecord, PreconditionFailed, SyncError
+from sync.actions import PairPlan, Plan, side_title
+from sync.engine_core import (
+    BACKLINK_FIELDS,
+    HEARTBEAT_SECONDS,
+    EngineCore,
+    RunSummary,
+    _comment_key,
+    _id_key,
+    _one_line,
+)
+from sync.state import Link, PairTx
+
+logger = logging.getLogger(__name__)
+
+class Applier(EngineCore):
+    """The writing half of the engine."""
+
+    def apply(self, plan: Plan) -> RunSummary:
+        """Execute ``plan``; commit per pair; failures go to the retry queue."""
+        began = time.monotonic()
+        summary = RunSummary()
+        total = len(plan.pairs)
+        done = 0
+        for side, error in plan.pull_errors.items():
+            summary.failed += 1
+            summary.failures.append(f"pull from {side_title(side)}: {error}")
+        failed: set[tuple[str, str]] = set()
+        for problem in plan.problems:
+            if (str(problem.side), problem.record_id) in failed:
+                continue  # one attempt per record and run, however many reasons
+            failed.add((str(problem.side), problem.record_id))
+            self._fail(summary, problem.side, problem.record_id, problem.display, problem.error)
+        for orphan in plan.orphans:
+            summary.orphaned += 1
+            summary.orphans.append(f"{side_title(orphan.side)} {orphan.display}: {orphan.reason}")
+
+        creates: dict[str, list[PairPlan]] = {}
+        for pair in plan.pairs:
+            if pair.create is not None:
+                creates.setdefault(pair.create.target_side, []).append(pair)
+        written: list[PairPlan] = []
+        for target, batch in creates.items():
+            written.extend(self._apply_creates(target, batch, summary))
+            done += len(batch)
+            self._tick(done, total)
+        for pair in plan.pairs:
+            if pair.create is not None:
+                continue
+            if self._apply_pair(pair, summary) and (pair.updates or pair.comments):
+                written.append(pair)
+            done += 1
+            self._tick(done, total)
+        self._settle(written, summary)
+
+        if not plan.pull_errors:
+            for side, value in plan.watermarks.items():
+                self.store.set_watermark(side, value)
+        summary.elapsed = time.monotonic() - began
+        return summary
+
+    def _tick(self, done: int, total: int) -> None:
+        if self.progress is not None:
+            self.progress(done, total)
+        now = time.monotonic()
+        if now - self._last_beat >= HEARTBEAT_SECONDS:
+            self._last_beat = now
+            if self._locked:
+                self.store.heartbeat(self.owner, ttl=self.options.lock_ttl)
+
+    def _fail(self, summary: RunSummary, side: str, record_id: str, display: str,
+              error: str) -> None:
+        item = self.store.record_failure(
+            side, record_id, error, now=self.clock(),
+            base_seconds=self.options.retry_base_seconds,
+            max_attempts=self.options.max_attempts,
+        )
+        summary.failed += 1
+        state = "parked" if item.parked else f"attempt {item.attempts}"
+        if item.parked:
+            summary.parked += 1
+        summary.failures.append(f"{side_title(side)} {display or record_id} ({state}): {error}")
+
+    def _apply_creates(
+        self, target: str, batch: list[PairPlan], summary: RunSummary
+    ) -> list[PairPlan]:
+        """Create the batch on ``target`` (intents first); return the pairs that committed."""
+        connector = self.connectors[target]
+        made: list[PairPlan] = []
+        for pair in batch:
+            assert pair.create is not None
+            self._step("create:before-intent")
+            if pair.intent_id is None:
+                pair.intent_id = self.store.record_intent(
+                    pair.create.source_side, pair.create.source_id, target)
+            self._step("create:after-intent")
+        news = []
+        for pair in batch:
+            assert pair.create is not None
+            source_record = pair.records[pair.create.source_side]
+            news.append(NewRecord(
+                fields=pair.create.fields, foreign_id=pair.create.source_id,
+                foreign_url=source_record.url if source_record is not None else "",
+                foreign_display=pair.create.source_display,
+            ))
+        try:
+            results = connector.create(news)
+        except FatalError:
+            raise
+        except ConnectorError as error:
+            for pair in batch:
+                assert pair.create is not None
+                self._fail(summary, pair.create.source_side, pair.create.source_id,
+                           pair.create.source_display, _one_line(error))
+            return made
+        self._step("create:after-remote")
+        for pair, result in zip(batch, results, strict=True):
+            assert pair.create is not None
+            source = pair.create.source_side
+            if not result.ok or not result.id:
+                self._fail(summary, source, pair.create.source_id, pair.create.source_display,
+                           _one_line(result.error or "create returned no id"))
+                continue
+            pair.ids[target] = result.id
+            pair.displays[target] = result.display or result.id
+            for comment in pair.comments:
+                comment.target_display = pair.displays[target]
+            source_record = pair.records[source]
+            versions = {target: result.version,
+                        source: source_record.version if source_record is not None else None}
+            pair.backlink = (source, result.id)
+            if self._finish_pair(pair, summary, versions):
+                summary.created += 1
+                made.append(pair)
+                self._step("create:after-commit")
+        return made
+
+    def _settle(self, pairs: list[PairPlan], summary: RunSummary) -> None:
+        """Merge the pairs we wrote once more, against what the tools actually hold.
+
+        A tool computes some values itself when we write others (ServiceNow
+        derives priority from impact x urgency), and our write's version stamp
+        would hide that change from the next run. So the written pairs are read
+        back (one batched read per side) and merged again; what moved travels
+        now, and the final version stamps are committed (adding a comment moves
+        them too). One pass only: it cannot loop. If the read fails, the next
+        run looks at the pairs again.
+        """
+        if not pairs:
+            return
+        wanted = {side: [p.ids[side] or "" for p in pairs] for side in self.sides}
+        try:
+            fetched = {side: self.connectors[side].get_many(ids, self.vendor_fields[side])
+                       for side, ids in wanted.items()}
+        except FatalError:
+            raise
+        except ConnectorError as error:
+            logger.warning("settling new pairs postponed to the next run: %s", error)
+            return
+        a = self.sides[0]
+        links = self.store.links_by(a, wanted[a])
+        follow_up = Plan(started=self.clock())
+        for pair in pairs:
+            link = links.get(pair.ids[a] or "")
+            got = {side: fetched[side].get(pair.ids[side] or "") for side in self.sides}
+            present = {side: rec for side, rec in got.items() if rec is not None}
+            if link is None or len(present) < 2:
+                continue
+            self._guarded(follow_up, present, lambda link=link, got=present: self._plan_linked(
+                follow_up, link, got, {side: set() for side in self.sides}))
+        for problem in follow_up.problems:
+            self._fail(summary, problem.side, problem.record_id, problem.display, problem.error)
+        for pair in follow_up.pairs:
+            link = links.get(pair.ids[a] or "")
+            # Unchanged but with new version stamps (a comment we added moves
+            # them): commit them, so the next run skips the pair unmapped.
+            moved = link is not None and any(
+                (pair.records[side].version if pair.records[side] else None)
+                != link.version_on(side) for side in self.sides)
+            if pair.updates or pair.conflicts or moved:
+                self._apply_pair(pair, summary)
+
+    def _apply_pair(self, pair: PairPlan, summary: RunSummary) -> bool:
+        """Writes and commit of one existing pair; True when it committed."""
+        versions = {side: (rec.version if rec is not None else None)
+                    for side, rec in pair.records.items()}
+        committed = self._finish_pair(pair, summary, versions)
+        if committed and pair.adopt:
+            summary.adopted += 1
+        return committed
+
+    def _finish_pair(
+        self, pair: PairPlan, summary: RunSummary, versions: dict[str, str | None],
+    ) -> bool:
+        """Field writes, the link commit, then comments. True when the pair committed.
+
+        While comments are still to be copied, the link is committed with the
+        comments' source versions unknown, so a crash before they are all
+        copied makes the next run look at the pair again instead of skipping it.
+        """
+        backlink = pair.backlink
+        origin = next(s for s in self.sides if pair.records.get(s) is not None)
+        origin_record = pair.records[origin]
+        assert origin_record is not None
+        try:
+            updated = 0
+            for update in pair.updates:
+                self._step("update:before-write")
+                fields = dict(update.fields)
+                if backlink is not None and update.side == backlink[0]:
+                    fields.update(self._backlink_fields(update.side, backlink[1], pair))
+                result = self.connectors[update.side].update(
+                    update.record_id, fields, expected_version=update.expected_version)
+                if not result.ok:
+                    raise result.error or ConnectorError("update failed", side=update.side)
+                versions[update.side] = result.version or versions.get(update.side)
+                updated += 1
+                self._step("update:after-write")
+            if backlink is not None and not any(u.side == backlink[0] for u in pair.updates):
+                source_record = pair.records[backlink[0]]
+                assert source_record is not None
+                fields = self._backlink_fields(backlink[0], backlink[1], pair)
+                if fields:
+                    result = self.connectors[backlink[0]].update(source_record.id, fields)
+                    if not result.ok:
+                        raise result.error or ConnectorError("update failed", side=backlink[0])
+                    versions[backlink[0]] = result.version or versions.get(backlink[0])
+            pending = {c.source_side for c in pair.comments}
+            link = self._commit(pair, {side: None if side in pending else version
+                                       for side, version in versions.items()})
+        except FatalError:
+            raise
+        except (ConnectorError, PreconditionFailed, SyncError, ValueError) as error:
+            self._fail(summary, origin, origin_record.id, origin_record.display,
+                       _one_line(error))
+            return False
+        summary.updated += updated
+        summary.conflicts += len(pair.conflicts)
+        self._step("update:after-commit")
+        if pair.comments and self._copy_comments(pair, link, summary):
+            with self.store.pair() as tx:
+                self._save_link(tx, pair, versions)
+        return True
+
+    def _backlink_fields(self, side: str, foreign_id: str, pair: PairPlan) -> dict[str, Any]:
+        """Vendor fields that make a source record carry the id of the copy we made of it."""
+        make = BACKLINK_FIELDS.get(side)
+        return dict(make(foreign_id)) if make is not None else {}
+
+    def _save_link(self, tx: PairTx, pair: PairPlan, versions: Mapping[str, str | None]) -> Link:
+        a, b = self.sides
+        return tx.save_link(
+            **{
+                f"{_id_key(a)}": pair.ids[a] or "", f"{_id_key(b)}": pair.ids[b] or "",
+                f"{a}_display": pair.displays[a], f"{b}_display": pair.displays[b],
+                f"snapshot_{a}": pair.snapshots[a], f"snapshot_{b}": pair.snapshots[b],
+                f"version_{a}": versions.get(a), f"version_{b}": versions.get(b),
+            },
+            hash=pair.hash,
+        )
+
+    def _commit(self, pair: PairPlan, versions: Mapping[str, str | None]) -> Link:
+        ids = {side: pair.ids[side] or "" for side in self.sides}
+        with self.store.pair() as tx:
+            link = self._save_link(tx, pair, versions)
+            at = self.clock()
+            conflicted = set()
+            for item in pair.conflicts:
+                c = item.conflict
+                conflicted.add(c.field)
+                tx.record_conflict(
+                    link.id, c.field, base=dict(c.base),
+                    **{f"{side}_value": c.values[side] for side in self.sides},
+                    resolution=c.resolution, policy=c.policy, at=at,
+                )
+            for update in pair.updates:
+                for change in update.changes:
+                    if change.field not in conflicted:
+                        tx.close_conflicts(link.id, change.field)
+            if pair.intent_id is not None:
+                tx.complete_intent(pair.intent_id)
+            for side in self.sides:
+                if ids[side]:
+                    tx.clear_retry(side, ids[side])
+        return link
+
+    def _copy_comments(self, pair: PairPlan, link: Link, summary: RunSummary) -> bool:
+        """Copy the pair's comments, each committed with its id pair; True if all made it."""
+        complete = True
+        for comment in pair.comments:
+            target = comment.target_side
+            target_id = pair.ids[target]
+            assert target_id is not None
+            try:
+                made = self.connectors[target].add_comment(
+                    target_id, comment.body, comment.visibility)
+                ids = {comment.source_side: comment.source_comment_id, target: made.id}
+                with self.store.pair() as tx:
+                    tx.add_comment_link(
+                        link.id, **{f"{_comment_key(s)}": ids[s] for s in self.sides},
+                        origin=comment.source_side, visibility=comment.visibility,
+                    )
+            except FatalError:
+                raise
+            except (ConnectorError, SyncError, ValueError) as error:
+                self._fail(summary, target, target_id, pair.displays[target],
+                           f"copying comment {comment.source_comment_id}: {_one_line(error)}")
+                complete = False
+                continue
+            summary.comments += 1
+        return complete

@@ -1,0 +1,510 @@
+"""Planning: pull, pair, merge, rules and diff, turned into a Plan without writing anything.
+
+Contract:
+- :meth:`Planner.build_plan` pulls each side since its watermark (plus due
+  retry items and pending create intents), pairs records through the link
+  table, fetches missing counterparts in batches, merges each changed pair
+  field by field against the per-side snapshots (:mod:`sync.merge`), runs
+  the rules hook, and diffs the result against each side: only fields that
+  differ as the side would read them back become writes.
+- Unlinked records are adopted when either side carries the other's id
+  (found directly or with ``find_by_foreign_id``), else planned as creates
+  where the direction allows. Two records claiming one counterpart are a
+  problem for those records, not a crash.
+- A pull that fails stops all creates and keeps the watermarks; a side that
+  returns nothing where links say records exist stops the run
+  (:class:`sync.errors.SafetyValve`).
+- Reads only: connectors' read methods and the state store's queries.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from connectors.base import ConnectorError, FatalError, RemoteRecord, SyncError
+from mappings.mapper import comment_from_remote, comment_to_remote, to_fields
+from mappings.model import Comment, Incident
+from sync.actions import (
+    AddComment,
+    AdoptRecord,
+    CreateRecord,
+    FieldChange,
+    PairPlan,
+    Plan,
+    RecordConflict,
+    ReportOrphan,
+    ReportProblem,
+    UpdateFields,
+    side_title,
+)
+from sync.engine_core import (
+    BACKLINK_FIELDS,
+    VANISHED_BATCH,
+    EngineCore,
+    _one_line,
+    projection,
+    snapshot_hash,
+    with_values,
+)
+from sync.errors import SafetyValve
+from sync.merge import comments_to_copy, merge_field
+from sync.rules import apply_rules
+from sync.state import Link
+
+
+class Planner(EngineCore):
+    """The read-only half of the engine."""
+
+    def build_plan(self) -> Plan:
+        """Everything a run would do, computed with reads only."""
+        self.open()
+        started = self.clock()
+        plan = Plan(started=started)
+        records: dict[str, dict[str, RemoteRecord]] = {side: {} for side in self.sides}
+        forced: dict[str, set[str]] = {side: set() for side in self.sides}
+
+        for side in self.sides:
+            self._pull(side, plan, records[side])
+        self._add_retries_and_intents(plan, records, forced)
+
+        links = {side: self.store.links_by(side, records[side]) for side in self.sides}
+        pairs: dict[int, dict[str, RemoteRecord]] = {}
+        by_link: dict[int, Link] = {}
+        unlinked: dict[str, list[RemoteRecord]] = {side: [] for side in self.sides}
+        for side in self.sides:
+            for record_id, record in records[side].items():
+                link = links[side].get(record_id)
+                if link is None:
+                    unlinked[side].append(record)
+                    continue
+                by_link[link.id] = link
+                pairs.setdefault(link.id, {})[side] = record
+
+        active = {
+            link_id: got for link_id, got in pairs.items()
+            if any(record.version != by_link[link_id].version_on(side)
+                   or record.id in forced[side] for side, record in got.items())
+        }
+        self._fetch_counterparts(plan, active, by_link)
+        for link_id, got in active.items():
+            link = by_link[link_id]
+            if len(got) < 2:
+                continue  # orphaned or failed: reported by _fetch_counterparts
+            self._guarded(plan, got, lambda link=link, got=got: self._plan_linked(
+                plan, link, got, forced))
+
+        if plan.pull_errors:
+            # A side we could not read may hold the counterparts of these
+            # records: creating now could duplicate them (STYLE habit 8).
+            return plan
+        self._plan_unlinked(plan, unlinked, records, forced)
+        return plan
+
+    def _pull(self, side: str, plan: Plan, into: dict[str, RemoteRecord]) -> None:
+        connector = self.connectors[side]
+        since = self.store.watermark(side)
+        # Items waiting in the retry queue (or parked) come back when they are
+        # due, or when they change; not because an inclusive watermark re-reads them.
+        waiting = {item.record_id for item in self.store.retry_items()
+                   if item.side == side and (item.parked or item.next_attempt > plan.started)}
+        newest: datetime | None = None
+        try:
+            for record in connector.pull(since, self.vendor_fields[side]):
+                if newest is None or record.updated > newest:
+                    newest = record.updated
+                if record.id in waiting and since is not None and record.updated <= since:
+                    continue
+                into[record.id] = record
+        except FatalError:
+            raise
+        except ConnectorError as error:
+            plan.pull_errors[side] = str(error)
+            into.clear()
+            return
+        plan.pulled[side] = len(into)
+        if since is None and not into and self.store.all_links():
+            raise SafetyValve(
+                f"{side_title(side)} returned no records at all although the state store "
+                f"links some of its records; refusing to act (check the scope query and the "
+                f"integration user's permissions)"
+            )
+        if newest is not None:
+            plan.watermarks[side] = min(plan.started, newest)
+
+    def _add_retries_and_intents(
+        self, plan: Plan, records: dict[str, dict[str, RemoteRecord]],
+        forced: dict[str, set[str]],
+    ) -> None:
+        wanted: dict[str, set[str]] = {side: set() for side in self.sides}
+        for side in self.sides:
+            for item in self.store.due_retries(side, plan.started):
+                wanted[side].add(item.record_id)
+                forced[side].add(item.record_id)
+        for intent in self.store.pending_intents():
+            if intent.source_side in wanted:
+                wanted[intent.source_side].add(intent.source_id)
+                forced[intent.source_side].add(intent.source_id)
+        for side in self.sides:
+            missing = sorted(wanted[side] - set(records[side]))
+            if not missing or side in plan.pull_errors:
+                continue
+            try:
+                records[side].update(
+                    self.connectors[side].get_many(missing, self.vendor_fields[side]))
+            except FatalError:
+                raise
+            except ConnectorError as error:
+                plan.pull_errors[side] = f"fetching retry items: {error}"
+
+    def _fetch_counterparts(
+        self, plan: Plan, active: dict[int, dict[str, RemoteRecord]], by_link: dict[int, Link]
+    ) -> None:
+        """Fetch, in batches, the other side of every active pair we did not pull."""
+        wanted: dict[str, dict[str, int]] = {side: {} for side in self.sides}
+        for link_id, got in active.items():
+            for side in self.sides:
+                if side not in got:
+                    wanted[side][by_link[link_id].id_on(side)] = link_id
+        for side, ids in wanted.items():
+            if not ids:
+                continue
+            try:
+                found = self.connectors[side].get_many(sorted(ids), self.vendor_fields[side])
+            except FatalError:
+                raise
+            except ConnectorError as error:
+                for record_id, link_id in ids.items():
+                    present = active[link_id][self.other(side)]
+                    plan.problems.append(ReportProblem(
+                        present.side, present.id, present.display,
+                        f"cannot read {side_title(side)} {record_id}: {error}"))
+                continue
+            if len(ids) >= VANISHED_BATCH and not found:
+                raise SafetyValve(
+                    f"{side_title(side)} returned none of the {len(ids)} linked records asked "
+                    f"for; refusing to act (check the scope and the integration user's access)"
+                )
+            for record_id, link_id in ids.items():
+                if record_id in found:
+                    active[link_id][side] = found[record_id]
+                    continue
+                link = by_link[link_id]
+                plan.orphans.append(ReportOrphan(
+                    side, record_id, link.display_on(side),
+                    f"linked to {side_title(self.other(side))} "
+                    f"{link.display_on(self.other(side))} but gone or out of scope; "
+                    "nothing is deleted"))
+
+    def _guarded(self, plan: Plan, got: Mapping[str, RemoteRecord],
+                 work: Callable[[], None]) -> None:
+        """Run one pair's planning; a mapping error becomes a problem for that pair only."""
+        try:
+            work()
+        except (ValueError, SyncError) as error:
+            if isinstance(error, FatalError | SafetyValve):
+                raise
+            record = next(iter(got.values()))
+            plan.problems.append(ReportProblem(
+                str(record.side), record.id, record.display, _one_line(error)))
+
+    # ------------------------------------------------------------------ linked pairs
+
+    def _plan_linked(
+        self, plan: Plan, link: Link, got: Mapping[str, RemoteRecord],
+        forced: Mapping[str, set[str]],
+    ) -> None:
+        pair = PairPlan(
+            kind="update",
+            ids={side: got[side].id for side in self.sides},
+            displays={side: got[side].display for side in self.sides},
+            records=dict(got),
+            retry_ids=[(side, got[side].id) for side in self.sides
+                       if got[side].id in forced[side]],
+        )
+        bases = {side: link.snapshot_on(side) for side in self.sides}
+        base = bases if all(b is not None for b in bases.values()) else None
+        self._plan_merge(pair, base, link_id=link.id)
+        plan.pairs.append(pair)
+
+    def _plan_merge(
+        self, pair: PairPlan, base: Mapping[str, Mapping[str, Any] | None] | None,
+        *, link_id: int | None,
+    ) -> None:
+        """Merge both records of a pair field by field, run the rules, diff per side."""
+        a, b = self.sides
+        records = {side: rec for side, rec in pair.records.items() if rec is not None}
+        incidents = {side: self.incident(records[side]) for side in self.sides}
+        current = {side: projection(incidents[side], self.merged_fields) for side in self.sides}
+        across = {side: self.readback(self.other(side), incidents[side], pair.displays)
+                  for side in self.sides}
+        newest = a if records[a].updated >= records[b].updated else b
+
+        decisions = []
+        for name in self.merged_fields:
+            decisions.append(merge_field(
+                name,
+                sides=self.sides,
+                current={side: current[side][name] for side in self.sides},
+                base=None if base is None else {
+                    side: (base[side] or {}).get(name) for side in self.sides},
+                travels_to={side: self.travels(name, side) for side in self.sides},
+                agrees={side: across[side][name] == current[self.other(side)][name]
+                        for side in self.sides},
+                owner=self.profile.owner(name),
+                policy=self.options.conflict,
+                newest=newest,
+            ))
+
+        merged_values = dict(current[a])
+        for decision in decisions:
+            if decision.source is not None:
+                merged_values[decision.field] = decision.value
+            if decision.conflict is not None:
+                pair.conflicts.append(RecordConflict(decision.conflict, dict(pair.displays)))
+        merged = with_values(incidents[a], merged_values)
+        ruled, pair.firings = apply_rules(merged, self.rules)
+        ruled_values = projection(ruled, self.merged_fields)
+        by_rules = {f: v for f, v in ruled_values.items() if v != merged_values[f]}
+        pair.merged = ruled
+
+        for side in self.sides:
+            overrides = {d.field: d.value for d in decisions
+                         if d.source == self.other(side) and self.travels(d.field, side)}
+            overrides.update({f: v for f, v in by_rules.items() if self.travels(f, side)})
+            pair.snapshots[side] = self._plan_side_update(
+                pair, side, incidents[side], current[side], overrides)
+        pair.hash = snapshot_hash(pair.snapshots)
+        self._plan_comments(pair, link_id)
+
+    def _plan_side_update(
+        self, pair: PairPlan, side: str, incident: Incident, current: Mapping[str, Any],
+        overrides: Mapping[str, Any],
+    ) -> dict[str, Any]:
+        """Add the update of ``side`` (if anything differs) and return its next snapshot."""
+        snapshot = dict(current)
+        if not overrides:
+            return snapshot
+        target = with_values(incident, overrides)
+        after = self.readback(side, target, pair.displays)
+        changed = [f for f in overrides if after[f] != current[f]]
+        if not changed:
+            return snapshot
+        ctx = self.ctx_for(side, pair.displays)
+        vendor = to_fields(side, target, self.profile, ctx, only=changed)
+        # A write may drag other fields along (a resolve carries its close code
+        # and notes): those change on the side too, so show and remember them.
+        implied = [
+            f for f in self.merged_fields
+            if f not in changed and self.travels(f, side) and after[f] != current[f]
+            and set(to_fields(side, target, self.profile, ctx, only=[f]).fields)
+            <= set(vendor.fields)
+        ]
+        record = pair.records[side]
+        assert record is not None
+        pair.updates.append(UpdateFields(
+            side=side,
+            record_id=record.id,
+            display=record.display,
+            changes=[FieldChange(f, current[f], overrides[f]) for f in changed]
+            + [FieldChange(f, current[f], after[f]) for f in implied],
+            fields=vendor.fields,
+            expected_version=record.version,
+            losses=list(vendor.losses),
+        ))
+        for name in [*changed, *implied]:
+            snapshot[name] = after[name]
+        return snapshot
+
+    def _plan_comments(self, pair: PairPlan, link_id: int | None) -> None:
+        known: dict[str, set[str]] = {side: set() for side in self.sides}
+        if link_id is not None:
+            for comment_link in self.store.comment_links(link_id):
+                for side in self.sides:
+                    known[side].add(comment_link.id_on(side))
+        comments = {side: list(rec.comments) if rec is not None else []
+                    for side, rec in pair.records.items()}
+        for source, raw in comments_to_copy(comments, known, may_copy=self.options.allows):
+            target = self.other(source)
+            neutral: Comment = comment_from_remote(source, raw, self.ctx[source])
+            origin = f"{side_title(source)} {pair.displays[source]}"
+            pair.comments.append(AddComment(
+                source_side=source,
+                source_comment_id=raw.id,
+                target_side=target,
+                target_display=pair.displays.get(target) or "(new record)",
+                visibility=neutral.visibility.value,
+                body=comment_to_remote(target, neutral, self.ctx[target], origin=origin),
+                text=neutral.body,
+            ))
+
+    # ------------------------------------------------------------------ unlinked records
+
+    def _plan_unlinked(
+        self, plan: Plan, unlinked: Mapping[str, list[RemoteRecord]],
+        records: Mapping[str, Mapping[str, RemoteRecord]], forced: Mapping[str, set[str]],
+    ) -> None:
+        intents = {(i.source_side, i.source_id): i.id for i in self.store.pending_intents()}
+        claimed: dict[tuple[str, str], RemoteRecord] = {}   # (side, id) -> claimant
+        adoptions: list[tuple[RemoteRecord, RemoteRecord, str]] = []
+
+        # 1. Records that carry the other side's id point at their counterpart.
+        for side in self.sides:
+            other = self.other(side)
+            marked = [r for r in unlinked[side] if r.foreign_id]
+            if not marked:
+                continue
+            already = self.store.links_by(other, [r.foreign_id or "" for r in marked])
+            wanted = sorted({r.foreign_id or "" for r in marked} - set(records[other]))
+            fetched = self._read_many(plan, other, wanted, marked)
+            for record in marked:
+                fid = record.foreign_id or ""
+                if fid in already:
+                    holder = already[fid]
+                    plan.problems.append(ReportProblem(
+                        side, record.id, record.display,
+                        f"two records claim one link: it carries {side_title(other)} {fid}, "
+                        f"which is linked to {side_title(side)} {holder.display_on(side)}"))
+                    continue
+                counterpart = records[other].get(fid) or fetched.get(fid)
+                if counterpart is None:
+                    plan.orphans.append(ReportOrphan(
+                        side, record.id, record.display,
+                        f"carries {side_title(other)} id {fid}, which is gone or out of reach; "
+                        "nothing is created or deleted"))
+                    continue
+                adoptions.append((record, counterpart, "it carries the other's id"))
+
+        # 2. The rest: does the other side hold a record carrying their id?
+        for side in self.sides:
+            other = self.other(side)
+            plain = [r for r in unlinked[side] if not r.foreign_id
+                     and not any(c.id == r.id for _, c, _ in adoptions)]
+            if not plain:
+                continue
+            try:
+                found = self.connectors[other].find_by_foreign_id(
+                    [r.id for r in plain], self.vendor_fields[other])
+            except FatalError:
+                raise
+            except ConnectorError as error:
+                for record in plain:
+                    plan.problems.append(ReportProblem(
+                        side, record.id, record.display,
+                        f"cannot look for its copy on {side_title(other)}: {error}"))
+                continue
+            for record in plain:
+                counterpart = found.get(record.id)
+                if counterpart is not None:
+                    adoptions.append((record, counterpart, "found by its id on the other side"))
+                elif self.options.allows(side, other):
+                    self._guarded(plan, {side: record}, lambda r=record, s=side: self._plan_create(
+                        plan, r, s, intents.get((s, r.id)), forced))
+
+        # 3. Adoptions, each pair once; two claimants of one record are a problem.
+        seen_pairs: set[tuple[str, str]] = set()
+        for record, counterpart, reason in adoptions:
+            ends = sorted((f"{record.side}:{record.id}", f"{counterpart.side}:{counterpart.id}"))
+            key = (ends[0], ends[1])
+            if key in seen_pairs:
+                continue
+            seen_pairs.add(key)
+            target = (str(counterpart.side), counterpart.id)
+            rival = claimed.get(target)
+            if rival is not None:
+                for who in (record, rival):
+                    plan.problems.append(ReportProblem(
+                        str(who.side), who.id, who.display,
+                        f"two records claim one link: {side_title(target[0])} "
+                        f"{counterpart.display}"))
+                plan.pairs = [p for p in plan.pairs if p.ids.get(str(rival.side)) != rival.id]
+                continue
+            claimed[target] = record
+            linked = self.store.links_by(target[0], [counterpart.id])
+            if linked:
+                plan.problems.append(ReportProblem(
+                    str(record.side), record.id, record.display,
+                    f"two records claim one link: {side_title(target[0])} "
+                    f"{counterpart.display} is already linked"))
+                continue
+            self._guarded(plan, {str(record.side): record},
+                          lambda r=record, c=counterpart, why=reason: self._plan_adopt(
+                              plan, r, c, why, intents, forced))
+
+    def _read_many(self, plan: Plan, side: str, ids: Sequence[str],
+                   asking: Sequence[RemoteRecord]) -> dict[str, RemoteRecord]:
+        if not ids:
+            return {}
+        try:
+            return self.connectors[side].get_many(list(ids), self.vendor_fields[side])
+        except FatalError:
+            raise
+        except (ConnectorError, ValueError) as error:  # ValueError: not an id of that tool
+            for record in asking:
+                plan.problems.append(ReportProblem(
+                    str(record.side), record.id, record.display,
+                    f"cannot read {side_title(side)} {record.foreign_id}: {error}"))
+            return {}
+
+    def _plan_adopt(
+        self, plan: Plan, record: RemoteRecord, counterpart: RemoteRecord, reason: str,
+        intents: Mapping[tuple[str, str], int], forced: Mapping[str, set[str]],
+    ) -> None:
+        got = {str(record.side): record, str(counterpart.side): counterpart}
+        pair = PairPlan(
+            kind="adopt",
+            ids={side: got[side].id for side in self.sides},
+            displays={side: got[side].display for side in self.sides},
+            records=dict(got),
+            retry_ids=[(side, got[side].id) for side in self.sides
+                       if got[side].id in forced[side]],
+        )
+        pair.intent_id = (intents.get((str(record.side), record.id))
+                          or intents.get((str(counterpart.side), counterpart.id)))
+        pair.adopt = AdoptRecord(
+            ids={side: got[side].id for side in self.sides},
+            displays={side: got[side].display for side in self.sides},
+            reason=reason,
+        )
+        for side in self.sides:
+            other_id = got[self.other(side)].id
+            if side in BACKLINK_FIELDS and got[side].foreign_id != other_id:
+                # e.g. a crash between creating the copy and marking the source
+                pair.backlink = (side, other_id)
+        self._plan_merge(pair, None, link_id=None)
+        plan.pairs.append(pair)
+
+    def _plan_create(
+        self, plan: Plan, record: RemoteRecord, side: str, intent_id: int | None,
+        forced: Mapping[str, set[str]],
+    ) -> None:
+        target = self.other(side)
+        incident = self.incident(record)
+        ruled, firings = apply_rules(incident, self.rules)
+        displays = {side: record.display, target: ""}
+        vendor = to_fields(target, ruled, self.profile, self.ctx_for(target, displays))
+        pair = PairPlan(
+            kind="create",
+            ids={side: record.id, target: None},
+            displays={side: record.display, target: ""},
+            records={side: record, target: None},
+            merged=ruled,
+            firings=firings,
+            intent_id=intent_id,
+            retry_ids=[(side, record.id)] if record.id in forced[side] else [],
+        )
+        pair.create = CreateRecord(
+            source_side=side, source_id=record.id, source_display=record.display,
+            target_side=target, title=ruled.title, fields=vendor.fields,
+            losses=list(vendor.losses),
+        )
+        current = projection(incident, self.merged_fields)
+        ruled_values = projection(ruled, self.merged_fields)
+        overrides = {f: v for f, v in ruled_values.items()
+                     if v != current[f] and self.travels(f, side)}
+        pair.snapshots[side] = self._plan_side_update(pair, side, incident, current, overrides)
+        pair.snapshots[target] = self.readback(target, ruled, displays)
+        pair.hash = snapshot_hash(pair.snapshots)
+        self._plan_comments(pair, None)
+        plan.pairs.append(pair)
