@@ -523,7 +523,10 @@ class JiraConnector:
     def find_by_foreign_id(
         self, foreign_ids: Sequence[str], fields: Sequence[str]
     ) -> dict[str, RemoteRecord]:
-        wanted = [fid for fid in dict.fromkeys(foreign_ids) if fid and quotable(fid)]
+        # Labels percent-encode any id; a text marker field can only be searched
+        # for values JQL can quote (no raw control characters).
+        wanted = [fid for fid in dict.fromkeys(foreign_ids)
+                  if fid and (self.marker_field is None or quotable(fid))]
         result: dict[str, RemoteRecord] = {}
         step = min(self.page_size, 50)
         for start in range(0, len(wanted), step):

@@ -527,3 +527,14 @@ def test_a_path_through_an_unexplored_done_status_is_refused_not_guessed(
     fresh = make_connector(sandbox)  # a new run learns afresh
     fresh.update(key, {"status": "Closed", "resolution": {"name": "Done"}})
     assert sandbox.issue(key)["fields"]["status"]["name"] == "Closed"
+
+
+def test_ids_with_control_characters_are_exact_through_labels(
+    connector: JiraConnector,
+) -> None:
+    odd = "sys\x00id\x1b"
+    (created,) = connector.create([NewRecord({"summary": "odd"}, odd)])
+    assert created.ok
+    assert {k: v.id for k, v in connector.find_by_foreign_id([odd], FIELDS).items()} == {
+        odd: created.id}
+    assert connector.find_by_foreign_id(["sysid"], FIELDS) == {}

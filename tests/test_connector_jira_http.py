@@ -491,3 +491,13 @@ def test_many_missing_keys_are_all_dropped_in_one_retry(rsps: Any, sleeps: list[
     assert list(found) == ["OPS-1"]
     searches = [query_of(c)["jql"][0] for c in rsps.calls if "/search" in c.request.url]
     assert len(searches) == 2 and searches[1].startswith('key in ("OPS-1") ')
+
+
+def test_the_connector_satisfies_the_protocol() -> None:
+    from connectors.base import Connector, Side
+
+    connector = JiraConnector(BASE, email=EMAIL, token=TOKEN, project="OPS", page_size=7)
+    assert isinstance(connector, Connector) and connector.side is Side.JIRA
+    caps = connector.capabilities
+    assert (caps.bulk_create, caps.transitions, caps.max_batch, caps.page_size) == (
+        True, True, 50, 7)
