@@ -501,3 +501,38 @@ def test_the_connector_satisfies_the_protocol() -> None:
     caps = connector.capabilities
     assert (caps.bulk_create, caps.transitions, caps.max_batch, caps.page_size) == (
         True, True, 50, 7)
+
+
+def test_read_timeout_is_retriable_and_connect_timeout_unreachable(
+    rsps: Any, sleeps: list[float]
+) -> None:
+    import requests
+
+    connector = opened(rsps, True, sleeps, timeout=7.5)
+    for _ in range(5):
+        rsps.get(search_url(True), body=requests.exceptions.ReadTimeout("slow"))
+    with pytest.raises(RetriableError, match=r"no answer within 7\.5s"):
+        list(connector.pull(None, ["summary"]))
+    assert len(sleeps) == 4
+    rsps.get(api(True, "issue/OPS-1"), body=requests.exceptions.ConnectTimeout("syn lost"))
+    with pytest.raises(Unreachable):
+        connector.update("OPS-1", {}, expected_version="v")
+
+
+def test_every_request_carries_the_configured_timeout(
+    rsps: Any, sleeps: list[float], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    connector = opened(rsps, True, sleeps, timeout=7.5)
+    seen: list[Any] = []
+    send = connector._meter.send
+
+    def recording(request: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs.get("timeout"))
+        return send(request, *args, **kwargs)
+
+    monkeypatch.setattr(connector._meter, "send", recording)
+    rsps.get(search_url(True), json={"issues": [], "isLast": True})
+    rsps.get(api(True, "issue/OPS-1"), json={"key": "OPS-1", "fields": {"updated": "x"}})
+    list(connector.pull(None, ["summary"]))
+    connector.update("OPS-1", {}, expected_version="x")
+    assert seen == [7.5, 7.5]  # the search, and the version read (nothing to write)
