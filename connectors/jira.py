@@ -250,10 +250,19 @@ class JiraConnector:
         def attempt() -> T:
             try:
                 return request()
-            except (JIRAError, requests.exceptions.RequestException, ValueError) as exc:
+            except (JIRAError, requests.exceptions.RequestException,
+                    json.JSONDecodeError) as exc:
                 # ``from None``: the library's exception text includes the request
                 # headers (Authorization), so it must not travel as __cause__.
                 raise self._translate(exc, what) from None
+            except (KeyError, IndexError, TypeError) as exc:
+                # The library indexing into an answer without the expected shape
+                # (a proxy's JSON, a half-written body): not a bug of ours to crash on.
+                last_url, last_status = self._meter.last
+                raise RetriableError(
+                    f"Jira {what}: unexpected answer from {last_url.split('?')[0] or self.url} "
+                    f"(HTTP {last_status}): {type(exc).__name__} {one_line(exc, 80)}",
+                    side="jira", status=last_status, url=last_url or self.url) from None
 
         return self.retry.call(attempt, idempotent=idempotent)
 

@@ -21,6 +21,7 @@ import responses
 from connectors.base import (
     AuthError,
     ConnectorError,
+    NewRecord,
     NotFound,
     RateLimited,
     RetriableError,
@@ -536,3 +537,15 @@ def test_every_request_carries_the_configured_timeout(
     list(connector.pull(None, ["summary"]))
     connector.update("OPS-1", {}, expected_version="x")
     assert seen == [7.5, 7.5]  # the search, and the version read (nothing to write)
+
+
+def test_an_answer_of_the_wrong_shape_is_retriable_not_a_crash(
+    rsps: Any, sleeps: list[float]
+) -> None:
+    connector = opened(rsps, True, sleeps)
+    rsps.get(api(True, "project/OPS"), json={"id": "10000", "issueTypes": [
+        {"id": "10001", "name": "Incident"}]})
+    rsps.post(api(True, "issue/bulk"), status=201, json={"unexpected": True})
+    (result,) = connector.create([NewRecord({"summary": "s"}, "f")])
+    assert isinstance(result.error, RetriableError)
+    assert "unexpected answer" in str(result.error) and "issue/bulk" in str(result.error)
