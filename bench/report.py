@@ -132,6 +132,37 @@ def write_breakdown(sync: dict[str, dict[str, list[list[dict[str, Any]]]]]
     return rows
 
 
+def phase_rows(sync: dict[str, dict[str, list[list[dict[str, Any]]]]]) -> list[list[Any]]:
+    """Reads of the initial sync: while planning (pull, pairing) and while writing."""
+    rows = []
+    for direction, by_size in sync.items():
+        for size_text, repeats in sorted(by_size.items(), key=lambda kv: int(kv[0])):
+            runs = [r for r in runs_labelled(repeats, "initial") if r.get("plan_requests")]
+            if not runs:
+                continue
+            size = int(size_text)
+            row: list[Any] = [direction, size]
+            for side in SIDES:
+                row.append(count_text([req_plan(r, side, "reads") for r in runs]))
+            for side in SIDES:
+                row.append(count_text([req(r, side, "reads") - req_plan(r, side, "reads")
+                                       for r in runs]))
+            applied = median(both(r, "reads") - sum(req_plan(r, s, "reads") for s in SIDES)
+                             for r in runs)
+            created = median(int(r["summary"]["created"]) for r in runs) or 1
+            row.append(f"{applied / created:.2f}")
+            rows.append(row)
+    return rows
+
+
+PHASE_HEADER = ["direction", "N", "SN reads planning", "Jira reads planning",
+                "SN reads applying", "Jira reads applying", "applying reads / created record"]
+
+
+def req_plan(run: dict[str, Any], side: str, key: str) -> int:
+    return int(run["plan_requests"][side][key])
+
+
 def route_rows(sync: dict[str, dict[str, list[list[dict[str, Any]]]]], label: str
                ) -> tuple[int, list[list[Any]]]:
     """Every route of the ``label`` run at the largest size, per direction: where requests go."""
@@ -285,6 +316,8 @@ def markdown(results: dict[str, Any]) -> str:
     if sync:
         out += ["## Initial sync (requests per side)", ""]
         out += _table(SYNC_HEADER, sync_rows(sync, "initial"))
+        out += ["## Reads of the initial sync: planning (pull, pairing) vs applying", ""]
+        out += _table(PHASE_HEADER, phase_rows(sync))
         out += ["## Writes of the initial sync by route, against the vendors' minimum", ""]
         out += _table(["direction", "N", "created", "comments copied", "writes (wire)",
                        "minimum the APIs allow"], write_breakdown(sync))

@@ -6,9 +6,10 @@ Contract:
   builds the engine exactly as the CLI does (``sync.factory``), on the
   sandboxes' virtual clock. Nothing here changes how the engine works.
 - A run's measure (:class:`RunMeasure`) holds the wire request counts per side
-  (by route, reads, writes, Batch API items), what the engine did (its summary
-  counts and records pulled) and the wall time from loading the config to
-  closing the connections.
+  (by route, reads, writes, Batch API items), the same counts at the end of
+  planning (pull, pairing and lookups: everything before the first write),
+  what the engine did (its summary counts and records pulled) and the wall
+  time from loading the config to closing the connections.
 - Scenarios return plain JSON-ready dicts; :mod:`bench.report` summarises them.
 - Secrets: the sandboxes' throw-away password is put into this process's
   environment for the duration of a scenario and removed afterwards.
@@ -48,6 +49,7 @@ class RunMeasure:
     summary: dict[str, int]
     pulled: dict[str, int]
     requests: dict[str, dict[str, Any]]
+    plan_requests: dict[str, dict[str, Any]] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
     peak_bytes: int | None = None
 
@@ -102,6 +104,7 @@ def measure_run(host: SandboxHost, config: Path, label: str, *,
     """One `incident-sync run`, as the CLI does it, with the wire counted around it."""
     host.clear()
     plans: list[Any] = []
+    planned: list[dict[str, Any]] = []
     if trace_memory:
         tracemalloc.start()
     began = time.perf_counter()
@@ -114,6 +117,9 @@ def measure_run(host: SandboxHost, config: Path, label: str, *,
         def keep_plan() -> Any:
             plan = build_plan()
             plans.append(plan)
+            # Counts between planning and applying: one pipe round trip to
+            # the host process, negligible against the run.
+            planned.append(host.counts())
             return plan
 
         engine.build_plan = keep_plan  # type: ignore[method-assign]
@@ -133,6 +139,8 @@ def measure_run(host: SandboxHost, config: Path, label: str, *,
         label=label, seconds=seconds, summary=summary.counts(),
         pulled=dict(plans[0].pulled) if plans else {},
         requests={side: side_requests(counts[side]) for side in SIDES},
+        plan_requests={side: side_requests(planned[0][side]) for side in SIDES}
+        if planned else {},
         failures=list(summary.failures), peak_bytes=peak,
     )
 

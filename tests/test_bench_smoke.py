@@ -75,6 +75,17 @@ def test_initial_sync_to_servicenow_creates_through_one_batch_request(bench: Any
     assert servicenow["batch_items"] == {"POST /api/now/table/incident": SIZE}
 
 
+def test_planning_an_initial_sync_reads_pages_not_records(bench: Any) -> None:
+    for direction in ("servicenow-to-jira", "jira-to-servicenow"):
+        initial = runs(bench[0], direction)["initial"]
+        for side in ("servicenow", "jira"):
+            planning = initial["plan_requests"][side]
+            # Opening, one page of the pull, its comments, user names, one
+            # marker lookup: a handful, whatever N, and nothing written.
+            assert planning["writes"] == 0, (direction, side)
+            assert planning["reads"] <= 6, (direction, side, planning)
+
+
 def test_second_run_right_after_writes_nothing_and_reads_a_few_pages(bench: Any) -> None:
     for direction in ("servicenow-to-jira", "jira-to-servicenow"):
         repeat = runs(bench[0], direction)["repeat"]
