@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import time
 
+from sync.actions import side_title
 from sync.applier import Applier
 from sync.engine_core import (
     BACKLINK_FIELDS,
@@ -60,6 +61,7 @@ __all__ = [
     "SimulatedCrash",
     "default_owner",
     "projection",
+    "side_title",
     "with_values",
 ]
 
