@@ -39,9 +39,15 @@ import pytest
 from conftest import SANDBOX_PASSWORD, SANDBOX_USER, TickingClock, no_sleep_retry
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
-from connectors.base import RemoteRecord
+from connectors.base import RemoteRecord, SyncError
 from connectors.sandbox.http import WRITE_METHODS, FaultPlan
 from connectors.sandbox.jira import JiraSandbox
 from connectors.sandbox.jira_site import account_id_for
@@ -49,6 +55,7 @@ from connectors.sandbox.servicenow import ServiceNowSandbox
 from mappings.mapper import MappingContext, comment_from_remote, to_fields, to_incident
 from mappings.model import VOLATILE_FIELDS
 from sync.engine import Engine, side_title
+from sync.errors import exit_code_for
 from sync.factory import build_engine, open_store
 from sync.settings import load_settings
 from sync.state import StateStore
@@ -86,7 +93,7 @@ SN_STATES = ["2", "3", "6"]
 PHRASES = ["Restarted the client", "Caller confirms it works", "Escalated to the vendor",
            "Gateway logs show drops", "Waiting for the change window", "Ünïcode ✓ note"]
 
-FAULT_RATES = st.sampled_from([0.0, 0.04, 0.1])
+FAULT_RATES = st.sampled_from([0.0, 0.1, 0.25])
 
 T = TypeVar("T")
 
@@ -137,6 +144,9 @@ def comment_text(text: str) -> str:
 class SyncMachine(RuleBasedStateMachine):
     """Two tools edited at random, synced through faults; see the module docstring."""
 
+    jira: JiraSandbox   # started by start_jira, in the mode drawn
+    config: Path
+
     def __init__(self) -> None:
         super().__init__()
         self.broken = False
@@ -144,14 +154,17 @@ class SyncMachine(RuleBasedStateMachine):
         self.clock = TickingClock()
         self.servicenow = ServiceNowSandbox(username=SANDBOX_USER, password=SANDBOX_PASSWORD,
                                             clock=self.clock)
-        self.jira = JiraSandbox(mode="cloud", username=SANDBOX_USER, password=SANDBOX_PASSWORD,
-                                clock=self.clock)
         self.servicenow.start()
-        self.jira.start()
-        self.config = self._write_config()
         self.comments: list[Written] = []
         self.created = Counter[str]()
-        self.runs = 0
+
+    @initialize(mode=st.sampled_from(["cloud", "datacenter"]))
+    def start_jira(self, mode: str) -> None:
+        # Cloud speaks ADF (REST v3), Data Center wiki markup (v2): both must converge.
+        self.jira = JiraSandbox(mode=mode, username=SANDBOX_USER, password=SANDBOX_PASSWORD,
+                                clock=self.clock)
+        self.jira.start()
+        self.config = self._write_config()
 
     # ------------------------------------------------------------------ plumbing
 
@@ -176,14 +189,18 @@ class SyncMachine(RuleBasedStateMachine):
                             clock=self.clock)
 
     def sync(self) -> tuple[int, list[str]]:
-        """One engine run; (exit code, failures)."""
+        """One engine run; (exit code, failures) as ``incident-sync run`` would end.
+
+        A tool that stays unreachable through the retries while the engine
+        opens or pulls ends the run with an error, exit 1 unless it is fatal."""
         engine = self.engine()
         try:
             summary = engine.run()
+        except SyncError as error:
+            return exit_code_for(error), [f"{type(error).__name__}: {error}"]
         finally:
             engine.close()
             engine.store.close()
-        self.runs += 1
         return summary.exit_code, summary.failures
 
     def sn_ids(self) -> list[str]:
@@ -233,7 +250,7 @@ class SyncMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: self.servicenow.rows("incident"))
     @rule(data=st.data(), state=st.sampled_from(SN_STATES), code=st.sampled_from(CLOSE_CODES),
-          hold_reason=st.sampled_from("1234"))
+          hold_reason=st.sampled_from("1345"))
     @step
     def move_in_servicenow(self, data: st.DataObject, state: str, code: str,
                            hold_reason: str) -> None:
@@ -268,7 +285,8 @@ class SyncMachine(RuleBasedStateMachine):
             "customfield_10004": {"value": impact}, "customfield_10005": {"value": urgency},
         }
         if agent:
-            fields["assignee"] = {"accountId": account_id_for(f"{agent}@example.com")}
+            fields["assignee"] = ({"accountId": account_id_for(f"{agent}@example.com")}
+                                  if self.jira.cloud else {"name": agent})
         self.jira.create_issue(fields)
         self.created["jira"] += 1
 
@@ -326,11 +344,13 @@ class SyncMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         try:
-            if not self.broken:
+            if not self.broken and hasattr(self, "jira"):
                 self.check_converges()
         finally:
             self.servicenow.stop()
-            self.jira.stop()
+            jira = getattr(self, "jira", None)
+            if jira is not None:
+                jira.stop()
             shutil.rmtree(self.tmp, ignore_errors=True)
 
     def check_converges(self) -> None:
@@ -414,9 +434,27 @@ def check_fields_agree(engine: Engine, pair: dict[str, RemoteRecord]) -> None:
     for name in two_way_fields(engine):
         sn, jira = values["servicenow"].get(name), values["jira"].get(name)
         agree = (sn == jira or across["servicenow"].get(name) == jira
-                 or across["jira"].get(name) == sn)
+                 or across["jira"].get(name) == sn
+                 or fallback_residue(engine, name, pair, values))
         assert agree, (f"{name} differs: ServiceNow {pair['servicenow'].display} {sn!r}, "
                        f"Jira {pair['jira'].display} {jira!r}")
+
+
+def fallback_residue(engine: Engine, name: str, pair: dict[str, RemoteRecord],
+                     values: dict[str, dict[str, Any]]) -> bool:
+    """The known divergence of test_fallback_notes_outlive_the_resolution: one side
+    still holds the fallback the sync wrote while the pair was resolved (ServiceNow
+    keeps close notes on reopen), the other side is empty. Tolerated here so that
+    the machine keeps guarding everything else; the scenario test pins the bug."""
+    rule_ = engine.profile.rule(name)
+    if rule_ is None or not isinstance(rule_.fallback, str):
+        return False
+    for side in SIDES:
+        other = "jira" if side == "servicenow" else "servicenow"
+        filler = rule_.fallback.replace("{origin}", f"{side_title(other)} {pair[other].display}")
+        if values[side].get(name) == filler and not values[other].get(name):
+            return True
+    return False
 
 
 def check_comments(engine: Engine, pair: dict[str, RemoteRecord],
@@ -441,6 +479,6 @@ def test_random_edits_through_faults_converge_without_duplicates(
     monkeypatch.setenv("INCIDENT_SYNC_SERVICENOW__PASSWORD", SANDBOX_PASSWORD)
     monkeypatch.setenv("INCIDENT_SYNC_JIRA__TOKEN", SANDBOX_PASSWORD)
     run_state_machine_as_test(SyncMachine, settings=settings(
-        max_examples=20, stateful_step_count=10, deadline=None, derandomize=True,
+        max_examples=30, stateful_step_count=12, deadline=None, derandomize=True,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     ))
