@@ -20,25 +20,34 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
-from connectors.base import ConnectorError, FatalError, NewRecord, PreconditionFailed, SyncError
+from connectors.base import (
+    ConnectorError,
+    FatalError,
+    NewRecord,
+    PreconditionFailed,
+    RemoteRecord,
+    SyncError,
+)
 from sync.actions import PairPlan, Plan, side_title
 from sync.engine_core import (
     BACKLINK_FIELDS,
     HEARTBEAT_SECONDS,
-    EngineCore,
     RunSummary,
     _comment_key,
     _id_key,
     _one_line,
+    projection,
 )
+from sync.planner import Planner
 from sync.state import Link, PairTx
 
 logger = logging.getLogger(__name__)
 
-class Applier(EngineCore):
-    """The writing half of the engine."""
+class Applier(Planner):
+    """The writing half of the engine (it plans again to settle what it wrote)."""
 
     def apply(self, plan: Plan) -> RunSummary:
         """Execute ``plan``; commit per pair; failures go to the retry queue."""
@@ -162,13 +171,15 @@ class Applier(EngineCore):
     def _settle(self, pairs: list[PairPlan], summary: RunSummary) -> None:
         """Merge the pairs we wrote once more, against what the tools actually hold.
 
-        A tool computes some values itself when we write others (ServiceNow
-        derives priority from impact x urgency), and our write's version stamp
-        would hide that change from the next run. So the written pairs are read
-        back (one batched read per side) and merged again; what moved travels
-        now, and the final version stamps are committed (adding a comment moves
-        them too). One pass only: it cannot loop. If the read fails, the next
-        run looks at the pairs again.
+        A tool may store our write differently (ServiceNow cuts a title at 160
+        characters): for the fields we wrote, what it holds now becomes that
+        side's snapshot, so the cut never travels back over the full value.
+        A tool may also compute other values from our write (ServiceNow derives
+        priority from impact x urgency), which our write's version stamp would
+        hide from the next run: those are changes, and travel now. The final
+        version stamps are committed too (adding a comment moves them). One
+        batched read per side, one pass only: it cannot loop. If the read
+        fails, the next run looks at the pairs again.
         """
         if not pairs:
             return
@@ -179,7 +190,7 @@ class Applier(EngineCore):
         except FatalError:
             raise
         except ConnectorError as error:
-            logger.warning("settling new pairs postponed to the next run: %s", error)
+            logger.warning("settling written pairs postponed to the next run: %s", error)
             return
         a = self.sides[0]
         links = self.store.links_by(a, wanted[a])
@@ -190,19 +201,38 @@ class Applier(EngineCore):
             present = {side: rec for side, rec in got.items() if rec is not None}
             if link is None or len(present) < 2:
                 continue
-            self._guarded(follow_up, present, lambda link=link, got=present: self._plan_linked(
-                follow_up, link, got, {side: set() for side in self.sides}))
+            self._guarded(follow_up, present, lambda pair=pair, link=link, got=present: (
+                self._plan_linked(follow_up, self._rebased(link, pair, got), got,
+                                  {side: set() for side in self.sides})))
         for problem in follow_up.problems:
             self._fail(summary, problem.side, problem.record_id, problem.display, problem.error)
         for pair in follow_up.pairs:
             link = links.get(pair.ids[a] or "")
-            # Unchanged but with new version stamps (a comment we added moves
-            # them): commit them, so the next run skips the pair unmapped.
-            moved = link is not None and any(
-                (pair.records[side].version if pair.records[side] else None)
-                != link.version_on(side) for side in self.sides)
-            if pair.updates or pair.conflicts or moved:
+            if link is None:
+                continue
+            moved = any((pair.records[side].version if pair.records[side] else None)
+                        != link.version_on(side) for side in self.sides)
+            rebased = any(pair.snapshots[side] != link.snapshot_on(side) for side in self.sides)
+            if pair.updates or pair.conflicts or moved or rebased:
                 self._apply_pair(pair, summary)
+
+    def _rebased(self, link: Link, pair: PairPlan, got: Mapping[str, RemoteRecord]) -> Link:
+        """``link`` with each side's snapshot taking what the side holds for fields we wrote."""
+        written: dict[str, set[str]] = {side: set() for side in self.sides}
+        if pair.create is not None:
+            target = pair.create.target_side
+            written[target].update(f for f in self.merged_fields if self.travels(f, target))
+        for update in pair.updates:
+            written[update.side].update(change.field for change in update.changes)
+        changes: dict[str, Any] = {}
+        for side, fields in written.items():
+            if not fields:
+                continue
+            held = projection(self.incident(got[side]), self.merged_fields)
+            snapshot = dict(link.snapshot_on(side) or {})
+            snapshot.update({f: held[f] for f in fields})
+            changes[f"snapshot_{side}"] = snapshot
+        return replace(link, **changes) if changes else link
 
     def _apply_pair(self, pair: PairPlan, summary: RunSummary) -> bool:
         """Writes and commit of one existing pair; True when it committed."""

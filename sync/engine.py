@@ -23,9 +23,9 @@ Contract:
 - The engine speaks of two sides symmetrically; vendor knowledge lives in the
   connectors and the mapping profile.
 
-Layout: :mod:`sync.engine_core` (options, projections, shared helpers),
-:mod:`sync.planner` (the read-only half), :mod:`sync.applier` (the writing
-half); this module joins them and adds :meth:`Engine.run`.
+Layout: :mod:`sync.engine_core` (options, projections, shared helpers) <-
+:mod:`sync.planner` (the read-only half) <- :mod:`sync.applier` (the writing
+half) <- this module, which adds :meth:`Engine.run`.
 """
 
 from __future__ import annotations
@@ -48,7 +48,6 @@ from sync.engine_core import (
     with_values,
 )
 from sync.errors import SyncError
-from sync.planner import Planner
 
 __all__ = [
     "BACKLINK_FIELDS",
@@ -66,7 +65,7 @@ __all__ = [
 ]
 
 
-class Engine(Planner, Applier):
+class Engine(Applier):
     """Two connectors, a mapping profile and a state store, synced as DESIGN.md says."""
 
     def run(self, command: str = "run") -> RunSummary:

@@ -298,3 +298,52 @@ def test_one_way_direction_creates_and_updates_only_towards_the_target(
     assert (second.updated, second.comments, second.failed) == (0, 1, 0), second.failures
     assert servicenow.get("incident", sn["sys_id"])["short_description"] == "Only goes to Jira"
     assert [j["value"] for j in servicenow.journal(sn["sys_id"])] == ["From ServiceNow"]
+
+
+def test_a_title_one_tool_cuts_is_never_cut_on_the_other(
+    sandboxes: Any, sync_config: Any, make_engine: Any
+) -> None:
+    servicenow, jira = sandboxes
+    # Jira takes 255 characters; ServiceNow keeps 160 of a short_description.
+    long_title = ("Outage: " + "very long description of the problem " * 6)[:230]
+    key = jira_issue(jira, long_title)
+    config = sync_config()
+    first = sync(make_engine, config)
+    assert (first.created, first.failed) == (1, 0), first.failures
+    sys_id = only_link(config).servicenow_id
+    assert servicenow.get("incident", sys_id)["short_description"] == long_title[:160]
+    assert jira_fields(jira, key)["summary"] == long_title
+
+    jira.edit_issue(key, {"description": "New details from the Jira side"})
+    servicenow.update("incident", sys_id, {"urgency": "1"})
+    summary = sync(make_engine, config)
+
+    assert summary.failed == 0, summary.failures
+    record = servicenow.get("incident", sys_id)
+    assert record["description"] == "New details from the Jira side"
+    assert record["short_description"] == long_title[:160]
+    assert jira_fields(jira, key)["summary"] == long_title     # never replaced by the cut
+    servicenow.log.clear()
+    jira.log.clear()
+    assert sync(make_engine, config).updated == 0
+    assert writes(servicenow) == [] and writes(jira) == []
+
+
+def test_a_manual_conflict_stays_open_until_one_side_settles_it(
+    sandboxes: Any, sync_config: Any, make_engine: Any
+) -> None:
+    servicenow, jira = sandboxes
+    config, sys_id, key = linked_pair(sandboxes, sync_config, make_engine, conflict="manual")
+    servicenow.update("incident", sys_id, {"short_description": "Ours"})
+    jira.edit_issue(key, {"summary": "Theirs"})
+    assert sync(make_engine, config).conflicts == 1
+    with store_of(config) as store:
+        assert [c.field for c in store.open_conflicts()] == ["title"]
+
+    # A person decides in ServiceNow; the value travels and the conflict closes.
+    servicenow.update("incident", sys_id, {"short_description": "Agreed title"})
+    summary = sync(make_engine, config)
+    assert (summary.updated, summary.conflicts) == (1, 0)
+    assert jira_fields(jira, key)["summary"] == "Agreed title"
+    with store_of(config) as store:
+        assert store.open_conflicts() == []
