@@ -1,0 +1,373 @@
+"""A real crash: ``incident-sync run`` in a child process is SIGKILLed mid-sync, then rerun.
+
+Contract: the sandboxes live in this (the parent) process, so they outlive the
+kill, and see every request the child sends. A tripwire on one sandbox counts
+the requests of one kind as they arrive and, at the n-th, SIGKILLs the child
+before the sandbox serves that request; the sandbox then serves it anyway, so
+the write happens but the child never hears of it (the worst moment: a tool
+did something the state store does not know). After the kill:
+
+- the killed run's lock is still in the store under the child's owner id, and
+  an immediate ``incident-sync run`` is refused with exit 1 naming that holder
+  (README: "a crashed run's lock lapses"; until then a second run exits 1);
+- once the lock's TTL has passed (simulated with a store clock that far ahead:
+  the engine offers no way to shorten it) a rerun takes the lock over and
+  completes; one more run writes nothing;
+- then every source record has exactly one copy on the other side, there is
+  exactly one link per pair and no other, and every comment is on each side of
+  its pair exactly once, internal ones internal on both sides.
+
+The child gets the sandbox secrets in its environment, never on its command
+line or in the config file. Sandboxes add latency only while the child runs,
+so the kill lands mid-run; the reruns are in process and fast.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import SANDBOX_PASSWORD, SANDBOX_USER, no_sleep_retry
+
+from connectors.sandbox.http import WRITE_METHODS, FaultPlan, Request, Response
+from connectors.sandbox.jira import JiraSandbox
+from connectors.sandbox.serve import write_config
+from connectors.sandbox.servicenow import ServiceNowSandbox
+from sync.engine import EngineOptions, RunSummary
+from sync.factory import build_engine
+from sync.settings import load_settings
+from sync.state import StateStore
+
+pytestmark = pytest.mark.slow
+
+PER_SIDE = 12            # records created on each side before the first run
+LATENCY_MS = 20.0        # per request while the child runs: the kill lands mid-run
+CHILD_TIMEOUT = 90.0     # seconds; a child still running then is a hang, not slowness
+SECRETS = {"INCIDENT_SYNC_SERVICENOW__PASSWORD": SANDBOX_PASSWORD,
+           "INCIDENT_SYNC_JIRA__TOKEN": SANDBOX_PASSWORD}
+
+
+# --------------------------------------------------------------------------- the tripwire
+
+
+class Tripwire:
+    """SIGKILLs the child when the ``nth`` request matching (method, path regex) arrives.
+
+    The kill happens before the sandbox serves that request, which it then
+    serves anyway: the write lands, the child never learns of it."""
+
+    def __init__(self, server: Any, method: str, path: str, nth: int,
+                 monkeypatch: pytest.MonkeyPatch) -> None:
+        self.method, self.path, self.nth = method, re.compile(path), nth
+        self.seen = 0
+        self.pid: int | None = None
+        self.armed = threading.Event()
+        self.fired = threading.Event()
+        self._lock = threading.Lock()
+        serve: Callable[[Request], Response] = server.handle
+
+        def handle(request: Request) -> Response:
+            if request.method == self.method and self.path.search(request.path):
+                with self._lock:
+                    self.seen += 1
+                    hit = self.seen == self.nth
+                if hit:
+                    self.kill()
+            return serve(request)
+
+        monkeypatch.setattr(server, "handle", handle)
+
+    def arm(self, pid: int) -> None:
+        self.pid = pid
+        self.armed.set()
+
+    def kill(self) -> None:
+        # The child cannot send a request before Popen returned its pid, but a
+        # slow parent thread could still be setting it: wait rather than miss.
+        if not self.armed.wait(timeout=10) or self.pid is None:
+            return
+        os.kill(self.pid, signal.SIGKILL)
+        self.fired.set()
+
+
+@dataclass(frozen=True)
+class KillPoint:
+    """Where to kill: the n-th request of a kind on one side; ``edits`` = kill a run
+    that carries edits of linked pairs instead of their first sync."""
+
+    side: str
+    method: str
+    path: str
+    nth: int
+    edits: bool = False
+
+
+KILL_POINTS = {
+    # One bulk request creates every ServiceNow-born incident's copy in Jira.
+    "mid-jira-bulk-create": KillPoint("jira", "POST", r"/issue/bulk$", 1),
+    # One Batch API request creates every Jira-born issue's copy in ServiceNow.
+    "mid-servicenow-batch-create": KillPoint("servicenow", "POST", r"/api/now/v1/batch$", 1),
+    # After the bulk create, each ServiceNow source gets its copy's key (a PATCH).
+    "mid-backlink-updates": KillPoint("servicenow", "PATCH", r"/api/now/table/incident/", 4),
+    # Comment copies on Jira: each is one POST.
+    "mid-comment-copies": KillPoint("jira", "POST", r"/issue/[A-Z]+-\d+/comment$", 5),
+    # Linked pairs edited on both sides: the run's field updates on Jira.
+    "mid-field-updates": KillPoint("jira", "PUT", r"/issue/[A-Z]+-\d+$", 5, edits=True),
+}
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture
+def sandboxes() -> Iterator[tuple[ServiceNowSandbox, JiraSandbox]]:
+    """Both sandboxes on the real clock: the child process cannot share a test clock."""
+    servicenow = ServiceNowSandbox(username=SANDBOX_USER, password=SANDBOX_PASSWORD)
+    jira = JiraSandbox(mode="cloud", username=SANDBOX_USER, password=SANDBOX_PASSWORD)
+    with servicenow, jira:
+        yield servicenow, jira
+
+
+@pytest.fixture
+def config(tmp_path: Path, sandboxes: tuple[ServiceNowSandbox, JiraSandbox],
+           monkeypatch: pytest.MonkeyPatch) -> Path:
+    servicenow, jira = sandboxes
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+    return write_config(tmp_path / "incident-sync.toml", servicenow.url, jira.url, SANDBOX_USER,
+                        state_url=f"sqlite:///{tmp_path / 'state.db'}")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+@dataclass(frozen=True)
+class Note:
+    """A comment written on one record before the sync: its unique text and visibility."""
+
+    side: str
+    record_id: str
+    text: str
+    internal: bool
+
+
+def seed(servicenow: ServiceNowSandbox, jira: JiraSandbox) -> list[Note]:
+    """PER_SIDE open incidents on each side, each with one comment (alternately internal)."""
+    notes = []
+    for n in range(PER_SIDE):
+        row = servicenow.insert("incident", {
+            "short_description": f"VPN drops for site {n}", "description": f"Site {n} since 8:00",
+            "impact": "2", "urgency": str(1 + n % 3), "category": "network",
+            "caller_id": servicenow.user_sys_id("grace.okafor"),
+            "assignment_group": servicenow.group_sys_id("Network"),
+        })
+        notes.append(comment_on(servicenow, jira, "servicenow", row["sys_id"], n))
+        key = jira.create_issue({
+            "summary": f"Printer {n} jammed", "description": f"Floor {n}: paper jam",
+            "customfield_10004": {"value": "Moderate / Limited"},
+            "customfield_10005": {"value": "Medium"},
+        })
+        notes.append(comment_on(servicenow, jira, "jira", key, n))
+    return notes
+
+
+def comment_on(servicenow: ServiceNowSandbox, jira: JiraSandbox, side: str, record_id: str,
+               n: int, what: str = "first look") -> Note:
+    internal = n % 2 == 1
+    text = f"{side} {record_id} {what}: {'work note' if internal else 'reply'} {n}"
+    if side == "servicenow":
+        servicenow.update("incident", record_id,
+                          {"work_notes" if internal else "comments": text})
+    else:
+        jira.add_comment(record_id, text, internal=internal)
+    return Note(side, record_id, text, internal)
+
+
+def edit_every_pair(servicenow: ServiceNowSandbox, jira: JiraSandbox, store: StateStore,
+                    notes: list[Note]) -> None:
+    """Edit each linked pair on one side (alternating) and comment on the other."""
+    for n, link in enumerate(store.all_links()):
+        if n % 2 == 0:
+            servicenow.update("incident", link.servicenow_id,
+                              {"short_description": f"Edited in ServiceNow {n}", "urgency": "1"})
+            notes.append(comment_on(servicenow, jira, "jira", link.jira_key, n, "follow-up"))
+        else:
+            jira.edit_issue(link.jira_key, {"summary": f"Edited in Jira {n}"})
+            notes.append(comment_on(servicenow, jira, "servicenow", link.servicenow_id, n,
+                                    "follow-up"))
+
+
+def child_env() -> dict[str, str]:
+    return {**os.environ, **SECRETS, "COLUMNS": "120"}
+
+
+# The console script's entry point. Not ``python -m sync.cli``: run as __main__,
+# sync/cli.py's app is a second module object, and the commands that register
+# themselves on ``sync.cli.app`` are missing from it ("No such command 'run'").
+CLI = "from sync.cli import main; main()"
+
+
+def cli_run(config: Path, **popen: Any) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([sys.executable, "-c", CLI, "run", "--config", str(config)],
+                            cwd=config.parent, env=child_env(), **popen)
+
+
+def writes(server: Any) -> list[str]:
+    """Write requests that are not searches (Jira's search POSTs read)."""
+    return [f"{e.method} {e.path}" for e in server.log.entries
+            if e.method in WRITE_METHODS and "/search" not in e.path]
+
+
+def lapsed_store(config: Path) -> StateStore:
+    """The store as seen once the killed run's lock TTL has passed."""
+    ahead = timedelta(seconds=EngineOptions().lock_ttl + 1)
+    return StateStore(load_settings(config).state_url,
+                      clock=lambda: datetime.now(UTC) + ahead)
+
+
+def run_in_process(config: Path, store: StateStore) -> RunSummary:
+    engine = build_engine(load_settings(config), store, retry=no_sleep_retry())
+    try:
+        return engine.run()
+    finally:
+        engine.close()
+
+
+def sync_fully(config: Path) -> None:
+    """A first, uninterrupted sync in process (no latency)."""
+    with StateStore(load_settings(config).state_url) as store:
+        summary = run_in_process(config, store)
+    assert summary.failed == 0, summary.failures
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def body_text(body: str) -> str:
+    """A comment's own text: a copy's attribution line and blank line removed."""
+    return body.split("\n\n", 1)[1] if body.startswith("[") and "\n\n" in body else body
+
+
+def comments_on(servicenow: ServiceNowSandbox, jira: JiraSandbox, sys_id: str,
+                key: str) -> dict[str, Counter[tuple[str, bool]]]:
+    """(text, internal) of every comment on each record of a pair."""
+    sn = Counter((body_text(row["value"]), row["element"] == "work_notes")
+                 for row in servicenow.journal(sys_id))
+    jira_comments = jira.issue(key)["fields"]["comment"]["comments"]
+    on_jira = Counter((body_text(c["body"]), not c["jsdPublic"]) for c in jira_comments)
+    return {"servicenow": sn, "jira": on_jira}
+
+
+def check_synced_once(servicenow: ServiceNowSandbox, jira: JiraSandbox, store: StateStore,
+                      sources: dict[str, list[str]], notes: list[Note]) -> None:
+    sn_rows = servicenow.rows("incident")
+    keys = jira.issue_keys()
+    assert len(sn_rows) == len(keys) == 2 * PER_SIDE, (len(sn_rows), len(keys))
+    # Exactly one copy per source, found by the id it carries.
+    for sys_id in sources["servicenow"]:
+        carriers = [k for k in keys if f"snow-{sys_id}" in jira.issue(k)["fields"]["labels"]]
+        assert len(carriers) == 1, (sys_id, carriers)
+    for key in sources["jira"]:
+        carriers = [r["sys_id"] for r in sn_rows if r["correlation_id"] == key]
+        assert len(carriers) == 1, (key, carriers)
+    # Exactly one link per pair, and every record in one.
+    links = store.all_links()
+    assert len(links) == 2 * PER_SIDE
+    assert sorted(link.servicenow_id for link in links) == sorted(r["sys_id"] for r in sn_rows)
+    assert sorted(link.jira_key for link in links) == sorted(keys)
+    # Every comment once on each side, with its visibility; nothing else (no echoes).
+    for link in links:
+        ours = [n for n in notes if n.record_id in (link.servicenow_id, link.jira_key)]
+        expected = Counter((n.text, n.internal) for n in ours)
+        seen = comments_on(servicenow, jira, link.servicenow_id, link.jira_key)
+        for side, got in seen.items():
+            assert got == expected, (side, link.servicenow_display, link.jira_display,
+                                     dict(got), dict(expected))
+
+
+def check_fields_agree(servicenow: ServiceNowSandbox, jira: JiraSandbox,
+                       store: StateStore) -> None:
+    for link in store.all_links():
+        row = servicenow.get("incident", link.servicenow_id)
+        assert row is not None
+        assert row["short_description"] == jira.issue(link.jira_key)["fields"]["summary"]
+
+
+# --------------------------------------------------------------------------- the test
+
+
+KNOWN_COMMENT_GAP = (
+    "a comment copy that reached the tool before its comment link was committed is "
+    "unknown to the rerun: the copy is made again (duplicate) and the first copy, "
+    "having an id the comment map lacks, is echoed back to the source; the engine "
+    "records no intent before add_comment (sync/engine.py _copy_comments)"
+)
+
+
+@pytest.mark.parametrize("point", [
+    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=KNOWN_COMMENT_GAP))
+    if name == "mid-comment-copies" else name
+    for name in KILL_POINTS
+])
+def test_sigkilled_run_is_finished_by_a_rerun_without_duplicates(
+    point: str, sandboxes: tuple[ServiceNowSandbox, JiraSandbox], config: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    servicenow, jira = sandboxes
+    kill = KILL_POINTS[point]
+    notes = seed(servicenow, jira)
+    sources = {"servicenow": [r["sys_id"] for r in servicenow.rows("incident")],
+               "jira": jira.issue_keys()}
+    if kill.edits:
+        sync_fully(config)
+        with StateStore(load_settings(config).state_url) as store:
+            edit_every_pair(servicenow, jira, store, notes)
+
+    wire = Tripwire(servicenow if kill.side == "servicenow" else jira, kill.method, kill.path,
+                    kill.nth, monkeypatch)
+    for server in sandboxes:
+        server.faults = FaultPlan(latency_ms=LATENCY_MS)
+    with open(tmp_path / "child.out", "wb") as out:
+        child = cli_run(config, stdout=out, stderr=subprocess.STDOUT)
+        wire.arm(child.pid)
+        child.wait(timeout=CHILD_TIMEOUT)
+    for server in sandboxes:
+        server.faults = FaultPlan()
+    assert wire.fired.is_set(), (
+        f"the run ended (exit {child.returncode}) before the kill point; saw {wire.seen} "
+        f"matching requests: {(tmp_path / 'child.out').read_text()}")
+    assert child.returncode == -signal.SIGKILL
+
+    # The dead run's lock is still there and keeps an immediate rerun out.
+    owner = f"{socket.gethostname()}:{child.pid}"
+    with StateStore(load_settings(config).state_url, create=False) as store:
+        holder = store.lock_holder()
+    assert holder is not None and holder[0] == owner
+    refused = cli_run(config, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, err = refused.communicate(timeout=CHILD_TIMEOUT)
+    assert refused.returncode == 1, err
+    assert "holds the lock" in err.decode() and owner in err.decode()
+
+    # Once the lock lapses, a rerun takes it over and finishes the job.
+    with lapsed_store(config) as store:
+        summary = run_in_process(config, store)
+        assert summary.failed == 0, summary.failures
+        servicenow.log.clear()
+        jira.log.clear()
+        again = run_in_process(config, store)
+        assert again.failed == 0, again.failures
+        assert writes(servicenow) == [] and writes(jira) == []
+        check_synced_once(servicenow, jira, store, sources, notes)
+        check_fields_agree(servicenow, jira, store)
