@@ -147,8 +147,13 @@ class AddComment:
     visibility: str
     body: Any                        # vendor-format body with the attribution line
     text: str                        # the neutral text, for humans
+    # The copy is already there (an interrupted run made it): link it, write nothing.
+    existing_id: str | None = None
 
     def describe(self) -> str:
+        if self.existing_id is not None:
+            return (f"recognise the copy of a {self.visibility} comment already in "
+                    f"{side_title(self.target_side)}: {excerpt(self.text)!r}")
         return (f"copy {self.visibility} comment to {side_title(self.target_side)}: "
                 f"{excerpt(self.text)!r}")
 
@@ -161,6 +166,7 @@ class AddComment:
             "target_display": self.target_display,
             "visibility": self.visibility,
             "text": self.text,
+            "existing_id": self.existing_id,
         }
 
 

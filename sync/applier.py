@@ -346,9 +346,12 @@ class Applier(Planner):
             target_id = pair.ids[target]
             assert target_id is not None
             try:
-                made = self.connectors[target].add_comment(
-                    target_id, comment.body, comment.visibility)
-                ids = {comment.source_side: comment.source_comment_id, target: made.id}
+                made_id = comment.existing_id
+                if made_id is None:
+                    made_id = self.connectors[target].add_comment(
+                        target_id, comment.body, comment.visibility).id
+                    self._step("comment:after-write")
+                ids = {comment.source_side: comment.source_comment_id, target: made_id}
                 with self.store.pair() as tx:
                     tx.add_comment_link(
                         link.id, **{f"{_comment_key(s)}": ids[s] for s in self.sides},
@@ -361,5 +364,6 @@ class Applier(Planner):
                            f"copying comment {comment.source_comment_id}: {_one_line(error)}")
                 complete = False
                 continue
-            summary.comments += 1
+            if comment.existing_id is None:
+                summary.comments += 1
         return complete

@@ -63,6 +63,7 @@ CRASH_STEPS = (
     "update:before-write",
     "update:after-write",
     "update:after-commit",
+    "comment:after-write",
 )
 
 

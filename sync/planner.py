@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from connectors.base import ConnectorError, FatalError, RemoteRecord, SyncError
+from connectors.base import ConnectorError, FatalError, RemoteComment, RemoteRecord, SyncError
 from mappings.mapper import comment_from_remote, comment_to_remote, to_fields
 from mappings.model import Comment, Incident
 from sync.actions import (
@@ -49,7 +49,7 @@ from sync.engine_core import (
     with_values,
 )
 from sync.errors import SafetyValve
-from sync.merge import comments_to_copy, merge_field
+from sync.merge import merge_field
 from sync.rules import apply_rules
 from sync.state import Link
 
@@ -318,6 +318,13 @@ class Planner(EngineCore):
         return snapshot
 
     def _plan_comments(self, pair: PairPlan, link_id: int | None) -> None:
+        """Copy every comment the other side lacks; recognise copies already made.
+
+        A copy is known by its id in the comment map. A run killed between
+        adding a copy and committing its id leaves a copy the map lacks; it is
+        recognised by its exact text (our attribution line + the body), linked
+        instead of copied again, and so never echoed back either.
+        """
         known: dict[str, set[str]] = {side: set() for side in self.sides}
         if link_id is not None:
             for comment_link in self.store.comment_links(link_id):
@@ -325,19 +332,49 @@ class Planner(EngineCore):
                     known[side].add(comment_link.id_on(side))
         comments = {side: list(rec.comments) if rec is not None else []
                     for side, rec in pair.records.items()}
-        for source, raw in comments_to_copy(comments, known, may_copy=self.options.allows):
+        copies = {side: self._copy_texts(side, comments[side], known[side])
+                  for side in self.sides}
+        planned: list[AddComment] = []
+        for source in self.sides:
             target = self.other(source)
-            neutral: Comment = comment_from_remote(source, raw, self.ctx[source])
-            origin = f"{side_title(source)} {pair.displays[source]}"
-            pair.comments.append(AddComment(
-                source_side=source,
-                source_comment_id=raw.id,
-                target_side=target,
-                target_display=pair.displays.get(target) or "(new record)",
-                visibility=neutral.visibility.value,
-                body=comment_to_remote(target, neutral, self.ctx[target], origin=origin),
-                text=neutral.body,
-            ))
+            for raw in comments[source]:
+                if raw.id in known[source] or not self.options.allows(source, target):
+                    continue
+                neutral: Comment = comment_from_remote(source, raw, self.ctx[source])
+                origin = f"{side_title(source)} {pair.displays[source]}"
+                body = comment_to_remote(target, neutral, self.ctx[target], origin=origin)
+                existing = copies[target].pop(self._read_as(target, body, neutral), None)
+                if existing is not None:
+                    known[target].add(existing)
+                known[source].add(raw.id)
+                planned.append(AddComment(
+                    source_side=source,
+                    source_comment_id=raw.id,
+                    target_side=target,
+                    target_display=pair.displays.get(target) or "(new record)",
+                    visibility=neutral.visibility.value,
+                    body=body,
+                    text=neutral.body,
+                    existing_id=existing,
+                ))
+        # A recognised copy is not an original of its side: never copy it back.
+        recognised = {c.existing_id for c in planned if c.existing_id is not None}
+        pair.comments = [c for c in planned if c.source_comment_id not in recognised]
+
+    def _copy_texts(self, side: str, comments: Sequence[RemoteComment],
+                    known: set[str]) -> dict[str, str]:
+        """Neutral text -> id of the comments of ``side`` the comment map does not know."""
+        texts: dict[str, str] = {}
+        for raw in comments:
+            if raw.id not in known:
+                texts.setdefault(comment_from_remote(side, raw, self.ctx[side]).body, raw.id)
+        return texts
+
+    def _read_as(self, side: str, body: Any, neutral: Comment) -> str:
+        """The neutral text ``side`` will show for a comment we write with ``body``."""
+        probe = RemoteComment(id="probe", body=body, created=neutral.created,
+                              visibility=neutral.visibility.value)
+        return comment_from_remote(side, probe, self.ctx[side]).body
 
     # ------------------------------------------------------------------ unlinked records
 

@@ -302,3 +302,26 @@ def test_plan_before_the_first_run_creates_no_state_store(
     assert plan.counts()["creates"] == 1
     assert not (config.parent / "state.db").exists()
     assert writes(servicenow) == [] and writes(jira) == []
+
+
+def test_a_crash_between_copying_a_comment_and_recording_it_neither_duplicates_nor_echoes(
+    sandboxes: Any, sync_config: Any, make_engine: Any
+) -> None:
+    servicenow, jira = sandboxes
+    config, sys_id, key = linked_pair(sandboxes, sync_config, make_engine)
+    servicenow.update("incident", sys_id, {"work_notes": "Router replaced"})
+    jira.add_comment(key, "Caller says it works now")
+    with pytest.raises(SimulatedCrash):
+        sync(make_engine, config, crash_at="comment:after-write")
+
+    plan = make_engine(config).build_plan()
+    assert "recognise the copy of a" in "\n".join(plan.describe())
+    rerun = sync(make_engine, config)
+
+    assert rerun.failed == 0, rerun.failures
+    jira_bodies = [str(c["body"]) for c in jira_fields(jira, key)["comment"]["comments"]]
+    sn_values = [row["value"] for row in servicenow.journal(sys_id)]
+    assert sum("Router replaced" in b for b in jira_bodies) == 1
+    assert sum("Caller says it works now" in v for v in sn_values) == 1
+    assert len(jira_bodies) == len(sn_values) == 2
+    assert sync(make_engine, config).comments == 0
