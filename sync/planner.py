@@ -20,6 +20,7 @@ Contract:
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -52,6 +53,22 @@ from sync.errors import SafetyValve
 from sync.merge import merge_field
 from sync.rules import apply_rules
 from sync.state import Link
+
+
+def _empty(value: Any) -> bool:
+    return value is None or value == "" or value == []
+
+
+@dataclass(frozen=True)
+class SideWrite:
+    """One side's planned write: what changes, what it drags along, how it reads back."""
+
+    overrides: dict[str, Any]
+    changed: list[str]
+    implied: list[str]
+    after: dict[str, Any]
+    fields: dict[str, Any]
+    losses: list[str]
 
 
 class Planner(EngineCore):
@@ -269,28 +286,37 @@ class Planner(EngineCore):
         by_rules = {f: v for f, v in ruled_values.items() if v != merged_values[f]}
         pair.merged = ruled
 
+        overrides = {side: {d.field: d.value for d in decisions
+                            if d.source == self.other(side) and self.travels(d.field, side)}
+                     for side in self.sides}
         for side in self.sides:
-            overrides = {d.field: d.value for d in decisions
-                         if d.source == self.other(side) and self.travels(d.field, side)}
-            overrides.update({f: v for f, v in by_rules.items() if self.travels(f, side)})
-            pair.snapshots[side] = self._plan_side_update(
-                pair, side, incidents[side], current[side], overrides)
+            overrides[side].update({f: v for f, v in by_rules.items() if self.travels(f, side)})
+        writes = {side: self._side_write(pair, side, incidents[side], current[side],
+                                         overrides[side]) for side in self.sides}
+        for side in self.sides:
+            other = self.other(side)
+            invented = self._invented(writes[side], current[side], current[other], other)
+            if invented:
+                overrides[other].update(invented)
+                writes[other] = self._side_write(pair, other, incidents[other], current[other],
+                                                 overrides[other])
+        for side in self.sides:
+            pair.snapshots[side] = self._add_update(pair, side, current[side], writes[side])
         pair.hash = snapshot_hash(pair.snapshots)
         self._plan_comments(pair, link_id)
 
-    def _plan_side_update(
+    def _side_write(
         self, pair: PairPlan, side: str, incident: Incident, current: Mapping[str, Any],
         overrides: Mapping[str, Any],
-    ) -> dict[str, Any]:
-        """Add the update of ``side`` (if anything differs) and return its next snapshot."""
-        snapshot = dict(current)
+    ) -> SideWrite | None:
+        """What writing ``overrides`` to ``side`` would send and leave there; None if nothing."""
         if not overrides:
-            return snapshot
+            return None
         target = with_values(incident, overrides)
         after = self.readback(side, target, pair.displays)
         changed = [f for f in overrides if after[f] != current[f]]
         if not changed:
-            return snapshot
+            return None
         ctx = self.ctx_for(side, pair.displays)
         vendor = to_fields(side, target, self.profile, ctx, only=changed)
         # A write may drag other fields along (a resolve carries its close code
@@ -301,20 +327,40 @@ class Planner(EngineCore):
             and set(to_fields(side, target, self.profile, ctx, only=[f]).fields)
             <= set(vendor.fields)
         ]
+        return SideWrite(dict(overrides), changed, implied, after, vendor.fields,
+                         list(vendor.losses))
+
+    def _invented(self, write: SideWrite | None, current: Mapping[str, Any],
+                  other_current: Mapping[str, Any], other: str) -> dict[str, Any]:
+        """Values a write had to invent for empty fields (a fallback such as ServiceNow's
+        mandatory close notes), for the other side where that field is empty too:
+        written there as well, both tools hold the same text and no audit ever differs."""
+        if write is None:
+            return {}
+        return {f: write.after[f] for f in write.implied
+                if _empty(current[f]) and not _empty(write.after[f])
+                and _empty(other_current[f]) and self.travels(f, other)}
+
+    def _add_update(self, pair: PairPlan, side: str, current: Mapping[str, Any],
+                    write: SideWrite | None) -> dict[str, Any]:
+        """Add the update of ``side`` to the pair (if any); return the side's next snapshot."""
+        snapshot = dict(current)
+        if write is None:
+            return snapshot
         record = pair.records[side]
-        assert record is not None
+        assert record is not None  # only existing records are updated
         pair.updates.append(UpdateFields(
             side=side,
             record_id=record.id,
             display=record.display,
-            changes=[FieldChange(f, current[f], overrides[f]) for f in changed]
-            + [FieldChange(f, current[f], after[f]) for f in implied],
-            fields=vendor.fields,
+            changes=[FieldChange(f, current[f], write.overrides[f]) for f in write.changed]
+            + [FieldChange(f, current[f], write.after[f]) for f in write.implied],
+            fields=write.fields,
             expected_version=record.version,
-            losses=list(vendor.losses),
+            losses=write.losses,
         ))
-        for name in [*changed, *implied]:
-            snapshot[name] = after[name]
+        for name in [*write.changed, *write.implied]:
+            snapshot[name] = write.after[name]
         return snapshot
 
     def _plan_comments(self, pair: PairPlan, link_id: int | None) -> None:
@@ -538,10 +584,16 @@ class Planner(EngineCore):
         )
         current = projection(incident, self.merged_fields)
         ruled_values = projection(ruled, self.merged_fields)
+        created = self.readback(target, ruled, displays)
         overrides = {f: v for f, v in ruled_values.items()
                      if v != current[f] and self.travels(f, side)}
-        pair.snapshots[side] = self._plan_side_update(pair, side, incident, current, overrides)
-        pair.snapshots[target] = self.readback(target, ruled, displays)
+        # What the copy had to invent for empty fields goes back to the source too.
+        overrides.update({f: created[f] for f in self.merged_fields
+                          if _empty(ruled_values[f]) and not _empty(created[f])
+                          and self.travels(f, target) and self.travels(f, side)})
+        write = self._side_write(pair, side, incident, current, overrides)
+        pair.snapshots[side] = self._add_update(pair, side, current, write)
+        pair.snapshots[target] = created
         pair.hash = snapshot_hash(pair.snapshots)
         self._plan_comments(pair, None)
         plan.pairs.append(pair)
