@@ -27,6 +27,7 @@ import re
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
@@ -72,13 +73,12 @@ class HostSpec:
 class _WireCounting:
     """Mixin over a SandboxServer: counts wire requests apart from Batch API items."""
 
-    def _init_counting(self, offset: list[float]) -> None:
+    def _init_counting(self) -> None:
         self._depth = threading.local()
         self._wire: Counter[str] = Counter()
         self._inner: Counter[str] = Counter()
         self._count_lock = threading.Lock()
         self.latency_s = 0.0
-        self._offset = offset
 
     def handle(self, request: Request) -> Response:
         depth = getattr(self._depth, "value", 0)
@@ -106,7 +106,7 @@ class _WireCounting:
             self._inner.clear()
 
 
-def _virtual_clock(offset: list[float]) -> Any:
+def _virtual_clock(offset: list[float]) -> Callable[[], datetime]:
     return lambda: datetime.now(UTC) + timedelta(seconds=offset[0])
 
 
@@ -129,7 +129,7 @@ def _serve(conn: Connection, spec: HostSpec) -> None:
                         seed_incidents=spec.jira_incidents, seed=spec.seed + 1)
     servers = {"servicenow": servicenow, "jira": jira}
     for server in servers.values():
-        server._init_counting(offset)
+        server._init_counting()
     with servicenow, jira:
         conn.send({"servicenow": servicenow.url, "jira": jira.url})
         while True:
