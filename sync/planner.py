@@ -155,9 +155,11 @@ class Planner(EngineCore):
         forced: dict[str, set[str]],
     ) -> None:
         wanted: dict[str, set[str]] = {side: set() for side in self.sides}
+        retries: dict[str, set[str]] = {side: set() for side in self.sides}
         for side in self.sides:
             for item in self.store.due_retries(side, plan.started):
                 wanted[side].add(item.record_id)
+                retries[side].add(item.record_id)
                 forced[side].add(item.record_id)
         for intent in self.store.pending_intents():
             if intent.source_side in wanted:
@@ -168,12 +170,19 @@ class Planner(EngineCore):
             if not missing or side in plan.pull_errors:
                 continue
             try:
-                records[side].update(
-                    self.connectors[side].get_many(missing, self.vendor_fields[side]))
+                found = self.connectors[side].get_many(missing, self.vendor_fields[side])
             except FatalError:
                 raise
             except ConnectorError as error:
                 plan.pull_errors[side] = f"fetching retry items: {error}"
+                continue
+            records[side].update(found)
+            for record_id in sorted(retries[side] & set(missing) - set(found)):
+                # Counted as a failed attempt, so a vanished item ends up parked
+                # instead of being asked for on every run.
+                plan.problems.append(ReportProblem(
+                    side, record_id, record_id,
+                    "waiting for a retry, but no longer exists or is out of reach"))
 
     def _fetch_counterparts(
         self, plan: Plan, active: dict[int, dict[str, RemoteRecord]], by_link: dict[int, Link]

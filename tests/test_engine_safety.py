@@ -325,3 +325,17 @@ def test_a_crash_between_copying_a_comment_and_recording_it_neither_duplicates_n
     assert sum("Caller says it works now" in v for v in sn_values) == 1
     assert len(jira_bodies) == len(sn_values) == 2
     assert sync(make_engine, config).comments == 0
+
+
+def test_a_queued_record_that_vanished_is_parked_not_asked_for_forever(
+    sandboxes: Any, sync_config: Any, make_engine: Any
+) -> None:
+    servicenow, _ = sandboxes
+    sn = sn_incident(servicenow, "Will be deleted", category="facilities")
+    config = sync_config(max_attempts=2)
+    assert sync(make_engine, config).failed == 1          # no Jira component: refused
+    servicenow.delete("incident", sn["sys_id"])
+    outcome = sync(make_engine, config)
+    assert outcome.failed == 1 and outcome.parked == 1
+    assert "no longer exists" in outcome.failures[0]
+    assert sync(make_engine, config).failed == 0
