@@ -91,13 +91,15 @@ def test_title_edited_in_servicenow_reaches_jira(
     assert fields["priority"]["name"] == "High"   # ServiceNow recomputed 2 from 1 x 2
 
 
+@pytest.mark.parametrize("jira_mode", ["cloud", "datacenter"], indirect=True)
 def test_fields_edited_in_jira_reach_servicenow(
-    sandboxes: Any, sync_config: Any, make_engine: Any
+    sandboxes: Any, sync_config: Any, make_engine: Any, jira_mode: str
 ) -> None:
     servicenow, jira = sandboxes
     config, sys_id, key = linked_pair(sandboxes, sync_config, make_engine)
+    bob = {"accountId": account_id_for(BOB)} if jira_mode == "cloud" else {"name": "bob.jones"}
     jira.edit_issue(key, {"summary": "VPN down: gateway replaced",
-                          "assignee": {"accountId": account_id_for(BOB)},
+                          "assignee": bob,
                           "customfield_10005": {"value": "High"}})
     summary = sync(make_engine, config)
     # ServiceNow, then Jira again: ServiceNow derived a new priority from the urgency.
@@ -160,6 +162,7 @@ def test_conflicting_edits_are_settled_by_the_policy_and_recorded(
 # --------------------------------------------------------------------------- status
 
 
+@pytest.mark.parametrize("jira_mode", ["cloud", "datacenter"], indirect=True)
 def test_resolving_in_servicenow_walks_the_jira_workflow(
     sandboxes: Any, sync_config: Any, make_engine: Any
 ) -> None:
@@ -215,6 +218,7 @@ def test_resolving_in_jira_resolves_servicenow_with_close_code_and_notes(
 # --------------------------------------------------------------------------- comments
 
 
+@pytest.mark.parametrize("jira_mode", ["cloud", "datacenter"], indirect=True)
 def test_comments_and_work_notes_cross_once_with_their_visibility(
     sandboxes: Any, sync_config: Any, make_engine: Any
 ) -> None:
