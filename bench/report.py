@@ -232,6 +232,30 @@ INCREMENTAL_HEADER = ["direction", "N", "run", "SN pulled", "SN requests", "SN w
                       "wall time"]
 
 
+def recovery_rows(sync: dict[str, dict[str, list[list[dict[str, Any]]]]]
+                  ) -> list[list[Any]]:
+    """The ``state-lost`` runs: pairs adopted again, requests and writes it took."""
+    rows = []
+    for direction, by_size in sync.items():
+        for size_text, repeats in sorted(by_size.items(), key=lambda kv: int(kv[0])):
+            runs = runs_labelled(repeats, "state-lost")
+            if not runs:
+                continue
+            rows.append([direction, int(size_text),
+                         count_text([int(r["summary"]["adopted"]) for r in runs]),
+                         count_text([int(r["summary"]["created"]) for r in runs]),
+                         count_text([int(r["summary"]["comments"]) for r in runs]),
+                         count_text([req(r, "servicenow", "total") for r in runs]),
+                         count_text([req(r, "jira", "total") for r in runs]),
+                         count_text([both(r, "writes") for r in runs]),
+                         time_text([r["seconds"] for r in runs])])
+    return rows
+
+
+RECOVERY_HEADER = ["direction", "N", "pairs adopted", "created", "comments copied",
+                   "SN requests", "Jira requests", "writes", "wall time"]
+
+
 def pull_rows(pulls: Sequence[Sequence[dict[str, Any]]]) -> list[list[Any]]:
     rows = []
     if not pulls:
@@ -328,6 +352,10 @@ def markdown(results: dict[str, Any]) -> str:
         out += _table(SYNC_HEADER, sync_rows(sync, "repeat"))
         out += ["## Incremental runs after editing k source records", ""]
         out += _table(INCREMENTAL_HEADER, incremental_rows(sync))
+        recovery = recovery_rows(sync)
+        if recovery:
+            out += ["## Recovery: the state store lost, every pair adopted again", ""]
+            out += _table(RECOVERY_HEADER, recovery)
     if results.get("pull"):
         out += ["## Full pull (connector alone, no sync)", ""]
         out += _table(PULL_HEADER, pull_rows(results["pull"]))

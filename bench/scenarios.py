@@ -158,8 +158,9 @@ def sync_sequence(direction: str, size: int, *, edits: tuple[int, ...] = (1, 10)
     Runs: ``initial``; ``repeat`` right after (nothing changed); then, ten
     virtual minutes apart, one run per entry of ``edits`` after editing that
     many source incidents. The first of those is labelled ``first-incremental``:
-    it still re-reads Jira's overlap window behind the initial burst (see
-    README); the later ones show the steady state.
+    it may re-read records stamped in the watermark's second or Jira's overlap
+    (see README); the later ones show the steady state. Last, ``state-lost``:
+    the state store is deleted and the run adopts every pair again.
     """
     source = DIRECTIONS[direction]
     runs: list[dict[str, Any]] = []
@@ -177,6 +178,11 @@ def sync_sequence(direction: str, size: int, *, edits: tuple[int, ...] = (1, 10)
             run = measure_run(host, config, label).to_json()
             run["edited"] = len(edited)
             runs.append(run)
+        # A lost state store: every pair must be found again by the ids both
+        # records carry and adopted, with nothing written or duplicated.
+        host.advance(RUN_INTERVAL_SECONDS)
+        (Path(tmp) / "state.db").unlink()
+        runs.append(measure_run(host, config, "state-lost").to_json())
     return runs
 
 

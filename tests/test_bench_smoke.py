@@ -113,6 +113,16 @@ def test_incremental_run_writes_once_per_edited_record(
     assert 0 < extra <= 3 * (EDITS[1] - 1)
 
 
+def test_a_lost_state_store_is_recovered_by_adoption_without_writes(bench: Any) -> None:
+    for direction in ("servicenow-to-jira", "jira-to-servicenow"):
+        lost = runs(bench[0], direction)["state-lost"]
+        assert lost["summary"]["adopted"] == SIZE, (direction, lost["failures"])
+        assert lost["summary"]["created"] == lost["summary"]["comments"] == 0
+        for side in ("servicenow", "jira"):
+            assert lost["requests"][side]["writes"] == 0, (direction, side)
+            assert lost["requests"][side]["reads"] <= 6, (direction, side, lost)
+
+
 def test_pull_asks_one_page_per_page_size(bench: Any) -> None:
     (pulls,) = bench[0]["pull"]
     by_side = {p["side"]: p for p in pulls}
@@ -146,6 +156,7 @@ def test_report_rerenders_the_saved_markdown(bench: Any) -> None:
     saved = (out / "results.md").read_text(encoding="utf-8")
     assert saved == markdown(results)
     for heading in ("## Initial sync", "## Second run right after", "## Incremental runs",
+                    "## Recovery",
                     "## Full pull", "## Peak memory", "## Added latency"):
         assert heading in saved
 
