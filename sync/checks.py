@@ -26,7 +26,14 @@ if TYPE_CHECKING:
 
 def offline_checks(settings: Settings) -> list[str]:
     """Validate config (already loaded), mapping and rules without any I/O but file reads."""
-    return [f"config {settings.source}: ok", _mapping_check(settings)]
+    return [f"config {settings.source}: ok", _mapping_check(settings), _rules_check(settings)]
+
+
+def _rules_check(settings: Settings) -> str:
+    from sync.factory import build_rules
+
+    rules = build_rules(settings)  # ConfigError naming the key when it cannot be honoured
+    return f"rules: {len(rules)} configured" if rules else "rules: none configured"
 
 
 def _mapping_check(settings: Settings) -> str:

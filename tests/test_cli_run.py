@@ -188,3 +188,16 @@ def test_check_with_a_missing_status_exits_1(
     result = runner.invoke(app, ["check", "--config", str(config)])
     assert result.exit_code == 1, result.output
     assert "Triage" in result.output
+
+
+def test_check_offline_names_a_rules_file_it_cannot_honour(sync_config: Any) -> None:
+    config = sync_config(rules="rules.toml")
+    result = runner.invoke(app, ["check", "--offline", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "[sync] rules" in result.output and "rules.toml" in result.output
+
+
+def test_check_offline_reports_config_mapping_and_rules(sync_config: Any) -> None:
+    result = runner.invoke(app, ["check", "--offline", "--config", str(sync_config())])
+    assert result.exit_code == 0, result.output
+    assert "mapping default: ok" in result.output and "rules: none configured" in result.output
