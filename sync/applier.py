@@ -34,7 +34,6 @@ from connectors.base import (
 from sync.actions import PairPlan, Plan, side_title
 from sync.engine_core import (
     BACKLINK_FIELDS,
-    HEARTBEAT_SECONDS,
     RunSummary,
     _comment_key,
     _id_key,
@@ -95,11 +94,7 @@ class Applier(Planner):
     def _tick(self, done: int, total: int) -> None:
         if self.progress is not None:
             self.progress(done, total)
-        now = time.monotonic()
-        if now - self._last_beat >= HEARTBEAT_SECONDS:
-            self._last_beat = now
-            if self._locked:
-                self.store.heartbeat(self.owner, ttl=self.options.lock_ttl)
+        self.beat()
 
     def _fail(self, summary: RunSummary, side: str, record_id: str, display: str,
               error: str) -> None:

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -254,6 +255,13 @@ class EngineCore:
             except ConnectorError as error:  # closing must not hide the run's outcome
                 logger.warning("closing %s: %s", connector.side, error)
         self._opened = False
+
+    def beat(self) -> None:
+        """Keep the run lock alive during a long run (at most one write a minute)."""
+        now = time.monotonic()
+        if self._locked and now - self._last_beat >= HEARTBEAT_SECONDS:
+            self._last_beat = now
+            self.store.heartbeat(self.owner, ttl=self.options.lock_ttl)
 
     def incident(self, record: RemoteRecord) -> Incident:
         side = str(record.side)

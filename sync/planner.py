@@ -129,6 +129,7 @@ class Planner(EngineCore):
         newest: datetime | None = None
         try:
             for record in connector.pull(since, self.vendor_fields[side]):
+                self.beat()  # a first pull of a big scope can outlast the lock's ttl
                 if newest is None or record.updated > newest:
                     newest = record.updated
                 if record.id in waiting and since is not None and record.updated <= since:

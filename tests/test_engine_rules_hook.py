@@ -96,3 +96,4 @@ def test_the_engine_applies_rules_to_the_merged_incident_before_the_diff(
     again.rules = (EscalateMajor(),)
     assert again.run().updated == 0
     assert sync(make_engine, config).updated == 0
+

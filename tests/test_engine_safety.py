@@ -339,3 +339,21 @@ def test_a_queued_record_that_vanished_is_parked_not_asked_for_forever(
     assert outcome.failed == 1 and outcome.parked == 1
     assert "no longer exists" in outcome.failures[0]
     assert sync(make_engine, config).failed == 0
+
+
+def test_a_long_run_keeps_its_lock_alive(
+    sandboxes: Any, sync_config: Any, make_engine: Any, monkeypatch: Any
+) -> None:
+    from sync_helpers import sn_incident
+
+    import sync.engine_core as core
+
+    for n in range(3):
+        sn_incident(sandboxes[0], f"Incident {n}")
+    engine = make_engine(sync_config())
+    beats: list[str] = []
+    monkeypatch.setattr(core, "HEARTBEAT_SECONDS", 0.0)
+    monkeypatch.setattr(engine.store, "heartbeat",
+                        lambda owner, ttl=900.0: beats.append(owner))
+    assert engine.run().created == 3
+    assert beats and set(beats) == {engine.owner}
