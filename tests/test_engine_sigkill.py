@@ -308,19 +308,7 @@ def check_fields_agree(servicenow: ServiceNowSandbox, jira: JiraSandbox,
 # --------------------------------------------------------------------------- the test
 
 
-KNOWN_COMMENT_GAP = (
-    "a comment copy that reached the tool before its comment link was committed is "
-    "unknown to the rerun: the copy is made again (duplicate) and the first copy, "
-    "having an id the comment map lacks, is echoed back to the source; the engine "
-    "records no intent before add_comment (sync/engine.py _copy_comments)"
-)
-
-
-@pytest.mark.parametrize("point", [
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=KNOWN_COMMENT_GAP))
-    if name == "mid-comment-copies" else name
-    for name in KILL_POINTS
-])
+@pytest.mark.parametrize("point", list(KILL_POINTS))
 def test_sigkilled_run_is_finished_by_a_rerun_without_duplicates(
     point: str, sandboxes: tuple[ServiceNowSandbox, JiraSandbox], config: Path,
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -434,27 +434,9 @@ def check_fields_agree(engine: Engine, pair: dict[str, RemoteRecord]) -> None:
     for name in two_way_fields(engine):
         sn, jira = values["servicenow"].get(name), values["jira"].get(name)
         agree = (sn == jira or across["servicenow"].get(name) == jira
-                 or across["jira"].get(name) == sn
-                 or fallback_residue(engine, name, pair, values))
+                 or across["jira"].get(name) == sn)
         assert agree, (f"{name} differs: ServiceNow {pair['servicenow'].display} {sn!r}, "
                        f"Jira {pair['jira'].display} {jira!r}")
-
-
-def fallback_residue(engine: Engine, name: str, pair: dict[str, RemoteRecord],
-                     values: dict[str, dict[str, Any]]) -> bool:
-    """The known divergence of test_fallback_notes_outlive_the_resolution: one side
-    still holds the fallback the sync wrote while the pair was resolved (ServiceNow
-    keeps close notes on reopen), the other side is empty. Tolerated here so that
-    the machine keeps guarding everything else; the scenario test pins the bug."""
-    rule_ = engine.profile.rule(name)
-    if rule_ is None or not isinstance(rule_.fallback, str):
-        return False
-    for side in SIDES:
-        other = "jira" if side == "servicenow" else "servicenow"
-        filler = rule_.fallback.replace("{origin}", f"{side_title(other)} {pair[other].display}")
-        if values[side].get(name) == filler and not values[other].get(name):
-            return True
-    return False
 
 
 def check_comments(engine: Engine, pair: dict[str, RemoteRecord],
@@ -495,14 +477,11 @@ def pair_incidents(engine: Engine, sys_id: str, key: str) -> dict[str, Any]:
             for side in SIDES}
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the 'Resolved in Jira <key>' close_notes fallback written while the pair was "
-    "resolved stays on ServiceNow after Jira reopens it (ServiceNow keeps close notes), "
-    "while Jira's Resolution notes stay empty: the pair never agrees on resolution_notes "
-    "again and no run notices, since neither side changed the field"))
-def test_fallback_notes_outlive_the_resolution(
+def test_fallback_close_notes_reach_jira_and_agree_after_a_reopen(
     sandboxes: Any, sync_config: Any, make_engine: Any
 ) -> None:
+    """Found by the machine: the close notes the sync invents for ServiceNow when Jira
+    resolves used to stay on ServiceNow alone, so the pair disagreed after a reopen."""
     servicenow, jira = sandboxes
     key = jira.create_issue({"summary": "Payroll export times out", "description": "Since 8:00",
                              "customfield_10004": {"value": "Moderate / Limited"},
