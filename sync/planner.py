@@ -257,7 +257,7 @@ class Planner(EngineCore):
 
     def _plan_merge(
         self, pair: PairPlan, base: Mapping[str, Mapping[str, Any] | None] | None,
-        *, link_id: int | None,
+        *, link_id: int | None, policy: str | None = None,
     ) -> None:
         """Merge both records of a pair field by field, run the rules, diff per side."""
         a, b = self.sides
@@ -280,7 +280,7 @@ class Planner(EngineCore):
                 agrees={side: across[side][name] == current[self.other(side)][name]
                         for side in self.sides},
                 owner=self.profile.owner(name),
-                policy=self.options.conflict,
+                policy=policy or self.options.conflict,
                 newest=newest,
             ))
 
@@ -565,7 +565,12 @@ class Planner(EngineCore):
             if side in BACKLINK_FIELDS and got[side].foreign_id != other_id:
                 # e.g. a crash between creating the copy and marking the source
                 pair.backlink = (side, other_id)
-        self._plan_merge(pair, None, link_id=None)
+        # The record whose id the other carries is the original the other was
+        # made from (or linked to by hand): without a common past, it wins what
+        # differs beyond the mappings' known losses. Conflicts are still recorded.
+        original = (str(record.side) if counterpart.foreign_id == record.id
+                    else str(counterpart.side) if record.foreign_id == counterpart.id else None)
+        self._plan_merge(pair, None, link_id=None, policy=original)
         plan.pairs.append(pair)
 
     def _plan_create(

@@ -357,3 +357,22 @@ def test_a_long_run_keeps_its_lock_alive(
                         lambda owner, ttl=900.0: beats.append(owner))
     assert engine.run().created == 3
     assert beats and set(beats) == {engine.owner}
+
+
+def test_a_crash_after_creating_a_copy_is_adopted_with_the_original_winning(
+    sandboxes: Any, sync_config: Any, make_engine: Any
+) -> None:
+    servicenow, jira = sandboxes
+    long_title = ("Badge readers offline in every building of the campus " * 5)[:230]
+    key = jira_issue(jira, long_title)          # ServiceNow will keep only 160 characters
+    config = sync_config()
+    with pytest.raises(SimulatedCrash):
+        sync(make_engine, config, crash_at="create:after-remote")
+
+    rerun = sync(make_engine, config)
+
+    assert (rerun.created, rerun.adopted, rerun.failed) == (0, 1, 0), rerun.failures
+    assert jira_fields(jira, key)["summary"] == long_title     # the original is kept whole
+    (row,) = servicenow.rows("incident")
+    assert row["correlation_id"] == key and row["short_description"] == long_title[:160]
+    assert sync(make_engine, config).updated == 0
