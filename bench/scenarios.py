@@ -175,6 +175,8 @@ def sync_sequence(direction: str, size: int, *, edits: tuple[int, ...] = (1, 10)
             host.advance(1.0)
             label = f"first-incremental k={len(edited)}" if index == 0 else \
                 f"incremental k={len(edited)}"
+            if any(r["label"] == label for r in runs):
+                label += f" (#{index + 1})"  # labels pick rows in the report: keep them unique
             run = measure_run(host, config, label).to_json()
             run["edited"] = len(edited)
             runs.append(run)
