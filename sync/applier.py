@@ -40,7 +40,7 @@ from sync.engine_core import (
     _one_line,
     projection,
 )
-from sync.planner import Planner
+from sync.planner import Planner, is_empty
 from sync.state import Link, PairTx
 
 logger = logging.getLogger(__name__)
@@ -167,8 +167,10 @@ class Applier(Planner):
         """Merge the pairs we wrote once more, against what the tools actually hold.
 
         A tool may store our write differently (ServiceNow cuts a title at 160
-        characters): for the fields we wrote, what it holds now becomes that
-        side's snapshot, so the cut never travels back over the full value.
+        characters): for the fields we wrote a value to, what it holds now
+        becomes that side's snapshot, so the cut never travels back over the
+        full value. A value it filled in where we wrote none (Jira's default
+        reporter) is a change like any other and travels.
         A tool may also compute other values from our write (ServiceNow derives
         priority from impact x urgency), which our write's version stamp would
         hide from the next run: those are changes, and travel now. The final
@@ -225,7 +227,9 @@ class Applier(Planner):
                 continue
             held = projection(self.incident(got[side]), self.merged_fields)
             snapshot = dict(link.snapshot_on(side) or {})
-            snapshot.update({f: held[f] for f in fields})
+            # Only a value we wrote is the tool's to reshape; an empty one it
+            # filled in (Jira's default reporter) is news for the other side.
+            snapshot.update({f: held[f] for f in fields if not is_empty(snapshot.get(f))})
             changes[f"snapshot_{side}"] = snapshot
         return replace(link, **changes) if changes else link
 

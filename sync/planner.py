@@ -55,7 +55,7 @@ from sync.rules import apply_rules
 from sync.state import Link
 
 
-def _empty(value: Any) -> bool:
+def is_empty(value: Any) -> bool:
     return value is None or value == "" or value == []
 
 
@@ -348,8 +348,8 @@ class Planner(EngineCore):
         if write is None:
             return {}
         return {f: write.after[f] for f in write.implied
-                if _empty(current[f]) and not _empty(write.after[f])
-                and _empty(other_current[f]) and self.travels(f, other)}
+                if is_empty(current[f]) and not is_empty(write.after[f])
+                and is_empty(other_current[f]) and self.travels(f, other)}
 
     def _add_update(self, pair: PairPlan, side: str, current: Mapping[str, Any],
                     write: SideWrite | None) -> dict[str, Any]:
@@ -604,7 +604,7 @@ class Planner(EngineCore):
                      if v != current[f] and self.travels(f, side)}
         # What the copy had to invent for empty fields goes back to the source too.
         overrides.update({f: created[f] for f in self.merged_fields
-                          if _empty(ruled_values[f]) and not _empty(created[f])
+                          if is_empty(ruled_values[f]) and not is_empty(created[f])
                           and self.travels(f, target) and self.travels(f, side)})
         write = self._side_write(pair, side, incident, current, overrides)
         pair.snapshots[side] = self._add_update(pair, side, current, write)
