@@ -22,7 +22,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.host import is_write, route_of  # noqa: E402
-from bench.report import count_text, markdown  # noqa: E402
+from bench.report import count_text, markdown, minimum_writes  # noqa: E402
 
 SIZE = 5
 EDITS = (1, 3)
@@ -186,3 +186,12 @@ def test_jira_search_by_post_counts_as_a_read() -> None:
 def test_counts_that_disagree_across_repeats_are_flagged() -> None:
     assert count_text([4, 4, 4]) == "4"
     assert count_text([3, 4, 9]) == "4* (3..9)"
+
+
+def test_minimum_writes_batch_creates_fifty_per_request() -> None:
+    run = {"summary": {"comments": 7},
+           "requests": {"jira": {"by_route": {
+               "POST /rest/api/3/issue/{key}/transitions": 4}}, "servicenow": {"by_route": {}}}}
+    assert minimum_writes("servicenow-to-jira", 120, run).startswith(
+        "257 = 3 bulk + 240 property/remote link + 4 transitions + 7 comments + 3 SN")
+    assert minimum_writes("jira-to-servicenow", 120, run).startswith("10 = 3 SN batch + 7")
