@@ -27,8 +27,10 @@ a run writes nothing (at most :data:`SETTLE_RUNS` runs); then:
 from __future__ import annotations
 
 import functools
+import random
 import shutil
 import tempfile
+import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,13 +44,14 @@ from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
     initialize,
+    invariant,
     precondition,
     rule,
     run_state_machine_as_test,
 )
 
 from connectors.base import RemoteRecord, SyncError
-from connectors.sandbox.http import WRITE_METHODS, FaultPlan
+from connectors.sandbox.http import WRITE_METHODS, FaultPlan, Request, Response
 from connectors.sandbox.jira import JiraSandbox
 from connectors.sandbox.jira_site import account_id_for
 from connectors.sandbox.servicenow import ServiceNowSandbox
@@ -94,6 +97,7 @@ PHRASES = ["Restarted the client", "Caller confirms it works", "Escalated to the
            "Gateway logs show drops", "Waiting for the change window", "Ünïcode ✓ note"]
 
 FAULT_RATES = st.sampled_from([0.0, 0.1, 0.25])
+LOST_RATES = st.sampled_from([0.0, 0.2, 0.5])   # writes done, reply lost (see LostReplies)
 
 T = TypeVar("T")
 
@@ -141,10 +145,38 @@ def comment_text(text: str) -> str:
     return text
 
 
+class LostReplies:
+    """Makes a sandbox do a write and then answer 504, like a proxy that timed out
+    after the tool had done the work: the nastiest fault for exactly-once copies,
+    since the client cannot know the write happened (FaultPlan's faults all strike
+    before the tool acts)."""
+
+    def __init__(self, server: Any) -> None:
+        self.server = server
+        self.rate = 0.0
+        self.random = random.Random(0)
+        self.lock = threading.Lock()
+        self.serve: Callable[[Request], Response] = server.handle
+        server.handle = self.handle
+
+    def set(self, rate: float, seed: int) -> None:
+        with self.lock:
+            self.rate = rate
+            self.random = random.Random(seed)
+
+    def handle(self, request: Request) -> Response:
+        response = self.serve(request)
+        if request.method not in WRITE_METHODS or "/search" in request.path:
+            return response
+        with self.lock:
+            lost = response.status < 400 and self.random.random() < self.rate
+        return self.server.error_response(504, "Gateway Timeout") if lost else response
+
+
 class SyncMachine(RuleBasedStateMachine):
     """Two tools edited at random, synced through faults; see the module docstring."""
 
-    jira: JiraSandbox   # started by start_jira, in the mode drawn
+    jira: JiraSandbox   # started by start_tools, in the mode drawn
     config: Path
 
     def __init__(self) -> None:
@@ -155,16 +187,26 @@ class SyncMachine(RuleBasedStateMachine):
         self.servicenow = ServiceNowSandbox(username=SANDBOX_USER, password=SANDBOX_PASSWORD,
                                             clock=self.clock)
         self.servicenow.start()
+        self.lost = {"servicenow": LostReplies(self.servicenow)}
         self.comments: list[Written] = []
         self.created = Counter[str]()
 
-    @initialize(mode=st.sampled_from(["cloud", "datacenter"]))
-    def start_jira(self, mode: str) -> None:
+    @initialize(mode=st.sampled_from(["cloud", "datacenter"]),
+                sn_titles=st.lists(st.sampled_from(TITLES), min_size=1, max_size=2),
+                jira_titles=st.lists(st.sampled_from(TITLES), min_size=1, max_size=2))
+    def start_tools(self, mode: str, sn_titles: list[str], jira_titles: list[str]) -> None:
+        """Jira in the mode drawn, and a record or two on each side, so that every
+        example's syncs have writes for the faults to hit."""
         # Cloud speaks ADF (REST v3), Data Center wiki markup (v2): both must converge.
         self.jira = JiraSandbox(mode=mode, username=SANDBOX_USER, password=SANDBOX_PASSWORD,
                                 clock=self.clock)
         self.jira.start()
+        self.lost["jira"] = LostReplies(self.jira)
         self.config = self._write_config()
+        for title in sn_titles:
+            self.create_in_servicenow(title, DESCRIPTIONS[1], "2", "2", CATEGORIES[0], None)
+        for title in jira_titles:
+            self.create_in_jira(title, DESCRIPTIONS[2], JIRA_IMPACTS[2], JIRA_URGENCIES[2], None)
 
     # ------------------------------------------------------------------ plumbing
 
@@ -325,20 +367,44 @@ class SyncMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ the engine
 
-    @rule(sn_rate=FAULT_RATES, jira_rate=FAULT_RATES, seed=st.integers(0, 2**16))
+    @rule(sn_rate=FAULT_RATES, jira_rate=FAULT_RATES, lost_rate=LOST_RATES,
+          seed=st.integers(0, 2**16))
     @step
-    def sync_through_faults(self, sn_rate: float, jira_rate: float, seed: int) -> None:
+    def sync_through_faults(self, sn_rate: float, jira_rate: float, lost_rate: float,
+                            seed: int) -> None:
         self.servicenow.faults = faults(sn_rate, seed)
         self.jira.faults = faults(jira_rate, seed + 1)
+        for n, lost in enumerate(self.lost.values()):
+            lost.set(lost_rate, seed + 2 + n)
         try:
             code, failures = self.sync()
         finally:
             self.servicenow.faults = FaultPlan()
             self.jira.faults = FaultPlan()
+            for lost in self.lost.values():
+                lost.set(0.0, 0)
         # Failed items wait in the retry queue (exit 1); nothing else may go wrong.
         assert code in (0, 1), failures
-        if sn_rate == jira_rate == 0.0:
+        if sn_rate == jira_rate == lost_rate == 0.0:
             assert code == 0, failures
+
+    @invariant()
+    def never_two_copies(self) -> None:
+        """Even mid-way, through faults: no record linked twice, no comment twice on a record."""
+        if not hasattr(self, "jira") or not (self.tmp / "state.db").exists():
+            return
+        links = self.links()
+        for ids in ([link.servicenow_id for link in links], [link.jira_key for link in links]):
+            assert len(ids) == len(set(ids)), ids
+        bodies = {sys_id: [row["value"] for row in self.servicenow.journal(sys_id)]
+                  for sys_id in self.sn_ids()}
+        bodies.update({key: [str(c["body"]) for c in
+                             self.jira.issue(key)["fields"]["comment"]["comments"]]
+                       for key in self.jira.issue_keys()})
+        for record_id, texts in bodies.items():
+            for note in self.comments:
+                copies = [t for t in texts if t.endswith(note.text)]
+                assert len(copies) <= 1, (record_id, copies)
 
     # ------------------------------------------------------------------ final check
 
@@ -434,9 +500,32 @@ def check_fields_agree(engine: Engine, pair: dict[str, RemoteRecord]) -> None:
     for name in two_way_fields(engine):
         sn, jira = values["servicenow"].get(name), values["jira"].get(name)
         agree = (sn == jira or across["servicenow"].get(name) == jira
-                 or across["jira"].get(name) == sn)
+                 or across["jira"].get(name) == sn
+                 or stale_close_code_on_create(name, values)
+                 or resolution_stuck_in_done_status(name, values))
         assert agree, (f"{name} differs: ServiceNow {pair['servicenow'].display} {sn!r}, "
                        f"Jira {pair['jira'].display} {jira!r}")
+
+
+def stale_close_code_on_create(name: str, values: dict[str, dict[str, Any]]) -> bool:
+    """The one known divergence (test_close_code_of_an_incident_reopened_before_its_first_
+    sync_is_cleared_like_after_one, strict xfail): a ServiceNow incident resolved and
+    reopened before its first sync keeps its close code, its new Jira copy has no
+    resolution, and no run reconciles them. Tolerated so the machine guards the rest."""
+    sn, jira = values["servicenow"], values["jira"]
+    return (name == "resolution_code" and jira.get(name) is None
+            and sn.get("status") not in ("resolved", "closed")
+            and sn.get("status") == jira.get("status"))
+
+
+def resolution_stuck_in_done_status(name: str, values: dict[str, dict[str, Any]]) -> bool:
+    """Known divergence (test_resolution_changed_in_servicenow_while_both_are_resolved_
+    reaches_jira, strict xfail): Jira takes a resolution only on a transition into a
+    done status, so a resolution changed while both sides are resolved never reaches
+    Jira, yet the engine records it as written. Tolerated so the machine guards the rest."""
+    done = ("resolved", "closed")
+    return (name == "resolution_code" and values["servicenow"].get("status") in done
+            and values["jira"].get("status") in done)
 
 
 def check_comments(engine: Engine, pair: dict[str, RemoteRecord],
@@ -461,7 +550,7 @@ def test_random_edits_through_faults_converge_without_duplicates(
     monkeypatch.setenv("INCIDENT_SYNC_SERVICENOW__PASSWORD", SANDBOX_PASSWORD)
     monkeypatch.setenv("INCIDENT_SYNC_JIRA__TOKEN", SANDBOX_PASSWORD)
     run_state_machine_as_test(SyncMachine, settings=settings(
-        max_examples=30, stateful_step_count=12, deadline=None, derandomize=True,
+        max_examples=40, stateful_step_count=12, deadline=None, derandomize=True,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
     ))
 
@@ -500,3 +589,64 @@ def test_fallback_close_notes_reach_jira_and_agree_after_a_reopen(
     incidents = pair_incidents(make_engine(config), row["sys_id"], key)
 
     assert incidents["servicenow"].resolution_notes == incidents["jira"].resolution_notes
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "a ServiceNow incident resolved and reopened before its first sync keeps its close "
+    "code; its Jira copy is created without a resolution and no run reconciles the "
+    "pair, whereas the same edits with a sync in between end with the close code "
+    "cleared on ServiceNow (both None): the create path never writes back what the "
+    "copy's readback drops"))
+def test_close_code_of_an_incident_reopened_before_its_first_sync_is_cleared_like_after_one(
+    sandboxes: Any, sync_config: Any, make_engine: Any
+) -> None:
+    servicenow, _ = sandboxes
+    config = sync_config()
+    ends = {}
+    for sync_between in (True, False):
+        row = servicenow.insert("incident", {"short_description": f"VPN down ({sync_between})",
+                                             "impact": "2", "urgency": "2"})
+        if sync_between:
+            assert make_engine(config).run().failed == 0
+        servicenow.update("incident", row["sys_id"], {
+            "state": "6", "close_code": "Resolved by caller", "close_notes": "Works again"})
+        if sync_between:
+            assert make_engine(config).run().failed == 0
+        servicenow.update("incident", row["sys_id"], {"state": "2"})
+        for _ in range(2):
+            assert make_engine(config).run().failed == 0
+        with StateStore(f"sqlite:///{config.parent / 'state.db'}", create=False) as store:
+            link = next(x for x in store.all_links() if x.servicenow_id == row["sys_id"])
+        incidents = pair_incidents(make_engine(config), row["sys_id"], link.jira_key)
+        ends[sync_between] = (incidents["servicenow"].resolution_code,
+                              incidents["jira"].resolution_code)
+
+    assert ends[True] == (None, None)   # synced in between: ServiceNow's code was cleared
+    assert ends[False] == ends[True]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "Jira takes a resolution only on a transition into a done status: the connector "
+    "drops a resolution change for an issue already Resolved (a warning in "
+    "WriteResult.warnings, connectors/jira.py update()), the engine ignores the warning, "
+    "records the conflict as settled for ServiceNow and snapshots Jira as if written, so "
+    "the pair stays different for good with nothing reported"))
+def test_resolution_changed_in_servicenow_while_both_are_resolved_reaches_jira(
+    sandboxes: Any, sync_config: Any, make_engine: Any
+) -> None:
+    servicenow, jira = sandboxes
+    row = servicenow.insert("incident", {"short_description": "Payroll export times out",
+                                         "impact": "2", "urgency": "2"})
+    config = sync_config()
+    assert make_engine(config).run().failed == 0
+    (key,) = jira.issue_keys()
+    jira.transition_issue(key, "Resolved", resolution="Won't Do")
+    servicenow.update("incident", row["sys_id"], {   # later: ServiceNow is newest
+        "state": "6", "close_code": "Resolved by change", "close_notes": "Patched"})
+    for _ in range(2):
+        assert make_engine(config).run().failed == 0
+
+    incidents = pair_incidents(make_engine(config), row["sys_id"], key)
+
+    assert incidents["servicenow"].resolution_code == "Resolved by change"
+    assert jira.issue(key)["fields"]["resolution"]["name"] == "Fixed"
