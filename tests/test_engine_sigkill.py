@@ -52,7 +52,7 @@ from sync.state import StateStore
 
 pytestmark = pytest.mark.slow
 
-PER_SIDE = 12            # records created on each side before the first run
+PER_SIDE = 10            # records created on each side before the first run
 LATENCY_MS = 20.0        # per request while the child runs: the kill lands mid-run
 CHILD_TIMEOUT = 90.0     # seconds; a child still running then is a hang, not slowness
 SECRETS = {"INCIDENT_SYNC_SERVICENOW__PASSWORD": SANDBOX_PASSWORD,
@@ -123,8 +123,10 @@ KILL_POINTS = {
     "mid-backlink-updates": KillPoint("servicenow", "PATCH", r"/api/now/table/incident/", 4),
     # Comment copies on Jira: each is one POST.
     "mid-comment-copies": KillPoint("jira", "POST", r"/issue/[A-Z]+-\d+/comment$", 5),
-    # Linked pairs edited on both sides: the run's field updates on Jira.
-    "mid-field-updates": KillPoint("jira", "PUT", r"/issue/[A-Z]+-\d+$", 5, edits=True),
+    # Linked pairs edited on both sides: the run's field updates on each side.
+    "mid-jira-field-updates": KillPoint("jira", "PUT", r"/issue/[A-Z]+-\d+$", 4, edits=True),
+    "mid-servicenow-field-updates": KillPoint("servicenow", "PATCH", r"/api/now/table/incident/",
+                                              3, edits=True),
 }
 
 
