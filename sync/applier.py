@@ -170,7 +170,8 @@ class Applier(Planner):
         characters): for the fields we wrote a value to, what it holds now
         becomes that side's snapshot, so the cut never travels back over the
         full value. A value it filled in where we wrote none (Jira's default
-        reporter) is a change like any other and travels.
+        reporter), or dropped (a resolution on an open Jira issue), is a change
+        like any other and travels.
         A tool may also compute other values from our write (ServiceNow derives
         priority from impact x urgency), which our write's version stamp would
         hide from the next run: those are changes, and travel now. The final
@@ -227,9 +228,11 @@ class Applier(Planner):
                 continue
             held = projection(self.incident(got[side]), self.merged_fields)
             snapshot = dict(link.snapshot_on(side) or {})
-            # Only a value we wrote is the tool's to reshape; an empty one it
-            # filled in (Jira's default reporter) is news for the other side.
-            snapshot.update({f: held[f] for f in fields if not is_empty(snapshot.get(f))})
+            # Only a value we wrote that the tool kept, reshaped, is absorbed. One
+            # it filled in where we wrote none (Jira's default reporter), or
+            # dropped (a resolution on an open Jira issue), is news for the other side.
+            snapshot.update({f: held[f] for f in fields
+                             if not is_empty(snapshot.get(f)) and not is_empty(held[f])})
             changes[f"snapshot_{side}"] = snapshot
         return replace(link, **changes) if changes else link
 
