@@ -169,9 +169,9 @@ class Applier(Planner):
         A tool may store our write differently (ServiceNow cuts a title at 160
         characters): for the fields we wrote a value to, what it holds now
         becomes that side's snapshot, so the cut never travels back over the
-        full value. A value it filled in where we wrote none (Jira's default
-        reporter), or dropped (a resolution on an open Jira issue), is a change
-        like any other and travels.
+        full value, and a value it dropped (a user it does not know) never
+        clears the original. A value it filled in where we wrote none (Jira's
+        default reporter) is a change like any other and travels.
         A tool may also compute other values from our write (ServiceNow derives
         priority from impact x urgency), which our write's version stamp would
         hide from the next run: those are changes, and travel now. The final
@@ -228,11 +228,11 @@ class Applier(Planner):
                 continue
             held = projection(self.incident(got[side]), self.merged_fields)
             snapshot = dict(link.snapshot_on(side) or {})
-            # Only a value we wrote that the tool kept, reshaped, is absorbed. One
-            # it filled in where we wrote none (Jira's default reporter), or
-            # dropped (a resolution on an open Jira issue), is news for the other side.
-            snapshot.update({f: held[f] for f in fields
-                             if not is_empty(snapshot.get(f)) and not is_empty(held[f])})
+            # A value we wrote is the tool's to reshape or even drop (an unknown
+            # user left empty): absorbed, never sent back to wipe the original.
+            # One it filled in where we wrote none (Jira's default reporter) is
+            # news for the other side.
+            snapshot.update({f: held[f] for f in fields if not is_empty(snapshot.get(f))})
             changes[f"snapshot_{side}"] = snapshot
         return replace(link, **changes) if changes else link
 

@@ -356,22 +356,23 @@ def test_a_manual_conflict_stays_open_until_one_side_settles_it(
         assert store.open_conflicts() == []
 
 
-def test_a_close_code_left_on_a_reopened_incident_is_cleared_like_jira_clears_it(
+def test_a_person_the_other_tool_does_not_know_is_never_wiped_from_the_original(
     sandboxes: Any, sync_config: Any, make_engine: Any
 ) -> None:
     servicenow, jira = sandboxes
-    sn = sn_incident(servicenow, "Reopened before the first sync")
-    servicenow.update("incident", sn["sys_id"], {"state": "6", "close_code": "Duplicate",
-                                                 "close_notes": "Looked like a duplicate"})
-    servicenow.update("incident", sn["sys_id"], {"state": "2"})
-    assert servicenow.get("incident", sn["sys_id"])["close_code"] == "Duplicate"
+    contractor = servicenow.insert("sys_user", {"user_name": "zoe.extern", "name": "Zoe Extern",
+                                                "email": "zoe.extern@contractor.example"})
+    sn = sn_incident(servicenow, "Laptop swap", assigned_to=contractor["sys_id"])
     config = sync_config()
 
     summary = sync(make_engine, config)
 
     assert summary.failed == 0, summary.failures
     key = only_link(config).jira_key
-    assert jira_fields(jira, key)["resolution"] is None   # Jira holds none on an open issue
-    # The same end as when a sync happened between resolve and reopen: both empty.
-    assert servicenow.get("incident", sn["sys_id"])["close_code"] == ""
-    assert sync(make_engine, config).updated == 0
+    assert jira_fields(jira, key)["assignee"] is None          # unknown in Jira: left empty
+    assert servicenow.get("incident", sn["sys_id"])["assigned_to"] == contractor["sys_id"]
+    jira.edit_issue(key, {"summary": "Laptop swap (new model)"})
+    assert sync(make_engine, config).failed == 0
+    record = servicenow.get("incident", sn["sys_id"])
+    assert record["short_description"] == "Laptop swap (new model)"
+    assert record["assigned_to"] == contractor["sys_id"]
