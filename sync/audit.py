@@ -6,8 +6,8 @@ Contract:
   open conflicts. It writes nothing to either tool or to the state store, and
   takes no lock, so an auditor can run it beside a scheduled sync.
 - Every linked pair is mapped to the neutral model with the configured
-  profile and compared on every field the profile carries in either direction
-  (:func:`sync.audit_report.compare_pair`); a linked record that no longer
+  profile and compared on every field both tools hold that the profile carries
+  in either direction (:func:`sync.audit_report.compare_pair`); a linked record that no longer
   exists is reported as missing, a record in scope without a link as an orphan.
 """
 
@@ -37,11 +37,17 @@ def _neutral(engine: Engine, record: RemoteRecord) -> Incident:
 
 
 def compared_fields(engine: Engine) -> list[str]:
-    """Neutral fields the profile carries to at least one side, comments last."""
-    fields = [
-        name for name in engine.profile.neutral_fields()
-        if any(engine.profile.travels(name, side) for side in engine.sides)
-    ]
+    """Neutral fields both tools hold and the profile carries one way or both, comments last.
+
+    A field only one tool has (ServiceNow's hold reason, Jira's labels) cannot differ.
+    """
+    fields = []
+    for name in engine.profile.neutral_fields():
+        rule = engine.profile.rule(name)
+        if rule is None or set(rule.sides) != set(engine.sides):
+            continue
+        if any(engine.profile.travels(name, side) for side in engine.sides):
+            fields.append(name)
     return [*fields, "comments"]
 
 

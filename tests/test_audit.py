@@ -110,3 +110,16 @@ def test_audit_before_any_sync_lists_everything_as_orphans_and_creates_no_store(
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["counts"]["orphans"] == 1
     assert not (config.parent / "state.db").exists()
+
+
+def test_fields_only_one_tool_holds_are_not_differences(
+    sandboxes: Any, sync_config: Any, make_engine: Any
+) -> None:
+    servicenow, _ = sandboxes
+    # On Hold carries a ServiceNow-only hold reason; Jira has no such field.
+    config, _rows = synced(sandboxes, sync_config, make_engine, [])
+    sn_incident(servicenow, "Waiting for the caller", state="3", hold_reason="4")
+    summary = make_engine(config).run()
+    assert summary.failed == 0, summary.failures
+    report = build_audit(make_engine(config))
+    assert report.clean, report.render("table")
