@@ -257,7 +257,7 @@ class Planner(EngineCore):
 
     def _plan_merge(
         self, pair: PairPlan, base: Mapping[str, Mapping[str, Any] | None] | None,
-        *, link_id: int | None, policy: str | None = None,
+        *, link_id: int | None,
     ) -> None:
         """Merge both records of a pair field by field, run the rules, diff per side."""
         a, b = self.sides
@@ -280,7 +280,7 @@ class Planner(EngineCore):
                 agrees={side: across[side][name] == current[self.other(side)][name]
                         for side in self.sides},
                 owner=self.profile.owner(name),
-                policy=policy or self.options.conflict,
+                policy=self.options.conflict,
                 newest=newest,
             ))
 
@@ -565,13 +565,49 @@ class Planner(EngineCore):
             if side in BACKLINK_FIELDS and got[side].foreign_id != other_id:
                 # e.g. a crash between creating the copy and marking the source
                 pair.backlink = (side, other_id)
-        # The record whose id the other carries is the original the other was
-        # made from (or linked to by hand): without a common past, it wins what
-        # differs beyond the mappings' known losses. Conflicts are still recorded.
-        original = (str(record.side) if counterpart.foreign_id == record.id
-                    else str(counterpart.side) if record.foreign_id == counterpart.id else None)
-        self._plan_merge(pair, None, link_id=None, policy=original)
+        original = self._original(record, counterpart, intents)
+        self._plan_merge(pair, self._reconstructed_base(got, original, pair.displays),
+                         link_id=None)
         plan.pairs.append(pair)
+
+    def _original(self, record: RemoteRecord, counterpart: RemoteRecord,
+                  intents: Mapping[tuple[str, str], int]) -> str:
+        """Which side of an adopted pair the other was made from.
+
+        A pending create intent says it exactly (a run died mid-create); else the
+        record whose id the other carries is the original (a copy carries its
+        source's id; a pair linked by hand is read the same way).
+        """
+        for candidate in (record, counterpart):
+            if (str(candidate.side), candidate.id) in intents:
+                return str(candidate.side)
+        if counterpart.foreign_id == record.id:
+            return str(record.side)
+        return str(counterpart.side)
+
+    def _reconstructed_base(self, got: Mapping[str, RemoteRecord], original: str,
+                            displays: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+        """The snapshots a completed create would have left, so what changed since shows.
+
+        The original's base is what it holds; the copy's is the original written
+        across and read back. Where the copy holds a cut of that (its tool keeps
+        fewer characters) or nothing (a user it does not know), the tool did it,
+        not a person: that is its base too, so it never travels back over the
+        original. Whatever else differs on the copy (an agent moved it on) travels.
+        """
+        copy = self.other(original)
+        source = self.incident(got[original])
+        planned = self.readback(copy, source, displays)
+        held = projection(self.incident(got[copy]), self.merged_fields)
+        base_copy = dict(planned)
+        for name, value in planned.items():
+            kept = held[name]
+            if is_empty(value):
+                continue
+            if is_empty(kept) or (isinstance(value, str) and isinstance(kept, str)
+                                  and value.startswith(kept)):
+                base_copy[name] = kept
+        return {original: projection(source, self.merged_fields), copy: base_copy}
 
     def _plan_create(
         self, plan: Plan, record: RemoteRecord, side: str, intent_id: int | None,

@@ -376,3 +376,26 @@ def test_a_crash_after_creating_a_copy_is_adopted_with_the_original_winning(
     (row,) = servicenow.rows("incident")
     assert row["correlation_id"] == key and row["short_description"] == long_title[:160]
     assert sync(make_engine, config).updated == 0
+
+
+def test_a_copy_an_agent_moved_on_before_its_adoption_keeps_the_agent_s_change(
+    sandboxes: Any, sync_config: Any, make_engine: Any
+) -> None:
+    servicenow, jira = sandboxes
+    sn = sn_incident(servicenow, "Wifi down on floor 2")
+    config = sync_config()
+    with pytest.raises(SimulatedCrash):
+        sync(make_engine, config, crash_at="create:after-remote")
+    (key,) = jira.issue_keys()
+    jira.transition_issue(key, "Pending")          # an agent picks the copy up
+
+    rerun = sync(make_engine, config)
+
+    assert (rerun.adopted, rerun.failed) == (1, 0), rerun.failures
+    record = servicenow.get("incident", sn["sys_id"])
+    assert record["state"] == "3" and record["correlation_id"] == key
+    assert jira_fields(jira, key)["status"]["name"] == "Pending"
+    jira.log.clear()
+    servicenow.log.clear()
+    assert sync(make_engine, config).failed == 0
+    assert writes(servicenow) == [] and writes(jira) == []
