@@ -96,6 +96,11 @@ class Applier(Planner):
             self.progress(done, total)
         self.beat()
 
+    def _warn(self, summary: RunSummary, side: str, display: str,
+              warnings: list[str]) -> None:
+        """What a tool did not take as written (an unknown user left empty...): reported."""
+        summary.warnings.extend(f"{side_title(side)} {display}: {w}" for w in warnings)
+
     def _fail(self, summary: RunSummary, side: str, record_id: str, display: str,
               error: str) -> None:
         item = self.store.record_failure(
@@ -145,6 +150,8 @@ class Applier(Planner):
         for pair, result in zip(batch, results, strict=True):
             assert pair.create is not None
             source = pair.create.source_side
+            self._warn(summary, target, result.display or result.id or
+                       f"copy of {pair.create.source_display}", result.warnings)
             if not result.ok or not result.id:
                 self._fail(summary, source, pair.create.source_id, pair.create.source_display,
                            _one_line(result.error or "create returned no id"))
@@ -270,6 +277,7 @@ class Applier(Planner):
                 if not result.ok:
                     raise result.error or ConnectorError("update failed", side=update.side)
                 versions[update.side] = result.version or versions.get(update.side)
+                self._warn(summary, update.side, update.display, result.warnings)
                 updated += 1
                 self._step("update:after-write")
             if backlink is not None and not any(u.side == backlink[0] for u in pair.updates):

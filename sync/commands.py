@@ -129,6 +129,8 @@ def run_once(settings: Settings) -> RunSummary:
 
 
 def print_summary(summary: RunSummary) -> None:
+    for warning in summary.warnings:
+        stderr.print(f"warning: {warning}", markup=False)
     for failure in summary.failures:
         stderr.print(f"failed: {failure}", markup=False)
     for orphan in summary.orphans:

@@ -94,6 +94,7 @@ class RunSummary:
     elapsed: float = 0.0
     failures: list[str] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)   # written, but not as asked
 
     @property
     def exit_code(self) -> int:
@@ -113,6 +114,7 @@ class RunSummary:
             "failed": self.failed,
             "orphaned": self.orphaned,
             "parked": self.parked,
+            "warnings": len(self.warnings),
         }
 
     def line(self) -> str:

@@ -201,3 +201,16 @@ def test_check_offline_reports_config_mapping_and_rules(sync_config: Any) -> Non
     result = runner.invoke(app, ["check", "--offline", "--config", str(sync_config())])
     assert result.exit_code == 0, result.output
     assert "mapping default: ok" in result.output and "rules: none configured" in result.output
+
+
+def test_run_reports_what_a_tool_did_not_take_as_written(
+    sandboxes: Any, sync_config: Any
+) -> None:
+    servicenow, _ = sandboxes
+    stranger = servicenow.insert("sys_user", {"user_name": "sam.temp", "name": "Sam Temp",
+                                              "email": "sam.temp@agency.example"})
+    sn_incident(servicenow, "Desk phone dead", assigned_to=stranger["sys_id"])
+    result = runner.invoke(app, ["run", "--config", str(sync_config())])
+    assert result.exit_code == 0, result.output
+    assert "warning: Jira" in result.output and "sam.temp@agency.example" in result.output
+    assert result.output.strip().splitlines()[-1].startswith("created 1,")

@@ -368,6 +368,7 @@ def test_a_person_the_other_tool_does_not_know_is_never_wiped_from_the_original(
     summary = sync(make_engine, config)
 
     assert summary.failed == 0, summary.failures
+    assert any("zoe.extern@contractor.example" in w for w in summary.warnings)
     key = only_link(config).jira_key
     assert jira_fields(jira, key)["assignee"] is None          # unknown in Jira: left empty
     assert servicenow.get("incident", sn["sys_id"])["assigned_to"] == contractor["sys_id"]
