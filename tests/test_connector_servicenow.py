@@ -197,7 +197,7 @@ def test_inactive_records_are_out_of_the_default_scope(
     connector: ServiceNowConnector, sandbox: ServiceNowSandbox
 ) -> None:
     active = insert(sandbox, "Still open")
-    insert(sandbox, "Done", state="6", close_code="Solution provided", close_notes="Fixed")
+    insert(sandbox, "Done", state="7", close_code="Solution provided", close_notes="Fixed")
     assert [r.id for r in connector.pull(None, FIELDS)] == [active]
 
 
@@ -466,7 +466,7 @@ def test_hostile_titles_round_trip_unchanged(
 def test_find_by_foreign_id_searches_outside_the_scope(
     connector: ServiceNowConnector, sandbox: ServiceNowSandbox
 ) -> None:
-    resolved = insert(sandbox, "Closed long ago", correlation_id="OPS-404", state="6",
+    resolved = insert(sandbox, "Closed long ago", correlation_id="OPS-404", state="7",
                       close_code="Solution provided", close_notes="Done")
     insert(sandbox, "Unlinked")
     assert [r.id for r in connector.pull(None, FIELDS) if r.id == resolved] == []

@@ -126,7 +126,7 @@ def test_unknown_close_code_is_rejected(sn: ServiceNowSandbox) -> None:
     assert caught.value.status == 403 and "Fixed it" in caught.value.detail
 
 
-def test_resolving_sets_resolution_stamps_and_deactivates(
+def test_resolving_sets_resolution_stamps_and_closing_deactivates(
     sn: ServiceNowSandbox, clock: Clock
 ) -> None:
     record = new_incident(sn)
@@ -134,11 +134,13 @@ def test_resolving_sets_resolution_stamps_and_deactivates(
     resolved = sn.update("incident", record["sys_id"], {
         "state": "6", "close_code": "Solution provided", "close_notes": "Replaced toner"},
         as_user="bob.jones")
-    assert resolved["active"] == "false" and resolved["incident_state"] == "6"
+    # Resolved stays active until closed: only the close states 7 and 8 deactivate.
+    assert resolved["active"] == "true" and resolved["incident_state"] == "6"
     assert resolved["resolved_at"] == "2026-02-03 09:10:00"
     assert resolved["resolved_by"] == sn.user_sys_id("bob.jones")
     clock.tick(600)
     closed = sn.update("incident", record["sys_id"], {"state": "7"})
+    assert closed["active"] == "false"
     assert closed["closed_at"] == "2026-02-03 09:20:00"
     assert closed["resolved_at"] == "2026-02-03 09:10:00"  # kept from the resolve
     assert closed["closed_by"] == sn.user_sys_id("admin")

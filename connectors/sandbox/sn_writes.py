@@ -30,7 +30,12 @@ from connectors.sandbox.sn_tables import CLOSE_CODES, PRIORITY_MATRIX, TABLES, C
 
 SYS_ID = re.compile(r"^[0-9a-f]{32}$")
 RESOLVED_STATES = frozenset({"6", "7"})
-INACTIVE_STATES = frozenset({"6", "7", "8"})
+# Leaving one of these counts as a reopen.
+FINISHED_STATES = frozenset({"6", "7", "8"})
+# The incident state's close states (Closed, Canceled): only these clear `active`.
+# A Resolved incident stays active until it is closed (by hand or by the
+# auto-close job), so an `active=true` scope still sees its resolution.
+INACTIVE_STATES = frozenset({"7", "8"})
 
 
 class ServiceNowApiError(Exception):
@@ -166,7 +171,7 @@ def incident_rules(before: Mapping[str, str] | None, row: dict[str, str],
         if state == "7":
             row["closed_at"] = changes.get("closed_at") or now
             row["closed_by"] = changes.get("closed_by") or user_sys_id
-        if old_state in INACTIVE_STATES and state not in INACTIVE_STATES:
+        if old_state in FINISHED_STATES and state not in FINISHED_STATES:
             row.update({"resolved_at": "", "resolved_by": "", "closed_at": "",
                         "closed_by": "", "reopened_by": user_sys_id, "reopened_time": now})
             row["reopen_count"] = str(int(row["reopen_count"] or 0) + 1)
