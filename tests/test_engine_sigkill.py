@@ -75,6 +75,7 @@ class Tripwire:
         self.pid: int | None = None
         self.armed = threading.Event()
         self.fired = threading.Event()
+        self.served = threading.Event()   # the request it fired on has been carried out
         self._lock = threading.Lock()
         serve: Callable[[Request], Response] = server.handle
 
@@ -85,6 +86,10 @@ class Tripwire:
                     hit = self.seen == self.nth
                 if hit:
                     self.kill()
+                    try:
+                        return serve(request)
+                    finally:
+                        self.served.set()
             return serve(request)
 
         monkeypatch.setattr(server, "handle", handle)
@@ -339,6 +344,8 @@ def test_sigkilled_run_is_finished_by_a_rerun_without_duplicates(
         f"the run ended (exit {child.returncode}) before the kill point; saw {wire.seen} "
         f"matching requests: {(tmp_path / 'child.out').read_text()}")
     assert child.returncode == -signal.SIGKILL
+    # The write the child was waiting for lands after its death, before any rerun.
+    assert wire.served.wait(timeout=CHILD_TIMEOUT)
 
     # The dead run's lock is still there and keeps an immediate rerun out.
     owner = f"{socket.gethostname()}:{child.pid}"
