@@ -59,6 +59,14 @@ def is_empty(value: Any) -> bool:
     return value is None or value == "" or value == []
 
 
+def _explained(written: Any, held: Any) -> bool:
+    """Would a tool given ``written`` hold ``held`` by its own habits (cut, or dropped)?"""
+    if is_empty(written):
+        return False
+    return is_empty(held) or (isinstance(written, str) and isinstance(held, str)
+                              and written.startswith(held))
+
+
 @dataclass(frozen=True)
 class SideWrite:
     """One side's planned write: what changes, what it drags along, how it reads back."""
@@ -565,49 +573,29 @@ class Planner(EngineCore):
             if side in BACKLINK_FIELDS and got[side].foreign_id != other_id:
                 # e.g. a crash between creating the copy and marking the source
                 pair.backlink = (side, other_id)
-        original = self._original(record, counterpart, intents)
-        self._plan_merge(pair, self._reconstructed_base(got, original, pair.displays),
-                         link_id=None)
+        self._plan_merge(pair, self._adoption_base(got, pair.displays), link_id=None)
         plan.pairs.append(pair)
 
-    def _original(self, record: RemoteRecord, counterpart: RemoteRecord,
-                  intents: Mapping[tuple[str, str], int]) -> str:
-        """Which side of an adopted pair the other was made from.
+    def _adoption_base(self, got: Mapping[str, RemoteRecord],
+                       displays: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+        """Snapshots for a pair without a common past: each side's base is the other
+        side's values as it would hold them, so every difference counts as a change
+        on both sides (a conflict, settled by the owner or the policy and recorded).
 
-        A pending create intent says it exactly (a run died mid-create); else the
-        record whose id the other carries is the original (a copy carries its
-        source's id; a pair linked by hand is read the same way).
+        Except where a tool's own habits explain the difference: a side holding a
+        cut of the other's text (ServiceNow keeps 160 title characters) or nothing
+        where the other has a value (a user that tool does not know) did not
+        change it; its base is what it holds, so the fuller value travels to it
+        and it never overwrites the other with less.
         """
-        for candidate in (record, counterpart):
-            if (str(candidate.side), candidate.id) in intents:
-                return str(candidate.side)
-        if counterpart.foreign_id == record.id:
-            return str(record.side)
-        return str(counterpart.side)
-
-    def _reconstructed_base(self, got: Mapping[str, RemoteRecord], original: str,
-                            displays: Mapping[str, str]) -> dict[str, dict[str, Any]]:
-        """The snapshots a completed create would have left, so what changed since shows.
-
-        The original's base is what it holds; the copy's is the original written
-        across and read back. Where the copy holds a cut of that (its tool keeps
-        fewer characters) or nothing (a user it does not know), the tool did it,
-        not a person: that is its base too, so it never travels back over the
-        original. Whatever else differs on the copy (an agent moved it on) travels.
-        """
-        copy = self.other(original)
-        source = self.incident(got[original])
-        planned = self.readback(copy, source, displays)
-        held = projection(self.incident(got[copy]), self.merged_fields)
-        base_copy = dict(planned)
-        for name, value in planned.items():
-            kept = held[name]
-            if is_empty(value):
-                continue
-            if is_empty(kept) or (isinstance(value, str) and isinstance(kept, str)
-                                  and value.startswith(kept)):
-                base_copy[name] = kept
-        return {original: projection(source, self.merged_fields), copy: base_copy}
+        incidents = {side: self.incident(got[side]) for side in self.sides}
+        base: dict[str, dict[str, Any]] = {}
+        for side in self.sides:
+            across = self.readback(side, incidents[self.other(side)], displays)
+            held = projection(incidents[side], self.merged_fields)
+            base[side] = {name: held[name] if _explained(across[name], held[name])
+                          else across[name] for name in self.merged_fields}
+        return base
 
     def _plan_create(
         self, plan: Plan, record: RemoteRecord, side: str, intent_id: int | None,

@@ -359,7 +359,7 @@ def test_a_long_run_keeps_its_lock_alive(
     assert beats and set(beats) == {engine.owner}
 
 
-def test_a_crash_after_creating_a_copy_is_adopted_with_the_original_winning(
+def test_a_copy_adopted_after_a_crash_never_cuts_the_original_title(
     sandboxes: Any, sync_config: Any, make_engine: Any
 ) -> None:
     servicenow, jira = sandboxes
@@ -372,7 +372,7 @@ def test_a_crash_after_creating_a_copy_is_adopted_with_the_original_winning(
     rerun = sync(make_engine, config)
 
     assert (rerun.created, rerun.adopted, rerun.failed) == (0, 1, 0), rerun.failures
-    assert jira_fields(jira, key)["summary"] == long_title     # the original is kept whole
+    assert jira_fields(jira, key)["summary"] == long_title     # the full title is kept
     (row,) = servicenow.rows("incident")
     assert row["correlation_id"] == key and row["short_description"] == long_title[:160]
     assert sync(make_engine, config).updated == 0
@@ -399,3 +399,24 @@ def test_a_copy_an_agent_moved_on_before_its_adoption_keeps_the_agent_s_change(
     servicenow.log.clear()
     assert sync(make_engine, config).failed == 0
     assert writes(servicenow) == [] and writes(jira) == []
+
+
+def test_an_original_moved_on_before_its_copy_is_adopted_keeps_its_move(
+    sandboxes: Any, sync_config: Any, make_engine: Any
+) -> None:
+    servicenow, jira = sandboxes
+    key = jira_issue(jira, "Payroll export times out")
+    config = sync_config()
+    with pytest.raises(SimulatedCrash):
+        sync(make_engine, config, crash_at="create:after-remote")
+    jira.transition_issue(key, "Work in progress")    # the original moves on meanwhile
+
+    rerun = sync(make_engine, config)
+
+    assert (rerun.adopted, rerun.failed) == (1, 0), rerun.failures
+    (row,) = servicenow.rows("incident")
+    assert row["state"] == "2"
+    assert jira_fields(jira, key)["status"]["name"] == "Work in progress"
+    with store_of(config) as store:
+        (conflict,) = store.conflicts()       # no common past: recorded, newest won
+    assert (conflict.field, conflict.resolution) == ("status", "jira")
