@@ -7,10 +7,16 @@ Contract:
   field by field against the per-side snapshots (:mod:`sync.merge`), runs
   the rules hook, and diffs the result against each side: only fields that
   differ as the side would read them back become writes.
+- A value a write must invent for an empty field (a mandatory fallback such
+  as ServiceNow's close notes) is written to the other side as well.
 - Unlinked records are adopted when either side carries the other's id
   (found directly or with ``find_by_foreign_id``), else planned as creates
-  where the direction allows. Two records claiming one counterpart are a
-  problem for those records, not a crash.
+  where the direction allows. An adopted pair has no common past: every
+  difference is a recorded conflict, except cuts and dropped values a tool's
+  own habits explain. Two records claiming one counterpart are a problem for
+  those records, not a crash.
+- Comments the other side lacks become copies; a copy an interrupted run
+  already made is recognised by its exact text and linked, not copied again.
 - A pull that fails stops all creates and keeps the watermarks; a side that
   returns nothing where links say records exist stops the run
   (:class:`sync.errors.SafetyValve`).
