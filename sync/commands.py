@@ -152,6 +152,8 @@ def run(
 ) -> None:
     """Sync both tools now (or every INTERVAL); one summary line per run."""
     interval = None
+    if max_runs is not None and every is None:
+        fail("--max-runs needs --every (a single run is the default)", EXIT_CONFIG)
     if every is not None:
         try:
             interval = parse_interval(every)

@@ -214,3 +214,9 @@ def test_run_reports_what_a_tool_did_not_take_as_written(
     assert result.exit_code == 0, result.output
     assert "warning: Jira" in result.output and "sam.temp@agency.example" in result.output
     assert result.output.strip().splitlines()[-1].startswith("created 1,")
+
+
+def test_max_runs_without_every_is_a_usage_error(sync_config: Any) -> None:
+    result = runner.invoke(app, ["run", "--config", str(sync_config()), "--max-runs", "3"])
+    assert result.exit_code == 2
+    assert "--max-runs needs --every" in result.output
