@@ -27,7 +27,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
@@ -41,6 +40,7 @@ from connectors.base import (
     Unreachable,
     ValidationFailed,
 )
+from connectors.retry import parse_retry_after
 
 _UNREACHABLE_HINTS = ("NewConnectionError", "NameResolution", "getaddrinfo",
                       "Connection refused", "Failed to resolve")
@@ -69,23 +69,6 @@ class Account:
     @property
     def credential(self) -> str:
         return "API token" if self.email else "personal access token"
-
-
-def retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (integer seconds or an HTTP date)."""
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
 
 
 def path(url: str) -> str:
@@ -159,7 +142,7 @@ def from_http(what: str, status: int, url: str, response: requests.Response | No
         return NotFound(f"Jira {what}: HTTP {status} at {at}: {one_line(detail) or 'not found'}",
                         **where)
     if status == 429 or (status == 503 and headers.get("Retry-After")):
-        wait = retry_after(headers.get("Retry-After"))
+        wait = parse_retry_after(headers.get("Retry-After"))
         if wait is None:
             wait = reset_wait(headers.get("X-RateLimit-Reset"))
         return RateLimited(f"Jira {what}: HTTP {status}, rate limited at {at}",

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -36,25 +34,9 @@ from connectors.base import (
     Unreachable,
     ValidationFailed,
 )
+from connectors.retry import parse_retry_after
 
 SIDE = Side.SERVICENOW
-
-
-def _retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta seconds or an HTTP date)."""
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max((when - datetime.now(UTC)).total_seconds(), 0.0)
 
 
 def short_url(url: str | None) -> str:
@@ -143,7 +125,7 @@ def translate_http_error(
     if status in (404, 410):
         return NotFound(f"ServiceNow: not found ({status}) at {url}: {said}", **where)
     if status == 429 or (status == 503 and response.headers.get("Retry-After")):
-        wait = _retry_after(response.headers.get("Retry-After"))
+        wait = parse_retry_after(response.headers.get("Retry-After"))
         return RateLimited(
             f"ServiceNow rate limit ({status}) at {url}: {said}", retry_after=wait, **where
         )

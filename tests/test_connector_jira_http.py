@@ -462,7 +462,8 @@ def test_dc_comments_without_visibility_are_reread_with_their_properties(
 
 
 def test_retry_after_reads_seconds_and_http_dates_and_ignores_junk() -> None:
-    from connectors.jira_errors import reset_wait, retry_after
+    from connectors.jira_errors import reset_wait
+    from connectors.retry import parse_retry_after as retry_after
 
     assert retry_after("7") == 7.0 and retry_after("-3") == 0.0
     assert retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # already past
