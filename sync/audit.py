@@ -80,9 +80,15 @@ def build_audit(engine: Engine) -> AuditReport:
         )
         if left is None or right is None:
             pair.missing = sn_side if left is None else jira_side
+            present = left or right
+            if present is not None:
+                pair.title = engine.incident(present).title
         else:
-            pair.differences = compare_pair(_neutral(engine, left), _neutral(engine, right),
-                                            fields)
+            incidents = (_neutral(engine, left), _neutral(engine, right))
+            pair.differences = compare_pair(*incidents, fields)
+            pair.title = incidents[0].title
+            statuses = [str(incident.status) for incident in incidents]
+            pair.status = statuses[0] if statuses[0] == statuses[1] else " / ".join(statuses)
         report.pairs.append(pair)
 
     for side in (sn_side, jira_side):

@@ -43,6 +43,8 @@ class PairAudit:
     jira_display: str = ""
     differences: list[FieldDifference] = field(default_factory=list)
     missing: str | None = None  # "servicenow" / "jira" when a linked record is gone
+    title: str = ""             # for people reading the report
+    status: str = ""            # neutral status, "a / b" when the sides disagree
 
     @property
     def in_step(self) -> bool:

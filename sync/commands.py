@@ -65,19 +65,12 @@ def plan(
     ] = PlanFormat.TEXT,
 ) -> None:
     """Show what a run would do (creates, field changes, transitions, comments, conflicts)."""
-    from sync.factory import build_engine, open_store
+    from sync.factory import engine_session
 
     with reported_errors():
         settings = settings_from(config)
-        store = open_store(settings, create=False)
-        try:
-            engine = build_engine(settings, store)
-            try:
-                result = engine.build_plan()
-            finally:
-                engine.close()
-        finally:
-            store.close()
+        with engine_session(settings, create_store=False) as engine:
+            result = engine.build_plan()
     if format is PlanFormat.JSON:
         stdout.print_json(json.dumps(result.to_json(), ensure_ascii=False, default=str))
         return
@@ -114,18 +107,10 @@ def _progress_bar() -> Iterator[Callable[[int, int], None] | None]:
 
 def run_once(settings: Settings) -> RunSummary:
     """One locked run against the configured tools; raises SyncError on fatal problems."""
-    from sync.factory import build_engine, open_store
+    from sync.factory import engine_session
 
-    store = open_store(settings)
-    try:
-        with _progress_bar() as progress:
-            engine = build_engine(settings, store, progress=progress)
-            try:
-                return engine.run()
-            finally:
-                engine.close()
-    finally:
-        store.close()
+    with _progress_bar() as progress, engine_session(settings, progress=progress) as engine:
+        return engine.run()
 
 
 def print_summary(summary: RunSummary) -> None:

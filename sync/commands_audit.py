@@ -38,19 +38,12 @@ def audit(
 ) -> None:
     """Compare linked records field by field; list orphans and open conflicts."""
     from sync.audit import build_audit
-    from sync.factory import build_engine, open_store
+    from sync.factory import engine_session
 
     with reported_errors():
         settings = settings_from(config)
-        store = open_store(settings, create=False)
-        try:
-            engine = build_engine(settings, store)
-            try:
-                report = build_audit(engine)
-            finally:
-                engine.close()
-        finally:
-            store.close()
+        with engine_session(settings, create_store=False) as engine:
+            report = build_audit(engine)
     text = report.render(format.value)
     if output is None:
         # Machine formats go out byte for byte: no wrapping, no markup.

@@ -27,7 +27,6 @@ from rich.table import Table
 
 from connectors.sandbox.http import SandboxServer
 from sync.actions import side_title
-from sync.engine import Engine, projection
 from sync.settings import ENV_PREFIX, Settings, load_settings
 
 USERNAME = "admin"
@@ -133,61 +132,34 @@ def _print_summary(console: Console, line: str, failures: list[str]) -> None:
 
 
 def _compare(settings: Settings, console: Console) -> bool:
-    """Print one row per linked pair; True when every pair is equal on the fields that sync."""
-    from sync.factory import build_engine, open_store
+    """The audit of every linked pair, one row each; True when every pair is in step."""
+    from sync.audit import build_audit
+    from sync.factory import engine_session
 
-    store = open_store(settings, create=False)
-    engine: Engine | None = None
-    try:
-        engine = build_engine(settings, store)
-        engine.open()
-        links = store.all_links()
-        a, b = engine.sides
-        records = {
-            side: engine.connectors[side].get_many([link.id_on(side) for link in links],
-                                                   engine.vendor_fields[side])
-            for side in (a, b)
-        }
-        table = Table(show_edge=False, pad_edge=False)
-        table.add_column(side_title(a), no_wrap=True)
-        table.add_column(side_title(b), no_wrap=True)
-        table.add_column("status", no_wrap=True)
-        table.add_column("title", no_wrap=True, max_width=30, overflow="ellipsis")
-        table.add_column("fields")
-        # A field that can't travel either way is each side's own business.
-        shared = [f for f in engine.merged_fields
-                  if engine.travels(f, a) or engine.travels(f, b)]
-        all_equal = True
-        for link in links:
-            left = records[a].get(link.id_on(a))
-            right = records[b].get(link.id_on(b))
-            if left is None or right is None:
-                table.add_row(link.display_on(a), link.display_on(b), "", "",
-                              "[red]orphaned[/red]")
-                all_equal = False
-                continue
-            incidents = {a: engine.incident(left), b: engine.incident(right)}
-            views = {side: projection(inc, engine.merged_fields)
-                     for side, inc in incidents.items()}
-            # Equal, or equal once the other side's mapping had its lossy say.
-            names = {a: link.display_on(a), b: link.display_on(b)}
-            across = {a: engine.readback(b, incidents[a], names),
-                      b: engine.readback(a, incidents[b], names)}
-            differ = [f for f in shared
-                      if views[a][f] != views[b][f]
-                      and across[a][f] != views[b][f] and across[b][f] != views[a][f]]
-            all_equal = all_equal and not differ
-            verdict = ("[green]equal[/green]" if not differ
-                       else "[yellow]differ: " + ", ".join(differ) + "[/yellow]")
-            status = {side: str(views[side].get("status", "")) for side in (a, b)}
-            table.add_row(link.display_on(a), link.display_on(b),
-                          status[a] if status[a] == status[b] else f"{status[a]} / {status[b]}",
-                          escape(incidents[a].title), verdict)
-        console.print(table)
-        console.print(f"{len(links)} linked pairs, "
-                      f"{'all equal' if all_equal else 'some differ'}", markup=False)
-        return all_equal
-    finally:
-        if engine is not None:
-            engine.close()
-        store.close()
+    with engine_session(settings, create_store=False) as engine:
+        report = build_audit(engine)
+    table = Table(show_edge=False, pad_edge=False)
+    for side in engine.sides:
+        table.add_column(side_title(side), no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("title", no_wrap=True, max_width=30, overflow="ellipsis")
+    table.add_column("fields")
+    for pair in report.pairs:
+        if pair.missing:
+            verdict = f"[red]gone on {side_title(pair.missing)}[/red]"
+        elif pair.differences:
+            verdict = ("[yellow]differ: " + ", ".join(d.field for d in pair.differences)
+                       + "[/yellow]")
+        else:
+            verdict = "[green]equal[/green]"
+        table.add_row(pair.servicenow_display, pair.jira_display, pair.status,
+                      escape(pair.title), verdict)
+    console.print(table)
+    extra = [f"{len(report.orphans)} orphans"] if report.orphans else []
+    extra += [f"{len(report.conflicts)} open conflicts"] if report.conflicts else []
+    verdict = "all equal" if all(p.in_step for p in report.pairs) else "some differ"
+    console.print(", ".join([f"{len(report.pairs)} linked pairs, {verdict}", *extra]),
+                  markup=False)
+    console.print("(the full report: incident-sync audit --format table|json|csv|html)",
+                  markup=False)
+    return report.clean

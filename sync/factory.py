@@ -9,11 +9,14 @@ Contract:
   anything is contacted.
 - ``open_store(settings, create=False)`` never creates a store: ``plan`` uses
   it so that previewing leaves no trace; a missing store reads as empty.
+- :func:`engine_session` is how commands get an engine: store and engine are
+  closed whatever happens.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 
 from connectors.base import Connector
@@ -116,3 +119,22 @@ def build_engine(
         connectors, profile, store, engine_options(settings), rules=rules, clock=clock,
         progress=progress, crash_at=crash_at,
     )
+
+
+@contextmanager
+def engine_session(
+    settings: Settings,
+    *,
+    create_store: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> Iterator[Engine]:
+    """An engine with its own store, both closed on the way out (commands use this)."""
+    store = open_store(settings, create=create_store)
+    try:
+        engine = build_engine(settings, store, progress=progress)
+        try:
+            yield engine
+        finally:
+            engine.close()
+    finally:
+        store.close()
