@@ -106,14 +106,6 @@ SN_STATES = ["2", "3", "6"]
 PHRASES = ["Restarted the client", "Caller confirms it works", "Escalated to the vendor",
            "Gateway logs show drops", "Waiting for the change window", "Ünïcode ✓ note"]
 
-# Whether rules may edit fields of records a failed run left unlinked (a create
-# whose reply or back-link was lost) before a run adopts them. Off while these
-# strict xfails stand, else the machine trips over them on most seeds:
-# test_edits_after_an_interrupted_create_reach_the_copy and
-# test_status_set_on_an_original_whose_copy_reply_was_lost_is_adopted_without_failing.
-# Comments on such records stay allowed.
-EDIT_INTERRUPTED = False
-
 FAULT_RATES = st.sampled_from([0.0, 0.1, 0.25])
 LOST_RATES = st.sampled_from([0.0, 0.2, 0.5])   # writes done, reply lost (see LostReplies)
 
@@ -212,7 +204,6 @@ class SyncMachine(RuleBasedStateMachine):
         self.lost = {"servicenow": LostReplies(self.servicenow)}
         self.comments: list[Written] = []
         self.created = Counter[str]()
-        self.interrupted: set[str] = set()   # left unlinked by the last run, which failed
 
     @initialize(mode=st.sampled_from(["cloud", "datacenter"]),
                 sn_titles=st.lists(st.sampled_from(TITLES), min_size=1, max_size=2),
@@ -268,16 +259,6 @@ class SyncMachine(RuleBasedStateMachine):
             engine.store.close()
         return summary.exit_code, summary.failures
 
-    def editable(self, side: str) -> list[str]:
-        """Records whose fields a rule may edit: all but those a failed run left
-        unlinked (see EDIT_INTERRUPTED)."""
-        ids = self.sn_ids() if side == "servicenow" else self.jira.issue_keys()
-        return [i for i in ids if EDIT_INTERRUPTED or i not in self.interrupted]
-
-    def unlinked(self) -> set[str]:
-        linked = {i for link in self.links() for i in (link.servicenow_id, link.jira_key)}
-        return set(self.sn_ids()) - linked | set(self.jira.issue_keys()) - linked
-
     def sn_ids(self) -> list[str]:
         return [row["sys_id"] for row in self.servicenow.rows("incident")]
 
@@ -306,7 +287,7 @@ class SyncMachine(RuleBasedStateMachine):
         })
         self.created["servicenow"] += 1
 
-    @precondition(lambda self: self.editable("servicenow"))
+    @precondition(lambda self: self.sn_ids())
     @rule(data=st.data(), title=st.none() | st.sampled_from(TITLES),
           description=st.none() | st.sampled_from(DESCRIPTIONS),
           impact=st.none() | st.sampled_from("123"), urgency=st.none() | st.sampled_from("123"),
@@ -315,7 +296,7 @@ class SyncMachine(RuleBasedStateMachine):
     def edit_in_servicenow(self, data: st.DataObject, title: str | None,
                            description: str | None, impact: str | None, urgency: str | None,
                            agent: str | None) -> None:
-        sys_id = data.draw(st.sampled_from(self.editable("servicenow")), label="sys_id")
+        sys_id = data.draw(st.sampled_from(self.sn_ids()), label="sys_id")
         values = {"short_description": title, "description": description, "impact": impact,
                   "urgency": urgency,
                   "assigned_to": self.servicenow.user_sys_id(agent) if agent else None}
@@ -323,13 +304,13 @@ class SyncMachine(RuleBasedStateMachine):
         if values:
             self.servicenow.update("incident", sys_id, values)
 
-    @precondition(lambda self: self.editable("servicenow"))
+    @precondition(lambda self: self.sn_ids())
     @rule(data=st.data(), state=st.sampled_from(SN_STATES), code=st.sampled_from(CLOSE_CODES),
           hold_reason=st.sampled_from("1345"))
     @step
     def move_in_servicenow(self, data: st.DataObject, state: str, code: str,
                            hold_reason: str) -> None:
-        sys_id = data.draw(st.sampled_from(self.editable("servicenow")), label="sys_id")
+        sys_id = data.draw(st.sampled_from(self.sn_ids()), label="sys_id")
         values = {"state": state}
         if state == "6":
             values.update(close_code=code, close_notes=f"Closed with {code.lower()}")
@@ -365,7 +346,7 @@ class SyncMachine(RuleBasedStateMachine):
         self.jira.create_issue(fields)
         self.created["jira"] += 1
 
-    @precondition(lambda self: self.editable("jira"))
+    @precondition(lambda self: self.jira.issue_keys())
     @rule(data=st.data(), title=st.none() | st.sampled_from(TITLES),
           description=st.none() | st.sampled_from(DESCRIPTIONS),
           impact=st.none() | st.sampled_from(JIRA_IMPACTS),
@@ -373,7 +354,7 @@ class SyncMachine(RuleBasedStateMachine):
     @step
     def edit_in_jira(self, data: st.DataObject, title: str | None, description: str | None,
                      impact: str | None, urgency: str | None) -> None:
-        key = data.draw(st.sampled_from(self.editable("jira")), label="key")
+        key = data.draw(st.sampled_from(self.jira.issue_keys()), label="key")
         fields: dict[str, Any] = {"summary": title, "description": description,
                                   "customfield_10004": impact and {"value": impact},
                                   "customfield_10005": urgency and {"value": urgency}}
@@ -381,12 +362,12 @@ class SyncMachine(RuleBasedStateMachine):
         if fields:
             self.jira.edit_issue(key, fields)
 
-    @precondition(lambda self: self.editable("jira"))
+    @precondition(lambda self: self.jira.issue_keys())
     @rule(data=st.data(), status=st.sampled_from(JIRA_STATUSES),
           resolution=st.sampled_from(JIRA_RESOLUTIONS))
     @step
     def move_in_jira(self, data: st.DataObject, status: str, resolution: str) -> None:
-        key = data.draw(st.sampled_from(self.editable("jira")), label="key")
+        key = data.draw(st.sampled_from(self.jira.issue_keys()), label="key")
         if self.jira.issue(key)["fields"]["status"]["name"] != status:
             self.jira.transition_issue(key, status, resolution=resolution)
 
@@ -418,7 +399,6 @@ class SyncMachine(RuleBasedStateMachine):
                 lost.set(0.0, 0)
         # Failed items wait in the retry queue (exit 1); nothing else may go wrong.
         assert code in (0, 1), failures
-        self.interrupted = self.unlinked() if code else set()
         if sn_rate == jira_rate == lost_rate == 0.0:
             assert code == 0, failures
 
@@ -711,14 +691,11 @@ def test_status_set_on_a_copy_whose_create_reply_was_lost_is_adopted_without_fai
     assert incidents["servicenow"].status == incidents["jira"].status
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "edits made in ServiceNow after a create whose back-link write failed are lost on "
-    "adoption: the next run reverts ServiceNow's new title and impact to the copy's "
-    "values and leaves the new description on ServiceNow only, both sides then "
-    "'in sync' (sync/engine adoption rebuilding snapshots, 15fc6a9)"))
 def test_edits_after_an_interrupted_create_reach_the_copy(
     sandboxes: Any, sync_config: Any, make_engine: Any
 ) -> None:
+    """Found by the machine: adoption used to revert ServiceNow's later edits to the copy's
+    values (title, impact) and leave the new description on ServiceNow only."""
     servicenow, jira = sandboxes
     row = servicenow.insert("incident", {"short_description": "Outlook crashes on attachments",
                                          "description": "", "impact": "2", "urgency": "2"})
@@ -742,15 +719,10 @@ def test_edits_after_an_interrupted_create_reach_the_copy(
             "Printer on floor 3 jammed", "Users report the problem since 08:00.", 1)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "the mirror of the fixed Jira-side case: when ServiceNow's create reply for a Jira "
-    "issue's copy is lost, adoption pushes the copy's New onto the Jira original an "
-    "agent has since moved to Work in progress; Open cannot be re-entered, so every run "
-    "fails ('no workflow path ... to status Open') and moves the issue between Work in "
-    "progress and Pending"))
 def test_status_set_on_an_original_whose_copy_reply_was_lost_is_adopted_without_failing(
     sandboxes: Any, sync_config: Any, make_engine: Any
 ) -> None:
+    """Found by the machine: the mirror of the Jira-side case, once failing every run."""
     servicenow, jira = sandboxes
     key = jira.create_issue({"summary": "VPN drops every 5 minutes", "description": "Since 8:00"})
     lost = LostReplies(servicenow)
