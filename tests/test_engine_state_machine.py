@@ -17,7 +17,8 @@ At the end of an example the faults are switched off and the engine runs until
 a run writes nothing (at most :data:`SETTLE_RUNS` runs); then:
 
 - convergence: every linked pair maps to the same neutral incident on every
-  field the default profile carries both ways, modulo the profile's documented
+  field the default profile carries both ways (and a one-way field such as
+  priority holds on its target what its source says), modulo the profile's documented
   lossy value maps (a value also agrees when writing it to the other side
   reads back as what the other side holds, the engine's own notion) and two
   known resolution-code divergences, each pinned by a strict xfail below;
@@ -97,6 +98,9 @@ CLOSE_CODES = ["Duplicate", "Known error", "Solution provided", "Resolved by cal
 JIRA_IMPACTS = ["Extensive / Widespread", "Significant / Large", "Moderate / Limited",
                 "Minor / Localized"]
 JIRA_URGENCIES = ["Critical", "High", "Medium", "Low"]
+GROUPS = ["Service Desk", "Network", "Database", "Hardware", "Application Support"]
+JIRA_ESCALATIONS = ["Normal", "Moderate", "High", "Overdue"]
+JIRA_COMPONENTS = ["Inquiry", "Software", "Hardware", "Network", "Database"]
 JIRA_RESOLUTIONS = ["Done", "Fixed", "Won't Do", "Duplicate", "Cannot Reproduce", "Known Error"]
 # Statuses every one of which can reach every other on the sandbox's JSM workflow
 # (Open cannot be re-entered; Closed and Canceled have no way out, so a rule moving
@@ -305,6 +309,24 @@ class SyncMachine(RuleBasedStateMachine):
             self.servicenow.update("incident", sys_id, values)
 
     @precondition(lambda self: self.sn_ids())
+    @rule(data=st.data(), group=st.none() | st.sampled_from(GROUPS),
+          agent=st.none() | st.sampled_from(AGENTS), escalation=st.none() | st.sampled_from("0123"),
+          category=st.none() | st.sampled_from(CATEGORIES))
+    @step
+    def reassign_in_servicenow(self, data: st.DataObject, group: str | None, agent: str | None,
+                               escalation: str | None,
+                               category: tuple[str, str] | None) -> None:
+        sys_id = data.draw(st.sampled_from(self.sn_ids()), label="sys_id")
+        sn = self.servicenow
+        values = {"assignment_group": group and sn.group_sys_id(group),
+                  # No agent drawn: unassign, so emptying a field travels too.
+                  "assigned_to": sn.user_sys_id(agent) if agent else "",
+                  "escalation": escalation}
+        if category is not None:
+            values.update(category=category[0], subcategory=category[1])
+        sn.update("incident", sys_id, {k: v for k, v in values.items() if v is not None})
+
+    @precondition(lambda self: self.sn_ids())
     @rule(data=st.data(), state=st.sampled_from(SN_STATES), code=st.sampled_from(CLOSE_CODES),
           hold_reason=st.sampled_from("1345"))
     @step
@@ -318,7 +340,7 @@ class SyncMachine(RuleBasedStateMachine):
             values["hold_reason"] = hold_reason
         self.servicenow.update("incident", sys_id, values)
 
-    @precondition(lambda self: self.servicenow.rows("incident"))
+    @precondition(lambda self: self.sn_ids())
     @rule(data=st.data(), internal=st.booleans())
     @step
     def comment_in_servicenow(self, data: st.DataObject, internal: bool) -> None:
@@ -361,6 +383,28 @@ class SyncMachine(RuleBasedStateMachine):
         fields = {k: v for k, v in fields.items() if v is not None}
         if fields:
             self.jira.edit_issue(key, fields)
+
+    @precondition(lambda self: self.jira.issue_keys())
+    @rule(data=st.data(), group=st.none() | st.sampled_from(GROUPS),
+          agent=st.none() | st.sampled_from(AGENTS),
+          escalation=st.none() | st.sampled_from(JIRA_ESCALATIONS),
+          component=st.none() | st.sampled_from(JIRA_COMPONENTS))
+    @step
+    def reassign_in_jira(self, data: st.DataObject, group: str | None, agent: str | None,
+                         escalation: str | None, component: str | None) -> None:
+        key = data.draw(st.sampled_from(self.jira.issue_keys()), label="key")
+        assignee = None   # no agent drawn: unassign, so emptying a field travels too
+        if agent:
+            assignee = ({"accountId": account_id_for(f"{agent}@example.com")}
+                        if self.jira.cloud else {"name": agent})
+        fields: dict[str, Any] = {"assignee": assignee}
+        if group is not None:
+            fields["customfield_10006"] = group
+        if escalation is not None:
+            fields["customfield_10009"] = {"value": escalation}
+        if component is not None:
+            fields["components"] = [{"name": component}]
+        self.jira.edit_issue(key, fields)
 
     @precondition(lambda self: self.jira.issue_keys())
     @rule(data=st.data(), status=st.sampled_from(JIRA_STATUSES),
@@ -490,11 +534,14 @@ class SyncMachine(RuleBasedStateMachine):
             engine.store.close()
 
 
-def two_way_fields(engine: Engine) -> list[str]:
-    """Neutral fields the default profile carries in both directions."""
-    return [f for f in engine.profile.neutral_fields()
-            if f != "comments" and f not in VOLATILE_FIELDS
-            and all(engine.profile.travels(f, side) for side in SIDES)]
+def travelling_fields(engine: Engine) -> dict[str, list[str]]:
+    """Neutral field -> the sides the default profile writes it to (at least one)."""
+    out = {}
+    for name in engine.profile.neutral_fields():
+        targets = [side for side in SIDES if engine.profile.travels(name, side)]
+        if name != "comments" and name not in VOLATILE_FIELDS and targets:
+            out[name] = targets
+    return out
 
 
 def check_fields_agree(engine: Engine, pair: dict[str, RemoteRecord]) -> None:
@@ -511,10 +558,13 @@ def check_fields_agree(engine: Engine, pair: dict[str, RemoteRecord]) -> None:
                              origin=f"{side_title(side)} {pair[side].display}")
         written = to_fields(other, incidents[side], engine.profile, ctx).fields
         across[side] = to_incident(other, written, engine.profile, ctx).model_dump(mode="json")
-    for name in two_way_fields(engine):
+    for name, targets in travelling_fields(engine).items():
         sn, jira = values["servicenow"].get(name), values["jira"].get(name)
-        agree = (sn == jira or across["servicenow"].get(name) == jira
-                 or across["jira"].get(name) == sn
+        # A one-way field (priority: ServiceNow computes it) must have reached its
+        # target; a two-way one may agree through either direction's value map.
+        agree = (sn == jira
+                 or ("jira" in targets and across["servicenow"].get(name) == jira)
+                 or ("servicenow" in targets and across["jira"].get(name) == sn)
                  or stale_close_code(name, values)
                  or resolution_stuck_in_done_status(name, values))
         assert agree, (f"{name} differs: ServiceNow {pair['servicenow'].display} {sn!r}, "
