@@ -45,6 +45,7 @@ from connectors.sandbox.http import WRITE_METHODS, FaultPlan, Request, Response
 from connectors.sandbox.jira import JiraSandbox
 from connectors.sandbox.serve import write_config
 from connectors.sandbox.servicenow import ServiceNowSandbox
+from mappings.wiki import wiki_to_text
 from sync.engine import EngineOptions, RunSummary
 from sync.factory import build_engine
 from sync.settings import load_settings
@@ -117,11 +118,15 @@ class KillPoint:
     path: str
     nth: int
     edits: bool = False
+    jira_mode: str = "cloud"
 
 
 KILL_POINTS = {
     # One bulk request creates every ServiceNow-born incident's copy in Jira.
     "mid-jira-bulk-create": KillPoint("jira", "POST", r"/issue/bulk$", 1),
+    # Data Center: REST v2, wiki text, users by name; same crash, other code paths.
+    "mid-jira-bulk-create-datacenter": KillPoint("jira", "POST", r"/issue/bulk$", 1,
+                                                 jira_mode="datacenter"),
     # One Batch API request creates every Jira-born issue's copy in ServiceNow.
     "mid-servicenow-batch-create": KillPoint("servicenow", "POST", r"/api/now/v1/batch$", 1),
     # After the bulk create, each ServiceNow source gets its copy's key (a PATCH).
@@ -139,10 +144,11 @@ KILL_POINTS = {
 
 
 @pytest.fixture
-def sandboxes() -> Iterator[tuple[ServiceNowSandbox, JiraSandbox]]:
+def sandboxes(point: str) -> Iterator[tuple[ServiceNowSandbox, JiraSandbox]]:
     """Both sandboxes on the real clock: the child process cannot share a test clock."""
     servicenow = ServiceNowSandbox(username=SANDBOX_USER, password=SANDBOX_PASSWORD)
-    jira = JiraSandbox(mode="cloud", username=SANDBOX_USER, password=SANDBOX_PASSWORD)
+    jira = JiraSandbox(mode=KILL_POINTS[point].jira_mode, username=SANDBOX_USER,
+                       password=SANDBOX_PASSWORD)
     with servicenow, jira:
         yield servicenow, jira
 
@@ -273,7 +279,9 @@ def comments_on(servicenow: ServiceNowSandbox, jira: JiraSandbox, sys_id: str,
     sn = Counter((body_text(row["value"]), row["element"] == "work_notes")
                  for row in servicenow.journal(sys_id))
     jira_comments = jira.issue(key)["fields"]["comment"]["comments"]
-    on_jira = Counter((body_text(c["body"]), not c["jsdPublic"]) for c in jira_comments)
+    # REST v2 bodies: wiki markup on Data Center (escaped brackets), plain on Cloud.
+    text = wiki_to_text if jira.mode == "datacenter" else str
+    on_jira = Counter((body_text(text(c["body"])), not c["jsdPublic"]) for c in jira_comments)
     return {"servicenow": sn, "jira": on_jira}
 
 
