@@ -792,3 +792,35 @@ def test_status_set_on_an_original_whose_copy_reply_was_lost_is_adopted_without_
     (row,) = servicenow.rows("incident")
     incidents = pair_incidents(make_engine(config), row["sys_id"], key)
     assert incidents["servicenow"].status == incidents["jira"].status == "in_progress"
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "when the settle pass's read-back fails ('settling written pairs postponed to the "
+    "next run'), the run still ends ok and commits both versions as seen, so the next "
+    "runs skip the pair: ServiceNow's derived priority (impact x urgency) of a copy "
+    "never reaches the Jira original"))
+def test_priority_derived_on_a_new_copy_reaches_jira_after_a_failed_read_back(
+    sandboxes: Any, sync_config: Any, make_engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    servicenow, jira = sandboxes
+    key = jira.create_issue({"summary": "Printer on floor 3 jammed", "description": "Jammed",
+                             "customfield_10004": {"value": "Minor / Localized"},
+                             "customfield_10005": {"value": "Low"}})
+    serve = servicenow.handle
+
+    def reads_by_id_fail(request: Request) -> Response:
+        # Only the read-back of the new copy asks ServiceNow for records by sys_id.
+        if request.method == "GET" and "sys_idIN" in request.arg("sysparm_query", ""):
+            return servicenow.error_response(500, "Internal Server Error")
+        return serve(request)
+
+    monkeypatch.setattr(servicenow, "handle", reads_by_id_fail)
+    config = sync_config()
+    assert make_engine(config).run().created == 1
+    monkeypatch.setattr(servicenow, "handle", serve)
+    for _ in range(2):
+        assert make_engine(config).run().failed == 0
+
+    (row,) = servicenow.rows("incident")
+    assert row["priority"] == "5"   # 3 x 3: ServiceNow's own computation
+    assert jira.issue(key)["fields"]["priority"]["name"] == "Lowest"
