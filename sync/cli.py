@@ -13,7 +13,6 @@ Contract:
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -138,6 +137,9 @@ def main() -> None:
         sys.exit(EXIT_CONFIG)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    os.environ.setdefault("COLUMNS", "120")
-    main()
+if __name__ == "__main__":  # pragma: no cover - `python -m sync.cli`
+    # Run as a script this file is `__main__`, a second copy of the module whose
+    # app has none of the subcommands (they register on `sync.cli.app`).
+    from sync.cli import main as _registered_main
+
+    _registered_main()

@@ -122,3 +122,15 @@ def test_real_subprocess_exit_codes_and_single_line(tmp_path: Path) -> None:
         [*exe, "--version"], capture_output=True, text=True, env=env, cwd=REPO, timeout=60
     )
     assert version.returncode == 0 and __version__ in version.stdout
+
+
+@pytest.mark.parametrize("module", ["sync", "sync.cli"])
+def test_python_dash_m_has_every_subcommand(module: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("INCIDENT_SYNC_")}
+    result = subprocess.run(
+        [sys.executable, "-m", module, "--help"],
+        capture_output=True, text=True, env=env, cwd=REPO, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    for command in ("check", "plan", "run", "audit", "links", "status", "demo", "sandbox"):
+        assert command in result.stdout
