@@ -104,7 +104,6 @@ class SyncSettings(_Section):
     max_attempts: int = Field(default=5, ge=1, le=100)
     retry_base_seconds: float = Field(default=60.0, ge=0)
     lock_timeout: float = Field(default=0.0, ge=0)
-    concurrency: int = Field(default=4, ge=1, le=32)
 
     @field_validator("state_url")
     @classmethod
