@@ -309,10 +309,14 @@ def check_synced_once(servicenow: ServiceNowSandbox, jira: JiraSandbox, store: S
 
 def check_fields_agree(servicenow: ServiceNowSandbox, jira: JiraSandbox,
                        store: StateStore) -> None:
+    """Titles and urgencies (the fields the seed and the edits set) agree on every pair."""
+    urgency = {"1": "High", "2": "Medium", "3": "Low"}   # the default profile's to_jira
     for link in store.all_links():
         row = servicenow.get("incident", link.servicenow_id)
         assert row is not None
-        assert row["short_description"] == jira.issue(link.jira_key)["fields"]["summary"]
+        fields = jira.issue(link.jira_key)["fields"]
+        assert (row["short_description"], urgency[row["urgency"]]) == (
+            fields["summary"], fields["customfield_10005"]["value"]), link.jira_key
 
 
 # --------------------------------------------------------------------------- the test
