@@ -9,9 +9,9 @@ with close code and notes, on hold with a reason), append public and internal
 comments, and run the real engine (real connectors, default mapping, real
 state store) while the sandboxes answer with random 429/500/503/dropped
 connections and, worst of all, lose replies to writes they carried out
-(:class:`LostReplies`). A faulty run may end with exit 1 and items in the
-retry queue. After every step: no record is linked twice and no comment is on
-a record twice, even mid-way.
+(:class:`LostReplies`), or die at one of the engine's crash steps. A faulty
+run may end with exit 1 and items in the retry queue. After every step: no
+record is linked twice and no comment is on a record twice, even mid-way.
 
 At the end of an example the faults are switched off and the engine runs until
 a run writes nothing (at most :data:`SETTLE_RUNS` runs); then:
@@ -68,7 +68,7 @@ from connectors.sandbox.jira_site import account_id_for
 from connectors.sandbox.servicenow import ServiceNowSandbox
 from mappings.mapper import MappingContext, comment_from_remote, to_fields, to_incident
 from mappings.model import VOLATILE_FIELDS
-from sync.engine import Engine, side_title
+from sync.engine import CRASH_STEPS, Engine, SimulatedCrash, side_title
 from sync.errors import exit_code_for
 from sync.factory import build_engine, open_store
 from sync.settings import load_settings
@@ -243,19 +243,22 @@ class SyncMachine(RuleBasedStateMachine):
         )
         return path
 
-    def engine(self) -> Engine:
+    def engine(self, crash_at: str | None = None) -> Engine:
         settings_ = load_settings(self.config)
         return build_engine(settings_, open_store(settings_), retry=no_sleep_retry(),
-                            clock=self.clock)
+                            clock=self.clock, crash_at=crash_at)
 
-    def sync(self) -> tuple[int, list[str]]:
+    def sync(self, crash_at: str | None = None) -> tuple[int, list[str]]:
         """One engine run; (exit code, failures) as ``incident-sync run`` would end.
 
         A tool that stays unreachable through the retries while the engine
-        opens or pulls ends the run with an error, exit 1 unless it is fatal."""
-        engine = self.engine()
+        opens or pulls ends the run with an error, exit 1 unless it is fatal.
+        ``crash_at`` stops the run dead at that engine step, if it gets there."""
+        engine = self.engine(crash_at)
         try:
             summary = engine.run()
+        except SimulatedCrash as crash:
+            return 1, [f"crashed at {crash}"]
         except SyncError as error:
             return exit_code_for(error), [f"{type(error).__name__}: {error}"]
         finally:
@@ -445,6 +448,14 @@ class SyncMachine(RuleBasedStateMachine):
         assert code in (0, 1), failures
         if sn_rate == jira_rate == lost_rate == 0.0:
             assert code == 0, failures
+
+    @rule(at=st.sampled_from(CRASH_STEPS))
+    @step
+    def sync_and_crash(self, at: str) -> None:
+        """A run that dies at an engine step (the engine's own crash hook: nothing
+        after that point happens, not even a per-pair rollback)."""
+        code, failures = self.sync(crash_at=at)
+        assert code in (0, 1), failures
 
     @invariant()
     def never_two_copies(self) -> None:
