@@ -184,7 +184,8 @@ class Applier(Planner):
         hide from the next run: those are changes, and travel now. The final
         version stamps are committed too (adding a comment moves them). One
         batched read per side, one pass only: it cannot loop. If the read
-        fails, the next run looks at the pairs again.
+        fails, the pairs' seen versions are forgotten, so the next run looks
+        at them again.
         """
         if not pairs:
             return
@@ -196,6 +197,7 @@ class Applier(Planner):
             raise
         except ConnectorError as error:
             logger.warning("settling written pairs postponed to the next run: %s", error)
+            self._forget_versions(pairs)
             return
         a = self.sides[0]
         links = self.store.links_by(a, wanted[a])
@@ -220,6 +222,17 @@ class Applier(Planner):
             rebased = any(pair.snapshots[side] != link.snapshot_on(side) for side in self.sides)
             if pair.updates or pair.conflicts or moved or rebased:
                 self._apply_pair(pair, summary)
+
+    def _forget_versions(self, pairs: list[PairPlan]) -> None:
+        """Make the next run look at these pairs again, snapshots kept.
+
+        Without the settle read, what a tool derived from our write (ServiceNow's
+        priority) hides behind the version stamp we committed; an unknown seen
+        version counts as moved, so the next run maps and merges the pair.
+        """
+        for pair in pairs:
+            with self.store.pair() as tx:
+                self._save_link(tx, pair, {side: None for side in self.sides})
 
     def _rebased(self, link: Link, pair: PairPlan, got: Mapping[str, RemoteRecord]) -> Link:
         """``link`` with each side's snapshot taking what the side holds for fields we wrote."""

@@ -805,11 +805,6 @@ def test_status_set_on_an_original_whose_copy_reply_was_lost_is_adopted_without_
     assert incidents["servicenow"].status == incidents["jira"].status == "in_progress"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "when the settle pass's read-back fails ('settling written pairs postponed to the "
-    "next run'), the run still ends ok and commits both versions as seen, so the next "
-    "runs skip the pair: ServiceNow's derived priority (impact x urgency) of a copy "
-    "never reaches the Jira original"))
 def test_priority_derived_on_a_new_copy_reaches_jira_after_a_failed_read_back(
     sandboxes: Any, sync_config: Any, make_engine: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
