@@ -34,10 +34,12 @@ Contract (what the engine may rely on, beyond :class:`connectors.base.Connector`
   one search per page (plus, only for an issue with more comments than the 20
   embedded, its comment pages). A create batch of up to 50 = one bulk POST and
   one version search, plus per created issue one entity-property PUT and one
-  remote-link POST (the marker label/field is in the create itself); the
-  project/issue-type ids are looked up once per run. An update = a read when a
-  version, status or labels are involved, one edit, per transition step one
-  GET transitions + one POST, and one read for the new version. Users: one
+  remote-link POST (the marker label/field is in the create itself), and when it
+  must leave the initial status, per transition step one GET transitions + one
+  POST; the project/issue-type ids and the initial status are read once per run.
+  An update = a read when a version, status or labels are involved, one edit,
+  per transition step one GET transitions + one POST, and one read for the new
+  version. Users: one
   search per distinct email per run (Jira has no batch lookup by email).
 - Every library or transport failure leaves as an error of the
   :mod:`connectors.base` tree (see :mod:`connectors.jira_errors`), with no
@@ -211,6 +213,9 @@ class JiraConnector:
         self._zone: tzinfo = UTC
         self._users: dict[str, dict[str, str] | None] = {}
         self._workflow = WorkflowMap()
+        # The status every issue of the configured type is born in, read once per run:
+        # a create whose wanted status is that one then costs no status read.
+        self._initial_status: str | None = None
         self._project_ids: tuple[str, str] | None = None
         self._notify_flag = True
         self._account = Account(email=email, project=project)
@@ -344,6 +349,7 @@ class JiraConnector:
         self._info = None
         self._users.clear()
         self._workflow = WorkflowMap()
+        self._initial_status = None
         self._project_ids = None
         self._notify_flag = True
 
@@ -698,7 +704,9 @@ class JiraConnector:
                 continue
             key = created[index][0]
             try:
-                self._move(key, None, status, resolution)
+                if self._initial_status is None:
+                    self._initial_status = self._status_of(key)
+                self._move(key, self._initial_status, status, resolution)
             except ConnectorError as exc:
                 results[index].error = exc
         try:

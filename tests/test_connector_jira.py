@@ -289,6 +289,19 @@ def test_create_in_a_wanted_status_transitions_after_the_create(
     assert result.version == issue["updated"]
 
 
+def test_creates_in_the_initial_status_read_that_status_once_per_run(
+    connector: JiraConnector, sandbox: JiraSandbox
+) -> None:
+    sandbox.log.clear()
+    results = connector.create(
+        [NewRecord({"summary": f"new {n}", "status": "Open"}, f"open{n}") for n in range(5)]
+    )
+    assert all(r.ok for r in results)
+    single_reads = sandbox.log.count("GET", r"re:/rest/api/\d/issue/[A-Z]+-\d+$")
+    assert single_reads == 1
+    assert sandbox.log.count("POST", "re:/transitions$") == 0
+
+
 def test_labels_written_by_the_engine_keep_the_marker(connector: JiraConnector,
                                                       sandbox: JiraSandbox) -> None:
     (result,) = connector.create([NewRecord({"summary": "labelled", "labels": ["a"]}, "m1")])
