@@ -19,8 +19,9 @@ from connectors.sandbox import jira_site as site
 from connectors.sandbox.jira_store import JiraState
 from connectors.sandbox.seed import seed_incidents
 
-# The seed's neutral values as this site's options (documented for the mapping profile).
-SEED_IMPACT = {1: "Extensive / Widespread", 2: "Significant / Large", 3: "Moderate / Limited"}
+# The seed's neutral values as this site's options, as the default mapping profile writes
+# them, so seeded issues look like ones a sync has already touched.
+SEED_IMPACT = {1: "Extensive / Widespread", 2: "Moderate / Limited", 3: "Minor / Localized"}
 SEED_URGENCY = {1: "High", 2: "Medium", 3: "Low"}
 SEED_STATUS = {"new": "Open", "in_progress": "Work in progress", "on_hold": "Pending",
                "resolved": "Resolved"}
