@@ -48,6 +48,9 @@ logger = logging.getLogger(__name__)
 class Applier(Planner):
     """The writing half of the engine (it plans again to settle what it wrote)."""
 
+    # True while the settle pass writes: its commits are final, nothing settles them.
+    _settling = False
+
     def apply(self, plan: Plan) -> RunSummary:
         """Execute ``plan``; commit per pair; failures go to the retry queue."""
         began = time.monotonic()
@@ -213,15 +216,20 @@ class Applier(Planner):
                                   {side: set() for side in self.sides})))
         for problem in follow_up.problems:
             self._fail(summary, problem.side, problem.record_id, problem.display, problem.error)
-        for pair in follow_up.pairs:
-            link = links.get(pair.ids[a] or "")
-            if link is None:
-                continue
-            moved = any((pair.records[side].version if pair.records[side] else None)
-                        != link.version_on(side) for side in self.sides)
-            rebased = any(pair.snapshots[side] != link.snapshot_on(side) for side in self.sides)
-            if pair.updates or pair.conflicts or moved or rebased:
-                self._apply_pair(pair, summary)
+        self._settling = True
+        try:
+            for pair in follow_up.pairs:
+                link = links.get(pair.ids[a] or "")
+                if link is None:
+                    continue
+                moved = any((pair.records[side].version if pair.records[side] else None)
+                            != link.version_on(side) for side in self.sides)
+                rebased = any(pair.snapshots[side] != link.snapshot_on(side)
+                              for side in self.sides)
+                if pair.updates or pair.conflicts or moved or rebased:
+                    self._apply_pair(pair, summary)
+        finally:
+            self._settling = False
 
     def _forget_versions(self, pairs: list[PairPlan]) -> None:
         """Make the next run look at these pairs again, snapshots kept.
@@ -303,6 +311,15 @@ class Applier(Planner):
                         raise result.error or ConnectorError("update failed", side=backlink[0])
                     versions[backlink[0]] = result.version or versions.get(backlink[0])
             pending = {c.source_side for c in pair.comments}
+            if not self._settling:
+                # Until the settle pass has read what the tools made of our writes
+                # (ServiceNow derives priority), the written sides' versions stay
+                # unknown: a run dying before it leaves the next run to look again.
+                pending |= {u.side for u in pair.updates}
+                if pair.create is not None:
+                    pending.add(pair.create.target_side)
+                if backlink is not None:
+                    pending.add(backlink[0])
             link = self._commit(pair, {side: None if side in pending else version
                                        for side, version in versions.items()})
         except FatalError:

@@ -839,11 +839,6 @@ def test_priority_derived_on_a_new_copy_reaches_jira_after_a_failed_read_back(
     assert jira.issue(key)["fields"]["priority"]["name"] == "Lowest"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a run that dies after a create committed but before its settle pass (crash_at "
-    "create:after-commit) leaves both versions committed as seen, so later runs skip "
-    "the pair and ServiceNow's derived priority never reaches the Jira original (the "
-    "failed-read case was fixed in 54f26df; a crash has no chance to forget the versions)"))
 def test_priority_derived_on_a_new_copy_reaches_jira_after_a_crash_before_settling(
     sandboxes: Any, sync_config: Any, make_engine: Any
 ) -> None:
