@@ -30,6 +30,7 @@ half) <- this module, which adds :meth:`Engine.run`.
 
 from __future__ import annotations
 
+import logging
 import time
 
 from sync.actions import side_title
@@ -44,10 +45,13 @@ from sync.engine_core import (
     SimulatedCrash,
     _one_line,
     default_owner,
+    owner_is_dead,
     projection,
     with_values,
 )
-from sync.errors import SyncError
+from sync.errors import LockHeld, SyncError
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "BACKLINK_FIELDS",
@@ -68,10 +72,29 @@ __all__ = [
 class Engine(Applier):
     """Two connectors, a mapping profile and a state store, synced as DESIGN.md says."""
 
+    def _lock(self) -> None:
+        """Take the run lock; a lock left by a dead process on this host is taken over.
+
+        A killed run (SIGKILL, OOM, a reboot) cannot release its lock. Its expiry
+        covers other hosts; on this host we can tell at once that the holder is
+        gone, so a cron or systemd rerun is not locked out until the expiry.
+        """
+        options = self.options
+        try:
+            self.store.acquire_lock(self.owner, timeout=options.lock_timeout,
+                                    ttl=options.lock_ttl)
+        except LockHeld:
+            holder = self.store.lock_holder()
+            if holder is None or not owner_is_dead(holder[0]):
+                raise
+            logger.warning("taking over the run lock of %s: that process no longer exists",
+                           holder[0])
+            self.store.release_lock(holder[0])
+            self.store.acquire_lock(self.owner, timeout=0.0, ttl=options.lock_ttl)
+
     def run(self, command: str = "run") -> RunSummary:
         """Lock, plan, apply, record the run; always release the lock."""
-        self.store.acquire_lock(self.owner, timeout=self.options.lock_timeout,
-                                ttl=self.options.lock_ttl)
+        self._lock()
         self._locked = True
         began = self._last_beat = time.monotonic()
         run_id = self.store.start_run(command, self.clock())

@@ -79,6 +79,24 @@ def default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def owner_is_dead(owner: str) -> bool:
+    """True only when ``owner`` (``host:pid``) names a process of this host that is gone.
+
+    Another host's process, an unreadable owner or a live (or reused) pid: False,
+    so the lock is then left to its expiry.
+    """
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # EPERM: it exists, as another user's process
+        return False
+    return False
+
+
 @dataclass
 class RunSummary:
     """What a run did; ``line()`` is the one summary line the CLI prints."""
