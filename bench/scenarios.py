@@ -18,23 +18,20 @@ Contract:
 from __future__ import annotations
 
 import math
-import os
 import tempfile
 import time
 import tracemalloc
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench.host import PASSWORD, USERNAME, HostSpec, SandboxHost, is_write
+from sync.demo import sandbox_secrets
 from sync.factory import build_engine, open_store
-from sync.settings import ENV_PREFIX, load_settings
+from sync.settings import load_settings
 
 SIDES = ("servicenow", "jira")
 DIRECTIONS = {"servicenow-to-jira": "servicenow", "jira-to-servicenow": "jira"}
-SECRET_ENV = (f"{ENV_PREFIX}SERVICENOW__PASSWORD", f"{ENV_PREFIX}JIRA__TOKEN")
 # Time between scheduled runs: longer than Jira's 2-minute pull overlap, as
 # with `run --every 10m`, so a run does not re-read what the previous one saw.
 RUN_INTERVAL_SECONDS = 600.0
@@ -65,21 +62,6 @@ def side_requests(counts: dict[str, dict[str, int]]) -> dict[str, Any]:
     return {"total": total, "reads": total - writes, "writes": writes,
             "by_route": dict(sorted(wire.items())),
             "batch_items": dict(sorted(counts.get("inner", {}).items()))}
-
-
-@contextmanager
-def secrets_in_env() -> Iterator[None]:
-    """The sandboxes' throw-away credentials in the environment, restored afterwards."""
-    saved = {name: os.environ.get(name) for name in SECRET_ENV}
-    os.environ.update({name: PASSWORD for name in SECRET_ENV})
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def write_config(directory: Path, urls: dict[str, str], *, sn_page_size: int | None = None,
@@ -164,7 +146,7 @@ def sync_sequence(direction: str, size: int, *, edits: tuple[int, ...] = (1, 10)
     """
     source = DIRECTIONS[direction]
     runs: list[dict[str, Any]] = []
-    with secrets_in_env(), SandboxHost(_host_spec(direction, size, jira_mode)) as host, \
+    with sandbox_secrets(PASSWORD), SandboxHost(_host_spec(direction, size, jira_mode)) as host, \
             tempfile.TemporaryDirectory(prefix="incident-sync-bench-") as tmp:
         config = write_config(Path(tmp), host.urls)
         runs.append(measure_run(host, config, "initial").to_json())
@@ -197,7 +179,7 @@ def pull_only(size: int, *, sn_page_sizes: tuple[int, ...], jira_page_sizes: tup
     """
     results: list[dict[str, Any]] = []
     spec = HostSpec(servicenow_incidents=size, jira_incidents=size, jira_mode=jira_mode)
-    with secrets_in_env(), SandboxHost(spec) as host, \
+    with sandbox_secrets(PASSWORD), SandboxHost(spec) as host, \
             tempfile.TemporaryDirectory(prefix="incident-sync-bench-") as tmp:
         cases = [("servicenow", p) for p in sn_page_sizes] + [("jira", p) for p in jira_page_sizes]
         for side, page_size in cases:
@@ -235,7 +217,7 @@ def _pull_once(host: SandboxHost, config: Path, side: str, page_size: int,
 def with_latency(direction: str, size: int, latency_ms: float, *,
                  jira_mode: str = "cloud") -> dict[str, Any]:
     """An initial sync with ``latency_ms`` added to every wire request."""
-    with secrets_in_env(), SandboxHost(_host_spec(direction, size, jira_mode)) as host, \
+    with sandbox_secrets(PASSWORD), SandboxHost(_host_spec(direction, size, jira_mode)) as host, \
             tempfile.TemporaryDirectory(prefix="incident-sync-bench-") as tmp:
         host.set_latency(latency_ms)
         config = write_config(Path(tmp), host.urls)
@@ -246,7 +228,7 @@ def with_latency(direction: str, size: int, latency_ms: float, *,
 
 def peak_memory(direction: str, size: int, *, jira_mode: str = "cloud") -> dict[str, Any]:
     """Peak Python heap (tracemalloc) of the sync process during an initial sync."""
-    with secrets_in_env(), SandboxHost(_host_spec(direction, size, jira_mode)) as host, \
+    with sandbox_secrets(PASSWORD), SandboxHost(_host_spec(direction, size, jira_mode)) as host, \
             tempfile.TemporaryDirectory(prefix="incident-sync-bench-") as tmp:
         config = write_config(Path(tmp), host.urls)
         run = measure_run(host, config, "initial (traced)", trace_memory=True).to_json()

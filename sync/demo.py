@@ -35,10 +35,13 @@ SECRET_ENV = (f"{ENV_PREFIX}SERVICENOW__PASSWORD", f"{ENV_PREFIX}JIRA__TOKEN")
 
 
 @contextmanager
-def _sandbox_secrets() -> Iterator[None]:
-    """The sandbox credentials in this process's environment for the demo's duration."""
+def sandbox_secrets(password: str = PASSWORD) -> Iterator[None]:
+    """The sandboxes' throw-away credentials in this process's environment, restored after.
+
+    Never in a file: the demo (and the benchmarks) show the documented way to pass secrets.
+    """
     saved = {name: os.environ.get(name) for name in SECRET_ENV}
-    os.environ.update({name: PASSWORD for name in SECRET_ENV})
+    os.environ.update({name: password for name in SECRET_ENV})
     try:
         yield
     finally:
@@ -87,7 +90,7 @@ def run_demo(*, seed_incidents: int, keep: Path | None, console: Console) -> int
     servicenow, jira = _start(seed_incidents)
     servers = {"servicenow": servicenow, "jira": jira}
     try:
-        with _workdir(keep) as workdir, _sandbox_secrets():
+        with _workdir(keep) as workdir, sandbox_secrets():
             config = write_config(
                 workdir / "incident-sync.toml", servicenow.url, jira.url, USERNAME,
                 state_url=f"sqlite:///{workdir / 'incident-sync.db'}",

@@ -16,6 +16,7 @@ Tests of other parts may use these fixtures; nothing here reads /work/shared.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -127,3 +128,11 @@ def make_engine(clock: TickingClock) -> Iterator[Callable[..., Any]]:
     for engine in made:
         engine.close()
         engine.store.close()
+
+
+@pytest.fixture
+def no_incident_sync_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No INCIDENT_SYNC_* variable from the caller's shell reaches the test."""
+    for name in list(os.environ):
+        if name.upper().startswith("INCIDENT_SYNC_"):
+            monkeypatch.delenv(name)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,12 +31,8 @@ state_url = "sqlite:///state/incident-sync.db"
 """
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Neither command needs secrets: prove it by having none.
-    for name in list(os.environ):
-        if name.upper().startswith("INCIDENT_SYNC_"):
-            monkeypatch.delenv(name)
+# Prove the commands need nothing from the caller's environment.
+pytestmark = pytest.mark.usefixtures("no_incident_sync_env")
 
 
 @pytest.fixture

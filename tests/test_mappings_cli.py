@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -32,11 +31,8 @@ mapping = "{mapping}"
 """
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in list(os.environ):
-        if name.upper().startswith("INCIDENT_SYNC_"):
-            monkeypatch.delenv(name)
+# Prove the commands need nothing from the caller's environment.
+pytestmark = pytest.mark.usefixtures("no_incident_sync_env")
 
 
 def _config(tmp_path: Path, mapping: str) -> Path:

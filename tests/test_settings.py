@@ -23,13 +23,8 @@ project = "OPS"
 """
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    import os
-
-    for name in list(os.environ):
-        if name.upper().startswith("INCIDENT_SYNC_"):
-            monkeypatch.delenv(name)
+# Prove the commands need nothing from the caller's environment.
+pytestmark = pytest.mark.usefixtures("no_incident_sync_env")
 
 
 def write(tmp_path: Path, text: str) -> Path:
