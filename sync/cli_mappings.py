@@ -30,8 +30,10 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from mappings.mapper import MappingContext, RecordError, to_fields, to_incident
+from mappings.mapper import MappingContext, RecordError, VendorFields, to_fields, to_incident
+from mappings.model import Incident
 from mappings.profile import FieldRule, MappingError, Profile, load_profile
+from mappings.transforms import GroupByName, UserByEmail, unwrap
 from sync.cli import ConfigOption, app, fail, reported_errors, settings_from, stdout
 from sync.errors import EXIT_CONFIG, ConfigError
 from sync.output import TableFormat, TableFormatOption, print_csv, print_json, print_table
@@ -229,6 +231,78 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str, ensure_ascii=False))
 
 
+def _reference_kind(rule: FieldRule, side: str) -> tuple[str, str] | None:
+    """("user", "email") / ("group", "name") when ``side`` holds a person or a group."""
+    mapping = rule.sides.get(side)
+    if mapping is None:
+        return None
+    if isinstance(mapping.transform, UserByEmail):
+        return "user", UserByEmail.walk
+    if isinstance(mapping.transform, GroupByName):
+        return "group", GroupByName.walk
+    return None
+
+
+def _neutral_value(incident: Incident, name: str) -> Any:
+    if name.startswith("custom."):
+        return incident.custom.get(name.removeprefix("custom."))
+    return getattr(incident, name)
+
+
+def _shown(raw: Any) -> str:
+    """A raw reference as the record shows it: display value and sys_id when both."""
+    if isinstance(raw, dict):
+        display, value = raw.get("display_value"), raw.get("value")
+        if display and value and display != value:
+            return f"{display!r} (sys_id {value})"
+        raw = unwrap(raw)
+    return repr(raw)
+
+
+def reference_losses(profile: Profile, source: str, raw: dict[str, Any], incident: Incident,
+                     written: VendorFields, ctx: MappingContext) -> list[str]:
+    """What ``mappings test`` could not resolve offline, one line per reference.
+
+    People and groups travel by email and by name; the other side's id is looked
+    up by the connector when a run writes. Offline nothing is looked up, so a
+    reference the record holds without its email/name (a bare ServiceNow sys_id,
+    a display value) maps to nobody, and one that maps is written as a lookup key
+    (``{"$user": email}``), not as the other side's id. Both are said here.
+    """
+    other = "jira" if source == "servicenow" else "servicenow"
+    notes: list[str] = []
+    for rule in profile.rules.values():
+        value = _neutral_value(incident, rule.neutral)
+        found = _reference_kind(rule, source)
+        if found is not None and value is None:
+            kind, walk = found
+            field = rule.sides[source].field
+            held = raw.get(field)
+            if unwrap(held) is not None:
+                need = f"{field}.{walk}" if source == "servicenow" else f"the {walk}"
+                notes.append(
+                    f"{rule.neutral}: {source} {field} holds the {kind} {_shown(held)} but no"
+                    f" {need}; {kind}s are matched by {walk}, which offline mapping cannot look"
+                    f" up, so this preview maps nobody (a run reads {need} from the tool)"
+                )
+        found = _reference_kind(rule, other)
+        if found is None or value is None:
+            continue
+        kind, walk = found
+        if other == "jira" and kind == "group":
+            continue  # Jira takes a group as its name (a text field): nothing to look up
+        key = profile.jira_id(rule, ctx) if other == "jira" else rule.sides[other].field
+        target = written.fields.get(key)
+        if isinstance(target, dict) and len(target) == 1 and next(iter(target.values())):
+            notes.append(
+                f"{rule.neutral}: {other} {rule.sides[other].field} is the {kind} with {walk}"
+                f" {next(iter(target.values()))!r}, not resolved offline; a run looks it up on"
+                f" {other} when it writes (one {other} does not know is not assigned, with a"
+                " warning)"
+            )
+    return notes
+
+
 @mappings_app.command("test")
 def test(
     record: Annotated[Path, typer.Option("--record", "-r", help="Raw record (JSON) as the"
@@ -266,8 +340,10 @@ def test(
             fail(f"{record}: {error}", EXIT_CONFIG)
         except MappingError as error:
             raise config_error(error) from None
+        losses = [*written.losses,
+                  *reference_losses(loaded, source, raw, incident, written, ctx)]
         output = {
             "incident": incident.model_dump(mode="json"),
-            other: {"fields": _jsonable(written.fields), "losses": written.losses},
+            other: {"fields": _jsonable(written.fields), "losses": losses},
         }
         stdout.print(json.dumps(output, indent=2, ensure_ascii=False), markup=False)
