@@ -147,6 +147,25 @@ def test_table_commands_in_a_pipe_cut_no_cell(busy: Path, command: tuple[str, ..
             '\\"', '"')
 
 
+@pytest.mark.parametrize("command", [*TABLE_COMMANDS, ("mappings", "show")], ids=" ".join)
+def test_a_real_pipe_at_forty_columns_cuts_no_cell(busy: Path, command: tuple[str, ...]) -> None:
+    # The console script in its own process, as `incident-sync status | less` runs it:
+    # COLUMNS=40 is read there, and the sandboxes of this test are on loopback.
+    env = {**os.environ, **NARROW}
+    result = subprocess.run(
+        [*_console_script(), *command, "-c", str(busy)],
+        capture_output=True, text=True, env=env, cwd=busy.parent, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert ELLIPSIS not in result.stdout
+    if command == ("status",):
+        assert LONG_ERROR in result.stdout
+    if command == ("audit",):
+        assert LONG_TITLE in result.stdout
+    if command == ("mappings", "show"):
+        all_map_entries_shown(result.stdout)
+
+
 def test_audit_table_is_printed_once(busy: Path) -> None:
     result = invoke("audit", "-c", str(busy))
     assert result.exit_code == 0, result.output
