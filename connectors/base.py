@@ -12,7 +12,8 @@ Contract:
   writes when they come back on the next pull (echo suppression).
 - Capabilities are declared data, not ``hasattr`` probes.
 
-The error tree (STYLE.md habit 9); ``sync.errors`` adds the engine's own
+The error tree (typed errors: callers branch on the class, never on message
+text); ``sync.errors`` adds the engine's own
 (``ConfigError``, ``LockHeld``) under the same root::
 
     SyncError

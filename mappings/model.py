@@ -1,7 +1,7 @@
 """The neutral, vendor-free ITIL incident.
 
 Contract:
-- :class:`Incident` holds every field of DESIGN.md's neutral model; nothing in it
+- :class:`Incident` holds every field of the neutral model (docs/architecture.md); nothing in it
   names a vendor. Connectors never see it; mappings build it from raw vendor
   records and turn it back into vendor fields.
 - Enumerations are ``IntEnum``/``StrEnum`` so they compare with plain values
@@ -71,7 +71,7 @@ class Visibility(StrEnum):
     INTERNAL = "internal"
 
 
-# ServiceNow's default priority data lookup (VENDOR_APIS.md §1.5), rows impact 1..3,
+# ServiceNow's default priority data lookup (docs/vendor-notes.md), rows impact 1..3,
 # columns urgency 1..3. Kept as data so the matrix reads like the documentation.
 _PRIORITY_MATRIX: dict[tuple[int, int], int] = {
     (1, 1): 1, (1, 2): 2, (1, 3): 3,

@@ -7,7 +7,9 @@ Contract:
   differences; comments are compared by how many public and internal ones each
   side holds, since a copy carries an attribution line its original lacks.
 - :class:`AuditReport` renders as ``table`` (rich), ``json``, ``csv`` or ``html``;
-  every renderer shows the same rows, values escaped for its format.
+  every renderer shows the same rows, values escaped for its format and whole
+  (an auditor needs the full value; no renderer cuts one). :meth:`render`
+  only returns text: it prints nothing.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from mappings.model import Incident
+from sync.output import render_table_text
 
 FORMATS = ("table", "json", "csv", "html")
 
@@ -209,16 +212,21 @@ class AuditReport:
             "</body></html>\n"
         )
 
-    def _render_table(self) -> str:
+    def table(self) -> Table:
+        """The findings as a rich table (values literal, never markup)."""
         table = Table(title="incident-sync audit", show_lines=False)
         for column in _COLUMNS:
             table.add_column(column.replace("_", " "), overflow="fold")
         for row in self.rows():
-            table.add_row(*(row[c] for c in _COLUMNS))
-        console = Console(record=True, width=140, force_terminal=False, highlight=False)
-        console.print(table)
-        console.print(", ".join(f"{k.replace('_', ' ')} {v}" for k, v in self.counts().items()))
-        return console.export_text()
+            table.add_row(*(Text(row[c]) for c in _COLUMNS))
+        return table
+
+    def summary(self) -> str:
+        return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in self.counts().items())
+
+    def _render_table(self) -> str:
+        # At the table's natural width: a file or a pipe has no screen to fit.
+        return render_table_text(self.table()) + self.summary() + "\n"
 
 
 _COLUMNS: Sequence[str] = (
@@ -227,7 +235,4 @@ _COLUMNS: Sequence[str] = (
 
 
 def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    text = str(value)
-    return text if len(text) <= 200 else text[:199] + "…"
+    return "" if value is None else str(value)

@@ -2,8 +2,9 @@
 
 Contract: :func:`offline_checks` validates the files a config points at and
 contacts nothing; it returns one ``what: ok`` line per file and raises
-ConfigError on the first broken one. :func:`online_check` reaches both tools,
-prints a table of what passed and failed and returns the exit status.
+ConfigError on the first broken one. :func:`online_results` reaches both tools
+and returns what passed and failed with the exit status; :func:`online_check`
+also prints them as a table (cells never cut, :mod:`sync.output`).
 """
 
 from __future__ import annotations
@@ -75,6 +76,13 @@ def vendor_statuses(profile: Profile, side: str, ctx: MappingContext) -> list[st
 
 
 def online_check(settings: Settings, console: Console) -> int:
+    """:func:`online_results`, printed as a table with a tally; returns the exit status."""
+    results, code = online_results(settings)
+    print_results(results, console)
+    return code
+
+
+def online_results(settings: Settings) -> tuple[list[CheckResult], int]:
     """Reach both tools and verify access, scope, fields and statuses.
 
     Exit status: 3 when a tool cannot be reached or refuses the credentials, 1
@@ -113,6 +121,13 @@ def online_check(settings: Settings, console: Console) -> int:
         finally:
             connector.close()
 
+    return results, code
+
+
+def print_results(results: list[CheckResult], console: Console) -> None:
+    """The check table and the ``N passed, M failed`` tally."""
+    from sync.output import print_table
+
     table = Table(show_edge=False, pad_edge=False)
     table.add_column("tool")
     table.add_column("check")
@@ -121,7 +136,6 @@ def online_check(settings: Settings, console: Console) -> int:
     for row in results:
         table.add_row(str(row.side), row.what, "[green]ok[/green]" if row.ok
                       else "[red]FAILED[/red]", escape(row.detail))
-    console.print(table)
+    print_table(console, table)
     failed = sum(1 for row in results if not row.ok)
     console.print(f"{len(results) - failed} passed, {failed} failed", markup=False)
-    return code

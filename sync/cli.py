@@ -5,7 +5,15 @@ Contract:
   ``$INCIDENT_SYNC_CONFIG``).
 - Errors reach the user as ONE line on stderr, never a traceback, and the exit
   status is decided in one place (:func:`sync.errors.exit_code_for`):
-  0 all done, 1 items failed, 2 usage/config, 3 a tool unreachable or refusing auth.
+  0 all done, 1 items failed (or the lock is held), 2 usage/config, 3 a tool
+  unreachable or refusing auth, 4 internal error.
+- Exit 4: an exception no command foresaw (a bug) ends as
+  ``incident-sync: internal error: <what>; rerun with -v for details``; with
+  ``-v`` the traceback goes to the log on stderr. The root command group
+  (:class:`GuardedGroup`) does this for every command, present and future, so
+  no command body needs its own catch-all. Ctrl-C is not an error: one line,
+  ``incident-sync: interrupted``, exit 130 (a command may say more, as ``run``
+  does). Values of secrets set in the environment are masked in both.
 - Subcommands living in other modules register themselves through
   :func:`_register_subcommands`, so this module stays the frame.
 """
@@ -13,28 +21,125 @@ Contract:
 from __future__ import annotations
 
 import logging
+import os
 import sys
-from collections.abc import Iterator
+import traceback
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 from sync import __version__
-from sync.errors import EXIT_CONFIG, EXIT_OK, ConfigError, SyncError, exit_code_for
-from sync.settings import DEFAULT_CONFIG, ENV_PREFIX, Settings, load_settings
+from sync.errors import (
+    EXIT_CONFIG,
+    EXIT_INTERNAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    ConfigError,
+    SyncError,
+    exit_code_for,
+)
+from sync.output import TableFormat, TableFormatOption, print_csv, print_json
+from sync.settings import DEFAULT_CONFIG, ENV_PREFIX, SECRET_KEYS, Settings, load_settings
+
+log = logging.getLogger(__name__)
+stdout = Console(highlight=False, soft_wrap=True)
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+
+# Exceptions that are click's own way of ending a command (exit statuses, usage
+# errors, aborts) and pipes closed by the reader (click quiets those itself):
+# none of them is a bug.
+# Typer has vendored click since 0.2x; its usage-error base is reached through the
+# public typer.BadParameter on either kind of install.
+_CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+_NOT_INTERNAL = (typer.Exit, typer.Abort, _CLICK_ERROR, BrokenPipeError)
+
+
+def _env_secrets() -> list[str]:
+    """Values of the secrets set in the environment (INCIDENT_SYNC_<SECTION>__PASSWORD...)."""
+    found = []
+    for name, value in os.environ.items():
+        key = name.rsplit("__", 1)[-1].lower()
+        if name.startswith(ENV_PREFIX) and key in SECRET_KEYS and len(value) >= 4:
+            found.append(value)
+    return found
+
+
+def _masked(text: str) -> str:
+    for secret in _env_secrets():
+        text = text.replace(secret, "***")
+    return text
+
+
+def internal_error_line(error: BaseException) -> str:
+    """The one line for an unforeseen exception: its type and message, secrets masked."""
+    what = " ".join(str(error).split()) or "(no message)"
+    return f"internal error: {type(error).__name__}: {_masked(what)}; rerun with -v for details"
+
+
+def report_internal_error(error: BaseException, *, verbose: bool) -> None:
+    """Print the one line; with ``verbose`` log the traceback (stderr) for a bug report."""
+    stderr.print(f"incident-sync: {internal_error_line(error)}", markup=False)
+    if verbose:
+        text = "".join(traceback.format_exception(error))
+        log.error("internal error, traceback follows:\n%s", _masked(text.rstrip()))
+
+
+def _verbose(ctx: typer.Context | None) -> bool:
+    return bool(ctx is not None and ctx.find_root().params.get("verbose"))
+
+
+class GuardedGroup(TyperGroup):
+    """The root command group: nothing a command lets escape reaches the user raw.
+
+    ``invoke`` runs the group callback and the chosen (sub)command, so catching
+    there covers every command, including ones added later; ``main`` also
+    covers argument parsing. A SyncError a command did not report itself still
+    gets its usual status; anything else is a bug (exit 4).
+    """
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _NOT_INTERNAL:
+            raise
+        except KeyboardInterrupt:
+            # Typer would exit 130 silently; say why the command stopped.
+            stderr.print("incident-sync: interrupted", markup=False)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except SyncError as error:
+            stderr.print(f"incident-sync: {error}", markup=False)
+            raise typer.Exit(exit_code_for(error)) from None
+        except Exception as error:
+            report_internal_error(error, verbose=_verbose(ctx))
+            raise typer.Exit(EXIT_INTERNAL) from None
+
+    def main(self, args: Sequence[str] | None = None, *more: Any, **extra: Any) -> Any:
+        try:
+            return super().main(args, *more, **extra)
+        except _NOT_INTERNAL:
+            raise
+        except Exception as error:  # outside invoke: while parsing the arguments
+            if not extra.get("standalone_mode", True):
+                raise
+            verbose = any(a in ("-v", "--verbose") or a.startswith("-vv")
+                          for a in (args if args is not None else sys.argv[1:]))
+            report_internal_error(error, verbose=verbose)
+            sys.exit(EXIT_INTERNAL)
+
 
 app = typer.Typer(
     name="incident-sync",
+    cls=GuardedGroup,
     help="Keep ITIL incidents in step between ServiceNow and Jira Service Management.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-stdout = Console(highlight=False, soft_wrap=True)
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 
 ConfigOption = Annotated[
     Path,
@@ -56,7 +161,7 @@ def fail(message: str, code: int) -> NoReturn:
 
 @contextmanager
 def reported_errors() -> Iterator[None]:
-    """Turn any SyncError into one stderr line and the DESIGN.md exit status."""
+    """Turn any SyncError into one stderr line and its exit status (exit_code_for)."""
     try:
         yield
     except SyncError as error:
@@ -69,6 +174,23 @@ def settings_from(config: Path, *, need_secrets: bool = True) -> Settings:
     if need_secrets:
         settings.require_secrets()
     return settings
+
+
+class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """A log handler writing to whatever ``sys.stderr`` is when a record comes.
+
+    ``basicConfig`` binds a handler once per process; commands run in-process
+    (tests, embedding) swap ``sys.stderr`` per invocation, and a handler bound to
+    the first, closed stream would fail on every later record.
+    """
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        """Ignored: the stream is always the current ``sys.stderr``."""
 
 
 def _version(value: bool) -> None:
@@ -86,7 +208,8 @@ def _main(
     verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logs.")] = 0,
 ) -> None:
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s",
+                        handlers=[_CurrentStderr()])
 
 
 @app.command()
@@ -95,16 +218,44 @@ def check(
     offline: Annotated[
         bool, typer.Option("--offline", help="Validate files only; contact nothing.")
     ] = False,
+    output: TableFormatOption = TableFormat.TABLE,
 ) -> None:
-    """Validate config, mapping and rules; without --offline also reach both tools."""
+    """Validate config, mapping and rules; without --offline also reach both tools.
+
+    ``--format json|csv`` gives one row per check, the file checks as tool
+    ``local``: ``{"checks": [{"tool", "check", "ok", "detail"}], "passed",
+    "failed"}`` or the same columns as CSV (``ok`` true/false).
+    """
     from sync import checks
 
     with reported_errors():
         settings = settings_from(config, need_secrets=not offline)
-        for line in checks.offline_checks(settings):
-            stdout.print(line, markup=False)
+        lines = checks.offline_checks(settings)
+        if output is TableFormat.TABLE:
+            for line in lines:
+                stdout.print(line, markup=False)
+            if not offline:
+                raise typer.Exit(checks.online_check(settings, stdout))
+            return
+        rows = [_offline_row(line) for line in lines]
+        code = EXIT_OK
         if not offline:
-            raise typer.Exit(checks.online_check(settings, stdout))
+            results, code = checks.online_results(settings)
+            rows += [{"tool": str(r.side), "check": r.what, "ok": r.ok, "detail": r.detail}
+                     for r in results]
+    if output is TableFormat.JSON:
+        failed = sum(1 for row in rows if not row["ok"])
+        print_json(stdout, {"checks": rows, "passed": len(rows) - failed, "failed": failed})
+    else:
+        print_csv(stdout, ["tool", "check", "ok", "detail"],
+                  ({**row, "ok": "true" if row["ok"] else "false"} for row in rows))
+    raise typer.Exit(code)
+
+
+def _offline_row(line: str) -> dict[str, Any]:
+    """``mapping default: ok (23 fields)`` -> a check row; a broken file raised already."""
+    what, _, detail = line.rpartition(": ")
+    return {"tool": "local", "check": what or line, "ok": True, "detail": detail if what else ""}
 
 
 def _register_subcommands() -> None:
@@ -129,7 +280,7 @@ _register_subcommands()
 
 def main() -> None:
     """Console-script entry point."""
-    # Typer/Click map usage errors to exit 2 themselves, which matches DESIGN.md.
+    # Typer/Click map usage errors to exit 2 themselves: our status for usage errors.
     try:
         app()
     except ConfigError as error:  # raised outside a command body (e.g. a callback)

@@ -1,14 +1,18 @@
 """``incident-sync mappings``: look at a mapping profile and try it on a sample record.
 
 Contract:
-- ``mappings show [--profile P] [--config C]`` prints the effective profile
-  (after ``extends``) as a table: neutral field, ServiceNow field, Jira field,
-  direction, owner, transforms and a value-map summary.
+- ``mappings show [--profile P] [--config C] [--format table|json|csv]`` prints
+  the effective profile (after ``extends``): neutral field, ServiceNow field,
+  Jira field, direction, owner, transforms and the value maps, every entry of
+  every map (never a summary, never a cut cell, see :mod:`sync.output`).
 - ``mappings test --record FILE.json --side servicenow|jira [--profile P]
   [--text-format adf|wiki] [--field-ids FILE.json]`` maps a sample raw record
   to the neutral incident and on to the other side's fields, and prints both
   as JSON (``incident``, ``<other side>`` with ``fields`` and ``losses``).
-  Nothing is contacted.
+  Nothing is contacted, so people and groups are not looked up: ``losses``
+  names every reference the preview could not resolve (one the record holds
+  but offline mapping cannot read, and one the run would look up on the other
+  side), instead of a bare ``null``.
 - Without ``--profile`` the profile is the config's ``[sync] mapping``; when no
   config file exists at the default place, the shipped "default".
 - Bad input is one line on stderr with exit status 2 (MappingError becomes a
@@ -24,11 +28,15 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from mappings.mapper import MappingContext, RecordError, to_fields, to_incident
+from mappings.mapper import MappingContext, RecordError, VendorFields, to_fields, to_incident
+from mappings.model import Incident
 from mappings.profile import FieldRule, MappingError, Profile, load_profile
+from mappings.transforms import GroupByName, UserByEmail, unwrap
 from sync.cli import ConfigOption, app, fail, reported_errors, settings_from, stdout
 from sync.errors import EXIT_CONFIG, ConfigError
+from sync.output import TableFormat, TableFormatOption, print_csv, print_json, print_table
 from sync.settings import DEFAULT_CONFIG
 
 mappings_app = typer.Typer(
@@ -95,19 +103,23 @@ def _transforms(rule: FieldRule) -> str:
     return "\n".join(parts) or "-"
 
 
+def _pairs(table: dict[str, Any]) -> str:
+    return ", ".join(f"{k}→{v}" for k, v in table.items())
+
+
 def _maps(rule: FieldRule) -> str:
+    """Every value-map entry: the write map in full, and read entries it does not imply."""
     parts = []
     for side in rule.sides:
         label = "SN" if side == "servicenow" else "Jira"
         to_map = rule.to_maps.get(side, {})
         from_map = rule.from_maps.get(side, {})
         if to_map:
-            shown = ", ".join(f"{k}→{v}" for k, v in list(to_map.items())[:3])
-            more = f" (+{len(to_map) - 3})" if len(to_map) > 3 else ""
-            parts.append(f"to {label}: {shown}{more}")
+            parts.append(f"to {label}: {_pairs(to_map)}")
+        # Read entries that merely invert the write map say nothing new.
         extra = {k: v for k, v in from_map.items() if to_map.get(str(v)) != k}
         if extra:
-            parts.append(f"also read from {label}: {len(extra)}")
+            parts.append(f"also read from {label}: {_pairs(extra)}")
     if rule.default is not None:
         parts.append(f"default {rule.default!s}")
     if rule.required_for:
@@ -116,21 +128,59 @@ def _maps(rule: FieldRule) -> str:
     return "\n".join(parts) or "-"
 
 
+def rule_json(rule: FieldRule) -> dict[str, Any]:
+    """One row of the effective profile for scripts: every map entry, JSON values."""
+    sides = {}
+    for side in ("servicenow", "jira"):
+        mapping = rule.sides.get(side)
+        sides[side] = None if mapping is None else {
+            "field": mapping.field,
+            "transform": mapping.transform.describe() or None,
+            "to_map": _jsonable(rule.to_maps.get(side, {})),
+            "from_map": _jsonable(rule.from_maps.get(side, {})),
+        }
+    return {
+        "neutral": rule.neutral,
+        **sides,
+        "direction": rule.direction,
+        "owner": rule.owner,
+        "default": _jsonable(rule.default),
+        "required_for": sorted(rule.required_for),
+        "fallback": _jsonable(rule.fallback),
+    }
+
+
+SHOW_COLUMNS = ["neutral", "servicenow", "jira", "direction", "owner", "transform",
+                "value_maps"]
+
+
 @mappings_app.command("show")
-def show(profile: ProfileOption = None, config: ConfigOption = Path(DEFAULT_CONFIG)) -> None:
-    """Print the effective mapping (after extends) as a table."""
+def show(profile: ProfileOption = None, config: ConfigOption = Path(DEFAULT_CONFIG),
+         output: TableFormatOption = TableFormat.TABLE) -> None:
+    """Print the effective mapping (after extends): a table, or json / csv."""
     with reported_errors():
         loaded = _profile(profile, config)
-        table = Table(title=f"mapping {loaded.name} ({loaded.source})", show_lines=True)
-        for column in ("neutral", "ServiceNow", "Jira", "direction", "owner", "transform",
-                       "value maps"):
-            table.add_column(column)
-        for rule in loaded.rules.values():
-            table.add_row(
-                rule.neutral, _side_cell(rule, "servicenow"), _side_cell(rule, "jira"),
-                rule.direction, rule.owner or "-", _transforms(rule), _maps(rule),
-            )
-        stdout.print(table)
+    rules = list(loaded.rules.values())
+    if output is TableFormat.JSON:
+        print_json(stdout, {"profile": loaded.name, "source": str(loaded.source),
+                            "fields": [rule_json(rule) for rule in rules]})
+        return
+    rows = [
+        {"neutral": rule.neutral, "servicenow": _side_cell(rule, "servicenow"),
+         "jira": _side_cell(rule, "jira"), "direction": rule.direction,
+         "owner": rule.owner or "-", "transform": _transforms(rule), "value_maps": _maps(rule)}
+        for rule in rules
+    ]
+    if output is TableFormat.CSV:
+        print_csv(stdout, SHOW_COLUMNS, rows)
+        return
+    table = Table(title=f"mapping {loaded.name} ({loaded.source})", show_lines=True)
+    for column in ("neutral", "ServiceNow", "Jira", "direction", "owner", "transform",
+                   "value maps"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*(Text(row[column]) for column in SHOW_COLUMNS))
+    print_table(stdout, table)
 
 
 # --------------------------------------------------------------------------- test
@@ -181,6 +231,78 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str, ensure_ascii=False))
 
 
+def _reference_kind(rule: FieldRule, side: str) -> tuple[str, str] | None:
+    """("user", "email") / ("group", "name") when ``side`` holds a person or a group."""
+    mapping = rule.sides.get(side)
+    if mapping is None:
+        return None
+    if isinstance(mapping.transform, UserByEmail):
+        return "user", UserByEmail.walk
+    if isinstance(mapping.transform, GroupByName):
+        return "group", GroupByName.walk
+    return None
+
+
+def _neutral_value(incident: Incident, name: str) -> Any:
+    if name.startswith("custom."):
+        return incident.custom.get(name.removeprefix("custom."))
+    return getattr(incident, name)
+
+
+def _shown(raw: Any) -> str:
+    """A raw reference as the record shows it: display value and sys_id when both."""
+    if isinstance(raw, dict):
+        display, value = raw.get("display_value"), raw.get("value")
+        if display and value and display != value:
+            return f"{display!r} (sys_id {value})"
+        raw = unwrap(raw)
+    return repr(raw)
+
+
+def reference_losses(profile: Profile, source: str, raw: dict[str, Any], incident: Incident,
+                     written: VendorFields, ctx: MappingContext) -> list[str]:
+    """What ``mappings test`` could not resolve offline, one line per reference.
+
+    People and groups travel by email and by name; the other side's id is looked
+    up by the connector when a run writes. Offline nothing is looked up, so a
+    reference the record holds without its email/name (a bare ServiceNow sys_id,
+    a display value) maps to nobody, and one that maps is written as a lookup key
+    (``{"$user": email}``), not as the other side's id. Both are said here.
+    """
+    other = "jira" if source == "servicenow" else "servicenow"
+    notes: list[str] = []
+    for rule in profile.rules.values():
+        value = _neutral_value(incident, rule.neutral)
+        found = _reference_kind(rule, source)
+        if found is not None and value is None:
+            kind, walk = found
+            field = rule.sides[source].field
+            held = raw.get(field)
+            if unwrap(held) is not None:
+                need = f"{field}.{walk}" if source == "servicenow" else f"the {walk}"
+                notes.append(
+                    f"{rule.neutral}: {source} {field} holds the {kind} {_shown(held)} but no"
+                    f" {need}; {kind}s are matched by {walk}, which offline mapping cannot look"
+                    f" up, so this preview maps nobody (a run reads {need} from the tool)"
+                )
+        found = _reference_kind(rule, other)
+        if found is None or value is None:
+            continue
+        kind, walk = found
+        if other == "jira" and kind == "group":
+            continue  # Jira takes a group as its name (a text field): nothing to look up
+        key = profile.jira_id(rule, ctx) if other == "jira" else rule.sides[other].field
+        target = written.fields.get(key)
+        if isinstance(target, dict) and len(target) == 1 and next(iter(target.values())):
+            notes.append(
+                f"{rule.neutral}: {other} {rule.sides[other].field} is the {kind} with {walk}"
+                f" {next(iter(target.values()))!r}, not resolved offline; a run looks it up on"
+                f" {other} when it writes (one {other} does not know is not assigned, with a"
+                " warning)"
+            )
+    return notes
+
+
 @mappings_app.command("test")
 def test(
     record: Annotated[Path, typer.Option("--record", "-r", help="Raw record (JSON) as the"
@@ -218,8 +340,10 @@ def test(
             fail(f"{record}: {error}", EXIT_CONFIG)
         except MappingError as error:
             raise config_error(error) from None
+        losses = [*written.losses,
+                  *reference_losses(loaded, source, raw, incident, written, ctx)]
         output = {
             "incident": incident.model_dump(mode="json"),
-            other: {"fields": _jsonable(written.fields), "losses": written.losses},
+            other: {"fields": _jsonable(written.fields), "losses": losses},
         }
         stdout.print(json.dumps(output, indent=2, ensure_ascii=False), markup=False)

@@ -3,7 +3,10 @@
 Contract: reads both tools and the state store, writes nothing to either (a
 missing store is not created), prints or writes the report in the chosen
 format, and exits 0 whatever it found: the findings are the output. Exit 2/3
-keep their usual meaning (configuration / a tool unreachable).
+keep their usual meaning (configuration / a tool unreachable). The report is
+written once: to stdout, or with ``--output FILE`` only to the file (stdout
+then gets one line saying where it went and the counts). Cells are never cut
+(:mod:`sync.output`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import typer
 
 from sync.cli import ConfigOption, app, fail, reported_errors, settings_from, stdout
 from sync.errors import EXIT_CONFIG
+from sync.output import print_table
 from sync.settings import DEFAULT_CONFIG
 
 
@@ -44,14 +48,18 @@ def audit(
         settings = settings_from(config)
         with engine_session(settings, create_store=False) as engine:
             report = build_audit(engine)
+    if output is None and format is AuditFormat.TABLE and stdout.is_terminal:
+        # A person at a terminal: the table fits the screen, folding long cells.
+        print_table(stdout, report.table())
+        stdout.print(report.summary(), markup=False)
+        return
     text = report.render(format.value)
     if output is None:
-        # Machine formats go out byte for byte: no wrapping, no markup.
+        # Machine formats and pipes go out byte for byte: no wrapping, no markup.
         stdout.out(text, highlight=False, end="")
         return
     try:
         output.write_text(text, encoding="utf-8")
     except OSError as error:
         fail(f"--output {output}: cannot write: {error.strerror}", EXIT_CONFIG)
-    counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in report.counts().items())
-    stdout.print(f"audit written to {output}: {counts}", markup=False)
+    stdout.print(f"audit written to {output}: {report.summary()}", markup=False)

@@ -4,9 +4,12 @@ Contract:
 - Both commands read the store named by ``[sync] state_url``; they need no
   secrets and contact neither tool. They never create a store: when there is
   none yet they say so ("no state store at <path> yet") and exit 0.
-- ``--format table`` (default) prints rich tables; ``--format json`` prints one
-  JSON document on stdout whose keys come in a fixed order, so scripts and
-  diffs are stable. Timestamps are ISO 8601 in UTC.
+- ``--format table`` (default) prints tables whose cells are never cut
+  (:mod:`sync.output`); ``--format json`` prints one JSON document on stdout
+  whose keys come in a fixed order, so scripts and diffs are stable;
+  ``--format csv`` prints one row per item (``status``: one row per run, queued
+  item, conflict and pending create, told apart by ``section``). Timestamps are
+  ISO 8601 in UTC in json and csv.
 - ``status`` also lists pending creates (intents a crashed run left behind).
 - ``status`` exits 0 whenever the store could be read, parked items or not:
   the information is the output, and a monitoring script that wants to alert
@@ -21,15 +24,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-import typer
 from rich.table import Table
 from rich.text import Text
 
 from sync.cli import ConfigOption, app, reported_errors, settings_from, stderr, stdout
+from sync.output import TableFormat, TableFormatOption, print_csv, print_json, print_table
 from sync.settings import DEFAULT_CONFIG
 from sync.state import (
     ConflictRecord,
@@ -44,16 +46,8 @@ from sync.state import (
 RUNS_SHOWN = 10
 
 
-class OutputFormat(StrEnum):
-    TABLE = "table"
-    JSON = "json"
-
-
-FormatOption = Annotated[
-    OutputFormat,
-    typer.Option("--format", "-f", help="table for people, json for scripts.",
-                 case_sensitive=False),
-]
+OutputFormat = TableFormat
+FormatOption = TableFormatOption
 
 
 # --------------------------------------------------------------------------- data
@@ -181,8 +175,47 @@ def _record_displays(store: StateStore, items: Iterable[RetryItem]) -> dict[tupl
 
 
 def _print_json(document: Any) -> None:
-    text = json.dumps(document, indent=2, ensure_ascii=False)
-    stdout.print(text, markup=False, highlight=False, emoji=False)
+    print_json(stdout, document)
+
+
+LINK_COLUMNS = ["id", "servicenow_id", "servicenow_display", "jira_key", "jira_display",
+                "version_servicenow", "version_jira", "created_at", "last_synced"]
+STATUS_COLUMNS = ["section", "when", "subject", "side", "state", "field", "servicenow_value",
+                  "jira_value", "detail"]
+
+
+def status_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``status`` document flattened to one CSV row per run, item, conflict, create."""
+    rows: list[dict[str, Any]] = []
+    for run in document["runs"]:
+        counts = ", ".join(f"{k} {v}" for k, v in run["counts"].items() if v)
+        seconds = run["duration_seconds"]
+        detail = "; ".join(part for part in (
+            "unfinished" if seconds is None else f"{seconds} s", counts, run["error"] or ""
+        ) if part)
+        rows.append({"section": "run", "when": run["started"], "subject": run["command"],
+                     "state": run["outcome"], "detail": detail})
+    for item in document["retry_queue"]:
+        record = item["record_id"]
+        if item["display"] and item["display"] != record:
+            record = f"{item['display']} ({record})"
+        rows.append({"section": "retry", "when": item["next_attempt"], "subject": record,
+                     "side": item["side"], "state": item["state"],
+                     "detail": "; ".join(part for part in (
+                         f"attempts {item['attempts']}", item["last_error"] or "") if part)})
+    for conflict in document["conflicts"]:
+        pair = f"{conflict['servicenow_display'] or conflict['servicenow_id']} <-> " \
+               f"{conflict['jira_key']}"
+        rows.append({"section": "conflict", "when": conflict["at"], "subject": pair,
+                     "state": conflict["resolution"], "field": conflict["field"],
+                     "servicenow_value": conflict["servicenow_value"],
+                     "jira_value": conflict["jira_value"],
+                     "detail": f"base {json.dumps(conflict['base'], ensure_ascii=False)}"})
+    for intent in document["pending_creates"]:
+        rows.append({"section": "pending_create", "when": intent["created_at"],
+                     "subject": intent["source_id"], "side": intent["source_side"],
+                     "state": "pending", "detail": f"create on {intent['target_side']}"})
+    return rows
 
 
 def _cell(value: Any) -> Text:
@@ -210,7 +243,7 @@ def _open(config: Path, output: OutputFormat) -> StateStore | None:
     try:
         return StateStore(settings.state_url, create=False)
     except NoStateStore as missing:
-        if output is OutputFormat.JSON:
+        if output is not OutputFormat.TABLE:
             # stdout carries only the (empty) document, for scripts.
             stderr.print(f"incident-sync: {missing}", markup=False)
         else:
@@ -232,6 +265,9 @@ def links(
     if output is OutputFormat.JSON:
         _print_json([link_json(link) for link in rows])
         return
+    if output is OutputFormat.CSV:
+        print_csv(stdout, LINK_COLUMNS, (link_json(link) for link in rows))
+        return
     if store is None:
         return
     if not rows:
@@ -245,7 +281,7 @@ def links(
             _cell(_when(link.updated_at)), _cell(link.version_servicenow),
             _cell(link.version_jira),
         )
-    stdout.print(table)
+    print_table(stdout, table)
     stdout.print(f"{len(rows)} link{'s' if len(rows) != 1 else ''}", markup=False)
 
 
@@ -272,6 +308,8 @@ def status(
                 store.close()
     if output is OutputFormat.JSON:
         _print_json(document)
+    elif output is OutputFormat.CSV:
+        print_csv(stdout, STATUS_COLUMNS, status_rows(document))
     elif store is not None:
         _print_status(document)
 
@@ -292,7 +330,7 @@ def _print_status(document: dict[str, Any]) -> None:
                 _cell("unfinished" if seconds is None else f"{seconds:.1f} s"),
                 _cell(run["command"]), _cell(run["outcome"]), _cell(counts), _cell(run["error"]),
             )
-        stdout.print(table)
+        print_table(stdout, table)
 
     queue = document["retry_queue"]
     if not queue:
@@ -316,7 +354,7 @@ def _print_status(document: dict[str, Any]) -> None:
                       else _when(datetime.fromisoformat(item["next_attempt"]))),
                 _cell(item["last_error"]),
             )
-        stdout.print(table)
+        print_table(stdout, table)
 
     _print_conflicts(document["conflicts"])
     for intent in document["pending_creates"]:
@@ -343,4 +381,4 @@ def _print_conflicts(conflicts: list[dict[str, Any]]) -> None:
             _value(conflict["jira_value"]), _value(conflict["base"]),
             _cell(_when(datetime.fromisoformat(conflict["at"]))),
         )
-    stdout.print(table)
+    print_table(stdout, table)

@@ -27,6 +27,7 @@ from rich.table import Table
 
 from connectors.sandbox.http import SandboxServer
 from sync.actions import side_title
+from sync.output import print_table
 from sync.settings import ENV_PREFIX, Settings, load_settings
 
 USERNAME = "admin"
@@ -145,7 +146,8 @@ def _compare(settings: Settings, console: Console) -> bool:
     for side in engine.sides:
         table.add_column(side_title(side), no_wrap=True)
     table.add_column("status", no_wrap=True)
-    table.add_column("title", no_wrap=True, max_width=30, overflow="ellipsis")
+    # Whole titles: a pipe lays the table out at its natural width, a terminal folds.
+    table.add_column("title")
     table.add_column("fields")
     for pair in report.pairs:
         if pair.missing:
@@ -157,7 +159,7 @@ def _compare(settings: Settings, console: Console) -> bool:
             verdict = "[green]equal[/green]"
         table.add_row(pair.servicenow_display, pair.jira_display, pair.status,
                       escape(pair.title), verdict)
-    console.print(table)
+    print_table(console, table)
     extra = [f"{len(report.orphans)} orphans"] if report.orphans else []
     extra += [f"{len(report.conflicts)} open conflicts"] if report.conflicts else []
     verdict = "all equal" if all(p.in_step for p in report.pairs) else "some differ"

@@ -12,7 +12,7 @@ Contract:
   only when both pulls completed.
 - :meth:`Engine.run` = lock the store, open the tools, plan, apply, record the
   run, release the lock; it returns a :class:`RunSummary` whose
-  ``exit_code`` follows DESIGN.md (0 ok, 1 something failed).
+  ``exit_code`` is 0 when all went well, 1 when something failed.
 - Snapshots are per side: the neutral projection of that side as of the last
   sync, i.e. our write as that side reads it back, or the side's own value.
   A record whose version equals the link's seen version is skipped without
@@ -70,7 +70,7 @@ __all__ = [
 
 
 class Engine(Applier):
-    """Two connectors, a mapping profile and a state store, synced as DESIGN.md says."""
+    """Two connectors, a mapping profile and a state store, synced (docs/architecture.md)."""
 
     def _lock(self) -> None:
         """Take the run lock; a lock left by a dead process on this host is taken over.

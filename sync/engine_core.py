@@ -46,9 +46,9 @@ VANISHED_BATCH = 3
 HEARTBEAT_SECONDS = 60.0
 
 # After creating a copy of a record, the source gets the copy's id, so both
-# carry each other's id (DESIGN.md "Creates are crash-safe"). The protocol can
+# carry each other's id (docs/architecture.md, "Crash-safe creates"). The protocol can
 # only set a foreign id on create (NewRecord), so the one vendor field the
-# engine names lives here: ServiceNow's correlation pair (VENDOR_APIS.md §1.5).
+# engine names lives here: ServiceNow's correlation pair (docs/vendor-notes.md).
 # A Jira source needs nothing: its copy's correlation_id already finds it.
 BACKLINK_FIELDS: dict[str, Callable[[str], dict[str, str]]] = {
     "servicenow": lambda foreign_id: {"correlation_id": foreign_id,

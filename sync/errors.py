@@ -3,8 +3,9 @@
 Contract: ``SyncError`` is the root shared with the connectors
 (:mod:`connectors.base`); this module adds the errors only the engine and CLI
 raise, and :func:`exit_code_for` is the single place that turns an error into
-the exit status of DESIGN.md (0 ok, 1 items failed, 2 usage/config, 3 a tool
-unreachable or refusing auth).
+an exit status (0 ok, 1 items failed, 2 usage/config, 3 a tool unreachable or
+refusing auth, 4 an internal error: an exception the code did not foresee; see
+docs/architecture.md, "Exit status").
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ EXIT_OK = 0
 EXIT_ITEMS_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_UNREACHABLE = 3
+# Not an error class: any exception outside the SyncError tree is a bug, and the
+# CLI frame (sync.cli) reports it as one line with this status.
+EXIT_INTERNAL = 4
+# Ctrl-C: the shell convention 128 + SIGINT, so scripts can tell it from a failure.
+EXIT_INTERRUPTED = 130
 
 
 class ConfigError(SyncError):
@@ -65,6 +71,8 @@ def exit_code_for(error: BaseException) -> int:
 
 __all__ = [
     "EXIT_CONFIG",
+    "EXIT_INTERNAL",
+    "EXIT_INTERRUPTED",
     "EXIT_ITEMS_FAILED",
     "EXIT_OK",
     "EXIT_UNREACHABLE",

@@ -179,3 +179,71 @@ def test_show_without_profile_or_config_shows_the_shipped_default(
     result = runner.invoke(app, ["mappings", "show"], env=WIDE)
     assert result.exit_code == 0, result.output
     assert "mapping default (profiles/default.toml)" in result.stdout
+
+
+# ------------------------------------------------------------------ references offline
+
+
+def _preview(tmp_path: Path, side: str, record: object) -> dict[str, object]:
+    path = tmp_path / "record.json"
+    path.write_text(json.dumps(record), encoding="utf-8")
+    result = runner.invoke(app, ["mappings", "test", "--profile", "default", "--side", side,
+                                 "--record", str(path)])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_test_names_each_reference_it_cannot_resolve_offline_instead_of_a_bare_null(
+    tmp_path: Path,
+) -> None:
+    # A plain Table API read: references are sys_ids, one with its display value, and
+    # the dot-walked emails/names were not requested.
+    output = _preview(tmp_path, "servicenow", {"result": {
+        "short_description": "Mail down", "state": "2", "impact": "2", "urgency": "2",
+        "caller_id": "62826bf03710200044e0bfc8bcbe5df9",
+        "assigned_to": {"value": "5137153cc611227c000bbd1bd8cd2007",
+                        "display_value": "David Loo"},
+        "assignment_group": {"value": "287ebd7da9fe198100f92cc8d1d2154e",
+                             "display_value": "Network"},
+    }})
+    incident = output["incident"]
+    assert (incident["caller"], incident["assignee"], incident["assignment_group"]) == (
+        None, None, None)
+    losses = output["jira"]["losses"]
+    caller = [loss for loss in losses if loss.startswith("caller:")]
+    assert len(caller) == 1
+    assert "62826bf03710200044e0bfc8bcbe5df9" in caller[0]
+    assert "no caller_id.email" in caller[0]
+    assignee = next(loss for loss in losses if loss.startswith("assignee:"))
+    assert "'David Loo' (sys_id 5137153cc611227c000bbd1bd8cd2007)" in assignee
+    group = next(loss for loss in losses if loss.startswith("assignment_group:"))
+    assert "'Network'" in group and "no assignment_group.name" in group
+
+
+def test_test_says_which_people_a_run_would_still_look_up_on_the_other_side() -> None:
+    result = runner.invoke(app, [
+        "mappings", "test", "--profile", "default", "--side", "servicenow",
+        "--record", str(RECORDS / "servicenow_display_all.json"),
+    ])
+    assert result.exit_code == 0, result.output
+    output = json.loads(result.stdout)
+    assert output["incident"]["caller"] == "hiro.tanaka@example.com"
+    losses = output["jira"]["losses"]
+    assert not any("maps nobody" in loss for loss in losses)  # every reference was readable
+    reporter = next(loss for loss in losses if loss.startswith("caller:"))
+    assert "jira reporter" in reporter and "'hiro.tanaka@example.com'" in reporter
+    assert "not resolved offline" in reporter
+    assert output["jira"]["fields"]["reporter"] == {"$user": "hiro.tanaka@example.com"}
+
+
+def test_test_of_a_jira_record_notes_the_servicenow_group_lookup() -> None:
+    result = runner.invoke(app, [
+        "mappings", "test", "--side", "jira", "--record", str(RECORDS / "jira_v2_issue.json"),
+    ])
+    assert result.exit_code == 0, result.output
+    output = json.loads(result.stdout)
+    losses = output["servicenow"]["losses"]
+    group = output["incident"]["assignment_group"]
+    assert group and any(loss.startswith("assignment_group: servicenow assignment_group is the"
+                                         f" group with name {group!r}") for loss in losses)
+    assert any("'chen.wei@example.com'" in loss for loss in losses)

@@ -1,5 +1,5 @@
 """The default profile against raw records shaped exactly as the vendors return them
-(VENDOR_APIS.md §1.9 and Jira v2/v3 issue JSON), and the writes it produces."""
+(ServiceNow Table API and Jira v2/v3 issue JSON), and the writes it produces."""
 
 from __future__ import annotations
 

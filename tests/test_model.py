@@ -23,7 +23,7 @@ from mappings.model import (
     itil_priority,
 )
 
-# The ServiceNow default lookup, written out cell by cell (VENDOR_APIS.md §1.5).
+# The ServiceNow default lookup, written out cell by cell (docs/vendor-notes.md).
 MATRIX = [
     (1, 1, 1), (1, 2, 2), (1, 3, 3),
     (2, 1, 2), (2, 2, 3), (2, 3, 4),

@@ -1,6 +1,6 @@
 """A stateful stand-in for the ServiceNow Table, Batch and Aggregate APIs, on loopback.
 
-Contract (VENDOR_APIS.md §1 is the reference; deliberate choices are noted):
+Contract (docs/vendor-notes.md, "ServiceNow", is the reference; deliberate choices are noted):
 - Routes: ``/api/now[/v1|/v2]/table/{table}`` (GET list, POST) and
   ``.../table/{table}/{sys_id}`` (GET, PUT, PATCH, DELETE); ``POST
   /api/now[/v1|/v2]/batch``; ``GET /api/now[/v1]/stats/{table}`` (Aggregate
@@ -522,7 +522,7 @@ class ServiceNowSandbox(SandboxServer):
 
 
 def _check_headers(request: Request) -> None:
-    """Accept on every call, Content-Type on writes (VENDOR_APIS.md §1.1)."""
+    """Accept on every call, Content-Type on writes (docs/vendor-notes.md, Table API)."""
     accept = request.headers.get("accept")
     if accept is None or not accept.strip():
         raise ServiceNowApiError(400, "Invalid request", "Missing Accept header")

@@ -1,4 +1,4 @@
-"""The ServiceNow Batch API (``POST /api/now/v1/batch``) for the sandbox, VENDOR_APIS.md §1.7.
+"""The ServiceNow Batch API (``POST /api/now/v1/batch``) for the sandbox (vendor-notes.md).
 
 Contract: :func:`run_batch` answers one batch request. Each ``rest_requests``
 item (``id``, ``method``, ``url`` required; ``headers`` as ``{name, value}``

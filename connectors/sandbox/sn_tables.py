@@ -9,7 +9,7 @@ Contract:
   when empty, references as bare sys_ids, datetimes UTC ``YYYY-MM-DD HH:MM:SS``.
 - :class:`Renderer` turns a stored row into what the Table API returns for a
   given ``sysparm_fields`` / ``sysparm_display_value`` /
-  ``sysparm_exclude_reference_link``, shapes as in VENDOR_APIS.md §1.2 and §1.9,
+  ``sysparm_exclude_reference_link``, shapes as in docs/vendor-notes.md (query parameters),
   including one-level dot-walks (``caller_id.email``) returned as flat keys and
   journal fields rendered from ``sys_journal_field`` under display values.
 - The module holds no state of its own; the sandbox passes its store in.
@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-# Value -> label lists of the base system (VENDOR_APIS.md §1.5).
+# Value -> label lists of the base system (docs/vendor-notes.md, "Incident fields").
 STATE_LABELS = {"1": "New", "2": "In Progress", "3": "On Hold", "6": "Resolved",
                 "7": "Closed", "8": "Canceled"}
 HOLD_REASON_LABELS = {"1": "Awaiting Caller", "3": "Awaiting Problem", "4": "Awaiting Vendor",
@@ -175,7 +175,7 @@ _INCIDENT_COLUMNS = _columns(
     Column("user_input"),
 )
 
-# Insert defaults of the base incident table (VENDOR_APIS.md §1.5 and §1.9).
+# Insert defaults of the base incident table (docs/vendor-notes.md, "Incident fields").
 INCIDENT_DEFAULTS = {
     "state": "1", "impact": "3", "urgency": "3", "severity": "3", "category": "inquiry",
     "escalation": "0", "contact_type": "phone", "notify": "1", "approval": "not requested",

@@ -150,7 +150,7 @@ def _reference_value(tables: Rows, column: Column, text: str, input_display: boo
 
 def incident_rules(before: Mapping[str, str] | None, row: dict[str, str],
                    changes: Mapping[str, str], user_sys_id: str, now: str) -> None:
-    """The base incident business rules and data policies (VENDOR_APIS.md §1.5)."""
+    """The base incident business rules and data policies (vendor-notes.md, incident fields)."""
     row["priority"] = PRIORITY_MATRIX.get((row["impact"], row["urgency"]), row["priority"])
     state = row["state"]
     old_state = before["state"] if before else None
