@@ -81,11 +81,14 @@ from connectors.base import (
     RetriableError,
     ServerInfo,
     Side,
+    SiteField,
     ValidationFailed,
     WriteResult,
     ref_of,
 )
 from connectors.jira_errors import Account, from_http, from_transport, one_line
+from connectors.jira_fields import create_items
+from connectors.jira_fields import site_fields as join_site_fields
 from connectors.jira_jql import (
     LABEL_PREFIX,
     keys_jql,
@@ -207,6 +210,8 @@ class JiraConnector:
             max_batch=BULK_LIMIT, page_size=page_size,
         )
         self.field_ids: dict[str, str] = {}
+        # GET /field as the site answered it at open(), kept for site_fields().
+        self._field_list: list[dict[str, Any]] = []
         self._jira: JIRA | None = None
         self._meter = _Meter(self._budget)
         self._info: ServerInfo | None = None
@@ -336,6 +341,7 @@ class JiraConnector:
         jira = self._require()
         raw = self._call("list fields", jira.fields, idempotent=True)
         self.field_ids = {str(f["name"]): str(f["id"]) for f in raw if "name" in f and "id" in f}
+        self._field_list = [dict(f) for f in raw if isinstance(f, dict)]
         # Prime the library's clause-name cache from the same answer; left empty,
         # it would fetch GET /field again before every search.
         jira._fields_cache_value = {
@@ -912,6 +918,51 @@ class JiraConnector:
             # visibility is what we just asked for, not a guess from the echo.
             raw["jsdPublic"] = not internal
         return to_comment(raw)
+
+    # ------------------------------------------------------------ site fields
+
+    def site_fields(self) -> list[SiteField]:
+        """GET /field joined with the create screen of the configured project and issue
+        type and the edit screen of one issue in scope (none in scope: edit unknown).
+
+        Costs: the project read (once per run), one createmeta page per 50 fields, one
+        search for an issue and one editmeta; nothing when the answers are cached."""
+        self._require()
+        return join_site_fields(self._field_list, self._create_meta(), self._edit_meta())
+
+    def _create_meta(self) -> list[dict[str, Any]] | None:
+        """The create screen's fields; None when the site has no per-type createmeta
+        (Jira Server / Data Center before 8.4 answers 404)."""
+        _, type_id = self._ids()
+        items: list[dict[str, Any]] = []
+        path = f"issue/createmeta/{self.project}/issuetypes/{type_id}"
+        start = 0
+        while True:
+            try:
+                page = self._call("create metadata", lambda s=start: self._api(
+                    "GET", path, params={"startAt": s, "maxResults": 50}), idempotent=True)
+            except NotFound:
+                return None
+            found = create_items(page)
+            items.extend(found)
+            start += len(found)
+            total = page.get("total")
+            if (not found or page.get("isLast") is True
+                    or (isinstance(total, int) and start >= total)):
+                return items
+
+    def _edit_meta(self) -> dict[str, dict[str, Any]] | None:
+        """The edit screen of the newest issue in scope; None when the scope is empty."""
+        jira = self._require()
+        jql = scope_jql(self.project, self.jql) + " ORDER BY updated DESC"
+        first = next(iter(self._search_pages(jql, ["updated"])), [])
+        if not first:
+            return None
+        key = str(first[0].get("key") or first[0].get("id"))
+        meta = self._call(f"edit metadata of {key}", lambda: jira.editmeta(key),
+                          idempotent=True)
+        fields = meta.get("fields") if isinstance(meta, dict) else None
+        return {str(k): v for k, v in (fields or {}).items() if isinstance(v, dict)}
 
     # ------------------------------------------------------------ check
 
