@@ -80,6 +80,18 @@ def vendor_statuses(profile: Profile, side: str, ctx: MappingContext) -> list[st
     return values
 
 
+# Wide enough for any row: piped output is for logs, grep and scripts, not a screen.
+PIPED_WIDTH = 100_000
+
+
+def table_console(console: Console) -> Console:
+    """``console`` on a terminal (long cells fold); piped, one as wide as the content,
+    so no cell is folded or cut."""
+    if console.is_terminal:
+        return console
+    return Console(file=console.file, highlight=False, width=PIPED_WIDTH)
+
+
 # What a row of the check table says: passed, failed, or an optional row skipped.
 _SHOWN = {"ok": "[green]ok[/green]", "FAILED": "[red]FAILED[/red]",
           "skipped": "[yellow]skipped[/yellow]"}
@@ -174,7 +186,7 @@ def online_check(settings: Settings, console: Console) -> int:
     table.add_column("detail", overflow="fold")
     for side, what, result, detail in results:
         table.add_row(side, escape(what), _SHOWN[result], escape(detail))
-    console.print(table)
+    table_console(console).print(table)
     failed = sum(1 for row in results if row[2] == "FAILED")
     skipped = sum(1 for row in results if row[2] == "skipped")
     console.print(f"{len(results) - failed - skipped} passed, {failed} failed"

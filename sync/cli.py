@@ -116,6 +116,7 @@ def _register_subcommands() -> None:
     from connectors.sandbox.serve import sandbox  # connectors-side: cannot import this app
     app.command("sandbox")(sandbox)
     from sync import (
+        cli_fields,  # noqa: F401  (mappings fields)
         cli_mappings,  # noqa: F401  (mappings show, mappings test)
         commands,  # noqa: F401  (plan, run, demo)
         commands_audit,  # noqa: F401  (audit)
