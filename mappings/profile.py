@@ -48,6 +48,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     TypeAdapter,
     ValidationError,
     field_validator,
@@ -145,7 +146,8 @@ class RowSpec(_Strict):
     default: Scalar | None = None
     required_for: list[str] = Field(default_factory=list)
     fallback: Scalar | None = None
-    optional: bool = False
+    # Strict: TOML has booleans, and "no" must not quietly read as true.
+    optional: StrictBool = False
 
     @field_validator("servicenow", "jira", mode="before")
     @classmethod
