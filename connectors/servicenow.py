@@ -777,12 +777,11 @@ class ServiceNowConnector:
         ``unknown``; an empty list means neither was readable.
         """
         tables = self._table_chain()
-        try:
-            entries = self._all_rows(
-                "sys_dictionary", f"{any_of('name', tables)}^elementISNOTEMPTY",
-                ["name", "element", "column_label", "internal_type", "choice", "reference",
-                 "read_only"])
-        except (AuthError, NotFound):
+        entries = self._dictionary(tables) if tables is not None else None
+        if entries is None:
+            # Without the dictionary (or the table's ancestry, without which the
+            # inherited columns would look missing) a record shows the columns.
+            tables = tables or [self.table]
             entries = [{"name": self.table, "element": name, "column_label": name,
                         "internal_type": "unknown", "choice": "0"}
                        for name in (self._sample() or [{}])[0]]
@@ -807,8 +806,9 @@ class ServiceNowConnector:
             ))
         return out
 
-    def _table_chain(self) -> list[str]:
-        """The table and the tables it extends, nearest first (incident, task)."""
+    def _table_chain(self) -> list[str] | None:
+        """The table and the tables it extends, nearest first (incident, task); None
+        when sys_db_object is hidden from this user."""
         chain = [self.table]
         try:
             while len(chain) < MAX_TABLE_DEPTH:
@@ -819,8 +819,18 @@ class ServiceNowConnector:
                     break
                 chain.append(parent)
         except (AuthError, NotFound):
-            pass  # sys_db_object hidden from this user: the table alone
+            return None
         return chain
+
+    def _dictionary(self, tables: Sequence[str]) -> list[dict[str, Any]] | None:
+        """sys_dictionary entries of these tables; None when hidden from this user."""
+        try:
+            return self._all_rows(
+                "sys_dictionary", f"{any_of('name', tables)}^elementISNOTEMPTY",
+                ["name", "element", "column_label", "internal_type", "choice", "reference",
+                 "read_only"])
+        except (AuthError, NotFound):
+            return None
 
     def _choices(self, tables: Sequence[str]) -> dict[str, tuple[str, ...]]:
         """Active choice values per column; a table's own list hides the inherited one."""

@@ -196,3 +196,28 @@ def test_the_servicenow_dictionary_is_read_only_and_splits_task_from_incident() 
         ("incident", "Caller", "sys_user")]
     assert len(incident) == 1 and incident[0]["super_class"]
     assert refused.status_code == 403
+
+
+def test_a_user_who_may_not_read_the_dictionary_gets_a_records_columns() -> None:
+    from connectors.base import AuthError
+    from connectors.servicenow import ServiceNowConnector
+
+    with ServiceNowSandbox(username=USER, password=PASSWORD, seed_incidents=1) as sandbox:
+        connector = ServiceNowConnector(sandbox.url, USER, PASSWORD)
+        real_list = connector._list
+
+        def acl(table: str, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
+            # The instance's answer to an itil user reading system tables (403).
+            if table in ("sys_dictionary", "sys_db_object"):
+                raise AuthError(f"ACL: no read access to {table}", side="servicenow")
+            return real_list(table, *args, **kwargs)
+
+        connector._list = acl  # type: ignore[method-assign]
+        connector.open()
+        fields = {f.id: f for f in connector.site_fields()}
+        connector.close()
+
+    # Inherited columns are there (from the record), typed unknown.
+    assert fields["short_description"].type == "unknown"
+    assert fields["caller_id"].name == "caller_id"
+    assert fields["state"].allowed is None  # not known to be a choice without the dictionary
