@@ -931,8 +931,12 @@ class JiraConnector:
         return join_site_fields(self._field_list, self._create_meta(), self._edit_meta())
 
     def _create_meta(self) -> list[dict[str, Any]] | None:
-        """The create screen's fields; None when the site has no per-type createmeta
-        (Jira Server / Data Center before 8.4 answers 404)."""
+        """The create screen's fields ("Get create field metadata for a project and issue
+        type id", GET /rest/api/3/issue/createmeta/{projectIdOrKey}/issuetypes/
+        {issueTypeId}, paged); None when the site has no such endpoint (Jira Server /
+        Data Center before 8.4 answers 404: Atlassian, "createmeta REST endpoint to be
+        removed", confluence.atlassian.com/jiracore/createmeta-rest-endpoint-to-be-
+        removed-975040986.html)."""
         _, type_id = self._ids()
         items: list[dict[str, Any]] = []
         path = f"issue/createmeta/{self.project}/issuetypes/{type_id}"
@@ -952,9 +956,16 @@ class JiraConnector:
                 return items
 
     def _edit_meta(self) -> dict[str, dict[str, Any]] | None:
-        """The edit screen of the newest issue in scope; None when the scope is empty."""
+        """The edit screen of the newest open issue in scope; None when there is none.
+
+        Jira has edit metadata per issue only ("Get edit issue metadata",
+        GET /rest/api/3/issue/{issueIdOrKey}/editmeta), and answers ``{"fields": {}}``
+        for an issue whose status is not editable (jira.issue.editable = false, common
+        on Closed; Atlassian JRASERVER-63664): so a done issue is not asked, and an
+        empty answer means "cannot tell", not "nothing is editable"."""
         jira = self._require()
-        jql = scope_jql(self.project, self.jql) + " ORDER BY updated DESC"
+        jql = f"{scope_jql(self.project, self.jql)} AND statusCategory != Done " \
+              "ORDER BY updated DESC"
         first = next(iter(self._search_pages(jql, ["updated"])), [])
         if not first:
             return None
@@ -962,7 +973,8 @@ class JiraConnector:
         meta = self._call(f"edit metadata of {key}", lambda: jira.editmeta(key),
                           idempotent=True)
         fields = meta.get("fields") if isinstance(meta, dict) else None
-        return {str(k): v for k, v in (fields or {}).items() if isinstance(v, dict)}
+        found = {str(k): v for k, v in (fields or {}).items() if isinstance(v, dict)}
+        return found or None
 
     # ------------------------------------------------------------ check
 

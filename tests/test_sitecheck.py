@@ -234,3 +234,24 @@ def test_the_jira_sandbox_editmeta_matches_the_spec() -> None:
                  {"issueIdOrKey": "OPS-999"}, expect=404)
 
     assert "summary" in meta["fields"]
+
+
+@pytest.mark.parametrize("mode", ["cloud", "datacenter"])
+def test_the_edit_screen_is_read_from_an_open_issue_never_a_done_one(mode: str) -> None:
+    from connectors.jira import JiraConnector
+
+    with JiraSandbox(mode=mode, username=USER, password=PASSWORD) as sandbox:
+        done = sandbox.create_issue({"summary": "Old outage"})
+        sandbox.transition_issue(done, "Resolved")
+        connector = JiraConnector(sandbox.url, email=USER if mode == "cloud" else None,
+                                  token=PASSWORD, project="OPS", issue_type="Incident")
+        connector.open()
+        only_done = {f.id: f for f in connector.site_fields()}
+        sandbox.create_issue({"summary": "New outage"})
+        with_open = {f.id: f for f in connector.site_fields()}
+        connector.close()
+        asked = [e.path for e in sandbox.log.entries if e.path.endswith("/editmeta")]
+
+    assert only_done["summary"].on_edit is None
+    assert with_open["summary"].on_edit is True
+    assert asked == [f"/rest/api/{'3' if mode == 'cloud' else '2'}/issue/OPS-2/editmeta"]
