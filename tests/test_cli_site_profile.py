@@ -167,3 +167,27 @@ def test_an_optional_row_the_site_has_is_checked_and_synced_as_usual(
     assert "skipped" not in check.output and "custom.jira_creator" not in check.output
     assert run.exit_code == 0, run.output
     assert "skipped" not in run.output
+
+
+def test_the_skip_warning_shows_in_the_output_of_every_scheduled_run(
+    with_incidents: Any, sync_config: Any
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    config = sync_config(mapping=str(PROFILES / "site_jira_optional_absent.toml"))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "sync", "run", "--every", "1s", "--max-runs", "2",
+         "--config", str(config)],
+        capture_output=True, text=True, timeout=120, env=dict(os.environ),
+        cwd=config.parent,
+    )
+
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if "optional row skipped" in line]
+    assert len(warnings) == 2, done.stderr
+    assert all("fields.custom.major_incident.jira" in line for line in warnings)
+    assert [line.split(",")[0] for line in done.stdout.splitlines()] == ["created 2",
+                                                                         "created 0"]
