@@ -259,7 +259,10 @@ class SiteField:
     column label). ``allowed`` holds the values a select / choice field accepts,
     None when the field takes free values (or the tool does not say).
     ``on_create`` / ``on_edit``: whether the field can be set when creating /
-    editing (Jira create and edit screens); None when the tool cannot tell.
+    editing (Jira create and edit screens); None when the tool cannot tell or the
+    question does not apply (Jira sets status and resolution through transitions).
+    ``note`` says, in the tool's own terms, why a field cannot be set ("not on the
+    create screen of OPS / Incident", "read-only column").
     """
 
     id: str
@@ -269,12 +272,13 @@ class SiteField:
     allowed: tuple[str, ...] | None = None
     on_create: bool | None = None
     on_edit: bool | None = None
+    note: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {
             "id": self.id, "name": self.name, "type": self.type, "custom": self.custom,
             "allowed": list(self.allowed) if self.allowed is not None else None,
-            "on_create": self.on_create, "on_edit": self.on_edit,
+            "on_create": self.on_create, "on_edit": self.on_edit, "note": self.note,
         }
 
 

@@ -928,7 +928,8 @@ class JiraConnector:
         Costs: the project read (once per run), one createmeta page per 50 fields, one
         search for an issue and one editmeta; nothing when the answers are cached."""
         self._require()
-        return join_site_fields(self._field_list, self._create_meta(), self._edit_meta())
+        return join_site_fields(self._field_list, self._create_meta(), self._edit_meta(),
+                                where=f"{self.project} / {self.issue_type}")
 
     def _create_meta(self) -> list[dict[str, Any]] | None:
         """The create screen's fields ("Get create field metadata for a project and issue

@@ -10,7 +10,11 @@ Contract:
   custom selects, ``name`` for priorities, components, resolutions...);
   disabled options are left out, since Jira refuses them on create and edit.
 - A screen that could not be read (``None``) leaves ``on_create`` / ``on_edit``
-  unknown (None) rather than claiming the field is missing.
+  unknown (None) rather than claiming the field is missing. ``status`` and
+  ``resolution`` change through workflow transitions, never through the
+  screens, so the question does not apply to them (None as well).
+- ``note`` names the screen a field is missing from, with ``where`` (the
+  project and issue type, ``OPS / Incident``).
 - Pure: no I/O, no ``jira`` library import; :mod:`connectors.jira` fetches.
 """
 
@@ -62,10 +66,26 @@ def _meta_id(item: Mapping[str, Any]) -> str:
     return str(item.get("fieldId") or item.get("key") or item.get("id") or "")
 
 
+# Set through workflow transitions (a resolution rides on the step into a done status).
+TRANSITION_FIELDS = frozenset({"status", "resolution"})
+
+
+def _note(on_create: bool | None, on_edit: bool | None, where: str) -> str:
+    of = f" of {where}" if where else ""
+    if on_create is False and on_edit is False:
+        return f"on neither the create nor the edit screen{of}"
+    if on_create is False:
+        return f"not on the create screen{of}"
+    if on_edit is False:
+        return f"not on the edit screen{of}"
+    return ""
+
+
 def site_fields(
     field_list: Sequence[Mapping[str, Any]],
     create_meta: Sequence[Mapping[str, Any]] | None,
     edit_meta: Mapping[str, Mapping[str, Any]] | None,
+    where: str = "",
 ) -> list[SiteField]:
     """``GET /field`` rows, each with what the create / edit screens say about it."""
     create = {_meta_id(item): item for item in create_meta or ()}
@@ -77,16 +97,21 @@ def site_fields(
         field_id = str(raw["id"])
         screen = create.get(field_id) or edit.get(field_id) or {}
         allowed = allowed_labels(screen.get("allowedValues"))
+        on_create = None if create_meta is None else field_id in create
+        on_edit = None if edit_meta is None else field_id in edit
+        if field_id in TRANSITION_FIELDS:
+            on_create = on_edit = None
         out.append(SiteField(
             id=field_id,
             name=str(raw["name"]),
             type=field_type(raw.get("schema") or screen.get("schema")),
             custom=bool(raw.get("custom")),
             allowed=allowed,
-            on_create=None if create_meta is None else field_id in create,
-            on_edit=None if edit_meta is None else field_id in edit,
+            on_create=on_create,
+            on_edit=on_edit,
+            note=_note(on_create, on_edit, where),
         ))
     return out
 
 
-__all__ = ["allowed_labels", "create_items", "field_type", "site_fields"]
+__all__ = ["TRANSITION_FIELDS", "allowed_labels", "create_items", "field_type", "site_fields"]

@@ -803,6 +803,7 @@ class ServiceNowConnector:
                 custom=element.startswith("u_"),
                 allowed=choices.get(element) if is_choice else None,
                 on_create=not read_only, on_edit=not read_only,
+                note=f"a read-only column of {self.table}" if read_only else "",
             ))
         return out
 

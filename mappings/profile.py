@@ -83,6 +83,9 @@ _JIRA_SYSTEM_FIELDS = frozenset({
     "environment", "issuetype", "project", "fixVersions", "versions", "security",
     "timetracking", "parent", "creator", "statuscategorychangedate", "lastViewed",
 })
+# Sides whose fields a profile may name by display name ("Impact"), looked up on the
+# site; elsewhere a field is named by its id (a ServiceNow column name).
+NAMED_FIELD_SIDES = frozenset({"jira"})
 _CUSTOMFIELD = re.compile(r"customfield_\d+")
 _SN_FIELD = re.compile(r"[a-z][a-z0-9_]*")
 _CUSTOM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -100,7 +100,7 @@ _SHOWN = {"ok": "[green]ok[/green]", "FAILED": "[red]FAILED[/red]",
 def _site_rows(profile: Profile, connector: Connector) -> tuple[list[tuple[str, str, str]],
                                                                   list[FieldFinding]]:
     """(check, result, detail) rows of the profile against ``connector``'s site fields."""
-    from sync.sitecheck import screen_of, verify_side
+    from sync.sitecheck import verify_side
 
     side = str(connector.side)
     mapped = sum(1 for rule in profile.rules.values() if side in rule.sides)
@@ -113,7 +113,7 @@ def _site_rows(profile: Profile, connector: Connector) -> tuple[list[tuple[str, 
     if not fields:
         return [("profile fields on the site", "ok",
                  "not verified: the site shows this user no field list")], []
-    findings = verify_side(profile, side, fields, screen=screen_of(connector))
+    findings = verify_side(profile, side, fields)
     rows = [(f"field {f.neutral}", "skipped" if f.skipped else "FAILED", f.detail)
             for f in findings]
     rows.insert(0, ("profile fields on the site",

@@ -3,14 +3,14 @@
 Contract:
 - :func:`verify_side` compares every row of a profile that maps to one side
   with that side's :class:`connectors.base.SiteField` list and returns one
-  :class:`FieldFinding` per problem: the field is not on the site (Jira: by id
-  or name; ServiceNow: a column of the table or of a table it extends), a value
-  the row writes is not among the select / choice values the field offers, or
-  a field the row writes cannot be set (Jira: not on the project's create or
-  edit screen; ServiceNow: a read-only column). Each finding names the closest
-  names or values the site does have (difflib). Pure: no I/O.
-- Statuses are left to the connectors' own status check, and Jira's
-  ``resolution`` is set through workflow transitions, not screens.
+  :class:`FieldFinding` per problem: the field is not on the site (by id, or
+  by display name on the sides where profiles may use names), a value the row
+  writes is not among the select / choice values the field offers, or a field
+  the row writes cannot be set on create or edit (the connector's ``note`` says
+  why: a screen it is missing from, a read-only column). Each finding names
+  the closest names or values the site does have (difflib). Pure: no I/O, and
+  no vendor knowledge: that comes with the site fields and the profile.
+- The status row is left to the connectors' own status check.
 - A row with ``optional = true`` is *skipped* instead of failing:
   :meth:`FieldFinding.skipped` is True and :func:`effective_profile` drops it.
 - :func:`site_checked_profile` is what ``plan`` and ``run`` call before anything
@@ -28,14 +28,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from connectors.base import Connector, SiteField
-from mappings.profile import FieldRule, Profile
+from mappings.profile import NAMED_FIELD_SIDES, FieldRule, Profile
+from sync.actions import side_title
 from sync.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
-SIDE_TITLES = {"servicenow": "ServiceNow", "jira": "Jira"}
-# Jira sets these through workflow transitions, never through the create/edit screens.
-_TRANSITION_FIELDS = frozenset({"status", "resolution"})
 _SIMILAR = 3
 
 
@@ -74,36 +72,35 @@ class FieldFinding:
 
     def line(self, source: str) -> str:
         """One line naming the profile file, the row and the field."""
-        return (f"{source}: {self.key}: {SIDE_TITLES.get(self.side, self.side)} field "
+        return (f"{source}: {self.key}: {side_title(self.side)} field "
                 f"{self.field!r}: {self.problem}"
                 + (f"; similar: {', '.join(self.similar)}" if self.similar else ""))
 
 
-def _label(side: str, site_field: SiteField) -> str:
-    # Jira people know fields by name, ServiceNow admins by column name.
-    if side == "jira":
-        return f"{site_field.name} ({site_field.id})"
-    return f"{site_field.id} ({site_field.name})" if site_field.name != site_field.id \
-        else site_field.id
+def _label(site_field: SiteField) -> str:
+    """``Sub-category (customfield_10231)``: what people read, then what a profile writes."""
+    if site_field.name == site_field.id:
+        return site_field.id
+    return f"{site_field.name} ({site_field.id})"
 
 
 def find_field(side: str, name: str, fields: Sequence[SiteField]) -> SiteField | None:
-    """The site field a profile names: by id, else (Jira) by name, exact then any case."""
-    head = name.split(".", 1)[0] if side == "servicenow" else name  # dot-walks: the column
+    """The site field a profile names: by id; on a side whose profiles may use display
+    names, by name too (exact, then in any case, as the mapping resolves it)."""
     for site_field in fields:
-        if site_field.id == head:
+        if site_field.id == name:
             return site_field
-    if side != "jira":
+    if side not in NAMED_FIELD_SIDES:
         return None
     for site_field in fields:
-        if site_field.name == head:
+        if site_field.name == name:
             return site_field
-    folded = head.casefold()
+    folded = name.casefold()
     return next((f for f in fields if f.name.casefold() == folded), None)
 
 
-def similar_fields(side: str, name: str, fields: Sequence[SiteField]) -> tuple[str, ...]:
-    """The closest names the site has, as ``Name (id)`` (Jira) or ``column (Label)``."""
+def similar_fields(name: str, fields: Sequence[SiteField]) -> tuple[str, ...]:
+    """The closest names or ids the site has, as ``Name (id)``."""
     keys: dict[str, SiteField] = {}
     for site_field in fields:
         keys.setdefault(site_field.id.casefold(), site_field)
@@ -111,7 +108,7 @@ def similar_fields(side: str, name: str, fields: Sequence[SiteField]) -> tuple[s
     out: list[str] = []
     for match in difflib.get_close_matches(name.casefold(), list(keys), n=_SIMILAR * 2,
                                            cutoff=0.6):
-        label = _label(side, keys[match])
+        label = _label(keys[match])
         if label not in out:
             out.append(label)
     return tuple(out[:_SIMILAR])
@@ -136,11 +133,10 @@ def written_values(rule: FieldRule, side: str) -> list[str]:
     return list(dict.fromkeys(str(v) for v in values))
 
 
-def verify_side(profile: Profile, side: str, fields: Sequence[SiteField],
-                *, screen: str = "") -> list[FieldFinding]:
+def verify_side(profile: Profile, side: str,
+                fields: Sequence[SiteField]) -> list[FieldFinding]:
     """Every problem of ``profile``'s ``side`` against the site's ``fields`` (in row order).
 
-    ``screen`` names the Jira create screen in messages (``OPS / Incident``).
     An empty ``fields`` means the site could not be read: nothing is claimed.
     """
     if not fields:
@@ -158,11 +154,11 @@ def verify_side(profile: Profile, side: str, fields: Sequence[SiteField],
 
         site_field = find_field(side, mapping.field, fields)
         if site_field is None:
-            found("not on this site", similar_fields(side, mapping.field, fields))
+            found("not on this site", similar_fields(mapping.field, fields))
             continue
         if rule.neutral == "status" or not rule.writes_to(side):
             continue  # statuses have their own check; read-only rows need no screen
-        problem = _settable(side, site_field, screen)
+        problem = _unsettable(site_field)
         if problem:
             found(problem)
             continue
@@ -178,18 +174,12 @@ def verify_side(profile: Profile, side: str, fields: Sequence[SiteField],
     return findings
 
 
-def _settable(side: str, site_field: SiteField, screen: str) -> str:
-    if side == "jira":
-        if site_field.id in _TRANSITION_FIELDS:
-            return ""
-        where = f" of {screen}" if screen else ""
-        if site_field.on_create is False:
-            return f"not on the create screen{where}, so it cannot be set"
-        if site_field.on_edit is False:
-            return f"not on the edit screen{where}, so it cannot be changed"
-        return ""
-    if site_field.on_create is False and site_field.on_edit is False:
-        return "read-only on this site, so it cannot be written"
+def _unsettable(site_field: SiteField) -> str:
+    """Why a written field cannot take our writes ("" when it can, or nobody can tell)."""
+    if site_field.on_create is False:
+        return f"{site_field.note or 'cannot be set on create'}, so it cannot be set"
+    if site_field.on_edit is False:
+        return f"{site_field.note or 'cannot be set on edit'}, so it cannot be changed"
     return ""
 
 
@@ -205,12 +195,6 @@ def failure_line(source: str, findings: Sequence[FieldFinding]) -> str:
     if len(failed) > 1:
         text += f" (and {len(failed) - 1} more: run incident-sync check)"
     return text
-
-
-def screen_of(connector: Connector) -> str:
-    """``OPS / Incident`` for a Jira connector (where create-screen problems live)."""
-    project, issue_type = getattr(connector, "project", ""), getattr(connector, "issue_type", "")
-    return f"{project} / {issue_type}" if project and issue_type else ""
 
 
 def site_checked_profile(profile: Profile,
@@ -230,7 +214,7 @@ def site_checked_profile(profile: Profile,
             fields = connector.site_fields()
         finally:
             connector.close()
-        findings.extend(verify_side(profile, side, fields, screen=screen_of(connector)))
+        findings.extend(verify_side(profile, side, fields))
     if any(not f.skipped for f in findings):
         # ConfigError prefixes the source: the one line is "<profile>: <row>: ...".
         raise ConfigError(profile.source, [failure_line(profile.source, findings)
@@ -246,7 +230,6 @@ __all__ = [
     "effective_profile",
     "failure_line",
     "find_field",
-    "screen_of",
     "similar_fields",
     "site_checked_profile",
     "verify_side",

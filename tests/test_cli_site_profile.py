@@ -35,7 +35,8 @@ BROKEN = {
                                          "not on the create screen of OPS / Incident"]),
     "site_servicenow_column_absent": (
         "fields.custom.severity.servicenow", ["ServiceNow field 'u_severty'",
-                                              "not on this site", "similar: severity"]),
+                                              "not on this site",
+                                              "similar: Severity (severity)"]),
     "site_servicenow_choice_absent": (
         "fields.custom.hold_reason.servicenow", ["ServiceNow field 'hold_reason'",
                                                  "does not offer '2'"]),

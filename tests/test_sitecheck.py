@@ -21,10 +21,11 @@ USER, PASSWORD = "admin", "sandbox"
 JIRA_SITE = [
     SiteField("summary", "Summary", "string", on_create=True, on_edit=True),
     SiteField("description", "Description", "string", on_create=True, on_edit=True),
-    SiteField("status", "Status", "status", on_create=False, on_edit=False),
-    SiteField("resolution", "Resolution", "resolution", on_create=False, on_edit=False),
+    # Set through transitions: the connector does not claim a screen either way.
+    SiteField("status", "Status", "status"),
+    SiteField("resolution", "Resolution", "resolution"),
     SiteField("issuetype", "Issue Type", "issuetype", allowed=("Incident",), on_create=True,
-              on_edit=False),
+              on_edit=False, note="not on the edit screen of OPS / Incident"),
     SiteField("customfield_10231", "Sub-category", "string (textfield)", custom=True,
               on_create=True, on_edit=True),
     SiteField("customfield_10005", "Urgency", "option (select)", custom=True,
@@ -55,9 +56,10 @@ def test_a_field_name_the_site_lacks_names_the_closest_it_has(tmp_path: Path) ->
 def test_names_match_in_any_case_and_ids_match_exactly() -> None:
     assert find_field("jira", "urgency", JIRA_SITE) is JIRA_SITE[6]
     assert find_field("jira", "customfield_10231", JIRA_SITE) is JIRA_SITE[5]
-    # A ServiceNow dot-walk lives on its first column.
+    # ServiceNow profiles name columns, never labels: "caller" is not caller_id.
     columns = [SiteField("caller_id", "Caller", "reference -> sys_user")]
-    assert find_field("servicenow", "caller_id.email", columns) is columns[0]
+    assert find_field("servicenow", "caller", columns) is None
+    assert find_field("servicenow", "caller_id", columns) is columns[0]
 
 
 def test_an_option_the_select_lacks_fails_even_behind_a_wildcard(tmp_path: Path) -> None:
@@ -74,7 +76,7 @@ def test_a_field_missing_from_the_edit_screen_cannot_be_written(tmp_path: Path) 
     profile = profile_of(tmp_path, '[fields.custom.kind]\njira = "issuetype"\n'
                                    'to_jira = { "*" = "Incident" }\n')
 
-    (finding,) = verify_side(profile, "jira", JIRA_SITE, screen="OPS / Incident")
+    (finding,) = verify_side(profile, "jira", JIRA_SITE)
 
     assert finding.problem == ("not on the edit screen of OPS / Incident, so it cannot be "
                                "changed")
@@ -108,7 +110,8 @@ def test_optional_must_be_a_boolean(tmp_path: Path) -> None:
 
 def test_servicenow_read_only_columns_and_choice_values(tmp_path: Path) -> None:
     columns = [
-        SiteField("number", "Number", "string", on_create=False, on_edit=False),
+        SiteField("number", "Number", "string", on_create=False, on_edit=False,
+                  note="a read-only column of incident"),
         SiteField("hold_reason", "On hold reason", "integer", allowed=("1", "3", "4", "5"),
                   on_create=True, on_edit=True),
     ]
@@ -120,7 +123,7 @@ def test_servicenow_read_only_columns_and_choice_values(tmp_path: Path) -> None:
     findings = verify_side(profile, "servicenow", columns)
 
     assert [(f.neutral, f.problem) for f in findings] == [
-        ("custom.num", "read-only on this site, so it cannot be written"),
+        ("custom.num", "a read-only column of incident, so it cannot be set"),
         ("custom.hold", "does not offer '2' (offers: '1', '3', '4', '5')"),
     ]
 
@@ -151,7 +154,19 @@ def test_jira_field_types_and_allowed_values_read_as_people_know_them() -> None:
 def test_a_site_without_screens_leaves_settability_unknown() -> None:
     (only,) = site_fields([{"id": "summary", "name": "Summary", "schema": {"type": "string"}}],
                           None, None)
-    assert only.on_create is None and only.on_edit is None
+    assert only.on_create is None and only.on_edit is None and only.note == ""
+
+
+def test_screens_say_where_a_field_is_missing_and_leave_transition_fields_alone() -> None:
+    listed = [{"id": i, "name": i.title()} for i in ("summary", "creator", "status",
+                                                      "resolution")]
+    fields = {f.id: f for f in site_fields(listed, [{"fieldId": "summary"}],
+                                           {"summary": {}}, where="OPS / Incident")}
+
+    assert fields["summary"].on_create is True and fields["summary"].note == ""
+    assert fields["creator"].note == ("on neither the create nor the edit screen of "
+                                      "OPS / Incident")
+    assert fields["status"].on_create is None and fields["resolution"].on_edit is None
 
 
 @pytest.mark.parametrize("mode", ["cloud", "datacenter"])
