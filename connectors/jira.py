@@ -55,6 +55,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -923,13 +924,26 @@ class JiraConnector:
 
     def site_fields(self) -> list[SiteField]:
         """GET /field joined with the create screen of the configured project and issue
-        type and the edit screen of one issue in scope (none in scope: edit unknown).
+        type and the edit screen of one open issue in scope (none: edit unknown), with
+        the site's resolutions as the resolution field's values.
 
         Costs: the project read (once per run), one createmeta page per 50 fields, one
-        search for an issue and one editmeta; nothing when the answers are cached."""
-        self._require()
-        return join_site_fields(self._field_list, self._create_meta(), self._edit_meta(),
-                                where=f"{self.project} / {self.issue_type}")
+        search for an issue, one editmeta and one resolution list."""
+        jira = self._require()
+        fields = join_site_fields(self._field_list, self._create_meta(), self._edit_meta(),
+                                  where=f"{self.project} / {self.issue_type}")
+        # Resolutions are set on transitions, so no screen lists them; the site's list
+        # is what a transition accepts. Priority likewise when the create screen lacks it.
+        lists: dict[str, Callable[[], list[Any]]] = {
+            "resolution": jira.resolutions, "priority": jira.priorities}
+        for index, site_field in enumerate(fields):
+            if site_field.id in lists and site_field.allowed is None:
+                names = self._call(f"list {site_field.id} values", lists[site_field.id],
+                                   idempotent=True)
+                fields[index] = replace(site_field, allowed=tuple(
+                    str(getattr(item, "name", "")) for item in names
+                    if getattr(item, "name", None)))
+        return fields
 
     def _create_meta(self) -> list[dict[str, Any]] | None:
         """The create screen's fields ("Get create field metadata for a project and issue

@@ -30,6 +30,9 @@ BROKEN = {
                                 "similar: Urgency ("]),
     "site_jira_option_absent": (
         "fields.urgency.jira", ["Jira field 'Urgency'", "does not offer 'Sevre'"]),
+    "site_jira_resolution_absent": (
+        "fields.resolution_code.jira", ["Jira field 'resolution'",
+                                        "does not offer \"Won't Fix\""]),
     "site_jira_not_on_create_screen": (
         "fields.custom.opened_by.jira", ["Jira field 'Creator'",
                                          "not on the create screen of OPS / Incident"]),
