@@ -238,19 +238,6 @@ def test_a_user_who_may_not_read_the_dictionary_gets_a_records_columns() -> None
     assert fields["state"].allowed is None  # not known to be a choice without the dictionary
 
 
-def test_the_jira_sandbox_editmeta_matches_the_spec() -> None:
-    from test_sandbox_jira_openapi import Checked
-
-    with JiraSandbox(mode="cloud", seed_incidents=1) as sandbox:
-        api = Checked(sandbox)
-        meta = api.call("get", "/rest/api/3/issue/{issueIdOrKey}/editmeta",
-                        {"issueIdOrKey": "OPS-1"}, expect=200)
-        api.call("get", "/rest/api/3/issue/{issueIdOrKey}/editmeta",
-                 {"issueIdOrKey": "OPS-999"}, expect=404)
-
-    assert "summary" in meta["fields"]
-
-
 @pytest.mark.parametrize("mode", ["cloud", "datacenter"])
 def test_the_edit_screen_is_read_from_an_open_issue_never_a_done_one(mode: str) -> None:
     from connectors.jira import JiraConnector
