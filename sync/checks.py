@@ -106,10 +106,8 @@ def _site_rows(profile: Profile, connector: Connector) -> tuple[list[tuple[str, 
     mapped = sum(1 for rule in profile.rules.values() if side in rule.sides)
     if not mapped:
         return [], []
-    try:
-        fields = connector.site_fields()
-    except ConnectorError as error:
-        return [("profile fields on the site", "FAILED", str(error))], []
+    # A ConnectorError here (the tool failing, not the profile) leaves to the caller.
+    fields = connector.site_fields()
     if not fields:
         return [("profile fields on the site", "ok",
                  "not verified: the site shows this user no field list")], []
@@ -154,10 +152,19 @@ def online_check(settings: Settings, console: Console) -> int:
                                  f"{error}{'; ' + advice if advice else ''}")])
                 code = EXIT_UNREACHABLE
                 continue
-            site_rows, findings = _site_rows(profile, connector)
-            profile_broken = profile_broken or any(row[1] == "FAILED" for row in site_rows)
-            # The rows the site cannot hold are reported above; the remaining checks
-            # run on the rest, so one bad name does not hide everything else.
+            try:
+                site_rows, findings = _site_rows(profile, connector)
+            except ConnectorError as error:
+                # The tool failed to answer (not the profile's fault): 3 when it refuses
+                # or is gone, else 1 like any other failed check.
+                site_rows, findings = [("profile fields on the site", "FAILED", str(error))], []
+                if isinstance(error, FatalError):
+                    code = EXIT_UNREACHABLE
+                elif code == EXIT_OK:
+                    code = EXIT_ITEMS_FAILED
+            profile_broken = profile_broken or any(not f.skipped for f in findings)
+            # The rows the site cannot hold get rows of their own; the remaining
+            # checks run on the rest, so one bad name does not hide everything else.
             usable = effective_profile(profile, findings)
             ctx = MappingContext(text_format=info.text_format,
                                  field_ids=dict(getattr(connector, "field_ids", None) or {}))

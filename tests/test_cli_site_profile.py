@@ -195,3 +195,26 @@ def test_the_skip_warning_shows_in_the_output_of_every_scheduled_run(
     assert all("fields.custom.major_incident.jira" in line for line in warnings)
     assert [line.split(",")[0] for line in done.stdout.splitlines()] == ["created 2",
                                                                          "created 0"]
+
+
+@pytest.mark.parametrize(("failure", "status"), [("refused", 3), ("flaky", 1)])
+def test_check_tells_a_tool_failing_to_list_its_fields_from_a_bad_profile(
+    sandboxes: Any, sync_config: Any, monkeypatch: pytest.MonkeyPatch, failure: str,
+    status: int
+) -> None:
+    from connectors.base import AuthError, RetriableError
+    from connectors.jira import JiraConnector
+
+    def site_fields(self: JiraConnector) -> list[Any]:
+        if failure == "refused":
+            raise AuthError("Jira: admin may not browse project OPS", side="jira")
+        raise RetriableError("Jira: HTTP 503 from /rest/api/3/field", side="jira")
+
+    monkeypatch.setattr(JiraConnector, "site_fields", site_fields)
+
+    result = invoke("check", "--config", str(sync_config()))
+
+    assert result.exit_code == status, result.output
+    (row,) = [line for line in result.output.splitlines()
+              if line.startswith("jira") and "profile fields on the site" in line]
+    assert "FAILED" in row and ("may not browse" in row or "HTTP 503" in row)
