@@ -54,11 +54,9 @@ class FieldFinding:
 
     @property
     def key(self) -> str:
-        """The profile key of the row's side: ``fields.subcategory.jira``."""
-        neutral = self.neutral
-        if neutral.startswith("custom."):
-            neutral = f"custom.{neutral[len('custom.'):]}"
-        return f"fields.{neutral}.{self.side}"
+        """The profile key of the row's side: ``fields.subcategory.jira``,
+        ``fields.custom.severity.servicenow``."""
+        return f"fields.{self.neutral}.{self.side}"
 
     @property
     def detail(self) -> str:
