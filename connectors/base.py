@@ -251,6 +251,38 @@ class CheckResult:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class SiteField:
+    """One field the connected site offers for the configured table / project and type.
+
+    ``id`` is what a write names (Jira ``customfield_10004`` / ``summary``, a
+    ServiceNow column); ``name`` is what people read (Jira field name, ServiceNow
+    column label). ``allowed`` holds the values a select / choice field accepts,
+    None when the field takes free values (or the tool does not say).
+    ``on_create`` / ``on_edit``: whether the field can be set when creating /
+    editing (Jira create and edit screens); None when the tool cannot tell or the
+    question does not apply (Jira sets status and resolution through transitions).
+    ``note`` says, in the tool's own terms, why a field cannot be set ("not on the
+    create screen of OPS / Incident", "read-only column").
+    """
+
+    id: str
+    name: str
+    type: str
+    custom: bool = False
+    allowed: tuple[str, ...] | None = None
+    on_create: bool | None = None
+    on_edit: bool | None = None
+    note: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "name": self.name, "type": self.type, "custom": self.custom,
+            "allowed": list(self.allowed) if self.allowed is not None else None,
+            "on_create": self.on_create, "on_edit": self.on_edit, "note": self.note,
+        }
+
+
 # --------------------------------------------------------------------------- protocol
 
 
@@ -313,6 +345,12 @@ class Connector(Protocol):
         """Verify access, scope, and that these fields and statuses exist."""
         ...
 
+    def site_fields(self) -> list[SiteField]:
+        """Every field the site offers for the configured table (ServiceNow) or project
+        and issue type (Jira), with select values and create/edit settability. Read-only;
+        call after :meth:`open`."""
+        ...
+
 
 __all__ = [
     "GROUP_REF",
@@ -333,6 +371,7 @@ __all__ = [
     "RetriableError",
     "ServerInfo",
     "Side",
+    "SiteField",
     "SkippableError",
     "SyncError",
     "Unreachable",

@@ -55,6 +55,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, tzinfo
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -81,11 +82,14 @@ from connectors.base import (
     RetriableError,
     ServerInfo,
     Side,
+    SiteField,
     ValidationFailed,
     WriteResult,
     ref_of,
 )
 from connectors.jira_errors import Account, from_http, from_transport, one_line
+from connectors.jira_fields import create_items
+from connectors.jira_fields import site_fields as join_site_fields
 from connectors.jira_jql import (
     LABEL_PREFIX,
     keys_jql,
@@ -207,6 +211,8 @@ class JiraConnector:
             max_batch=BULK_LIMIT, page_size=page_size,
         )
         self.field_ids: dict[str, str] = {}
+        # GET /field as the site answered it at open(), kept for site_fields().
+        self._field_list: list[dict[str, Any]] = []
         self._jira: JIRA | None = None
         self._meter = _Meter(self._budget)
         self._info: ServerInfo | None = None
@@ -336,6 +342,7 @@ class JiraConnector:
         jira = self._require()
         raw = self._call("list fields", jira.fields, idempotent=True)
         self.field_ids = {str(f["name"]): str(f["id"]) for f in raw if "name" in f and "id" in f}
+        self._field_list = [dict(f) for f in raw if isinstance(f, dict)]
         # Prime the library's clause-name cache from the same answer; left empty,
         # it would fetch GET /field again before every search.
         jira._fields_cache_value = {
@@ -912,6 +919,77 @@ class JiraConnector:
             # visibility is what we just asked for, not a guess from the echo.
             raw["jsdPublic"] = not internal
         return to_comment(raw)
+
+    # ------------------------------------------------------------ site fields
+
+    def site_fields(self) -> list[SiteField]:
+        """GET /field joined with the create screen of the configured project and issue
+        type and the edit screen of one open issue in scope (none: edit unknown), with
+        the site's resolutions as the resolution field's values.
+
+        Costs: the project read (once per run), one createmeta page per 50 fields, one
+        search for an issue, one editmeta and one resolution list."""
+        jira = self._require()
+        fields = join_site_fields(self._field_list, self._create_meta(), self._edit_meta(),
+                                  where=f"{self.project} / {self.issue_type}")
+        # Resolutions are set on transitions, so no screen lists them; the site's list
+        # is what a transition accepts. Priority likewise when the create screen lacks it.
+        lists: dict[str, Callable[[], list[Any]]] = {
+            "resolution": jira.resolutions, "priority": jira.priorities}
+        for index, site_field in enumerate(fields):
+            if site_field.id in lists and site_field.allowed is None:
+                names = self._call(f"list {site_field.id} values", lists[site_field.id],
+                                   idempotent=True)
+                fields[index] = replace(site_field, allowed=tuple(
+                    str(getattr(item, "name", "")) for item in names
+                    if getattr(item, "name", None)))
+        return fields
+
+    def _create_meta(self) -> list[dict[str, Any]] | None:
+        """The create screen's fields ("Get create field metadata for a project and issue
+        type id", GET /rest/api/3/issue/createmeta/{projectIdOrKey}/issuetypes/
+        {issueTypeId}, paged); None when the site has no such endpoint (Jira Server /
+        Data Center before 8.4 answers 404: Atlassian, "createmeta REST endpoint to be
+        removed", confluence.atlassian.com/jiracore/createmeta-rest-endpoint-to-be-
+        removed-975040986.html)."""
+        _, type_id = self._ids()
+        items: list[dict[str, Any]] = []
+        path = f"issue/createmeta/{self.project}/issuetypes/{type_id}"
+        start = 0
+        while True:
+            try:
+                page = self._call("create metadata", lambda s=start: self._api(
+                    "GET", path, params={"startAt": s, "maxResults": 50}), idempotent=True)
+            except NotFound:
+                return None
+            found = create_items(page)
+            items.extend(found)
+            start += len(found)
+            total = page.get("total")
+            if (not found or page.get("isLast") is True
+                    or (isinstance(total, int) and start >= total)):
+                return items
+
+    def _edit_meta(self) -> dict[str, dict[str, Any]] | None:
+        """The edit screen of the newest open issue in scope; None when there is none.
+
+        Jira has edit metadata per issue only ("Get edit issue metadata",
+        GET /rest/api/3/issue/{issueIdOrKey}/editmeta), and answers ``{"fields": {}}``
+        for an issue whose status is not editable (jira.issue.editable = false, common
+        on Closed; Atlassian JRASERVER-63664): so a done issue is not asked, and an
+        empty answer means "cannot tell", not "nothing is editable"."""
+        jira = self._require()
+        jql = f"{scope_jql(self.project, self.jql)} AND statusCategory != Done " \
+              "ORDER BY updated DESC"
+        first = next(iter(self._search_pages(jql, ["updated"])), [])
+        if not first:
+            return None
+        key = str(first[0].get("key") or first[0].get("id"))
+        meta = self._call(f"edit metadata of {key}", lambda: jira.editmeta(key),
+                          idempotent=True)
+        fields = meta.get("fields") if isinstance(meta, dict) else None
+        found = {str(k): v for k, v in (fields or {}).items() if isinstance(v, dict)}
+        return found or None
 
     # ------------------------------------------------------------ check
 

@@ -61,6 +61,7 @@ from connectors.base import (
     RetriableError,
     ServerInfo,
     Side,
+    SiteField,
     SkippableError,
     ValidationFailed,
     WriteResult,
@@ -97,6 +98,8 @@ BATCH_SIZE = 50                        # records per Batch API request
 ID_BATCH = 100                         # ids per IN list: URLs stay near 4 kB
 BATCH_RESENDS = 3                      # re-sends of unserviced Batch API items
 JOURNAL_PAGE = 1000
+META_PAGE = 1000                       # sys_dictionary / sys_choice rows per request
+MAX_TABLE_DEPTH = 10                   # incident -> task is 2; custom tables go deeper
 BATCH_PATH = "/api/now/v1/batch"
 
 
@@ -762,6 +765,104 @@ class ServiceNowConnector:
             visibility=VISIBILITY_OF_ELEMENT[element],
             author=self._author_emails({by}).get(by, by) if by else "",
         )
+
+    # ----------------------------------------------------------------- site fields
+
+    def site_fields(self) -> list[SiteField]:
+        """The table's columns from ``sys_dictionary`` (its own and those it inherits,
+        found through ``sys_db_object.super_class``) with their ``sys_choice`` values.
+
+        A user who may not read the dictionary (it needs the admin or
+        personalize_dictionary role) gets the columns of one record instead, typed
+        ``unknown``; an empty list means neither was readable.
+        """
+        tables = self._table_chain()
+        entries = self._dictionary(tables) if tables is not None else None
+        if entries is None:
+            # Without the dictionary (or the table's ancestry, without which the
+            # inherited columns would look missing) a record shows the columns.
+            tables = tables or [self.table]
+            entries = [{"name": self.table, "element": name, "column_label": name,
+                        "internal_type": "unknown", "choice": "0"}
+                       for name in (self._sample() or [{}])[0]]
+        # A table's own entry overrides the one it inherits (same element).
+        depth = {name: index for index, name in enumerate(tables)}
+        columns: dict[str, dict[str, Any]] = {}
+        for entry in sorted(entries, key=lambda e: -depth.get(str(e.get("name")), 0)):
+            columns[str(entry.get("element"))] = entry
+        choices = self._choices(tables)
+        out = []
+        for element, entry in sorted(columns.items()):
+            read_only = str(entry.get("read_only", "false")) == "true"
+            kind = str(entry.get("internal_type") or "unknown")
+            if entry.get("reference"):
+                kind = f"{kind} -> {entry['reference']}"
+            is_choice = str(entry.get("choice") or "0") not in ("", "0")
+            out.append(SiteField(
+                id=element, name=str(entry.get("column_label") or element), type=kind,
+                custom=element.startswith("u_"),
+                allowed=choices.get(element) if is_choice else None,
+                on_create=not read_only, on_edit=not read_only,
+                note=f"a read-only column of {self.table}" if read_only else "",
+            ))
+        return out
+
+    def _table_chain(self) -> list[str] | None:
+        """The table and the tables it extends, nearest first (incident, task); None
+        when sys_db_object is hidden from this user."""
+        chain = [self.table]
+        try:
+            while len(chain) < MAX_TABLE_DEPTH:
+                rows = self._list("sys_db_object", equals("name", chain[-1]),
+                                  ["name", "super_class.name"], limit=1)
+                parent = str(rows[0].get("super_class.name") or "") if rows else ""
+                if not parent or parent in chain:
+                    break
+                chain.append(parent)
+        except (AuthError, NotFound):
+            return None
+        return chain
+
+    def _dictionary(self, tables: Sequence[str]) -> list[dict[str, Any]] | None:
+        """sys_dictionary entries of these tables; None when hidden from this user."""
+        try:
+            return self._all_rows(
+                "sys_dictionary", f"{any_of('name', tables)}^elementISNOTEMPTY",
+                ["name", "element", "column_label", "internal_type", "choice", "reference",
+                 "read_only"])
+        except (AuthError, NotFound):
+            return None
+
+    def _choices(self, tables: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        """Active choice values per column; a table's own list hides the inherited one."""
+        try:
+            rows = self._all_rows(
+                "sys_choice", f"{any_of('name', tables)}^inactive!=true",
+                ["name", "element", "value", "sequence"])
+        except (AuthError, NotFound):
+            return {}
+        by_table: dict[tuple[str, str], list[tuple[int, str]]] = {}
+        for row in rows:
+            key = (str(row.get("name")), str(row.get("element")))
+            sequence = str(row.get("sequence") or "0")
+            order = int(sequence) if sequence.lstrip("-").isdigit() else 0
+            by_table.setdefault(key, []).append((order, str(row.get("value"))))
+        out: dict[str, tuple[str, ...]] = {}
+        for table in reversed(list(tables)):  # nearest table last: it wins
+            for (name, element), values in by_table.items():
+                if name == table:
+                    out[element] = tuple(v for _, v in sorted(values))
+        return out
+
+    def _all_rows(self, table: str, query: str, fields: Sequence[str]) -> list[dict[str, Any]]:
+        """Every row of a metadata query, page by page (ordered, so pages don't shift)."""
+        rows: list[dict[str, Any]] = []
+        while True:
+            page = self._list(table, f"{query}^ORDERBYsys_id", fields, limit=META_PAGE,
+                              offset=len(rows))
+            rows.extend(page)
+            if len(page) < META_PAGE:
+                return rows
 
     # ----------------------------------------------------------------- check
 

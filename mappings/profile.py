@@ -22,8 +22,10 @@ Contract:
   entries added on top), ``default`` (neutral value for a vendor value that has
   no mapping), ``required_for`` + ``fallback`` (statuses for which the field
   must be written, ``"*"`` for all, and the neutral value written when it is
-  empty; ``{origin}`` in the fallback becomes the other record's name). A map
-  key ``"*"`` matches any value without an entry of its own.
+  empty; ``{origin}`` in the fallback becomes the other record's name),
+  ``optional`` (true: when the connected site lacks the row's field, the row is
+  skipped with a warning instead of stopping the run). A map key ``"*"``
+  matches any value without an entry of its own.
 - Choice fields (status, impact, urgency, priority, escalation) that travel to
   a side need a *total* ``to_<side>`` map (every neutral value, or ``"*"``)
   unless the side's transform is ``int_string``.
@@ -35,7 +37,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from importlib import resources
@@ -46,6 +48,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     TypeAdapter,
     ValidationError,
     field_validator,
@@ -80,6 +83,9 @@ _JIRA_SYSTEM_FIELDS = frozenset({
     "environment", "issuetype", "project", "fixVersions", "versions", "security",
     "timetracking", "parent", "creator", "statuscategorychangedate", "lastViewed",
 })
+# Sides whose fields a profile may name by display name ("Impact"), looked up on the
+# site; elsewhere a field is named by its id (a ServiceNow column name).
+NAMED_FIELD_SIDES = frozenset({"jira"})
 _CUSTOMFIELD = re.compile(r"customfield_\d+")
 _SN_FIELD = re.compile(r"[a-z][a-z0-9_]*")
 _CUSTOM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -143,6 +149,8 @@ class RowSpec(_Strict):
     default: Scalar | None = None
     required_for: list[str] = Field(default_factory=list)
     fallback: Scalar | None = None
+    # Strict: TOML has booleans, and "no" must not quietly read as true.
+    optional: StrictBool = False
 
     @field_validator("servicenow", "jira", mode="before")
     @classmethod
@@ -203,6 +211,7 @@ class FieldRule:
     default: Any = None
     required_for: frozenset[str] = frozenset()
     fallback: Any = None
+    optional: bool = False   # skipped (with a warning) when the site lacks its field
 
     def writes_to(self, side: str) -> bool:
         if side not in self.sides:
@@ -231,6 +240,18 @@ class Profile:
 
     def rule(self, neutral_field: str) -> FieldRule | None:
         return self.rules.get(neutral_field)
+
+    def without(self, neutral_fields: Iterable[str]) -> Profile:
+        """This profile minus some rows (optional rows the connected site cannot hold)."""
+        dropped = set(neutral_fields)
+        if not dropped:
+            return self
+        return Profile(
+            self.name, self.source,
+            {name: rule for name, rule in self.rules.items() if name not in dropped},
+            self.description,
+            {name: row for name, row in self.rows.items() if name not in dropped},
+        )
 
     def neutral_fields(self) -> list[str]:
         """Every mapped neutral field, in profile order."""
@@ -465,7 +486,7 @@ def _compile(neutral: str, row: RowSpec, source: str, text: str) -> FieldRule:
     return FieldRule(
         neutral=neutral, sides=sides, direction=row.direction, owner=row.owner,
         to_maps=to_maps, from_maps=from_maps, default=default,
-        required_for=statuses, fallback=fallback,
+        required_for=statuses, fallback=fallback, optional=row.optional,
     )
 
 

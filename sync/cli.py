@@ -223,8 +223,9 @@ def check(
     """Validate config, mapping and rules; without --offline also reach both tools.
 
     ``--format json|csv`` gives one row per check, the file checks as tool
-    ``local``: ``{"checks": [{"tool", "check", "ok", "detail"}], "passed",
-    "failed"}`` or the same columns as CSV (``ok`` true/false).
+    ``local``: ``{"checks": [{"tool", "check", "ok", "skipped", "detail"}], "passed",
+    "failed"}`` or the same columns as CSV (``ok``, ``skipped`` true/false; a skipped
+    optional profile row is ok).
     """
     from sync import checks
 
@@ -241,21 +242,23 @@ def check(
         code = EXIT_OK
         if not offline:
             results, code = checks.online_results(settings)
-            rows += [{"tool": str(r.side), "check": r.what, "ok": r.ok, "detail": r.detail}
-                     for r in results]
+            rows += [{"tool": r.side, "check": r.what, "ok": r.ok, "detail": r.detail,
+                      "skipped": r.result == "skipped"} for r in results]
     if output is TableFormat.JSON:
         failed = sum(1 for row in rows if not row["ok"])
         print_json(stdout, {"checks": rows, "passed": len(rows) - failed, "failed": failed})
     else:
-        print_csv(stdout, ["tool", "check", "ok", "detail"],
-                  ({**row, "ok": "true" if row["ok"] else "false"} for row in rows))
+        print_csv(stdout, ["tool", "check", "ok", "skipped", "detail"],
+                  ({**row, "ok": "true" if row["ok"] else "false",
+                    "skipped": "true" if row["skipped"] else "false"} for row in rows))
     raise typer.Exit(code)
 
 
 def _offline_row(line: str) -> dict[str, Any]:
     """``mapping default: ok (23 fields)`` -> a check row; a broken file raised already."""
     what, _, detail = line.rpartition(": ")
-    return {"tool": "local", "check": what or line, "ok": True, "detail": detail if what else ""}
+    return {"tool": "local", "check": what or line, "ok": True, "detail": detail if what else "",
+            "skipped": False}
 
 
 def _register_subcommands() -> None:
@@ -267,6 +270,7 @@ def _register_subcommands() -> None:
     from connectors.sandbox.serve import sandbox  # connectors-side: cannot import this app
     app.command("sandbox")(sandbox)
     from sync import (
+        cli_fields,  # noqa: F401  (mappings fields)
         cli_mappings,  # noqa: F401  (mappings show, mappings test)
         commands,  # noqa: F401  (plan, run, demo)
         commands_audit,  # noqa: F401  (audit)

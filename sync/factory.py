@@ -10,7 +10,10 @@ Contract:
 - ``open_store(settings, create=False)`` never creates a store: ``plan`` uses
   it so that previewing leaves no trace; a missing store reads as empty.
 - :func:`engine_session` is how commands get an engine: store and engine are
-  closed whatever happens.
+  closed whatever happens. It first checks the mapping profile against both
+  sites (:func:`sync.sitecheck.site_checked_profile`): a row the site cannot
+  hold is a ConfigError before anything is written; optional ones are skipped
+  with a warning.
 """
 
 from __future__ import annotations
@@ -110,11 +113,19 @@ def build_engine(
     clock: Callable[[], datetime] | None = None,
     progress: Callable[[int, int], None] | None = None,
     crash_at: str | None = None,
+    site_check: bool = False,
 ) -> Engine:
-    """An engine over fresh connectors; the caller owns ``store`` and closes the engine."""
+    """An engine over fresh connectors; the caller owns ``store`` and closes the engine.
+
+    ``site_check``: read both sites' fields first and run with the profile they
+    can hold (ConfigError when a required row cannot work)."""
     profile = build_profile(settings)
     rules = build_rules(settings)
     connectors = build_connectors(settings, retry=retry)
+    if site_check:
+        from sync.sitecheck import site_checked_profile
+
+        profile, _ = site_checked_profile(profile, {str(c.side): c for c in connectors})
     return Engine(
         connectors, profile, store, engine_options(settings), rules=rules, clock=clock,
         progress=progress, crash_at=crash_at,
@@ -131,9 +142,13 @@ def engine_session(
     """An engine with its own store, both closed on the way out (commands use this)."""
     store = open_store(settings, create=create_store)
     try:
-        engine = build_engine(settings, store, progress=progress)
+        engine = build_engine(settings, store, progress=progress, site_check=True)
         try:
             yield engine
+        except MappingError as error:
+            # A field name the site check could not foresee (the site changed in
+            # between): still one line and exit status 2, never a traceback.
+            raise ConfigError(error.source, [f"{error.key}: {error.reason}"]) from None
         finally:
             engine.close()
     finally:

@@ -293,3 +293,18 @@ class ConnectorContract:
         (created,) = connector.create([NewRecord(fields, record.foreign_id)])
         assert created.ok and not created.warnings and created.id
         assert self._get(connector, created.id).fields.get(self.user_field)
+
+    def test_site_fields_list_what_the_connector_writes_and_write_nothing(
+        self, connector: Connector, sandbox: Any
+    ) -> None:
+        self.make_record(sandbox, "Wi-Fi drops in room 4")
+        before = len(sandbox.log.entries)
+
+        fields = {f.id: f for f in connector.site_fields()}
+
+        for name in (self.title_field, self.description_field, self.user_field):
+            assert name in fields, name
+            assert fields[name].name and fields[name].type
+            assert fields[name].on_create is not False and fields[name].on_edit is not False
+        asked = sandbox.log.entries[before:]
+        assert asked and all(e.method == "GET" or "/search" in e.path for e in asked)

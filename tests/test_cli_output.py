@@ -125,7 +125,9 @@ def busy(sandboxes: Any, sync_config: Any, make_engine: Any) -> Path:
     return config
 
 
-TABLE_COMMANDS = [("links",), ("status",), ("audit",), ("check",)]
+TABLE_COMMANDS = [("links",), ("status",), ("audit",), ("check",),
+                  ("mappings", "fields", "--side", "jira"),
+                  ("mappings", "fields", "--side", "servicenow")]
 
 
 @pytest.mark.parametrize("command", TABLE_COMMANDS, ids=" ".join)

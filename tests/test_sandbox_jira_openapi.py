@@ -155,6 +155,7 @@ def test_issue_lifecycle_responses_match_the_spec(api: Checked) -> None:
     api.call("get", "/rest/api/3/issue/{issueIdOrKey}/remotelink/{linkId}",
              {**key, "linkId": str(made["id"])}, expect=200)
     api.call("get", "/rest/api/3/issue/{issueIdOrKey}/changelog", key, expect=200)
+    api.call("get", "/rest/api/3/issue/{issueIdOrKey}/editmeta", key, expect=200)
     issue = api.call("get", "/rest/api/3/issue/{issueIdOrKey}", key,
                      params={"expand": "renderedFields,names,changelog",
                              "properties": "snow.sync"}, expect=200)

@@ -9,7 +9,7 @@ Contract:
   ``/search`` with startAt/total, and accepts a Bearer PAT (the password).
 - Both serve what the ``jira`` library and the connector use: serverInfo,
   myself, field, priority, resolution, project, createmeta, issue create / bulk
-  create / get / edit / delete, transitions, comments (internal through the
+  create / get / editmeta / edit / delete, transitions, comments (internal through the
   ``sd.public.comment`` property), issue properties, remote links (upsert by
   globalId), changelog, users, the JSM request-comment and servicedesk
   endpoints, and ``listApplicationlinks``. The site is fixed by
@@ -177,6 +177,7 @@ class JiraSandbox(SearchRoutes, UserRoutes, ServiceDeskRoutes, SandboxServer):
             ("POST", _API + "/issue", self._create),
             ("POST", _API + "/issue/bulk", self._bulk_create),
             ("GET", issue, self._get_issue),
+            ("GET", issue + "/editmeta", self._editmeta),
             ("PUT", issue, self._edit),
             ("DELETE", issue, self._delete),
             ("PUT", issue + "/assignee", self._assign),
@@ -310,6 +311,15 @@ class JiraSandbox(SearchRoutes, UserRoutes, ServiceDeskRoutes, SandboxServer):
         return Response(200, call.render.issue(
             issue, fields=fields, expand=csv_values(request.args("expand")),
             properties=csv_values(request.args("properties"))))
+
+    def _editmeta(self, call: Call) -> Response:
+        """The issue's edit screen: what createmeta offers minus project and issue type
+        (moved, not edited), keyed by field id as Jira's ``GET issue/{key}/editmeta``."""
+        self._issue(call)
+        fields = {item["fieldId"]: {k: v for k, v in item.items() if k != "fieldId"}
+                  for item in _create_meta(call.render)
+                  if item["fieldId"] not in ("project", "issuetype")}
+        return Response(200, {"fields": fields})
 
     def _edit(self, call: Call) -> Response:
         issue = self._issue(call)

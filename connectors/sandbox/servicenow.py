@@ -5,8 +5,10 @@ Contract (docs/vendor-notes.md, "ServiceNow", is the reference; deliberate choic
   ``.../table/{table}/{sys_id}`` (GET, PUT, PATCH, DELETE); ``POST
   /api/now[/v1|/v2]/batch``; ``GET /api/now[/v1]/stats/{table}`` (Aggregate
   API). Tables: ``incident``, ``sys_user``, ``sys_user_group``,
-  ``sys_journal_field`` and ``sys_choice`` (the last two read-only). An unknown
-  table is a 400 ``Invalid table``.
+  ``sys_journal_field``, ``sys_choice``, ``sys_dictionary`` and ``sys_db_object``
+  (the last four read-only; the dictionary holds incident's columns under
+  ``task`` / ``incident`` as a stock instance does). An unknown table is a 400
+  ``Invalid table``.
 - Basic auth with the configured credentials; refusals carry the documented 401
   body. ``Accept`` must allow JSON (missing -> 400, unacceptable -> 406); writes
   also need ``Content-Type: application/json`` (missing -> 400, other -> 415).
@@ -56,7 +58,15 @@ from connectors.sandbox.sn_batch import run_batch
 from connectors.sandbox.sn_query import DATETIME_FORMAT, EncodedQuery, escape_value, parse
 from connectors.sandbox.sn_query import sort_rows as _sort_rows
 from connectors.sandbox.sn_stats import StatsRequest, aggregate
-from connectors.sandbox.sn_tables import TABLES, Renderer, View, choice_rows, column_of
+from connectors.sandbox.sn_tables import (
+    TABLES,
+    Renderer,
+    View,
+    choice_rows,
+    column_of,
+    db_object_rows,
+    dictionary_rows,
+)
 from connectors.sandbox.sn_writes import SYS_ID, ServiceNowApiError, coerce, incident_rules
 
 __all__ = ["ServiceNowApiError", "ServiceNowSandbox"]
@@ -477,6 +487,17 @@ class ServiceNowSandbox(SandboxServer):
                            {"name": group, "description": f"{group} team"})
         for choice in choice_rows():
             self._seed_row("sys_choice", self._new_sys_id(), start, choice)
+        for entry in dictionary_rows():
+            # Stable ids that draw nothing from the seeded generator, so the seeded
+            # incidents keep the sys_ids they had before the dictionary existed.
+            key = f"{entry['name']}.{entry['element']}"
+            self._seed_row("sys_dictionary", _stable_sys_id("sys_dictionary", key), start, entry)
+        # super_class is a reference: the parent's row goes first, with a stable sys_id.
+        for table in db_object_rows():
+            parent = table["super_class"]
+            self._seed_row("sys_db_object", _stable_sys_id("sys_db_object", table["name"]),
+                           start, {**table, "super_class": _stable_sys_id("sys_db_object", parent)
+                                   if parent else ""})
         for incident in seed_data.seed_incidents(incidents, seed):
             self._seed_incident(incident)
 

@@ -2,9 +2,16 @@
 
 Contract:
 - :data:`TABLES` describes the tables the sandbox serves (``incident``,
-  ``sys_user``, ``sys_user_group``, ``sys_journal_field``, ``sys_choice``): each
-  column's kind (string, integer, boolean, datetime, choice, reference, journal),
-  its referenced table, its choice labels and whether clients may write it.
+  ``sys_user``, ``sys_user_group``, ``sys_journal_field``, ``sys_choice``,
+  ``sys_dictionary``, ``sys_db_object``): each column's kind (string, integer,
+  boolean, datetime, choice, reference, journal), its referenced table, its
+  choice labels and whether clients may write it.
+- :func:`dictionary_rows` / :func:`db_object_rows` describe the incident table
+  the way a stock instance's ``sys_dictionary`` and ``sys_db_object`` do: the
+  incident table extends ``task``, so the columns it inherits (``short_description``,
+  ``state``, ``assigned_to``...) have their dictionary entry under ``name=task``
+  and only incident's own (``caller_id``, ``category``, ``close_code``...) under
+  ``name=incident``.
 - Rows are stored as ``dict[str, str]`` of raw values: every value a string, ``""``
   when empty, references as bare sys_ids, datetimes UTC ``YYYY-MM-DD HH:MM:SS``.
 - :class:`Renderer` turns a stored row into what the Table API returns for a
@@ -208,7 +215,81 @@ TABLES: dict[str, Table] = {
         Column("name"), Column("element"), Column("value"), Column("label"),
         Column("sequence", "integer"), Column("inactive", "boolean"), Column("language"),
     ), "label", http_writable=False, defaults={"sys_mod_count": "0"}),
+    "sys_dictionary": Table("sys_dictionary", _columns(
+        *_system_columns(),
+        Column("name"), Column("element"), Column("column_label"), Column("internal_type"),
+        Column("choice", "integer"), Column("reference"), Column("max_length", "integer"),
+        Column("read_only", "boolean"), Column("active", "boolean"),
+    ), "column_label", http_writable=False, defaults={"sys_mod_count": "0"}),
+    "sys_db_object": Table("sys_db_object", _columns(
+        *_system_columns(),
+        Column("name"), Column("label"),
+        Column("super_class", "reference", reference="sys_db_object"),
+    ), "label", http_writable=False, defaults={"sys_mod_count": "0"}),
 }
+
+
+# Columns the incident table inherits from task on a stock instance ("Task [task]" in the
+# ServiceNow product documentation's table schema); the rest are incident's own.
+_TASK_COLUMNS = frozenset({
+    "sys_id", "sys_created_on", "sys_created_by", "sys_updated_on", "sys_updated_by",
+    "sys_mod_count", "number", "short_description", "description", "state", "impact",
+    "urgency", "priority", "escalation", "contact_type", "approval", "close_notes", "active",
+    "assigned_to", "assignment_group", "opened_by", "closed_by", "sys_domain", "location",
+    "cmdb_ci", "business_service", "parent", "company", "opened_at", "closed_at", "sla_due",
+    "due_date", "follow_up", "correlation_id", "correlation_display", "comments",
+    "work_notes", "comments_and_work_notes", "reassignment_count", "knowledge", "made_sla",
+    "upon_approval", "upon_reject", "watch_list", "work_notes_list",
+    "additional_assignee_list", "sys_class_name", "sys_domain_path", "order", "user_input",
+})
+# Labels that are not just the column name in sentence case.
+_LABELS = {
+    "sys_id": "Sys ID", "caller_id": "Caller", "assigned_to": "Assigned to",
+    "cmdb_ci": "Configuration item", "close_code": "Resolution code",
+    "close_notes": "Resolution notes", "short_description": "Short description",
+    "sys_mod_count": "Updates", "sys_created_on": "Created", "sys_updated_on": "Updated",
+    "sys_created_by": "Created by", "sys_updated_by": "Updated by", "rfc": "Change Request",
+    "problem_id": "Problem", "business_service": "Service", "comments": "Additional comments",
+    "hold_reason": "On hold reason", "incident_state": "Incident state",
+}
+
+
+def _internal_type(column: Column) -> str:
+    if column.name == "sys_id":
+        return "GUID"
+    if column.kind == "choice":
+        return "integer" if column.numeric_choice else "string"
+    return {"datetime": "glide_date_time", "journal": "journal_input"}.get(
+        column.kind, column.kind)
+
+
+def dictionary_rows() -> list[dict[str, str]]:
+    """sys_dictionary rows of incident and the columns it inherits from task."""
+    rows = []
+    for name, column in _INCIDENT_COLUMNS.items():
+        rows.append({
+            "name": "task" if name in _TASK_COLUMNS else "incident",
+            "element": name,
+            "column_label": _LABELS.get(name, name.replace("_", " ").capitalize()),
+            "internal_type": _internal_type(column),
+            # 3 = "Dropdown without -- None --" (numbered lists), 1 = "Dropdown with
+            # -- None --", 0 = not a choice field.
+            "choice": ("3" if column.numeric_choice else "1") if column.kind == "choice"
+            else "0",
+            "reference": column.reference or "",
+            "max_length": str(column.max_length or (4000 if column.kind == "journal" else 40)),
+            "read_only": "false" if column.writable else "true",
+            "active": "true",
+        })
+    return rows
+
+
+def db_object_rows() -> list[dict[str, str]]:
+    """sys_db_object rows: task (a base table) and incident, which extends it."""
+    return [
+        {"name": "task", "label": "Task", "super_class": ""},
+        {"name": "incident", "label": "Incident", "super_class": "task"},
+    ]
 
 
 def choice_rows() -> list[dict[str, str]]:

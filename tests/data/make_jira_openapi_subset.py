@@ -30,6 +30,7 @@ OPERATIONS: list[tuple[str, str]] = [
     ("post", "/rest/api/3/issue"),
     ("post", "/rest/api/3/issue/bulk"),
     ("get", "/rest/api/3/issue/{issueIdOrKey}"),
+    ("get", "/rest/api/3/issue/{issueIdOrKey}/editmeta"),
     ("put", "/rest/api/3/issue/{issueIdOrKey}"),
     ("delete", "/rest/api/3/issue/{issueIdOrKey}"),
     ("put", "/rest/api/3/issue/{issueIdOrKey}/assignee"),
