@@ -105,9 +105,10 @@ def test_platform_reference_responses_match_the_spec(api: Checked) -> None:
 def test_issue_lifecycle_responses_match_the_spec(api: Checked) -> None:
     alice = account_id_for("alice.smith@example.com")
     fields = {"project": {"key": "OPS"}, "issuetype": {"id": "10001"}, "summary": "VPN down",
-              "description": DOC, "customfield_10008": DOC, "labels": ["snow-1"],
+              "description": DOC, "environment": DOC,
+              "labels": ["snow-1", "category-network"],
               "customfield_10004": {"value": "Moderate / Limited"},
-              "assignee": {"accountId": alice}, "components": [{"name": "Network"}]}
+              "assignee": {"accountId": alice}}
     created = api.call("post", "/rest/api/3/issue", body={"fields": fields}, expect=201)
     key = {"issueIdOrKey": created["key"]}
     api.call("post", "/rest/api/3/issue", body={"fields": {**fields, "description": "text"}},
