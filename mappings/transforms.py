@@ -474,7 +474,8 @@ class Labels(Transform):
         result = self._clean(cleaned)
         dropped = sorted(set(cleaned) - set(result))
         if dropped:
-            losses.append(f"marker-looking labels not written to {side}: {', '.join(dropped)}")
+            losses.append(f"labels with a reserved prefix (sync markers, other rows' labels)"
+                          f" not written to {side}: {', '.join(dropped)}")
         if side == SERVICENOW:
             return ",".join(result), losses
         return result, losses

@@ -37,7 +37,7 @@ class Site:
 
 def connect(sandbox: JiraSandbox, login: str | None = None) -> JIRA:
     login = login or ("admin@example.com" if sandbox.mode == "cloud" else "admin")
-    # max_retries=0: the connector owns the one retry policy (DESIGN.md).
+    # max_retries=0: the connector owns the one retry policy (connectors/retry.py).
     return JIRA(sandbox.url, basic_auth=(login, "sandbox"), max_retries=0,
                 get_server_info=True)
 

@@ -24,7 +24,8 @@ SUBSET = json.loads((Path(__file__).parent / "data" / "jira-openapi-subset.json"
 DOC = {"type": "doc", "version": 1, "content": [
     {"type": "paragraph", "content": [{"type": "text", "text": "VPN down in Osaka"}]}]}
 # The spec documents GET .../remotelink as one RemoteIssueLink, but the endpoint
-# returns an array of them (VENDOR_APIS.md §3.9); each item is validated instead.
+# returns an array of them (Atlassian, "Get remote issue links", REST v3); each item is
+# validated instead.
 ARRAY_OF_DOCUMENTED_ITEM = {("get", "/rest/api/3/issue/{issueIdOrKey}/remotelink")}
 
 
