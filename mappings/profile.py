@@ -514,7 +514,7 @@ def _check_shared_fields(rules: Mapping[str, FieldRule], source: str, text: str)
                 continue
             first, second = sharing[0], sharing[1]
             raise fail(second, side,
-                       f"writes the {side} field {sharing[1].sides[side].field!r}, which"
+                       f"writes the {side} field {second.sides[side].field!r}, which"
                        f" fields.{first.neutral} writes too: one of them would overwrite the"
                        " other (one row per vendor field; only label_prefix rows may share"
                        " the Jira labels field)")
