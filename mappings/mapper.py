@@ -11,7 +11,8 @@ Contract:
   travel to ``side`` (or only those named in ``only``) plus ``losses``: one
   line per value that will not read back exactly (cut text, lossy value map,
   fallback written). Same input, same output; writing what was read back
-  changes nothing (every transform is idempotent on its own output).
+  changes nothing (every transform is idempotent on its own output). Rows
+  sharing the Jira labels field by prefix are written together, as one list.
 - Status-dependent musts are data: a row with ``required_for`` (ServiceNow
   close_code/close_notes on resolve) is always written with the status, using
   its fallback when the neutral value is empty.
@@ -177,6 +178,13 @@ def to_fields(
     side = _side(side)
     ctx = ctx or MappingContext()
     wanted = None if only is None else set(only)
+    if wanted is not None and side == JIRA:
+        # Rows sharing the labels field by prefix write one list: a write of any of
+        # them must carry all their labels, or it would drop the others' labels.
+        sharing = {rule.neutral for rule in profile.rules.values()
+                   if rule.writes_to(side) and rule.sides[side].field == "labels"}
+        if wanted & sharing:
+            wanted |= sharing
     out: dict[str, Any] = {}
     losses: list[str] = []
     for rule in profile.rules.values():
@@ -202,7 +210,11 @@ def to_fields(
         losses.extend(lost)
         raw, lost = rule.sides[side].transform.write(mapped, side, ctx)
         losses.extend(f"{rule.neutral}: {reason}" for reason in lost)
-        out[_field_key(profile, rule, side, ctx)] = raw
+        key = _field_key(profile, rule, side, ctx)
+        if key in out and isinstance(out[key], list) and isinstance(raw, list):
+            # Only label rows share a field (the profile checks it): their lists join.
+            raw = sorted(set(out[key]) | set(raw))
+        out[key] = raw
     return VendorFields(fields=out, losses=losses)
 
 

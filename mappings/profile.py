@@ -31,6 +31,10 @@ Contract:
   unless the side's transform is ``int_string``.
 - Reading a field happens for every mapped side; writing only where
   ``direction`` lets the field travel (:meth:`Profile.travels`).
+- Two rows writing one vendor field is an error naming both (checked on the
+  merged profile, after ``extends``), except rows that share the Jira
+  ``labels`` field by disjoint prefixes: ``label_prefix`` rows, each owning
+  its prefix, and one ``labels`` row whose ``exclude_prefix`` lists them all.
 """
 
 from __future__ import annotations
@@ -55,7 +59,14 @@ from pydantic import (
 )
 
 from mappings.model import Escalation, Impact, Incident, Priority, Status, Urgency
-from mappings.transforms import TRANSFORMS, IntString, Transform, make_transform
+from mappings.transforms import (
+    TRANSFORMS,
+    IntString,
+    LabelPrefix,
+    Labels,
+    Transform,
+    make_transform,
+)
 
 if TYPE_CHECKING:
     from mappings.mapper import MappingContext
@@ -127,7 +138,7 @@ class SideSpec(_Strict):
     prefix: str | None = None
     suffix: str | None = None
     format: str | None = None
-    exclude_prefix: str | None = None
+    exclude_prefix: str | list[str] | None = None
 
     def transform_params(self) -> dict[str, Any]:
         return {
@@ -368,6 +379,7 @@ def _load(name_or_path: str, base_dir: Path | None, seen: tuple[str, ...]) -> Pr
     rules = {
         neutral: _compile(neutral, row, source, text) for neutral, row in rows.items()
     }
+    _check_shared_fields(rules, source, text)
     name = spec.name or (name_or_path if folder is None else Path(source).stem)
     return Profile(name, source, rules, spec.description, rows)
 
@@ -416,6 +428,9 @@ def _compile(neutral: str, row: RowSpec, source: str, text: str) -> FieldRule:
             raise fail(f"{side}.{where}" if where else side, reason) from None
         except ValueError as error:
             raise fail(side, str(error)) from None
+        if isinstance(transform, LabelPrefix) and (side != "jira" or spec.field != "labels"):
+            raise fail(f"{side}.transform", "label_prefix keeps a value in the Jira labels"
+                                            " field: use it with jira = { field = \"labels\" }")
         sides[side] = SideMapping(spec.field, transform)
 
     if not sides:
@@ -488,6 +503,71 @@ def _compile(neutral: str, row: RowSpec, source: str, text: str) -> FieldRule:
         to_maps=to_maps, from_maps=from_maps, default=default,
         required_for=statuses, fallback=fallback, optional=row.optional,
     )
+
+
+def _check_shared_fields(rules: Mapping[str, FieldRule], source: str, text: str) -> None:
+    """Two rows may not write one vendor field: one would silently overwrite the other.
+
+    The one exception is the Jira labels field, shared by prefix: each
+    ``label_prefix`` row owns the labels starting with its prefix (prefixes
+    disjoint: none starts with another), and the one ``labels`` row excludes
+    every such prefix, so no label is read or written by two rows.
+    """
+    def fail(rule: FieldRule, side: str, reason: str) -> MappingError:
+        path = ("fields", rule.neutral, side)
+        return MappingError(source, ".".join(path), reason, _line_of(text, path))
+
+    for side in SIDES:
+        by_field: dict[str, list[FieldRule]] = {}
+        for rule in rules.values():
+            mapping = rule.sides.get(side)
+            if mapping is None:
+                continue
+            key = mapping.field if side == "servicenow" else mapping.field.casefold()
+            # Label rows partition the field for reading too, so they all count.
+            if rule.writes_to(side) or (side == "jira" and key == "labels"):
+                by_field.setdefault(key, []).append(rule)
+        for key, sharing in by_field.items():
+            if len(sharing) < 2:
+                continue
+            if side == "jira" and key == "labels":
+                _check_label_partition(sharing, fail)
+                continue
+            first, second = sharing[0], sharing[1]
+            raise fail(second, side,
+                       f"writes the {side} field {second.sides[side].field!r}, which"
+                       f" fields.{first.neutral} writes too: one of them would overwrite the"
+                       " other (one row per vendor field; only label_prefix rows may share"
+                       " the Jira labels field)")
+
+
+def _check_label_partition(rows: list[FieldRule],
+                           fail: Callable[[FieldRule, str, str], MappingError]) -> None:
+    owners = [r for r in rows if isinstance(r.sides["jira"].transform, LabelPrefix)]
+    others = [r for r in rows if r not in owners]
+    for index, row in enumerate(others):
+        if not isinstance(row.sides["jira"].transform, Labels):
+            other = next(r for r in rows if r is not row)
+            raise fail(row, "jira", f"maps the Jira labels field, which fields.{other.neutral}"
+                                    " maps too; rows may share it only through label_prefix"
+                                    " (one prefix each) and one labels row")
+        if index:
+            raise fail(row, "jira", f"a second labels row on the Jira labels field (fields."
+                                    f"{others[0].neutral} is one): one would overwrite the other")
+    for index, row in enumerate(owners):
+        prefix = row.sides["jira"].transform.params.prefix  # type: ignore[attr-defined]
+        for other in owners[:index]:
+            theirs = other.sides["jira"].transform.params.prefix  # type: ignore[attr-defined]
+            if prefix.startswith(theirs) or theirs.startswith(prefix):
+                raise fail(row, "jira", f"label prefix {prefix!r} overlaps {theirs!r} of fields."
+                                        f"{other.neutral}: a label would belong to both rows")
+        for labels_row in others:
+            excluded = labels_row.sides["jira"].transform.params.exclude_prefix  # type: ignore[attr-defined]
+            if not any(prefix.startswith(e) for e in excluded if e):
+                raise fail(labels_row, "jira",
+                           f"exclude_prefix must include {prefix!r}: fields.{row.neutral} keeps"
+                           " its value in the labels starting with it, so they are not"
+                           " neutral labels")
 
 
 def _invert(to_map: Mapping[str, Any], explicit: Mapping[str, Any], fail: Fail,

@@ -32,7 +32,10 @@ Contract:
   select_option       -                                    ``{"value": v}``
   name_object         -                                    ``{"name": v}``
   components          -                                    ``[{"name": v}]``
-  labels              exclude_prefix="snow-"               label list without sync markers
+  labels              exclude_prefix="snow-" (or a list)   label list without sync markers
+                                                           and labels other rows own
+  label_prefix        prefix                               one scalar <-> the one label
+                                                           ``prefix + encoded value``
   int_string          -                                    ``3`` <-> ``"3"``
   ==================  ===================================  ===============================
 """
@@ -43,8 +46,9 @@ import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from urllib.parse import unquote
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mappings.adf import adf_to_text, is_adf, text_to_adf
 from mappings.wiki import text_to_wiki, wiki_to_text
@@ -411,10 +415,33 @@ class Components(Transform):
 
 
 class LabelsParams(Params):
-    exclude_prefix: str = "snow-"
+    exclude_prefix: tuple[str, ...] = ("snow-",)
+
+    @field_validator("exclude_prefix", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return (value,) if isinstance(value, str) else value
 
 
 _WHITESPACE = re.compile(r"\s+")
+# Jira refuses a label holding whitespace (any character Java or Python calls space).
+_LABEL_UNSAFE = re.compile(r"[%\s]")
+LABEL_LIMIT = 255  # characters in one Jira label
+
+
+def encode_label_value(value: str) -> str:
+    """``value`` as label text: '%' and whitespace percent-encoded as UTF-8 bytes.
+
+    Reversible with :func:`decode_label_value` ("MS SQL Server" -> "MS%20SQL%20Server",
+    "50%" -> "50%25"); everything else, unicode included, stays readable.
+    """
+    return _LABEL_UNSAFE.sub(
+        lambda m: "".join(f"%{byte:02X}" for byte in m.group().encode("utf-8")), value)
+
+
+def decode_label_value(text: str) -> str:
+    """The value a label text encodes; a stray '%' typed by hand is kept as it is."""
+    return unquote(text, errors="replace") if "%" in text else text
 
 
 class Labels(Transform):
@@ -425,9 +452,9 @@ class Labels(Transform):
     def _clean(self, labels: Any) -> list[str]:
         if not isinstance(labels, list):
             return []
-        prefix = self.params.exclude_prefix
+        prefixes = tuple(p for p in self.params.exclude_prefix if p)
         kept = {str(label) for label in labels if isinstance(label, str) and label}
-        return sorted(label for label in kept if not (prefix and label.startswith(prefix)))
+        return sorted(label for label in kept if not label.startswith(prefixes))
 
     def read(self, raw: Mapping[str, Any], field: str, side: str, ctx: MappingContext) -> Any:
         if field not in raw:
@@ -447,10 +474,65 @@ class Labels(Transform):
         result = self._clean(cleaned)
         dropped = sorted(set(cleaned) - set(result))
         if dropped:
-            losses.append(f"marker-looking labels not written to {side}: {', '.join(dropped)}")
+            losses.append(f"labels with a reserved prefix (sync markers, other rows' labels)"
+                          f" not written to {side}: {', '.join(dropped)}")
         if side == SERVICENOW:
             return ",".join(result), losses
         return result, losses
+
+
+class LabelPrefixParams(Params):
+    prefix: str = Field(min_length=1)
+
+    @field_validator("prefix")
+    @classmethod
+    def _label_safe(cls, value: str) -> str:
+        if _LABEL_UNSAFE.search(value):
+            raise ValueError("a label prefix may not hold spaces or '%'")
+        return value
+
+
+class LabelPrefix(Transform):
+    """One neutral scalar kept in the one Jira label that starts with ``prefix``.
+
+    For fields a stock Jira project has no place for (the category: a new JSM
+    project has no components). ``"network"`` <-> label ``category-network``;
+    the value is encoded with :func:`encode_label_value` (labels hold no
+    spaces). Of several labels with the prefix (added by hand), the first in
+    sorted order is read; the next write leaves just one. The ``labels`` row
+    must exclude the prefix, so the label is never a neutral label too.
+    """
+
+    name = "label_prefix"
+    Parameters = LabelPrefixParams
+    params: LabelPrefixParams
+
+    def read(self, raw: Mapping[str, Any], field: str, side: str, ctx: MappingContext) -> Any:
+        if field not in raw:
+            return MISSING
+        labels = raw[field]
+        if isinstance(labels, str):  # a comma-separated list field
+            labels = [part.strip() for part in labels.split(",")]
+        prefix = self.params.prefix
+        found = sorted(label for label in labels or ()
+                       if isinstance(label, str) and label.startswith(prefix)
+                       and len(label) > len(prefix))
+        return decode_label_value(found[0][len(prefix):]) if found else None
+
+    def write(self, value: Any, side: str, ctx: MappingContext) -> tuple[Any, list[str]]:
+        if value is None or str(value).strip() == "":
+            return [], []
+        text = str(value).strip()
+        losses = [] if text == str(value) else [f"spaces around the value dropped on {side}"]
+        prefix = self.params.prefix
+
+        def measure(candidate: str) -> int:
+            return len(prefix + encode_label_value(candidate))
+
+        fitted = cut(text, LABEL_LIMIT, "…", measure)
+        if fitted != text:
+            losses.append(f"value cut to fit a {LABEL_LIMIT}-character label on {side}")
+        return [prefix + encode_label_value(fitted)], losses
 
 
 class IntString(Transform):
@@ -474,7 +556,7 @@ TRANSFORMS: dict[str, type[Transform]] = {
     cls.name: cls
     for cls in (
         RichText, Truncate, Prefix, Suffix, UserByEmail, GroupByName, DateTime,
-        SelectOption, NameObject, Components, Labels, IntString,
+        SelectOption, NameObject, Components, Labels, LabelPrefix, IntString,
     )
 }
 

@@ -61,14 +61,22 @@ def jira_mode(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def sandboxes(clock: TickingClock, jira_mode: str) -> Iterator[tuple[Any, Any]]:
+def jira_fields(request: pytest.FixtureRequest) -> str:
+    """The Jira site's field set: "stock" (a new JSM ITSM project) unless a test asks
+    for "extended" (the fields and components the jsm-extended profile needs)."""
+    return getattr(request, "param", "stock")
+
+
+@pytest.fixture
+def sandboxes(clock: TickingClock, jira_mode: str, jira_fields: str
+              ) -> Iterator[tuple[Any, Any]]:
     from connectors.sandbox.jira import JiraSandbox
     from connectors.sandbox.servicenow import ServiceNowSandbox
 
     servicenow = ServiceNowSandbox(username=SANDBOX_USER, password=SANDBOX_PASSWORD,
                                    clock=clock)
     jira = JiraSandbox(mode=jira_mode, username=SANDBOX_USER, password=SANDBOX_PASSWORD,
-                       clock=clock)
+                       clock=clock, fields=jira_fields)
     with servicenow, jira:
         yield servicenow, jira
 

@@ -35,13 +35,14 @@ def make_connector(sandbox: JiraSandbox, sleeps: list[float] | None = None,
 
 class JiraContract(ConnectorContract):
     mode = "cloud"
+    field_set = "stock"  # a JSM project as the IT service management template makes it
     title_field = "summary"
     description_field = "description"
     user_field = "assignee"
 
     @pytest.fixture
     def sandbox(self, clock: FakeClock) -> Iterator[JiraSandbox]:
-        with JiraSandbox(mode=self.mode, clock=clock) as sandbox:
+        with JiraSandbox(mode=self.mode, clock=clock, fields=self.field_set) as sandbox:
             yield sandbox
 
     @pytest.fixture
@@ -86,9 +87,11 @@ class TestJiraDataCenterContract(JiraContract):
 
 
 class TestJiraMarkerFieldContract(JiraContract):
-    """The same contract when the sys_id lives in a text custom field (searched with ~)."""
+    """The same contract when the sys_id lives in a text custom field (searched with ~),
+    on Data Center with the marker field an admin created."""
 
     mode = "datacenter"
+    field_set = "extended"
 
     @pytest.fixture
     def connector(self, sandbox: JiraSandbox) -> Iterator[JiraConnector]:
@@ -134,7 +137,9 @@ def test_flavor_and_text_format_follow_the_server(sandbox: JiraSandbox) -> None:
     assert info.flavor == sandbox.mode
     assert info.text_format == ("adf" if sandbox.cloud else "wiki")
     assert connector.field_ids["Impact"] == "customfield_10004"
-    assert connector.field_ids["ServiceNow ID"] == "customfield_10100"
+    assert connector.field_ids["Pending reason"] == "customfield_10016"
+    # A stock site has no marker field; only an admin creates one.
+    assert "ServiceNow ID" not in connector.field_ids
 
 
 def test_cloud_never_calls_the_removed_search(connector: JiraConnector,
@@ -310,12 +315,21 @@ def test_labels_written_by_the_engine_keep_the_marker(connector: JiraConnector,
     assert set(connector.find_by_foreign_id(["m1"], FIELDS)) == {"m1"}
 
 
-def test_marker_field_is_used_when_configured(sandbox: JiraSandbox) -> None:
+def test_marker_field_is_used_when_configured(mode: str, clock: FakeClock) -> None:
+    with JiraSandbox(mode=mode, clock=clock, fields="extended") as sandbox:
+        connector = make_connector(sandbox, marker_field="customfield_10100")
+        (result,) = connector.create([NewRecord({"summary": "by field"}, "abc123")])
+        assert sandbox.issue(result.id or "")["fields"]["customfield_10100"] == "abc123"
+        found = connector.find_by_foreign_id(["abc123", "abc12"], FIELDS)
+        assert {k: v.id for k, v in found.items()} == {"abc123": result.id}
+        connector.close()
+
+
+def test_a_marker_field_the_site_lacks_is_refused_on_create(sandbox: JiraSandbox) -> None:
     connector = make_connector(sandbox, marker_field="customfield_10100")
     (result,) = connector.create([NewRecord({"summary": "by field"}, "abc123")])
-    assert sandbox.issue(result.id or "")["fields"]["customfield_10100"] == "abc123"
-    found = connector.find_by_foreign_id(["abc123", "abc12"], FIELDS)
-    assert {k: v.id for k, v in found.items()} == {"abc123": result.id}
+    assert result.error is not None and "customfield_10100" in str(result.error)
+    connector.close()
 
 
 def test_more_comments_than_embedded_are_completed(connector: JiraConnector,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from sync_helpers import jira_fields, linked_pair, sync
@@ -73,11 +74,14 @@ def test_engine_options_refuse_unknown_direction_and_policy() -> None:
     assert not EngineOptions(direction="jira-to-servicenow").allows("servicenow", "jira")
 
 
+# On the extended site escalation has a Jira field, so the rule's write shows on both.
+@pytest.mark.parametrize("jira_fields", ["extended"], indirect=True)
 def test_the_engine_applies_rules_to_the_merged_incident_before_the_diff(
     sandboxes: Any, sync_config: Any, make_engine: Any
 ) -> None:
     servicenow, jira = sandboxes
-    config, sys_id, key = linked_pair(sandboxes, sync_config, make_engine)
+    config, sys_id, key = linked_pair(sandboxes, sync_config, make_engine,
+                                      mapping="jsm-extended")
     servicenow.update("incident", sys_id, {"impact": "1"})
     engine = make_engine(config)
     engine.rules = (EscalateMajor(),)

@@ -53,9 +53,20 @@ def test_show_prints_the_default_mapping_table() -> None:
     result = runner.invoke(app, ["mappings", "show", "--profile", "default"], env=WIDE)
     assert result.exit_code == 0, result.output
     for text in ("mapping default", "short_description", "summary", "truncate(limit=255",
-                 "to-jira", "assignment_group", "Assignment group", "group_by_name",
+                 "to-jira", "assignment_group", "group_by_name",
+                 "label_prefix(prefix='category-')",
                  "required for closed, resolved: Solution provided", "new→Open"):
         assert text in result.stdout, text
+    assert "Assignment group" not in result.stdout  # a stock site has no such field
+
+
+def test_show_prints_the_extended_profile_over_the_default() -> None:
+    result = runner.invoke(app, ["mappings", "show", "--profile", "jsm-extended"], env=WIDE)
+    assert result.exit_code == 0, result.output
+    for text in ("mapping jsm-extended", "Assignment group", "Subcategory", "Resolution notes",
+                 "Escalation", "components", "short_description"):
+        assert text in result.stdout, text
+    assert "label_prefix" not in result.stdout
 
 
 def test_show_uses_the_configured_profile_relative_to_the_config(tmp_path: Path) -> None:
@@ -169,7 +180,7 @@ def test_check_offline_fails_on_a_broken_mapping(tmp_path: Path) -> None:
     assert line.endswith("team.toml: fields.title.jira.transform (line 5): unknown transform"
                          " 'shorten' (known: rich_text, truncate, prefix, suffix, user_by_email,"
                          " group_by_name, datetime, select_option, name_object, components,"
-                         " labels, int_string)")
+                         " labels, label_prefix, int_string)")
 
 
 def test_show_without_profile_or_config_shows_the_shipped_default(
@@ -237,8 +248,10 @@ def test_test_says_which_people_a_run_would_still_look_up_on_the_other_side() ->
 
 
 def test_test_of_a_jira_record_notes_the_servicenow_group_lookup() -> None:
+    # The group travels from Jira only where an admin made the field: jsm-extended.
     result = runner.invoke(app, [
-        "mappings", "test", "--side", "jira", "--record", str(RECORDS / "jira_v2_issue.json"),
+        "mappings", "test", "--profile", "jsm-extended", "--side", "jira",
+        "--record", str(RECORDS / "jira_v2_issue.json"),
     ])
     assert result.exit_code == 0, result.output
     output = json.loads(result.stdout)

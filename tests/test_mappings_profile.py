@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mappings.mapper import MappingContext
+from mappings.mapper import MappingContext, to_fields, to_incident
 from mappings.profile import MappingError, load_profile, shipped_profiles
 
 PROFILES = Path(__file__).parent / "data" / "profiles"
@@ -62,7 +62,7 @@ def test_servicenow_vendor_fields_use_dot_walks_for_people_and_groups() -> None:
 def test_jira_vendor_fields_are_ids_after_name_resolution() -> None:
     fields = load_profile("default").vendor_fields("jira", MappingContext(field_ids=SITE_FIELDS))
     assert "customfield_10004" in fields and "Impact" not in fields
-    assert {"summary", "description", "status", "priority", "components", "assignee",
+    assert {"summary", "description", "status", "priority", "assignee",
             "reporter", "resolution", "labels", "created", "updated", "resolutiondate"} <= set(
         fields
     )
@@ -223,3 +223,63 @@ def test_custom_field_rows_accept_both_spellings(tmp_path: Path) -> None:
     path = _write(tmp_path, '[fields."custom.team"]\nservicenow = "u_team"\n'
                             '[fields.custom.site]\njira = "customfield_10300"\n')
     assert load_profile(str(path)).neutral_fields() == ["custom.team", "custom.site"]
+
+
+def test_two_rows_writing_one_vendor_field_are_an_error_naming_both() -> None:
+    error = _error("two_rows_one_field.toml")
+    assert error.key == "fields.custom.headline.servicenow"
+    assert "fields.title writes too" in str(error)
+    assert "'short_description'" in str(error)
+
+
+def test_two_rows_on_one_jira_field_after_extends_are_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "team.toml"
+    path.write_text('extends = "default"\n[fields.custom.sev]\nservicenow = "u_sev"\n'
+                    'jira = "impact"\n', encoding="utf-8")
+    # Jira field names are matched without case: "impact" is the default's "Impact".
+    with pytest.raises(MappingError, match=r"fields\.custom\.sev\.jira.*fields\.impact"
+                                           r" writes too"):
+        load_profile(str(path))
+
+
+def test_label_rows_with_disjoint_excluded_prefixes_share_the_labels_field() -> None:
+    profile = load_profile(str(PROFILES / "labels_partitioned.toml"))
+    ctx = MappingContext(field_ids=SITE_FIELDS)
+    incident = to_incident("jira", {"labels": ["site-Lyon", "category-network", "vip"]},
+                           profile, ctx)
+    assert (incident.custom, incident.category, incident.labels) == (
+        {"site": "Lyon"}, "network", ["vip"])
+    assert to_fields("jira", incident, profile, ctx, only=["custom.site"]).fields == {
+        "labels": ["category-network", "site-Lyon", "vip"]}
+
+
+def test_label_prefix_rows_must_be_excluded_from_the_labels_row() -> None:
+    error = _error("labels_prefix_not_excluded.toml")
+    assert error.key == "fields.labels.jira"
+    assert "exclude_prefix must include 'site-'" in str(error)
+    assert "fields.custom.site" in str(error)
+
+
+def test_label_prefix_rows_must_not_overlap() -> None:
+    error = _error("labels_prefix_overlap.toml")
+    assert "overlaps" in str(error) and "fields.category" in str(error)
+    assert error.key in ("fields.custom.cat.jira", "fields.category.jira")
+
+
+def test_label_prefix_is_only_for_the_jira_labels_field(tmp_path: Path) -> None:
+    path = tmp_path / "team.toml"
+    path.write_text('extends = "default"\n[fields.custom.site]\nservicenow = "u_site"\n'
+                    'jira = { field = "summary", transform = "label_prefix", prefix = "s-" }\n',
+                    encoding="utf-8")
+    with pytest.raises(MappingError, match=r"fields\.custom\.site\.jira\.transform.*labels"):
+        load_profile(str(path))
+
+
+def test_shipped_profiles_partition_labels_and_load() -> None:
+    assert {"default", "jsm-extended"} <= set(shipped_profiles())
+    extended = load_profile("jsm-extended")
+    assert extended.rule("category").sides["jira"].field == "components"
+    assert extended.rule("escalation").sides["jira"].field == "Escalation"
+    default = load_profile("default")
+    assert "jira" not in default.rule("assignment_group").sides
+    assert "jira" not in default.rule("resolution_notes").sides

@@ -1,5 +1,8 @@
-"""The default profile against raw records shaped exactly as the vendors return them
-(ServiceNow Table API and Jira v2/v3 issue JSON), and the writes it produces."""
+"""The shipped profiles against raw records shaped exactly as the vendors return them
+(ServiceNow Table API records and Jira v2/v3 issue JSON), and the writes they produce.
+The Jira record fixtures come from a site an admin extended (Assignment group,
+Subcategory, Resolution notes, Escalation, components): ``jsm-extended`` reads them;
+``default`` reads a stock site's issues, category and subcategory in labels."""
 
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ SITE_FIELDS = {
     "Resolution notes": "customfield_10008", "Escalation": "customfield_10009",
 }
 PROFILE = load_profile("default")
+EXTENDED = load_profile("jsm-extended")
 ADF = MappingContext(text_format="adf", field_ids=SITE_FIELDS)
 WIKI = MappingContext(text_format="wiki", field_ids=SITE_FIELDS)
 
@@ -89,7 +93,7 @@ def test_servicenow_display_value_all_prefers_value() -> None:
 
 
 def test_jira_v2_issue_reads_wiki_markup_and_drops_marker_labels() -> None:
-    incident = to_incident("jira", _jira("jira_v2_issue.json"), PROFILE, WIKI)
+    incident = to_incident("jira", _jira("jira_v2_issue.json"), EXTENDED, WIKI)
     assert incident.title == "VPN drops every 15 minutes"
     assert incident.description == (
         "Since this morning the **VPN client** disconnects every 15 minutes.\n"
@@ -110,7 +114,7 @@ def test_jira_v2_issue_reads_wiki_markup_and_drops_marker_labels() -> None:
 
 
 def test_jira_v3_issue_reads_adf_and_lossy_jsm_values() -> None:
-    incident = to_incident("jira", _jira("jira_v3_issue.json"), PROFILE, ADF)
+    incident = to_incident("jira", _jira("jira_v3_issue.json"), EXTENDED, ADF)
     assert incident.status is Status.RESOLVED
     # JSM's fourth impact and urgency fold into ServiceNow's High.
     assert incident.impact is Impact.HIGH and incident.urgency is Urgency.HIGH
@@ -121,6 +125,18 @@ def test_jira_v3_issue_reads_adf_and_lossy_jsm_values() -> None:
     assert "@Dana Kowalski 🔥" in incident.description
     assert "```sql\nALTER TABLESPACE" in incident.description
     assert incident.resolved_at == datetime(2026, 1, 6, 8, 30, tzinfo=UTC)
+
+
+def test_stock_jira_issue_reads_category_and_subcategory_from_labels() -> None:
+    fields = _jira("jira_v2_issue.json")
+    fields["labels"] = ["remote-work", "snow-46d44a23a9fe19810012d100cca80666",
+                        "category-network", "subcategory-MS%20SQL%20Server"]
+    incident = to_incident("jira", fields, PROFILE, WIKI)
+    assert incident.category == "network" and incident.subcategory == "MS SQL Server"
+    assert incident.labels == ["remote-work"]
+    # The fields only an admin-extended site has are not read by the default profile.
+    assert incident.assignment_group is None and incident.resolution_notes is None
+    assert incident.escalation is Escalation.NORMAL
 
 
 def test_jira_data_center_issue_with_nulls_and_name_users() -> None:
@@ -198,7 +214,7 @@ def test_jira_write_on_cloud_uses_adf_select_options_and_names() -> None:
                         category="network", resolution_code="Workaround provided",
                         resolution_notes="Gateway restarted", escalation=3,
                         assignee="chen.wei@example.com", labels=["vpn", "snow-123"])
-    written = to_fields("jira", incident, PROFILE, ADF)
+    written = to_fields("jira", incident, EXTENDED, ADF)
     fields = written.fields
     validate_adf(fields["description"])
     validate_adf(fields["customfield_10008"])
@@ -215,6 +231,26 @@ def test_jira_write_on_cloud_uses_adf_select_options_and_names() -> None:
     assert any("'Workaround provided' is written to jira as 'Done'" in loss
                for loss in written.losses)
     assert any("snow-123" in loss for loss in written.losses)
+
+
+def test_jira_write_on_a_stock_site_keeps_category_in_labels_and_notes_on_servicenow(
+) -> None:
+    incident = Incident(title="DB slow", status=Status.RESOLVED, category="database",
+                        subcategory="MS SQL Server", resolution_notes="Index rebuilt",
+                        escalation=3, assignment_group="Database",
+                        labels=["vip", "snow-123", "category-x"])
+    written = to_fields("jira", incident, PROFILE, ADF)
+    assert written.fields["labels"] == ["category-database", "subcategory-MS%20SQL%20Server",
+                                        "vip"]
+    assert not {"components", "customfield_10006", "customfield_10007", "customfield_10008",
+                "customfield_10009"} & set(written.fields)
+    assert any("category-x" in loss and "snow-123" in loss for loss in written.losses)
+    # A write of one label row carries the others' labels: labels are one Jira field.
+    only = to_fields("jira", incident, PROFILE, ADF, only=["category"])
+    assert only.fields == {"labels": written.fields["labels"]}
+    back = to_incident("jira", written.fields, PROFILE, ADF)
+    assert (back.category, back.subcategory, back.labels) == (
+        "database", "MS SQL Server", ["vip"])
 
 
 def test_jira_write_on_data_center_escapes_wiki_specials() -> None:
@@ -241,9 +277,17 @@ def test_long_multiline_title_is_cut_for_jira_and_reported() -> None:
 
 
 def test_unknown_category_is_written_as_is_and_reported() -> None:
-    written = to_fields("jira", Incident(category="facilities"), PROFILE, ADF, only=["category"])
+    written = to_fields("jira", Incident(category="facilities"), EXTENDED, ADF,
+                        only=["category"])
     assert written.fields == {"components": [{"name": "facilities"}]}
     assert written.losses == ["category: no to_jira mapping for 'facilities'; written as is"]
+
+
+def test_any_category_fits_a_label_on_a_stock_site() -> None:
+    written = to_fields("jira", Incident(category="facilities"), PROFILE, ADF,
+                        only=["category"])
+    assert written.fields == {"labels": ["category-facilities"]}
+    assert written.losses == []
 
 
 def test_same_incident_gives_the_same_fields_and_losses() -> None:
@@ -256,7 +300,8 @@ def test_same_incident_gives_the_same_fields_and_losses() -> None:
 def test_default_applies_only_to_values_a_map_does_not_know(tmp_path: Path) -> None:
     path = tmp_path / "team.toml"
     path.write_text(
-        'extends = "default"\n[fields.category]\ndefault = "inquiry"\n', encoding="utf-8")
+        'extends = "jsm-extended"\n[fields.category]\ndefault = "inquiry"\n',
+        encoding="utf-8")
     profile = load_profile(str(path))
     # ServiceNow has no category map: its values are taken as they are.
     assert to_incident("servicenow", {"category": "facilities"}, profile).category == (

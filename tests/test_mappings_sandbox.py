@@ -18,11 +18,13 @@ from connectors.sandbox.seed import GROUPS, USERS
 from connectors.sandbox.servicenow import ServiceNowSandbox
 from mappings.mapper import MappingContext, to_fields, to_incident
 from mappings.model import Escalation, Impact, Incident, Status, Urgency
-from mappings.profile import load_profile
+from mappings.profile import Profile, load_profile
 
 PROFILE = load_profile("default")
-WIKI = MappingContext(text_format="wiki",
-                      field_ids={f.name: f.id for f in jira_site.CUSTOM_FIELDS})
+# The profile each Jira field set is prepared for: default on a stock site.
+PROFILES = {"stock": PROFILE, "extended": load_profile("jsm-extended")}
+WIKI = MappingContext(text_format="wiki", field_ids={
+    f.name: f.id for f in jira_site.site_fields("extended").custom_fields})
 SETTLE = settings(max_examples=25, deadline=None,
                   suppress_health_check=[HealthCheck.function_scoped_fixture,
                                          HealthCheck.too_slow])
@@ -41,7 +43,8 @@ incidents = st.builds(
     impact=st.sampled_from(Impact),
     urgency=st.sampled_from(Urgency),
     category=st.none() | st.sampled_from(["inquiry", "software", "hardware", "network"]),
-    subcategory=st.none() | st.sampled_from(["VPN", "Oracle", "Email"]),
+    subcategory=st.none() | st.sampled_from(["VPN", "Oracle", "Email", "MS SQL Server",
+                                             "100% CPU"]),
     assignment_group=st.none() | st.sampled_from(GROUPS),
     assignee=st.none() | st.sampled_from([u.email for u in USERS[1:6]]),
     caller=st.none() | st.sampled_from([u.email for u in USERS[5:]]),
@@ -53,9 +56,9 @@ incidents = st.builds(
 )
 
 
-def _lossless(side: str, losses: list[str]) -> list[str]:
+def _lossless(side: str, losses: list[str], profile: Profile = PROFILE) -> list[str]:
     lossy = {loss.split(":", 1)[0] for loss in losses}
-    return [n for n in PROFILE.neutral_fields() if PROFILE.travels(n, side) and n not in lossy]
+    return [n for n in profile.neutral_fields() if profile.travels(n, side) and n not in lossy]
 
 
 def _same(before: Incident, after: Incident, names: list[str]) -> None:
@@ -72,9 +75,11 @@ def servicenow() -> Iterator[ServiceNowSandbox]:
         yield sandbox
 
 
-@pytest.fixture(scope="module", params=["cloud", "datacenter"])
+@pytest.fixture(scope="module", params=[("cloud", "stock"), ("datacenter", "stock"),
+                                        ("cloud", "extended")], ids=lambda p: "-".join(p))
 def jira(request: pytest.FixtureRequest) -> Iterator[JiraSandbox]:
-    with JiraSandbox(mode=request.param) as sandbox:
+    mode, fields = request.param
+    with JiraSandbox(mode=mode, fields=fields) as sandbox:
         yield sandbox
 
 
@@ -136,15 +141,16 @@ def _jira_fields(sandbox: JiraSandbox, fields: dict[str, Any]) -> dict[str, Any]
 @SETTLE
 @given(incident=incidents)
 def test_jira_accepts_the_write_and_reads_it_back(jira: JiraSandbox, incident: Incident) -> None:
-    written = to_fields("jira", incident, PROFILE, WIKI)
+    profile = PROFILES[jira.fields.kind]
+    written = to_fields("jira", incident, profile, WIKI)
     fields = _jira_fields(jira, written.fields)
     status = fields.pop("status")
     resolution = fields.pop("resolution")
     key = jira.create_issue(fields)
     if status != "Open":
         jira.transition_issue(key, status, resolution=resolution["name"] if resolution else None)
-    back = to_incident("jira", jira.issue(key)["fields"], PROFILE, WIKI)
-    lossless = _lossless("jira", written.losses)
+    back = to_incident("jira", jira.issue(key)["fields"], profile, WIKI)
+    lossless = _lossless("jira", written.losses, profile)
     if incident.status not in (Status.RESOLVED, Status.CLOSED) and (
         "resolution_code" in lossless
     ):

@@ -1,25 +1,44 @@
-"""The default profile fits the sandbox sites it is written for (interfaces.md): every
-value it writes exists there, and every value a site can hold reads back as something
-that writes the same value again."""
+"""The shipped profiles fit the sandbox sites they are written for: ``default`` the stock
+JSM site, ``jsm-extended`` the site an admin prepared. Every value a profile writes
+exists there, and every value a site can hold reads back as something that writes the
+same value again."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
 from connectors.sandbox import jira_site, sn_tables
 from mappings.mapper import MappingContext, to_fields, to_incident
 from mappings.model import Escalation, Impact, Incident, Status, Urgency
-from mappings.profile import load_profile
+from mappings.profile import MappingError, Profile, load_profile
 
 PROFILE = load_profile("default")
+STOCK = jira_site.site_fields("stock")
+EXTENDED = jira_site.site_fields("extended")
 CTX = MappingContext(text_format="adf",
-                     field_ids={f.name: f.id for f in jira_site.CUSTOM_FIELDS})
-OPTIONS = {f.name: [o.name for o in f.options] for f in jira_site.CUSTOM_FIELDS}
+                     field_ids={f.name: f.id for f in STOCK.custom_fields})
+OPTIONS = {f.name: [o.name for o in f.options] for f in EXTENDED.custom_fields}
+EXTENDED_PROFILE = load_profile("jsm-extended")
+EXTENDED_CTX = MappingContext(text_format="adf",
+                              field_ids={f.name: f.id for f in EXTENDED.custom_fields})
 
 
-def test_every_jira_field_the_profile_names_exists_on_the_site() -> None:
-    site = {f.id for f in jira_site.CUSTOM_FIELDS} | set(jira_site.SYSTEM_BY_ID)
-    assert set(PROFILE.vendor_fields("jira", CTX)) <= site
+@pytest.mark.parametrize(("profile", "fields"), [(PROFILE, STOCK),
+                                                 (EXTENDED_PROFILE, EXTENDED)])
+def test_every_jira_field_the_profile_names_exists_on_its_site(
+        profile: Profile, fields: jira_site.SiteFields) -> None:
+    ctx = MappingContext(field_ids={f.name: f.id for f in fields.custom_fields})
+    site = {f.id for f in fields.custom_fields} | set(jira_site.SYSTEM_BY_ID)
+    assert set(profile.vendor_fields("jira", ctx)) <= site
+
+
+def test_the_default_profile_needs_no_field_an_admin_creates() -> None:
+    with pytest.raises(MappingError, match="not among the site's fields"):
+        EXTENDED_PROFILE.vendor_fields("jira", CTX)
+    assert "customfield_10007" not in PROFILE.vendor_fields("jira", CTX)
+    assert "components" not in PROFILE.vendor_fields("jira", CTX)
 
 
 def test_every_status_is_written_as_one_the_sites_know() -> None:
@@ -53,28 +72,47 @@ def test_every_close_code_is_written_as_a_jira_resolution(code: str) -> None:
     assert written.fields["resolution"]["name"] in {r.name for r in jira_site.RESOLUTIONS}
 
 
-def test_select_options_exist_both_ways() -> None:
-    for field, enum, sn_choices in (("Impact", Impact, sn_tables.IMPACT_LABELS),
-                                    ("Urgency", Urgency, sn_tables.IMPACT_LABELS),
-                                    ("Escalation", Escalation, sn_tables.ESCALATION_LABELS)):
-        neutral = field.lower()
-        for value in enum:
-            incident = Incident(**{neutral: value})
-            jira = to_fields("jira", incident, PROFILE, CTX, only=[neutral]).fields
-            assert jira[CTX.field_ids[field]]["value"] in OPTIONS[field]
-            sn = to_fields("servicenow", incident, PROFILE, CTX, only=[neutral]).fields
-            assert sn[neutral] in sn_choices
-        for option in OPTIONS[field]:
-            read = to_incident("jira", {CTX.field_ids[field]: {"value": option}}, PROFILE, CTX)
-            again = to_fields("jira", read, PROFILE, CTX, only=[neutral]).fields
-            assert again[CTX.field_ids[field]]["value"] in OPTIONS[field]
+@pytest.mark.parametrize(("profile", "ctx", "field", "enum", "sn_choices"), [
+    (PROFILE, CTX, "Impact", Impact, sn_tables.IMPACT_LABELS),
+    (PROFILE, CTX, "Urgency", Urgency, sn_tables.IMPACT_LABELS),
+    (EXTENDED_PROFILE, EXTENDED_CTX, "Escalation", Escalation, sn_tables.ESCALATION_LABELS),
+])
+def test_select_options_exist_both_ways(profile: Profile, ctx: MappingContext, field: str,
+                                        enum: Any, sn_choices: Any) -> None:
+    neutral = field.lower()
+    for value in enum:
+        incident = Incident(**{neutral: value})
+        jira = to_fields("jira", incident, profile, ctx, only=[neutral]).fields
+        assert jira[ctx.field_ids[field]]["value"] in OPTIONS[field]
+        sn = to_fields("servicenow", incident, profile, ctx, only=[neutral]).fields
+        assert sn[neutral] in sn_choices
+    for option in OPTIONS[field]:
+        read = to_incident("jira", {ctx.field_ids[field]: {"value": option}}, profile, ctx)
+        again = to_fields("jira", read, profile, ctx, only=[neutral]).fields
+        assert again[ctx.field_ids[field]]["value"] in OPTIONS[field]
 
 
-def test_categories_are_components_of_the_project() -> None:
-    components = {c.name for c in jira_site.COMPONENTS}
+def test_escalation_stays_on_servicenow_with_the_default_profile() -> None:
+    incident = Incident(escalation=Escalation.HIGH)
+    assert to_fields("jira", incident, PROFILE, CTX, only=["escalation"]).fields == {}
+    assert to_fields("servicenow", incident, PROFILE, CTX,
+                     only=["escalation"]).fields == {"escalation": "2"}
+
+
+def test_categories_travel_as_labels_on_a_stock_site() -> None:
     for category in sn_tables.CATEGORY_LABELS:
-        written = to_fields("jira", Incident(category=category), PROFILE, CTX,
-                            only=["category"])
+        incident = Incident(category=category, labels=["vip"])
+        written = to_fields("jira", incident, PROFILE, CTX, only=["category"])
+        assert written.fields["labels"] == sorted(["vip", f"category-{category}"])
+        assert written.losses == []
+        assert to_incident("jira", written.fields, PROFILE, CTX).category == category
+
+
+def test_categories_are_components_of_the_extended_project() -> None:
+    components = {c.name for c in EXTENDED.components}
+    for category in sn_tables.CATEGORY_LABELS:
+        written = to_fields("jira", Incident(category=category), EXTENDED_PROFILE,
+                            EXTENDED_CTX, only=["category"])
         assert written.fields["components"][0]["name"] in components
         assert written.losses == []
 

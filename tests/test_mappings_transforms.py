@@ -24,7 +24,8 @@ CTX = MappingContext()
 def test_the_documented_transform_set() -> None:
     assert set(TRANSFORMS) == {
         "rich_text", "truncate", "prefix", "suffix", "user_by_email", "group_by_name",
-        "datetime", "select_option", "name_object", "components", "labels", "int_string",
+        "datetime", "select_option", "name_object", "components", "labels", "label_prefix",
+        "int_string",
     }
 
 
@@ -157,3 +158,77 @@ def test_rich_text_follows_the_jira_text_format_and_stays_plain_on_servicenow() 
     # A v2 string read on a v3 site is wiki markup (the jira library speaks v2).
     assert rich.decode("\\*a\\*", "jira", adf) == "*a*"
     assert rich.decode("*a*", "servicenow", adf) == "*a*"
+
+
+LABEL_PREFIX = make_transform("label_prefix", {"prefix": "category-"})
+# Values a ServiceNow choice may hold: any text, spaces, '%', unicode, odd whitespace.
+label_values = st.text(min_size=1, max_size=80).filter(lambda v: v.strip() == v and v)
+
+
+@settings(max_examples=300, deadline=None)
+@given(label_values)
+def test_label_prefix_round_trips_any_value_through_one_valid_label(value: str) -> None:
+    raw, losses = LABEL_PREFIX.write(value, "jira", CTX)
+    assert losses == []
+    (label,) = raw
+    assert label.startswith("category-") and len(label) <= 255
+    assert not any(ch.isspace() for ch in label)  # Jira refuses labels with spaces
+    assert LABEL_PREFIX.read({"labels": ["vip", label, "snow-1"]}, "labels", "jira",
+                             CTX) == value
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=400))
+def test_label_prefix_write_is_idempotent_on_its_own_output(value: str) -> None:
+    raw, _ = LABEL_PREFIX.write(value, "jira", CTX)
+    back = LABEL_PREFIX.read({"labels": raw}, "labels", "jira", CTX)
+    assert LABEL_PREFIX.write(back, "jira", CTX)[0] == raw
+    assert all(len(label) <= 255 for label in raw)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(min_size=1, max_size=20), max_size=6))
+def test_label_prefix_reads_any_hand_made_labels_stably(labels: list[str]) -> None:
+    # Labels typed in Jira (several with the prefix, stray '%'): one value is read,
+    # and writing it reads back the same value.
+    value = LABEL_PREFIX.read({"labels": [f"category-{x}" for x in labels]}, "labels", "jira",
+                              CTX)
+    raw, _ = LABEL_PREFIX.write(value, "jira", CTX)
+    again = LABEL_PREFIX.read({"labels": raw}, "labels", "jira", CTX)
+    assert LABEL_PREFIX.write(again, "jira", CTX)[0] == raw
+
+
+def test_label_prefix_encoding_is_readable_and_documented() -> None:
+    assert LABEL_PREFIX.write("MS SQL Server", "jira", CTX) == (
+        ["category-MS%20SQL%20Server"], [])
+    assert LABEL_PREFIX.write("100%", "jira", CTX) == (["category-100%25"], [])
+    assert LABEL_PREFIX.write("Kraków", "jira", CTX) == (["category-Kraków"], [])
+    assert LABEL_PREFIX.write(None, "jira", CTX) == ([], [])
+    assert LABEL_PREFIX.read({"labels": ["vip"]}, "labels", "jira", CTX) is None
+    assert LABEL_PREFIX.read({}, "labels", "jira", CTX) is MISSING
+    # Of two prefixed labels (added by hand) the first in sorted order is read.
+    assert LABEL_PREFIX.read({"labels": ["category-z", "category-b"]}, "labels", "jira",
+                             CTX) == "b"
+    # A stray '%' typed in Jira is kept, not an error.
+    assert LABEL_PREFIX.read({"labels": ["category-50%off"]}, "labels", "jira",
+                             CTX) == "50%off"
+
+
+def test_label_prefix_cuts_a_value_too_long_for_a_label_and_says_so() -> None:
+    raw, losses = LABEL_PREFIX.write("x " * 200 + "end", "jira", CTX)
+    assert len(raw[0]) <= 255 and raw[0].endswith("…")
+    assert losses == ["value cut to fit a 255-character label on jira"]
+
+
+def test_label_prefix_refuses_a_prefix_jira_cannot_hold() -> None:
+    with pytest.raises(ValueError, match="spaces"):
+        make_transform("label_prefix", {"prefix": "my category-"})
+
+
+def test_labels_exclude_several_prefixes() -> None:
+    labels = make_transform("labels", {"exclude_prefix": ["snow-", "category-"]})
+    assert labels.read({"labels": ["vip", "snow-1", "category-network"]}, "labels", "jira",
+                       CTX) == ["vip"]
+    assert make_transform("labels", {"exclude_prefix": "snow-"}).read(
+        {"labels": ["category-network", "snow-1"]}, "labels", "jira", CTX) == [
+            "category-network"]

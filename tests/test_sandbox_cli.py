@@ -77,6 +77,7 @@ def test_non_loopback_host_is_refused_with_exit_2(host: str) -> None:
 @pytest.mark.parametrize(("option", "value", "words"), [
     ("--fault-rate", "1.5", "between 0 and 1"),
     ("--jira-mode", "server", "cloud or datacenter"),
+    ("--jira-fields", "custom", "stock or extended"),
     ("--seed-incidents", "-1", "0 or more"),
     ("--latency-ms", "-5", "0 or more"),
 ])
@@ -110,7 +111,7 @@ def test_module_help_runs_as_a_subprocess() -> None:
     assert result.returncode == 0, result.stderr
     for option in ("--servicenow-port", "--jira-port", "--jira-mode", "--seed-incidents",
                    "--seed", "--latency-ms", "--fault-rate", "--username", "--password",
-                   "--write-config", "--host"):
+                   "--write-config", "--host", "--jira-fields"):
         assert option in result.stdout
 
 
@@ -183,6 +184,49 @@ def test_start_sandboxes_can_seed_one_side_only() -> None:
     try:
         assert len(servicenow.rows("incident")) == 3
         assert jira.issue_keys() == []
+    finally:
+        servicenow.stop()
+        jira.stop()
+
+
+def test_extended_jira_fields_are_served_with_a_config_for_their_profile(
+        tmp_path: Path) -> None:
+    config = tmp_path / "sandbox.toml"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "connectors.sandbox", "--servicenow-port", "0",
+         "--jira-port", "0", "--seed-incidents", "2", "--jira-fields", "extended",
+         "--write-config", str(config)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if line.startswith("Serving"):
+                break
+        assert any("extended fields" in line for line in lines), lines
+        settings = load_settings(config)
+        assert settings.sync.mapping == "jsm-extended"
+        fields = requests.get(f"{settings.jira.url}/rest/api/2/field",
+                              auth=("admin", "sandbox"), timeout=10).json()
+        assert {"Subcategory", "Assignment group", "Resolution notes", "Escalation"} <= {
+            f["name"] for f in fields}
+        issue = requests.get(f"{settings.jira.url}/rest/api/2/issue/OPS-1",
+                             auth=("admin", "sandbox"), timeout=10).json()
+        assert issue["fields"]["components"] and issue["fields"]["customfield_10007"]
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+
+
+def test_stock_jira_fields_get_the_default_profile(tmp_path: Path) -> None:
+    servicenow, jira = start_sandboxes(seed_incidents=1)
+    try:
+        path = write_config(tmp_path / "c.toml", servicenow.url, jira.url, "admin")
+        assert load_settings(path).sync.mapping == "default"
+        assert jira.fields.kind == "stock" and jira.fields.components == []
     finally:
         servicenow.stop()
         jira.stop()

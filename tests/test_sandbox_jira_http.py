@@ -82,8 +82,21 @@ def dc(clock: Clock) -> Iterator[JiraSandbox]:
 
 
 @pytest.fixture
+def extended(clock: Clock) -> Iterator[JiraSandbox]:
+    """A Cloud site an admin prepared for the jsm-extended profile."""
+    with JiraSandbox(mode="cloud", seed_incidents=8, clock=clock,
+                     fields="extended") as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
 def v2(cloud: JiraSandbox) -> Api:
     return Api(cloud, "admin@example.com", "2")
+
+
+@pytest.fixture
+def ext2(extended: JiraSandbox) -> Api:
+    return Api(extended, "admin@example.com", "2")
 
 
 @pytest.fixture
@@ -138,8 +151,8 @@ def test_v2_text_reads_as_paragraphs_and_hard_breaks_on_v3(v3: Api, v2: Api) -> 
 def test_v3_comment_and_textarea_need_adf(v3: Api) -> None:
     key = v3.post("issue", incident()).json()["key"]
     assert v3.post(f"issue/{key}/comment", {"body": "hello"}).status_code == 400
-    bad = v3.put(f"issue/{key}", {"fields": {"customfield_10008": "notes"}})
-    assert bad.status_code == 400 and "customfield_10008" in errors_of(bad)["errors"]
+    bad = v3.put(f"issue/{key}", {"fields": {"environment": "notes"}})
+    assert bad.status_code == 400 and "environment" in errors_of(bad)["errors"]
     broken = {"type": "doc", "version": 1, "content": [{"type": "text", "text": "no block"}]}
     assert v3.post(f"issue/{key}/comment", {"body": broken}).status_code == 400
     created = v3.post(f"issue/{key}/comment", {"body": DOC})
@@ -186,7 +199,8 @@ def test_enhanced_search_repeated_fields_and_star_all(v2: Api) -> None:
     assert set(fields) == {"summary", "updated"}
     assert TIMESTAMP.match(fields["updated"])
     everything = v2.get("search/jql", jql="key = OPS-1", fields="*all").json()
-    assert {"status", "customfield_10100", "comment"} <= set(everything["issues"][0]["fields"])
+    assert {"status", "customfield_10016", "comment", "environment"} <= set(
+        everything["issues"][0]["fields"])
     navigable = v2.get("search/jql", jql="key = OPS-1", fields="*navigable,-labels").json()
     assert "comment" not in navigable["issues"][0]["fields"]
     assert "labels" not in navigable["issues"][0]["fields"]
@@ -320,8 +334,12 @@ def test_server_info_answers_anonymously(cloud: JiraSandbox) -> None:
     ({"project": {"key": "NOPE"}}, {"project": "Specify a valid project ID or key"}),
     ({"labels": ["two words"]}, {"labels": "The label 'two words' contains spaces which is "
                                            "invalid."}),
-    ({"duedate": "2026-01-01"}, {"duedate": "Field 'duedate' cannot be set. It is not on the "
-                                            "appropriate screen, or unknown."}),
+    ({"customfield_10007": "VPN"}, {"customfield_10007": "Field 'customfield_10007' cannot be "
+                                                         "set. It is not on the appropriate "
+                                                         "screen, or unknown."}),
+    ({"components": [{"name": "Network"}]}, {"components": "Component name 'Network' is not "
+                                                           "valid"}),
+    ({"duedate": "tomorrow"}, {"duedate": "Error parsing date string: tomorrow"}),
     ({"assignee": {"accountId": "0" * 24}}, {"assignee": "Specified user does not exist or "
                                                          "you do not have required permissions"}),
 ])
@@ -355,7 +373,8 @@ def test_bulk_create_limits_and_all_failed(v2: Api) -> None:
         "issuetype": "The issue type selected is invalid."}
 
 
-def test_edit_update_operations_on_labels_and_components(v2: Api) -> None:
+def test_edit_update_operations_on_labels_and_components(ext2: Api) -> None:
+    v2 = ext2
     key = v2.post("issue", incident(labels=["a", "b"], components=[{"name": "Network"}])
                   ).json()["key"]
     response = v2.put(f"issue/{key}", {"update": {
@@ -484,11 +503,42 @@ def test_user_endpoints_on_cloud(v2: Api) -> None:
     assert len(v2.get("user/assignable/search", project="OPS").json()) == 10
 
 
-def test_field_list_carries_clause_names(v2: Api) -> None:
-    fields = {f["id"]: f for f in v2.get("field").json()}
+def test_field_list_carries_clause_names(ext2: Api) -> None:
+    fields = {f["id"]: f for f in ext2.get("field").json()}
     assert fields["customfield_10100"]["clauseNames"] == ["cf[10100]", "ServiceNow ID"]
     assert fields["customfield_10004"]["schema"]["type"] == "option"
     assert fields["status"]["custom"] is False
+
+
+def test_a_stock_site_has_only_the_jsm_itsm_fields_and_no_components(v2: Api,
+                                                                     dcapi: Api) -> None:
+    custom = {f["name"]: f["schema"]["custom"] for f in v2.get("field").json() if f["custom"]}
+    assert custom == {
+        "Impact": "com.atlassian.jira.plugin.system.customfieldtypes:select",
+        "Urgency": "com.atlassian.jira.plugin.system.customfieldtypes:select",
+        "Pending reason": "com.atlassian.jira.plugin.system.customfieldtypes:select",
+        "Request Type": "com.atlassian.servicedesk:vp-origin",
+        "Request participants": "com.atlassian.servicedesk:sd-request-participants",
+        "Organizations": "com.atlassian.servicedesk:sd-customer-organizations",
+        "Satisfaction": "com.atlassian.servicedesk:sd-request-feedback",
+        "Time to resolution": "com.atlassian.servicedesk:sd-sla-field",
+        "Time to first response": "com.atlassian.servicedesk:sd-sla-field",
+        "Affected services":
+            "com.atlassian.jira.plugins.service-entity:service-entity-field-cftype",
+    }
+    assert "Customer Request Type" in {f["name"] for f in dcapi.get("field").json()}
+    assert v2.get("project/OPS").json()["components"] == []
+    meta = v2.get("issue/createmeta/OPS/issuetypes/10001").json()["fields"]
+    assert next(f for f in meta if f["fieldId"] == "components")["allowedValues"] == []
+    urgency = next(f for f in meta if f["name"] == "Urgency")
+    assert [v["value"] for v in urgency["allowedValues"]] == [
+        "Critical", "High", "Medium", "Low"]
+    # JSM manages its own fields (SLAs, request type...): the sandbox shows them empty.
+    assert "customfield_10014" not in {f["fieldId"] for f in meta}
+    fields = v2.get("issue/OPS-1").json()["fields"]
+    assert fields["customfield_10014"] is None and fields["customfield_10016"] is None
+    sla = v2.put("issue/OPS-1", {"fields": {"customfield_10014": "x"}})
+    assert sla.status_code == 400 and "customfield_10014" in errors_of(sla)["errors"]
 
 
 def test_project_and_createmeta(v2: Api, dcapi: Api) -> None:
@@ -576,7 +626,7 @@ def test_in_process_helpers_share_the_http_rules(cloud: JiraSandbox, v2: Api) ->
     assert v2.get(f"issue/{key}").status_code == 404
 
 
-def test_seeded_issues_follow_the_seed(cloud: JiraSandbox, v2: Api) -> None:
+def test_seeded_issues_follow_the_seed(cloud: JiraSandbox, v2: Api, ext2: Api) -> None:
     expected = seed_incidents(8, 1)
     statuses = {"new": "Open", "in_progress": "Work in progress", "on_hold": "Pending",
                 "resolved": "Resolved"}
@@ -584,7 +634,16 @@ def test_seeded_issues_follow_the_seed(cloud: JiraSandbox, v2: Api) -> None:
         fields = v2.get(f"issue/OPS-{number}").json()["fields"]
         assert fields["summary"] == seeded.title
         assert fields["status"]["name"] == statuses[seeded.status]
-        assert fields["customfield_10006"] == seeded.group
+        # The category as the site's profile writes it: labels on a stock site...
+        assert fields["labels"] == [f"category-{seeded.category}",
+                                    "subcategory-" + seeded.subcategory.replace(" ", "%20")]
+        assert fields["components"] == []
+        # ...components and admin-made fields on the extended one.
+        extended = ext2.get(f"issue/OPS-{number}").json()["fields"]
+        assert extended["customfield_10006"] == seeded.group
+        assert extended["customfield_10007"] == seeded.subcategory
+        assert [c["name"].casefold() for c in extended["components"]] == [seeded.category]
+        assert extended["labels"] == []
         assert fields["reporter"]["emailAddress"] == seeded.caller_email
         assert [not c["jsdPublic"] for c in fields["comment"]["comments"]] == [
             c.internal for c in seeded.comments]

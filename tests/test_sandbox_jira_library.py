@@ -37,7 +37,7 @@ class Site:
 
 def connect(sandbox: JiraSandbox, login: str | None = None) -> JIRA:
     login = login or ("admin@example.com" if sandbox.mode == "cloud" else "admin")
-    # max_retries=0: the connector owns the one retry policy (docs/architecture.md).
+    # max_retries=0: the connector owns the one retry policy (connectors/retry.py).
     return JIRA(sandbox.url, basic_auth=(login, "sandbox"), max_retries=0,
                 get_server_info=True)
 
@@ -45,6 +45,15 @@ def connect(sandbox: JiraSandbox, login: str | None = None) -> JIRA:
 @pytest.fixture(params=["cloud", "datacenter"])
 def site(request: pytest.FixtureRequest) -> Iterator[Site]:
     with JiraSandbox(mode=request.param, seed_incidents=6) as sandbox:
+        client = connect(sandbox)
+        yield Site(sandbox, client, "admin@example.com" if request.param == "cloud"
+                   else "admin")
+
+
+@pytest.fixture(params=["cloud", "datacenter"])
+def extended_site(request: pytest.FixtureRequest) -> Iterator[Site]:
+    """A site an admin prepared for the jsm-extended profile."""
+    with JiraSandbox(mode=request.param, seed_incidents=2, fields="extended") as sandbox:
         client = connect(sandbox)
         yield Site(sandbox, client, "admin@example.com" if request.param == "cloud"
                    else "admin")
@@ -103,7 +112,25 @@ def test_search_with_post_and_explicit_nulls(site: Site) -> None:
     assert issues and all(i.fields.status.name == "Open" for i in issues)
 
 
-def test_create_issue_with_every_mapped_field(site: Site) -> None:
+def test_create_issue_with_every_field_the_default_profile_maps(site: Site) -> None:
+    issue = new_issue(
+        site, description="Users in Lyon cannot send mail.", priority={"name": "High"},
+        labels=["snow-abc123", "email", "category-software", "subcategory-Email"],
+        customfield_10004={"value": "Significant / Large"},
+        customfield_10005={"value": "High"},
+        assignee=site.user_ref("bob.jones@example.com"),
+        reporter=site.user_ref("grace.okafor@example.com"),
+    )
+    fields = site.client.issue(issue.key).fields
+    assert sorted(fields.labels) == ["category-software", "email", "snow-abc123",
+                                     "subcategory-Email"]
+    assert fields.components == []
+    assert fields.customfield_10005.value == "High"
+    assert fields.assignee.emailAddress == "bob.jones@example.com"
+
+
+def test_create_issue_with_every_mapped_field(extended_site: Site) -> None:
+    site = extended_site
     issue = new_issue(
         site, description="Users in Lyon cannot send mail.\nSince 09:00.",
         priority={"name": "High"}, labels=["snow-abc123", "email"],
@@ -323,7 +350,8 @@ def test_unavailable_and_dropped_connections_reach_the_library(site: Site) -> No
 def test_reference_lookups_the_connector_makes(site: Site) -> None:
     client = site.client
     fields = {f["name"]: f for f in client.fields()}
-    assert fields["ServiceNow ID"]["id"] == "customfield_10100"
+    assert fields["Pending reason"]["id"] == "customfield_10016"
+    assert "ServiceNow ID" not in fields  # only an admin creates a marker field
     assert fields["Impact"]["clauseNames"] == ["cf[10004]", "Impact"]
     assert [p.name for p in client.priorities()] == ["Highest", "High", "Medium", "Low",
                                                      "Lowest"]

@@ -24,7 +24,8 @@ SUBSET = json.loads((Path(__file__).parent / "data" / "jira-openapi-subset.json"
 DOC = {"type": "doc", "version": 1, "content": [
     {"type": "paragraph", "content": [{"type": "text", "text": "VPN down in Osaka"}]}]}
 # The spec documents GET .../remotelink as one RemoteIssueLink, but the endpoint
-# returns an array of them (docs/vendor-notes.md); each item is validated instead.
+# returns an array of them (Atlassian, "Get remote issue links", REST v3); each item is
+# validated instead.
 ARRAY_OF_DOCUMENTED_ITEM = {("get", "/rest/api/3/issue/{issueIdOrKey}/remotelink")}
 
 
@@ -105,9 +106,10 @@ def test_platform_reference_responses_match_the_spec(api: Checked) -> None:
 def test_issue_lifecycle_responses_match_the_spec(api: Checked) -> None:
     alice = account_id_for("alice.smith@example.com")
     fields = {"project": {"key": "OPS"}, "issuetype": {"id": "10001"}, "summary": "VPN down",
-              "description": DOC, "customfield_10008": DOC, "labels": ["snow-1"],
+              "description": DOC, "environment": DOC,
+              "labels": ["snow-1", "category-network"],
               "customfield_10004": {"value": "Moderate / Limited"},
-              "assignee": {"accountId": alice}, "components": [{"name": "Network"}]}
+              "assignee": {"accountId": alice}}
     created = api.call("post", "/rest/api/3/issue", body={"fields": fields}, expect=201)
     key = {"issueIdOrKey": created["key"]}
     api.call("post", "/rest/api/3/issue", body={"fields": {**fields, "description": "text"}},

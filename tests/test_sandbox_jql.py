@@ -55,8 +55,9 @@ def clock() -> Clock:
 
 @pytest.fixture
 def site(clock: Clock) -> JiraSandbox:
-    """Five known issues on an unstarted Cloud sandbox (JQL needs no HTTP)."""
-    sandbox = JiraSandbox(mode="cloud", clock=clock)
+    """Five known issues on an unstarted Cloud sandbox (JQL needs no HTTP), on the site
+    an admin extended with components and a ServiceNow ID marker field."""
+    sandbox = JiraSandbox(mode="cloud", clock=clock, fields="extended")
     alice = {"accountId": account_id_for("alice.smith@example.com")}
     bob = {"accountId": account_id_for("bob.jones@example.com")}
     rows: list[dict[str, Any]] = [
@@ -181,6 +182,23 @@ def test_unknown_field_and_unsupported_operator(site: JiraSandbox) -> None:
     assert error_of("assignee = nextWeek()", site) == "Unable to find JQL function 'nextWeek()'."
     assert error_of('summary ~ ""', site) == (
         "The field 'summary' does not support searching for an empty string.")
+
+
+def test_a_stock_site_knows_only_its_own_fields_and_components() -> None:
+    stock = JiraSandbox(mode="cloud")
+    stock.create_issue({"summary": "VPN down", "labels": ["category-network"],
+                        "customfield_10004": {"value": "Moderate / Limited"}})
+    for name in ("Subcategory", '"Assignment group"', '"ServiceNow ID"', "cf[10100]",
+                 "customfield_10009"):
+        assert error_of(f"{name} is EMPTY", stock) == (
+            f"Field '{name.strip(chr(34))}' does not exist or you do not have permission to"
+            " view it.")
+    assert error_of("component = Network", stock) == (
+        "The value 'Network' does not exist for the field 'component'.")
+    assert search(stock, "labels = category-network AND Impact = 'Moderate / Limited'") == [
+        "OPS-1"]
+    assert search(stock, '"Pending reason" is EMPTY AND "Request participants" is EMPTY') == [
+        "OPS-1"]
 
 
 def test_every_invalid_value_is_reported_at_once(site: JiraSandbox) -> None:

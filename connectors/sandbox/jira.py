@@ -73,13 +73,16 @@ class JiraSandbox(SearchRoutes, UserRoutes, ServiceDeskRoutes, SandboxServer):
         seed: int = 1,
         clock: Callable[[], datetime] | None = None,
         project: str = "OPS",
+        fields: str = "stock",
     ) -> None:
         if mode not in ("cloud", "datacenter"):
             raise ValueError(f"mode must be 'cloud' or 'datacenter', got {mode!r}")
+        self.fields = site.site_fields(fields, mode)  # ValueError for an unknown set
         super().__init__(host, port, username=username, password=password, faults=faults)
         self.mode = mode
         self.clock = clock or _now
-        self.state = JiraState(mode=mode, project=project, clock=lambda: self.clock())
+        self.state = JiraState(mode=mode, project=project, clock=lambda: self.clock(),
+                               fields=self.fields)
         self._register_routes()
         if seed_incidents:
             seed_site(self.state, seed_incidents, seed, actor=self._admin_email())
@@ -152,7 +155,7 @@ class JiraSandbox(SearchRoutes, UserRoutes, ServiceDeskRoutes, SandboxServer):
             if version == "3" and not self.cloud:
                 return self.error_response(404, f"No such resource: {request.path}")
             call = Call(request, version, Renderer(self._base(), self.mode, version,
-                                                   self.state.project),
+                                                   self.state.project, self.fields),
                         request.user or "")
             try:
                 return handler(call)
@@ -165,7 +168,7 @@ class JiraSandbox(SearchRoutes, UserRoutes, ServiceDeskRoutes, SandboxServer):
         routes: list[tuple[str, str, Callable[[Call], Response]]] = [
             ("GET", _API + "/serverInfo", self._server_info),
             ("GET", _API + "/myself", self._myself),
-            ("GET", _API + "/field", lambda c: Response(200, site.field_list())),
+            ("GET", _API + "/field", lambda c: Response(200, self.fields.field_list())),
             ("GET", _API + "/priority", self._priorities),
             ("GET", _API + "/resolution", self._resolutions),
             ("GET", _API + "/project", self._projects),
@@ -272,7 +275,8 @@ class JiraSandbox(SearchRoutes, UserRoutes, ServiceDeskRoutes, SandboxServer):
         type_id = call.request.params["type"]
         if not any(t.id == type_id for t in site.ISSUE_TYPES):
             raise not_found(f"Issue type with id '{type_id}' does not exist.")
-        return self._page(call, _create_meta(call.render), "fields" if self.cloud else "values")
+        return self._page(call, _create_meta(call.render, self.fields),
+                          "fields" if self.cloud else "values")
 
     # ---------------------------------------------------------------- issues
 
@@ -307,7 +311,7 @@ class JiraSandbox(SearchRoutes, UserRoutes, ServiceDeskRoutes, SandboxServer):
     def _get_issue(self, call: Call) -> Response:
         issue = self._issue(call)
         request = call.request
-        fields = parse_field_selection(request.args("fields"), "*all")
+        fields = parse_field_selection(request.args("fields"), "*all", self.fields)
         return Response(200, call.render.issue(
             issue, fields=fields, expand=csv_values(request.args("expand")),
             properties=csv_values(request.args("properties"))))
@@ -317,7 +321,7 @@ class JiraSandbox(SearchRoutes, UserRoutes, ServiceDeskRoutes, SandboxServer):
         (moved, not edited), keyed by field id as Jira's ``GET issue/{key}/editmeta``."""
         self._issue(call)
         fields = {item["fieldId"]: {k: v for k, v in item.items() if k != "fieldId"}
-                  for item in _create_meta(call.render)
+                  for item in _create_meta(call.render, self.fields)
                   if item["fieldId"] not in ("project", "issuetype")}
         return Response(200, {"fields": fields})
 
@@ -327,7 +331,8 @@ class JiraSandbox(SearchRoutes, UserRoutes, ServiceDeskRoutes, SandboxServer):
         self.state.edit(issue, call.body() or {}, version=call.version, actor=call.actor)
         if bool_arg(call.request.arg("returnIssue"), "returnIssue"):
             return Response(200, call.render.issue(
-                issue, fields=site.ALL_FIELD_IDS, expand=csv_values(call.request.args("expand"))))
+                issue, fields=self.fields.all_field_ids,
+                expand=csv_values(call.request.args("expand"))))
         return Response(204)
 
     def _delete(self, call: Call) -> Response:
@@ -558,8 +563,8 @@ class JiraSandbox(SearchRoutes, UserRoutes, ServiceDeskRoutes, SandboxServer):
     def issue(self, key: str) -> dict[str, Any]:
         """Exactly what ``GET /rest/api/2/issue/{key}`` returns."""
         with self.lock:
-            render = Renderer(self._base(), self.mode, "2", self.state.project)
-            return render.issue(self.state.find(key), fields=site.ALL_FIELD_IDS)
+            render = Renderer(self._base(), self.mode, "2", self.state.project, self.fields)
+            return render.issue(self.state.find(key), fields=self.fields.all_field_ids)
 
     def issue_keys(self) -> list[str]:
         with self.lock:
@@ -585,18 +590,20 @@ def _resolution_meta(render: Renderer) -> dict[str, Any]:
     }}
 
 
-def _create_meta(render: Renderer) -> list[dict[str, Any]]:
-    """The fields an Incident can be created with (createmeta), with allowed values."""
+def _create_meta(render: Renderer, fields: site.SiteFields) -> list[dict[str, Any]]:
+    """The fields an Incident can be created with (createmeta), with allowed values.
+
+    JSM-managed fields are left out: the sandbox does not accept writes to them."""
     meta = []
     required = {"summary", "issuetype", "project"}
     allowed: dict[str, list[Any]] = {
         "priority": [render.named("priority", p) for p in site.PRIORITIES],
         "components": [{"self": f"{render.api}/component/{c.id}", "id": c.id, "name": c.name}
-                       for c in site.COMPONENTS],
+                       for c in fields.components],
         "issuetype": [render.issue_type(t) for t in site.ISSUE_TYPES],
         "project": [render.project_ref()],
     }
-    for entry in site.field_list():
+    for entry in fields.field_list():
         field_id = str(entry["id"])
         system = site.SYSTEM_BY_ID.get(field_id)
         if system is not None and not system.settable:
@@ -608,7 +615,9 @@ def _create_meta(render: Renderer) -> list[dict[str, Any]]:
             "operations": ["add", "set", "remove"] if field_id in ("labels", "components")
             else ["set"],
         }
-        custom = site.CUSTOM_BY_ID.get(field_id)
+        custom = fields.custom(field_id)
+        if custom is not None and not custom.writable:
+            continue
         if custom is not None and custom.kind == "select":
             item["allowedValues"] = [
                 {"self": f"{render.api}/customFieldOption/{o.id}", "value": o.name, "id": o.id}

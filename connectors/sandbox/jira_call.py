@@ -87,6 +87,7 @@ class RoutesBase:
 
     state: JiraState
     mode: str
+    fields: site.SiteFields
 
     @property
     def cloud(self) -> bool:

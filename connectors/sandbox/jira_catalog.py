@@ -3,7 +3,8 @@
 Contract: :class:`SearchCatalog` implements :class:`connectors.sandbox.jql.Catalog`
 for one searching user over a :class:`~connectors.sandbox.jira_store.JiraState`:
 it resolves clause names (system names and aliases, ``cf[NNNNN]``,
-``customfield_NNNNN``, a custom field's name in any case), checks literal values
+``customfield_NNNNN``, a custom field's name in any case) against the site's
+own field set, so a field the site lacks is an unknown field, checks literal values
 against the site (statuses, priorities, options, users, keys and projects that
 don't exist raise :class:`~connectors.sandbox.jql.JqlError` with Jira's text,
 flagged as warnings so ``validateQuery=warn`` can drop them) and gives each
@@ -15,7 +16,7 @@ empty resolution.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from connectors.sandbox import jira_site as site
@@ -42,27 +43,33 @@ class SearchCatalog:
             "reporter": "user", "creator": "user", "created": "date", "createddate": "date",
             "updated": "date", "updateddate": "date", "resolutiondate": "date",
             "resolved": "date", "summary": "text", "description": "text", "comment": "text",
+            "environment": "text", "due": "date", "duedate": "date",
             "text": "text",
         }
         canonical = {"issuekey": "key", "id": "key", "issue": "key", "type": "issuetype",
                      "createddate": "created", "updateddate": "updated",
-                     "resolved": "resolutiondate", "component": "components"}
+                     "resolved": "resolutiondate", "component": "components",
+                     "due": "duedate"}
         if folded in simple:
             kind = simple[folded]
             if kind == "project":
                 kind = "equality"
             return Field(canonical.get(folded, folded), name, kind)
         number = cf_number(name)
-        custom = None
+        fields = self.state.fields
         if number is not None:
-            custom = site.CUSTOM_BY_ID.get(f"customfield_{number}")
+            custom = fields.custom(f"customfield_{number}")
         elif folded.startswith("customfield_"):
-            custom = site.CUSTOM_BY_ID.get(folded)
+            custom = fields.custom(folded)
         else:
-            custom = next((c for c in site.CUSTOM_FIELDS if c.name.casefold() == folded), None)
+            custom = fields.custom_named(folded)
+        # A field the site lacks is unknown to JQL (Jira answers 400 "Field 'x' does not
+        # exist or you do not have permission to view it.").
         if custom is None:
             return None
-        kind = {"select": "equality", "text": "string", "textarea": "text"}[custom.kind]
+        # JSM-managed fields are never set on the sandbox: searchable as always empty.
+        kind = {"select": "equality", "text": "string", "textarea": "text",
+                "service": "string"}[custom.kind]
         return Field(custom.id, name, kind)
 
     def _absent(self, value: str, target: Field) -> JqlError:
@@ -107,7 +114,7 @@ class SearchCatalog:
             if found is None:
                 raise self._absent(value, target)
             return found.id
-        tables = {"priority": site.PRIORITIES, "components": site.COMPONENTS}
+        tables = {"priority": site.PRIORITIES, "components": self.state.fields.components}
         if fid in tables:
             found = site.find_named(tables[fid], value)
             if found is None:
@@ -126,8 +133,8 @@ class SearchCatalog:
             if user is None:
                 raise self._absent(value, target)
             return user.email.casefold()
-        if fid in site.CUSTOM_BY_ID:
-            custom = site.CUSTOM_BY_ID[fid]
+        custom = self.state.fields.custom(fid)
+        if custom is not None:
             if custom.kind == "select":
                 option = next((o for o in custom.options if value.casefold() in (
                     o.id, o.name.casefold())), None)
@@ -176,8 +183,13 @@ class SearchCatalog:
             return [moment] if moment else []
         if fid == "summary":
             return [issue.summary]
-        if fid == "description":
-            return [issue.description.text] if issue.description else []
+        if fid in ("description", "environment"):
+            text = getattr(issue, fid)
+            return [text.text] if text else []
+        if fid == "duedate":
+            # A due date is a day; JQL compares it as that day's start (UTC here).
+            return [datetime.fromisoformat(issue.duedate).replace(tzinfo=UTC)] if (
+                issue.duedate) else []
         if fid == "comment":
             return [c.body.text for c in issue.comments]
         if fid == "text":
@@ -185,7 +197,7 @@ class SearchCatalog:
             if issue.description:
                 texts.append(issue.description.text)
             texts += [c.body.text for c in issue.comments]
-            for custom in site.CUSTOM_FIELDS:
+            for custom in self.state.fields.custom_fields:
                 stored = issue.custom.get(custom.id)
                 if custom.kind != "select" and stored is not None:
                     texts.append(stored.text if isinstance(stored, StoredText) else stored)

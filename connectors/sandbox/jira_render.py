@@ -2,7 +2,7 @@
 
 Contract:
 - A :class:`Renderer` is bound to one request: the base URL, the mode ("cloud" or
-  "datacenter") and the REST version ("2" or "3"). Rich text comes out as a
+  "datacenter"), the REST version ("2" or "3") and the site's field set. Rich text comes out as a
   string on v2 and as ADF on v3; users as Cloud shows them (accountId,
   emailAddress) or as Data Center does (name, key); timestamps as
   ``2024-01-01T12:00:00.000+0000``; every ``self`` is a URL the client can GET.
@@ -26,7 +26,8 @@ from connectors.sandbox.jira_store import History, StoredComment, StoredIssue, S
 SEARCH_EMBED_LIMIT = 20  # comments / changelog histories embedded per issue in search
 
 
-def parse_field_selection(values: Iterable[str], default: str) -> list[str]:
+def parse_field_selection(values: Iterable[str], default: str,
+                          fields: site.SiteFields) -> list[str]:
     """Field ids the request asks for: repeated and comma-joined values, ``*all``,
     ``*navigable``, ``-id`` exclusions; unknown ids (and field names, which Jira
     does not accept here) are ignored, as Jira does."""
@@ -38,12 +39,12 @@ def parse_field_selection(values: Iterable[str], default: str) -> list[str]:
     excluded: set[str] = set()
     for item in requested:
         if item == "*all":
-            chosen += site.ALL_FIELD_IDS
+            chosen += fields.all_field_ids
         elif item == "*navigable":
-            chosen += site.NAVIGABLE_FIELD_IDS
+            chosen += fields.navigable_field_ids
         elif item.startswith("-"):
             excluded.add(item[1:])
-        elif item in site.ALL_FIELD_IDS or item in ("id", "key"):
+        elif item in fields.all_field_ids or item in ("id", "key"):
             chosen.append(item)
     return [f for f in dict.fromkeys(chosen) if f not in excluded]
 
@@ -54,6 +55,7 @@ class Renderer:
     mode: str
     version: str
     project_key: str
+    fields: site.SiteFields
 
     @property
     def api(self) -> str:
@@ -133,7 +135,7 @@ class Renderer:
         data.update({
             "description": "IT operations service desk", "lead": self.user("admin@example.com"),
             "components": [{"self": f"{self.api}/component/{c.id}", "id": c.id,
-                            "name": c.name} for c in site.COMPONENTS],
+                            "name": c.name} for c in self.fields.components],
             "assigneeType": "UNASSIGNED", "isPrivate": False, "style": "classic",
             "issueTypes": [self.issue_type(t) for t in site.ISSUE_TYPES],
             "expand": "description,lead,issueTypes,url,projectKeys,permissions,insight",
@@ -185,8 +187,10 @@ class Renderer:
     def field_value(self, issue: StoredIssue, field_id: str, *, in_search: bool) -> Any:
         if field_id == "summary":
             return issue.summary
-        if field_id == "description":
-            return self.text(issue.description)
+        if field_id in ("description", "environment"):
+            return self.text(getattr(issue, field_id))
+        if field_id == "duedate":
+            return issue.duedate
         if field_id == "issuetype":
             return self.issue_type(next(t for t in site.ISSUE_TYPES if t.id == issue.issuetype))
         if field_id == "project":
@@ -206,7 +210,7 @@ class Renderer:
             return list(issue.labels)
         if field_id == "components":
             return [{"self": f"{self.api}/component/{c}", "id": c,
-                     "name": site.find_named(site.COMPONENTS, {"id": c}).name}  # type: ignore[union-attr]
+                     "name": site.find_named(self.fields.components, {"id": c}).name}  # type: ignore[union-attr]
                     for c in issue.components]
         if field_id in ("assignee", "reporter", "creator"):
             return self.user(getattr(issue, field_id))
@@ -215,9 +219,9 @@ class Renderer:
             shown = comments[:SEARCH_EMBED_LIMIT] if in_search else comments
             return self.comment_page(issue, shown, start=0, limit=len(shown) if not in_search
                                      else SEARCH_EMBED_LIMIT, total=len(comments))
-        custom = site.CUSTOM_BY_ID[field_id]
         stored = issue.custom.get(field_id)
-        if stored is None:
+        custom = self.fields.custom(field_id)
+        if stored is None or custom is None:
             return None
         if custom.kind == "select":
             option = next(o for o in custom.options if o.id == stored)
@@ -242,7 +246,8 @@ class Renderer:
         if "renderedFields" in expand:
             rendered: dict[str, Any] = {}
             for f in shown:
-                value = issue.description if f == "description" else issue.custom.get(f)
+                value = (getattr(issue, f) if f in ("description", "environment")
+                         else issue.custom.get(f))
                 if isinstance(value, StoredText):
                     rendered[f] = text_to_html(value.text)
                 elif f in ("created", "updated", "resolutiondate"):
@@ -251,7 +256,7 @@ class Renderer:
                     rendered[f] = None
             data["renderedFields"] = rendered
         if "names" in expand:
-            data["names"] = {f: site.field_name(f) for f in shown}
+            data["names"] = {f: self.fields.field_name(f) for f in shown}
         if "changelog" in expand:
             histories = issue.history
             if in_search:

@@ -22,7 +22,6 @@ import hashlib
 import json
 from typing import Any
 
-from connectors.sandbox import jira_site as site
 from connectors.sandbox import jql
 from connectors.sandbox.http import Response
 from connectors.sandbox.jira_call import (
@@ -113,7 +112,7 @@ class SearchRoutes(RoutesBase):
             raise bad_request("You can request at most 5 issue properties.")
         if len(params.get("reconcileIssues") or []) > 50:
             raise bad_request("You can reconcile at most 50 issues.")
-        fields = parse_field_selection(params.get("fields") or [], "id")
+        fields = parse_field_selection(params.get("fields") or [], "id", self.fields)
         cap = CLOUD_SEARCH_CAP if all(f in ("id", "key") for f in fields) else \
             CLOUD_SEARCH_FIELDS_CAP
         limit = int_arg(params.get("maxResults"), 50, "maxResults") or 50
@@ -128,7 +127,8 @@ class SearchRoutes(RoutesBase):
             data["nextPageToken"] = _make_token(offset + len(page), fingerprint)
         data["isLast"] = is_last
         if "names" in (params.get("expand") or []):
-            data["names"] = {f: site.field_name(f) for f in fields if f not in ("id", "key")}
+            data["names"] = {f: self.fields.field_name(f) for f in fields
+                             if f not in ("id", "key")}
         return Response(200, data)
 
     def _approximate_count(self, call: Call) -> Response:
@@ -152,7 +152,8 @@ class SearchRoutes(RoutesBase):
             raise bad_request(f"Invalid validateQuery value '{validate}'.")
         strict = validate in ("strict", "true")
         bound = self._bind(call, str(params.get("jql") or ""), strict=strict)
-        fields = parse_field_selection(params.get("fields") or [], "*navigable")
+        fields = parse_field_selection(params.get("fields") or [], "*navigable",
+                                       self.fields)
         start = int_arg(params.get("startAt"), 0, "startAt")
         limit = min(int_arg(params.get("maxResults"), 50, "maxResults"), DC_SEARCH_CAP)
         issues = self._matching(bound)

@@ -3,8 +3,10 @@
 Contract: :func:`seed_site` creates one issue per
 :func:`connectors.sandbox.seed.seed_incidents` entry, through the same
 validation as the API: summary, description, priority from the ITIL matrix,
-component from the category, Impact/Urgency/Assignment group/Subcategory
-custom fields, reporter and assignee; the status is reached along the
+Impact/Urgency, reporter and assignee, and the category and subcategory the
+way each site's profile carries them: ``category-``/``subcategory-`` labels on
+a stock site (the ``default`` profile), components and the Subcategory and
+Assignment group fields on the extended site (``jsm-extended``); the status is reached along the
 workflow (resolution "Fixed" when resolved) and the comments are added public
 or internal. Times come from the seed (``opened_at``, then a few minutes per
 step), not from the sandbox clock.
@@ -12,6 +14,7 @@ step), not from the sandbox clock.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -49,12 +52,16 @@ def seed_site(state: JiraState, count: int, seed: int, *, actor: str) -> None:
                 "summary": incident.title, "description": incident.description,
                 "priority": {"name": PRIORITY_NAMES[
                     itil_priority(incident.impact, incident.urgency) - 1]},
-                "components": [{"name": SEED_COMPONENT[incident.category]}],
                 "customfield_10004": {"value": SEED_IMPACT[incident.impact]},
                 "customfield_10005": {"value": SEED_URGENCY[incident.urgency]},
-                "customfield_10006": incident.group,
-                "customfield_10007": incident.subcategory,
             }
+            if state.fields.extended:
+                fields["components"] = [{"name": SEED_COMPONENT[incident.category]}]
+                fields["customfield_10006"] = incident.group
+                fields["customfield_10007"] = incident.subcategory
+            else:
+                fields["labels"] = [category_label("category-", incident.category),
+                                    category_label("subcategory-", incident.subcategory)]
             for name, email in (("reporter", incident.caller_email),
                                 ("assignee", incident.assignee_email)):
                 user = site.user_by_email(email) if email else None
@@ -75,6 +82,13 @@ def seed_site(state: JiraState, count: int, seed: int, *, actor: str) -> None:
                                   actor=comment.author_email, internal=comment.internal)
     finally:
         state.clock = real_clock
+
+
+def category_label(prefix: str, value: str) -> str:
+    """``prefix`` + ``value`` with '%' and whitespace percent-encoded (UTF-8), as the
+    ``label_prefix`` transform writes it (the sandbox never imports mappings)."""
+    return prefix + re.sub(r"[%\s]", lambda m: "".join(
+        f"%{byte:02X}" for byte in m.group().encode("utf-8")), value)
 
 
 def _user_ref(state: JiraState, user: site.SiteUser) -> dict[str, str]:

@@ -1,11 +1,16 @@
 """The fixed configuration of the Jira sandbox site: project, workflow, fields, users.
 
 Contract:
-- Everything here is data fixed by the project's interfaces document (the default
-  mapping profile relies on it): project OPS (id "10000"), issue types Incident
+- Everything here is fixed data: project OPS (id "10000"), issue types Incident
   ("10001") and Task, the JSM incident workflow with string transition ids,
-  priorities Highest..Lowest ("1".."5"), resolutions, components, and the
-  custom fields customfield_10004..10009 and customfield_10100.
+  priorities Highest..Lowest ("1".."5"), resolutions, the Jira system fields.
+- The custom fields and components are per site (:func:`site_fields`): a
+  "stock" site has exactly what a JSM project made from the IT service
+  management template has (JSM's own fields, Impact customfield_10004 and
+  Urgency customfield_10005 among them, and no components); an "extended"
+  site adds what an admin creates for the ``jsm-extended`` profile (Assignment
+  group, Subcategory, Resolution notes, Escalation: customfield_10006..10009,
+  a "ServiceNow ID" marker field customfield_10100, and five components).
 - Users are the shared seed people; Cloud identifies them by a deterministic
   24-hex accountId derived from the email, Data Center by name and a
   ``JIRAUSER1xxxx`` key.
@@ -19,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from connectors.sandbox.seed import USERS, SeedUser
@@ -136,52 +141,115 @@ RESOLUTIONS: list[Named] = [
 ]
 DEFAULT_RESOLUTION = "10000"
 
-COMPONENTS: list[Named] = [
+# The components an admin adds on the extended site (a stock project has none).
+EXTENDED_COMPONENTS: tuple[Named, ...] = (
     Named("10100", "Inquiry"),
     Named("10101", "Software"),
     Named("10102", "Hardware"),
     Named("10103", "Network"),
     Named("10104", "Database"),
-]
+)
+
+_TYPES = "com.atlassian.jira.plugin.system.customfieldtypes:"
+_SD = "com.atlassian.servicedesk:"
 
 
 @dataclass(frozen=True)
 class CustomField:
+    """A custom field as ``GET /field`` shows it, and how the sandbox stores it.
+
+    ``kind`` is "select", "text" (single line) or "textarea" for fields the
+    sandbox stores and validates; "service" for JSM-managed fields (request
+    type, participants, organizations, satisfaction, SLAs, affected services)
+    that the sandbox lists, shows empty and refuses to write: no profile writes
+    them, and their write formats are JSM's own.
+    """
+
     id: str            # customfield_NNNNN
     name: str
-    kind: str          # "select" | "text" (single line) | "textarea"
-    options: list[Named] = field(default_factory=list)
+    kind: str          # "select" | "text" | "textarea" | "service"
+    options: tuple[Named, ...] = ()
+    custom_type: str = ""               # the custom type key
+    schema: tuple[tuple[str, str], ...] = ()   # extra schema keys (type, items)
 
     @property
     def number(self) -> int:
         return int(self.id.removeprefix("customfield_"))
 
     @property
-    def custom_type(self) -> str:
-        return "com.atlassian.jira.plugin.system.customfieldtypes:" + {
-            "select": "select", "text": "textfield", "textarea": "textarea",
-        }[self.kind]
+    def writable(self) -> bool:
+        return self.kind != "service"
+
+    def schema_json(self) -> dict[str, object]:
+        schema: dict[str, object] = dict(self.schema)
+        schema.setdefault("type", "option" if self.kind == "select" else "string")
+        schema["custom"] = self.custom_type
+        schema["customId"] = self.number
+        return schema
 
 
-def _options(first_id: int, values: list[str]) -> list[Named]:
-    return [Named(str(first_id + i), value) for i, value in enumerate(values)]
+def _select(fid: str, name: str, first_option: int, values: list[str]) -> CustomField:
+    options = tuple(Named(str(first_option + i), value) for i, value in enumerate(values))
+    return CustomField(fid, name, "select", options, _TYPES + "select")
 
 
-CUSTOM_FIELDS: list[CustomField] = [
-    CustomField("customfield_10004", "Impact", "select", _options(10200, [
-        "Extensive / Widespread", "Significant / Large", "Moderate / Limited",
-        "Minor / Localized",
-    ])),
-    CustomField("customfield_10005", "Urgency", "select",
-                _options(10210, ["Critical", "High", "Medium", "Low"])),
-    CustomField("customfield_10006", "Assignment group", "text"),
-    CustomField("customfield_10007", "Subcategory", "text"),
-    CustomField("customfield_10008", "Resolution notes", "textarea"),
-    CustomField("customfield_10009", "Escalation", "select",
-                _options(10220, ["Normal", "Moderate", "High", "Overdue"])),
-    CustomField("customfield_10100", "ServiceNow ID", "text"),
-]
-CUSTOM_BY_ID: dict[str, CustomField] = {f.id: f for f in CUSTOM_FIELDS}
+def _service(fid: str, name: str, custom_type: str, kind: str,
+             items: str | None = None) -> CustomField:
+    schema = (("type", kind),) + ((("items", items),) if items else ())
+    return CustomField(fid, name, "service", (), custom_type, schema)
+
+
+def stock_custom_fields(mode: str) -> tuple[CustomField, ...]:
+    """The custom fields a JSM project made from the IT service management template has.
+
+    Atlassian, "Default configurations for Jira Service Management"
+    (https://support.atlassian.com/jira-cloud-administration/docs/default-configurations-for-jira-service-management/):
+    a service project brings only JSM's own fields (request type, SLA fields,
+    request participants, organizations, satisfaction; ITSM templates add
+    Impact, Urgency, Pending reason and Affected services) and no components.
+    Impact and Urgency values are the ones Atlassian documents for its
+    impact x urgency matrix ("How do I create a matrix using impact and urgency
+    values?", https://support.atlassian.com/jira-service-management-cloud/docs/how-do-i-create-a-matrix-using-impact-and-urgency-values/).
+    Pending reason's options could not be checked against an Atlassian page
+    here: the three below are the commonly seen ones; no shipped profile maps
+    the field, so nothing depends on the exact list.
+    Field ids are per site on real Jira; here they are fixed so tests can name
+    them. Data Center calls the request type field "Customer Request Type".
+    """
+    request_type = "Request Type" if mode == "cloud" else "Customer Request Type"
+    return (
+        _select("customfield_10004", "Impact", 10200, [
+            "Extensive / Widespread", "Significant / Large", "Moderate / Limited",
+            "Minor / Localized"]),
+        _select("customfield_10005", "Urgency", 10210, ["Critical", "High", "Medium", "Low"]),
+        _service("customfield_10010", request_type, _SD + "vp-origin",
+                 "sd-customerrequesttype"),
+        _service("customfield_10011", "Request participants",
+                 _SD + "sd-request-participants", "array", "user"),
+        _service("customfield_10012", "Organizations", _SD + "sd-customer-organizations",
+                 "array", "sd-customerorganization"),
+        _service("customfield_10013", "Satisfaction", _SD + "sd-request-feedback",
+                 "sd-feedback"),
+        _service("customfield_10014", "Time to resolution", _SD + "sd-sla-field",
+                 "sd-servicelevelagreement"),
+        _service("customfield_10015", "Time to first response", _SD + "sd-sla-field",
+                 "sd-servicelevelagreement"),
+        _select("customfield_10016", "Pending reason", 10230, [
+            "More info required", "Awaiting approval", "Waiting on vendor"]),
+        _service("customfield_10017", "Affected services",
+                 "com.atlassian.jira.plugins.service-entity:service-entity-field-cftype",
+                 "array", "service-entity-field"),
+    )
+
+
+# What an admin adds for the ``jsm-extended`` mapping profile (its header says how).
+EXTENDED_CUSTOM_FIELDS: tuple[CustomField, ...] = (
+    CustomField("customfield_10006", "Assignment group", "text", (), _TYPES + "textfield"),
+    CustomField("customfield_10007", "Subcategory", "text", (), _TYPES + "textfield"),
+    CustomField("customfield_10008", "Resolution notes", "textarea", (), _TYPES + "textarea"),
+    _select("customfield_10009", "Escalation", 10220, ["Normal", "Moderate", "High", "Overdue"]),
+    CustomField("customfield_10100", "ServiceNow ID", "text", (), _TYPES + "textfield"),
+)
 
 # Single-line text fields (summary, text custom fields) hold at most this many
 # characters; multi-line ones (description, textareas) at most TEXTAREA_LIMIT.
@@ -204,6 +272,8 @@ SYSTEM_FIELDS: list[SystemField] = [
                 ("summary",), settable=True),
     SystemField("description", "Description", {"type": "string", "system": "description"},
                 ("description",), settable=True),
+    SystemField("environment", "Environment", {"type": "string", "system": "environment"},
+                ("environment",), settable=True),
     SystemField("issuetype", "Issue Type", {"type": "issuetype", "system": "issuetype"},
                 ("issuetype", "type"), settable=True),
     SystemField("project", "Project", {"type": "project", "system": "project"},
@@ -216,6 +286,8 @@ SYSTEM_FIELDS: list[SystemField] = [
     SystemField("resolutiondate", "Resolved",
                 {"type": "datetime", "system": "resolutiondate"},
                 ("resolutiondate", "resolved")),
+    SystemField("duedate", "Due date", {"type": "date", "system": "duedate"},
+                ("due", "duedate"), settable=True),
     SystemField("labels", "Labels", {"type": "array", "items": "string", "system": "labels"},
                 ("labels",), settable=True),
     SystemField("components", "Components",
@@ -238,40 +310,74 @@ SYSTEM_FIELDS: list[SystemField] = [
 ]
 SYSTEM_BY_ID: dict[str, SystemField] = {f.id: f for f in SYSTEM_FIELDS}
 
-ALL_FIELD_IDS: list[str] = [f.id for f in SYSTEM_FIELDS if f.id != "issuekey"] + [
-    f.id for f in CUSTOM_FIELDS
-]
-NAVIGABLE_FIELD_IDS: list[str] = [
-    f.id for f in SYSTEM_FIELDS if f.navigable and f.id != "issuekey"
-] + [f.id for f in CUSTOM_FIELDS]
+FIELD_SETS = ("stock", "extended")
 
 
-def field_name(field_id: str) -> str:
-    if field_id in SYSTEM_BY_ID:
-        return SYSTEM_BY_ID[field_id].name
-    return CUSTOM_BY_ID[field_id].name
+class SiteFields:
+    """One sandbox site's fields and components: stock JSM, or stock plus admin-made ones.
+
+    Every part of the sandbox that knows fields (store, renderer, JQL catalog,
+    createmeta, seed) asks the site's instance, so two sandboxes in one process
+    can differ.
+    """
+
+    def __init__(self, kind: str, custom_fields: tuple[CustomField, ...],
+                 components: tuple[Named, ...]) -> None:
+        self.kind = kind
+        self.custom_fields = custom_fields
+        self.components = list(components)
+        self._custom_by_id = {f.id: f for f in custom_fields}
+        self._custom_by_name = {f.name.casefold(): f for f in custom_fields}
+        self.all_field_ids: list[str] = [
+            f.id for f in SYSTEM_FIELDS if f.id != "issuekey"] + [f.id for f in custom_fields]
+        self.navigable_field_ids: list[str] = [
+            f.id for f in SYSTEM_FIELDS if f.navigable and f.id != "issuekey"
+        ] + [f.id for f in custom_fields]
+
+    @property
+    def extended(self) -> bool:
+        return self.kind == "extended"
+
+    def custom(self, field_id: str) -> CustomField | None:
+        return self._custom_by_id.get(field_id)
+
+    def custom_named(self, name: str) -> CustomField | None:
+        return self._custom_by_name.get(name.casefold())
+
+    def field_name(self, field_id: str) -> str:
+        if field_id in SYSTEM_BY_ID:
+            return SYSTEM_BY_ID[field_id].name
+        return self._custom_by_id[field_id].name
+
+    def field_list(self) -> list[dict[str, object]]:
+        """What ``GET /rest/api/N/field`` returns (the jira library needs clauseNames)."""
+        result: list[dict[str, object]] = []
+        for system in SYSTEM_FIELDS:
+            result.append({
+                "id": system.id, "key": system.id, "name": system.name, "custom": False,
+                "orderable": system.settable, "navigable": system.navigable,
+                "searchable": True, "clauseNames": list(system.clause_names),
+                "schema": system.schema,
+            })
+        for custom in self.custom_fields:
+            result.append({
+                "id": custom.id, "key": custom.id, "name": custom.name, "custom": True,
+                "orderable": True, "navigable": True, "searchable": True,
+                "clauseNames": [f"cf[{custom.number}]", custom.name],
+                "schema": custom.schema_json(),
+            })
+        return result
 
 
-def field_list() -> list[dict[str, object]]:
-    """What ``GET /rest/api/N/field`` returns (the jira library needs clauseNames)."""
-    result: list[dict[str, object]] = []
-    for system in SYSTEM_FIELDS:
-        result.append({
-            "id": system.id, "key": system.id, "name": system.name, "custom": False,
-            "orderable": system.settable, "navigable": system.navigable, "searchable": True,
-            "clauseNames": list(system.clause_names), "schema": system.schema,
-        })
-    for custom in CUSTOM_FIELDS:
-        schema: dict[str, object] = {
-            "type": "option" if custom.kind == "select" else "string",
-            "custom": custom.custom_type, "customId": custom.number,
-        }
-        result.append({
-            "id": custom.id, "key": custom.id, "name": custom.name, "custom": True,
-            "orderable": True, "navigable": True, "searchable": True,
-            "clauseNames": [f"cf[{custom.number}]", custom.name], "schema": schema,
-        })
-    return result
+def site_fields(kind: str = "stock", mode: str = "cloud") -> SiteFields:
+    """The field set of a sandbox site: "stock" (what a new ITSM project has) or
+    "extended" (plus the fields and components the ``jsm-extended`` profile needs)."""
+    if kind not in FIELD_SETS:
+        raise ValueError(f"fields must be 'stock' or 'extended', got {kind!r}")
+    custom = stock_custom_fields(mode)
+    if kind == "stock":
+        return SiteFields(kind, custom, ())
+    return SiteFields(kind, custom + EXTENDED_CUSTOM_FIELDS, EXTENDED_COMPONENTS)
 
 
 # ------------------------------------------------------------------ lookups

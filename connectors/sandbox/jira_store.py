@@ -4,7 +4,9 @@ Contract:
 - :class:`JiraState` holds every issue of the site and applies Jira's rules to
   each write: field validation with Jira's error texts (summary required and
   at most 255 characters, text areas at most 32767, options/priorities/
-  components/users must exist, ADF on the v3 API and strings on v2), edits
+  components/users must exist on this site's field set, ADF on the v3 API and
+  strings on v2; JSM-managed fields and fields the site lacks are refused as
+  Jira refuses fields not on the screen), edits
   through ``fields`` and ``update`` operations, transitions only along the
   workflow (resolution set on entering a done status and cleared on leaving),
   a changelog entry per change, and ``updated`` bumped by edits, transitions
@@ -32,6 +34,7 @@ from connectors.sandbox.adf import adf_problem, adf_to_text
 MUST_BE_ADF = ("Operation value must be an Atlassian Document (see the Atlassian Document "
                "Format)")
 MUST_BE_STRING = "Operation value must be a string"
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 ISSUE_MISSING = "Issue does not exist or you do not have permission to see it."
 
 
@@ -115,6 +118,8 @@ class StoredIssue:
     creator: str                # email
     status: str = site.INITIAL_STATUS
     description: StoredText | None = None
+    environment: StoredText | None = None
+    duedate: str | None = None  # YYYY-MM-DD
     priority: str = site.DEFAULT_PRIORITY
     resolution: str | None = None
     resolutiondate: datetime | None = None
@@ -134,10 +139,12 @@ class StoredIssue:
 class JiraState:
     """All issues of the sandbox site, and the rules every write goes through."""
 
-    def __init__(self, *, mode: str, project: str, clock: Callable[[], datetime]) -> None:
+    def __init__(self, *, mode: str, project: str, clock: Callable[[], datetime],
+                 fields: site.SiteFields | None = None) -> None:
         self.mode = mode
         self.project = project
         self.clock = clock
+        self.fields = fields if fields is not None else site.site_fields("stock", mode)
         self.issues: dict[int, StoredIssue] = {}
         self._ids_by_key: dict[str, int] = {}  # so key lookups stay O(1) on big seeds
         self._next_issue_id = 10001
@@ -303,7 +310,7 @@ class JiraState:
                     else:
                         errors["comment"] = "Comment operations support 'add' only"
                 continue
-            value = _apply_operations(issue, name, operations, errors)
+            value = _apply_operations(issue, name, operations, errors, self.fields)
             if name not in errors:
                 fields[name] = value
         applies: list[Callable[[], None]] = []
@@ -328,9 +335,13 @@ class JiraState:
             if len(value) > site.TEXTFIELD_LIMIT:
                 raise fail("Summary must be less than 255 characters.")
             return lambda: setattr(issue, "summary", value)
-        if name == "description":
+        if name in ("description", "environment"):
             text = self._rich_text(value, name, version)
-            return lambda: setattr(issue, "description", text)
+            return lambda: setattr(issue, name, text)
+        if name == "duedate":
+            if value is not None and not (isinstance(value, str) and _DATE.fullmatch(value)):
+                raise fail("Error parsing date string: " + str(value))
+            return lambda: setattr(issue, "duedate", value or None)
         if name == "priority":
             found = site.find_named(site.PRIORITIES, value) if isinstance(value, dict) else None
             if found is None:
@@ -351,7 +362,8 @@ class JiraState:
                 raise fail("Components must be an array")
             ids = []
             for ref in value:
-                found = site.find_named(site.COMPONENTS, ref) if isinstance(ref, dict) else None
+                found = (site.find_named(self.fields.components, ref) if isinstance(ref, dict)
+                         else None)
                 if found is None:
                     shown = ref.get("name", ref.get("id")) if isinstance(ref, dict) else ref
                     raise fail(f"Component name '{shown}' is not valid")
@@ -362,8 +374,9 @@ class JiraState:
             user = self.user_ref(value, name)
             email = user.email if user else None
             return lambda: setattr(issue, name, email)
-        if name in site.CUSTOM_BY_ID:
-            return self._custom_setter(issue, site.CUSTOM_BY_ID[name], value, version)
+        custom = self.fields.custom(name)
+        if custom is not None and custom.writable:
+            return self._custom_setter(issue, custom, value, version)
         raise fail(f"Field '{name}' cannot be set. It is not on the appropriate screen, or "
                    "unknown.")
 
@@ -590,7 +603,7 @@ class JiraState:
                 items.append(ChangeItem(name, "jira", name, before[name],
                                         _name_of(table, before[name]), after[name],
                                         _name_of(table, after[name])))
-        for name in ("summary", "description"):
+        for name in ("summary", "description", "environment", "duedate"):
             if before[name] != after[name]:
                 items.append(ChangeItem(name, "jira", name, None, before[name], None,
                                         after[name]))
@@ -605,12 +618,14 @@ class JiraState:
         for component in before["components"]:
             if component not in after["components"]:
                 items.append(ChangeItem("Component", "jira", "components", component,
-                                        _name_of(site.COMPONENTS, component), None, None))
+                                        _name_of(self.fields.components, component), None,
+                                        None))
         for component in after["components"]:
             if component not in before["components"]:
                 items.append(ChangeItem("Component", "jira", "components", None, None,
-                                        component, _name_of(site.COMPONENTS, component)))
-        for custom in site.CUSTOM_FIELDS:
+                                        component,
+                                        _name_of(self.fields.components, component)))
+        for custom in self.fields.custom_fields:
             old, new = before["custom"].get(custom.id), after["custom"].get(custom.id)
             if old == new:
                 continue
@@ -645,7 +660,8 @@ def _snapshot(issue: StoredIssue) -> dict[str, Any]:
     return {
         "status": issue.status, "resolution": issue.resolution, "priority": issue.priority,
         "summary": issue.summary,
-        "description": text(issue.description),
+        "description": text(issue.description), "environment": text(issue.environment),
+        "duedate": issue.duedate,
         "assignee": issue.assignee, "reporter": issue.reporter,
         "labels": list(issue.labels), "components": list(issue.components),
         "custom": {k: text(v) for k, v in issue.custom.items()},
@@ -653,7 +669,7 @@ def _snapshot(issue: StoredIssue) -> dict[str, Any]:
 
 
 def _apply_operations(issue: StoredIssue, name: str, operations: list[Any],
-                      errors: dict[str, str]) -> Any:
+                      errors: dict[str, str], fields: site.SiteFields) -> Any:
     """The value ``update`` operations (set/add/remove) leave a field with."""
     multi = name in ("labels", "components")
     current: Any
@@ -674,18 +690,19 @@ def _apply_operations(issue: StoredIssue, name: str, operations: list[Any],
             if verb == "add":
                 current.append(value)
             else:
-                current = [c for c in current if not _same_item(c, value)]
+                current = [c for c in current
+                           if not _same_item(c, value, fields.components)]
         else:
             errors[name] = f"Field '{name}' does not support the '{verb}' operation"
             return None
     return current
 
 
-def _same_item(current: Any, value: Any) -> bool:
+def _same_item(current: Any, value: Any, components: list[site.Named]) -> bool:
     if isinstance(current, str) or isinstance(value, str):
         return current == value
     if isinstance(current, dict) and isinstance(value, dict):
-        mine = site.find_named(site.COMPONENTS, current)
-        theirs = site.find_named(site.COMPONENTS, value)
+        mine = site.find_named(components, current)
+        theirs = site.find_named(components, value)
         return mine is not None and mine == theirs
     return False

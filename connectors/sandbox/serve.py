@@ -5,8 +5,10 @@ Contract:
   on loopback (seeded alike, same credentials, optional latency and transient
   faults) and returns them running; the caller stops them. ``demo`` reuses it.
 - :func:`write_config` writes an incident-sync TOML for two running sandboxes:
-  every required key of ``sync/settings.py``, ``jira.email`` = the sandbox user,
-  and **no secrets** (they go in the environment, as for real tools).
+  every required key of ``sync/settings.py``, the mapping profile that runs on
+  the Jira site's field set (``default`` on stock, ``jsm-extended`` on extended),
+  ``jira.email`` = the sandbox user, and **no secrets** (they go in the environment,
+  as for real tools).
 - :func:`sandbox` is the typer command behind ``incident-sync sandbox`` and
   ``python -m connectors.sandbox``: it serves both until Ctrl-C (or SIGTERM),
   printing the URLs and the ``export`` lines for the sandbox credentials (the
@@ -39,6 +41,9 @@ if TYPE_CHECKING:
 
 EXIT_USAGE = 2
 JIRA_MODES = ("cloud", "datacenter")
+JIRA_FIELD_SETS = ("stock", "extended")
+# The mapping profile that runs on each Jira field set, for written configs.
+PROFILE_FOR_FIELDS = {"stock": "default", "extended": "jsm-extended"}
 
 
 class SandboxOptionError(ValueError):
@@ -61,12 +66,15 @@ def fault_plan(fault_rate: float, latency_ms: float, seed: int) -> FaultPlan:
 
 
 def _check_options(host: str, jira_mode: str, seed_incidents: int, latency_ms: float,
-                   fault_rate: float, ports: tuple[int, int]) -> None:
+                   fault_rate: float, ports: tuple[int, int], jira_fields: str = "stock"
+                   ) -> None:
     if not is_loopback(host):
         raise SandboxOptionError(
             f"--host {host!r} is not a loopback address; the sandboxes serve 127.0.0.1 only")
     if jira_mode not in JIRA_MODES:
         raise SandboxOptionError(f"--jira-mode {jira_mode!r}: choose cloud or datacenter")
+    if jira_fields not in JIRA_FIELD_SETS:
+        raise SandboxOptionError(f"--jira-fields {jira_fields!r}: choose stock or extended")
     if seed_incidents < 0:
         raise SandboxOptionError(f"--seed-incidents {seed_incidents}: must be 0 or more")
     if latency_ms < 0:
@@ -93,15 +101,17 @@ def start_sandboxes(
     clock: Callable[[], datetime] | None = None,
     jira_project: str = "OPS",
     jira_seed_incidents: int | None = None,
+    jira_fields: str = "stock",
 ) -> tuple[ServiceNowSandbox, JiraSandbox]:
     """Both sandboxes, started. Raises SandboxOptionError for bad options, OSError on bind.
 
     ``jira_seed_incidents`` seeds the Jira side differently (None = ``seed_incidents``),
-    e.g. 0 so that a first sync has only one side to copy.
+    e.g. 0 so that a first sync has only one side to copy. ``jira_fields`` is the
+    Jira site's field set: "stock" (a new JSM ITSM project) or "extended".
     """
     jira_seeds = seed_incidents if jira_seed_incidents is None else jira_seed_incidents
     _check_options(host, jira_mode, min(seed_incidents, jira_seeds), latency_ms, fault_rate,
-                   (servicenow_port, jira_port))
+                   (servicenow_port, jira_port), jira_fields)
     from connectors.sandbox.jira import JiraSandbox
 
     servicenow = ServiceNowSandbox(
@@ -112,7 +122,7 @@ def start_sandboxes(
     jira = JiraSandbox(
         host, jira_port, mode=jira_mode, username=username, password=password,
         faults=fault_plan(fault_rate, latency_ms, seed + 1), seed_incidents=jira_seeds,
-        seed=seed, clock=clock, project=jira_project,
+        seed=seed, clock=clock, project=jira_project, fields=jira_fields,
     )
     servicenow.start()
     try:
@@ -137,6 +147,7 @@ def write_config(
     jira_project: str = "OPS",
     state_url: str = "sqlite:///incident-sync.db",
     jira_flavor: str = "auto",
+    mapping: str = "default",
 ) -> Path:
     """Write an incident-sync config for two sandboxes; returns the path. No secrets."""
     target = Path(path)
@@ -164,7 +175,7 @@ jql = ""
 [sync]
 direction = "both"
 state_url = {_toml_string(state_url)}
-mapping = "default"
+mapping = {_toml_string(mapping)}
 conflict = "newest"
 """
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -197,6 +208,11 @@ def sandbox(
         int, typer.Option("--jira-port", help="Jira port (0 = any free).")] = 8002,
     jira_mode: Annotated[
         str, typer.Option("--jira-mode", help="cloud or datacenter.")] = "cloud",
+    jira_fields: Annotated[
+        str, typer.Option("--jira-fields",
+                          help="stock (a new JSM IT service management project) or extended "
+                               "(plus the fields and components of the jsm-extended profile).")
+    ] = "stock",
     seed_incidents: Annotated[
         int, typer.Option("--seed-incidents", help="Incidents seeded on each side.")] = 20,
     seed: Annotated[int, typer.Option(help="Seed of the generated data and faults.")] = 1,
@@ -219,6 +235,7 @@ def sandbox(
             host=host, servicenow_port=servicenow_port, jira_port=jira_port,
             jira_mode=jira_mode, seed_incidents=seed_incidents, seed=seed,
             latency_ms=latency_ms, fault_rate=fault_rate, username=username, password=password,
+            jira_fields=jira_fields,
         )
     except SandboxOptionError as error:
         raise _error(str(error)) from None
@@ -233,14 +250,14 @@ def sandbox(
     try:
         if write_config_path is not None:
             write_config(write_config_path, servicenow.url, jira.url, username,
-                         jira_flavor=jira_mode)
+                         jira_flavor=jira_mode, mapping=PROFILE_FOR_FIELDS[jira_fields])
     except OSError as error:
         servicenow.stop()
         jira.stop()
         raise _error(f"cannot write {write_config_path}: {error.strerror or error}") from None
     lines = [
         f"ServiceNow sandbox: {servicenow.url}  ({seed_incidents} incidents, seed {seed})",
-        f"Jira sandbox ({jira_mode}): {jira.url}  (project OPS)",
+        f"Jira sandbox ({jira_mode}, {jira_fields} fields): {jira.url}  (project OPS)",
         f"User: {username}. Sandbox credentials for incident-sync:",
         f"export INCIDENT_SYNC_SERVICENOW__PASSWORD={shlex.quote(password)}",
         f"export INCIDENT_SYNC_JIRA__TOKEN={shlex.quote(password)}",
