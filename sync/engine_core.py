@@ -26,7 +26,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.base import Connector, ConnectorError, RemoteRecord, ServerInfo
+from connectors.base import (
+    Connector,
+    ConnectorError,
+    RemoteRecord,
+    RetriableError,
+    ServerInfo,
+    Unreachable,
+)
 from mappings.mapper import MappingContext, to_fields, to_incident
 from mappings.model import VOLATILE_FIELDS, Incident
 from mappings.profile import Profile
@@ -259,7 +266,16 @@ class EngineCore:
         if self._opened:
             return
         for side, connector in self.connectors.items():
-            info = connector.open()
+            try:
+                info = connector.open()
+            except RetriableError as error:
+                # Still failing after the retries while signing in (a read timeout,
+                # a dropped connection, 5xx): nothing can be synced with this tool,
+                # which is "a tool could not be reached" (exit 3), not a failed item.
+                raise Unreachable(
+                    f"{side_title(side)} could not be reached while signing in: "
+                    f"{_one_line(error)}", side=side, status=error.status, url=error.url,
+                ) from None
             self.info[side] = info
             # Only some connectors resolve field names to ids (Jira custom
             # fields); the protocol does not promise the attribute.
