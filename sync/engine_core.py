@@ -116,6 +116,7 @@ class RunSummary:
     failed: int = 0
     orphaned: int = 0
     parked: int = 0
+    pull_failures: int = 0     # sides whose pull failed (no item: nothing queued)
     elapsed: float = 0.0
     failures: list[str] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
@@ -123,11 +124,11 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failed else 0
+        return 1 if self.failed or self.pull_failures else 0
 
     @property
     def outcome(self) -> str:
-        return "failed-items" if self.failed else "ok"
+        return "failed-items" if self.failed or self.pull_failures else "ok"
 
     def counts(self) -> dict[str, int]:
         return {
@@ -139,6 +140,7 @@ class RunSummary:
             "failed": self.failed,
             "orphaned": self.orphaned,
             "parked": self.parked,
+            "pull_failures": self.pull_failures,
             "warnings": len(self.warnings),
         }
 
@@ -158,6 +160,7 @@ class EngineOptions:
     retry_base_seconds: float = 60.0
     lock_timeout: float = 0.0
     lock_ttl: float = 900.0
+    retry_now: bool = False    # treat every queued item as due (``run --retry-now``)
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:

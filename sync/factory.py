@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 
 from connectors.base import Connector
@@ -110,13 +111,18 @@ def build_engine(
     clock: Callable[[], datetime] | None = None,
     progress: Callable[[int, int], None] | None = None,
     crash_at: str | None = None,
+    retry_now: bool = False,
 ) -> Engine:
-    """An engine over fresh connectors; the caller owns ``store`` and closes the engine."""
+    """An engine over fresh connectors; the caller owns ``store`` and closes the engine.
+
+    ``retry_now`` makes every item of the retry queue due in this engine's runs.
+    """
     profile = build_profile(settings)
     rules = build_rules(settings)
     connectors = build_connectors(settings, retry=retry)
+    options = replace(engine_options(settings), retry_now=retry_now)
     return Engine(
-        connectors, profile, store, engine_options(settings), rules=rules, clock=clock,
+        connectors, profile, store, options, rules=rules, clock=clock,
         progress=progress, crash_at=crash_at,
     )
 
@@ -127,11 +133,12 @@ def engine_session(
     *,
     create_store: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    retry_now: bool = False,
 ) -> Iterator[Engine]:
     """An engine with its own store, both closed on the way out (commands use this)."""
     store = open_store(settings, create=create_store)
     try:
-        engine = build_engine(settings, store, progress=progress)
+        engine = build_engine(settings, store, progress=progress, retry_now=retry_now)
         try:
             yield engine
         finally:

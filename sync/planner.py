@@ -96,9 +96,10 @@ class Planner(EngineCore):
         records: dict[str, dict[str, RemoteRecord]] = {side: {} for side in self.sides}
         forced: dict[str, set[str]] = {side: set() for side in self.sides}
 
+        waiting = self._waiting(plan.started)
         for side in self.sides:
-            self._pull(side, plan, records[side])
-        self._add_retries_and_intents(plan, records, forced)
+            self._pull(side, plan, records[side], waiting[side])
+        self._add_retries_and_intents(plan, records, forced, waiting)
 
         links = {side: self.store.links_by(side, records[side]) for side in self.sides}
         pairs: dict[int, dict[str, RemoteRecord]] = {}
@@ -117,6 +118,11 @@ class Planner(EngineCore):
             link_id: got for link_id, got in pairs.items()
             if any(record.version != by_link[link_id].version_on(side)
                    or record.id in forced[side] for side, record in got.items())
+            # A pair waiting in the retry queue is left alone until it is due,
+            # even when its other record moved (perhaps by our own failed write).
+            and not any(by_link[link_id].id_on(side) in waiting[side]
+                        and by_link[link_id].id_on(side) not in forced[side]
+                        for side in self.sides)
         }
         self._fetch_counterparts(plan, active, by_link)
         for link_id, got in active.items():
@@ -133,20 +139,38 @@ class Planner(EngineCore):
         self._plan_unlinked(plan, unlinked, records, forced)
         return plan
 
-    def _pull(self, side: str, plan: Plan, into: dict[str, RemoteRecord]) -> None:
+    def _waiting(self, now: datetime) -> dict[str, set[str]]:
+        """Per side, the ids in the retry queue whose next attempt has not come yet.
+
+        Parked items are not among them: they come back when a person changes
+        the record (an edit after the watermark), which is how one is fixed.
+        ``retry_now`` (``run --retry-now``) makes every item due at once.
+        """
+        waiting: dict[str, set[str]] = {side: set() for side in self.sides}
+        if self.options.retry_now:
+            return waiting
+        for item in self.store.retry_items(parked=False):
+            if item.side in waiting and item.next_attempt > now:
+                waiting[item.side].add(item.record_id)
+        return waiting
+
+    def _pull(self, side: str, plan: Plan, into: dict[str, RemoteRecord],
+              waiting: set[str]) -> None:
         connector = self.connectors[side]
         since = self.store.watermark(side)
-        # Items waiting in the retry queue (or parked) come back when they are
-        # due, or when they change; not because an inclusive watermark re-reads them.
-        waiting = {item.record_id for item in self.store.retry_items()
-                   if item.side == side and (item.parked or item.next_attempt > plan.started)}
+        # Parked items come back when they change, not because an inclusive
+        # watermark re-reads them; waiting items only when they are due.
+        parked = {item.record_id for item in self.store.retry_items(parked=True)
+                  if item.side == side}
         newest: datetime | None = None
         try:
             for record in connector.pull(since, self.vendor_fields[side]):
                 self.beat()  # a first pull of a big scope can outlast the lock's ttl
                 if newest is None or record.updated > newest:
                     newest = record.updated
-                if record.id in waiting and since is not None and record.updated <= since:
+                if record.id in waiting:
+                    continue
+                if record.id in parked and since is not None and record.updated <= since:
                     continue
                 into[record.id] = record
         except FatalError:
@@ -167,17 +191,21 @@ class Planner(EngineCore):
 
     def _add_retries_and_intents(
         self, plan: Plan, records: dict[str, dict[str, RemoteRecord]],
-        forced: dict[str, set[str]],
+        forced: dict[str, set[str]], waiting: Mapping[str, set[str]],
     ) -> None:
         wanted: dict[str, set[str]] = {side: set() for side in self.sides}
         retries: dict[str, set[str]] = {side: set() for side in self.sides}
         for side in self.sides:
-            for item in self.store.due_retries(side, plan.started):
+            due = ([i for i in self.store.retry_items() if i.side == side]
+                   if self.options.retry_now else self.store.due_retries(side, plan.started))
+            for item in due:
                 wanted[side].add(item.record_id)
                 retries[side].add(item.record_id)
                 forced[side].add(item.record_id)
         for intent in self.store.pending_intents():
-            if intent.source_side in wanted:
+            # A create that failed (not one a crash cut short) waits its turn too.
+            if intent.source_side in wanted and intent.source_id not in waiting.get(
+                    intent.source_side, set()):
                 wanted[intent.source_side].add(intent.source_id)
                 forced[intent.source_side].add(intent.source_id)
         for side in self.sides:
