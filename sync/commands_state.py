@@ -30,6 +30,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sync.cli import ConfigOption, app, reported_errors, settings_from, stderr, stdout
+from sync.conflict_settle import conflict_state
 from sync.settings import DEFAULT_CONFIG
 from sync.state import (
     ConflictRecord,
@@ -132,6 +133,7 @@ def conflict_json(conflict: ConflictRecord, link: Link | None) -> dict[str, Any]
         "base": conflict.base,
         "resolution": conflict.resolution,
         "policy": conflict.policy,
+        "state": conflict_state(conflict),
         "at": _iso(conflict.at),
     }
 
@@ -334,13 +336,14 @@ def _print_conflicts(conflicts: list[dict[str, Any]]) -> None:
         stdout.print("open conflicts: none", markup=False)
         return
     table = _table(f"Open conflicts: {len(conflicts)}",
-                   ["Link", "Field", "ServiceNow", "Jira", "Base", "Since"])
+                   ["Id", "Link", "Field", "ServiceNow", "Jira", "Base", "State", "Since"])
     for conflict in conflicts:
         pair = f"{conflict['servicenow_display'] or conflict['servicenow_id']} <-> " \
                f"{conflict['jira_key']}"
         table.add_row(
-            _cell(pair), _cell(conflict["field"]), _value(conflict["servicenow_value"]),
-            _value(conflict["jira_value"]), _value(conflict["base"]),
+            _cell(conflict["id"]), _cell(pair), _cell(conflict["field"]),
+            _value(conflict["servicenow_value"]), _value(conflict["jira_value"]),
+            _value(conflict["base"]), _cell(conflict["state"]),
             _cell(_when(datetime.fromisoformat(conflict["at"]))),
         )
     stdout.print(table)

@@ -43,9 +43,11 @@ from sync.actions import (
     RecordConflict,
     ReportOrphan,
     ReportProblem,
+    SettleConflict,
     UpdateFields,
     side_title,
 )
+from sync.conflict_settle import revisit
 from sync.engine_core import (
     BACKLINK_FIELDS,
     VANISHED_BATCH,
@@ -202,6 +204,15 @@ class Planner(EngineCore):
                 wanted[side].add(item.record_id)
                 retries[side].add(item.record_id)
                 forced[side].add(item.record_id)
+        for link in self._links_to_settle():
+            # Decided again on this run: a person chose a side, or the policy may
+            # settle what ``manual`` left open (both records fetched, even unchanged).
+            ids = {side: link.id_on(side) for side in self.sides}
+            if any(ids[side] in waiting.get(side, set()) for side in self.sides):
+                continue
+            for side in self.sides:
+                wanted[side].add(ids[side])
+                forced[side].add(ids[side])
         for intent in self.store.pending_intents():
             # A create that failed (not one a crash cut short) waits its turn too.
             if intent.source_side in wanted and intent.source_id not in waiting.get(
@@ -226,6 +237,13 @@ class Planner(EngineCore):
                 plan.problems.append(ReportProblem(
                     side, record_id, record_id,
                     "waiting for a retry, but no longer exists or is out of reach"))
+
+    def _links_to_settle(self) -> list[Link]:
+        """Links with an open conflict this run can decide without news from the tools."""
+        link_ids = {c.link_id for c in self.store.open_conflicts()
+                    if self.options.conflict != "manual" or c.resolution in self.sides}
+        found = (self.store.link_by_id(link_id) for link_id in sorted(link_ids))
+        return [link for link in found if link is not None]
 
     def _fetch_counterparts(
         self, plan: Plan, active: dict[int, dict[str, RemoteRecord]], by_link: dict[int, Link]
@@ -310,21 +328,27 @@ class Planner(EngineCore):
                   for side in self.sides}
         newest = a if records[a].updated >= records[b].updated else b
 
+        # Conflicts still open on this pair are decided again (sync.conflict_settle).
+        pending = ({} if link_id is None else
+                   {c.field: c for c in self.store.conflicts(link_id) if c.open})
         decisions = []
         for name in self.merged_fields:
-            decisions.append(merge_field(
-                name,
+            facts: dict[str, Any] = dict(
                 sides=self.sides,
                 current={side: current[side][name] for side in self.sides},
-                base=None if base is None else {
-                    side: (base[side] or {}).get(name) for side in self.sides},
                 travels_to={side: self.travels(name, side) for side in self.sides},
                 agrees={side: across[side][name] == current[self.other(side)][name]
                         for side in self.sides},
                 owner=self.profile.owner(name),
                 policy=self.options.conflict,
                 newest=newest,
-            ))
+            )
+            decision = merge_field(name, base=None if base is None else {
+                side: (base[side] or {}).get(name) for side in self.sides}, **facts)
+            decision, agreed = revisit(decision, pending.get(name), **facts)
+            if agreed is not None:
+                pair.settled.append(SettleConflict(agreed, dict(pair.displays)))
+            decisions.append(decision)
 
         merged_values = dict(current[a])
         for decision in decisions:
