@@ -236,15 +236,18 @@ class ReportProblem:
 
 @dataclass(frozen=True)
 class SettleConflict:
-    """An open conflict closes because both sides hold equivalent values now."""
+    """An open conflict closes: both sides agree now, or a later edit on one side settles it."""
 
     conflict: Conflict
     displays: dict[str, str]
 
     def describe(self) -> str:
+        c = self.conflict
         values = ", ".join(f"{side_title(side)} {_short(value)}"
-                           for side, value in self.conflict.values.items())
-        return f"conflict on {self.conflict.field} settled: both sides agree now ({values})"
+                           for side, value in c.values.items())
+        how = ("both sides agree now" if c.resolution not in c.values
+               else f"a later edit in {side_title(c.resolution)} wins")
+        return f"conflict on {c.field} settled: {how} ({values})"
 
     def to_json(self) -> dict[str, Any]:
         c = self.conflict

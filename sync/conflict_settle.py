@@ -6,10 +6,11 @@ Contract:
   JSON-ready neutral projections the merge compares (as in :mod:`sync.merge`).
 - :func:`revisit` takes the three-way merge's decision for one field and the
   field's still-open conflict (or None) and returns the decision to act on and,
-  when the conflict closes without a winner, the :class:`Conflict` recording
-  that (resolution ``agreed``, policy ``person``):
+  when the conflict closes without a new conflict being recorded, the
+  :class:`Conflict` recording how (a settlement, never open):
   * news wins: a field changed since the last sync is decided by the merge as
-    usual (the latest person's edit travels, or a new conflict is recorded);
+    usual: a change on one side travels and settles it (policy ``edit``), a
+    change on both sides is recorded as a conflict again;
   * both sides now hold equivalent values: the conflict is settled as agreed;
   * a person chose a side (``conflicts resolve``): that side's current value
     travels, recorded with policy ``person``;
@@ -27,8 +28,9 @@ from typing import Any
 
 from sync.merge import Conflict, FieldMerge
 
-AGREED = "agreed"
-PERSON = "person"
+AGREED = "agreed"   # resolution: both sides hold equivalent values now
+PERSON = "person"   # policy: a person decided (``conflicts resolve``, or made them agree)
+EDIT = "edit"       # policy: a later edit on one side settled it
 
 
 def revisit(
@@ -48,10 +50,14 @@ def revisit(
     ``pending`` is the open :class:`sync.state.ConflictRecord` of this field
     (duck-typed: ``base``, ``resolution``), or None.
     """
-    if pending is None or decision.source is not None or decision.conflict is not None:
+    if pending is None or decision.conflict is not None:
         return decision, None
     base = dict(pending.base) if isinstance(pending.base, Mapping) else {s: None for s in sides}
     values = {side: current[side] for side in sides}
+    if decision.source is not None:
+        # A person changed the field on one side since: that edit travels and
+        # settles the conflict (whatever was chosen before it).
+        return decision, Conflict(decision.field, base, values, decision.source, EDIT)
     if agrees[sides[0]] or agrees[sides[1]]:
         return decision, Conflict(decision.field, base, values, AGREED, PERSON)
     if pending.resolution in sides:

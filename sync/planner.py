@@ -345,9 +345,9 @@ class Planner(EngineCore):
             )
             decision = merge_field(name, base=None if base is None else {
                 side: (base[side] or {}).get(name) for side in self.sides}, **facts)
-            decision, agreed = revisit(decision, pending.get(name), **facts)
-            if agreed is not None:
-                pair.settled.append(SettleConflict(agreed, dict(pair.displays)))
+            decision, settled = revisit(decision, pending.get(name), **facts)
+            if settled is not None:
+                pair.settled.append(SettleConflict(settled, dict(pair.displays)))
             decisions.append(decision)
 
         merged_values = dict(current[a])

@@ -169,3 +169,26 @@ def test_conflicts_list_formats_and_bad_ids(
                   "--config", str(config))
     assert settled.exit_code == 2
     assert "is already settled: servicenow by person" in settled.output
+
+
+def test_a_later_edit_on_one_side_settles_an_open_conflict_and_travels(
+    sandboxes: Any, sync_config: Any, make_engine: Any
+) -> None:
+    servicenow, jira = sandboxes
+    config, sys_id, key = title_conflict(sandboxes, sync_config, make_engine)
+    (row,) = open_rows(config)
+    assert cli("conflicts", "resolve", str(row["id"]), "--take", "jira",
+               "--config", str(config)).exit_code == 0
+    # Before the run writes the choice, someone edits ServiceNow again: the news wins.
+    servicenow.update("incident", sys_id, {"short_description": "VPN down in Paris and Lyon"})
+
+    plan = cli("plan", "--config", str(config))
+    assert "a later edit in ServiceNow wins" in plan.output
+    result = cli("run", "--config", str(config))
+
+    assert result.exit_code == 0, result.output
+    assert jira_fields(jira, key)["summary"] == "VPN down in Paris and Lyon"
+    assert open_rows(config) == []
+    history = json.loads(cli("conflicts", "list", "--all", "--config", str(config),
+                             "--format", "json").output)
+    assert history[-1]["state"] == "settled: servicenow by edit"
