@@ -213,10 +213,14 @@ class Planner(EngineCore):
             for side in self.sides:
                 wanted[side].add(ids[side])
                 forced[side].add(ids[side])
+        # A create that failed (not one a crash cut short) waits its turn too, and a
+        # parked one waits for a person (or --retry-now), like any queued item.
+        held = {(side, item_id) for side, ids in waiting.items() for item_id in ids}
+        if not self.options.retry_now:
+            held |= {(i.side, i.record_id) for i in self.store.retry_items(parked=True)}
         for intent in self.store.pending_intents():
-            # A create that failed (not one a crash cut short) waits its turn too.
-            if intent.source_side in wanted and intent.source_id not in waiting.get(
-                    intent.source_side, set()):
+            if intent.source_side in wanted and (intent.source_side,
+                                                 intent.source_id) not in held:
                 wanted[intent.source_side].add(intent.source_id)
                 forced[intent.source_side].add(intent.source_id)
         for side in self.sides:

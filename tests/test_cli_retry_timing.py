@@ -111,3 +111,25 @@ def test_status_shows_next_attempt_and_last_error_of_each_item(
     with store_of(config) as store:
         (queued,) = store.retry_items()
     assert item["next_attempt"] == queued.next_attempt.isoformat()
+
+
+def test_retry_now_also_takes_a_parked_item_and_the_next_run_leaves_it_parked(
+    sandboxes: Any, sync_config: Any
+) -> None:
+    servicenow, jira = sandboxes
+    sn = sn_incident(servicenow, "Badly categorised", category="facilities")  # refused by Jira
+    config = sync_config(max_attempts=1)
+    parked = run(config)
+    assert parked.exit_code == 1 and "failed 1," in parked.output.splitlines()[-1]
+    # Parked by that run: later runs leave it alone and are clean again.
+    jira.log.clear()
+    assert run(config).exit_code == 0
+    assert jira.log.count(method="POST", path="/rest/api/3/issue") == 0
+
+    forced = run(config, "--retry-now")
+
+    assert forced.exit_code == 1, forced.output
+    assert jira.log.count(method="POST", path="/rest/api/3/issue") >= 1
+    with store_of(config) as store:
+        (item,) = store.retry_items()
+    assert (item.record_id, item.attempts, item.parked) == (sn["sys_id"], 2, True)
