@@ -618,12 +618,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{mode}: " + json.dumps({k: v for k, v in asdict(figures).items()
                                         if k not in ("findings", "mode")}))
     line, code = verdict(results)
-    if args.json is not None:
-        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
-                                         "results": [asdict(r) for r in results],
-                                         "verdict": line}, indent=2, ensure_ascii=False),
-                             encoding="utf-8")
     print(line)
+    if args.json is not None:
+        try:
+            args.json.write_text(json.dumps(
+                {"args": {k: str(v) for k, v in vars(args).items()},
+                 "results": [asdict(r) for r in results], "verdict": line},
+                indent=2, ensure_ascii=False), encoding="utf-8")
+        except OSError as error:
+            print(f"bench/soak.py: --json {args.json}: cannot write: {error.strerror}",
+                  file=sys.stderr)
+            return 2
     return code
 
 
