@@ -83,9 +83,19 @@ class Reader:
     """Both tools read through the real connectors and mapping, never written to."""
 
     def __init__(self, config: Path, secrets: Mapping[str, str]) -> None:
-        os.environ.update(secrets)   # this process's own sandboxes: the test credential
         self.config = config
-        self.settings = load_settings(config)
+        # The sandboxes' test credential, in the environment only while the settings
+        # load (they keep it as a SecretStr): nothing lingers for the rest of the process.
+        saved = {name: os.environ.get(name) for name in secrets}
+        os.environ.update(secrets)
+        try:
+            self.settings = load_settings(config)
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
         self.engine: Engine = build_engine(
             self.settings, StateStore("sqlite://"),
             retry=RetryPolicy(max_attempts=3, base_wait=0.05, max_wait=0.2))
