@@ -234,6 +234,33 @@ class ReportProblem:
                 "display": self.display, "error": self.error}
 
 
+@dataclass(frozen=True)
+class SettleConflict:
+    """An open conflict closes: both sides agree now, or a later edit on one side settles it."""
+
+    conflict: Conflict
+    displays: dict[str, str]
+
+    def describe(self) -> str:
+        c = self.conflict
+        values = ", ".join(f"{side_title(side)} {_short(value)}"
+                           for side, value in c.values.items())
+        how = ("both sides agree now" if c.resolution not in c.values
+               else f"a later edit in {side_title(c.resolution)} wins")
+        return f"conflict on {c.field} settled: {how} ({values})"
+
+    def to_json(self) -> dict[str, Any]:
+        c = self.conflict
+        return {
+            "action": "settle-conflict",
+            "field": c.field,
+            "values": dict(c.values),
+            "resolution": c.resolution,
+            "policy": c.policy,
+            "displays": self.displays,
+        }
+
+
 @dataclass
 class PairPlan:
     """Everything one pair needs: what to write, and what to commit after."""
@@ -248,6 +275,7 @@ class PairPlan:
     updates: list[UpdateFields] = field(default_factory=list)
     comments: list[AddComment] = field(default_factory=list)
     conflicts: list[RecordConflict] = field(default_factory=list)
+    settled: list[SettleConflict] = field(default_factory=list)   # open ones now agreed
     firings: list[RuleFiring] = field(default_factory=list)
     # What each side will hold after the writes, as that side reads it back.
     snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -269,6 +297,7 @@ class PairPlan:
         if self.adopt is not None:
             items.append(self.adopt)
         items.extend(self.conflicts)
+        items.extend(self.settled)
         items.extend(self.firings)
         items.extend(self.updates)
         items.extend(self.comments)

@@ -371,6 +371,13 @@ class Applier(Planner):
                 for change in update.changes:
                     if change.field not in conflicted:
                         tx.close_conflicts(link.id, change.field)
+            for settled in pair.settled:  # both sides agree now: closed, and recorded
+                c = settled.conflict
+                tx.record_conflict(
+                    link.id, c.field, base=dict(c.base),
+                    **{f"{side}_value": c.values[side] for side in self.sides},
+                    resolution=c.resolution, policy=c.policy, at=at, open=False,
+                )
             if pair.intent_id is not None:
                 tx.complete_intent(pair.intent_id)
             for side in self.sides:

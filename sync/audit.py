@@ -19,6 +19,7 @@ from connectors.base import RemoteRecord
 from mappings.mapper import comment_from_remote
 from mappings.model import Incident
 from sync.audit_report import AuditReport, OpenConflict, Orphan, PairAudit, compare_pair
+from sync.conflict_settle import conflict_state
 from sync.engine import Engine
 
 
@@ -100,7 +101,7 @@ def build_audit(engine: Engine) -> AuditReport:
             link.servicenow_display or link.servicenow_id if link else "?",
             link.jira_display or link.jira_key if link else "?",
             conflict.field, conflict.base, conflict.servicenow_value, conflict.jira_value,
-            conflict.resolution,
+            conflict_state(conflict),  # "open", or "chosen: take jira" (written next run)
         ))
     return report
 

@@ -274,6 +274,7 @@ def _register_subcommands() -> None:
         cli_mappings,  # noqa: F401  (mappings show, mappings test)
         commands,  # noqa: F401  (plan, run, demo)
         commands_audit,  # noqa: F401  (audit)
+        commands_conflicts,  # noqa: F401  (conflicts list, conflicts resolve)
         commands_state,  # noqa: F401  (links, status)
     )
 

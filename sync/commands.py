@@ -8,7 +8,9 @@ Contract:
   summary line at the end (``created 3, updated 5, comments 7, conflicts 1,
   failed 0, orphaned 0 in 4.2 s``), preceded by the failures and orphans it
   found. ``--every`` repeats until Ctrl-C or ``--max-runs``; the exit status is
-  the last run's (0 ok, 1 items failed, 2 config, 3 a tool unreachable).
+  the last run's (0 ok, 1 items failed, 2 config, 3 a tool unreachable). A run
+  retries only queued items whose next attempt has come; ``--retry-now`` makes
+  every queued item (parked ones too) due in the first run.
 - ``demo`` lives in :mod:`sync.demo`; this module only parses its options.
 - Errors reach the user as one stderr line through :func:`sync.cli.reported_errors`.
 """
@@ -105,11 +107,12 @@ def _progress_bar() -> Iterator[Callable[[int, int], None] | None]:
         yield update
 
 
-def run_once(settings: Settings) -> RunSummary:
+def run_once(settings: Settings, *, retry_now: bool = False) -> RunSummary:
     """One locked run against the configured tools; raises SyncError on fatal problems."""
     from sync.factory import engine_session
 
-    with _progress_bar() as progress, engine_session(settings, progress=progress) as engine:
+    with _progress_bar() as progress, engine_session(settings, progress=progress,
+                                                     retry_now=retry_now) as engine:
         return engine.run()
 
 
@@ -134,6 +137,11 @@ def run(
         int | None,
         typer.Option("--max-runs", min=1, help="With --every: stop after this many runs."),
     ] = None,
+    retry_now: Annotated[
+        bool,
+        typer.Option("--retry-now", help="Retry every item of the retry queue now, parked "
+                     "ones included, instead of when each is due."),
+    ] = False,
 ) -> None:
     """Sync both tools now (or every INTERVAL); one summary line per run."""
     interval = None
@@ -151,7 +159,8 @@ def run(
     try:
         while True:
             try:
-                summary = run_once(settings)
+                # "Now" is the first run; later ones follow the queue's schedule again.
+                summary = run_once(settings, retry_now=retry_now and runs == 0)
             except SyncError as error:
                 # Alone, the error ends the command; on a schedule the next
                 # run may well succeed (a tool back up, a lock released).

@@ -31,6 +31,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sync.cli import ConfigOption, app, reported_errors, settings_from, stderr, stdout
+from sync.conflict_settle import conflict_state
 from sync.output import TableFormat, TableFormatOption, print_csv, print_json, print_table
 from sync.settings import DEFAULT_CONFIG
 from sync.state import (
@@ -126,6 +127,7 @@ def conflict_json(conflict: ConflictRecord, link: Link | None) -> dict[str, Any]
         "base": conflict.base,
         "resolution": conflict.resolution,
         "policy": conflict.policy,
+        "state": conflict_state(conflict),
         "at": _iso(conflict.at),
     }
 
@@ -207,10 +209,11 @@ def status_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
         pair = f"{conflict['servicenow_display'] or conflict['servicenow_id']} <-> " \
                f"{conflict['jira_key']}"
         rows.append({"section": "conflict", "when": conflict["at"], "subject": pair,
-                     "state": conflict["resolution"], "field": conflict["field"],
+                     "state": conflict["state"], "field": conflict["field"],
                      "servicenow_value": conflict["servicenow_value"],
                      "jira_value": conflict["jira_value"],
-                     "detail": f"base {json.dumps(conflict['base'], ensure_ascii=False)}"})
+                     "detail": f"conflict {conflict['id']}; base "
+                               f"{json.dumps(conflict['base'], ensure_ascii=False)}"})
     for intent in document["pending_creates"]:
         rows.append({"section": "pending_create", "when": intent["created_at"],
                      "subject": intent["source_id"], "side": intent["source_side"],
@@ -372,13 +375,14 @@ def _print_conflicts(conflicts: list[dict[str, Any]]) -> None:
         stdout.print("open conflicts: none", markup=False)
         return
     table = _table(f"Open conflicts: {len(conflicts)}",
-                   ["Link", "Field", "ServiceNow", "Jira", "Base", "Since"])
+                   ["Id", "Link", "Field", "ServiceNow", "Jira", "Base", "State", "Since"])
     for conflict in conflicts:
         pair = f"{conflict['servicenow_display'] or conflict['servicenow_id']} <-> " \
                f"{conflict['jira_key']}"
         table.add_row(
-            _cell(pair), _cell(conflict["field"]), _value(conflict["servicenow_value"]),
-            _value(conflict["jira_value"]), _value(conflict["base"]),
+            _cell(conflict["id"]), _cell(pair), _cell(conflict["field"]),
+            _value(conflict["servicenow_value"]), _value(conflict["jira_value"]),
+            _value(conflict["base"]), _cell(conflict["state"]),
             _cell(_when(datetime.fromisoformat(conflict["at"]))),
         )
     print_table(stdout, table)

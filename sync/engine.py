@@ -92,6 +92,18 @@ class Engine(Applier):
             self.store.release_lock(holder[0])
             self.store.acquire_lock(self.owner, timeout=0.0, ttl=options.lock_ttl)
 
+    def _count_failures(self, summary: RunSummary, pull_failures: int) -> None:
+        """``failed`` = what the retry queue holds for people to look at after this run.
+
+        That is every item waiting for its next attempt (tried in this run or not
+        yet due) plus those this run parked; items parked by earlier runs are
+        listed by ``status`` and do not fail every later run. A pull that failed
+        is no item: it is counted apart, and fails the run all the same.
+        """
+        waiting = len(self.store.retry_items(parked=False))
+        summary.failed = waiting + summary.parked
+        summary.pull_failures = pull_failures
+
     def run(self, command: str = "run") -> RunSummary:
         """Lock, plan, apply, record the run; always release the lock."""
         self._lock()
@@ -103,6 +115,7 @@ class Engine(Applier):
         try:
             plan = self.build_plan()
             summary = self.apply(plan)
+            self._count_failures(summary, len(plan.pull_errors))
             summary.elapsed = time.monotonic() - began  # pulls included, not just writes
             outcome = summary.outcome
             return summary

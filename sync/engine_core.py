@@ -26,7 +26,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from connectors.base import Connector, ConnectorError, RemoteRecord, ServerInfo
+from connectors.base import (
+    Connector,
+    ConnectorError,
+    RemoteRecord,
+    RetriableError,
+    ServerInfo,
+    Unreachable,
+)
 from mappings.mapper import MappingContext, to_fields, to_incident
 from mappings.model import VOLATILE_FIELDS, Incident
 from mappings.profile import Profile
@@ -109,6 +116,7 @@ class RunSummary:
     failed: int = 0
     orphaned: int = 0
     parked: int = 0
+    pull_failures: int = 0     # sides whose pull failed (no item: nothing queued)
     elapsed: float = 0.0
     failures: list[str] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
@@ -116,11 +124,11 @@ class RunSummary:
 
     @property
     def exit_code(self) -> int:
-        return 1 if self.failed else 0
+        return 1 if self.failed or self.pull_failures else 0
 
     @property
     def outcome(self) -> str:
-        return "failed-items" if self.failed else "ok"
+        return "failed-items" if self.failed or self.pull_failures else "ok"
 
     def counts(self) -> dict[str, int]:
         return {
@@ -132,6 +140,7 @@ class RunSummary:
             "failed": self.failed,
             "orphaned": self.orphaned,
             "parked": self.parked,
+            "pull_failures": self.pull_failures,
             "warnings": len(self.warnings),
         }
 
@@ -151,6 +160,10 @@ class EngineOptions:
     retry_base_seconds: float = 60.0
     lock_timeout: float = 0.0
     lock_ttl: float = 900.0
+    retry_now: bool = False    # treat every queued item as due (``run --retry-now``)
+    # Check the profile against both sites' fields on sign-in and run with the rows
+    # they can hold (ConfigError naming the first required row that cannot work).
+    site_check: bool = False
 
     def __post_init__(self) -> None:
         if self.direction not in DIRECTIONS:
@@ -166,6 +179,22 @@ class EngineOptions:
 
 
 # --------------------------------------------------------------------------- projections
+
+
+def sign_in(side: str, connector: Connector) -> ServerInfo:
+    """Open ``connector``; a tool still failing after the retries is Unreachable.
+
+    A read timeout, a dropped connection or a 5xx while signing in means nothing
+    can be synced with this tool: "a tool could not be reached" (exit 3), not a
+    failed item.
+    """
+    try:
+        return connector.open()
+    except RetriableError as error:
+        raise Unreachable(
+            f"{side_title(side)} could not be reached while signing in: "
+            f"{_one_line(error)}", side=side, status=error.status, url=error.url,
+        ) from None
 
 
 def projection(incident: Incident, fields: Iterable[str]) -> dict[str, Any]:
@@ -259,8 +288,15 @@ class EngineCore:
         if self._opened:
             return
         for side, connector in self.connectors.items():
-            info = connector.open()
-            self.info[side] = info
+            self.info[side] = sign_in(side, connector)
+        if self.options.site_check:
+            from sync.sitecheck import site_checked_profile
+
+            # Before anything is read for the sync, so a row the site cannot hold
+            # stops the run before any write; a skipped optional row warns once.
+            self.profile, _ = site_checked_profile(self.profile, self.connectors, opened=True)
+        for side, connector in self.connectors.items():
+            info = self.info[side]
             # Only some connectors resolve field names to ids (Jira custom
             # fields); the protocol does not promise the attribute.
             field_ids = dict(getattr(connector, "field_ids", None) or {})

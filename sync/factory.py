@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 
 from connectors.base import Connector
@@ -114,20 +115,20 @@ def build_engine(
     progress: Callable[[int, int], None] | None = None,
     crash_at: str | None = None,
     site_check: bool = False,
+    retry_now: bool = False,
 ) -> Engine:
     """An engine over fresh connectors; the caller owns ``store`` and closes the engine.
 
-    ``site_check``: read both sites' fields first and run with the profile they
-    can hold (ConfigError when a required row cannot work)."""
+    ``site_check``: on sign-in, read both sites' fields and run with the profile
+    they can hold (ConfigError when a required row cannot work). ``retry_now`` makes
+    every item of the retry queue due in this engine's runs.
+    """
     profile = build_profile(settings)
     rules = build_rules(settings)
     connectors = build_connectors(settings, retry=retry)
-    if site_check:
-        from sync.sitecheck import site_checked_profile
-
-        profile, _ = site_checked_profile(profile, {str(c.side): c for c in connectors})
+    options = replace(engine_options(settings), retry_now=retry_now, site_check=site_check)
     return Engine(
-        connectors, profile, store, engine_options(settings), rules=rules, clock=clock,
+        connectors, profile, store, options, rules=rules, clock=clock,
         progress=progress, crash_at=crash_at,
     )
 
@@ -138,11 +139,13 @@ def engine_session(
     *,
     create_store: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    retry_now: bool = False,
 ) -> Iterator[Engine]:
     """An engine with its own store, both closed on the way out (commands use this)."""
     store = open_store(settings, create=create_store)
     try:
-        engine = build_engine(settings, store, progress=progress, site_check=True)
+        engine = build_engine(settings, store, progress=progress, site_check=True,
+                              retry_now=retry_now)
         try:
             yield engine
         except MappingError as error:

@@ -43,9 +43,11 @@ from sync.actions import (
     RecordConflict,
     ReportOrphan,
     ReportProblem,
+    SettleConflict,
     UpdateFields,
     side_title,
 )
+from sync.conflict_settle import revisit
 from sync.engine_core import (
     BACKLINK_FIELDS,
     VANISHED_BATCH,
@@ -96,9 +98,10 @@ class Planner(EngineCore):
         records: dict[str, dict[str, RemoteRecord]] = {side: {} for side in self.sides}
         forced: dict[str, set[str]] = {side: set() for side in self.sides}
 
+        waiting = self._waiting(plan.started)
         for side in self.sides:
-            self._pull(side, plan, records[side])
-        self._add_retries_and_intents(plan, records, forced)
+            self._pull(side, plan, records[side], waiting[side])
+        self._add_retries_and_intents(plan, records, forced, waiting)
 
         links = {side: self.store.links_by(side, records[side]) for side in self.sides}
         pairs: dict[int, dict[str, RemoteRecord]] = {}
@@ -117,6 +120,11 @@ class Planner(EngineCore):
             link_id: got for link_id, got in pairs.items()
             if any(record.version != by_link[link_id].version_on(side)
                    or record.id in forced[side] for side, record in got.items())
+            # A pair waiting in the retry queue is left alone until it is due,
+            # even when its other record moved (perhaps by our own failed write).
+            and not any(by_link[link_id].id_on(side) in waiting[side]
+                        and by_link[link_id].id_on(side) not in forced[side]
+                        for side in self.sides)
         }
         self._fetch_counterparts(plan, active, by_link)
         for link_id, got in active.items():
@@ -133,20 +141,38 @@ class Planner(EngineCore):
         self._plan_unlinked(plan, unlinked, records, forced)
         return plan
 
-    def _pull(self, side: str, plan: Plan, into: dict[str, RemoteRecord]) -> None:
+    def _waiting(self, now: datetime) -> dict[str, set[str]]:
+        """Per side, the ids in the retry queue whose next attempt has not come yet.
+
+        Parked items are not among them: they come back when a person changes
+        the record (an edit after the watermark), which is how one is fixed.
+        ``retry_now`` (``run --retry-now``) makes every item due at once.
+        """
+        waiting: dict[str, set[str]] = {side: set() for side in self.sides}
+        if self.options.retry_now:
+            return waiting
+        for item in self.store.retry_items(parked=False):
+            if item.side in waiting and item.next_attempt > now:
+                waiting[item.side].add(item.record_id)
+        return waiting
+
+    def _pull(self, side: str, plan: Plan, into: dict[str, RemoteRecord],
+              waiting: set[str]) -> None:
         connector = self.connectors[side]
         since = self.store.watermark(side)
-        # Items waiting in the retry queue (or parked) come back when they are
-        # due, or when they change; not because an inclusive watermark re-reads them.
-        waiting = {item.record_id for item in self.store.retry_items()
-                   if item.side == side and (item.parked or item.next_attempt > plan.started)}
+        # Parked items come back when they change, not because an inclusive
+        # watermark re-reads them; waiting items only when they are due.
+        parked = {item.record_id for item in self.store.retry_items(parked=True)
+                  if item.side == side}
         newest: datetime | None = None
         try:
             for record in connector.pull(since, self.vendor_fields[side]):
                 self.beat()  # a first pull of a big scope can outlast the lock's ttl
                 if newest is None or record.updated > newest:
                     newest = record.updated
-                if record.id in waiting and since is not None and record.updated <= since:
+                if record.id in waiting:
+                    continue
+                if record.id in parked and since is not None and record.updated <= since:
                     continue
                 into[record.id] = record
         except FatalError:
@@ -167,17 +193,34 @@ class Planner(EngineCore):
 
     def _add_retries_and_intents(
         self, plan: Plan, records: dict[str, dict[str, RemoteRecord]],
-        forced: dict[str, set[str]],
+        forced: dict[str, set[str]], waiting: Mapping[str, set[str]],
     ) -> None:
         wanted: dict[str, set[str]] = {side: set() for side in self.sides}
         retries: dict[str, set[str]] = {side: set() for side in self.sides}
         for side in self.sides:
-            for item in self.store.due_retries(side, plan.started):
+            due = ([i for i in self.store.retry_items() if i.side == side]
+                   if self.options.retry_now else self.store.due_retries(side, plan.started))
+            for item in due:
                 wanted[side].add(item.record_id)
                 retries[side].add(item.record_id)
                 forced[side].add(item.record_id)
+        for link in self._links_to_settle():
+            # Decided again on this run: a person chose a side, or the policy may
+            # settle what ``manual`` left open (both records fetched, even unchanged).
+            ids = {side: link.id_on(side) for side in self.sides}
+            if any(ids[side] in waiting.get(side, set()) for side in self.sides):
+                continue
+            for side in self.sides:
+                wanted[side].add(ids[side])
+                forced[side].add(ids[side])
+        # A create that failed (not one a crash cut short) waits its turn too, and a
+        # parked one waits for a person (or --retry-now), like any queued item.
+        held = {(side, item_id) for side, ids in waiting.items() for item_id in ids}
+        if not self.options.retry_now:
+            held |= {(i.side, i.record_id) for i in self.store.retry_items(parked=True)}
         for intent in self.store.pending_intents():
-            if intent.source_side in wanted:
+            if intent.source_side in wanted and (intent.source_side,
+                                                 intent.source_id) not in held:
                 wanted[intent.source_side].add(intent.source_id)
                 forced[intent.source_side].add(intent.source_id)
         for side in self.sides:
@@ -198,6 +241,13 @@ class Planner(EngineCore):
                 plan.problems.append(ReportProblem(
                     side, record_id, record_id,
                     "waiting for a retry, but no longer exists or is out of reach"))
+
+    def _links_to_settle(self) -> list[Link]:
+        """Links with an open conflict this run can decide without news from the tools."""
+        link_ids = {c.link_id for c in self.store.open_conflicts()
+                    if self.options.conflict != "manual" or c.resolution in self.sides}
+        found = (self.store.link_by_id(link_id) for link_id in sorted(link_ids))
+        return [link for link in found if link is not None]
 
     def _fetch_counterparts(
         self, plan: Plan, active: dict[int, dict[str, RemoteRecord]], by_link: dict[int, Link]
@@ -282,21 +332,27 @@ class Planner(EngineCore):
                   for side in self.sides}
         newest = a if records[a].updated >= records[b].updated else b
 
+        # Conflicts still open on this pair are decided again (sync.conflict_settle).
+        pending = ({} if link_id is None else
+                   {c.field: c for c in self.store.conflicts(link_id) if c.open})
         decisions = []
         for name in self.merged_fields:
-            decisions.append(merge_field(
-                name,
+            facts: dict[str, Any] = dict(
                 sides=self.sides,
                 current={side: current[side][name] for side in self.sides},
-                base=None if base is None else {
-                    side: (base[side] or {}).get(name) for side in self.sides},
                 travels_to={side: self.travels(name, side) for side in self.sides},
                 agrees={side: across[side][name] == current[self.other(side)][name]
                         for side in self.sides},
                 owner=self.profile.owner(name),
                 policy=self.options.conflict,
                 newest=newest,
-            ))
+            )
+            decision = merge_field(name, base=None if base is None else {
+                side: (base[side] or {}).get(name) for side in self.sides}, **facts)
+            decision, settled = revisit(decision, pending.get(name), **facts)
+            if settled is not None:
+                pair.settled.append(SettleConflict(settled, dict(pair.displays)))
+            decisions.append(decision)
 
         merged_values = dict(current[a])
         for decision in decisions:

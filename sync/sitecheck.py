@@ -195,23 +195,29 @@ def failure_line(source: str, findings: Sequence[FieldFinding]) -> str:
     return text
 
 
-def site_checked_profile(profile: Profile,
-                         connectors: Mapping[str, Connector]) -> tuple[Profile, list[str]]:
+def site_checked_profile(profile: Profile, connectors: Mapping[str, Connector], *,
+                         opened: bool = False) -> tuple[Profile, list[str]]:
     """Read each site's fields and check ``profile`` against them, before any write.
 
     Returns the profile to run with and one warning per skipped optional row
     (each also logged). Raises ConfigError naming the first row that cannot work.
-    Each connector is opened for the reading and closed again.
+    Unless ``opened`` (the caller signed in already), each connector is opened for
+    the reading and closed again.
     """
+    from sync.engine_core import sign_in
+
     findings: list[FieldFinding] = []
     for side, connector in connectors.items():
         if not any(side in rule.sides for rule in profile.rules.values()):
             continue
-        connector.open()
-        try:
+        if opened:
             fields = connector.site_fields()
-        finally:
-            connector.close()
+        else:
+            sign_in(side, connector)
+            try:
+                fields = connector.site_fields()
+            finally:
+                connector.close()
         findings.extend(verify_side(profile, side, fields))
     if any(not f.skipped for f in findings):
         # ConfigError prefixes the source: the one line is "<profile>: <row>: ...".

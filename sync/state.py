@@ -69,6 +69,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemy
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from sync import state_schema as t
+from sync.conflict_settle import PERSON
 from sync.errors import LockHeld, StateSchemaError, SyncError
 from sync.state_schema import SCHEMA_VERSION
 
@@ -673,6 +674,37 @@ class StateStore:
         with self._read() as conn:
             rows = conn.execute(query).mappings().all()
         return [_conflict_from(row) for row in rows]
+
+    def conflict_by_id(self, conflict_id: int) -> ConflictRecord | None:
+        c = t.conflicts.c
+        with self._read() as conn:
+            row = conn.execute(select(t.conflicts).where(c.id == conflict_id)).mappings().first()
+        return _conflict_from(row) if row is not None else None
+
+    def choose_conflict_side(self, conflict_id: int, side: str, *, at: datetime) -> ConflictRecord:
+        """A person settles open conflict ``conflict_id``: ``side``'s value is to win.
+
+        The row stays open (resolution ``side``, policy ``person``) until a run has
+        written the value across; that run records the settlement and closes it.
+        ``at`` becomes the time of the choice. LookupError when there is no such
+        open conflict (the message says which and why).
+        """
+        side = _side(side)
+        at = _require_aware(at, "at")
+        c = t.conflicts.c
+        with self._write() as conn:
+            row = conn.execute(select(t.conflicts).where(c.id == conflict_id)).mappings().first()
+            if row is None:
+                raise LookupError(f"no conflict with id {conflict_id}")
+            if not row["open"]:
+                raise LookupError(
+                    f"conflict {conflict_id} ({row['field']}) is already settled: "
+                    f"{row['resolution']} by {row['policy']}")
+            # Open, with a side as resolution: a person's choice awaiting its write.
+            conn.execute(update(t.conflicts).where(c.id == conflict_id)
+                         .values(resolution=side, policy=PERSON, at=at))
+            row = conn.execute(select(t.conflicts).where(c.id == conflict_id)).mappings().one()
+        return _conflict_from(row)
 
     # ------------------------------------------------------------------ watermarks
 

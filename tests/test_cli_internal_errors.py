@@ -77,6 +77,8 @@ DEEP: dict[tuple[str, ...], tuple[list[str], str]] = {
     ("mappings", "test"): (["--record", "{record}", "--side", "servicenow", "-c", "{cfg}"],
                            "sync.cli_mappings.to_fields"),
     ("mappings", "fields"): (["--side", "jira", "-c", "{cfg}"], "sync.cli.load_settings"),
+    ("conflicts", "resolve"): (["1", "--take", "jira", "-c", "{cfg}"],
+                               "sync.cli.load_settings"),
     ("demo",): ([], "sync.demo._start"),
     ("sandbox",): (["--servicenow-port", "0", "--jira-port", "0"],
                    "connectors.sandbox.serve.start_sandboxes"),

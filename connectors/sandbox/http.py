@@ -11,6 +11,11 @@ Contract:
   process (``server.faults``) or over HTTP (``POST /_sandbox/faults``): a
   scripted list of responses consumed in order, else seeded probabilities, plus
   added latency. Admin paths (``/_sandbox/...``) are never faulted nor logged.
+  Besides error answers and dropped connections, two faults model what a network
+  does to a request that did reach the tool: ``stall`` answers only after
+  ``delay_ms`` (a client's read timeout fires first), and ``lost`` carries the
+  request out and then drops the connection, so the write happened but its
+  reply never arrives.
 - Every vendor request is logged (:class:`RequestLog`): method, path, query,
   status. Tests and benchmarks read it in process or at ``GET /_sandbox/requests``
   and ``GET /_sandbox/stats``.
@@ -96,10 +101,15 @@ Handler = Callable[[Request], Response]
 
 @dataclass
 class Fault:
-    """One injected outcome. ``kind``: ok | 429 | 500 | 502 | 503 | drop | html."""
+    """One injected outcome. ``kind``: ok | 429 | 500 | 502 | 503 | drop | html | stall | lost.
+
+    ``stall`` serves the request normally after ``delay_ms``; ``lost`` serves it
+    (a write is applied) and then drops the connection instead of answering.
+    """
 
     kind: str
     retry_after: int = 1
+    delay_ms: int = 0
     method: str | None = None   # only requests with this method
     path: str | None = None     # only paths starting with this
 
@@ -113,6 +123,7 @@ class FaultPlan:
     rate_500: float = 0.0
     rate_503: float = 0.0
     rate_drop: float = 0.0
+    rate_lost: float = 0.0      # the request is carried out, its reply is lost
     latency_ms: float = 0.0
     retry_after: int = 1
     only_writes: bool = False
@@ -138,6 +149,7 @@ class FaultPlan:
             for kind, rate in (
                 ("429", self.rate_429), ("500", self.rate_500),
                 ("503", self.rate_503), ("drop", self.rate_drop),
+                ("lost", self.rate_lost),
             ):
                 if roll < rate:
                     return Fault(kind=kind, retry_after=self.retry_after)
@@ -333,14 +345,19 @@ class SandboxServer:
             time.sleep(self.faults.latency_ms / 1000.0)
         fault = self.faults.pick(request.method, request.path)
         query = "&".join(f"{k}={v}" for k, vs in request.query.items() for v in vs)
+        if fault is not None and fault.kind == "stall":
+            time.sleep(fault.delay_ms / 1000.0)
+            fault = None
         try:
-            if fault is not None:
+            if fault is not None and fault.kind != "lost":
                 response = self._inject(fault)
             else:
                 try:
                     response = self.dispatch(request)
                 except (ValueError, KeyError, TypeError) as exc:
                     response = self.error_response(400, "Bad request", str(exc))
+                if fault is not None:  # "lost": done, but the answer never leaves
+                    raise _DropConnection
         except _DropConnection:
             self.log.add(LoggedRequest(request.method, request.path, query, 0, time.time()))
             raise
