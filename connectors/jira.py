@@ -39,7 +39,9 @@ Contract (what the engine may rely on, beyond :class:`connectors.base.Connector`
   POST; the project/issue-type ids and the initial status are read once per run.
   An update = a read when a version, status or labels are involved, one edit,
   per transition step one GET transitions + one POST, and one read for the new
-  version. Users: one
+  version. ``history`` = one issue read with its changelog per issue (plus a
+  changelog page per further 100 histories on Cloud); a change counts as the
+  integration user's when its author is the signed-in account. Users: one
   search per distinct email per run (Jira has no batch lookup by email).
 - Every library or transport failure leaves as an error of the
   :mod:`connectors.base` tree (see :mod:`connectors.jira_errors`), with no
@@ -71,11 +73,13 @@ from connectors.base import (
     Capabilities,
     CheckResult,
     ConnectorError,
+    Edit,
     FatalError,
     NewRecord,
     NotFound,
     NoTransitionPath,
     PreconditionFailed,
+    RecordHistory,
     RemoteComment,
     RemoteRecord,
     RetriableError,
@@ -100,6 +104,7 @@ from connectors.jira_jql import (
 )
 from connectors.jira_records import (
     embedded_comments,
+    parse_time,
     to_comment,
     to_record,
     visibility_stated,
@@ -207,6 +212,7 @@ class JiraConnector:
             max_batch=BULK_LIMIT, page_size=page_size,
         )
         self.field_ids: dict[str, str] = {}
+        self._me = ""   # the signed-in account (accountId / DC user name), set by open()
         self._jira: JIRA | None = None
         self._meter = _Meter(self._budget)
         self._info: ServerInfo | None = None
@@ -315,6 +321,8 @@ class JiraConnector:
         jira._options["rest_api_version"] = "3" if cloud else "2"
         self._jira = jira
         me = self._call("myself", jira.myself, idempotent=True)
+        # Who we are in changelog authors: accountId on Cloud, user name on DC.
+        self._me = str(me.get("accountId") or me.get("name") or "")
         self._zone = self._zone_of(me.get("timeZone"))
         self._load_fields()
         version = ".".join(str(n) for n in getattr(jira, "_version", ()) or ())
@@ -554,6 +562,49 @@ class JiraConnector:
                     if record.foreign_id in batch and record.foreign_id not in result:
                         result[record.foreign_id] = record
         return result
+
+    def history(self, ids: Sequence[str]) -> dict[str, RecordHistory]:
+        found: dict[str, RecordHistory] = {}
+        for key in dict.fromkeys(i for i in ids if i):
+            try:
+                raw = self._call(f"changelog of {key}", lambda k=key: self._api(
+                    "GET", f"issue/{k}", params={"fields": "created", "expand": "changelog"}),
+                    idempotent=True)
+            except NotFound:
+                continue
+            changelog = raw.get("changelog") or {}
+            histories = list(changelog.get("histories") or [])
+            total = changelog.get("total")
+            while isinstance(total, int) and len(histories) < total:
+                # Cloud embeds at most 100 histories; the rest come from its pages.
+                params = {"startAt": len(histories), "maxResults": 100}
+                page = self._call(f"changelog of {key}", lambda k=key, p=params: (
+                    self._api("GET", f"issue/{k}/changelog", params=p)), idempotent=True)
+                more = list(page.get("values") or [])
+                if not more:
+                    break
+                histories.extend(more)
+            try:
+                created = parse_time(str((raw.get("fields") or {}).get("created") or ""))
+                edits = tuple(
+                    Edit(field=self._changed_field(item), at=parse_time(str(h["created"])),
+                         by_us=self._is_me(h.get("author")))
+                    for h in histories for item in h.get("items") or [])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise RetriableError(f"Jira returned a malformed changelog of {key}: {exc}",
+                                     side="jira") from None
+            found[key] = RecordHistory(created, tuple(sorted(edits, key=lambda e: e.at)))
+        return found
+
+    def _changed_field(self, item: Mapping[str, Any]) -> str:
+        """A changelog item's field id (Data Center items may name the field only)."""
+        name = str(item.get("field") or "")
+        return str(item.get("fieldId") or self.field_ids.get(name) or name.lower())
+
+    def _is_me(self, author: Any) -> bool:
+        if not isinstance(author, Mapping) or not self._me:
+            return False
+        return self._me in (author.get("accountId"), author.get("name"))
 
     # ------------------------------------------------------------ people
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from connectors.base import ConnectorError, FatalError, RemoteComment, RemoteRecord, SyncError
@@ -83,6 +83,14 @@ class SideWrite:
     after: dict[str, Any]
     fields: dict[str, Any]
     losses: list[str]
+
+
+@dataclass(frozen=True)
+class PeopleEdits:
+    """A record's creation time and the neutral fields people changed on it."""
+
+    created: datetime
+    fields: set[str]
 
 
 class Planner(EngineCore):
@@ -567,8 +575,12 @@ class Planner(EngineCore):
             retry_ids=[(side, got[side].id) for side in self.sides
                        if got[side].id in forced[side]],
         )
-        pair.intent_id = (intents.get((str(record.side), record.id))
-                          or intents.get((str(counterpart.side), counterpart.id)))
+        source: str | None = None   # the side of the original, when we made the copy
+        for candidate in (record, counterpart):
+            if (str(candidate.side), candidate.id) in intents:
+                source = str(candidate.side)
+                pair.intent_id = intents[(source, candidate.id)]
+                break
         pair.adopt = AdoptRecord(
             ids={side: got[side].id for side in self.sides},
             displays={side: got[side].display for side in self.sides},
@@ -579,11 +591,11 @@ class Planner(EngineCore):
             if side in BACKLINK_FIELDS and got[side].foreign_id != other_id:
                 # e.g. a crash between creating the copy and marking the source
                 pair.backlink = (side, other_id)
-        self._plan_merge(pair, self._adoption_base(got, pair.displays), link_id=None)
+        self._plan_merge(pair, self._adoption_base(got, pair.displays, source), link_id=None)
         plan.pairs.append(pair)
 
-    def _adoption_base(self, got: Mapping[str, RemoteRecord],
-                       displays: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    def _adoption_base(self, got: Mapping[str, RemoteRecord], displays: Mapping[str, str],
+                       source: str | None = None) -> dict[str, dict[str, Any]]:
         """Snapshots for a pair without a common past: each side's base is the other
         side's values as it would hold them, so every difference counts as a change
         on both sides (a conflict, settled by the owner or the policy and recorded).
@@ -593,15 +605,63 @@ class Planner(EngineCore):
         where the other has a value (a user that tool does not know) did not
         change it; its base is what it holds, so the fuller value travels to it
         and it never overwrites the other with less.
+
+        When we made one of the two (``source`` names the original's side: a
+        create intent is pending), the pair does have a common past, the create,
+        and the tools' histories tell what happened since: on the copy, only a
+        field someone other than the integration user changed counts as changed
+        (what an interrupted create or a failed follow-up transition left there,
+        such as the initial status, is the sync's own unfinished work and never
+        overrides the original); where a person changed the copy, the original
+        counts as changed only if a person changed that field after the copy was
+        created. A field the copy's tool filled in where the create wrote
+        nothing (Jira's default reporter) stays news for the original.
         """
         incidents = {side: self.incident(got[side]) for side in self.sides}
+        held = {side: projection(incidents[side], self.merged_fields) for side in self.sides}
+        across = {side: self.readback(side, incidents[self.other(side)], displays)
+                  for side in self.sides}
         base: dict[str, dict[str, Any]] = {}
         for side in self.sides:
-            across = self.readback(side, incidents[self.other(side)], displays)
-            held = projection(incidents[side], self.merged_fields)
-            base[side] = {name: held[name] if _explained(across[name], held[name])
-                          else across[name] for name in self.merged_fields}
+            base[side] = {name: held[side][name]
+                          if _explained(across[side][name], held[side][name])
+                          else across[side][name] for name in self.merged_fields}
+        if source is None:
+            return base
+        copy = self.other(source)
+        edited = self._edited_by_people(copy, got[copy].id, since=None)
+        by_people = {copy: edited.fields}
+        by_people[source] = (
+            self._edited_by_people(source, got[source].id, since=edited.created).fields
+            if by_people[copy] else set())
+        for name in self.merged_fields:
+            if name in by_people[copy]:
+                base[copy][name] = across[copy][name]   # a person's edit: a change
+                if name not in by_people[source]:
+                    base[source][name] = held[source][name]   # untouched since the create
+            elif not (is_empty(across[copy][name]) and not is_empty(held[copy][name])):
+                base[copy][name] = held[copy][name]   # the sync's own work: no change
         return base
+
+    def _edited_by_people(self, side: str, record_id: str,
+                          since: datetime | None) -> PeopleEdits:
+        """Neutral fields of a record someone other than the integration user changed
+        (at or after ``since``, when given), read from the tool's own history.
+
+        ``since`` is another record's creation time on the other tool's clock; a
+        second's slack counts an edit made in the same second as after it, so a
+        clock tie ends as a recorded conflict rather than a lost edit.
+        """
+        history = self.connectors[side].history([record_id]).get(record_id)
+        if history is None:
+            raise ConnectorError(f"{side_title(side)} {record_id}: its history is out of reach",
+                                 side=side)
+        neutral = self.profile.neutral_by_vendor_field(side, self.ctx[side])
+        start = None if since is None else since.replace(microsecond=0) - timedelta(seconds=1)
+        fields = {name for edit in history.edits
+                  if not edit.by_us and (start is None or edit.at >= start)
+                  for name in neutral.get(edit.field, ())}
+        return PeopleEdits(history.created, fields)
 
     def _plan_create(
         self, plan: Plan, record: RemoteRecord, side: str, intent_id: int | None,

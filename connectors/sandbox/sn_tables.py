@@ -203,6 +203,15 @@ TABLES: dict[str, Table] = {
         *_system_columns(),
         Column("element"), Column("element_id"), Column("name"), Column("value"),
     ), "value", http_writable=False, defaults={"sys_mod_count": "0"}),
+    # Stock instances audit the incident table: one row per changed field per update,
+    # "user" is the user_name (a string, not a reference). Inserts are not audited
+    # (glide.sys.audit_inserts is off by default).
+    "sys_audit": Table("sys_audit", _columns(
+        *_system_columns(),
+        Column("tablename"), Column("documentkey"), Column("fieldname"), Column("oldvalue"),
+        Column("newvalue"), Column("user"), Column("reason"),
+        Column("record_checkpoint", "integer"),
+    ), "fieldname", http_writable=False, defaults={"sys_mod_count": "0", "reason": ""}),
     "sys_choice": Table("sys_choice", _columns(
         *_system_columns(),
         Column("name"), Column("element"), Column("value"), Column("label"),
