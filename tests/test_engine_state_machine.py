@@ -6,12 +6,14 @@ side and a fresh state store in a temporary directory. Rules create and edit
 incidents on either side through the sandboxes' in-process helpers (the same
 validation as their HTTP routes), move them through their workflows (resolve
 with close code and notes, on hold with a reason), append public and internal
-comments, and run the real engine (real connectors, default mapping, real
-state store) while the sandboxes answer with random 429/500/503/dropped
-connections and, worst of all, lose replies to writes they carried out
-(:class:`LostReplies`), or die at one of the engine's crash steps. A faulty
-run may end with exit 1 and items in the retry queue. After every step: no
-record is linked twice and no comment is on a record twice, even mid-way.
+comments (every edit as a person, never as the integration user, so the
+tools' histories tell them from the sync's writes), and run the real engine
+(real connectors, default mapping, real state store) while the sandboxes
+answer with random 429/500/503/dropped connections and, worst of all, lose
+replies to writes they carried out (:class:`LostReplies`), or die at one of
+the engine's crash steps. A faulty run may end with exit 1 and items in the
+retry queue. After every step: no record is linked twice and no comment is on
+a record twice, even mid-way.
 
 At the end of an example the faults are switched off and the engine runs until
 a run writes nothing (at most :data:`SETTLE_RUNS` runs); then:
@@ -26,6 +28,14 @@ a run writes nothing (at most :data:`SETTLE_RUNS` runs); then:
   (Jira's search POSTs are reads);
 - no duplicates: as many ServiceNow incidents as Jira issues as links, each
   record linked once;
+- no lost update (the oracle): the rules note every value a person types
+  (title, description, status, impact, urgency, assignee; neutral, through the
+  profile's documented lossy read maps), on which record and when; every
+  such field ends holding the latest person's value on the record it was
+  typed into, or, where a conflict recorded after that edit chose the other
+  side (both changed it since the last sync; policy ``newest``), that side's
+  latest typed value. A value nobody typed (a copy's untouched initial
+  status) never wins;
 - every comment a rule wrote is on each side exactly once (the copy carries
   the attribution line of ``mappings.mapper.comment_to_remote`` before a blank
   line), and every internal note is internal on both sides.
@@ -45,6 +55,7 @@ import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -111,6 +122,17 @@ JIRA_RESOLUTIONS = ["Done", "Fixed", "Won't Do", "Duplicate", "Cannot Reproduce"
 # there would make the two tools' workflows disagree for good, which no sync can fix).
 JIRA_STATUSES = ["Work in progress", "Pending", "Resolved"]
 SN_STATES = ["2", "3", "6"]
+# What people type, in neutral terms: the default profile's read maps, lossy ones
+# included (JSM "Significant / Large" impact and "Critical" urgency read as 1).
+SN_STATUS = {"1": "new", "2": "in_progress", "3": "on_hold", "6": "resolved"}
+JIRA_STATUS = {"Open": "new", "Work in progress": "in_progress", "Pending": "on_hold",
+               "Resolved": "resolved"}
+JIRA_IMPACT = {"Extensive / Widespread": 1, "Significant / Large": 1, "Moderate / Limited": 2,
+               "Minor / Localized": 3}
+JIRA_URGENCY = {"Critical": 1, "High": 1, "Medium": 2, "Low": 3}
+# Fields the lost-update oracle follows: typed by the rules on both tools, carried
+# both ways by the default profile on a stock site.
+ORACLE_FIELDS = ("title", "description", "status", "impact", "urgency", "assignee")
 PHRASES = ["Restarted the client", "Caller confirms it works", "Escalated to the vendor",
            "Gateway logs show drops", "Waiting for the change window", "Ünïcode ✓ note"]
 
@@ -163,6 +185,25 @@ def comment_text(text: str) -> str:
     return text
 
 
+@dataclass(frozen=True)
+class PersonEdit:
+    """A value a person typed into one record (neutral, JSON-ready), and when."""
+
+    side: str
+    record_id: str
+    field: str
+    value: Any
+    at: datetime
+
+
+def neutral_text(value: str | None) -> str | None:
+    return value or None   # an emptied text reads as no text on either tool
+
+
+def email_of(agent: str | None) -> str | None:
+    return f"{agent}@example.com" if agent else None
+
+
 class LostReplies:
     """Makes a sandbox do a write and then answer 504, like a proxy that timed out
     after the tool had done the work: the nastiest fault for exactly-once copies,
@@ -212,6 +253,7 @@ class SyncMachine(RuleBasedStateMachine):
         self.lost = {"servicenow": LostReplies(self.servicenow)}
         self.comments: list[Written] = []
         self.created = Counter[str]()
+        self.edits: list[PersonEdit] = []   # the oracle's model of what people typed
 
     @initialize(mode=st.sampled_from(["cloud", "datacenter"]),
                 sn_titles=st.lists(st.sampled_from(TITLES), min_size=1, max_size=2),
@@ -270,6 +312,12 @@ class SyncMachine(RuleBasedStateMachine):
             engine.store.close()
         return summary.exit_code, summary.failures
 
+    def typed(self, side: str, record_id: str, **values: Any) -> None:
+        """Note what a person just typed into a record, in neutral terms (the oracle's
+        model); every field named was typed (None: emptied)."""
+        for name, value in values.items():
+            self.edits.append(PersonEdit(side, record_id, name, value, self.clock.now))
+
     def sn_ids(self) -> list[str]:
         return [row["sys_id"] for row in self.servicenow.rows("incident")]
 
@@ -289,13 +337,16 @@ class SyncMachine(RuleBasedStateMachine):
     def create_in_servicenow(self, title: str, description: str, impact: str, urgency: str,
                              category: tuple[str, str], agent: str | None) -> None:
         sn = self.servicenow
-        self.servicenow.insert("incident", as_user=EDITOR, values={
+        row = self.servicenow.insert("incident", as_user=EDITOR, values={
             "short_description": title, "description": description, "impact": impact,
             "urgency": urgency, "category": category[0], "subcategory": category[1],
             "caller_id": sn.user_sys_id("grace.okafor"),
             "assignment_group": sn.group_sys_id("Network"),
             "assigned_to": sn.user_sys_id(agent) if agent else "",
         })
+        self.typed("servicenow", row["sys_id"], title=title,
+                   description=neutral_text(description), status="new", impact=int(impact),
+                   urgency=int(urgency), assignee=email_of(agent))
         self.created["servicenow"] += 1
 
     @precondition(lambda self: self.sn_ids())
@@ -314,6 +365,12 @@ class SyncMachine(RuleBasedStateMachine):
         values = {k: v for k, v in values.items() if v is not None}
         if values:
             self.servicenow.update("incident", sys_id, values, as_user=EDITOR)
+            neutral = {"title": title, "description": description,
+                       "impact": impact and int(impact), "urgency": urgency and int(urgency),
+                       "assignee": email_of(agent)}
+            self.typed("servicenow", sys_id, **{
+                k: neutral_text(v) if k == "description" else v
+                for k, v in neutral.items() if v is not None})
 
     @precondition(lambda self: self.sn_ids())
     @rule(data=st.data(), group=st.none() | st.sampled_from(GROUPS),
@@ -333,6 +390,7 @@ class SyncMachine(RuleBasedStateMachine):
             values.update(category=category[0], subcategory=category[1])
         sn.update("incident", sys_id, {k: v for k, v in values.items() if v is not None},
                   as_user=EDITOR)
+        self.typed("servicenow", sys_id, assignee=email_of(agent))
 
     @precondition(lambda self: self.sn_ids())
     @rule(data=st.data(), state=st.sampled_from(SN_STATES), code=st.sampled_from(CLOSE_CODES),
@@ -347,6 +405,7 @@ class SyncMachine(RuleBasedStateMachine):
         elif state == "3":
             values["hold_reason"] = hold_reason
         self.servicenow.update("incident", sys_id, values, as_user=EDITOR)
+        self.typed("servicenow", sys_id, status=SN_STATUS[state])
 
     @precondition(lambda self: self.sn_ids())
     @rule(data=st.data(), internal=st.booleans())
@@ -374,7 +433,10 @@ class SyncMachine(RuleBasedStateMachine):
         if agent:
             fields["assignee"] = ({"accountId": account_id_for(f"{agent}@example.com")}
                                   if self.jira.cloud else {"name": agent})
-        self.jira.create_issue(fields, as_user=EDITOR_EMAIL)
+        key = self.jira.create_issue(fields, as_user=EDITOR_EMAIL)
+        self.typed("jira", key, title=title, description=neutral_text(description),
+                   status="new", impact=JIRA_IMPACT[impact], urgency=JIRA_URGENCY[urgency],
+                   assignee=email_of(agent))
         self.created["jira"] += 1
 
     @precondition(lambda self: self.jira.issue_keys())
@@ -392,6 +454,11 @@ class SyncMachine(RuleBasedStateMachine):
         fields = {k: v for k, v in fields.items() if v is not None}
         if fields:
             self.jira.edit_issue(key, fields, as_user=EDITOR_EMAIL)
+            neutral = {"title": title, "description": description,
+                       "impact": impact and JIRA_IMPACT[impact],
+                       "urgency": urgency and JIRA_URGENCY[urgency]}
+            self.typed("jira", key, **{k: neutral_text(v) if k == "description" else v
+                                       for k, v in neutral.items() if v is not None})
 
     @precondition(lambda self: self.jira.issue_keys())
     @rule(data=st.data(), group=st.none() | st.sampled_from(GROUPS),
@@ -414,6 +481,7 @@ class SyncMachine(RuleBasedStateMachine):
         if component is not None:
             fields["components"] = [{"name": component}]
         self.jira.edit_issue(key, fields, as_user=EDITOR_EMAIL)
+        self.typed("jira", key, assignee=email_of(agent))
 
     @precondition(lambda self: self.jira.issue_keys())
     @rule(data=st.data(), status=st.sampled_from(JIRA_STATUSES),
@@ -424,6 +492,7 @@ class SyncMachine(RuleBasedStateMachine):
         if self.jira.issue(key)["fields"]["status"]["name"] != status:
             self.jira.transition_issue(key, status, resolution=resolution,
                                        as_user=EDITOR_EMAIL)
+            self.typed("jira", key, status=JIRA_STATUS[status])
 
     @precondition(lambda self: self.jira.issue_keys())
     @rule(data=st.data(), internal=st.booleans(), agent=st.sampled_from(AGENTS))
@@ -500,6 +569,7 @@ class SyncMachine(RuleBasedStateMachine):
         self.check_idempotent()
         self.check_no_duplicates()
         self.check_pairs_agree()
+        self.check_no_lost_update()
 
     def settle(self) -> None:
         """Fault-free runs until one writes nothing; each must succeed."""
@@ -547,6 +617,44 @@ class SyncMachine(RuleBasedStateMachine):
                         "jira": records["jira"][link.jira_key]}
                 check_fields_agree(engine, pair)
                 check_comments(engine, pair, self.comments)
+        finally:
+            engine.close()
+            engine.store.close()
+
+
+    def check_no_lost_update(self) -> None:
+        """The oracle: every field a person typed holds the latest person's value on
+        the record it was typed into, unless a conflict recorded after that edit (both
+        sides changed it since the last sync) chose the other side, whose latest typed
+        value it then holds. Read through the real connectors, so the profile's lossy
+        read maps apply as they do to the engine."""
+        engine = self.engine()
+        try:
+            with StateStore(f"sqlite:///{self.tmp / 'state.db'}", create=False) as store:
+                conflicts = store.conflicts()
+            for link in self.links():
+                ids = {"servicenow": link.servicenow_id, "jira": link.jira_key}
+                held = {side: incident.model_dump(mode="json") for side, incident in
+                        pair_incidents(engine, ids["servicenow"], ids["jira"]).items()}
+                for name in ORACLE_FIELDS:
+                    edits = [e for e in self.edits
+                             if e.field == name and e.record_id == ids[e.side]]
+                    if not edits:
+                        continue
+                    latest = {e.side: e for e in sorted(edits, key=lambda e: e.at)}
+                    last = max(latest.values(), key=lambda e: e.at)
+                    fought = [c for c in conflicts if c.link_id == link.id
+                              and c.field == name and c.at >= last.at]
+                    winner = fought[-1].resolution if fought else last.side
+                    expected = latest.get(winner, last)
+                    value = held[expected.side].get(name)
+                    if name == "description":
+                        value = neutral_text(value)
+                    assert value == expected.value, (
+                        f"lost update: {name} of {side_title(expected.side)} "
+                        f"{link.display_on(expected.side)} is {value!r}, but a person typed "
+                        f"{expected.value!r} there and nobody changed it since "
+                        f"(edits: {edits}; conflicts: {fought})")
         finally:
             engine.close()
             engine.store.close()
