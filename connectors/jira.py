@@ -25,11 +25,15 @@ Contract (what the engine may rely on, beyond :class:`connectors.base.Connector`
   issue with the comment properties.
 - Writes: ``status`` in the fields becomes workflow transitions (path found by
   :mod:`connectors.jira_workflow`), ``resolution`` rides on the step entering a
-  done status (Jira has no other way to set it: without such a step it is left
-  unchanged, with a warning); everything else is one edit (``notifyUsers=false`` when the user
-  may, else without). User refs become accountId (Cloud) / name (DC), looked up
-  by email once per run; unknown people are left empty with a warning. Labels
-  written always keep the marker label.
+  done status (Jira has no other way to set it). A new resolution for an issue
+  already done is written by a transition out of its status (to an
+  in-progress one where offered) and one back in with it: two entries in the
+  issue's history, and JSM may count a new SLA cycle. An open issue cannot
+  hold a resolution: it is left unchanged, with a warning. Everything else is
+  one edit (``notifyUsers=false`` when the user may, else without). User refs
+  become accountId (Cloud) / name (DC), looked up by email once per run;
+  unknown people are left empty with a warning. Labels written always keep the
+  marker label.
 - Request costs: open = serverInfo + myself + field list. A pull or get_many =
   one search per page (plus, only for an issue with more comments than the 20
   embedded, its comment pages). A create batch of up to 50 = one bulk POST and
@@ -838,11 +842,18 @@ class JiraConnector:
             markers = [str(label) for label in current.get("labels") or []
                        if str(label).startswith(LABEL_PREFIX)]
             payload["labels"] = self._with_marker(payload["labels"], markers)
+        reresolve: str | None = None
         if resolution is not None and not status:
             # Jira keeps the resolution off edit screens: it is set only by the
-            # transition into a done status, which isn't happening here.
-            warnings.append("resolution: Jira sets it only on a transition into a done "
-                            "status; left unchanged")
+            # transition into a done status. An issue already done gets it by
+            # leaving that status and entering it again; an open one cannot hold it.
+            here_status = ((current or self._current(record_id)).get("status") or {})
+            category = str((here_status.get("statusCategory") or {}).get("key") or "")
+            if category == "done":
+                reresolve = str(here_status.get("name") or "")
+            else:
+                warnings.append("resolution: Jira sets it only on a transition into a done "
+                                "status; left unchanged on an open issue")
         wrote = False
         if payload:
             self._edit(record_id, payload)
@@ -850,6 +861,8 @@ class JiraConnector:
         if status:
             here = ((current or {}).get("status") or {}).get("name")
             wrote = self._move(record_id, here, status, resolution) or wrote
+        elif reresolve:
+            wrote = self._reresolve(record_id, reresolve, resolution)
         version = (self._current(record_id).get("updated") if wrote
                    else (current or self._current(record_id)).get("updated"))
         return WriteResult(id=record_id, version=str(version), display=record_id,
@@ -904,6 +917,22 @@ class JiraConnector:
                 self._workflow.learn(status, self._transitions(str(issues[0]["key"])))
             else:
                 self._workflow.mark_unlearnable(status)
+
+    def _reresolve(self, key: str, done: str, resolution: Any) -> bool:
+        """Give a done issue another resolution: out of ``done`` (to an in-progress
+        status where the workflow offers one) and back in with ``resolution``."""
+        available = self._transitions(key)
+        self._workflow.learn(done, available)
+        out = sorted((t for t in available if not t.enters_done),
+                     key=lambda t: t.to_category != "indeterminate")
+        if not out:
+            raise NoTransitionPath(f"Jira {key}: no transition out of {done!r} to change its "
+                                   "resolution", side="jira")
+        self._call(f"transition {key} to {out[0].to}", lambda: self._api(
+            "POST", f"issue/{key}/transitions", payload={"transition": {"id": out[0].id}}),
+            idempotent=False)
+        self._move(key, out[0].to, done, resolution)
+        return True
 
     def _move(self, key: str, current: str | None, target: str, resolution: Any) -> bool:
         """Transition ``key`` to ``target``; True when at least one transition ran."""

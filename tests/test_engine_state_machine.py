@@ -22,8 +22,9 @@ a run writes nothing (at most :data:`SETTLE_RUNS` runs); then:
   field the default profile carries both ways (and a one-way field such as
   priority holds on its target what its source says), modulo the profile's documented
   lossy value maps (a value also agrees when writing it to the other side
-  reads back as what the other side holds, the engine's own notion) and two
-  known resolution-code divergences, each pinned by a strict xfail below;
+  reads back as what the other side holds, the engine's own notion) and the
+  documented close code a reopened ServiceNow incident keeps while its open
+  Jira issue holds no resolution (:func:`close_code_kept_on_reopen`);
 - idempotence: one more run sends no POST/PUT/PATCH/DELETE to either tool
   (Jira's search POSTs are reads);
 - no duplicates: as many ServiceNow incidents as Jira issues as links, each
@@ -41,7 +42,7 @@ a run writes nothing (at most :data:`SETTLE_RUNS` runs); then:
   line), and every internal note is internal on both sides.
 
 The scenario tests at the end replay, deterministically, the bugs the machine
-found: fixed ones as regression tests, open ones as strict xfails.
+found, as regression tests.
 """
 
 from __future__ import annotations
@@ -691,31 +692,20 @@ def check_fields_agree(engine: Engine, pair: dict[str, RemoteRecord]) -> None:
         agree = (sn == jira
                  or ("jira" in targets and across["servicenow"].get(name) == jira)
                  or ("servicenow" in targets and across["jira"].get(name) == sn)
-                 or stale_close_code(name, values)
-                 or resolution_stuck_in_done_status(name, values))
+                 or close_code_kept_on_reopen(name, values))
         assert agree, (f"{name} differs: ServiceNow {pair['servicenow'].display} {sn!r}, "
                        f"Jira {pair['jira'].display} {jira!r}")
 
 
-def stale_close_code(name: str, values: dict[str, dict[str, Any]]) -> bool:
-    """Known residue (test_close_code_of_an_incident_reopened_before_its_first_sync_is_
-    cleared_like_after_one, strict xfail; accepted in 71e6f1d so a value the copy
-    dropped never wipes the original): ServiceNow keeps the close code of a reopened
-    incident, Jira holds no resolution on an open issue. Tolerated, nothing more."""
+def close_code_kept_on_reopen(name: str, values: dict[str, dict[str, Any]]) -> bool:
+    """Documented behaviour (README "Resolution codes"; regression test
+    test_close_code_of_a_reopened_incident_is_kept_whether_synced_in_between_or_not):
+    a reopened ServiceNow incident keeps its last close code, while Jira holds no
+    resolution on an open issue; the sync never wipes the close code for it."""
     sn, jira = values["servicenow"], values["jira"]
     return (name == "resolution_code" and jira.get(name) is None
             and sn.get("status") not in ("resolved", "closed")
             and sn.get("status") == jira.get("status"))
-
-
-def resolution_stuck_in_done_status(name: str, values: dict[str, dict[str, Any]]) -> bool:
-    """Known divergence (test_resolution_changed_in_servicenow_while_both_are_resolved_
-    reaches_jira, strict xfail): Jira takes a resolution only on a transition into a
-    done status, so a resolution changed while both sides are resolved never reaches
-    Jira (only a warning says so). Tolerated so the machine guards the rest."""
-    done = ("resolved", "closed")
-    return (name == "resolution_code" and values["servicenow"].get("status") in done
-            and values["jira"].get("status") in done)
 
 
 def check_comments(engine: Engine, pair: dict[str, RemoteRecord],
@@ -781,63 +771,69 @@ def test_fallback_close_notes_reach_jira_and_agree_after_a_reopen(
     assert incidents["servicenow"].resolution_notes == incidents["jira"].resolution_notes
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a ServiceNow incident resolved and reopened before its first sync keeps its close "
-    "code, its Jira copy has no resolution, and no run reconciles them, whereas after "
-    "a sync in between both end empty: the same edits end differently (fixed in "
-    "e26c1ad, reverted in 71e6f1d so a value the copy dropped never wipes the original)"))
-def test_close_code_of_an_incident_reopened_before_its_first_sync_is_cleared_like_after_one(
+def test_close_code_of_a_reopened_incident_is_kept_whether_synced_in_between_or_not(
     sandboxes: Any, sync_config: Any, make_engine: Any
 ) -> None:
-    servicenow, _ = sandboxes
+    """Found by the machine: the same edits used to end differently. Resolved and
+    reopened before its first sync, the incident kept its close code; with a sync in
+    between, the reopen transition our sync made in Jira cleared the issue's
+    resolution and that drop travelled back and wiped the close code a person had
+    typed. Now a value our own write made a tool drop is absorbed, never sent back:
+    both ways ServiceNow keeps its close code and the open Jira issue holds no
+    resolution (Jira has none on an open issue), as the README documents."""
+    servicenow, jira = sandboxes
     config = sync_config()
     ends = {}
     for sync_between in (True, False):
         row = servicenow.insert("incident", {"short_description": f"VPN down ({sync_between})",
-                                             "impact": "2", "urgency": "2"})
+                                             "impact": "2", "urgency": "2"}, as_user=EDITOR)
         if sync_between:
             assert make_engine(config).run().failed == 0
         servicenow.update("incident", row["sys_id"], {
-            "state": "6", "close_code": "Resolved by caller", "close_notes": "Works again"})
+            "state": "6", "close_code": "Resolved by caller", "close_notes": "Works again"},
+            as_user=EDITOR)
         if sync_between:
             assert make_engine(config).run().failed == 0
-        servicenow.update("incident", row["sys_id"], {"state": "2"})
+        servicenow.update("incident", row["sys_id"], {"state": "2"}, as_user=EDITOR)
         for _ in range(2):
             assert make_engine(config).run().failed == 0
         with StateStore(f"sqlite:///{config.parent / 'state.db'}", create=False) as store:
             link = next(x for x in store.all_links() if x.servicenow_id == row["sys_id"])
         incidents = pair_incidents(make_engine(config), row["sys_id"], link.jira_key)
+        assert incidents["servicenow"].status == incidents["jira"].status == "in_progress"
+        assert jira.issue(link.jira_key)["fields"]["resolution"] is None
         ends[sync_between] = (incidents["servicenow"].resolution_code,
                               incidents["jira"].resolution_code)
 
-    assert ends[True] == (None, None)   # synced in between: ServiceNow's code was cleared
-    assert ends[False] == ends[True]
+    assert ends[True] == ends[False] == ("Resolved by caller", None)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Jira takes a resolution only on a transition into a done status: the connector "
-    "drops a resolution change for an issue already Resolved (connectors/jira.py "
-    "update(), a warning since 37e056e), the conflict is recorded as settled for "
-    "ServiceNow, and the pair stays different for good"))
 def test_resolution_changed_in_servicenow_while_both_are_resolved_reaches_jira(
     sandboxes: Any, sync_config: Any, make_engine: Any
 ) -> None:
+    """Found by the machine: Jira takes a resolution only on a transition into a done
+    status, so the change used to be dropped with a warning and the pair stayed
+    different for good. The connector now moves the issue out of Resolved and back
+    in with the new resolution."""
     servicenow, jira = sandboxes
     row = servicenow.insert("incident", {"short_description": "Payroll export times out",
                                          "impact": "2", "urgency": "2"})
     config = sync_config()
     assert make_engine(config).run().failed == 0
     (key,) = jira.issue_keys()
-    jira.transition_issue(key, "Resolved", resolution="Won't Do")
+    jira.transition_issue(key, "Resolved", resolution="Won't Do", as_user=EDITOR_EMAIL)
     servicenow.update("incident", row["sys_id"], {   # later: ServiceNow is newest
-        "state": "6", "close_code": "Resolved by change", "close_notes": "Patched"})
+        "state": "6", "close_code": "Resolved by change", "close_notes": "Patched"},
+        as_user=EDITOR)
     for _ in range(2):
         assert make_engine(config).run().failed == 0
 
     incidents = pair_incidents(make_engine(config), row["sys_id"], key)
 
     assert incidents["servicenow"].resolution_code == "Resolved by change"
-    assert jira.issue(key)["fields"]["resolution"]["name"] == "Fixed"
+    fields = jira.issue(key)["fields"]
+    assert (fields["status"]["name"], fields["resolution"]["name"]) == ("Resolved", "Fixed")
+    assert incidents["servicenow"].status == incidents["jira"].status == "resolved"
 
 
 def test_status_set_on_a_copy_whose_create_reply_was_lost_is_adopted_without_failing(
