@@ -43,9 +43,10 @@ Contract (what the engine may rely on, beyond :class:`connectors.base.Connector`
   POST; the project/issue-type ids and the initial status are read once per run.
   An update = a read when a version, status or labels are involved, one edit,
   per transition step one GET transitions + one POST, and one read for the new
-  version. ``history`` = one issue read with its changelog per issue (plus a
-  changelog page per further 100 histories on Cloud); a change counts as the
-  integration user's when its author is the signed-in account. Users: one
+  version. ``history`` = per issue one read, plus on Cloud one changelog page
+  per 100 histories (Data Center embeds the whole changelog in the read); a
+  change counts as the integration user's when its author is the signed-in
+  account. Users: one
   search per distinct email per run (Jira has no batch lookup by email).
 - Every library or transport failure leaves as an error of the
   :mod:`connectors.base` tree (see :mod:`connectors.jira_errors`), with no
@@ -570,35 +571,40 @@ class JiraConnector:
     def history(self, ids: Sequence[str]) -> dict[str, RecordHistory]:
         found: dict[str, RecordHistory] = {}
         for key in dict.fromkeys(i for i in ids if i):
+            # Cloud: the issue's creation time, then its changelog pages (oldest
+            # first, 100 a page), since an issue read or a search embeds only part
+            # of a long changelog. Data Center has no changelog resource and
+            # returns the whole changelog with the issue.
+            params = {"fields": "created"} if self.cloud else {"fields": "created",
+                                                               "expand": "changelog"}
             try:
-                raw = self._call(f"changelog of {key}", lambda k=key: self._api(
-                    "GET", f"issue/{k}", params={"fields": "created", "expand": "changelog"}),
-                    idempotent=True)
+                raw = self._call(f"read {key}", lambda k=key, p=params: self._api(
+                    "GET", f"issue/{k}", params=p), idempotent=True)
             except NotFound:
                 continue
-            changelog = raw.get("changelog") or {}
-            histories = list(changelog.get("histories") or [])
-            total = changelog.get("total")
-            while isinstance(total, int) and len(histories) < total:
-                # Cloud embeds at most 100 histories; the rest come from its pages.
-                params = {"startAt": len(histories), "maxResults": 100}
-                page = self._call(f"changelog of {key}", lambda k=key, p=params: (
-                    self._api("GET", f"issue/{k}/changelog", params=p)), idempotent=True)
-                more = list(page.get("values") or [])
-                if not more:
-                    break
-                histories.extend(more)
+            histories = (self._changelog(key) if self.cloud
+                         else list((raw.get("changelog") or {}).get("histories") or []))
             try:
                 created = parse_time(str((raw.get("fields") or {}).get("created") or ""))
-                edits = tuple(
-                    Edit(field=self._changed_field(item), at=parse_time(str(h["created"])),
-                         by_us=self._is_me(h.get("author")))
-                    for h in histories for item in h.get("items") or [])
+                edits = [Edit(field=self._changed_field(item), at=parse_time(str(h["created"])),
+                              by_us=self._is_me(h.get("author")))
+                         for h in histories for item in h.get("items") or []]
             except (KeyError, TypeError, ValueError) as exc:
                 raise RetriableError(f"Jira returned a malformed changelog of {key}: {exc}",
                                      side="jira") from None
             found[key] = RecordHistory(created, tuple(sorted(edits, key=lambda e: e.at)))
         return found
+
+    def _changelog(self, key: str) -> list[dict[str, Any]]:
+        histories: list[dict[str, Any]] = []
+        while True:
+            params = {"startAt": len(histories), "maxResults": 100}
+            page = self._call(f"changelog of {key}", lambda p=params: self._api(
+                "GET", f"issue/{key}/changelog", params=p), idempotent=True)
+            batch = list(page.get("values") or [])
+            histories.extend(batch)
+            if not batch or page.get("isLast") or len(histories) >= int(page.get("total") or 0):
+                return histories
 
     def _changed_field(self, item: Mapping[str, Any]) -> str:
         """A changelog item's field id (Data Center items may name the field only)."""
