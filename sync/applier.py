@@ -273,23 +273,15 @@ class Applier(Planner):
 
     def _dropped_by_us(self, record: RemoteRecord, names: list[str]) -> list[str]:
         """Those of ``names`` whose last change on ``record`` the integration user made."""
-        side = str(record.side)
         try:
-            history = self.connectors[side].history([record.id]).get(record.id)
+            last = self._last_changed_by_us(record)
         except FatalError:
             raise
         except ConnectorError as error:
             logger.warning("history of %s unread, its dropped values travel: %s",
                            record.display, error)
             return []
-        if history is None:
-            return []
-        neutral = self.profile.neutral_by_vendor_field(side, self.ctx[side])
-        last_by_us: dict[str, bool] = {}
-        for edit in history.edits:   # oldest first: the last one decides
-            for name in neutral.get(edit.field, ()):
-                last_by_us[name] = edit.by_us
-        return [name for name in names if last_by_us.get(name)]
+        return [name for name in names if last.get(name)]
 
     def _apply_pair(self, pair: PairPlan, summary: RunSummary) -> bool:
         """Writes and commit of one existing pair; True when it committed."""

@@ -56,7 +56,7 @@ from sync.engine_core import (
     with_values,
 )
 from sync.errors import SafetyValve
-from sync.merge import merge_field
+from sync.merge import FieldMerge, merge_field
 from sync.rules import apply_rules
 from sync.state import Link
 
@@ -290,21 +290,36 @@ class Planner(EngineCore):
                   for side in self.sides}
         newest = a if records[a].updated >= records[b].updated else b
 
-        decisions = []
-        for name in self.merged_fields:
-            decisions.append(merge_field(
+        bases = None if base is None else {side: dict(base[side] or {}) for side in self.sides}
+
+        def decide(name: str) -> FieldMerge:
+            return merge_field(
                 name,
                 sides=self.sides,
                 current={side: current[side][name] for side in self.sides},
-                base=None if base is None else {
-                    side: (base[side] or {}).get(name) for side in self.sides},
+                base=None if bases is None else {side: bases[side].get(name)
+                                                 for side in self.sides},
                 travels_to={side: self.travels(name, side) for side in self.sides},
                 agrees={side: across[side][name] == current[self.other(side)][name]
                         for side in self.sides},
                 owner=self.profile.owner(name),
                 policy=self.options.conflict,
                 newest=newest,
-            ))
+            )
+
+        decisions = [decide(name) for name in self.merged_fields]
+        fought = [d.field for d in decisions if d.conflict is not None]
+        if fought and bases is not None:
+            # Both sides moved since the last sync. A side whose last change of the
+            # field was our own (a write a failed or interrupted run got half done,
+            # such as one step of a multi-step transition) did not move by anyone's
+            # hand: the other side's person wins, without a conflict.
+            ours = {side: self._last_changed_by_us(records[side]) for side in self.sides}
+            for name in fought:
+                by_us = [side for side in self.sides if ours[side].get(name)]
+                if len(by_us) == 1:
+                    bases[by_us[0]][name] = current[by_us[0]][name]
+            decisions = [decide(name) for name in self.merged_fields]
 
         merged_values = dict(current[a])
         for decision in decisions:
@@ -642,6 +657,20 @@ class Planner(EngineCore):
             elif not (is_empty(across[copy][name]) and not is_empty(held[copy][name])):
                 base[copy][name] = held[copy][name]   # the sync's own work: no change
         return base
+
+    def _last_changed_by_us(self, record: RemoteRecord) -> dict[str, bool]:
+        """Neutral field -> whether the integration user made its last change on
+        ``record`` (fields its tool's history never mentions are absent)."""
+        side = str(record.side)
+        history = self.connectors[side].history([record.id]).get(record.id)
+        if history is None:
+            return {}
+        neutral = self.profile.neutral_by_vendor_field(side, self.ctx[side])
+        last: dict[str, bool] = {}
+        for edit in history.edits:   # oldest first: the last one decides
+            for name in neutral.get(edit.field, ()):
+                last[name] = edit.by_us
+        return last
 
     def _edited_by_people(self, side: str, record_id: str,
                           since: datetime | None) -> PeopleEdits:

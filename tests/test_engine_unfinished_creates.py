@@ -9,7 +9,9 @@ between the create and the transition), the later runs adopt the copy and
 push the original's status to it; the original keeps its status and hold
 reason, no conflict is recorded and the pair ends in step. A person's own
 edit of the copy after the create still counts, and wins where the original
-was not edited since.
+was not edited since. Likewise for a linked pair: a multi-step transition the
+sync got half done is its own work, not a person's move, and never wins a
+conflict against the person's change it was carrying.
 
 The SIGINT case with a real ``incident-sync run`` child is in
 ``test_engine_sigint.py``.
@@ -186,3 +188,39 @@ def test_an_unfinished_copy_edited_by_the_integration_user_alone_never_overrides
         "SQL job failing nightly", "Work in progress")
     assert servicenow.get("incident", row["sys_id"])["short_description"] == (
         "SQL job failing nightly")
+
+
+def test_a_half_done_transition_of_a_linked_copy_never_undoes_the_original_s_move(
+    sandboxes: Any, sync_config: Any, make_engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Open -> Resolved takes two transitions in Jira; the run that failed after the
+    first left the copy in Work in progress, newer than the person's resolve: a
+    conflict the copy used to win ('newest'), reopening the original."""
+    servicenow, jira = sandboxes
+    row = servicenow.insert("incident", {"short_description": "Outlook crashes on attachments",
+                                         "impact": "2", "urgency": "2"}, as_user=EDITOR)
+    config = sync_config()
+    assert make_engine(config).run().failed == 0
+    (key,) = jira.issue_keys()
+    servicenow.update("incident", row["sys_id"], {
+        "state": "6", "close_code": "Solution provided", "close_notes": "Patched"},
+        as_user=EDITOR)
+    serve: Callable[[Request], Response] = jira.handle
+
+    def resolving_fails(request: Request) -> Response:
+        # The step into Resolved carries the resolution; the step before it goes through.
+        if request.path.endswith("/transitions") and "fields" in (request.json() or {}):
+            return jira.error_response(500, "Internal Server Error")
+        return serve(request)
+
+    monkeypatch.setattr(jira, "handle", resolving_fails)
+    assert make_engine(config).run().failed == 1
+    assert jira_status(jira, key) == "Work in progress"
+    monkeypatch.setattr(jira, "handle", serve)
+
+    runs = [make_engine(config).run() for _ in range(2)]
+
+    assert [r.failed for r in runs] == [0, 0], runs[0].failures + runs[1].failures
+    assert runs[0].conflicts == 0
+    assert servicenow.get("incident", row["sys_id"])["state"] == "6"
+    assert jira_status(jira, key) == "Resolved"
