@@ -481,8 +481,18 @@ class ServiceNowConnector:
             offset = 0
             # Audit rows are only ever inserted, so offset paging over them is stable.
             while True:
-                page = self._list("sys_audit", query, AUDIT_FIELDS, limit=JOURNAL_PAGE,
-                                  offset=offset)
+                try:
+                    page = self._list("sys_audit", query, AUDIT_FIELDS, limit=JOURNAL_PAGE,
+                                      offset=offset)
+                except AuthError as exc:
+                    if exc.status != 403:
+                        raise
+                    # Only the few records being adopted need it: those wait in the
+                    # retry queue, the rest of the run goes on.
+                    raise SkippableError(
+                        f"ServiceNow user {self.username!r} cannot read sys_audit (403), "
+                        "which tells a person's edits from the sync's: grant it read access",
+                        side=SIDE.value, status=403) from None
                 for row in page:
                     name = str(row.get("fieldname") or "")
                     if name and name not in AUDIT_NOT_FIELDS:

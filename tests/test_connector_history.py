@@ -18,7 +18,9 @@ import pytest
 import requests
 from conftest import SANDBOX_PASSWORD, SANDBOX_USER
 
+from connectors.base import SkippableError
 from connectors.jira import JiraConnector
+from connectors.sandbox.http import Request, Response
 from connectors.sandbox.jira import JiraSandbox
 from connectors.sandbox.servicenow import ServiceNowSandbox
 from connectors.servicenow import ServiceNowConnector
@@ -82,6 +84,27 @@ def test_servicenow_history_tells_the_integration_user_s_changes_from_a_person_s
     changes = {(e.field, e.by_us) for e in history.edits}
     assert {("impact", False), ("priority", False), ("state", True)} <= changes
     assert all(e.at >= history.created for e in history.edits)
+
+
+def test_servicenow_history_refused_by_an_acl_fails_that_item_not_the_run(
+    servicenow: ServiceNowSandbox, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    row = servicenow.insert("incident", {"short_description": "Printer jammed"})
+    serve = servicenow.handle
+
+    def acl(request: Request) -> Response:
+        if "/table/sys_audit" in request.path:
+            return servicenow.error_response(403, "Operation Failed",
+                                             "ACL Exception Read Failed")
+        return serve(request)
+
+    monkeypatch.setattr(servicenow, "handle", acl)
+    connector = ServiceNowConnector(instance_url=servicenow.url, username=SANDBOX_USER,
+                                    password=SANDBOX_PASSWORD)
+    connector.open()
+
+    with pytest.raises(SkippableError, match="cannot read sys_audit"):
+        connector.history([row["sys_id"]])
 
 
 def test_jira_history_tells_the_signed_in_account_s_changes_from_a_person_s(

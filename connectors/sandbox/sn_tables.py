@@ -2,7 +2,8 @@
 
 Contract:
 - :data:`TABLES` describes the tables the sandbox serves (``incident``,
-  ``sys_user``, ``sys_user_group``, ``sys_journal_field``, ``sys_choice``): each
+  ``sys_user``, ``sys_user_group``, ``sys_journal_field``, ``sys_audit``,
+  ``sys_choice``): each
   column's kind (string, integer, boolean, datetime, choice, reference, journal),
   its referenced table, its choice labels and whether clients may write it.
 - Rows are stored as ``dict[str, str]`` of raw values: every value a string, ``""``
