@@ -14,7 +14,13 @@ Contract:
   where the direction allows. An adopted pair has no common past: every
   difference is a recorded conflict, except cuts and dropped values a tool's
   own habits explain. Two records claiming one counterpart are a problem for
-  those records, not a crash.
+  those records, not a crash. Where we made the copy (a create intent is
+  pending) the tools' histories (:meth:`connectors.base.Connector.history`)
+  say which fields a person, not the integration user, changed since the
+  create; only those count as changed on the copy.
+- A conflict on a linked pair where one side's last change of the field was
+  the integration user's own (a half-done write of a failed run) is no
+  conflict: the other side wins. Only pairs with a conflict read histories.
 - Comments the other side lacks become copies; a copy an interrupted run
   already made is recognised by its exact text and linked, not copied again.
 - A pull that fails stops all creates and keeps the watermarks; a side that
@@ -30,7 +36,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from connectors.base import ConnectorError, FatalError, RemoteComment, RemoteRecord, SyncError
+from connectors.base import (
+    ConnectorError,
+    Edit,
+    FatalError,
+    RemoteComment,
+    RemoteRecord,
+    SyncError,
+)
 from mappings.mapper import comment_from_remote, comment_to_remote, to_fields
 from mappings.model import Comment, Incident
 from sync.actions import (
@@ -658,19 +671,22 @@ class Planner(EngineCore):
                 base[copy][name] = held[copy][name]   # the sync's own work: no change
         return base
 
+    def _field_edits(self, side: str, record_id: str) -> tuple[datetime, list[tuple[str, Edit]]]:
+        """A record's creation time and its changes in neutral terms (field, change),
+        oldest first, from the tool's own history (Jira changelog, ServiceNow audit)."""
+        history = self.connectors[side].history([record_id]).get(record_id)
+        if history is None:
+            raise ConnectorError(f"{side_title(side)} {record_id}: its history is out of reach",
+                                 side=side)
+        neutral = self.profile.neutral_by_vendor_field(side, self.ctx[side])
+        return history.created, [(name, edit) for edit in history.edits
+                                 for name in neutral.get(edit.field, ())]
+
     def _last_changed_by_us(self, record: RemoteRecord) -> dict[str, bool]:
         """Neutral field -> whether the integration user made its last change on
         ``record`` (fields its tool's history never mentions are absent)."""
-        side = str(record.side)
-        history = self.connectors[side].history([record.id]).get(record.id)
-        if history is None:
-            return {}
-        neutral = self.profile.neutral_by_vendor_field(side, self.ctx[side])
-        last: dict[str, bool] = {}
-        for edit in history.edits:   # oldest first: the last one decides
-            for name in neutral.get(edit.field, ()):
-                last[name] = edit.by_us
-        return last
+        _, edits = self._field_edits(str(record.side), record.id)
+        return {name: edit.by_us for name, edit in edits}   # oldest first: the last wins
 
     def _edited_by_people(self, side: str, record_id: str,
                           since: datetime | None) -> PeopleEdits:
@@ -681,16 +697,10 @@ class Planner(EngineCore):
         second's slack counts an edit made in the same second as after it, so a
         clock tie ends as a recorded conflict rather than a lost edit.
         """
-        history = self.connectors[side].history([record_id]).get(record_id)
-        if history is None:
-            raise ConnectorError(f"{side_title(side)} {record_id}: its history is out of reach",
-                                 side=side)
-        neutral = self.profile.neutral_by_vendor_field(side, self.ctx[side])
+        created, edits = self._field_edits(side, record_id)
         start = None if since is None else since.replace(microsecond=0) - timedelta(seconds=1)
-        fields = {name for edit in history.edits
-                  if not edit.by_us and (start is None or edit.at >= start)
-                  for name in neutral.get(edit.field, ())}
-        return PeopleEdits(history.created, fields)
+        return PeopleEdits(created, {name for name, edit in edits if not edit.by_us
+                                     and (start is None or edit.at >= start)})
 
     def _plan_create(
         self, plan: Plan, record: RemoteRecord, side: str, intent_id: int | None,
