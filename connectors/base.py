@@ -11,6 +11,10 @@ Contract:
 - Writes return the new version stamp so the engine can recognise its own
   writes when they come back on the next pull (echo suppression).
 - Capabilities are declared data, not ``hasattr`` probes.
+- :meth:`Connector.history` tells, per record, when it was created and which
+  vendor fields were changed when, and whether by the integration user itself
+  (Jira changelog, ServiceNow ``sys_audit``): what lets the engine tell a
+  person's edit from the state its own interrupted create left behind.
 
 The error tree (typed errors: callers branch on the class, never on message
 text); ``sync.errors`` adds the engine's own
@@ -226,6 +230,24 @@ class NewRecord:
     foreign_display: str = ""
 
 
+@dataclass(frozen=True)
+class Edit:
+    """One field change in a record's history: the vendor field, when, and whether the
+    integration user (the one the connector signs in as) made it."""
+
+    field: str
+    at: datetime
+    by_us: bool
+
+
+@dataclass(frozen=True)
+class RecordHistory:
+    """When a record was created (aware UTC) and its field changes since, oldest first."""
+
+    created: datetime
+    edits: tuple[Edit, ...] = ()
+
+
 @dataclass
 class WriteResult:
     """The outcome of one write: the record's new id and version, or the error."""
@@ -351,6 +373,11 @@ class Connector(Protocol):
         call after :meth:`open`."""
         ...
 
+    def history(self, ids: Sequence[str]) -> dict[str, RecordHistory]:
+        """Creation time and field changes (who: us or not) of these records; missing
+        ids are absent. Only called for the few records an adoption merges."""
+        ...
+
 
 __all__ = [
     "GROUP_REF",
@@ -360,12 +387,14 @@ __all__ = [
     "CheckResult",
     "Connector",
     "ConnectorError",
+    "Edit",
     "FatalError",
     "NewRecord",
     "NoTransitionPath",
     "NotFound",
     "PreconditionFailed",
     "RateLimited",
+    "RecordHistory",
     "RemoteComment",
     "RemoteRecord",
     "RetriableError",

@@ -25,11 +25,15 @@ Contract (what the engine may rely on, beyond :class:`connectors.base.Connector`
   issue with the comment properties.
 - Writes: ``status`` in the fields becomes workflow transitions (path found by
   :mod:`connectors.jira_workflow`), ``resolution`` rides on the step entering a
-  done status (Jira has no other way to set it: without such a step it is left
-  unchanged, with a warning); everything else is one edit (``notifyUsers=false`` when the user
-  may, else without). User refs become accountId (Cloud) / name (DC), looked up
-  by email once per run; unknown people are left empty with a warning. Labels
-  written always keep the marker label.
+  done status (Jira has no other way to set it). A new resolution for an issue
+  already done is written by a transition out of its status (to an
+  in-progress one where offered) and one back in with it: two entries in the
+  issue's history, and JSM may count a new SLA cycle. An open issue cannot
+  hold a resolution: it is left unchanged, with a warning. Everything else is
+  one edit (``notifyUsers=false`` when the user may, else without). User refs
+  become accountId (Cloud) / name (DC), looked up by email once per run;
+  unknown people are left empty with a warning. Labels written always keep the
+  marker label.
 - Request costs: open = serverInfo + myself + field list. A pull or get_many =
   one search per page (plus, only for an issue with more comments than the 20
   embedded, its comment pages). A create batch of up to 50 = one bulk POST and
@@ -39,7 +43,10 @@ Contract (what the engine may rely on, beyond :class:`connectors.base.Connector`
   POST; the project/issue-type ids and the initial status are read once per run.
   An update = a read when a version, status or labels are involved, one edit,
   per transition step one GET transitions + one POST, and one read for the new
-  version. Users: one
+  version. ``history`` = per issue one read, plus on Cloud one changelog page
+  per 100 histories (Data Center embeds the whole changelog in the read); a
+  change counts as the integration user's when its author is the signed-in
+  account. Users: one
   search per distinct email per run (Jira has no batch lookup by email).
 - Every library or transport failure leaves as an error of the
   :mod:`connectors.base` tree (see :mod:`connectors.jira_errors`), with no
@@ -72,11 +79,13 @@ from connectors.base import (
     Capabilities,
     CheckResult,
     ConnectorError,
+    Edit,
     FatalError,
     NewRecord,
     NotFound,
     NoTransitionPath,
     PreconditionFailed,
+    RecordHistory,
     RemoteComment,
     RemoteRecord,
     RetriableError,
@@ -104,6 +113,7 @@ from connectors.jira_jql import (
 )
 from connectors.jira_records import (
     embedded_comments,
+    parse_time,
     to_comment,
     to_record,
     visibility_stated,
@@ -213,6 +223,7 @@ class JiraConnector:
         self.field_ids: dict[str, str] = {}
         # GET /field as the site answered it at open(), kept for site_fields().
         self._field_list: list[dict[str, Any]] = []
+        self._me = ""   # the signed-in account (accountId / DC user name), set by open()
         self._jira: JIRA | None = None
         self._meter = _Meter(self._budget)
         self._info: ServerInfo | None = None
@@ -321,6 +332,8 @@ class JiraConnector:
         jira._options["rest_api_version"] = "3" if cloud else "2"
         self._jira = jira
         me = self._call("myself", jira.myself, idempotent=True)
+        # Who we are in changelog authors: accountId on Cloud, user name on DC.
+        self._me = str(me.get("accountId") or me.get("name") or "")
         self._zone = self._zone_of(me.get("timeZone"))
         self._load_fields()
         version = ".".join(str(n) for n in getattr(jira, "_version", ()) or ())
@@ -562,6 +575,54 @@ class JiraConnector:
                         result[record.foreign_id] = record
         return result
 
+    def history(self, ids: Sequence[str]) -> dict[str, RecordHistory]:
+        found: dict[str, RecordHistory] = {}
+        for key in dict.fromkeys(i for i in ids if i):
+            # Cloud: the issue's creation time, then its changelog pages (oldest
+            # first, 100 a page), since an issue read or a search embeds only part
+            # of a long changelog. Data Center has no changelog resource and
+            # returns the whole changelog with the issue.
+            params = {"fields": "created"} if self.cloud else {"fields": "created",
+                                                               "expand": "changelog"}
+            try:
+                raw = self._call(f"read {key}", lambda k=key, p=params: self._api(
+                    "GET", f"issue/{k}", params=p), idempotent=True)
+            except NotFound:
+                continue
+            histories = (self._changelog(key) if self.cloud
+                         else list((raw.get("changelog") or {}).get("histories") or []))
+            try:
+                created = parse_time(str((raw.get("fields") or {}).get("created") or ""))
+                edits = [Edit(field=self._changed_field(item), at=parse_time(str(h["created"])),
+                              by_us=self._is_me(h.get("author")))
+                         for h in histories for item in h.get("items") or []]
+            except (KeyError, TypeError, ValueError) as exc:
+                raise RetriableError(f"Jira returned a malformed changelog of {key}: {exc}",
+                                     side="jira") from None
+            found[key] = RecordHistory(created, tuple(sorted(edits, key=lambda e: e.at)))
+        return found
+
+    def _changelog(self, key: str) -> list[dict[str, Any]]:
+        histories: list[dict[str, Any]] = []
+        while True:
+            params = {"startAt": len(histories), "maxResults": 100}
+            page = self._call(f"changelog of {key}", lambda p=params: self._api(
+                "GET", f"issue/{key}/changelog", params=p), idempotent=True)
+            batch = list(page.get("values") or [])
+            histories.extend(batch)
+            if not batch or page.get("isLast") or len(histories) >= int(page.get("total") or 0):
+                return histories
+
+    def _changed_field(self, item: Mapping[str, Any]) -> str:
+        """A changelog item's field id (Data Center items may name the field only)."""
+        name = str(item.get("field") or "")
+        return str(item.get("fieldId") or self.field_ids.get(name) or name.lower())
+
+    def _is_me(self, author: Any) -> bool:
+        if not isinstance(author, Mapping) or not self._me:
+            return False
+        return self._me in (author.get("accountId"), author.get("name"))
+
     # ------------------------------------------------------------ people
 
     def _user(self, email: str) -> dict[str, str] | None:
@@ -794,11 +855,18 @@ class JiraConnector:
             markers = [str(label) for label in current.get("labels") or []
                        if str(label).startswith(LABEL_PREFIX)]
             payload["labels"] = self._with_marker(payload["labels"], markers)
+        reresolve: str | None = None
         if resolution is not None and not status:
             # Jira keeps the resolution off edit screens: it is set only by the
-            # transition into a done status, which isn't happening here.
-            warnings.append("resolution: Jira sets it only on a transition into a done "
-                            "status; left unchanged")
+            # transition into a done status. An issue already done gets it by
+            # leaving that status and entering it again; an open one cannot hold it.
+            here_status = ((current or self._current(record_id)).get("status") or {})
+            category = str((here_status.get("statusCategory") or {}).get("key") or "")
+            if category == "done":
+                reresolve = str(here_status.get("name") or "")
+            else:
+                warnings.append("resolution: Jira sets it only on a transition into a done "
+                                "status; left unchanged on an open issue")
         wrote = False
         if payload:
             self._edit(record_id, payload)
@@ -806,6 +874,8 @@ class JiraConnector:
         if status:
             here = ((current or {}).get("status") or {}).get("name")
             wrote = self._move(record_id, here, status, resolution) or wrote
+        elif reresolve:
+            wrote = self._reresolve(record_id, reresolve, resolution)
         version = (self._current(record_id).get("updated") if wrote
                    else (current or self._current(record_id)).get("updated"))
         return WriteResult(id=record_id, version=str(version), display=record_id,
@@ -860,6 +930,22 @@ class JiraConnector:
                 self._workflow.learn(status, self._transitions(str(issues[0]["key"])))
             else:
                 self._workflow.mark_unlearnable(status)
+
+    def _reresolve(self, key: str, done: str, resolution: Any) -> bool:
+        """Give a done issue another resolution: out of ``done`` (to an in-progress
+        status where the workflow offers one) and back in with ``resolution``."""
+        available = self._transitions(key)
+        self._workflow.learn(done, available)
+        out = sorted((t for t in available if not t.enters_done),
+                     key=lambda t: t.to_category != "indeterminate")
+        if not out:
+            raise NoTransitionPath(f"Jira {key}: no transition out of {done!r} to change its "
+                                   "resolution", side="jira")
+        self._call(f"transition {key} to {out[0].to}", lambda: self._api(
+            "POST", f"issue/{key}/transitions", payload={"transition": {"id": out[0].id}}),
+            idempotent=False)
+        self._move(key, out[0].to, done, resolution)
+        return True
 
     def _move(self, key: str, current: str | None, target: str, resolution: Any) -> bool:
         """Transition ``key`` to ``target``; True when at least one transition ran."""

@@ -291,6 +291,23 @@ class Profile:
                     out.append(raw)
         return out
 
+    def neutral_by_vendor_field(self, side: str, ctx: MappingContext | None = None
+                                ) -> dict[str, list[str]]:
+        """Vendor field (as a record's history names it: no dot-walk) -> the neutral
+        fields read from it on ``side``; what turns a tool's audit trail into neutral terms."""
+        side = str(side)
+        out: dict[str, list[str]] = {}
+        for rule in self.rules.values():
+            mapping = rule.sides.get(side)
+            if mapping is None:
+                continue
+            name = self.jira_id(rule, ctx) if side == "jira" else mapping.field
+            for raw in mapping.transform.read_fields(name, side):
+                neutral = out.setdefault(raw.split(".", 1)[0], [])
+                if rule.neutral not in neutral:
+                    neutral.append(rule.neutral)
+        return out
+
     def jira_id(self, rule: FieldRule, ctx: MappingContext | None) -> str:
         """The Jira field id of a rule; MappingError when a field name is unknown."""
         mapping = rule.sides["jira"]

@@ -261,8 +261,27 @@ class Applier(Planner):
             # One it filled in where we wrote none (Jira's default reporter) is
             # news for the other side.
             snapshot.update({f: held[f] for f in fields if not is_empty(snapshot.get(f))})
+            # A value our write made the tool drop (Jira clears the resolution of an
+            # issue our transition reopened) is the tool's habit, not a person's
+            # edit: absorbed too, once the tool's history says the drop was ours.
+            dropped = [f for f in self.merged_fields if f not in fields
+                       and not is_empty(snapshot.get(f)) and is_empty(held[f])]
+            if dropped:
+                snapshot.update({f: held[f] for f in self._dropped_by_us(got[side], dropped)})
             changes[f"snapshot_{side}"] = snapshot
         return replace(link, **changes) if changes else link
+
+    def _dropped_by_us(self, record: RemoteRecord, names: list[str]) -> list[str]:
+        """Those of ``names`` whose last change on ``record`` the integration user made."""
+        try:
+            last = self._last_changed_by_us(record)
+        except FatalError:
+            raise
+        except ConnectorError as error:
+            logger.warning("history of %s unread, its dropped values travel: %s",
+                           record.display, error)
+            return []
+        return [name for name in names if last.get(name)]
 
     def _apply_pair(self, pair: PairPlan, summary: RunSummary) -> bool:
         """Writes and commit of one existing pair; True when it committed."""

@@ -14,7 +14,13 @@ Contract:
   where the direction allows. An adopted pair has no common past: every
   difference is a recorded conflict, except cuts and dropped values a tool's
   own habits explain. Two records claiming one counterpart are a problem for
-  those records, not a crash.
+  those records, not a crash. Where we made the copy (a create intent is
+  pending) the tools' histories (:meth:`connectors.base.Connector.history`)
+  say which fields a person, not the integration user, changed since the
+  create; only those count as changed on the copy.
+- A conflict on a linked pair where one side's last change of the field was
+  the integration user's own (a half-done write of a failed run) is no
+  conflict: the other side wins. Only pairs with a conflict read histories.
 - Comments the other side lacks become copies; a copy an interrupted run
   already made is recognised by its exact text and linked, not copied again.
 - A pull that fails stops all creates and keeps the watermarks; a side that
@@ -27,10 +33,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from connectors.base import ConnectorError, FatalError, RemoteComment, RemoteRecord, SyncError
+from connectors.base import (
+    ConnectorError,
+    Edit,
+    FatalError,
+    RemoteComment,
+    RemoteRecord,
+    SyncError,
+)
 from mappings.mapper import comment_from_remote, comment_to_remote, to_fields
 from mappings.model import Comment, Incident
 from sync.actions import (
@@ -58,7 +71,7 @@ from sync.engine_core import (
     with_values,
 )
 from sync.errors import SafetyValve
-from sync.merge import merge_field
+from sync.merge import FieldMerge, merge_field
 from sync.rules import apply_rules
 from sync.state import Link
 
@@ -85,6 +98,14 @@ class SideWrite:
     after: dict[str, Any]
     fields: dict[str, Any]
     losses: list[str]
+
+
+@dataclass(frozen=True)
+class PeopleEdits:
+    """A record's creation time and the neutral fields people changed on it."""
+
+    created: datetime
+    fields: set[str]
 
 
 class Planner(EngineCore):
@@ -332,12 +353,13 @@ class Planner(EngineCore):
                   for side in self.sides}
         newest = a if records[a].updated >= records[b].updated else b
 
+        bases = None if base is None else {side: dict(base[side] or {}) for side in self.sides}
         # Conflicts still open on this pair are decided again (sync.conflict_settle).
         pending = ({} if link_id is None else
                    {c.field: c for c in self.store.conflicts(link_id) if c.open})
-        decisions = []
-        for name in self.merged_fields:
-            facts: dict[str, Any] = dict(
+
+        def facts(name: str) -> dict[str, Any]:
+            return dict(
                 sides=self.sides,
                 current={side: current[side][name] for side in self.sides},
                 travels_to={side: self.travels(name, side) for side in self.sides},
@@ -347,12 +369,32 @@ class Planner(EngineCore):
                 policy=self.options.conflict,
                 newest=newest,
             )
-            decision = merge_field(name, base=None if base is None else {
-                side: (base[side] or {}).get(name) for side in self.sides}, **facts)
-            decision, settled = revisit(decision, pending.get(name), **facts)
+
+        def decide(name: str) -> FieldMerge:
+            return merge_field(name, base=None if bases is None else {
+                side: bases[side].get(name) for side in self.sides}, **facts(name))
+
+        decisions = [decide(name) for name in self.merged_fields]
+        fought = [d.field for d in decisions if d.conflict is not None]
+        if fought and bases is not None:
+            # Both sides moved since the last sync. A side whose last change of the
+            # field was our own (a write a failed or interrupted run got half done,
+            # such as one step of a multi-step transition) did not move by anyone's
+            # hand: the other side's person wins, without a conflict.
+            ours = {side: self._last_changed_by_us(records[side]) for side in self.sides}
+            for name in fought:
+                by_us = [side for side in self.sides if ours[side].get(name)]
+                if len(by_us) == 1:
+                    bases[by_us[0]][name] = current[by_us[0]][name]
+            decisions = [decide(name) for name in self.merged_fields]
+        revisited = []
+        for decision in decisions:
+            decision, settled = revisit(decision, pending.get(decision.field),
+                                        **facts(decision.field))
             if settled is not None:
                 pair.settled.append(SettleConflict(settled, dict(pair.displays)))
-            decisions.append(decision)
+            revisited.append(decision)
+        decisions = revisited
 
         merged_values = dict(current[a])
         for decision in decisions:
@@ -623,8 +665,12 @@ class Planner(EngineCore):
             retry_ids=[(side, got[side].id) for side in self.sides
                        if got[side].id in forced[side]],
         )
-        pair.intent_id = (intents.get((str(record.side), record.id))
-                          or intents.get((str(counterpart.side), counterpart.id)))
+        source: str | None = None   # the side of the original, when we made the copy
+        for candidate in (record, counterpart):
+            if (str(candidate.side), candidate.id) in intents:
+                source = str(candidate.side)
+                pair.intent_id = intents[(source, candidate.id)]
+                break
         pair.adopt = AdoptRecord(
             ids={side: got[side].id for side in self.sides},
             displays={side: got[side].display for side in self.sides},
@@ -635,11 +681,11 @@ class Planner(EngineCore):
             if side in BACKLINK_FIELDS and got[side].foreign_id != other_id:
                 # e.g. a crash between creating the copy and marking the source
                 pair.backlink = (side, other_id)
-        self._plan_merge(pair, self._adoption_base(got, pair.displays), link_id=None)
+        self._plan_merge(pair, self._adoption_base(got, pair.displays, source), link_id=None)
         plan.pairs.append(pair)
 
-    def _adoption_base(self, got: Mapping[str, RemoteRecord],
-                       displays: Mapping[str, str]) -> dict[str, dict[str, Any]]:
+    def _adoption_base(self, got: Mapping[str, RemoteRecord], displays: Mapping[str, str],
+                       source: str | None = None) -> dict[str, dict[str, Any]]:
         """Snapshots for a pair without a common past: each side's base is the other
         side's values as it would hold them, so every difference counts as a change
         on both sides (a conflict, settled by the owner or the policy and recorded).
@@ -649,15 +695,74 @@ class Planner(EngineCore):
         where the other has a value (a user that tool does not know) did not
         change it; its base is what it holds, so the fuller value travels to it
         and it never overwrites the other with less.
+
+        When we made one of the two (``source`` names the original's side: a
+        create intent is pending), the pair does have a common past, the create,
+        and the tools' histories tell what happened since: on the copy, only a
+        field someone other than the integration user changed counts as changed
+        (what an interrupted create or a failed follow-up transition left there,
+        such as the initial status, is the sync's own unfinished work and never
+        overrides the original); where a person changed the copy, the original
+        counts as changed only if a person changed that field after the copy was
+        created. A field the copy's tool filled in where the create wrote
+        nothing (Jira's default reporter) stays news for the original.
         """
         incidents = {side: self.incident(got[side]) for side in self.sides}
+        held = {side: projection(incidents[side], self.merged_fields) for side in self.sides}
+        across = {side: self.readback(side, incidents[self.other(side)], displays)
+                  for side in self.sides}
         base: dict[str, dict[str, Any]] = {}
         for side in self.sides:
-            across = self.readback(side, incidents[self.other(side)], displays)
-            held = projection(incidents[side], self.merged_fields)
-            base[side] = {name: held[name] if _explained(across[name], held[name])
-                          else across[name] for name in self.merged_fields}
+            base[side] = {name: held[side][name]
+                          if _explained(across[side][name], held[side][name])
+                          else across[side][name] for name in self.merged_fields}
+        if source is None:
+            return base
+        copy = self.other(source)
+        edited = self._edited_by_people(copy, got[copy].id, since=None)
+        by_people = {copy: edited.fields}
+        by_people[source] = (
+            self._edited_by_people(source, got[source].id, since=edited.created).fields
+            if by_people[copy] else set())
+        for name in self.merged_fields:
+            if name in by_people[copy]:
+                base[copy][name] = across[copy][name]   # a person's edit: a change
+                if name not in by_people[source]:
+                    base[source][name] = held[source][name]   # untouched since the create
+            elif not (is_empty(across[copy][name]) and not is_empty(held[copy][name])):
+                base[copy][name] = held[copy][name]   # the sync's own work: no change
         return base
+
+    def _field_edits(self, side: str, record_id: str) -> tuple[datetime, list[tuple[str, Edit]]]:
+        """A record's creation time and its changes in neutral terms (field, change),
+        oldest first, from the tool's own history (Jira changelog, ServiceNow audit)."""
+        history = self.connectors[side].history([record_id]).get(record_id)
+        if history is None:
+            raise ConnectorError(f"{side_title(side)} {record_id}: its history is out of reach",
+                                 side=side)
+        neutral = self.profile.neutral_by_vendor_field(side, self.ctx[side])
+        return history.created, [(name, edit) for edit in history.edits
+                                 for name in neutral.get(edit.field, ())]
+
+    def _last_changed_by_us(self, record: RemoteRecord) -> dict[str, bool]:
+        """Neutral field -> whether the integration user made its last change on
+        ``record`` (fields its tool's history never mentions are absent)."""
+        _, edits = self._field_edits(str(record.side), record.id)
+        return {name: edit.by_us for name, edit in edits}   # oldest first: the last wins
+
+    def _edited_by_people(self, side: str, record_id: str,
+                          since: datetime | None) -> PeopleEdits:
+        """Neutral fields of a record someone other than the integration user changed
+        (at or after ``since``, when given), read from the tool's own history.
+
+        ``since`` is another record's creation time on the other tool's clock; a
+        second's slack counts an edit made in the same second as after it, so a
+        clock tie ends as a recorded conflict rather than a lost edit.
+        """
+        created, edits = self._field_edits(side, record_id)
+        start = None if since is None else since.replace(microsecond=0) - timedelta(seconds=1)
+        return PeopleEdits(created, {name for name, edit in edits if not edit.by_us
+                                     and (start is None or edit.at >= start)})
 
     def _plan_create(
         self, plan: Plan, record: RemoteRecord, side: str, intent_id: int | None,

@@ -227,6 +227,18 @@ class ConnectorContract:
             connector.update(record_id, self.update_fields("Second writer"), seen)
         assert self._get(connector, record_id).fields[self.title_field] == "First writer"
 
+    def test_history_marks_the_connector_s_own_update_and_knows_the_creation_time(
+        self, connector: Connector, sandbox: Any, clock: FakeClock
+    ) -> None:
+        record_id = self.make_record(sandbox, "Before")
+        created = clock.now
+        clock.advance(seconds=2)
+        connector.update(record_id, self.update_fields("After"))
+        history = connector.history([record_id])[record_id]
+        assert history.created == created.replace(microsecond=0)
+        ours = [e for e in history.edits if e.field == self.title_field]
+        assert [(e.by_us, e.at) for e in ours] == [(True, clock.now)]
+
     # ------------------------------------------------------------------ comments
 
     def test_public_and_internal_comments_round_trip_through_pull(

@@ -526,15 +526,29 @@ def test_credentials_never_reach_logs_or_errors_over_real_http(
     assert all(e.__cause__ is None for e in errors)
 
 
-def test_resolution_without_a_transition_is_left_with_a_warning(
+def test_a_new_resolution_for_a_done_issue_leaves_its_status_and_comes_back_with_it(
     connector: JiraConnector, sandbox: JiraSandbox
 ) -> None:
     key = sandbox.create_issue({"summary": "resolved already"})
     sandbox.transition_issue(key, "Resolved", resolution="Fixed")
     sandbox.log.clear()
     result = connector.update(key, {"status": "Resolved", "resolution": {"name": "Done"}})
+    assert result.ok and result.warnings == []
+    fields = sandbox.issue(key)["fields"]
+    assert (fields["status"]["name"], fields["resolution"]["name"]) == ("Resolved", "Done")
+    moves = [e for e in sandbox.log.entries if e.method == "POST"
+             and e.path.endswith("/transitions")]
+    assert len(moves) == 2 == sandbox.log.writes()   # out of Resolved, and back in
+
+
+def test_a_resolution_for_an_open_issue_is_left_with_a_warning(
+    connector: JiraConnector, sandbox: JiraSandbox
+) -> None:
+    key = sandbox.create_issue({"summary": "still open"})
+    sandbox.log.clear()
+    result = connector.update(key, {"resolution": {"name": "Done"}})
     assert result.ok and any("resolution" in w for w in result.warnings)
-    assert sandbox.issue(key)["fields"]["resolution"]["name"] == "Fixed"
+    assert sandbox.issue(key)["fields"]["resolution"] is None
     assert sandbox.log.writes() == 0
 
 

@@ -61,14 +61,16 @@ SECRETS = {"INCIDENT_SYNC_SERVICENOW__PASSWORD": SANDBOX_PASSWORD,
 
 
 class Tripwire:
-    """SIGKILLs the child when the ``nth`` request matching (method, path regex) arrives.
+    """SIGKILLs the child when the ``nth`` request matching (method, path regex) arrives
+    (or sends it ``signum``: SIGINT is the user's Ctrl-C).
 
     The kill happens before the sandbox serves that request, which it then
     serves anyway: the write lands, the child never learns of it."""
 
     def __init__(self, server: Any, method: str, path: str, nth: int,
-                 monkeypatch: pytest.MonkeyPatch) -> None:
+                 monkeypatch: pytest.MonkeyPatch, signum: int = signal.SIGKILL) -> None:
         self.method, self.path, self.nth = method, re.compile(path), nth
+        self.signum = signum
         self.seen = 0
         self.pid: int | None = None
         self.armed = threading.Event()
@@ -101,7 +103,7 @@ class Tripwire:
         # slow parent thread could still be setting it: wait rather than miss.
         if not self.armed.wait(timeout=10) or self.pid is None:
             return
-        os.kill(self.pid, signal.SIGKILL)
+        os.kill(self.pid, self.signum)
         self.fired.set()
 
 

@@ -517,24 +517,34 @@ class JiraSandbox(SearchRoutes, UserRoutes, ServiceDeskRoutes, SandboxServer):
     def _admin_email(self) -> str:
         return self._login(self.username, self.password) or site.SITE_USERS[0].email
 
-    def create_issue(self, fields: dict[str, Any]) -> str:
+    def _actor(self, as_user: str | None) -> str:
+        """The acting user's email: ``as_user`` (a site user's email) or the admin."""
+        if as_user is None:
+            return self._admin_email()
+        if site.user_by_email(as_user) is None:
+            raise bad_request(f"No user with email '{as_user}'.")
+        return as_user
+
+    def create_issue(self, fields: dict[str, Any], *, as_user: str | None = None) -> str:
         """Create an issue from v2-style fields (project and issue type default to
-        OPS / Incident); returns its key."""
+        OPS / Incident) as ``as_user`` (an email; the admin by default); returns its key."""
         fields = {"project": {"key": self.state.project}, "issuetype": {"name": "Incident"},
                   **fields}
         with self.lock:
             return self.state.create({"fields": fields}, version="2",
-                                     actor=self._admin_email()).key
+                                     actor=self._actor(as_user)).key
 
-    def edit_issue(self, key: str, fields: dict[str, Any]) -> None:
+    def edit_issue(self, key: str, fields: dict[str, Any], *,
+                   as_user: str | None = None) -> None:
         with self.lock:
             self.state.edit(self.state.find(key), {"fields": fields}, version="2",
-                            actor=self._admin_email())
+                            actor=self._actor(as_user))
 
     def transition_issue(self, key: str, status_name: str, *,
-                         resolution: str | None = None) -> None:
+                         resolution: str | None = None, as_user: str | None = None) -> None:
         """Move an issue to ``status_name`` along the workflow (shortest path)."""
         with self.lock:
+            actor = self._actor(as_user)
             issue = self.state.find(key)
             target = site.find_status(status_name)
             if target is None:
@@ -548,7 +558,7 @@ class JiraSandbox(SearchRoutes, UserRoutes, ServiceDeskRoutes, SandboxServer):
                 body: dict[str, Any] = {"transition": {"id": step.id}}
                 if resolution and site.status_by_id(step.target).is_done:
                     body["fields"] = {"resolution": {"name": resolution}}
-                self.state.transition(issue, body, version="2", actor=self._admin_email())
+                self.state.transition(issue, body, version="2", actor=actor)
 
     def add_comment(self, key: str, body: str, *, internal: bool = False,
                     author_email: str | None = None) -> str:

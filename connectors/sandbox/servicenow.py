@@ -5,10 +5,12 @@ Contract (docs/vendor-notes.md, "ServiceNow", is the reference; deliberate choic
   ``.../table/{table}/{sys_id}`` (GET, PUT, PATCH, DELETE); ``POST
   /api/now[/v1|/v2]/batch``; ``GET /api/now[/v1]/stats/{table}`` (Aggregate
   API). Tables: ``incident``, ``sys_user``, ``sys_user_group``,
-  ``sys_journal_field``, ``sys_choice``, ``sys_dictionary`` and ``sys_db_object``
-  (the last four read-only; the dictionary holds incident's columns under
-  ``task`` / ``incident`` as a stock instance does). An unknown table is a 400
-  ``Invalid table``.
+  ``sys_journal_field``, ``sys_audit``, ``sys_choice``, ``sys_dictionary`` and
+  ``sys_db_object`` (the last five read-only; the dictionary holds incident's
+  columns under ``task`` / ``incident`` as a stock instance does). Every saved
+  incident update writes a ``sys_audit`` row per changed field (user name, old and
+  new value), as a stock instance's auditing of the incident table does; inserts
+  are not audited. An unknown table is a 400 ``Invalid table``.
 - Basic auth with the configured credentials; refusals carry the documented 401
   body. ``Accept`` must allow JSON (missing -> 400, unacceptable -> 406); writes
   also need ``Content-Type: application/json`` (missing -> 400, other -> 415).
@@ -447,8 +449,26 @@ class ServiceNowSandbox(SandboxServer):
         row["sys_updated_on"] = now
         row["sys_updated_by"] = user_name
         self._tables[table][sys_id] = row
+        if table == "incident":
+            self._audit(table, row, current, user_name, now)
         self._append_journal(table, sys_id, journal, user_name, now)
         return row
+
+    def _audit(self, table: str, row: Mapping[str, str], before: Mapping[str, str],
+               user_name: str, now: str) -> None:
+        """One sys_audit row per field this update changed (system columns aside)."""
+        for name, value in row.items():
+            if name.startswith("sys_") or before.get(name, "") == value:
+                continue
+            entry_id = self._new_sys_id()
+            self._tables["sys_audit"][entry_id] = {
+                "sys_id": entry_id, "tablename": table, "documentkey": row["sys_id"],
+                "fieldname": name, "oldvalue": before.get(name, ""), "newvalue": value,
+                "user": user_name, "reason": "", "record_checkpoint": row["sys_mod_count"],
+                "sys_created_on": now, "sys_created_by": user_name,
+                "sys_updated_on": now, "sys_updated_by": user_name, "sys_mod_count": "0",
+            }
+            self._sequence[entry_id] = len(self._sequence)
 
     def _delete(self, table: str, sys_id: str) -> None:
         self._find(table, sys_id)

@@ -2,7 +2,7 @@
 
 Contract:
 - :data:`TABLES` describes the tables the sandbox serves (``incident``,
-  ``sys_user``, ``sys_user_group``, ``sys_journal_field``, ``sys_choice``,
+  ``sys_user``, ``sys_user_group``, ``sys_journal_field``, ``sys_audit``, ``sys_choice``,
   ``sys_dictionary``, ``sys_db_object``): each column's kind (string, integer,
   boolean, datetime, choice, reference, journal), its referenced table, its
   choice labels and whether clients may write it.
@@ -210,6 +210,15 @@ TABLES: dict[str, Table] = {
         *_system_columns(),
         Column("element"), Column("element_id"), Column("name"), Column("value"),
     ), "value", http_writable=False, defaults={"sys_mod_count": "0"}),
+    # Stock instances audit the incident table: one row per changed field per update,
+    # "user" is the user_name (a string, not a reference). Inserts are not audited
+    # (glide.sys.audit_inserts is off by default).
+    "sys_audit": Table("sys_audit", _columns(
+        *_system_columns(),
+        Column("tablename"), Column("documentkey"), Column("fieldname"), Column("oldvalue"),
+        Column("newvalue"), Column("user"), Column("reason"),
+        Column("record_checkpoint", "integer"),
+    ), "fieldname", http_writable=False, defaults={"sys_mod_count": "0", "reason": ""}),
     "sys_choice": Table("sys_choice", _columns(
         *_system_columns(),
         Column("name"), Column("element"), Column("value"), Column("label"),
