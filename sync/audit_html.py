@@ -12,9 +12,10 @@ Contract:
   one summary card per count, a per-field drift chart, and the findings table
   with links to both records in their tools. The script makes the table
   sortable (click a column heading; again to reverse) and filterable (free
-  text and kind); ``#q=TEXT&kind=KIND`` in the address presets the filter,
-  so a filtered view can be shared as a link. Without script the whole table
-  still shows.
+  text and kind); ``#q=TEXT&kind=KIND&sort=COLUMN`` in the address presets
+  the filter and the order (``sort=-field``: descending; columns by their
+  JSON/CSV names), so a view can be shared as a link. Without script the
+  whole table still shows.
 - Every value is HTML-escaped; only ``http(s)`` record URLs become links.
 """
 
@@ -122,6 +123,14 @@ _SCRIPT = """
   var preset = new URLSearchParams(window.location.hash.replace(/^#/, ""));
   if (preset.has("q")) { text.value = preset.get("q"); }
   if (preset.has("kind")) { kind.value = preset.get("kind"); }
+  if (preset.has("sort")) {
+    var key = preset.get("sort"), descending = key.charAt(0) === "-";
+    var th = table.querySelector("th[data-key='" + key.replace(/^-/, "") + "']");
+    if (th) {
+      sortBy(th);
+      if (descending) { sortBy(th); }
+    }
+  }
   text.addEventListener("input", apply);
   kind.addEventListener("change", apply);
   apply();
@@ -186,8 +195,8 @@ def _chart(report: AuditReport) -> str:
 
 
 def _table(report: AuditReport) -> str:
-    head = "".join(f'<th scope="col" aria-sort="none"><button type="button">'
-                   f"{html.escape(title)}</button></th>" for _key, title in _HEADINGS)
+    head = "".join(f'<th scope="col" data-key="{key}" aria-sort="none"><button type="button">'
+                   f"{html.escape(title)}</button></th>" for key, title in _HEADINGS)
     body = []
     for row in report.rows():
         cells = [_link(row["servicenow"], row["servicenow_url"]),

@@ -135,6 +135,19 @@ def test_a_filter_in_the_address_shows_only_matching_findings(
     assert console == [] and visible_rows(dom) == ["orphan"]
 
 
+def test_a_sort_in_the_address_orders_the_findings(
+    chromium: str, report_page: Path, tmp_path: Path
+) -> None:
+    dom, console = browse(chromium, report_page, "--dump-dom", fragment="#sort=-field",
+                          profile=tmp_path / "p")
+    assert console == []
+    # The field column, descending (blank fields last); the heading says so.
+    assert visible_rows(dom)[:4] == ["differs", "differs", "differs", "conflict"]
+    fields = re.findall(r'<td>(urgency|title|priority|assignee)</td>', dom)
+    assert fields == ["urgency", "title", "priority", "assignee"]
+    assert re.search(r'data-key="field" aria-sort="descending"', dom)
+
+
 def test_the_page_is_self_contained(report_page: Path) -> None:
     page = report_page.read_text(encoding="utf-8")
     # Links to the records are the only addresses; nothing is loaded from anywhere.
