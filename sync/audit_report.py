@@ -10,17 +10,25 @@ Contract:
   every renderer shows the same rows, values escaped for its format and whole
   (an auditor needs the full value; no renderer cuts one). :meth:`render`
   only returns text: it prints nothing.
+- Every rendering states what the report is of (:class:`ReportContext`): when
+  it was made, both instance URLs, the ServiceNow table and encoded query, the
+  Jira project and JQL, the mapping profile with its SHA-256, and the tool's
+  version; ``table`` as lines above the findings, ``json`` as a ``report``
+  object, ``csv`` as leading rows of kind ``report`` (same columns, so any CSV
+  reader still reads the file), ``html`` as the page header. URLs never carry
+  credentials (settings refuse them; :func:`public_url` strips them anyway).
 """
 
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from rich.table import Table
 from rich.text import Text
@@ -48,6 +56,8 @@ class PairAudit:
     missing: str | None = None  # "servicenow" / "jira" when a linked record is gone
     title: str = ""             # for people reading the report
     status: str = ""            # neutral status, "a / b" when the sides disagree
+    servicenow_url: str = ""    # where a person opens each record ("" when it is gone)
+    jira_url: str = ""
 
     @property
     def in_step(self) -> bool:
@@ -60,6 +70,7 @@ class Orphan:
     id: str
     display: str
     title: str
+    url: str = ""
 
 
 @dataclass(frozen=True)
@@ -71,6 +82,56 @@ class OpenConflict:
     servicenow: Any
     jira: Any
     resolution: str
+    servicenow_url: str = ""
+    jira_url: str = ""
+
+
+def public_url(url: str) -> str:
+    """``url`` without user info: a report is shared, credentials never travel in one."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+@dataclass(frozen=True)
+class ReportContext:
+    """What a report is of, so an auditor can tell two reports apart and reproduce one."""
+
+    servicenow_url: str
+    servicenow_table: str
+    servicenow_query: str
+    jira_url: str
+    jira_project: str
+    jira_issue_type: str
+    jira_jql: str
+    mapping: str            # the profile's name
+    mapping_source: str     # profiles/default.toml, or the user's file
+    mapping_sha256: str     # of the effective profile (after ``extends``)
+    tool_version: str
+    # Optional rows the connected sites cannot hold: not compared in this report.
+    skipped_rows: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "servicenow": {"url": public_url(self.servicenow_url),
+                           "table": self.servicenow_table, "query": self.servicenow_query},
+            "jira": {"url": public_url(self.jira_url), "project": self.jira_project,
+                     "issue_type": self.jira_issue_type, "jql": self.jira_jql},
+            "mapping": {"name": self.mapping, "source": self.mapping_source,
+                        "sha256": self.mapping_sha256, "skipped_rows": list(self.skipped_rows)},
+            "tool_version": self.tool_version,
+        }
+
+
+def _quoted(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False) if text else "(none)"
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _comparable(value: Any) -> Any:
@@ -124,6 +185,38 @@ class AuditReport:
     pairs: list[PairAudit] = field(default_factory=list)
     orphans: list[Orphan] = field(default_factory=list)
     conflicts: list[OpenConflict] = field(default_factory=list)
+    made_at: datetime | None = None           # when the reads began (UTC)
+    context: ReportContext | None = None
+
+    def about(self) -> list[tuple[str, str, str]]:
+        """``(key, label, text)`` for each fact stating what this report is of."""
+        facts: list[tuple[str, str, str]] = []
+        if self.made_at is not None:
+            facts.append(("made_at", "made", _stamp(self.made_at)))
+        c = self.context
+        if c is None:
+            return facts
+        facts += [
+            ("servicenow", "ServiceNow", f"{public_url(c.servicenow_url)} table "
+             f"{c.servicenow_table}, query {_quoted(c.servicenow_query)}"),
+            ("jira", "Jira", f"{public_url(c.jira_url)} project {c.jira_project}, issue type "
+             f"{c.jira_issue_type}, JQL {_quoted(c.jira_jql)}"),
+            ("mapping", "mapping", f"{c.mapping} ({c.mapping_source}) sha256 "
+             f"{c.mapping_sha256}"),
+        ]
+        if c.skipped_rows:
+            facts.append(("skipped_rows", "skipped rows",
+                          ", ".join(c.skipped_rows) + " (optional; not on the site)"))
+        facts.append(("tool_version", "tool", f"incident-sync {c.tool_version}"))
+        return facts
+
+    def drift_by_field(self) -> dict[str, int]:
+        """How many linked pairs differ in each field, most first (the HTML chart)."""
+        counts: dict[str, int] = {}
+        for pair in self.pairs:
+            for diff in pair.differences:
+                counts[diff.field] = counts.get(diff.field, 0) + 1
+        return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
     @property
     def clean(self) -> bool:
@@ -145,7 +238,8 @@ class AuditReport:
         rows: list[dict[str, str]] = []
         for pair in self.pairs:
             base = {"servicenow": pair.servicenow_display or pair.servicenow_id,
-                    "jira": pair.jira_display or pair.jira_key}
+                    "jira": pair.jira_display or pair.jira_key,
+                    "servicenow_url": pair.servicenow_url, "jira_url": pair.jira_url}
             if pair.missing:
                 rows.append({**base, "kind": "missing", "field": "",
                              "servicenow_value": "", "jira_value": "",
@@ -161,13 +255,18 @@ class AuditReport:
             rows.append({"servicenow": orphan.display if orphan.side == "servicenow" else "",
                          "jira": orphan.display if orphan.side == "jira" else "",
                          "kind": "orphan", "field": "", "servicenow_value": "",
-                         "jira_value": "", "detail": orphan.title})
+                         "jira_value": "", "detail": orphan.title,
+                         "servicenow_url": orphan.url if orphan.side == "servicenow" else "",
+                         "jira_url": orphan.url if orphan.side == "jira" else ""})
         for conflict in self.conflicts:
+            base = _text(conflict.base) or "(empty)"
             rows.append({"servicenow": conflict.servicenow_id, "jira": conflict.jira_key,
                          "kind": "conflict", "field": conflict.field,
                          "servicenow_value": _text(conflict.servicenow),
                          "jira_value": _text(conflict.jira),
-                         "detail": f"base {_text(conflict.base)}; {conflict.resolution}"})
+                         "detail": f"base {base}; {conflict.resolution}",
+                         "servicenow_url": conflict.servicenow_url,
+                         "jira_url": conflict.jira_url})
         return rows
 
     # ------------------------------------------------------------------ renderers
@@ -179,59 +278,61 @@ class AuditReport:
 
     def _render_json(self) -> str:
         return json.dumps(
-            {"counts": self.counts(), "pairs": [asdict(p) for p in self.pairs],
+            {"report": self._about_json(), "counts": self.counts(),
+             "pairs": [asdict(p) for p in self.pairs],
              "orphans": [asdict(o) for o in self.orphans],
              "conflicts": [asdict(c) for c in self.conflicts]},
             indent=2, default=str, ensure_ascii=False,
         )
 
+    def _about_json(self) -> dict[str, Any]:
+        about: dict[str, Any] = {"made_at": _stamp(self.made_at) if self.made_at else None}
+        if self.context is not None:
+            about.update(self.context.to_json())
+        return about
+
     def _render_csv(self) -> str:
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=_COLUMNS, lineterminator="\n")
         writer.writeheader()
+        # What the report is of, as rows a spreadsheet filter on ``kind`` sets apart.
+        blank = dict.fromkeys(_COLUMNS, "")
+        writer.writerows({**blank, "kind": "report", "field": key, "detail": text}
+                         for key, _label, text in self.about())
         writer.writerows(self.rows())
         return buffer.getvalue()
 
     def _render_html(self) -> str:
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in _COLUMNS)
-        body = "".join(
-            "<tr class=\"{}\">{}</tr>".format(
-                html.escape(row["kind"]),
-                "".join(f"<td>{html.escape(row[c])}</td>" for c in _COLUMNS),
-            )
-            for row in self.rows()
-        )
-        summary = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in self.counts().items())
-        return (
-            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>incident-sync audit"
-            "</title><style>body{font-family:sans-serif}table{border-collapse:collapse}"
-            "td,th{border:1px solid #ccc;padding:4px 8px}.differs,.conflict{background:#fff3cd}"
-            ".orphan,.missing{background:#f8d7da}</style></head><body>"
-            f"<h1>incident-sync audit</h1><p>{html.escape(summary)}</p>"
-            f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-            "</body></html>\n"
-        )
+        from sync.audit_html import render_html
+
+        return render_html(self)
 
     def table(self) -> Table:
         """The findings as a rich table (values literal, never markup)."""
         table = Table(title="incident-sync audit", show_lines=False)
-        for column in _COLUMNS:
+        # Links are for the HTML page and the machine formats; a terminal row stays readable.
+        for column in TABLE_COLUMNS:
             table.add_column(column.replace("_", " "), overflow="fold")
         for row in self.rows():
-            table.add_row(*(Text(row[c]) for c in _COLUMNS))
+            table.add_row(*(Text(row[c]) for c in TABLE_COLUMNS))
         return table
+
+    def header(self) -> str:
+        """The facts stating what the report is of, one ``label: text`` line each."""
+        return "".join(f"{label}: {text}\n" for _key, label, text in self.about())
 
     def summary(self) -> str:
         return ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in self.counts().items())
 
     def _render_table(self) -> str:
         # At the table's natural width: a file or a pipe has no screen to fit.
-        return render_table_text(self.table()) + self.summary() + "\n"
+        return self.header() + render_table_text(self.table()) + self.summary() + "\n"
 
 
-_COLUMNS: Sequence[str] = (
+TABLE_COLUMNS: Sequence[str] = (
     "servicenow", "jira", "kind", "field", "servicenow_value", "jira_value", "detail",
 )
+_COLUMNS: Sequence[str] = (*TABLE_COLUMNS, "servicenow_url", "jira_url")
 
 
 def _text(value: Any) -> str:

@@ -102,6 +102,17 @@ class GuardedGroup(TyperGroup):
     gets its usual status; anything else is a bug (exit 4).
     """
 
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)
+        _show_flags_as_flags(params)
+        return params
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            _flags_of(command, ctx)
+        return command
+
     def invoke(self, ctx: typer.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -130,6 +141,28 @@ class GuardedGroup(TyperGroup):
                           for a in (args if args is not None else sys.argv[1:]))
             report_internal_error(error, verbose=verbose)
             sys.exit(EXIT_INTERNAL)
+
+
+def _show_flags_as_flags(params: Sequence[Any]) -> None:
+    """Give options that take no value (flags, counters) no type in ``--help``.
+
+    Typer's rich help shows every option's type, flags included, so ``--version``
+    read as ``--version <bool>``, as if it wanted a value. An empty metavar
+    leaves the type column blank for exactly those options.
+    """
+    for param in params:
+        if param is not None and (getattr(param, "is_flag", False)
+                                  or getattr(param, "count", False)):
+            param.metavar = ""
+
+
+def _flags_of(command: Any, ctx: Any) -> None:
+    """:func:`_show_flags_as_flags` for ``command``, its help option and its subcommands."""
+    # The help option is made on first use and cached on the command; a subcommand's
+    # context inherits the help option names of this one, so it is the same option.
+    _show_flags_as_flags([*command.params, command.get_help_option(ctx)])
+    for sub in getattr(command, "commands", {}).values():
+        _flags_of(sub, ctx)
 
 
 app = typer.Typer(

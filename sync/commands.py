@@ -5,10 +5,14 @@ Contract:
   either tool and changes nothing in the state store (a missing store is not
   created).
 - ``run`` applies: a progress bar only when stdout is a terminal, and always ONE
-  summary line at the end (``created 3, updated 5, comments 7, conflicts 1,
-  failed 0, orphaned 0 in 4.2 s``), preceded by the failures and orphans it
-  found. ``--every`` repeats until Ctrl-C or ``--max-runs``; the exit status is
-  the last run's (0 ok, 1 items failed, 2 config, 3 a tool unreachable). A run
+  summary line at the end (``created 3, adopted 1, updated 5, comments 7,
+  conflicts 1, failed 0, orphaned 0 in 4.2 s``; adopted = records a crashed
+  run had created, now linked instead of duplicated), preceded by the failures
+  and orphans it found. ``--every`` repeats until Ctrl-C or ``--max-runs``,
+  each summary line then starting with the local time it was printed at, with
+  its UTC offset (``2026-03-02T10:15:04+01:00 created 0, ...``), so a log of a
+  long-running loop says when each run happened; the exit status is the last
+  run's (0 ok, 1 items failed, 2 config, 3 a tool unreachable). A run
   retries only queued items whose next attempt has come; ``--retry-now`` makes
   every queued item (parked ones too) due in the first run.
 - ``demo`` lives in :mod:`sync.demo`; this module only parses its options.
@@ -22,6 +26,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -40,6 +45,14 @@ _INTERVAL = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 # Tests replace this to loop without waiting.
 sleep: Callable[[float], None] = time.sleep
+
+
+def _local_now() -> datetime:
+    return datetime.now().astimezone()
+
+
+# And this for a known time on the summary lines of ``run --every``.
+now: Callable[[], datetime] = _local_now
 
 
 class PlanFormat(StrEnum):
@@ -116,14 +129,19 @@ def run_once(settings: Settings, *, retry_now: bool = False) -> RunSummary:
         return engine.run()
 
 
-def print_summary(summary: RunSummary) -> None:
+def print_summary(summary: RunSummary, *, stamped: bool = False) -> None:
+    """The run's warnings, failures and orphans, then its summary line.
+
+    ``stamped``: start the summary line with the time (``run --every``, whose
+    output is a log of many runs)."""
     for warning in summary.warnings:
         stderr.print(f"warning: {warning}", markup=False)
     for failure in summary.failures:
         stderr.print(f"failed: {failure}", markup=False)
     for orphan in summary.orphans:
         stdout.print(f"orphaned: {orphan}", markup=False)
-    stdout.print(summary.line(), markup=False)
+    stamp = f"{now().isoformat(timespec='seconds')} " if stamped else ""
+    stdout.print(stamp + summary.line(), markup=False)
 
 
 @app.command()
@@ -169,7 +187,7 @@ def run(
                 stderr.print(f"incident-sync: {error}", markup=False)
                 code = exit_code_for(error)
             else:
-                print_summary(summary)
+                print_summary(summary, stamped=interval is not None)
                 code = summary.exit_code
             runs += 1
             if interval is None or (max_runs is not None and runs >= max_runs):

@@ -145,7 +145,8 @@ class RunSummary:
         }
 
     def line(self) -> str:
-        return (f"created {self.created}, updated {self.updated}, comments {self.comments}, "
+        return (f"created {self.created}, adopted {self.adopted}, updated {self.updated}, "
+                f"comments {self.comments}, "
                 f"conflicts {self.conflicts}, failed {self.failed}, orphaned {self.orphaned} "
                 f"in {self.elapsed:.1f} s")
 

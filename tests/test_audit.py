@@ -5,14 +5,18 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from typer.testing import CliRunner
 
 from connectors.sandbox.http import WRITE_METHODS
-from sync.audit import build_audit
+from mappings.profile import load_profile
+from sync import __version__
+from sync.audit import build_audit, profile_sha256
 from sync.cli import app
+from sync.state import StateStore
 
 runner = CliRunner()
 
@@ -123,3 +127,82 @@ def test_fields_only_one_tool_holds_are_not_differences(
     assert summary.failed == 0, summary.failures
     report = build_audit(make_engine(config))
     assert report.clean, report.render("table")
+
+
+def test_fail_on_drift_exits_1_for_a_differing_pair_and_0_once_in_step(
+    sandboxes: Any, sync_config: Any, make_engine: Any, tmp_path: Path
+) -> None:
+    servicenow, _ = sandboxes
+    config, rows = synced(sandboxes, sync_config, make_engine, ["VPN drops"])
+    clean = runner.invoke(app, ["audit", "-c", str(config), "--fail-on-drift"])
+    assert clean.exit_code == 0, clean.output
+
+    servicenow.update("incident", rows[0]["sys_id"], {"short_description": "VPN drops hourly"})
+    out = tmp_path / "audit.json"
+    drift = runner.invoke(app, ["audit", "-c", str(config), "--fail-on-drift", "-f", "json",
+                                "-o", str(out)])
+    assert drift.exit_code == 1
+    # The whole report is still written; the reason is one line on stderr.
+    assert json.loads(out.read_text())["counts"]["differing"] == 1
+    assert drift.stderr.strip().splitlines() == [
+        "incident-sync: audit found drift: linked 1, in step 0, differing 1, orphans 0, "
+        "open conflicts 0"
+    ]
+
+
+def test_fail_on_drift_counts_orphans_and_open_conflicts(
+    sandboxes: Any, sync_config: Any, make_engine: Any
+) -> None:
+    servicenow, _ = sandboxes
+    config, _rows = synced(sandboxes, sync_config, make_engine, ["VPN drops"])
+    sn_incident(servicenow, "Printer on fire")  # unsynced: an orphan
+    orphaned = runner.invoke(app, ["audit", "-c", str(config), "--fail-on-drift", "-f", "csv"])
+    assert orphaned.exit_code == 1
+    assert "orphans 1" in orphaned.stderr
+
+    make_engine(config).run()  # links the orphan
+    store = StateStore(f"sqlite:///{config.parent / 'state.db'}", create=False)
+    with store:
+        link = store.all_links()[0]
+        with store.pair() as tx:
+            tx.record_conflict(link.id, "urgency", base=2, servicenow_value=1, jira_value=3,
+                               resolution="manual", policy="manual", at=datetime.now(UTC))
+    conflicted = runner.invoke(app, ["audit", "-c", str(config), "--fail-on-drift"])
+    assert conflicted.exit_code == 1
+    assert "open conflicts 1" in conflicted.stderr and "orphans 0" in conflicted.stderr
+
+
+def test_the_report_states_both_instances_scopes_mapping_hash_and_version(
+    sandboxes: Any, sync_config: Any, make_engine: Any
+) -> None:
+    servicenow, jira = sandboxes
+    config, _ = synced(sandboxes, sync_config, make_engine, ["VPN drops"])
+    config = sync_config(query="active=true", jql="labels != noise")
+    sha = profile_sha256(load_profile("default"))
+    data = json.loads(runner.invoke(app, ["audit", "-c", str(config), "-f", "json"]).stdout)
+    about = data["report"]
+    assert about["servicenow"] == {"url": servicenow.url, "table": "incident",
+                                   "query": "active=true"}
+    assert about["jira"]["url"] == jira.url and about["jira"]["jql"] == "labels != noise"
+    assert about["mapping"]["name"] == "default" and about["mapping"]["sha256"] == sha
+    assert about["tool_version"] == __version__
+    assert datetime.fromisoformat(about["made_at"]) > datetime.now(UTC) - timedelta(minutes=5)
+    pair = data["pairs"][0]
+    assert pair["servicenow_url"].endswith(f"sys_id={pair['servicenow_id']}")
+    assert pair["jira_url"].endswith(f"/browse/{pair['jira_key']}")
+
+    table = runner.invoke(app, ["audit", "-c", str(config)]).stdout
+    for fact in (servicenow.url, jira.url, '"labels != noise"', sha,
+                 f"incident-sync {__version__}"):
+        assert fact in table
+
+
+def test_a_profile_extending_default_unchanged_has_the_default_hash(tmp_path: Path) -> None:
+    mine = tmp_path / "mine.toml"
+    mine.write_text('extends = "default"\n', encoding="utf-8")
+    changed = tmp_path / "changed.toml"
+    changed.write_text('extends = "default"\n[fields.title]\ndirection = "to-jira"\n',
+                       encoding="utf-8")
+    default = profile_sha256(load_profile("default"))
+    assert profile_sha256(load_profile(str(mine))) == default
+    assert profile_sha256(load_profile(str(changed))) != default

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -17,7 +18,9 @@ from sync.audit_report import (
     OpenConflict,
     Orphan,
     PairAudit,
+    ReportContext,
     compare_pair,
+    public_url,
 )
 
 FIELDS = ["title", "status", "impact", "urgency", "assignee", "labels", "updated_at", "comments"]
@@ -119,3 +122,83 @@ def test_table_rendering_names_every_kind() -> None:
 def test_unknown_format_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown format 'xml'"):
         report().render("xml")
+
+
+CONTEXT = ReportContext(
+    servicenow_url="https://dev1.service-now.com", servicenow_table="incident",
+    servicenow_query="active=true^priority<=2", jira_url="https://example.atlassian.net",
+    jira_project="OPS", jira_issue_type="Incident", jira_jql="labels = vip",
+    mapping="default", mapping_source="profiles/default.toml", mapping_sha256="ab" * 32,
+    tool_version="9.9.9", skipped_rows=("subcategory",),
+)
+
+
+def stated() -> AuditReport:
+    made = report()
+    made.made_at = datetime(2026, 5, 4, 3, 2, 1, tzinfo=UTC)
+    made.context = CONTEXT
+    return made
+
+
+FACTS = ("2026-05-04T03:02:01Z", "https://dev1.service-now.com", "active=true^priority<=2",
+         "https://example.atlassian.net", "OPS", "labels = vip", "profiles/default.toml",
+         "ab" * 32, "9.9.9", "subcategory")
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "html"])
+def test_every_format_states_when_where_which_mapping_and_which_version(fmt: str) -> None:
+    text = stated().render(fmt)
+    for fact in FACTS:
+        assert fact.replace("<", "&lt;") in text if fmt == "html" else fact in text, fact
+
+
+def test_json_states_what_the_report_is_of() -> None:
+    about = json.loads(stated().render("json"))["report"]
+    assert about["made_at"] == "2026-05-04T03:02:01Z"
+    assert about["servicenow"] == {"url": "https://dev1.service-now.com", "table": "incident",
+                                   "query": "active=true^priority<=2"}
+    assert about["jira"] == {"url": "https://example.atlassian.net", "project": "OPS",
+                             "issue_type": "Incident", "jql": "labels = vip"}
+    assert about["mapping"] == {"name": "default", "source": "profiles/default.toml",
+                                "sha256": "ab" * 32, "skipped_rows": ["subcategory"]}
+    assert about["tool_version"] == "9.9.9"
+
+
+def test_csv_states_the_facts_as_report_rows_before_the_findings() -> None:
+    rows = list(csv.DictReader(io.StringIO(stated().render("csv"))))
+    facts = {r["field"]: r["detail"] for r in rows if r["kind"] == "report"}
+    assert facts["made_at"] == "2026-05-04T03:02:01Z"
+    assert facts["tool_version"] == "incident-sync 9.9.9"
+    kinds = [r["kind"] for r in rows]
+    assert kinds[len(facts):] == ["in_step", "differs", "missing", "orphan", "conflict"]
+
+
+def test_credentials_in_a_url_never_reach_the_report() -> None:
+    assert public_url("https://bob:hunter2@dev1.service-now.com:8443/x") == (
+        "https://dev1.service-now.com:8443/x")
+    leaky = replace(CONTEXT, jira_url="https://bob:hunter2@example.atlassian.net")
+    made = AuditReport(context=leaky)
+    for fmt in ("table", "json", "csv", "html"):
+        assert "hunter2" not in made.render(fmt)
+
+
+def test_html_links_only_web_addresses_and_draws_the_drift_per_field() -> None:
+    made = AuditReport(pairs=[
+        PairAudit("a" * 32, "OPS-1", "INC1", "OPS-1", servicenow_url="javascript:alert(1)",
+                  jira_url="https://example.atlassian.net/browse/OPS-1",
+                  differences=compare_pair(Incident(title="a", urgency=1),
+                                           Incident(title="b", urgency=2), ["title", "urgency"])),
+        PairAudit("b" * 32, "OPS-2", "INC2", "OPS-2",
+                  differences=compare_pair(Incident(title="c"), Incident(title="d"), ["title"])),
+    ])
+    page = made.render("html")
+    assert "javascript:" not in page
+    assert '<a href="https://example.atlassian.net/browse/OPS-1"' in page
+    assert made.drift_by_field() == {"title": 2, "urgency": 1}
+    assert "<title>title: 2</title>" in page and "<title>urgency: 1</title>" in page
+
+
+def test_html_of_a_clean_report_says_nothing_drifts() -> None:
+    page = AuditReport(pairs=[PairAudit("a", "OPS-1")]).render("html")
+    assert "No field differs between linked records." in page
+    assert 'class="card good" id="card-in_step"' in page  # green: every pair in step

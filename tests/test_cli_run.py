@@ -17,7 +17,8 @@ from sync.state import StateStore
 
 runner = CliRunner()
 
-SUMMARY = r"created \d+, updated \d+, comments \d+, conflicts \d+, failed \d+, orphaned \d+ in "
+SUMMARY = (r"created \d+, adopted \d+, updated \d+, comments \d+, conflicts \d+, failed \d+, "
+           r"orphaned \d+ in ")
 
 
 def invoke(*args: str) -> Any:
@@ -38,8 +39,8 @@ def test_run_syncs_and_ends_with_one_summary_line(sandboxes: Any, sync_config: A
 
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
-    assert lines[-1].startswith("created 2, updated 0, comments 0, conflicts 0, failed 0, "
-                                "orphaned 0 in ")
+    assert lines[-1].startswith("created 2, adopted 0, updated 0, comments 0, conflicts 0, "
+                                "failed 0, orphaned 0 in ")
     with state(config) as store:
         (record,) = store.runs()
     assert record.outcome == "ok" and record.counts["created"] == 2
@@ -57,7 +58,9 @@ def test_run_every_repeats_until_max_runs(
     result = invoke("run", "--config", str(config), "--every", "1s", "--max-runs", "2")
 
     assert result.exit_code == 0, result.output
-    summaries = [line for line in result.output.splitlines() if line.startswith("created ")]
+    # Each line of the loop's log starts with the time of its run.
+    summaries = [line.split(" ", 1)[1] for line in result.output.splitlines()
+                 if " created " in line]
     assert len(summaries) == 2
     assert summaries[0].startswith("created 1,") and summaries[1].startswith("created 0,")
     assert waits == [1.0]
