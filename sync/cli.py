@@ -268,6 +268,7 @@ def _register_subcommands() -> None:
     app.command("sandbox")(sandbox)
     from sync import (
         cli_mappings,  # noqa: F401  (mappings show, mappings test)
+        cli_rules,  # noqa: F401  (rules test)
         commands,  # noqa: F401  (plan, run, demo)
         commands_audit,  # noqa: F401  (audit)
         commands_state,  # noqa: F401  (links, status)
