@@ -33,12 +33,15 @@ Contract:
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
 
 from mappings.model import (
     Comment,
@@ -65,6 +68,7 @@ from sync.rules_model import (
     RuleSpec,
     parse_duration,
     parse_rules_file,
+    validation_error,
 )
 
 NOTE_AUTHOR = "incident-sync rules"
@@ -258,6 +262,19 @@ def build_ruleset(data: RulesFile, source: str, raw: Mapping[str, Any] | None = 
             raise RulesFileError(f"{source}: rule {spec.name!r}: {error}") from None
     del raw
     return RuleSet(tuple(rules), sla, manager, source)
+
+
+def loads_rules(text: str, source: str = "rules") -> RuleSet:
+    """:func:`load_rules` for TOML text already in hand (tests, previews)."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise RulesFileError(f"{source}: not valid TOML: {error}") from None
+    try:
+        data = RulesFile.model_validate(raw)
+    except ValidationError as error:
+        raise validation_error(source, raw, error) from None
+    return build_ruleset(data, source, raw)
 
 
 def load_rules(path: Path | str) -> RuleSet:
