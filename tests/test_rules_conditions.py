@@ -148,4 +148,4 @@ def test_explain_says_why_a_rule_fired() -> None:
     assert match.reason == "text contains: 'Ransomware' in title and priority <= 2 (is 2)"
     sla = one_rule('when = { sla_breached = "any" }', head=SLA)
     (match,) = run(sla, opened(26, status=Status.IN_PROGRESS)).matches
-    assert match.reason == "P3 resolution target 24h breached (open for 1d2h)"
+    assert match.reason == "P3 resolution target 1d breached (open for 1d2h)"
