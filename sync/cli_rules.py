@@ -74,7 +74,7 @@ def _ruleset(rules: Path | None, config: Path) -> RuleSet:
         settings = settings_from(config, need_secrets=False)
         if not settings.sync.rules:
             fail(f"{settings.source}: [sync] rules is not set: pass --rules FILE", EXIT_CONFIG)
-        rules = Path(settings.sync.rules)
+        rules = settings.resolve_path(settings.sync.rules)
     try:
         return load_rules(rules)
     except RulesFileError as error:
@@ -84,6 +84,11 @@ def _ruleset(rules: Path | None, config: Path) -> RuleSet:
 def _incident(record: Path, side: str, profile: str | None, config: Path) -> Incident:
     loaded = _profile(profile, config)
     raw, names = _record_fields(_read_json(record, "record"), side, record)
+    # As in `mappings test`: Jira fields nobody resolved to ids are read by their names.
+    for rule in loaded.rules.values():
+        jira = rule.sides.get("jira")
+        if jira is not None:
+            names.setdefault(jira.field, jira.field)
     fmt = "wiki" if side == "jira" and isinstance(raw.get("description"), str) else "adf"
     ctx = MappingContext(text_format=fmt, field_ids=names, origin=f"{side} record")
     try:

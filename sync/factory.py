@@ -78,7 +78,7 @@ def build_rules(settings: Settings) -> list[Rule]:
     if not settings.sync.rules:
         return []
     try:
-        return list(load_rules(settings.sync.rules).rules)
+        return list(load_rules(settings.resolve_path(settings.sync.rules)).rules)
     except RulesFileError as error:
         # The message already names the rules file, the rule and the reason.
         raise ConfigError("[sync] rules", [str(error)]) from None
