@@ -54,6 +54,7 @@ from mappings.model import (
     itil_priority,
 )
 from sync.rules_conditions import (
+    PRIORITY_READS,
     Always,
     Condition,
     SlaTargets,
@@ -105,6 +106,10 @@ class Rule:
     notify: str | None = None
     stop: bool = False
     description: str = ""
+    # What the condition reads, and what the actions write or read to decide: the
+    # engine looks at a rule again only when another rule changed one of these.
+    reads: frozenset[str] = frozenset()
+    touches: frozenset[str] = frozenset()
 
     def fields(self) -> list[str]:
         """The fields this rule may change, in the order it changes them."""
@@ -228,10 +233,16 @@ def compile_rule(spec: RuleSpec, sla: SlaTargets, manager_group: str | None) -> 
         if _never_raises(spec, level):
             raise ValueError(f"contradiction: escalates to {level.name.lower()} but only"
                              " fires when escalation is already at least that high")
+    # Labels, escalation and notes only grow (added, raised, never removed): another
+    # rule's change to them never makes this rule's action do something new.
+    touches = {name for name, _ in sets}
+    if touches & {"impact", "urgency"}:
+        touches |= PRIORITY_READS
     return Rule(
         name=spec.name, when=when, sets=sets, add_labels=tuple(spec.then.add_labels or ()),
         escalate=level, notify=spec.then.notify or manager_group if level is not None else None,
-        stop=spec.then.stop, description=spec.description,
+        stop=spec.then.stop, description=spec.description, reads=when.reads,
+        touches=frozenset(touches),
     )
 
 
@@ -296,7 +307,8 @@ def _json(value: Any) -> Any:
 
 
 def _note(rule: Rule, level: Escalation, reason: str, now: datetime) -> Comment:
-    return Comment(
+    # Every value is built here and valid by construction: skip validation (hot path).
+    return Comment.model_construct(
         id=f"rules:{rule.name}:escalation-{int(level)}",
         author=NOTE_AUTHOR,
         body=(f"For {rule.notify}: escalated to {level.name.lower()} by rule {rule.name!r}"
@@ -312,14 +324,12 @@ def _run_rule(rule: Rule, view: View, now: datetime | None, stamp: datetime,
     """Apply one rule whose condition holds; record its changes as events."""
     reason = (rule.when.explain(view, now) or "") if explain else ""
     match = Match(rule.name, reason) if explain else None
-    changes = view.changes
-
     def change(name: str, new: Any) -> None:
         old = view.get(name)
         if old == new:
             return
         events.append(RuleFiring(rule.name, name, _json(old), _json(new)))
-        changes[name] = new
+        view.set(name, new)
         if match is not None:
             match.changed.append(name)
 
@@ -349,7 +359,7 @@ def _run_rule(rule: Rule, view: View, now: datetime | None, stamp: datetime,
         if all(c.id != note_id for c in comments):
             why = reason or rule.when.explain(view, now) or "its condition holds"
             note = _note(rule, level, why, stamp)
-            changes["comments"] = [*comments, note]
+            view.set("comments", [*comments, note])
             events.append(RuleFiring(rule.name, NOTE_FIELD, None, note.body))
     return match
 
@@ -374,21 +384,43 @@ def evaluate(
     while passes < limit:
         passes += 1
         before = len(events)
-        for rule in ordered:
+        changed: list[tuple[int, str]] = []
+        acted: list[bool] = [False] * len(ordered)
+        for position, rule in enumerate(ordered):
             if not rule.when.holds(view, now):
                 continue
+            acted[position] = True
+            mark = len(events)
             found = _run_rule(rule, view, now, stamp, overridden, events, explain)
+            changed.extend((position, e.field) for e in events[mark:])
             if found is not None:
                 _remember(matches, found)
             if rule.stop:
                 break
-        if len(events) == before:
+        if not changed or not _another_pass(ordered, changed, acted):
             changers = []
             break
         changers = sorted({e.rule for e in events[before:]})
     firings = _net(events, incident, view)
     result = incident.model_copy(update=view.changes) if view.changes else incident
     return Outcome(result, firings, list(matches.values()), passes, changers)
+
+
+def _another_pass(ordered: Sequence[Rule], changed: list[tuple[int, str]],
+                  acted: list[bool]) -> bool:
+    """Could a second pass differ from this one? Only through a rule that looked at a
+    field before a rule at or after it changed it: a field its condition reads, or,
+    for a rule that acted before the changer, a field its actions set. Otherwise
+    every rule would see what it saw and do what it did (now no-ops): a fixed point.
+    """
+    for position, name in changed:
+        name = "comments" if name == NOTE_FIELD else name
+        for index in range(position + 1):
+            rule = ordered[index]
+            if name in rule.reads or (index < position and acted[index]
+                                      and name in rule.touches):
+                return True
+    return False
 
 
 def _remember(matches: dict[str, Match], found: Match) -> None:
@@ -400,16 +432,27 @@ def _remember(matches: dict[str, Match], found: Match) -> None:
 
 def _net(events: list[RuleFiring], incident: Incident, view: View) -> list[RuleFiring]:
     """One firing per (rule, field) whose field really changed: first old, last new."""
-    original = View(incident)
+    if not events:
+        return []
+    original = incident.__dict__
+    unchanged: dict[str, bool] = {}
     merged: dict[tuple[str, str], RuleFiring] = {}
     for event in events:
-        if event.field != NOTE_FIELD and _json(original.get(event.field)) == _json(
-                view.get(event.field)):
-            continue
-        key = (event.rule, event.field)
+        name = event.field
+        if name != NOTE_FIELD:
+            same = unchanged.get(name)
+            if same is None:
+                if name == "priority" and original["priority"] is None:
+                    same = int(incident.effective_priority) == int(view.get("priority"))
+                else:
+                    same = original[name] == view.values[name]
+                unchanged[name] = same
+            if same:
+                continue
+        key = (event.rule, name)
         first = merged.get(key)
         merged[key] = event if first is None else RuleFiring(
-            event.rule, event.field, first.old, event.new)
+            event.rule, name, first.old, event.new)
     return list(merged.values())
 
 

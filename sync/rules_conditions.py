@@ -55,28 +55,60 @@ SlaTargets = Mapping[int, tuple[timedelta, timedelta]]
 
 
 class View:
-    """The incident as the rules see it: the original plus what rules set so far."""
+    """The incident as the rules see it: the original plus what rules set so far.
 
-    __slots__ = ("changes", "incident")
+    ``values`` is a shallow copy of the incident's field values (cheap, and reads
+    stay plain dict look-ups); ``changes`` holds only what the rules set.
+    """
+
+    __slots__ = ("changes", "incident", "lowered", "memo", "values")
 
     def __init__(self, incident: Incident, changes: dict[str, Any] | None = None) -> None:
         self.incident = incident
-        self.changes: dict[str, Any] = {} if changes is None else changes
+        self.values: dict[str, Any] = dict(incident.__dict__)
+        self.changes: dict[str, Any] = {}
+        self.memo: dict[int, bool] = {}
+        self.lowered: dict[str, tuple[str, str]] = {}
+        for name, value in (changes or {}).items():
+            self.set(name, value)
+
+    def set(self, name: str, value: Any) -> None:
+        self.values[name] = value
+        self.changes[name] = value
+
+    def lower(self, name: str, text: str) -> str:
+        """``text`` (the value of ``name``) lower-cased, once per incident and value."""
+        held = self.lowered.get(name)
+        if held is None or held[0] is not text:
+            held = (text, text.lower())
+            self.lowered[name] = held
+        return held[1]
 
     def get(self, name: str) -> Any:
-        if name in self.changes:
-            return self.changes[name]
         if name == "priority":
-            held = self.incident.priority
+            held = self.values["priority"]
             return held if held is not None else itil_priority(
-                self.get("impact"), self.get("urgency"))
-        if name.startswith("custom."):
-            return self.incident.custom.get(name[7:])
-        return getattr(self.incident, name)
+                self.values["impact"], self.values["urgency"])
+        try:
+            return self.values[name]
+        except KeyError:
+            if name.startswith("custom."):
+                return self.values["custom"].get(name[7:])
+            raise
+
+
+# Fields whose value the effective priority depends on.
+PRIORITY_READS = frozenset({"priority", "impact", "urgency"})
 
 
 class Condition:
-    """A compiled test. Subclasses override both methods consistently."""
+    """A compiled test. Subclasses override both methods consistently.
+
+    ``reads`` names the fields the answer depends on: the engine uses it to know
+    when a rule must be looked at again after another rule changed something.
+    """
+
+    reads: frozenset[str] = frozenset()
 
     def holds(self, view: View, now: datetime | None) -> bool:
         raise NotImplementedError
@@ -99,6 +131,10 @@ class Always(Condition):
 class AllOf(Condition):
     parts: tuple[Condition, ...]
 
+    @property
+    def reads(self) -> frozenset[str]:  # type: ignore[override]
+        return frozenset().union(*(p.reads for p in self.parts))
+
     def holds(self, view: View, now: datetime | None) -> bool:
         return all(part.holds(view, now) for part in self.parts)
 
@@ -111,6 +147,10 @@ class AllOf(Condition):
 @dataclass(frozen=True)
 class AnyOf(Condition):
     parts: tuple[Condition, ...]
+
+    @property
+    def reads(self) -> frozenset[str]:  # type: ignore[override]
+        return frozenset().union(*(p.reads for p in self.parts))
 
     def holds(self, view: View, now: datetime | None) -> bool:
         return any(part.holds(view, now) for part in self.parts)
@@ -127,6 +167,10 @@ class AnyOf(Condition):
 class Not(Condition):
     part: Condition
     text: str
+
+    @property
+    def reads(self) -> frozenset[str]:  # type: ignore[override]
+        return self.part.reads
 
     def holds(self, view: View, now: datetime | None) -> bool:
         return not self.part.holds(view, now)
@@ -148,6 +192,10 @@ class FieldTest(Condition):
     text: str
     show_value: bool = True
 
+    @property
+    def reads(self) -> frozenset[str]:  # type: ignore[override]
+        return PRIORITY_READS if self.field == "priority" else frozenset({self.field})
+
     def holds(self, view: View, now: datetime | None) -> bool:
         return self.test(view.get(self.field))
 
@@ -168,14 +216,38 @@ class TextSearch(Condition):
     pattern: re.Pattern[str]
     fields: tuple[str, ...]
     what: str
+    # Lower-case words of which every match contains one (keywords only): a text
+    # holding none of them cannot match, found by a plain substring test, far
+    # cheaper than the regex, which only runs on texts that pass.
+    needles: tuple[str, ...] | None = None
+
+    @property
+    def reads(self) -> frozenset[str]:  # type: ignore[override]
+        return frozenset(self.fields)
 
     def holds(self, view: View, now: datetime | None) -> bool:
+        # Rules never set the texts searched here (title, description, ...) unless
+        # they name a field a rule sets: remember the answer for this incident.
+        key = id(self)
+        memo = view.memo
+        if key in memo and not self.reads & view.changes.keys():
+            return memo[key]
         search = self.pattern.search
+        needles = self.needles
+        found = False
         for name in self.fields:
             text = view.get(name)
-            if text and search(text):
-                return True
-        return False
+            if not text:
+                continue
+            if needles is not None and text.isascii():
+                lower = view.lower(name, text)
+                if not any(needle in lower for needle in needles):
+                    continue
+            if search(text):
+                found = True
+                break
+        memo[key] = found
+        return found
 
     def explain(self, view: View, now: datetime | None) -> str | None:
         for name in self.fields:
@@ -194,6 +266,10 @@ class Age(Condition):
     limit: timedelta
     text: str
 
+    @property
+    def reads(self) -> frozenset[str]:  # type: ignore[override]
+        return frozenset({self.stamp})
+
     def holds(self, view: View, now: datetime | None) -> bool:
         at = view.get(self.stamp)
         return now is not None and at is not None and now - at > self.limit
@@ -209,6 +285,7 @@ class Age(Condition):
 class SlaBreached(Condition):
     which: str
     targets: SlaTargets
+    reads: frozenset[str] = PRIORITY_READS | {"opened_at", "status"}
 
     def _breach(self, view: View, now: datetime | None) -> str | None:
         opened = view.get("opened_at")
@@ -262,6 +339,22 @@ def keyword_pattern(keywords: Sequence[str]) -> re.Pattern[str]:
     # Longest first, so "server down" is reported rather than a shorter keyword it holds.
     alternatives.sort(key=len, reverse=True)
     return re.compile(r"(?<![\w-])(?:" + "|".join(alternatives) + r")(?![\w-])", re.IGNORECASE)
+
+
+def keyword_needles(keywords: Sequence[str]) -> tuple[str, ...] | None:
+    """The first word of each keyword, lower-cased (see :class:`TextSearch`).
+
+    Used only on ASCII texts and for ASCII keywords: IGNORECASE also matches a few
+    non-ASCII letters to ASCII ones ("ſ" to "s", the Kelvin sign to "k"), which a
+    substring test would miss; such texts and keywords go straight to the regex.
+    """
+    needles = []
+    for keyword in keywords:
+        first = keyword.strip().rstrip("*").split()[0]
+        if not first.isascii():
+            return None
+        needles.append(first.lower())
+    return tuple(sorted(set(needles)))
 
 
 # --------------------------------------------------------------------------- compiling
@@ -383,7 +476,8 @@ def compile_condition(spec: ConditionSpec, sla: SlaTargets | None) -> Condition:
             assert spec.matches is not None
             return TextSearch(re.compile(spec.matches), names, f"matches {spec.matches!r}")
         assert spec.text_contains is not None
-        return TextSearch(keyword_pattern(spec.text_contains), names, "text contains")
+        return TextSearch(keyword_pattern(spec.text_contains), names, "text contains",
+                          keyword_needles(spec.text_contains))
     if kind in ("open_longer_than", "unchanged_longer_than"):
         text = getattr(spec, kind)
         stamp = "opened_at" if kind == "open_longer_than" else "updated_at"

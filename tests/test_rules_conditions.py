@@ -149,3 +149,13 @@ def test_explain_says_why_a_rule_fired() -> None:
     sla = one_rule('when = { sla_breached = "any" }', head=SLA)
     (match,) = run(sla, opened(26, status=Status.IN_PROGRESS)).matches
     assert match.reason == "P3 resolution target 1d breached (open for 1d2h)"
+
+
+def test_keywords_match_the_same_with_and_without_the_fast_prefilter() -> None:
+    # The substring prefilter is skipped for non-ASCII text, where IGNORECASE knows
+    # more case pairs than str.lower: "ſ" (long s) matches "s".
+    ruleset = one_rule('when = { text_contains = ["password", "café outage"] }')
+    assert fires(ruleset, title="paſſword expired")
+    assert fires(ruleset, description="Café OUTAGE in Lyon")
+    assert fires(ruleset, title="Mot de passe: PassWord oublié")
+    assert not fires(ruleset, title="Passwörter")
