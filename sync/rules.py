@@ -7,9 +7,10 @@ Contract:
   them does no I/O, reads no clock and no global configuration.
 - :func:`evaluate` ``(incident, rules, now, overridden) -> Outcome`` runs the
   rules in file order on the incident, each seeing what the ones before it
-  set; ``stop`` ends the pass. Passes repeat until one changes nothing, so the
-  result is a fixed point: applying the rules to their own output changes
-  nothing (idempotent) and the same input always gives the same output.
+  set; ``stop`` ends the pass. Passes repeat until another pass could change
+  nothing (no rule looked at a field that a rule at or after it then changed),
+  so the result is a fixed point: applying the rules to their own output
+  changes nothing (idempotent) and the same input always gives the same output.
   A set of rules that keeps undoing itself stops after ``len(rules) + 2``
   passes with ``Outcome.unstable`` naming the rules still changing things.
 - Actions: ``category``/``subcategory``/``assignment_group`` set text;
@@ -132,20 +133,25 @@ class RuleSet:
 
     def groups(self) -> list[str]:
         """Every group the rules name (for an online check that they exist)."""
-        found: list[str] = []
-        for rule in self.rules:
-            for name, value in rule.sets:
-                if name == "assignment_group" and value not in found:
-                    found.append(value)
-            if rule.notify and rule.notify not in found:
-                found.append(rule.notify)
-        return found
+        return rule_groups(self.rules)
 
     def __len__(self) -> int:
         return len(self.rules)
 
     def __iter__(self) -> Any:
         return iter(self.rules)
+
+
+def rule_groups(rules: Iterable[Rule]) -> list[str]:
+    """The groups ``rules`` assign to or notify, in file order, each once."""
+    found: list[str] = []
+    for rule in rules:
+        for name, value in rule.sets:
+            if name == "assignment_group" and value not in found:
+                found.append(value)
+        if rule.notify and rule.notify not in found:
+            found.append(rule.notify)
+    return found
 
 
 @dataclass

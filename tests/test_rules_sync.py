@@ -72,3 +72,19 @@ def test_plan_and_run_apply_the_example_rules_and_the_result_reaches_servicenow(
     assert "created 0, updated 0," in again.output  # nothing fires twice: idempotent
     replan = invoke("plan", "--config", str(config))
     assert "rule '" not in replan.output, replan.output
+
+
+def test_check_online_names_the_groups_the_rules_need_that_servicenow_lacks(
+    sandboxes: Any, sync_config: Any
+) -> None:
+    servicenow, _ = sandboxes
+    config = sync_config(rules=str(EXAMPLE))
+    result = invoke("check", "--config", str(config))
+    assert result.exit_code == 1, result.output
+    assert "no group named 'Security Operations', 'Incident Managers'" in result.output
+
+    servicenow.insert("sys_user_group", {"name": "Security Operations"})
+    servicenow.insert("sys_user_group", {"name": "Incident Managers"})
+    result = invoke("check", "--config", str(config))
+    assert result.exit_code == 0, result.output
+    assert "rules: groups exist" in result.output and "0 failed" in result.output
