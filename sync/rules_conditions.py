@@ -97,6 +97,9 @@ class View:
             raise
 
 
+# Fields a rule action can change.
+SETTABLE = frozenset({"category", "subcategory", "assignment_group", "impact", "urgency",
+                      "priority", "labels", "escalation", "comments"})
 # Fields whose value the effective priority depends on.
 PRIORITY_READS = frozenset({"priority", "impact", "urgency"})
 
@@ -221,6 +224,10 @@ class TextSearch(Condition):
     # cheaper than the regex, which only runs on texts that pass.
     needles: tuple[str, ...] | None = None
 
+    def __post_init__(self) -> None:
+        # No action sets the fields searched: the answer holds for the whole evaluation.
+        object.__setattr__(self, "fixed", not frozenset(self.fields) & SETTABLE)
+
     @property
     def reads(self) -> frozenset[str]:  # type: ignore[override]
         return frozenset(self.fields)
@@ -230,7 +237,7 @@ class TextSearch(Condition):
         # they name a field a rule sets: remember the answer for this incident.
         key = id(self)
         memo = view.memo
-        if key in memo and not self.reads & view.changes.keys():
+        if key in memo and (self.fixed or not self.reads & view.changes.keys()):
             return memo[key]
         search = self.pattern.search
         needles = self.needles
@@ -354,7 +361,10 @@ def keyword_needles(keywords: Sequence[str]) -> tuple[str, ...] | None:
         if not first.isascii():
             return None
         needles.append(first.lower())
-    return tuple(sorted(set(needles)))
+    # A needle holding a shorter one adds nothing ("passwords" after "password").
+    unique = sorted(set(needles), key=len)
+    kept = [n for i, n in enumerate(unique) if not any(m in n for m in unique[:i])]
+    return tuple(sorted(kept))
 
 
 # --------------------------------------------------------------------------- compiling
