@@ -29,14 +29,6 @@ from mappings.mapper import MappingContext, RecordError, to_incident
 from mappings.model import Incident
 from mappings.profile import MappingError
 from sync.cli import ConfigOption, app, fail, reported_errors, settings_from, stdout
-from sync.cli_mappings import (
-    ProfileOption,
-    SideChoice,
-    _profile,
-    _read_json,
-    _record_fields,
-    config_error,
-)
 from sync.errors import EXIT_CONFIG, ConfigError
 from sync.rules import NOTE_FIELD, Outcome, RuleSet, evaluate, load_rules
 from sync.rules_model import RulesFileError
@@ -48,6 +40,20 @@ rules_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(rules_app, name="rules")
+
+
+# Defined here, not imported from sync.cli_mappings: `python -m sync.cli` imports the
+# command modules while sync.cli_mappings may still be half-initialised.
+class SideChoice(StrEnum):
+    servicenow = "servicenow"
+    jira = "jira"
+
+
+ProfileOption = Annotated[
+    str | None,
+    typer.Option("--profile", "-p", help="Shipped profile name or TOML path. Default: the"
+                 " config's [sync] mapping."),
+]
 
 
 class OutputFormat(StrEnum):
@@ -82,6 +88,9 @@ def _ruleset(rules: Path | None, config: Path) -> RuleSet:
 
 
 def _incident(record: Path, side: str, profile: str | None, config: Path) -> Incident:
+    # The same profile choice and record shapes as `mappings test`.
+    from sync.cli_mappings import _profile, _read_json, _record_fields, config_error
+
     loaded = _profile(profile, config)
     raw, names = _record_fields(_read_json(record, "record"), side, record)
     # As in `mappings test`: Jira fields nobody resolved to ids are read by their names.

@@ -112,15 +112,6 @@ class Rule:
     reads: frozenset[str] = frozenset()
     touches: frozenset[str] = frozenset()
 
-    def fields(self) -> list[str]:
-        """The fields this rule may change, in the order it changes them."""
-        names = [name for name, _ in self.sets]
-        if self.add_labels:
-            names.append("labels")
-        if self.escalate is not None:
-            names.append("escalation")
-        return names
-
 
 @dataclass(frozen=True)
 class RuleSet:
@@ -252,7 +243,7 @@ def compile_rule(spec: RuleSpec, sla: SlaTargets, manager_group: str | None) -> 
     )
 
 
-def build_ruleset(data: RulesFile, source: str, raw: Mapping[str, Any] | None = None) -> RuleSet:
+def build_ruleset(data: RulesFile, source: str) -> RuleSet:
     """Compile a validated file; RulesFileError naming the rule on the first problem."""
     sla: dict[int, tuple[timedelta, timedelta]] = {}
     for level in range(1, 6):
@@ -277,7 +268,6 @@ def build_ruleset(data: RulesFile, source: str, raw: Mapping[str, Any] | None = 
             rules.append(compile_rule(spec, sla, manager))
         except ValueError as error:
             raise RulesFileError(f"{source}: rule {spec.name!r}: {error}") from None
-    del raw
     return RuleSet(tuple(rules), sla, manager, source)
 
 
@@ -291,14 +281,14 @@ def loads_rules(text: str, source: str = "rules") -> RuleSet:
         data = RulesFile.model_validate(raw)
     except ValidationError as error:
         raise validation_error(source, raw, error) from None
-    return build_ruleset(data, source, raw)
+    return build_ruleset(data, source)
 
 
 def load_rules(path: Path | str) -> RuleSet:
     """Read, validate and compile a rules file (see the module contract)."""
     path = Path(path)
-    data, raw = parse_rules_file(path)
-    return build_ruleset(data, str(path), raw)
+    data, _raw = parse_rules_file(path)
+    return build_ruleset(data, str(path))
 
 
 # --------------------------------------------------------------------------- applying
