@@ -563,6 +563,10 @@ class ServiceNowConnector:
         with self._lock:
             return {k: cache.get(k) for k in keys}
 
+    def group_ids(self, names: Iterable[str]) -> dict[str, str | None]:
+        """sys_id of each ``sys_user_group`` by exact name; None for a name not found."""
+        return self._resolve(GROUP_REF, set(names))
+
     def _resolve_refs(
         self, payloads: Sequence[Mapping[str, Any]], *, creating: bool
     ) -> list[tuple[dict[str, Any], list[str]]]:

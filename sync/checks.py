@@ -186,6 +186,8 @@ def online_results(settings: Settings) -> tuple[list[CheckRow], int]:
             except MappingError as error:
                 rows = [CheckResult(connector.side, "mapped fields", False, error.reason)]
                 profile_broken = True
+            if code != EXIT_UNREACHABLE:
+                rows.extend(_rules_groups(settings, connector))
             add(rows)
             results.extend((side, *row) for row in site_rows)
             if any(not row.ok for row in rows) and code == EXIT_OK:
@@ -196,6 +198,30 @@ def online_results(settings: Settings) -> tuple[list[CheckRow], int]:
         code = EXIT_CONFIG
 
     return [CheckRow(*row) for row in results], code
+
+
+def _rules_groups(settings: Settings, connector: object) -> list[CheckResult]:
+    """Every group the rules assign to or notify exists on the tool that holds groups.
+
+    Only ServiceNow keeps assignment groups on a stock site (the connector has
+    ``group_ids``); a side without it has nothing to check.
+    """
+    from sync.factory import build_rules
+    from sync.rules import rule_groups
+
+    group_ids = getattr(connector, "group_ids", None)
+    names = rule_groups(build_rules(settings)) if settings.sync.rules else []
+    if group_ids is None or not names:
+        return []
+    found = group_ids(names)
+    missing = [name for name in names if not found.get(name)]
+    side = connector.side  # type: ignore[attr-defined]
+    if missing:
+        return [CheckResult(side, "rules: groups exist", False,
+                            f"{settings.sync.rules}: no group named "
+                            + ", ".join(repr(m) for m in missing)
+                            + " (create it, or change the rule)")]
+    return [CheckResult(side, "rules: groups exist", True, ", ".join(names))]
 
 
 def print_results(results: list[CheckRow], console: Console) -> None:

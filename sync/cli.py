@@ -305,6 +305,7 @@ def _register_subcommands() -> None:
     from sync import (
         cli_fields,  # noqa: F401  (mappings fields)
         cli_mappings,  # noqa: F401  (mappings show, mappings test)
+        cli_rules,  # noqa: F401  (rules test)
         commands,  # noqa: F401  (plan, run, demo)
         commands_audit,  # noqa: F401  (audit)
         commands_conflicts,  # noqa: F401  (conflicts list, conflicts resolve)

@@ -28,7 +28,8 @@ from connectors.retry import RetryPolicy
 from mappings.profile import MappingError, Profile, load_profile
 from sync.engine import Engine, EngineOptions
 from sync.errors import ConfigError
-from sync.rules import Rule
+from sync.rules import Rule, load_rules
+from sync.rules_model import RulesFileError
 from sync.settings import Settings
 from sync.state import NoStateStore, StateStore
 
@@ -77,13 +78,14 @@ def build_profile(settings: Settings) -> Profile:
 
 
 def build_rules(settings: Settings) -> list[Rule]:
-    """The configured rules. Declarative rules files are not supported yet: say so."""
-    if settings.sync.rules:
-        raise ConfigError(_source(settings), [
-            f"[sync] rules: {settings.sync.rules!r} cannot be loaded: this version of "
-            "incident-sync has no rules engine yet; remove the key"
-        ])
-    return []
+    """The rules of ``[sync] rules`` in file order (none without the key); ConfigError if bad."""
+    if not settings.sync.rules:
+        return []
+    try:
+        return list(load_rules(settings.resolve_path(settings.sync.rules)).rules)
+    except RulesFileError as error:
+        # The message already names the rules file, the rule and the reason.
+        raise ConfigError("[sync] rules", [str(error)]) from None
 
 
 def open_store(settings: Settings, *, create: bool = True) -> StateStore:

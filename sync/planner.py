@@ -403,7 +403,7 @@ class Planner(EngineCore):
             if decision.conflict is not None:
                 pair.conflicts.append(RecordConflict(decision.conflict, dict(pair.displays)))
         merged = with_values(incidents[a], merged_values)
-        ruled, pair.firings = apply_rules(merged, self.rules)
+        ruled, pair.firings = apply_rules(merged, self.rules, self.clock())
         ruled_values = projection(ruled, self.merged_fields)
         by_rules = {f: v for f, v in ruled_values.items() if v != merged_values[f]}
         pair.merged = ruled
@@ -770,7 +770,7 @@ class Planner(EngineCore):
     ) -> None:
         target = self.other(side)
         incident = self.incident(record)
-        ruled, firings = apply_rules(incident, self.rules)
+        ruled, firings = apply_rules(incident, self.rules, self.clock())
         displays = {side: record.display, target: ""}
         vendor = to_fields(target, ruled, self.profile, self.ctx_for(target, displays))
         pair = PairPlan(

@@ -1,30 +1,82 @@
-"""The rules hook: where local rules meet the merged incident, before the diff.
+"""The rules engine: categorization, ITIL prioritisation and escalation, as pure functions.
 
 Contract:
-- :func:`apply_rules` takes the merged incident and a sequence of rules and
-  returns the (possibly) changed incident plus one :class:`RuleFiring` per
-  field a rule changed, traced by the rule's name. It never mutates its input.
-- A rule is anything with a ``name`` and a pure ``apply(incident)`` that
-  returns the changed incident, or None when it does not fire. Rules run in
-  order, each on the previous one's result.
-- With no rules the incident comes back unchanged and there are no firings.
-  The declarative TOML rules (categorization, priority, escalation) are a later
-  issue; until they exist no rule is loaded from configuration.
+- :func:`load_rules` reads a rules file (format: :mod:`sync.rules_model`) into
+  a :class:`RuleSet`; any problem is :class:`sync.rules_model.RulesFileError`,
+  one line ``<file>: rule '<name>': <reason>``. Rules compile once; applying
+  them does no I/O, reads no clock and no global configuration.
+- :func:`evaluate` ``(incident, rules, now, overridden) -> Outcome`` runs the
+  rules in file order on the incident, each seeing what the ones before it
+  set; ``stop`` ends the pass. Passes repeat until another pass could change
+  nothing (no rule looked at a field that a rule at or after it then changed),
+  so the result is a fixed point: applying the rules to their own output
+  changes nothing (idempotent) and the same input always gives the same output.
+  A set of rules that keeps undoing itself stops after ``len(rules) + 2``
+  passes with ``Outcome.unstable`` naming the rules still changing things.
+- Actions: ``category``/``subcategory``/``assignment_group`` set text;
+  ``impact``/``urgency`` set their value and the priority the ITIL matrix
+  gives for the result; ``priority`` sets the priority explicitly (it wins
+  over the matrix); ``add_labels`` adds labels (never removes one);
+  ``escalate`` raises ``escalation`` to a level, never lowers it, and when it
+  raises it adds one internal note addressed to the manager group (the rule's
+  ``notify``, else the file's ``[escalation] manager_group``), whose id
+  ``rules:<rule>:escalation-<level>`` is never added twice.
+- ``overridden`` holds ``(rule name, field)`` pairs: a person changed that
+  field after the rule set it, so the rule no longer sets it (the person wins).
+  :func:`overridden_by_people` finds them from the firings recorded for a link
+  and the incident as it now is; storing those firings per link is the
+  caller's job.
+- Every change is a :class:`RuleFiring` (rule, field, old, new), net of the
+  passes: a field whose final value is its original value has no firing.
+  ``internal_note`` firings carry the note's text.
+- :func:`apply_rules` is the engine's entry point: ``(incident, firings)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+import tomllib
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import Enum
+from pathlib import Path
+from typing import Any
 
-from mappings.model import Incident
+from pydantic import ValidationError
 
+from mappings.model import (
+    Comment,
+    Escalation,
+    Impact,
+    Incident,
+    Priority,
+    Urgency,
+    Visibility,
+    itil_priority,
+)
+from sync.rules_conditions import (
+    PRIORITY_READS,
+    Always,
+    Condition,
+    SlaTargets,
+    View,
+    compile_condition,
+    field_test,
+)
+from sync.rules_model import (
+    ActionSpec,
+    RulesFile,
+    RulesFileError,
+    RuleSpec,
+    parse_duration,
+    parse_rules_file,
+    validation_error,
+)
 
-class Rule(Protocol):
-    name: str
-
-    def apply(self, incident: Incident) -> Incident | None: ...
+NOTE_AUTHOR = "incident-sync rules"
+NOTE_FIELD = "internal_note"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_LEVELS = {"moderate": 1, "high": 2, "overdue": 3}
 
 
 @dataclass(frozen=True)
@@ -43,20 +95,398 @@ class RuleFiring:
         return {"rule": self.rule, "field": self.field, "old": self.old, "new": self.new}
 
 
-def apply_rules(
-    incident: Incident, rules: Sequence[Rule] = ()
-) -> tuple[Incident, list[RuleFiring]]:
-    """Run ``rules`` in order on a copy of ``incident``; return it and what fired."""
-    firings: list[RuleFiring] = []
-    current = incident
+@dataclass(frozen=True)
+class Rule:
+    """One compiled rule: a condition and what to set when it holds."""
+
+    name: str
+    when: Condition
+    sets: tuple[tuple[str, Any], ...] = ()
+    add_labels: tuple[str, ...] = ()
+    escalate: Escalation | None = None
+    notify: str | None = None
+    stop: bool = False
+    description: str = ""
+    # What the condition reads, and what the actions write or read to decide: the
+    # engine looks at a rule again only when another rule changed one of these.
+    reads: frozenset[str] = frozenset()
+    touches: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    """A loaded rules file: the rules in order, SLA targets, the manager group."""
+
+    rules: tuple[Rule, ...] = ()
+    sla: Mapping[int, tuple[timedelta, timedelta]] = field(default_factory=dict)
+    manager_group: str | None = None
+    source: str = ""
+
+    def groups(self) -> list[str]:
+        """Every group the rules name (for an online check that they exist)."""
+        return rule_groups(self.rules)
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def __iter__(self) -> Any:
+        return iter(self.rules)
+
+
+def rule_groups(rules: Iterable[Rule]) -> list[str]:
+    """The groups ``rules`` assign to or notify, in file order, each once."""
+    found: list[str] = []
     for rule in rules:
-        result = rule.apply(current.model_copy(deep=True))
-        if result is None:
+        for name, value in rule.sets:
+            if name == "assignment_group" and value not in found:
+                found.append(value)
+        if rule.notify and rule.notify not in found:
+            found.append(rule.notify)
+    return found
+
+
+@dataclass
+class Match:
+    """A rule that fired in the last pass, why, and what it changed or was kept from."""
+
+    rule: str
+    reason: str
+    changed: list[str] = field(default_factory=list)
+    kept_by_person: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Outcome:
+    incident: Incident
+    firings: list[RuleFiring]
+    matches: list[Match] = field(default_factory=list)
+    passes: int = 0
+    unstable: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _actions(spec: ActionSpec) -> tuple[tuple[tuple[str, Any], ...], Escalation | None]:
+    """Validated actions as (field, typed value) pairs, in a fixed order; ValueError if not."""
+    sets: list[tuple[str, Any]] = []
+    for name in ("category", "subcategory", "assignment_group"):
+        value = getattr(spec, name)
+        if value is not None:
+            if not value.strip():
+                raise ValueError(f"then.{name}: empty (leave the key out instead)")
+            sets.append((name, value))
+    if spec.impact is not None:
+        sets.append(("impact", Impact(spec.impact)))
+    if spec.urgency is not None:
+        sets.append(("urgency", Urgency(spec.urgency)))
+    if spec.priority is not None:
+        if spec.impact is not None and spec.urgency is not None:
+            matrix = itil_priority(spec.impact, spec.urgency)
+            if matrix != spec.priority:
+                # ServiceNow computes priority from impact x urgency: the pair would
+                # never hold there, and the sync would fight over it every run.
+                raise ValueError(
+                    f"contradiction: then sets impact {spec.impact} and urgency"
+                    f" {spec.urgency} (priority {int(matrix)} by the ITIL matrix) and"
+                    f" priority {spec.priority}")
+        sets.append(("priority", Priority(spec.priority)))
+    level = None
+    if spec.escalate is not None:
+        level = Escalation(_LEVELS[spec.escalate] if isinstance(spec.escalate, str)
+                           else spec.escalate)
+    if spec.notify is not None and level is None:
+        raise ValueError("then.notify: only goes with escalate (it names who the"
+                         " escalation note is for)")
+    if not sets and not spec.add_labels and level is None and not spec.stop:
+        raise ValueError("then: does nothing (set a field, add_labels, escalate or stop)")
+    return tuple(sets), level
+
+
+def _never_raises(spec: RuleSpec, level: Escalation) -> bool:
+    """Does the rule's own condition demand an escalation at or above what it escalates to?
+
+    Only the escalation tests at the top of ``when`` (or of its ``all``) decide;
+    a rule that can never raise the level contradicts itself.
+    """
+    when = spec.when
+    if when is None:
+        return False
+    tests = [t for t in (when.all if when.all is not None else [when])
+             if t.field == "escalation"]
+    compiled = [field_test(t, set(t.set_keys())) for t in tests]
+    return not any(
+        all(c.holds(View(Incident(), {"escalation": current}), None) for c in compiled)
+        for current in Escalation if current < level)
+
+
+def compile_rule(spec: RuleSpec, sla: SlaTargets, manager_group: str | None) -> Rule:
+    when = compile_condition(spec.when, sla) if spec.when is not None else Always()
+    sets, level = _actions(spec.then)
+    if level is not None:
+        if not (spec.then.notify or manager_group):
+            raise ValueError("then.escalate: no one to notify: set notify here or"
+                             " [escalation] manager_group")
+        if _never_raises(spec, level):
+            raise ValueError(f"contradiction: escalates to {level.name.lower()} but only"
+                             " fires when escalation is already at least that high")
+    # Labels, escalation and notes only grow (added, raised, never removed): another
+    # rule's change to them never makes this rule's action do something new.
+    touches = {name for name, _ in sets}
+    if touches & {"impact", "urgency"}:
+        touches |= PRIORITY_READS
+    return Rule(
+        name=spec.name, when=when, sets=sets, add_labels=tuple(spec.then.add_labels or ()),
+        escalate=level, notify=spec.then.notify or manager_group if level is not None else None,
+        stop=spec.then.stop, description=spec.description, reads=when.reads,
+        touches=frozenset(touches),
+    )
+
+
+def build_ruleset(data: RulesFile, source: str) -> RuleSet:
+    """Compile a validated file; RulesFileError naming the rule on the first problem."""
+    sla: dict[int, tuple[timedelta, timedelta]] = {}
+    for level in range(1, 6):
+        target = getattr(data.sla, f"P{level}")
+        if target is not None:
+            response, resolution = parse_duration(target.response), parse_duration(
+                target.resolution)
+            if response > resolution:
+                raise RulesFileError(f"{source}: [sla] P{level}: response target"
+                                     f" {target.response} is after resolution target"
+                                     f" {target.resolution}")
+            sla[level] = (response, resolution)
+    manager = data.escalation.manager_group
+    rules: list[Rule] = []
+    seen: set[str] = set()
+    for spec in data.rule:
+        if spec.name in seen:
+            raise RulesFileError(f"{source}: rule {spec.name!r}: a second rule has this name"
+                                 " (names trace firings, so they must be unique)")
+        seen.add(spec.name)
+        try:
+            rules.append(compile_rule(spec, sla, manager))
+        except ValueError as error:
+            raise RulesFileError(f"{source}: rule {spec.name!r}: {error}") from None
+    return RuleSet(tuple(rules), sla, manager, source)
+
+
+def loads_rules(text: str, source: str = "rules") -> RuleSet:
+    """:func:`load_rules` for TOML text already in hand (tests, previews)."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise RulesFileError(f"{source}: not valid TOML: {error}") from None
+    try:
+        data = RulesFile.model_validate(raw)
+    except ValidationError as error:
+        raise validation_error(source, raw, error) from None
+    return build_ruleset(data, source)
+
+
+def load_rules(path: Path | str) -> RuleSet:
+    """Read, validate and compile a rules file (see the module contract)."""
+    path = Path(path)
+    data, _raw = parse_rules_file(path)
+    return build_ruleset(data, str(path))
+
+
+# --------------------------------------------------------------------------- applying
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, list):
+        return [_json(v) for v in value]
+    return value
+
+
+def _note(rule: Rule, level: Escalation, reason: str, now: datetime) -> Comment:
+    # Every value is built here and valid by construction: skip validation (hot path).
+    return Comment.model_construct(
+        id=f"rules:{rule.name}:escalation-{int(level)}",
+        author=NOTE_AUTHOR,
+        body=(f"For {rule.notify}: escalated to {level.name.lower()} by rule {rule.name!r}"
+              f" because {reason}."),
+        created=now,
+        visibility=Visibility.INTERNAL,
+    )
+
+
+def _run_rule(rule: Rule, view: View, now: datetime | None, stamp: datetime,
+              overridden: Collection[tuple[str, str]], events: list[RuleFiring],
+              explain: bool) -> Match | None:
+    """Apply one rule whose condition holds; record its changes as events."""
+    reason = (rule.when.explain(view, now) or "") if explain else ""
+    match = Match(rule.name, reason) if explain else None
+    def change(name: str, new: Any) -> None:
+        old = view.get(name)
+        if old == new:
+            return
+        events.append(RuleFiring(rule.name, name, _json(old), _json(new)))
+        view.set(name, new)
+        if match is not None:
+            match.changed.append(name)
+
+    def person_wins(name: str) -> bool:
+        if (rule.name, name) in overridden:
+            if match is not None:
+                match.kept_by_person.append(name)
+            return True
+        return False
+
+    for name, value in rule.sets:
+        if person_wins(name):
             continue
-        before = current.model_dump(mode="json")
-        after = result.model_dump(mode="json")
-        for name in sorted(after):
-            if after[name] != before.get(name):
-                firings.append(RuleFiring(rule.name, name, before.get(name), after[name]))
-        current = result
-    return current, firings
+        change(name, value)
+        if name in ("impact", "urgency") and not any(n == "priority" for n, _ in rule.sets):
+            change("priority", itil_priority(view.get("impact"), view.get("urgency")))
+    if rule.add_labels and not person_wins("labels"):
+        held = view.get("labels")
+        missing = [label for label in rule.add_labels if label not in held]
+        if missing:
+            change("labels", [*held, *missing])
+    level = rule.escalate
+    if level is not None and not person_wins("escalation") and view.get("escalation") < level:
+        change("escalation", level)
+        note_id = f"rules:{rule.name}:escalation-{int(level)}"
+        comments = view.get("comments")
+        if all(c.id != note_id for c in comments):
+            why = reason or rule.when.explain(view, now) or "its condition holds"
+            note = _note(rule, level, why, stamp)
+            view.set("comments", [*comments, note])
+            events.append(RuleFiring(rule.name, NOTE_FIELD, None, note.body))
+    return match
+
+
+def evaluate(
+    incident: Incident,
+    rules: Sequence[Rule] | RuleSet = (),
+    now: datetime | None = None,
+    overridden: Collection[tuple[str, str]] = frozenset(),
+    *,
+    explain: bool = False,
+) -> Outcome:
+    """Run ``rules`` to a fixed point (see the module contract). Pure."""
+    ordered = tuple(rules)
+    stamp = now or incident.updated_at or incident.opened_at or _EPOCH
+    view = View(incident)
+    events: list[RuleFiring] = []
+    matches: dict[str, Match] = {}
+    limit = len(ordered) + 2
+    passes = 0
+    changers: list[str] = []
+    while passes < limit:
+        passes += 1
+        before = len(events)
+        changed: list[tuple[int, str]] = []
+        acted: list[bool] = [False] * len(ordered)
+        for position, rule in enumerate(ordered):
+            if not rule.when.holds(view, now):
+                continue
+            acted[position] = True
+            mark = len(events)
+            found = _run_rule(rule, view, now, stamp, overridden, events, explain)
+            changed.extend((position, e.field) for e in events[mark:])
+            if found is not None:
+                _remember(matches, found)
+            if rule.stop:
+                break
+        if not changed or not _another_pass(ordered, changed, acted):
+            changers = []
+            break
+        changers = sorted({e.rule for e in events[before:]})
+    firings = _net(events, incident, view)
+    result = incident.model_copy(update=view.changes) if view.changes else incident
+    return Outcome(result, firings, list(matches.values()), passes, changers)
+
+
+def _another_pass(ordered: Sequence[Rule], changed: list[tuple[int, str]],
+                  acted: list[bool]) -> bool:
+    """Could a second pass differ from this one? Only through a rule that looked at a
+    field before a rule at or after it changed it: a field its condition reads, or,
+    for a rule that acted before the changer, a field its actions set. Otherwise
+    every rule would see what it saw and do what it did (now no-ops): a fixed point.
+    """
+    for position, name in changed:
+        name = "comments" if name == NOTE_FIELD else name
+        for index in range(position + 1):
+            rule = ordered[index]
+            if name in rule.reads or (index < position and acted[index]
+                                      and name in rule.touches):
+                return True
+    return False
+
+
+def _remember(matches: dict[str, Match], found: Match) -> None:
+    """Keep one Match per rule over all passes: its first reason, everything it did."""
+    held = matches.setdefault(found.rule, Match(found.rule, found.reason))
+    held.changed.extend(f for f in found.changed if f not in held.changed)
+    held.kept_by_person.extend(f for f in found.kept_by_person if f not in held.kept_by_person)
+
+
+def _net(events: list[RuleFiring], incident: Incident, view: View) -> list[RuleFiring]:
+    """One firing per (rule, field) whose field really changed: first old, last new."""
+    if not events:
+        return []
+    original = incident.__dict__
+    unchanged: dict[str, bool] = {}
+    merged: dict[tuple[str, str], RuleFiring] = {}
+    for event in events:
+        name = event.field
+        if name != NOTE_FIELD:
+            same = unchanged.get(name)
+            if same is None:
+                if name == "priority" and original["priority"] is None:
+                    same = int(incident.effective_priority) == int(view.get("priority"))
+                else:
+                    same = original[name] == view.values[name]
+                unchanged[name] = same
+            if same:
+                continue
+        key = (event.rule, name)
+        first = merged.get(key)
+        merged[key] = event if first is None else RuleFiring(
+            event.rule, name, first.old, event.new)
+    return list(merged.values())
+
+
+def apply_rules(
+    incident: Incident,
+    rules: Sequence[Rule] | RuleSet = (),
+    now: datetime | None = None,
+    overridden: Collection[tuple[str, str]] = frozenset(),
+) -> tuple[Incident, list[RuleFiring]]:
+    """The incident after the rules, and what fired. Never mutates ``incident``."""
+    outcome = evaluate(incident, rules, now, overridden)
+    return outcome.incident, outcome.firings
+
+
+def overridden_by_people(
+    recorded: Iterable[RuleFiring], incident: Incident
+) -> frozenset[tuple[str, str]]:
+    """(rule, field) pairs whose value a person changed after the rule set it.
+
+    ``recorded`` are the firings stored for a link (the latest per rule and
+    field); ``incident`` is the merged incident before the rules run. A field
+    no longer holding what the rule set was changed by someone else: from then
+    on the rule leaves it alone. Labels count as changed when a label the rule
+    added is gone; escalation when it is below what the rule raised it to.
+    """
+    view = View(incident)
+    found: set[tuple[str, str]] = set()
+    for firing in recorded:
+        if firing.field == NOTE_FIELD:
+            continue
+        now_held = _json(view.get(firing.field))
+        if firing.field == "labels":
+            added = set(firing.new or ()) - set(firing.old or ())
+            changed = not added <= set(now_held or ())
+        elif firing.field == "escalation":
+            changed = now_held < firing.new
+        else:
+            changed = now_held != firing.new
+        if changed:
+            found.add((firing.rule, firing.field))
+    return frozenset(found)

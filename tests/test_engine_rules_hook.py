@@ -11,20 +11,18 @@ from sync_helpers import jira_fields, linked_pair, sync
 
 from mappings.model import Escalation, Impact, Incident, Status, Urgency
 from sync.engine import EngineOptions, projection, with_values
-from sync.rules import apply_rules
+from sync.rules import apply_rules, loads_rules
 
-
-class EscalateMajor:
-    """Impact high and still open -> escalation high (a hierarchical escalation)."""
-
-    name = "escalate-major"
-
-    def apply(self, incident: Incident) -> Incident | None:
-        if incident.impact is Impact.HIGH and incident.status.is_open and (
-            incident.escalation < Escalation.HIGH
-        ):
-            return incident.model_copy(update={"escalation": Escalation.HIGH})
-        return None
+# Impact high and still open -> escalation high (a hierarchical escalation).
+ESCALATE_MAJOR = loads_rules("""
+[escalation]
+manager_group = "Incident Managers"
+[[rule]]
+name = "escalate-major"
+when.all = [ { field = "impact", equals = 1 },
+             { field = "status", in = ["new", "in_progress", "on_hold"] } ]
+then = { escalate = "high" }
+""")
 
 
 def test_no_rules_return_the_incident_unchanged_and_no_firings() -> None:
@@ -35,10 +33,13 @@ def test_no_rules_return_the_incident_unchanged_and_no_firings() -> None:
 
 def test_a_rule_that_fires_is_traced_by_name_and_field() -> None:
     incident = Incident(title="Core switch down", impact=Impact.HIGH)
-    result, firings = apply_rules(incident, [EscalateMajor()])
+    result, firings = apply_rules(incident, ESCALATE_MAJOR)
     assert result.escalation is Escalation.HIGH
     assert [(f.rule, f.field, f.old, f.new) for f in firings] == [
-        ("escalate-major", "escalation", 0, 2)]
+        ("escalate-major", "escalation", 0, 2),
+        ("escalate-major", "internal_note", None, "For Incident Managers: escalated to high by"
+         " rule 'escalate-major' because impact is 1 and status in ['new', 'in_progress',"
+         " 'on_hold'] (is 'new').")]
     assert incident.escalation is Escalation.NORMAL   # the input is untouched
 
 
@@ -48,8 +49,8 @@ def test_a_rule_that_fires_is_traced_by_name_and_field() -> None:
 def test_rules_are_idempotent(impact: Impact, urgency: Urgency, status: Status,
                               escalation: Escalation) -> None:
     incident = Incident(impact=impact, urgency=urgency, status=status, escalation=escalation)
-    once, _ = apply_rules(incident, [EscalateMajor()])
-    twice, firings = apply_rules(once, [EscalateMajor()])
+    once, _ = apply_rules(incident, ESCALATE_MAJOR)
+    twice, firings = apply_rules(once, ESCALATE_MAJOR)
     assert twice == once and firings == []
 
 
@@ -84,11 +85,12 @@ def test_the_engine_applies_rules_to_the_merged_incident_before_the_diff(
                                       mapping="jsm-extended")
     servicenow.update("incident", sys_id, {"impact": "1"})
     engine = make_engine(config)
-    engine.rules = (EscalateMajor(),)
+    engine.rules = ESCALATE_MAJOR.rules
 
     plan = engine.build_plan()
     (pair,) = [p for p in plan.pairs if p.actions()]
-    assert [(f.rule, f.field) for f in pair.firings] == [("escalate-major", "escalation")]
+    assert [(f.rule, f.field) for f in pair.firings] == [
+        ("escalate-major", "escalation"), ("escalate-major", "internal_note")]
     assert "rule 'escalate-major' set escalation: 0 -> 2" in "\n".join(plan.describe())
     summary = engine.apply(plan)
 
@@ -97,7 +99,7 @@ def test_the_engine_applies_rules_to_the_merged_incident_before_the_diff(
     assert jira_fields(jira, key)["customfield_10009"]["value"] == "High"
     # Idempotent: with the rule still on, nothing fires or changes any more.
     again = make_engine(config)
-    again.rules = (EscalateMajor(),)
+    again.rules = ESCALATE_MAJOR.rules
     assert again.run().updated == 0
     assert sync(make_engine, config).updated == 0
 

@@ -1,0 +1,549 @@
+"""Rule conditions: a validated ``when`` table compiled into fast, pure tests.
+
+Contract:
+- :func:`compile_condition` turns a :class:`~sync.rules_model.ConditionSpec`
+  into a :class:`Condition`, or raises ``ValueError`` with the reason a person
+  needs (unknown field, a value the field cannot hold, a comparison on a text
+  field, a table with no test or two, a test that can never hold).
+- A condition reads a :class:`View` (the incident as the rules have changed it
+  so far) and ``now``; ``holds`` answers yes/no, ``explain`` gives the reason it
+  holds (``None`` when it does not), for ``rules test`` and escalation notes.
+  Nothing here does I/O or reads the clock: time comes in as ``now``.
+- Field tests: ``equals``/``in``/``not_in`` compare text case-insensitively and
+  enumerations by value; on ``labels`` they ask whether the incident has the
+  label(s). ``lt``/``lte``/``gt``/``gte`` compare numbers and exist only for
+  ``impact``, ``urgency``, ``priority`` (1 is the most urgent: ``priority
+  lte 2`` means P1 or P2) and ``escalation``. ``priority`` is the effective one:
+  the one set, else the ITIL matrix's.
+- ``text_contains`` matches whole words, case-insensitively, across title and
+  description (or ``fields``): a hyphenated compound is one word, so
+  "ransomware" does not match "ransomware-free" and "password" does not match
+  "passwordless"; a trailing ``*`` asks for a prefix ("password*" matches
+  "passwords"). Several words in a keyword match any spacing.
+- SLA: ``response`` is breached when an incident still ``new`` is older than
+  its priority's response target; ``resolution`` when an open one is older than
+  its resolution target. An incident without ``opened_at``, or a priority
+  without a target, breaches nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any
+
+from mappings.model import Escalation, Impact, Incident, Priority, Status, Urgency, itil_priority
+from sync.rules_model import ConditionSpec, parse_duration
+
+# Neutral fields a rule may test or set, and the type their values have.
+ENUM_FIELDS: dict[str, type[Enum]] = {
+    "status": Status, "impact": Impact, "urgency": Urgency, "priority": Priority,
+    "escalation": Escalation,
+}
+NUMERIC_FIELDS = frozenset({"impact", "urgency", "priority", "escalation"})
+TEXT_FIELDS = frozenset({
+    "title", "description", "category", "subcategory", "assignment_group", "assignee",
+    "caller", "resolution_code", "resolution_notes",
+})
+KNOWN_FIELDS = frozenset(ENUM_FIELDS) | TEXT_FIELDS | {"labels"}
+DEFAULT_TEXT_FIELDS = ("title", "description")
+
+SlaTargets = Mapping[int, tuple[timedelta, timedelta]]
+
+
+class View:
+    """The incident as the rules see it: the original plus what rules set so far.
+
+    ``values`` is a shallow copy of the incident's field values (cheap, and reads
+    stay plain dict look-ups); ``changes`` holds only what the rules set.
+    """
+
+    __slots__ = ("changes", "incident", "lowered", "memo", "values")
+
+    def __init__(self, incident: Incident, changes: dict[str, Any] | None = None) -> None:
+        self.incident = incident
+        self.values: dict[str, Any] = dict(incident.__dict__)
+        self.changes: dict[str, Any] = {}
+        self.memo: dict[int, bool] = {}
+        self.lowered: dict[str, tuple[str, str]] = {}
+        for name, value in (changes or {}).items():
+            self.set(name, value)
+
+    def set(self, name: str, value: Any) -> None:
+        self.values[name] = value
+        self.changes[name] = value
+
+    def lower(self, name: str, text: str) -> str:
+        """``text`` (the value of ``name``) lower-cased, once per incident and value."""
+        held = self.lowered.get(name)
+        if held is None or held[0] is not text:
+            held = (text, text.lower())
+            self.lowered[name] = held
+        return held[1]
+
+    def get(self, name: str) -> Any:
+        if name == "priority":
+            held = self.values["priority"]
+            return held if held is not None else itil_priority(
+                self.values["impact"], self.values["urgency"])
+        try:
+            return self.values[name]
+        except KeyError:
+            if name.startswith("custom."):
+                return self.values["custom"].get(name[7:])
+            raise
+
+
+# Fields a rule action can change.
+SETTABLE = frozenset({"category", "subcategory", "assignment_group", "impact", "urgency",
+                      "priority", "labels", "escalation", "comments"})
+# Fields whose value the effective priority depends on.
+PRIORITY_READS = frozenset({"priority", "impact", "urgency"})
+
+
+class Condition:
+    """A compiled test. Subclasses override both methods consistently.
+
+    ``reads`` names the fields the answer depends on: the engine uses it to know
+    when a rule must be looked at again after another rule changed something.
+    """
+
+    reads: frozenset[str] = frozenset()
+
+    def holds(self, view: View, now: datetime | None) -> bool:
+        raise NotImplementedError
+
+    def explain(self, view: View, now: datetime | None) -> str | None:
+        raise NotImplementedError
+
+
+class Always(Condition):
+    """A rule without ``when`` fires on every incident."""
+
+    def holds(self, view: View, now: datetime | None) -> bool:
+        return True
+
+    def explain(self, view: View, now: datetime | None) -> str | None:
+        return "no condition (always)"
+
+
+@dataclass(frozen=True)
+class AllOf(Condition):
+    parts: tuple[Condition, ...]
+
+    @property
+    def reads(self) -> frozenset[str]:  # type: ignore[override]
+        return frozenset().union(*(p.reads for p in self.parts))
+
+    def holds(self, view: View, now: datetime | None) -> bool:
+        return all(part.holds(view, now) for part in self.parts)
+
+    def explain(self, view: View, now: datetime | None) -> str | None:
+        reasons = [part.explain(view, now) for part in self.parts]
+        return None if any(r is None for r in reasons) else " and ".join(
+            r for r in reasons if r is not None)
+
+
+@dataclass(frozen=True)
+class AnyOf(Condition):
+    parts: tuple[Condition, ...]
+
+    @property
+    def reads(self) -> frozenset[str]:  # type: ignore[override]
+        return frozenset().union(*(p.reads for p in self.parts))
+
+    def holds(self, view: View, now: datetime | None) -> bool:
+        return any(part.holds(view, now) for part in self.parts)
+
+    def explain(self, view: View, now: datetime | None) -> str | None:
+        for part in self.parts:
+            reason = part.explain(view, now)
+            if reason is not None:
+                return reason
+        return None
+
+
+@dataclass(frozen=True)
+class Not(Condition):
+    part: Condition
+    text: str
+
+    @property
+    def reads(self) -> frozenset[str]:  # type: ignore[override]
+        return self.part.reads
+
+    def holds(self, view: View, now: datetime | None) -> bool:
+        return not self.part.holds(view, now)
+
+    def explain(self, view: View, now: datetime | None) -> str | None:
+        return None if self.part.holds(view, now) else f"not ({self.text})"
+
+
+def _fold(value: Any) -> Any:
+    return value.casefold() if isinstance(value, str) else value
+
+
+@dataclass(frozen=True)
+class FieldTest(Condition):
+    """``field`` against a set of values (equals/in/not_in) or a number (comparisons)."""
+
+    field: str
+    test: Callable[[Any], bool]
+    text: str
+    show_value: bool = True
+
+    @property
+    def reads(self) -> frozenset[str]:  # type: ignore[override]
+        return PRIORITY_READS if self.field == "priority" else frozenset({self.field})
+
+    def holds(self, view: View, now: datetime | None) -> bool:
+        return self.test(view.get(self.field))
+
+    def explain(self, view: View, now: datetime | None) -> str | None:
+        value = view.get(self.field)
+        if not self.test(value):
+            return None
+        if not self.show_value:
+            return self.text
+        shown = value.value if isinstance(value, Enum) else value
+        return f"{self.text} (is {shown!r})"
+
+
+@dataclass(frozen=True)
+class TextSearch(Condition):
+    """A compiled regex searched in each of ``fields``; ``what`` names the test."""
+
+    pattern: re.Pattern[str]
+    fields: tuple[str, ...]
+    what: str
+    # Lower-case words of which every match contains one (keywords only): a text
+    # holding none of them cannot match, found by a plain substring test, far
+    # cheaper than the regex, which only runs on texts that pass.
+    needles: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        # No action sets the fields searched: the answer holds for the whole evaluation.
+        object.__setattr__(self, "fixed", not frozenset(self.fields) & SETTABLE)
+
+    @property
+    def reads(self) -> frozenset[str]:  # type: ignore[override]
+        return frozenset(self.fields)
+
+    def holds(self, view: View, now: datetime | None) -> bool:
+        # Rules never set the texts searched here (title, description, ...) unless
+        # they name a field a rule sets: remember the answer for this incident.
+        key = id(self)
+        memo = view.memo
+        if key in memo and (self.fixed or not self.reads & view.changes.keys()):
+            return memo[key]
+        search = self.pattern.search
+        needles = self.needles
+        found = False
+        for name in self.fields:
+            text = view.get(name)
+            if not text:
+                continue
+            if needles is not None and text.isascii():
+                lower = view.lower(name, text)
+                if not any(needle in lower for needle in needles):
+                    continue
+            if search(text):
+                found = True
+                break
+        memo[key] = found
+        return found
+
+    def explain(self, view: View, now: datetime | None) -> str | None:
+        for name in self.fields:
+            text = view.get(name)
+            found = self.pattern.search(text) if text else None
+            if found:
+                return f"{self.what}: {found.group(0)!r} in {name}"
+        return None
+
+
+@dataclass(frozen=True)
+class Age(Condition):
+    """Time since ``stamp`` (opened_at or updated_at) is more than ``limit``."""
+
+    stamp: str
+    limit: timedelta
+    text: str
+
+    @property
+    def reads(self) -> frozenset[str]:  # type: ignore[override]
+        return frozenset({self.stamp})
+
+    def holds(self, view: View, now: datetime | None) -> bool:
+        at = view.get(self.stamp)
+        return now is not None and at is not None and now - at > self.limit
+
+    def explain(self, view: View, now: datetime | None) -> str | None:
+        if not self.holds(view, now):
+            return None
+        assert now is not None
+        return f"{self.text} ({_human(now - view.get(self.stamp))})"
+
+
+@dataclass(frozen=True)
+class SlaBreached(Condition):
+    which: str
+    targets: SlaTargets
+    reads: frozenset[str] = PRIORITY_READS | {"opened_at", "status"}
+
+    def _breach(self, view: View, now: datetime | None) -> str | None:
+        opened = view.get("opened_at")
+        status: Status = view.get("status")
+        target = self.targets.get(int(view.get("priority")))
+        if now is None or opened is None or target is None or not status.is_open:
+            return None
+        age = now - opened
+        if self.which in ("response", "any") and status is Status.NEW and age > target[0]:
+            return "response"
+        if self.which in ("resolution", "any") and age > target[1]:
+            return "resolution"
+        return None
+
+    def holds(self, view: View, now: datetime | None) -> bool:
+        return self._breach(view, now) is not None
+
+    def explain(self, view: View, now: datetime | None) -> str | None:
+        kind = self._breach(view, now)
+        if kind is None:
+            return None
+        assert now is not None
+        priority = int(view.get("priority"))
+        target = self.targets[priority][0 if kind == "response" else 1]
+        age = now - view.get("opened_at")
+        return (f"P{priority} {kind} target {_human(target)} breached"
+                f" (open for {_human(age)})")
+
+
+def _human(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            parts.append(f"{seconds // size}{unit}")
+            seconds %= size
+    if seconds or not parts:
+        parts.append(f"{seconds}s")
+    return "".join(parts)
+
+
+def keyword_pattern(keywords: Sequence[str]) -> re.Pattern[str]:
+    """One case-insensitive regex matching any keyword as a whole word (see contract)."""
+    alternatives = []
+    for keyword in keywords:
+        word = keyword.strip()
+        prefix = word.endswith("*")
+        words = word.rstrip("*").split()
+        body = r"\s+".join(re.escape(w) for w in words)
+        alternatives.append(body + (r"\w*" if prefix else ""))
+    # Longest first, so "server down" is reported rather than a shorter keyword it holds.
+    alternatives.sort(key=len, reverse=True)
+    return re.compile(r"(?<![\w-])(?:" + "|".join(alternatives) + r")(?![\w-])", re.IGNORECASE)
+
+
+def keyword_needles(keywords: Sequence[str]) -> tuple[str, ...] | None:
+    """The first word of each keyword, lower-cased (see :class:`TextSearch`).
+
+    Used only on ASCII texts and for ASCII keywords: IGNORECASE also matches a few
+    non-ASCII letters to ASCII ones ("ſ" to "s", the Kelvin sign to "k"), which a
+    substring test would miss; such texts and keywords go straight to the regex.
+    """
+    needles = []
+    for keyword in keywords:
+        first = keyword.strip().rstrip("*").split()[0]
+        if not first.isascii():
+            return None
+        needles.append(first.lower())
+    # A needle holding a shorter one adds nothing ("passwords" after "password").
+    unique = sorted(set(needles), key=len)
+    kept = [n for i, n in enumerate(unique) if not any(m in n for m in unique[:i])]
+    return tuple(sorted(kept))
+
+
+# --------------------------------------------------------------------------- compiling
+
+
+def check_field(name: str) -> str:
+    if name in KNOWN_FIELDS or (name.startswith("custom.") and len(name) > 7):
+        return name
+    raise ValueError(f"unknown field {name!r} (known: {', '.join(sorted(KNOWN_FIELDS))},"
+                     " custom.<name>)")
+
+
+def field_value(name: str, value: Any) -> Any:
+    """``value`` as ``name`` holds it (an enumeration member, or text); ValueError if it can't."""
+    kind = ENUM_FIELDS.get(name)
+    if kind is not None:
+        if isinstance(value, bool):
+            value = None
+        try:
+            return kind(value)
+        except ValueError:
+            allowed = ", ".join(repr(m.value) for m in kind)  # type: ignore[attr-defined]
+            raise ValueError(f"{name} cannot be {value!r} (one of {allowed})") from None
+    if name in TEXT_FIELDS or name == "labels":
+        if not isinstance(value, str):
+            raise ValueError(f"{name} holds text, not {value!r}")
+    return value
+
+
+_TESTS = ("equals", "in", "not_in", "matches", "lt", "lte", "gt", "gte")
+_OPS: dict[str, Callable[[int, int], bool]] = {
+    "lt": lambda a, b: a < b, "lte": lambda a, b: a <= b,
+    "gt": lambda a, b: a > b, "gte": lambda a, b: a >= b,
+}
+_OP_TEXT = {"lt": "<", "lte": "<=", "gt": ">", "gte": ">="}
+
+
+def field_test(spec: ConditionSpec, keys: set[str]) -> Condition:
+    name = check_field(spec.field or "")
+    tests = [k for k in _TESTS if k in keys]
+    if len(tests) != 1:
+        raise ValueError(f"condition on field {name!r} needs exactly one of "
+                         f"{', '.join(_TESTS)} (got {', '.join(tests) or 'none'})")
+    (test,) = tests
+    if test == "matches":
+        if name in NUMERIC_FIELDS or name == "status":
+            raise ValueError(f"matches: {name!r} is not a text field")
+        assert spec.matches is not None
+        return TextSearch(re.compile(spec.matches), (name,), f"{name} matches {spec.matches!r}")
+    if test in _OPS:
+        if name not in NUMERIC_FIELDS:
+            raise ValueError(f"{test}: {name!r} is not a number (compare impact, urgency,"
+                             " priority or escalation)")
+        bound = int(getattr(spec, test))
+        op = _OPS[test]
+        if not any(op(int(m), bound) for m in ENUM_FIELDS[name]):  # type: ignore[attr-defined]
+            raise ValueError(f"contradiction: {name} {_OP_TEXT[test]} {bound} can never hold")
+        return FieldTest(name, lambda v, op=op, bound=bound: v is not None and op(int(v), bound),
+                         f"{name} {_OP_TEXT[test]} {bound}")
+    raw: list[Any] = ([spec.equals] if test == "equals"
+                      else list(spec.in_ or []) if test == "in" else list(spec.not_in or []))
+    if not raw:
+        raise ValueError(f"{test}: {name!r} needs at least one value")
+    values = frozenset(_fold(field_value(name, v)) for v in raw)
+    shown = ", ".join(repr(v) for v in raw)
+    negate = test == "not_in"
+    if name == "labels":
+        def check(held: Any, values: frozenset[Any] = values, negate: bool = negate) -> bool:
+            found = any(_fold(label) in values for label in held or ())
+            return found != negate
+    else:
+        def check(held: Any, values: frozenset[Any] = values, negate: bool = negate) -> bool:
+            return (_fold(held) in values) != negate
+    verb = {"equals": "is", "in": "in", "not_in": "not in"}[test]
+    if test == "equals":
+        return FieldTest(name, check, f"{name} {verb} {shown}", show_value=name == "labels")
+    return FieldTest(name, check, f"{name} {verb} [{shown}]")
+
+
+def compile_condition(spec: ConditionSpec, sla: SlaTargets | None) -> Condition:
+    """The :class:`Condition` for ``spec``; ValueError naming what is wrong."""
+    keys = set(spec.set_keys())
+    kinds = [k for k in ("all", "any", "not", "text_contains", "open_longer_than",
+                         "unchanged_longer_than", "sla_breached") if k in keys]
+    if "field" in keys:
+        kinds.append("field")
+    elif "matches" in keys:
+        kinds.append("matches")
+    if "fields" in keys and "text_contains" not in keys and "matches" not in keys:
+        raise ValueError("'fields' only goes with text_contains or matches")
+    stray = keys - {"field", "fields", *_TESTS} if "field" in keys else set()
+    if len(kinds) != 1 or stray:
+        if not kinds:
+            raise ValueError("a condition needs a test (all, any, not, field, text_contains,"
+                             " matches, open_longer_than, unchanged_longer_than, sla_breached)")
+        raise ValueError(f"one test per condition table (got {', '.join(sorted(keys))});"
+                         " combine tests with all = [...]")
+    kind = kinds[0]
+    if kind in ("all", "any"):
+        parts = getattr(spec, kind) or []
+        if not parts:
+            raise ValueError(f"{kind} needs at least one condition")
+        compiled = tuple(compile_condition(p, sla) for p in parts)
+        if kind == "all":
+            contradiction(parts)
+            return AllOf(compiled)
+        return AnyOf(compiled)
+    if kind == "not":
+        assert spec.not_ is not None
+        return Not(compile_condition(spec.not_, sla), describe(spec.not_))
+    if kind == "field":
+        return field_test(spec, keys)
+    if kind in ("text_contains", "matches"):
+        names = tuple(check_field(f) for f in (spec.fields or DEFAULT_TEXT_FIELDS))
+        for name in names:
+            if name not in TEXT_FIELDS and not name.startswith("custom."):
+                raise ValueError(f"fields: {name!r} is not a text field")
+        if kind == "matches":
+            assert spec.matches is not None
+            return TextSearch(re.compile(spec.matches), names, f"matches {spec.matches!r}")
+        assert spec.text_contains is not None
+        return TextSearch(keyword_pattern(spec.text_contains), names, "text contains",
+                          keyword_needles(spec.text_contains))
+    if kind in ("open_longer_than", "unchanged_longer_than"):
+        text = getattr(spec, kind)
+        stamp = "opened_at" if kind == "open_longer_than" else "updated_at"
+        label = "open for more than" if stamp == "opened_at" else "unchanged for more than"
+        return Age(stamp, parse_duration(text), f"{label} {text}")
+    if not sla:
+        raise ValueError("sla_breached needs SLA targets: add an [sla] table (P1..P5)")
+    assert spec.sla_breached is not None
+    return SlaBreached(spec.sla_breached, sla)
+
+
+def describe(spec: ConditionSpec) -> str:
+    """A short text form of a condition, for ``not (...)`` reasons."""
+    data = spec.model_dump(by_alias=True, exclude_unset=True)
+    return ", ".join(f"{k} = {v!r}" for k, v in data.items())
+
+
+# --------------------------------------------------------------------------- contradictions
+
+
+def _allowed(spec: ConditionSpec) -> tuple[str, frozenset[Any], bool] | None:
+    """(field, values, negated) a plain field test allows, or None when it isn't one."""
+    keys = set(spec.set_keys())
+    if "field" not in keys or not keys & {"equals", "in", "not_in", "lt", "lte", "gt", "gte"}:
+        return None
+    name = spec.field or ""
+    if name == "labels":
+        return None  # a set of labels can hold several values at once: no contradiction
+    for op in ("lt", "lte", "gt", "gte"):
+        if op in keys:
+            bound = int(getattr(spec, op))
+            members = ENUM_FIELDS[name]
+            return name, frozenset(m for m in members if _OPS[op](int(m), bound)), False  # type: ignore[attr-defined]
+    if "not_in" in keys:
+        return name, frozenset(_fold(field_value(name, v)) for v in spec.not_in or []), True
+    raw = [spec.equals] if "equals" in keys else list(spec.in_ or [])
+    return name, frozenset(_fold(field_value(name, v)) for v in raw), False
+
+
+def contradiction(parts: Sequence[ConditionSpec]) -> None:
+    """Raise ValueError when tests joined by ``all`` can never hold together."""
+    allowed: dict[str, frozenset[Any]] = {}
+    excluded: dict[str, set[Any]] = {}
+    for part in parts:
+        found = _allowed(part)
+        if found is None:
+            continue
+        name, values, negated = found
+        if negated:
+            excluded.setdefault(name, set()).update(values)
+        else:
+            allowed[name] = allowed[name] & values if name in allowed else values
+    for name in set(allowed) | set(excluded):
+        domain = allowed.get(name)
+        if domain is None and name in ENUM_FIELDS:
+            domain = frozenset(ENUM_FIELDS[name])  # type: ignore[arg-type]
+        if domain is not None and not domain - excluded.get(name, set()):
+            raise ValueError(f"contradiction: the tests on {name!r} joined by all can never"
+                             " hold together")
