@@ -90,6 +90,14 @@ pytestmark = pytest.mark.slow
 
 SIDES = ("servicenow", "jira")
 SETTLE_RUNS = 4
+# Where each field the oracle follows lives in the raw records of each tool.
+VENDOR_FIELD = {
+    "servicenow": {"title": "short_description", "description": "description",
+                   "impact": "impact", "urgency": "urgency", "assignee": "assigned_to",
+                   "status": "state"},
+    "jira": {"title": "summary", "description": "description", "impact": "customfield_10004",
+             "urgency": "customfield_10005", "assignee": "assignee", "status": "status"},
+}
 MAX_RECORDS = 6   # per side, created by rules: keeps an example's runs short
 
 TITLES = [
@@ -317,10 +325,23 @@ class SyncMachine(RuleBasedStateMachine):
             engine.store.close()
         return summary.exit_code, summary.failures
 
-    def typed(self, side: str, record_id: str, **values: Any) -> None:
+    def raw(self, side: str, record_id: str) -> dict[str, Any]:
+        """The record's vendor fields as its tool holds them now."""
+        if side == "servicenow":
+            return dict(self.servicenow.get("incident", record_id))
+        return dict(self.jira.issue(record_id)["fields"])
+
+    def typed(self, side: str, record_id: str, before: dict[str, Any] | None = None,
+              **values: Any) -> None:
         """Note what a person just typed into a record, in neutral terms (the oracle's
-        model); every field named was typed (None: emptied)."""
+        model); every field named was typed (None: emptied). With ``before`` (the
+        record's raw fields before the edit), a field typed to the value it already
+        held is no edit: neither tool records one, so no sync can know of it."""
+        after = self.raw(side, record_id) if before is not None else {}
         for name, value in values.items():
+            vendor = VENDOR_FIELD[side][name]
+            if before is not None and before.get(vendor) == after.get(vendor):
+                continue
             self.edits.append(PersonEdit(side, record_id, name, value, self.clock.now))
 
     def sn_ids(self) -> list[str]:
@@ -369,11 +390,12 @@ class SyncMachine(RuleBasedStateMachine):
                   "assigned_to": self.servicenow.user_sys_id(agent) if agent else None}
         values = {k: v for k, v in values.items() if v is not None}
         if values:
+            before = self.raw("servicenow", sys_id)
             self.servicenow.update("incident", sys_id, values, as_user=EDITOR)
             neutral = {"title": title, "description": description,
                        "impact": impact and int(impact), "urgency": urgency and int(urgency),
                        "assignee": email_of(agent)}
-            self.typed("servicenow", sys_id, **{
+            self.typed("servicenow", sys_id, before, **{
                 k: neutral_text(v) if k == "description" else v
                 for k, v in neutral.items() if v is not None})
 
@@ -393,9 +415,10 @@ class SyncMachine(RuleBasedStateMachine):
                   "escalation": escalation}
         if category is not None:
             values.update(category=category[0], subcategory=category[1])
+        before = self.raw("servicenow", sys_id)
         sn.update("incident", sys_id, {k: v for k, v in values.items() if v is not None},
                   as_user=EDITOR)
-        self.typed("servicenow", sys_id, assignee=email_of(agent))
+        self.typed("servicenow", sys_id, before, assignee=email_of(agent))
 
     @precondition(lambda self: self.sn_ids())
     @rule(data=st.data(), state=st.sampled_from(SN_STATES), code=st.sampled_from(CLOSE_CODES),
@@ -409,8 +432,9 @@ class SyncMachine(RuleBasedStateMachine):
             values.update(close_code=code, close_notes=f"Closed with {code.lower()}")
         elif state == "3":
             values["hold_reason"] = hold_reason
+        before = self.raw("servicenow", sys_id)
         self.servicenow.update("incident", sys_id, values, as_user=EDITOR)
-        self.typed("servicenow", sys_id, status=SN_STATUS[state])
+        self.typed("servicenow", sys_id, before, status=SN_STATUS[state])
 
     @precondition(lambda self: self.sn_ids())
     @rule(data=st.data(), internal=st.booleans())
@@ -458,11 +482,12 @@ class SyncMachine(RuleBasedStateMachine):
                                   "customfield_10005": urgency and {"value": urgency}}
         fields = {k: v for k, v in fields.items() if v is not None}
         if fields:
+            before = self.raw("jira", key)
             self.jira.edit_issue(key, fields, as_user=EDITOR_EMAIL)
             neutral = {"title": title, "description": description,
                        "impact": impact and JIRA_IMPACT[impact],
                        "urgency": urgency and JIRA_URGENCY[urgency]}
-            self.typed("jira", key, **{k: neutral_text(v) if k == "description" else v
+            self.typed("jira", key, before, **{k: neutral_text(v) if k == "description" else v
                                        for k, v in neutral.items() if v is not None})
 
     @precondition(lambda self: self.jira.issue_keys())
@@ -492,8 +517,9 @@ class SyncMachine(RuleBasedStateMachine):
             labels = [label for label in self.jira.issue(key)["fields"]["labels"]
                       if not label.startswith("category-")]
             fields["labels"] = [*labels, f"category-{component.lower()}"]
+        before = self.raw("jira", key)
         self.jira.edit_issue(key, fields, as_user=EDITOR_EMAIL)
-        self.typed("jira", key, assignee=email_of(agent))
+        self.typed("jira", key, before, assignee=email_of(agent))
 
     @precondition(lambda self: self.jira.issue_keys())
     @rule(data=st.data(), status=st.sampled_from(JIRA_STATUSES),
@@ -532,8 +558,11 @@ class SyncMachine(RuleBasedStateMachine):
             self.jira.faults = FaultPlan()
             for lost in self.lost.values():
                 lost.set(0.0, 0)
-        # Failed items wait in the retry queue (exit 1); nothing else may go wrong.
-        assert code in (0, 1), failures
+        # Failed items wait in the retry queue (exit 1); a tool still failing after the
+        # retries while the run signs in is "could not be reached" (exit 3): the run
+        # wrote nothing. Nothing else may go wrong.
+        signed_in = not (code == 3 and all("while signing in" in f for f in failures))
+        assert code in (0, 1) or not signed_in, failures
         if sn_rate == jira_rate == lost_rate == 0.0:
             assert code == 0, failures
 
