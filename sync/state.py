@@ -24,9 +24,17 @@ Contract:
   JSON values (str, int, float, bool, None, list, dict); anything else is a
   bug in the caller and raises TypeError rather than being silently
   stringified, which would make every pair look changed on the next run.
-- The run lock (:meth:`StateStore.acquire_lock`) is one row claimed with
-  single atomic statements, so it works across processes and hosts sharing
-  the database. An expired lock (its holder crashed) is taken over.
+- ``StateStore(url, connection=NAME)`` sees and writes only the rows of that
+  connection (``[sync] connection``): links, intents, retry queue, conflicts
+  (through their links), watermarks, runs and the lock. Several
+  configurations can share one database without seeing each other's links.
+- Opening a store written by an older incident-sync upgrades its schema in
+  place first (:mod:`sync.state_migrate`, one transaction), readers included:
+  the upgrade changes how rows are keyed, never what they say.
+- The run lock (:meth:`StateStore.acquire_lock`) is one row per connection,
+  claimed with single atomic statements, so it works across processes and
+  hosts sharing the database. An expired lock (its holder crashed) is taken
+  over. Runs of different connections do not exclude each other.
 - Nothing here is handed credentials, and URLs shown in messages have their
   password masked.
 - Database failures surface as :class:`StateStoreError` (a SyncError) with one
@@ -70,12 +78,13 @@ from sqlalchemy.pool import ConnectionPoolEntry
 
 from sync import state_schema as t
 from sync.errors import LockHeld, StateSchemaError, SyncError
-from sync.state_schema import SCHEMA_VERSION
+from sync.state_migrate import migrate, stored_version
+from sync.state_schema import DEFAULT_CONNECTION, SCHEMA_VERSION
 
 logger = logging.getLogger(__name__)
 
 SIDES = ("servicenow", "jira")
-LOCK_NAME = "sync"
+MAX_CONNECTION_CHARS = 64
 LOCK_POLL_SECONDS = 0.25
 # How long a SQLite connection waits for another writer before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -90,6 +99,7 @@ IN_CHUNK = 500
 OPEN_RESOLUTIONS = frozenset({"manual", "unresolved", "open", "none", ""})
 
 __all__ = [
+    "DEFAULT_CONNECTION",
     "SCHEMA_VERSION",
     "CommentLink",
     "ConflictRecord",
@@ -356,6 +366,7 @@ class StateStore:
         self,
         url: str,
         *,
+        connection: str = DEFAULT_CONNECTION,
         create: bool = True,
         clock: Callable[[], datetime] | None = None,
         sleep: Callable[[float], None] | None = None,
@@ -366,6 +377,11 @@ class StateStore:
         # Which thread has a pair transaction open (see _guard_single_writer).
         self._local = threading.local()
         self.url = masked_url(url)
+        if not connection or len(connection) > MAX_CONNECTION_CHARS:
+            raise ValueError(
+                f"connection name must be 1-{MAX_CONNECTION_CHARS} characters, not {connection!r}"
+            )
+        self.connection = connection
         self._engine = self._make_engine(url, create=create)
         try:
             self._prepare_schema(create=create)
@@ -463,13 +479,7 @@ class StateStore:
                         insert(t.meta).values(key="schema_version", value=str(SCHEMA_VERSION))
                     )
                     return
-                stored = conn.execute(
-                    select(t.meta.c.value).where(t.meta.c.key == "schema_version")
-                ).scalar_one_or_none()
-                try:
-                    version = int(stored) if stored is not None else None
-                except ValueError:
-                    version = None
+                version = stored_version(conn)
                 if version is None:
                     raise StateSchemaError(
                         f"state store {self.url} has no readable schema_version; "
@@ -480,12 +490,26 @@ class StateStore:
                         f"state store {self.url} has schema version {version}, newer than "
                         f"this incident-sync understands ({SCHEMA_VERSION}); upgrade incident-sync"
                     )
-                # Version 1 is the first; later versions migrate forward here.
-                if create:
+                if version == SCHEMA_VERSION and create:
                     t.metadata.create_all(conn)
+                if version == SCHEMA_VERSION:
+                    return
         except IntegrityError as exc:
             # Two processes creating one fresh store at once: the other one won.
             logger.debug("schema created concurrently: %s", _db_reason(exc))
+            return
+        # An older store: upgraded in its own transaction, which re-reads the
+        # version under a write lock in case another process is upgrading it too.
+        try:
+            found = migrate(self._engine, is_sqlite=self._is_sqlite)
+        except SQLAlchemyError as exc:
+            raise StateStoreError(
+                f"state store {self.url}: upgrading its schema to version {SCHEMA_VERSION} "
+                f"failed, nothing was changed: {_db_reason(exc)}"
+            ) from None
+        if found is not None:
+            logger.warning("state store %s: schema upgraded from version %d to %d",
+                           self.url, found, SCHEMA_VERSION)
 
     def close(self) -> None:
         engine = getattr(self, "_engine", None)
@@ -519,15 +543,19 @@ class StateStore:
 
     # ------------------------------------------------------------------ links
 
+    def _links(self) -> Any:
+        """SELECT of this connection's links."""
+        return select(t.links).where(t.links.c.connection == self.connection)
+
     def link_by(self, side: str, record_id: str) -> Link | None:
         column = t.links.c.servicenow_id if _side(side) == "servicenow" else t.links.c.jira_key
         with self._read() as conn:
-            row = conn.execute(select(t.links).where(column == record_id)).mappings().first()
+            row = conn.execute(self._links().where(column == record_id)).mappings().first()
         return _link_from(row) if row else None
 
     def link_by_id(self, link_id: int) -> Link | None:
         with self._read() as conn:
-            row = conn.execute(select(t.links).where(t.links.c.id == link_id)).mappings().first()
+            row = conn.execute(self._links().where(t.links.c.id == link_id)).mappings().first()
         return _link_from(row) if row else None
 
     def links_by(self, side: str, ids: Collection[str]) -> dict[str, Link]:
@@ -538,14 +566,14 @@ class StateStore:
         with self._read() as conn:
             for start in range(0, len(wanted), IN_CHUNK):
                 chunk = wanted[start:start + IN_CHUNK]
-                for row in conn.execute(select(t.links).where(column.in_(chunk))).mappings():
+                for row in conn.execute(self._links().where(column.in_(chunk))).mappings():
                     link = _link_from(row)
                     found[link.id_on(side)] = link
         return found
 
     def all_links(self) -> list[Link]:
         with self._read() as conn:
-            rows = conn.execute(select(t.links).order_by(t.links.c.id)).mappings().all()
+            rows = conn.execute(self._links().order_by(t.links.c.id)).mappings().all()
         return [_link_from(row) for row in rows]
 
     def comment_links(self, link_id: int) -> list[CommentLink]:
@@ -568,6 +596,7 @@ class StateStore:
         with self._write() as conn:
             existing = conn.execute(
                 select(c.id).where(
+                    c.connection == self.connection,
                     c.completed.is_(False),
                     c.source_side == source_side,
                     c.source_id == source_id,
@@ -578,6 +607,7 @@ class StateStore:
                 return int(existing)
             result = conn.execute(
                 insert(t.intents).values(
+                    connection=self.connection,
                     source_side=source_side,
                     source_id=source_id,
                     target_side=target_side,
@@ -592,7 +622,7 @@ class StateStore:
         with self._read() as conn:
             rows = conn.execute(
                 select(c.id, c.source_side, c.source_id, c.target_side, c.created_at)
-                .where(c.completed.is_(False))
+                .where(c.connection == self.connection, c.completed.is_(False))
                 .order_by(c.id)
             ).mappings().all()
         return [Intent(**row) for row in rows]
@@ -606,14 +636,16 @@ class StateStore:
         with self._read() as conn:
             rows = conn.execute(
                 select(t.retry_queue)
-                .where(c.side == _side(side), c.parked.is_(False), c.next_attempt <= now)
+                .where(c.connection == self.connection, c.side == _side(side),
+                       c.parked.is_(False), c.next_attempt <= now)
                 .order_by(c.next_attempt, c.id)
             ).mappings().all()
         return [_retry_from(row) for row in rows]
 
     def retry_items(self, *, parked: bool | None = None) -> list[RetryItem]:
         c = t.retry_queue.c
-        query = select(t.retry_queue).order_by(c.next_attempt, c.id)
+        query = (select(t.retry_queue).where(c.connection == self.connection)
+                 .order_by(c.next_attempt, c.id))
         if parked is not None:
             query = query.where(c.parked.is_(parked))
         with self._read() as conn:
@@ -637,7 +669,7 @@ class StateStore:
         if len(message) > MAX_ERROR_CHARS:
             message = message[: MAX_ERROR_CHARS - 1] + "…"
         c = t.retry_queue.c
-        where = (c.side == side, c.record_id == record_id)
+        where = (c.connection == self.connection, c.side == side, c.record_id == record_id)
         with self._write() as conn:
             previous = conn.execute(select(c.attempts).where(*where)).scalar()
             attempts = (previous or 0) + 1
@@ -648,26 +680,32 @@ class StateStore:
                 "parked": attempts >= max_attempts,
             }
             if previous is None:
-                conn.execute(insert(t.retry_queue).values(side=side, record_id=record_id,
-                                                          **values))
+                conn.execute(insert(t.retry_queue).values(
+                    connection=self.connection, side=side, record_id=record_id, **values
+                ))
             else:
                 conn.execute(update(t.retry_queue).where(*where).values(**values))
         return RetryItem(side=side, record_id=record_id, **values)
 
     # ------------------------------------------------------------------ conflicts
 
+    def _conflicts(self) -> Any:
+        """SELECT of the conflicts on this connection's links."""
+        mine = select(t.links.c.id).where(t.links.c.connection == self.connection)
+        return select(t.conflicts).where(t.conflicts.c.link_id.in_(mine))
+
     def open_conflicts(self) -> list[ConflictRecord]:
         c = t.conflicts.c
         with self._read() as conn:
             rows = conn.execute(
-                select(t.conflicts).where(c.open.is_(True)).order_by(c.at, c.id)
+                self._conflicts().where(c.open.is_(True)).order_by(c.at, c.id)
             ).mappings().all()
         return [_conflict_from(row) for row in rows]
 
     def conflicts(self, link_id: int | None = None) -> list[ConflictRecord]:
         """Every recorded conflict (open and settled), oldest first."""
         c = t.conflicts.c
-        query = select(t.conflicts).order_by(c.at, c.id)
+        query = self._conflicts().order_by(c.at, c.id)
         if link_id is not None:
             query = query.where(c.link_id == link_id)
         with self._read() as conn:
@@ -679,18 +717,21 @@ class StateStore:
     def watermark(self, side: str) -> datetime | None:
         with self._read() as conn:
             return conn.execute(
-                select(t.watermarks.c.value).where(t.watermarks.c.side == _side(side))
+                select(t.watermarks.c.value).where(t.watermarks.c.connection == self.connection,
+                                                   t.watermarks.c.side == _side(side))
             ).scalar()
 
     def set_watermark(self, side: str, value: datetime) -> None:
         side = _side(side)
         value = _require_aware(value, "watermark")
         with self._write() as conn:
+            mine = (t.watermarks.c.connection == self.connection, t.watermarks.c.side == side)
             changed = conn.execute(
-                update(t.watermarks).where(t.watermarks.c.side == side).values(value=value)
+                update(t.watermarks).where(*mine).values(value=value)
             ).rowcount
             if not changed:
-                conn.execute(insert(t.watermarks).values(side=side, value=value))
+                conn.execute(insert(t.watermarks).values(connection=self.connection, side=side,
+                                                         value=value))
 
     # ------------------------------------------------------------------ runs
 
@@ -698,7 +739,8 @@ class StateStore:
         with self._write() as conn:
             result = conn.execute(
                 insert(t.runs).values(
-                    command=command, started=_require_aware(started, "started"), counts="{}"
+                    connection=self.connection, command=command,
+                    started=_require_aware(started, "started"), counts="{}",
                 )
             )
             return int(result.inserted_primary_key[0])
@@ -717,7 +759,7 @@ class StateStore:
         with self._write() as conn:
             changed = conn.execute(
                 update(t.runs)
-                .where(t.runs.c.id == run_id)
+                .where(t.runs.c.id == run_id, t.runs.c.connection == self.connection)
                 .values(
                     finished=_require_aware(finished, "finished"),
                     counts=_canonical({str(k): int(v) for k, v in counts.items()}, "counts"),
@@ -733,7 +775,8 @@ class StateStore:
         c = t.runs.c
         with self._read() as conn:
             rows = conn.execute(
-                select(t.runs).order_by(c.started.desc(), c.id.desc()).limit(limit)
+                select(t.runs).where(c.connection == self.connection)
+                .order_by(c.started.desc(), c.id.desc()).limit(limit)
             ).mappings().all()
         return [_run_from(row) for row in rows]
 
@@ -759,8 +802,8 @@ class StateStore:
                 holder_owner, since = holder
                 raise LockHeld(
                     f"another run (owner {holder_owner}, since "
-                    f"{since:%Y-%m-%d %H:%M:%S} UTC) holds the lock on {self.url}; "
-                    "try again later"
+                    f"{since:%Y-%m-%d %H:%M:%S} UTC) holds the lock of connection "
+                    f"{self.connection!r} on {self.url}; try again later"
                 )
             self._sleep(min(LOCK_POLL_SECONDS, remaining))
 
@@ -774,18 +817,18 @@ class StateStore:
                 # over an expired lock (or refreshes our own) or touches nothing.
                 claimed = conn.execute(
                     update(t.lock)
-                    .where(c.name == LOCK_NAME, or_(c.expires <= now, c.owner == owner))
+                    .where(c.name == self.connection, or_(c.expires <= now, c.owner == owner))
                     .values(owner=owner, acquired=now, expires=expires)
                 ).rowcount
                 if claimed:
                     return True
                 held = conn.execute(
-                    select(func.count()).select_from(t.lock).where(c.name == LOCK_NAME)
+                    select(func.count()).select_from(t.lock).where(c.name == self.connection)
                 ).scalar()
                 if held:
                     return False
                 conn.execute(
-                    insert(t.lock).values(name=LOCK_NAME, owner=owner, acquired=now,
+                    insert(t.lock).values(name=self.connection, owner=owner, acquired=now,
                                           expires=expires)
                 )
                 return True
@@ -796,7 +839,7 @@ class StateStore:
         """(owner, acquired) of the lock row, expired or not; None when nobody holds it."""
         with self._read() as conn:
             row = conn.execute(
-                select(t.lock.c.owner, t.lock.c.acquired).where(t.lock.c.name == LOCK_NAME)
+                select(t.lock.c.owner, t.lock.c.acquired).where(t.lock.c.name == self.connection)
             ).first()
         return (row.owner, row.acquired) if row else None
 
@@ -806,7 +849,7 @@ class StateStore:
         with self._write() as conn:
             extended = conn.execute(
                 update(t.lock)
-                .where(c.name == LOCK_NAME, c.owner == owner)
+                .where(c.name == self.connection, c.owner == owner)
                 .values(expires=self.now() + timedelta(seconds=ttl))
             ).rowcount
         if not extended:
@@ -819,7 +862,7 @@ class StateStore:
         """Give the lock up; a no-op when ``owner`` does not hold it."""
         c = t.lock.c
         with self._write() as conn:
-            conn.execute(delete(t.lock).where(c.name == LOCK_NAME, c.owner == owner))
+            conn.execute(delete(t.lock).where(c.name == self.connection, c.owner == owner))
 
 
 def _sqlite_on_connect(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
@@ -935,7 +978,8 @@ class PairTx:
         with self._step() as conn:
             rows = conn.execute(
                 select(c.id, c.servicenow_id, c.jira_key)
-                .where(or_(c.servicenow_id == servicenow_id, c.jira_key == jira_key))
+                .where(c.connection == self._store.connection,
+                       or_(c.servicenow_id == servicenow_id, c.jira_key == jira_key))
                 .order_by(c.id)
             ).all()
             if len(rows) > 1:
@@ -955,7 +999,8 @@ class PairTx:
                         conn.execute(update(t.links).where(c.id == link_id).values(**values))
                     else:
                         result = conn.execute(
-                            insert(t.links).values(created_at=values["updated_at"], **values)
+                            insert(t.links).values(connection=self._store.connection,
+                                                   created_at=values["updated_at"], **values)
                         )
                         link_id = int(result.inserted_primary_key[0])
             except IntegrityError:
@@ -1030,7 +1075,8 @@ class PairTx:
         c = t.retry_queue.c
         with self._step() as conn:
             conn.execute(
-                delete(t.retry_queue).where(c.side == _side(side), c.record_id == record_id)
+                delete(t.retry_queue).where(c.connection == self._store.connection,
+                                            c.side == _side(side), c.record_id == record_id)
             )
 
     def record_conflict(

@@ -114,7 +114,7 @@ def test_live_lock_in_another_process_raises_lock_held_naming_the_holder(
     message = str(caught.value)
     assert re.fullmatch(
         r"another run \(owner host-a:4242, since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\) holds "
-        r"the lock on sqlite:///\S+state\.db; try again later",
+        r"the lock of connection 'default' on sqlite:///\S+state\.db; try again later",
         message,
     ), message
 
