@@ -117,6 +117,18 @@ def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     yield from fresh_postgres_schema(request.getfixturevalue("postgres_admin"))
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_state_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """Like ``state_url``, shared by a module's tests (property tests that give each
+    example its own connection name instead of its own store)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('state') / 'state.db'}"
+        return
+    yield from fresh_postgres_schema(request.getfixturevalue("postgres_admin"))
+
+
 @pytest.fixture
 def clock() -> TickingClock:
     return TickingClock()
