@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, inspect, text
 
 
 def run_sql(url: str, statement: str, **params: Any) -> list[tuple[Any, ...]]:
@@ -22,5 +22,16 @@ def run_sql(url: str, statement: str, **params: Any) -> list[tuple[Any, ...]]:
         engine.dispose()
 
 
-def is_postgres(url: str) -> bool:
-    return url.startswith("postgresql")
+def dump(url: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, in a stable order: to show nothing was written."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            names = sorted(inspect(conn).get_table_names())
+            return {
+                name: sorted((tuple(row) for row in conn.execute(text(f'select * from "{name}"'))),
+                             key=repr)
+                for name in names
+            }
+    finally:
+        engine.dispose()
