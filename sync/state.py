@@ -85,6 +85,9 @@ logger = logging.getLogger(__name__)
 
 SIDES = ("servicenow", "jira")
 MAX_CONNECTION_CHARS = 64
+# PostgreSQL advisory lock key taken while a store's schema is created: any
+# fixed number works, this one is "isyn" in ASCII.
+SCHEMA_LOCK_KEY = 0x6973796E
 LOCK_POLL_SECONDS = 0.25
 # How long a SQLite connection waits for another writer before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -399,7 +402,9 @@ class StateStore:
         self._is_sqlite = parsed.get_backend_name() == "sqlite"
         if not self._is_sqlite:
             try:
-                return create_engine(parsed, pool_pre_ping=True)
+                # Pairs commit from the engine's worker threads: as for SQLite, more
+                # connections than write concurrency so none waits for the pool.
+                return create_engine(parsed, pool_pre_ping=True, pool_size=8, max_overflow=40)
             except ImportError as exc:
                 raise StateStoreError(
                     f"cannot use state store {self.url}: its database driver is not installed "
@@ -470,6 +475,11 @@ class StateStore:
         transaction = self._write if create else self._read
         try:
             with transaction() as conn:
+                if create and not self._is_sqlite:
+                    # Workers starting together on a fresh PostgreSQL database would
+                    # race to CREATE the same tables; SQLite's BEGIN IMMEDIATE already
+                    # serializes them. Held until this transaction ends.
+                    conn.execute(select(func.pg_advisory_xact_lock(SCHEMA_LOCK_KEY)))
                 tables = set(inspect(conn).get_table_names())
                 if "meta" not in tables:
                     if not create:

@@ -5,6 +5,8 @@ Every test runs on SQLite and PostgreSQL (``state_url``, see conftest).
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -93,6 +95,35 @@ def test_the_run_lock_is_per_connection(state_url: str) -> None:
 def test_connection_name_is_checked() -> None:
     with pytest.raises(ValueError, match="connection name must be 1-64 characters"):
         StateStore("sqlite://", connection="")
+
+
+# ------------------------------------------------------------------ workers starting together
+
+
+OPEN_AND_LINK = (
+    "import sys\n"
+    "from sync.state import StateStore\n"
+    "with StateStore(sys.argv[1], connection=sys.argv[2]) as store:\n"
+    "    with store.pair() as tx:\n"
+    "        tx.save_link(servicenow_id='sn1', jira_key=sys.argv[2], servicenow_display='',\n"
+    "                     jira_display='', snapshot_servicenow=None, snapshot_jira=None,\n"
+    "                     version_servicenow=None, version_jira=None, hash=None)\n"
+)
+
+
+def test_workers_opening_one_fresh_store_together_all_succeed(state_url: str) -> None:
+    # No schema yet: every process tries to create it at the same moment.
+    children = [
+        subprocess.Popen([sys.executable, "-c", OPEN_AND_LINK, state_url, f"C-{n}"],
+                         stderr=subprocess.PIPE, text=True)
+        for n in range(4)
+    ]
+    for child in children:
+        _, err = child.communicate(timeout=120)
+        assert child.returncode == 0, err
+    for n in range(4):
+        with StateStore(state_url, connection=f"C-{n}") as store:
+            assert [link.jira_key for link in store.all_links()] == [f"C-{n}"]
 
 
 # ------------------------------------------------------------------ migration
