@@ -152,12 +152,13 @@ def sandboxes(point: str) -> Iterator[tuple[ServiceNowSandbox, JiraSandbox]]:
 
 @pytest.fixture
 def config(tmp_path: Path, sandboxes: tuple[ServiceNowSandbox, JiraSandbox],
-           monkeypatch: pytest.MonkeyPatch) -> Path:
+           monkeypatch: pytest.MonkeyPatch, state_url: str) -> Path:
+    """The store is SQLite or PostgreSQL (``state_url``): a crash must be safe on both."""
     servicenow, jira = sandboxes
     for name, value in SECRETS.items():
         monkeypatch.setenv(name, value)
     return write_config(tmp_path / "incident-sync.toml", servicenow.url, jira.url, SANDBOX_USER,
-                        state_url=f"sqlite:///{tmp_path / 'state.db'}")
+                        state_url=state_url)
 
 
 # --------------------------------------------------------------------------- helpers
