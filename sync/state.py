@@ -512,10 +512,11 @@ class StateStore:
         # version under a write lock in case another process is upgrading it too.
         try:
             found = migrate(self._engine, is_sqlite=self._is_sqlite)
-        except SQLAlchemyError as exc:
+        except (SQLAlchemyError, RuntimeError) as exc:
+            reason = _db_reason(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
             raise StateStoreError(
                 f"state store {self.url}: upgrading its schema to version {SCHEMA_VERSION} "
-                f"failed, nothing was changed: {_db_reason(exc)}"
+                f"failed, nothing was changed: {reason}"
             ) from None
         if found is not None:
             logger.warning("state store %s: schema upgraded from version %d to %d",

@@ -117,6 +117,12 @@ def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     yield from fresh_postgres_schema(request.getfixturevalue("postgres_admin"))
 
 
+@pytest.fixture
+def postgres_state_url(postgres_admin: Any) -> Iterator[str]:
+    """A fresh store URL on PostgreSQL only, for tests about sharing one server."""
+    yield from fresh_postgres_schema(postgres_admin)
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def module_state_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory

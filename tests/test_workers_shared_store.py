@@ -1,8 +1,10 @@
-"""Several ``incident-sync run`` processes on one shared state store (PostgreSQL and SQLite).
+"""Several ``incident-sync run`` processes on one shared PostgreSQL state store.
 
 Contract: the sandboxes live in this (the parent) process, with some latency per
 request so that runs overlap; the workers are real child processes running the
-CLI. Each test runs on SQLite and on PostgreSQL (``state_url``, see conftest).
+CLI. The store is a PostgreSQL schema of the test's own (``postgres_state_url``,
+see conftest): the database several hosts share. (SQLite's lock across
+processes is covered by test_state_lock and test_cli_run.)
 
 - Workers of one connection never interleave: one runs, the other exits 1
   naming the holder, or (``lock_timeout``) waits and runs after it; either way
@@ -124,12 +126,12 @@ def slow(*servers: Any) -> None:
 
 
 def test_two_workers_of_one_connection_never_interleave(
-    tmp_path: Path, sandboxes: Any, state_url: str
+    tmp_path: Path, sandboxes: Any, postgres_state_url: str
 ) -> None:
     servicenow, jira = sandboxes
     sys_ids = seed(servicenow, 12)
-    config = write_config(tmp_path / "a.toml", sandboxes, state_url)
-    StateStore(state_url).close()  # the schema exists before the workers race for the lock
+    config = write_config(tmp_path / "a.toml", sandboxes, postgres_state_url)
+    StateStore(postgres_state_url).close()  # the schema exists before the workers race
     slow(servicenow, jira)
     first, second = worker(config), worker(config)
     results = sorted([finish(first), finish(second)])
@@ -143,19 +145,20 @@ def test_two_workers_of_one_connection_never_interleave(
 
 
 def test_a_waiting_worker_runs_after_the_holder_finishes(
-    tmp_path: Path, sandboxes: Any, state_url: str
+    tmp_path: Path, sandboxes: Any, postgres_state_url: str
 ) -> None:
     servicenow, jira = sandboxes
     sys_ids = seed(servicenow, 8)
-    config = write_config(tmp_path / "a.toml", sandboxes, state_url, lock_timeout=120.0)
-    StateStore(state_url).close()
+    config = write_config(tmp_path / "a.toml", sandboxes, postgres_state_url,
+                          lock_timeout=120.0)
+    StateStore(postgres_state_url).close()
     slow(servicenow, jira)
     children = [worker(config), worker(config)]
     for child in children:
         code, text = finish(child)
         assert code == 0, text
     assert copies(jira, sys_ids) == Counter({sys_id: 1 for sys_id in sys_ids})
-    with StateStore(state_url, create=False) as store:
+    with StateStore(postgres_state_url, create=False) as store:
         later, earlier = store.runs()
         assert len(store.all_links()) == 8
     assert earlier.finished is not None and later.finished is not None
@@ -165,20 +168,21 @@ def test_a_waiting_worker_runs_after_the_holder_finishes(
 
 
 def test_two_configurations_share_one_database_without_seeing_each_other(
-    tmp_path: Path, sandboxes: Any, state_url: str
+    tmp_path: Path, sandboxes: Any, postgres_state_url: str
 ) -> None:
     servicenow, jira = sandboxes
     network = seed(servicenow, 6, "network")
     hardware = seed(servicenow, 6, "hardware")
     configs = {
-        name: write_config(tmp_path / f"{name}.toml", sandboxes, state_url, connection=name,
+        name: write_config(tmp_path / f"{name}.toml", sandboxes, postgres_state_url,
+                           connection=name,
                            direction="servicenow-to-jira", query=f"category={name}",
                            # Each configuration's scope on both sides, as one per Jira
                            # project would have (the default profile labels the category).
                            jql=f'labels = "category-{name}"')
         for name in ("network", "hardware")
     }
-    StateStore(state_url).close()
+    StateStore(postgres_state_url).close()
     slow(servicenow, jira)
     children = [worker(config) for config in configs.values()]
     for child in children:
@@ -186,10 +190,10 @@ def test_two_configurations_share_one_database_without_seeing_each_other(
         assert code == 0, text  # runs of different connections do not exclude each other
     assert copies(jira, network + hardware) == Counter({i: 1 for i in network + hardware})
     for name, mine in (("network", network), ("hardware", hardware)):
-        with StateStore(state_url, connection=name, create=False) as store:
+        with StateStore(postgres_state_url, connection=name, create=False) as store:
             assert sorted(link.servicenow_id for link in store.all_links()) == sorted(mine)
             assert [run.outcome for run in store.runs()] != []
-    with StateStore(state_url, connection="default", create=False) as nobody:
+    with StateStore(postgres_state_url, connection="default", create=False) as nobody:
         assert nobody.all_links() == [] and nobody.runs() == []
 
 
@@ -218,19 +222,19 @@ def kill_on_bulk_create(jira: JiraSandbox, monkeypatch: pytest.MonkeyPatch
 
 
 def test_a_worker_killed_on_another_host_is_taken_over_after_expiry_and_adopted(
-    tmp_path: Path, sandboxes: Any, state_url: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, sandboxes: Any, postgres_state_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     servicenow, jira = sandboxes
     sys_ids = seed(servicenow, 6)
-    config = write_config(tmp_path / "a.toml", sandboxes, state_url)
-    StateStore(state_url).close()
+    config = write_config(tmp_path / "a.toml", sandboxes, postgres_state_url)
+    StateStore(postgres_state_url).close()
     arm = kill_on_bulk_create(jira, monkeypatch)
     remote = worker(config, host="worker-b.example")
     fired = arm(remote.pid)
     code, text = finish(remote)
     assert fired.is_set() and code == -signal.SIGKILL, text
     assert copies(jira, sys_ids) == Counter({i: 1 for i in sys_ids})  # created, not linked
-    with StateStore(state_url, create=False) as store:
+    with StateStore(postgres_state_url, create=False) as store:
         holder = store.lock_holder()
         assert holder is not None and holder[0].startswith("worker-b.example:")
         assert store.all_links() == []
@@ -241,10 +245,10 @@ def test_a_worker_killed_on_another_host_is_taken_over_after_expiry_and_adopted(
 
     # The lock's 15 minutes pass (its expiry moved into the past).
     past = datetime.now(UTC).replace(tzinfo=None) - timedelta(minutes=1)
-    run_sql(state_url, "update lock set expires = :past", past=past)
+    run_sql(postgres_state_url, "update lock set expires = :past", past=past)
     code, text = finish(worker(config))
     assert code == 0, text
     assert copies(jira, sys_ids) == Counter({i: 1 for i in sys_ids})  # adopted, not doubled
-    with StateStore(state_url, create=False) as store:
+    with StateStore(postgres_state_url, create=False) as store:
         assert sorted(link.servicenow_id for link in store.all_links()) == sorted(sys_ids)
         assert store.lock_holder() is None
