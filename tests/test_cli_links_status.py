@@ -118,6 +118,21 @@ def test_new_empty_store_prints_no_runs_yet(config: Path) -> None:
 # ------------------------------------------------------------------ links
 
 
+def test_links_and_status_show_only_the_configured_connection(config: Path) -> None:
+    populate(config)  # the "default" connection's link, runs, queue and conflict
+    other = config.with_name("other.toml")
+    other.write_text(CONFIG + 'connection = "other"\n', encoding="utf-8")
+    code, out, _ = invoke("links", "--config", str(other), "--format", "json")
+    assert (code, json.loads(out)) == (0, [])
+    code, out, _ = invoke("status", "--config", str(other), "--format", "json")
+    document = json.loads(out)
+    assert code == 0
+    assert (document["runs"], document["retry_queue"], document["conflicts"],
+            document["pending_creates"]) == ([], [], [], [])
+    code, out, _ = invoke("links", "--config", str(config), "--format", "json")
+    assert [link["jira_key"] for link in json.loads(out)] == ["OPS-1"]
+
+
 def test_links_table_shows_both_ids_and_seen_versions(config: Path) -> None:
     populate(config)
     code, out, _ = invoke("links", "--config", str(config))
