@@ -244,7 +244,8 @@ def _open(config: Path, output: OutputFormat) -> StateStore | None:
     """The configured store, or None after saying there is none yet."""
     settings = settings_from(config, need_secrets=False)
     try:
-        return StateStore(settings.state_url, create=False)
+        return StateStore(settings.state_url, connection=settings.sync.connection,
+                          create=False)
     except NoStateStore as missing:
         if output is not OutputFormat.TABLE:
             # stdout carries only the (empty) document, for scripts.

@@ -91,9 +91,10 @@ def build_rules(settings: Settings) -> list[Rule]:
 def open_store(settings: Settings, *, create: bool = True) -> StateStore:
     """The state store; with ``create=False`` a missing store opens as an empty scratch one."""
     if create:
-        return StateStore(settings.state_url)
+        return StateStore(settings.state_url, connection=settings.sync.connection)
     try:
-        return StateStore(settings.state_url, create=False)
+        return StateStore(settings.state_url, connection=settings.sync.connection,
+                          create=False)
     except NoStateStore:
         # Planning before the first run: read from an empty private store
         # rather than create the user's file.

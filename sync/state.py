@@ -24,9 +24,17 @@ Contract:
   JSON values (str, int, float, bool, None, list, dict); anything else is a
   bug in the caller and raises TypeError rather than being silently
   stringified, which would make every pair look changed on the next run.
-- The run lock (:meth:`StateStore.acquire_lock`) is one row claimed with
-  single atomic statements, so it works across processes and hosts sharing
-  the database. An expired lock (its holder crashed) is taken over.
+- ``StateStore(url, connection=NAME)`` sees and writes only the rows of that
+  connection (``[sync] connection``): links, intents, retry queue, conflicts
+  (through their links), watermarks, runs and the lock. Several
+  configurations can share one database without seeing each other's links.
+- Opening a store written by an older incident-sync upgrades its schema in
+  place first (:mod:`sync.state_migrate`, one transaction), readers included:
+  the upgrade changes how rows are keyed, never what they say.
+- The run lock (:meth:`StateStore.acquire_lock`) is one row per connection,
+  claimed with single atomic statements, so it works across processes and
+  hosts sharing the database. An expired lock (its holder crashed) is taken
+  over. Runs of different connections do not exclude each other.
 - Nothing here is handed credentials, and URLs shown in messages have their
   password masked.
 - Database failures surface as :class:`StateStoreError` (a SyncError) with one
@@ -71,12 +79,16 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sync import state_schema as t
 from sync.conflict_settle import PERSON
 from sync.errors import LockHeld, StateSchemaError, SyncError
-from sync.state_schema import SCHEMA_VERSION
+from sync.state_migrate import migrate, stored_version
+from sync.state_schema import DEFAULT_CONNECTION, SCHEMA_VERSION
 
 logger = logging.getLogger(__name__)
 
 SIDES = ("servicenow", "jira")
-LOCK_NAME = "sync"
+MAX_CONNECTION_CHARS = 64
+# PostgreSQL advisory lock key taken while a store's schema is created: any
+# fixed number works, this one is "isyn" in ASCII.
+SCHEMA_LOCK_KEY = 0x6973796E
 LOCK_POLL_SECONDS = 0.25
 # How long a SQLite connection waits for another writer before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -91,6 +103,7 @@ IN_CHUNK = 500
 OPEN_RESOLUTIONS = frozenset({"manual", "unresolved", "open", "none", ""})
 
 __all__ = [
+    "DEFAULT_CONNECTION",
     "SCHEMA_VERSION",
     "CommentLink",
     "ConflictRecord",
@@ -357,6 +370,7 @@ class StateStore:
         self,
         url: str,
         *,
+        connection: str = DEFAULT_CONNECTION,
         create: bool = True,
         clock: Callable[[], datetime] | None = None,
         sleep: Callable[[float], None] | None = None,
@@ -367,6 +381,11 @@ class StateStore:
         # Which thread has a pair transaction open (see _guard_single_writer).
         self._local = threading.local()
         self.url = masked_url(url)
+        if not connection or len(connection) > MAX_CONNECTION_CHARS:
+            raise ValueError(
+                f"connection name must be 1-{MAX_CONNECTION_CHARS} characters, not {connection!r}"
+            )
+        self.connection = connection
         self._engine = self._make_engine(url, create=create)
         try:
             self._prepare_schema(create=create)
@@ -384,7 +403,9 @@ class StateStore:
         self._is_sqlite = parsed.get_backend_name() == "sqlite"
         if not self._is_sqlite:
             try:
-                return create_engine(parsed, pool_pre_ping=True)
+                # Pairs commit from the engine's worker threads: as for SQLite, more
+                # connections than write concurrency so none waits for the pool.
+                return create_engine(parsed, pool_pre_ping=True, pool_size=8, max_overflow=40)
             except ImportError as exc:
                 raise StateStoreError(
                     f"cannot use state store {self.url}: its database driver is not installed "
@@ -455,6 +476,11 @@ class StateStore:
         transaction = self._write if create else self._read
         try:
             with transaction() as conn:
+                if create and not self._is_sqlite:
+                    # Workers starting together on a fresh PostgreSQL database would
+                    # race to CREATE the same tables; SQLite's BEGIN IMMEDIATE already
+                    # serializes them. Held until this transaction ends.
+                    conn.execute(select(func.pg_advisory_xact_lock(SCHEMA_LOCK_KEY)))
                 tables = set(inspect(conn).get_table_names())
                 if "meta" not in tables:
                     if not create:
@@ -464,13 +490,7 @@ class StateStore:
                         insert(t.meta).values(key="schema_version", value=str(SCHEMA_VERSION))
                     )
                     return
-                stored = conn.execute(
-                    select(t.meta.c.value).where(t.meta.c.key == "schema_version")
-                ).scalar_one_or_none()
-                try:
-                    version = int(stored) if stored is not None else None
-                except ValueError:
-                    version = None
+                version = stored_version(conn)
                 if version is None:
                     raise StateSchemaError(
                         f"state store {self.url} has no readable schema_version; "
@@ -481,12 +501,27 @@ class StateStore:
                         f"state store {self.url} has schema version {version}, newer than "
                         f"this incident-sync understands ({SCHEMA_VERSION}); upgrade incident-sync"
                     )
-                # Version 1 is the first; later versions migrate forward here.
-                if create:
+                if version == SCHEMA_VERSION and create:
                     t.metadata.create_all(conn)
+                if version == SCHEMA_VERSION:
+                    return
         except IntegrityError as exc:
             # Two processes creating one fresh store at once: the other one won.
             logger.debug("schema created concurrently: %s", _db_reason(exc))
+            return
+        # An older store: upgraded in its own transaction, which re-reads the
+        # version under a write lock in case another process is upgrading it too.
+        try:
+            found = migrate(self._engine, is_sqlite=self._is_sqlite)
+        except (SQLAlchemyError, RuntimeError) as exc:
+            reason = _db_reason(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
+            raise StateStoreError(
+                f"state store {self.url}: upgrading its schema to version {SCHEMA_VERSION} "
+                f"failed, nothing was changed: {reason}"
+            ) from None
+        if found is not None:
+            logger.warning("state store %s: schema upgraded from version %d to %d",
+                           self.url, found, SCHEMA_VERSION)
 
     def close(self) -> None:
         engine = getattr(self, "_engine", None)
@@ -520,15 +555,19 @@ class StateStore:
 
     # ------------------------------------------------------------------ links
 
+    def _links(self) -> Any:
+        """SELECT of this connection's links."""
+        return select(t.links).where(t.links.c.connection == self.connection)
+
     def link_by(self, side: str, record_id: str) -> Link | None:
         column = t.links.c.servicenow_id if _side(side) == "servicenow" else t.links.c.jira_key
         with self._read() as conn:
-            row = conn.execute(select(t.links).where(column == record_id)).mappings().first()
+            row = conn.execute(self._links().where(column == record_id)).mappings().first()
         return _link_from(row) if row else None
 
     def link_by_id(self, link_id: int) -> Link | None:
         with self._read() as conn:
-            row = conn.execute(select(t.links).where(t.links.c.id == link_id)).mappings().first()
+            row = conn.execute(self._links().where(t.links.c.id == link_id)).mappings().first()
         return _link_from(row) if row else None
 
     def links_by(self, side: str, ids: Collection[str]) -> dict[str, Link]:
@@ -539,14 +578,14 @@ class StateStore:
         with self._read() as conn:
             for start in range(0, len(wanted), IN_CHUNK):
                 chunk = wanted[start:start + IN_CHUNK]
-                for row in conn.execute(select(t.links).where(column.in_(chunk))).mappings():
+                for row in conn.execute(self._links().where(column.in_(chunk))).mappings():
                     link = _link_from(row)
                     found[link.id_on(side)] = link
         return found
 
     def all_links(self) -> list[Link]:
         with self._read() as conn:
-            rows = conn.execute(select(t.links).order_by(t.links.c.id)).mappings().all()
+            rows = conn.execute(self._links().order_by(t.links.c.id)).mappings().all()
         return [_link_from(row) for row in rows]
 
     def comment_links(self, link_id: int) -> list[CommentLink]:
@@ -569,6 +608,7 @@ class StateStore:
         with self._write() as conn:
             existing = conn.execute(
                 select(c.id).where(
+                    c.connection == self.connection,
                     c.completed.is_(False),
                     c.source_side == source_side,
                     c.source_id == source_id,
@@ -579,6 +619,7 @@ class StateStore:
                 return int(existing)
             result = conn.execute(
                 insert(t.intents).values(
+                    connection=self.connection,
                     source_side=source_side,
                     source_id=source_id,
                     target_side=target_side,
@@ -593,7 +634,7 @@ class StateStore:
         with self._read() as conn:
             rows = conn.execute(
                 select(c.id, c.source_side, c.source_id, c.target_side, c.created_at)
-                .where(c.completed.is_(False))
+                .where(c.connection == self.connection, c.completed.is_(False))
                 .order_by(c.id)
             ).mappings().all()
         return [Intent(**row) for row in rows]
@@ -607,14 +648,16 @@ class StateStore:
         with self._read() as conn:
             rows = conn.execute(
                 select(t.retry_queue)
-                .where(c.side == _side(side), c.parked.is_(False), c.next_attempt <= now)
+                .where(c.connection == self.connection, c.side == _side(side),
+                       c.parked.is_(False), c.next_attempt <= now)
                 .order_by(c.next_attempt, c.id)
             ).mappings().all()
         return [_retry_from(row) for row in rows]
 
     def retry_items(self, *, parked: bool | None = None) -> list[RetryItem]:
         c = t.retry_queue.c
-        query = select(t.retry_queue).order_by(c.next_attempt, c.id)
+        query = (select(t.retry_queue).where(c.connection == self.connection)
+                 .order_by(c.next_attempt, c.id))
         if parked is not None:
             query = query.where(c.parked.is_(parked))
         with self._read() as conn:
@@ -638,7 +681,7 @@ class StateStore:
         if len(message) > MAX_ERROR_CHARS:
             message = message[: MAX_ERROR_CHARS - 1] + "…"
         c = t.retry_queue.c
-        where = (c.side == side, c.record_id == record_id)
+        where = (c.connection == self.connection, c.side == side, c.record_id == record_id)
         with self._write() as conn:
             previous = conn.execute(select(c.attempts).where(*where)).scalar()
             attempts = (previous or 0) + 1
@@ -649,26 +692,32 @@ class StateStore:
                 "parked": attempts >= max_attempts,
             }
             if previous is None:
-                conn.execute(insert(t.retry_queue).values(side=side, record_id=record_id,
-                                                          **values))
+                conn.execute(insert(t.retry_queue).values(
+                    connection=self.connection, side=side, record_id=record_id, **values
+                ))
             else:
                 conn.execute(update(t.retry_queue).where(*where).values(**values))
         return RetryItem(side=side, record_id=record_id, **values)
 
     # ------------------------------------------------------------------ conflicts
 
+    def _conflicts(self) -> Any:
+        """SELECT of the conflicts on this connection's links."""
+        mine = select(t.links.c.id).where(t.links.c.connection == self.connection)
+        return select(t.conflicts).where(t.conflicts.c.link_id.in_(mine))
+
     def open_conflicts(self) -> list[ConflictRecord]:
         c = t.conflicts.c
         with self._read() as conn:
             rows = conn.execute(
-                select(t.conflicts).where(c.open.is_(True)).order_by(c.at, c.id)
+                self._conflicts().where(c.open.is_(True)).order_by(c.at, c.id)
             ).mappings().all()
         return [_conflict_from(row) for row in rows]
 
     def conflicts(self, link_id: int | None = None) -> list[ConflictRecord]:
         """Every recorded conflict (open and settled), oldest first."""
         c = t.conflicts.c
-        query = select(t.conflicts).order_by(c.at, c.id)
+        query = self._conflicts().order_by(c.at, c.id)
         if link_id is not None:
             query = query.where(c.link_id == link_id)
         with self._read() as conn:
@@ -711,18 +760,21 @@ class StateStore:
     def watermark(self, side: str) -> datetime | None:
         with self._read() as conn:
             return conn.execute(
-                select(t.watermarks.c.value).where(t.watermarks.c.side == _side(side))
+                select(t.watermarks.c.value).where(t.watermarks.c.connection == self.connection,
+                                                   t.watermarks.c.side == _side(side))
             ).scalar()
 
     def set_watermark(self, side: str, value: datetime) -> None:
         side = _side(side)
         value = _require_aware(value, "watermark")
         with self._write() as conn:
+            mine = (t.watermarks.c.connection == self.connection, t.watermarks.c.side == side)
             changed = conn.execute(
-                update(t.watermarks).where(t.watermarks.c.side == side).values(value=value)
+                update(t.watermarks).where(*mine).values(value=value)
             ).rowcount
             if not changed:
-                conn.execute(insert(t.watermarks).values(side=side, value=value))
+                conn.execute(insert(t.watermarks).values(connection=self.connection, side=side,
+                                                         value=value))
 
     # ------------------------------------------------------------------ runs
 
@@ -730,7 +782,8 @@ class StateStore:
         with self._write() as conn:
             result = conn.execute(
                 insert(t.runs).values(
-                    command=command, started=_require_aware(started, "started"), counts="{}"
+                    connection=self.connection, command=command,
+                    started=_require_aware(started, "started"), counts="{}",
                 )
             )
             return int(result.inserted_primary_key[0])
@@ -749,7 +802,7 @@ class StateStore:
         with self._write() as conn:
             changed = conn.execute(
                 update(t.runs)
-                .where(t.runs.c.id == run_id)
+                .where(t.runs.c.id == run_id, t.runs.c.connection == self.connection)
                 .values(
                     finished=_require_aware(finished, "finished"),
                     counts=_canonical({str(k): int(v) for k, v in counts.items()}, "counts"),
@@ -765,7 +818,8 @@ class StateStore:
         c = t.runs.c
         with self._read() as conn:
             rows = conn.execute(
-                select(t.runs).order_by(c.started.desc(), c.id.desc()).limit(limit)
+                select(t.runs).where(c.connection == self.connection)
+                .order_by(c.started.desc(), c.id.desc()).limit(limit)
             ).mappings().all()
         return [_run_from(row) for row in rows]
 
@@ -791,8 +845,8 @@ class StateStore:
                 holder_owner, since = holder
                 raise LockHeld(
                     f"another run (owner {holder_owner}, since "
-                    f"{since:%Y-%m-%d %H:%M:%S} UTC) holds the lock on {self.url}; "
-                    "try again later"
+                    f"{since:%Y-%m-%d %H:%M:%S} UTC) holds the lock of connection "
+                    f"{self.connection!r} on {self.url}; try again later"
                 )
             self._sleep(min(LOCK_POLL_SECONDS, remaining))
 
@@ -806,18 +860,18 @@ class StateStore:
                 # over an expired lock (or refreshes our own) or touches nothing.
                 claimed = conn.execute(
                     update(t.lock)
-                    .where(c.name == LOCK_NAME, or_(c.expires <= now, c.owner == owner))
+                    .where(c.name == self.connection, or_(c.expires <= now, c.owner == owner))
                     .values(owner=owner, acquired=now, expires=expires)
                 ).rowcount
                 if claimed:
                     return True
                 held = conn.execute(
-                    select(func.count()).select_from(t.lock).where(c.name == LOCK_NAME)
+                    select(func.count()).select_from(t.lock).where(c.name == self.connection)
                 ).scalar()
                 if held:
                     return False
                 conn.execute(
-                    insert(t.lock).values(name=LOCK_NAME, owner=owner, acquired=now,
+                    insert(t.lock).values(name=self.connection, owner=owner, acquired=now,
                                           expires=expires)
                 )
                 return True
@@ -828,7 +882,7 @@ class StateStore:
         """(owner, acquired) of the lock row, expired or not; None when nobody holds it."""
         with self._read() as conn:
             row = conn.execute(
-                select(t.lock.c.owner, t.lock.c.acquired).where(t.lock.c.name == LOCK_NAME)
+                select(t.lock.c.owner, t.lock.c.acquired).where(t.lock.c.name == self.connection)
             ).first()
         return (row.owner, row.acquired) if row else None
 
@@ -838,7 +892,7 @@ class StateStore:
         with self._write() as conn:
             extended = conn.execute(
                 update(t.lock)
-                .where(c.name == LOCK_NAME, c.owner == owner)
+                .where(c.name == self.connection, c.owner == owner)
                 .values(expires=self.now() + timedelta(seconds=ttl))
             ).rowcount
         if not extended:
@@ -851,7 +905,7 @@ class StateStore:
         """Give the lock up; a no-op when ``owner`` does not hold it."""
         c = t.lock.c
         with self._write() as conn:
-            conn.execute(delete(t.lock).where(c.name == LOCK_NAME, c.owner == owner))
+            conn.execute(delete(t.lock).where(c.name == self.connection, c.owner == owner))
 
 
 def _sqlite_on_connect(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
@@ -967,7 +1021,8 @@ class PairTx:
         with self._step() as conn:
             rows = conn.execute(
                 select(c.id, c.servicenow_id, c.jira_key)
-                .where(or_(c.servicenow_id == servicenow_id, c.jira_key == jira_key))
+                .where(c.connection == self._store.connection,
+                       or_(c.servicenow_id == servicenow_id, c.jira_key == jira_key))
                 .order_by(c.id)
             ).all()
             if len(rows) > 1:
@@ -987,7 +1042,8 @@ class PairTx:
                         conn.execute(update(t.links).where(c.id == link_id).values(**values))
                     else:
                         result = conn.execute(
-                            insert(t.links).values(created_at=values["updated_at"], **values)
+                            insert(t.links).values(connection=self._store.connection,
+                                                   created_at=values["updated_at"], **values)
                         )
                         link_id = int(result.inserted_primary_key[0])
             except IntegrityError:
@@ -1062,7 +1118,8 @@ class PairTx:
         c = t.retry_queue.c
         with self._step() as conn:
             conn.execute(
-                delete(t.retry_queue).where(c.side == _side(side), c.record_id == record_id)
+                delete(t.retry_queue).where(c.connection == self._store.connection,
+                                            c.side == _side(side), c.record_id == record_id)
             )
 
     def record_conflict(

@@ -10,6 +10,12 @@ Contract:
 - Nothing here stores credentials; no column is meant to hold one.
 - Only portable column types and constraints, so the same metadata creates the
   schema on SQLite and PostgreSQL.
+- Several configurations may share one database: every row that belongs to one
+  of them carries its ``connection`` name (``[sync] connection``), and every
+  uniqueness rule holds per connection. Comment links and conflicts belong to a
+  link and are scoped through it; ``meta`` is the store's own.
+- :data:`MIGRATIONS` lists, per version, the step that brings a store of the
+  version before up to it (applied by :mod:`sync.state`, oldest first).
 """
 
 from __future__ import annotations
@@ -33,11 +39,24 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# Version -> what the step that reaches it does (the steps live in sync.state_migrate).
+MIGRATIONS: dict[int, str] = {
+    2: "scope links, intents, retry queue, watermarks, runs and the lock by connection",
+}
 
 # Vendor ids are short (sys_id is 32 hex, Jira keys ~10 chars); 255 keeps
 # PostgreSQL VARCHAR indexes cheap while leaving room for exotic instances.
 _ID = 255
+# A connection name is an identifier people choose ("default", "ops-jira", ...).
+_CONNECTION = 64
+DEFAULT_CONNECTION = "default"
+
+
+def _connection_column() -> Column[str]:
+    return Column("connection", String(_CONNECTION), nullable=False,
+                  server_default=DEFAULT_CONNECTION)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -76,8 +95,9 @@ links = Table(
     "links",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("servicenow_id", String(_ID), nullable=False, unique=True),
-    Column("jira_key", String(_ID), nullable=False, unique=True),
+    _connection_column(),
+    Column("servicenow_id", String(_ID), nullable=False),
+    Column("jira_key", String(_ID), nullable=False),
     # Displays are for people (a number, a key, perhaps a title): no length limit.
     Column("servicenow_display", Text, nullable=False, default=""),
     Column("jira_display", Text, nullable=False, default=""),
@@ -89,6 +109,10 @@ links = Table(
     Column("hash", String(128), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # A record is linked at most once per connection; two configurations
+    # sharing the database may each link it (e.g. to two Jira projects).
+    UniqueConstraint("connection", "servicenow_id", name="uq_links_connection_servicenow"),
+    UniqueConstraint("connection", "jira_key", name="uq_links_connection_jira"),
 )
 
 comment_links = Table(
@@ -111,26 +135,29 @@ intents = Table(
     "intents",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
+    _connection_column(),
     Column("source_side", String(32), nullable=False),
     Column("source_id", String(_ID), nullable=False),
     Column("target_side", String(32), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("completed", Boolean, nullable=False, default=False),
     Index("ix_intents_pending", "completed", "source_side", "source_id"),
+    Index("ix_intents_connection", "connection", "completed"),
 )
 
 retry_queue = Table(
     "retry_queue",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
+    _connection_column(),
     Column("side", String(32), nullable=False),
     Column("record_id", String(_ID), nullable=False),
     Column("attempts", Integer, nullable=False),
     Column("last_error", Text, nullable=False, default=""),
     Column("next_attempt", UTCDateTime, nullable=False),
     Column("parked", Boolean, nullable=False, default=False),
-    UniqueConstraint("side", "record_id", name="uq_retry_side_record"),
-    Index("ix_retry_due", "side", "parked", "next_attempt"),
+    UniqueConstraint("connection", "side", "record_id", name="uq_retry_connection_record"),
+    Index("ix_retry_connection_due", "connection", "side", "parked", "next_attempt"),
 )
 
 conflicts = Table(
@@ -155,6 +182,7 @@ conflicts = Table(
 watermarks = Table(
     "watermarks",
     metadata,
+    Column("connection", String(_CONNECTION), primary_key=True),
     Column("side", String(32), primary_key=True),
     Column("value", UTCDateTime, nullable=False),
 )
@@ -163,6 +191,7 @@ runs = Table(
     "runs",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
+    _connection_column(),
     Column("command", String(64), nullable=False),
     Column("started", UTCDateTime, nullable=False),
     Column("finished", UTCDateTime, nullable=True),
@@ -171,6 +200,7 @@ runs = Table(
     Column("error", Text, nullable=True),
 )
 
+# One row per connection holding its run lock: ``name`` is the connection name.
 lock = Table(
     "lock",
     metadata,

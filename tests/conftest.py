@@ -11,12 +11,20 @@ Contract:
   environment (monkeypatch: undone after the test); it returns the path.
 - ``make_engine(config, ...)`` builds the real engine (real connectors, real
   default mapping, real state store) with a retry policy that never sleeps.
+- ``state_url`` is a fresh, empty state store URL, parametrized over the two
+  databases: ``sqlite`` (a file in the test's tmp dir) and ``postgresql`` (a
+  database of its own, created for the test and dropped after it, on the
+  server named by ``INCIDENT_SYNC_TEST_POSTGRES_URL``; see ``.ci/postgres``).
+  Without that server the PostgreSQL cases skip, except under ``CI=true``,
+  where they fail: CI must never pass by skipping them. A test that uses
+  ``sync_config`` and requests ``state_url`` gets its config pointed at it.
 Tests of other parts may use these fixtures; nothing here reads /work/shared.
 """
 
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,6 +56,83 @@ class TickingClock:
 
 def no_sleep_retry() -> RetryPolicy:
     return RetryPolicy(max_attempts=3, base_wait=0.0, max_wait=0.0, sleep=lambda _s: None)
+
+
+POSTGRES_URL_ENV = "INCIDENT_SYNC_TEST_POSTGRES_URL"
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
+
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[Any]:
+    """An AUTOCOMMIT engine on the test server's maintenance database, or a skip."""
+    url = os.environ.get(POSTGRES_URL_ENV, "").strip()
+    if not url:
+        why = f"no PostgreSQL test server: set {POSTGRES_URL_ENV} (.ci/postgres start)"
+        if _in_ci():
+            pytest.fail(f"CI=true but {why}", pytrace=False)
+        pytest.skip(why)
+    from sqlalchemy import create_engine, text
+
+    try:
+        engine = create_engine(url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(text("select 1"))
+    except Exception as exc:  # ImportError (no driver) or the server refusing
+        pytest.fail(f"PostgreSQL test server {POSTGRES_URL_ENV} unusable: {exc}", pytrace=False)
+    yield engine
+    engine.dispose()
+
+
+def fresh_postgres_schema(admin: Any) -> Iterator[str]:
+    """A schema of its own for one test: yield a URL whose search_path is that schema.
+
+    A schema rather than a database: CREATE DATABASE costs half a second, a
+    schema next to nothing, and the store (and every child process given the
+    URL) sees only its own tables either way.
+    """
+    from sqlalchemy import text
+
+    name = f"isync_{uuid.uuid4().hex[:16]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{name}"'))
+    try:
+        yield admin.url.update_query_dict({"options": f"-csearch_path={name}"}).render_as_string(
+            hide_password=False
+        )
+    finally:
+        with admin.connect() as conn:
+            # A failed test may leave a child holding locks: give up rather than hang.
+            conn.execute(text("SET lock_timeout = '20s'"))
+            conn.execute(text(f'DROP SCHEMA IF EXISTS "{name}" CASCADE'))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+        return
+    yield from fresh_postgres_schema(request.getfixturevalue("postgres_admin"))
+
+
+@pytest.fixture
+def postgres_state_url(postgres_admin: Any) -> Iterator[str]:
+    """A fresh store URL on PostgreSQL only, for tests about sharing one server."""
+    yield from fresh_postgres_schema(postgres_admin)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_state_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """Like ``state_url``, shared by a module's tests (property tests that give each
+    example its own connection name instead of its own store)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('state') / 'state.db'}"
+        return
+    yield from fresh_postgres_schema(request.getfixturevalue("postgres_admin"))
 
 
 @pytest.fixture
@@ -92,15 +177,19 @@ def _toml(value: Any) -> str:
 
 @pytest.fixture
 def sync_config(
-    tmp_path: Path, sandboxes: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, sandboxes: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> Callable[..., Path]:
     servicenow, jira = sandboxes
+    # Tests parametrized over the databases get their config pointed at theirs.
+    default_url = (request.getfixturevalue("state_url") if "state_url" in request.fixturenames
+                   else "sqlite:///state.db")
     monkeypatch.setenv("INCIDENT_SYNC_SERVICENOW__PASSWORD", SANDBOX_PASSWORD)
     monkeypatch.setenv("INCIDENT_SYNC_JIRA__TOKEN", SANDBOX_PASSWORD)
 
     def write(*, query: str = "", jql: str = "", name: str = "incident-sync.toml",
               **sync_keys: Any) -> Path:
-        keys = {"state_url": "sqlite:///state.db", "retry_base_seconds": 0.0,
+        keys = {"state_url": default_url, "retry_base_seconds": 0.0,
                 "conflict": "newest", **sync_keys}
         sync_lines = "\n".join(f"{k} = {_toml(v)}" for k, v in keys.items())
         path = tmp_path / name

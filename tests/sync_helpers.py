@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.sandbox.http import WRITE_METHODS
+from sync.settings import load_settings
 from sync.state import StateStore
 
 ALICE = "alice.smith@example.com"
@@ -37,19 +38,24 @@ def writes(server: Any) -> list[str]:
             if e.method in WRITE_METHODS and "/search" not in e.path]
 
 
+def store_url(config: Path) -> str:
+    """The state store the config names (SQLite beside it, or a test's PostgreSQL)."""
+    return load_settings(config).state_url
+
+
 def only_link(config: Path) -> Any:
-    with StateStore(f"sqlite:///{config.parent / 'state.db'}", create=False) as store:
+    with StateStore(store_url(config), create=False) as store:
         (link,) = store.all_links()
         return link
 
 
 def links(config: Path) -> list[Any]:
-    with StateStore(f"sqlite:///{config.parent / 'state.db'}", create=False) as store:
+    with StateStore(store_url(config), create=False) as store:
         return store.all_links()
 
 
 def store_of(config: Path) -> StateStore:
-    return StateStore(f"sqlite:///{config.parent / 'state.db'}", create=False)
+    return StateStore(store_url(config), create=False)
 
 
 def sync(make_engine: Any, config: Path, **kw: Any) -> Any:

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sync.cli import app
-from sync.state import StateStore
+from sync.state import SCHEMA_VERSION, StateStore
 
 runner = CliRunner()
 SYS_ID = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
@@ -118,6 +118,21 @@ def test_new_empty_store_prints_no_runs_yet(config: Path) -> None:
 # ------------------------------------------------------------------ links
 
 
+def test_links_and_status_show_only_the_configured_connection(config: Path) -> None:
+    populate(config)  # the "default" connection's link, runs, queue and conflict
+    other = config.with_name("other.toml")
+    other.write_text(CONFIG + 'connection = "other"\n', encoding="utf-8")
+    code, out, _ = invoke("links", "--config", str(other), "--format", "json")
+    assert (code, json.loads(out)) == (0, [])
+    code, out, _ = invoke("status", "--config", str(other), "--format", "json")
+    document = json.loads(out)
+    assert code == 0
+    assert (document["runs"], document["retry_queue"], document["conflicts"],
+            document["pending_creates"]) == ([], [], [], [])
+    code, out, _ = invoke("links", "--config", str(config), "--format", "json")
+    assert [link["jira_key"] for link in json.loads(out)] == ["OPS-1"]
+
+
 def test_links_table_shows_both_ids_and_seen_versions(config: Path) -> None:
     populate(config)
     code, out, _ = invoke("links", "--config", str(config))
@@ -197,13 +212,14 @@ def test_status_json_has_stable_keys_and_queue_states(config: Path) -> None:
 def test_store_from_a_newer_version_is_a_config_error(config: Path) -> None:
     StateStore(f"sqlite:///{db_of(config)}").close()
     with sqlite3.connect(db_of(config)) as raw:
-        raw.execute("update meta set value='2' where key='schema_version'")
+        raw.execute("update meta set value=? where key='schema_version'",
+                    (str(SCHEMA_VERSION + 1),))
     for command in ("links", "status"):
         code, out, err = invoke(command, "--config", str(config))
         assert code == 2
         assert out == ""
         assert err.startswith("incident-sync: state store") and err.count("\n") == 1
-        assert "schema version 2" in err
+        assert f"schema version {SCHEMA_VERSION + 1}" in err
 
 
 def test_bad_format_is_a_usage_error(config: Path) -> None:

@@ -13,7 +13,11 @@ import pytest
 
 from sync.engine import owner_is_dead
 from sync.errors import LockHeld
+from sync.settings import load_settings
 from sync.state import StateStore
+
+# The engine scenarios that use a store run on SQLite and on PostgreSQL (conftest).
+pytestmark = pytest.mark.usefixtures("state_url")
 
 
 def dead_pid() -> int:
@@ -32,7 +36,7 @@ def test_owner_is_dead_only_for_a_gone_process_of_this_host() -> None:
 
 
 def hold_lock(config: Path, owner: str) -> None:
-    with StateStore(f"sqlite:///{config.parent / 'state.db'}") as store:
+    with StateStore(load_settings(config).state_url) as store:
         store.acquire_lock(owner, ttl=900)
 
 
@@ -43,7 +47,7 @@ def test_a_dead_local_holder_does_not_block_the_next_run(
     hold_lock(config, f"{socket.gethostname()}:{dead_pid()}")
     summary = make_engine(config).run()
     assert summary.failed == 0
-    with StateStore(f"sqlite:///{config.parent / 'state.db'}", create=False) as store:
+    with StateStore(load_settings(config).state_url, create=False) as store:
         assert store.lock_holder() is None
 
 

@@ -3,11 +3,11 @@ safety valves, crash-safe creates and updates, and plans that write nothing."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import pytest
+from db_helpers import dump
 from sync_helpers import (
     jira_fields,
     jira_issue,
@@ -15,6 +15,7 @@ from sync_helpers import (
     links,
     sn_incident,
     store_of,
+    store_url,
     sync,
     writes,
 )
@@ -22,6 +23,9 @@ from sync_helpers import (
 from connectors.sandbox.http import Fault
 from sync.engine import SimulatedCrash
 from sync.errors import SafetyValve
+
+# The engine scenarios that use a store run on SQLite and on PostgreSQL (conftest).
+pytestmark = pytest.mark.usefixtures("state_url")
 
 
 def deletes(server: Any) -> int:
@@ -266,9 +270,8 @@ def test_a_crash_at_any_step_of_an_update_converges_on_the_rerun(
 # --------------------------------------------------------------------------- plan
 
 
-def _dump(path: Path) -> list[str]:
-    with sqlite3.connect(path) as conn:
-        return list(conn.iterdump())
+def _dump(config: Path) -> dict[str, list[tuple[Any, ...]]]:
+    return dump(store_url(config))
 
 
 def test_plan_writes_nothing_to_either_tool_or_the_state_store(
@@ -281,7 +284,7 @@ def test_plan_writes_nothing_to_either_tool_or_the_state_store(
     servicenow.update("incident", sys_id, {"short_description": "Edited",
                                            "work_notes": "internal note"})
     jira.transition_issue(key, "Work in progress")
-    state = config.parent / "state.db"
+    state = config
     before = _dump(state)
     servicenow.log.clear()
     jira.log.clear()
@@ -306,7 +309,11 @@ def test_plan_before_the_first_run_creates_no_state_store(
     config = sync_config()
     plan = make_engine(config, create_store=False).build_plan()
     assert plan.counts()["creates"] == 1
-    assert not (config.parent / "state.db").exists()
+    url = store_url(config)
+    if url.startswith("sqlite:///"):
+        assert not Path(url.removeprefix("sqlite:///")).exists()
+    else:
+        assert dump(url) == {}  # not one table
     assert writes(servicenow) == [] and writes(jira) == []
 
 

@@ -6,7 +6,11 @@ from typing import Any
 
 import pytest
 
+from sync.settings import load_settings
 from sync.state import StateStore
+
+# The engine scenarios that use a store run on SQLite and on PostgreSQL (conftest).
+pytestmark = pytest.mark.usefixtures("state_url")
 
 
 def sn_incident(servicenow: Any, title: str, **values: Any) -> dict[str, Any]:
@@ -21,7 +25,7 @@ def jira_status(jira: Any, key: str) -> str:
 
 
 def the_link(config: Any) -> Any:
-    with StateStore(f"sqlite:///{config.parent / 'state.db'}", create=False) as store:
+    with StateStore(load_settings(config).state_url, create=False) as store:
         (link,) = store.all_links()
         return link
 

@@ -24,6 +24,10 @@ from connectors.sandbox.jira_site import account_id_for
 # --------------------------------------------------------------------------- initial sync
 
 
+# The engine scenarios that use a store run on SQLite and on PostgreSQL (conftest).
+pytestmark = pytest.mark.usefixtures("state_url")
+
+
 def test_initial_sync_creates_each_side_s_incidents_on_the_other(
     sandboxes: Any, sync_config: Any, make_engine: Any
 ) -> None:

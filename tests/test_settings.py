@@ -98,6 +98,14 @@ def test_wrong_type_names_key_and_value(tmp_path: Path) -> None:
     assert line.startswith("[sync] max_attempts:") and "'many'" in line
 
 
+def test_connection_name_defaults_to_default_and_is_checked(tmp_path: Path) -> None:
+    assert load_settings(write(tmp_path, MINIMAL)).sync.connection == "default"
+    named = write(tmp_path, MINIMAL + '\n[sync]\nconnection = "ops-jira.eu_1"\n')
+    assert load_settings(named).sync.connection == "ops-jira.eu_1"
+    [line] = problems(write(tmp_path, MINIMAL + '\n[sync]\nconnection = "ops jira"\n'))
+    assert line.startswith("[sync] connection:") and "'ops jira'" in line
+
+
 def test_missing_required_key(tmp_path: Path) -> None:
     path = write(tmp_path, MINIMAL.replace('username = "integration.user"\n', ""))
     assert problems(path) == ["[servicenow] username: missing (required)"]

@@ -1,4 +1,8 @@
-"""The state store: schema, links, pair transactions, comments, intents, conflicts, runs."""
+"""The state store: schema, links, pair transactions, comments, intents, conflicts, runs.
+
+Tests taking ``state_url`` run on SQLite and on PostgreSQL (see conftest); the
+others are about SQLite files (paths, WAL, its single writer) or need no database.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from db_helpers import run_sql
+from sqlalchemy.exc import IntegrityError
 
 from sync.errors import StateSchemaError, SyncError
 from sync.state import (
@@ -32,8 +38,8 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(db_path: Path) -> Any:
-    with StateStore(f"sqlite:///{db_path}", clock=lambda: T0) as opened:
+def store(state_url: str) -> Any:
+    with StateStore(state_url, clock=lambda: T0) as opened:
         yield opened
 
 
@@ -66,35 +72,43 @@ def test_schema_is_created_on_first_use_and_versioned(db_path: Path) -> None:
         journal = raw.execute("pragma journal_mode").fetchone()[0]
     assert {"meta", "links", "comment_links", "intents", "retry_queue", "conflicts",
             "watermarks", "runs", "lock"} <= tables
-    assert version == str(SCHEMA_VERSION) == "1"
+    assert version == str(SCHEMA_VERSION) == "2"
     assert journal == "wal"
 
 
-def test_reopening_a_store_keeps_its_links(db_path: Path) -> None:
-    with StateStore(f"sqlite:///{db_path}") as first:
+def test_schema_is_created_on_an_empty_postgresql_database(state_url: str) -> None:
+    StateStore(state_url).close()
+    [(version,)] = run_sql(state_url, "select value from meta where key='schema_version'")
+    assert version == str(SCHEMA_VERSION)
+    # Opening again (a second worker) neither recreates nor fails.
+    with StateStore(state_url) as again:
+        assert again.all_links() == []
+
+
+def test_reopening_a_store_keeps_its_links(state_url: str) -> None:
+    with StateStore(state_url) as first:
         save(first, "sn1", "OPS-1")
-    with StateStore(f"sqlite:///{db_path}") as second:
+    with StateStore(state_url) as second:
         link = second.link_by("servicenow", "sn1")
     assert link is not None and link.jira_key == "OPS-1"
     assert link.snapshot_on("jira") == {"title": "Printer on fire", "impact": 2}
 
 
-def test_store_written_by_a_newer_version_is_refused_with_one_line(db_path: Path) -> None:
-    StateStore(f"sqlite:///{db_path}").close()
-    with sqlite3.connect(db_path) as raw:
-        raw.execute("update meta set value='7' where key='schema_version'")
+def test_store_written_by_a_newer_version_is_refused_with_one_line(state_url: str) -> None:
+    StateStore(state_url).close()
+    run_sql(state_url, "update meta set value='7' where key='schema_version'")
     with pytest.raises(StateSchemaError) as caught:
-        StateStore(f"sqlite:///{db_path}")
+        StateStore(state_url)
     message = str(caught.value)
     assert "\n" not in message
-    assert "schema version 7" in message and "(1)" in message and "upgrade" in message
+    assert "schema version 7" in message and f"({SCHEMA_VERSION})" in message
+    assert "upgrade" in message
 
 
-def test_database_not_written_by_incident_sync_is_refused(db_path: Path) -> None:
-    with sqlite3.connect(db_path) as raw:
-        raw.execute("create table meta (key text primary key, value text)")
+def test_database_not_written_by_incident_sync_is_refused(state_url: str) -> None:
+    run_sql(state_url, "create table meta (key varchar(64) primary key, value text)")
     with pytest.raises(StateSchemaError, match="no readable schema_version"):
-        StateStore(f"sqlite:///{db_path}")
+        StateStore(state_url)
 
 
 def test_file_that_is_not_a_database_gives_a_clear_error(db_path: Path) -> None:
@@ -117,10 +131,19 @@ def test_opening_without_create_never_creates_the_file(db_path: Path) -> None:
     assert not db_path.exists()
 
 
-def test_opening_without_create_reads_an_existing_store(db_path: Path) -> None:
-    with StateStore(f"sqlite:///{db_path}") as first:
+def test_opening_without_create_on_an_empty_database_finds_no_store(state_url: str) -> None:
+    if state_url.startswith("sqlite"):
+        # A SQLite store is its file: an empty one is made by creating the file.
+        state_url = state_url.replace("state.db", "empty.db")
+        sqlite3.connect(state_url.removeprefix("sqlite:///")).close()
+    with pytest.raises(NoStateStore, match="no state store at"):
+        StateStore(state_url, create=False)
+
+
+def test_opening_without_create_reads_an_existing_store(state_url: str) -> None:
+    with StateStore(state_url) as first:
         save(first, "sn1", "OPS-1")
-    with StateStore(f"sqlite:///{db_path}", create=False) as reader:
+    with StateStore(state_url, create=False) as reader:
         assert [link.jira_key for link in reader.all_links()] == ["OPS-1"]
 
 
@@ -168,12 +191,14 @@ def test_two_records_claiming_one_link_is_a_clear_sync_error(store: StateStore) 
     assert store.link_by("jira", "OPS-2").servicenow_id == "sn2"  # type: ignore[union-attr]
 
 
-def test_database_uniqueness_also_guards_links(db_path: Path, store: StateStore) -> None:
+def test_database_uniqueness_also_guards_links(state_url: str, store: StateStore) -> None:
     save(store, "sn1", "OPS-1")
-    with sqlite3.connect(db_path) as raw, pytest.raises(sqlite3.IntegrityError):
-        raw.execute(
-            "insert into links (servicenow_id, jira_key, servicenow_display, jira_display, "
-            "created_at, updated_at) values ('sn1', 'OPS-5', '', '', '2026-01-01', '2026-01-01')"
+    with pytest.raises(IntegrityError):
+        run_sql(
+            state_url,
+            "insert into links (connection, servicenow_id, jira_key, servicenow_display, "
+            "jira_display, created_at, updated_at) values ('default', 'sn1', 'OPS-5', '', '', "
+            "'2026-01-01', '2026-01-01')"
         )
 
 
@@ -183,10 +208,9 @@ def test_snapshot_that_is_not_json_is_refused(store: StateStore) -> None:
     assert store.all_links() == []
 
 
-def test_snapshots_are_stored_as_canonical_json(db_path: Path, store: StateStore) -> None:
+def test_snapshots_are_stored_as_canonical_json(state_url: str, store: StateStore) -> None:
     save(store, "sn1", "OPS-1", snapshot_servicenow={"b": "é", "a": [1, None]})
-    with sqlite3.connect(db_path) as raw:
-        stored = raw.execute("select snapshot_servicenow from links").fetchone()[0]
+    [(stored,)] = run_sql(state_url, "select snapshot_servicenow from links")
     assert stored == '{"a":[1,null],"b":"é"}'
 
 
@@ -308,8 +332,8 @@ CRASHING_CREATE = textwrap.dedent(
 )
 
 
-def test_intents_survive_a_crash_during_the_remote_create(db_path: Path) -> None:
-    url = f"sqlite:///{db_path}"
+def test_intents_survive_a_crash_during_the_remote_create(state_url: str) -> None:
+    url = state_url
     StateStore(url).close()
     crashed = subprocess.run([sys.executable, "-c", CRASHING_CREATE, url], timeout=60)
     assert crashed.returncode == 9
@@ -460,21 +484,24 @@ def test_pairs_from_many_threads_all_commit_and_fail_independently(store: StateS
     assert store.link_by("servicenow", "sn3-4") is None
 
 
-def test_writing_inside_a_pair_on_the_same_thread_fails_fast(store: StateStore) -> None:
-    with store.pair() as tx:
+def test_writing_inside_a_pair_on_the_same_thread_fails_fast(db_path: Path) -> None:
+    # SQLite only: its single writer is what would deadlock; PostgreSQL has row locks.
+    store = StateStore(f"sqlite:///{db_path}", clock=lambda: T0)
+    with store, store.pair() as tx:
         store.record_intent("servicenow", "sn1", "jira")  # before the pair wrote: fine
         tx.clear_retry("jira", "OPS-1")
         with pytest.raises(RuntimeError, match="would deadlock"):
             store.record_failure("jira", "OPS-1", "x", now=T0, base_seconds=1, max_attempts=2)
         with pytest.raises(RuntimeError, match="nested pair"), store.pair() as inner:
             inner.clear_retry("jira", "OPS-2")
-    store.record_failure("jira", "OPS-1", "x", now=T0, base_seconds=1, max_attempts=2)
-    assert len(store.pending_intents()) == 1
+    with StateStore(f"sqlite:///{db_path}", clock=lambda: T0) as again:
+        again.record_failure("jira", "OPS-1", "x", now=T0, base_seconds=1, max_attempts=2)
+        assert len(again.pending_intents()) == 1
 
 
-def test_schema_is_portable_to_postgresql() -> None:
-    # No PostgreSQL runs here; compiling the DDL for its dialect catches
-    # SQLite-only types or constraints before a user's deployment does.
+def test_schema_compiles_for_postgresql_without_a_server() -> None:
+    # The parametrized tests run on a real server; compiling the DDL for its
+    # dialect also catches SQLite-only types where no server is at hand.
     from sqlalchemy.dialects import postgresql
     from sqlalchemy.schema import CreateIndex, CreateTable
 
@@ -487,4 +514,5 @@ def test_schema_is_portable_to_postgresql() -> None:
     text = "\n".join(ddl)
     assert "CREATE TABLE links" in text and "SERIAL" in text
     assert "BOOLEAN" in text and "TIMESTAMP WITHOUT TIME ZONE" in text
-    assert "UNIQUE (servicenow_id)" in text and "UNIQUE (link_id, jira_comment_id)" in text
+    assert "UNIQUE (connection, servicenow_id)" in text
+    assert "UNIQUE (link_id, jira_comment_id)" in text

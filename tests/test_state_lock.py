@@ -1,4 +1,7 @@
-"""The run lock across processes: exclusion, waiting, LockHeld, takeover of a crashed holder."""
+"""The run lock across processes: exclusion, waiting, LockHeld, takeover of a crashed holder.
+
+Every test runs on SQLite and PostgreSQL (``state_url``, see conftest).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -69,8 +71,8 @@ class Holder:
 
 
 @pytest.fixture
-def url(tmp_path: Path) -> str:
-    address = f"sqlite:///{tmp_path / 'state.db'}"
+def url(state_url: str) -> str:
+    address = state_url
     StateStore(address).close()  # schema exists before processes race for the lock
     return address
 
@@ -114,7 +116,8 @@ def test_live_lock_in_another_process_raises_lock_held_naming_the_holder(
     message = str(caught.value)
     assert re.fullmatch(
         r"another run \(owner host-a:4242, since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\) holds "
-        r"the lock on sqlite:///\S+state\.db; try again later",
+        r"the lock of connection 'default' on (sqlite|postgresql\+psycopg)://\S+; try again "
+        r"later",
         message,
     ), message
 
@@ -171,8 +174,8 @@ def test_only_one_of_several_racing_processes_gets_the_lock(
     assert answers == ["held", "held", "held", "locked"]
 
 
-def test_heartbeat_keeps_the_lock_and_detects_a_takeover(tmp_path: Path) -> None:
-    address = f"sqlite:///{tmp_path / 'state.db'}"
+def test_heartbeat_keeps_the_lock_and_detects_a_takeover(url: str) -> None:
+    address = url
     start = datetime.now(UTC)
     time_a, time_b = FakeTime(start), FakeTime(start + timedelta(seconds=90))
     with StateStore(address, clock=time_a.clock) as a, StateStore(
@@ -190,8 +193,8 @@ def test_heartbeat_keeps_the_lock_and_detects_a_takeover(tmp_path: Path) -> None
             a.heartbeat("a")
 
 
-def test_release_lets_the_next_run_in_and_ignores_strangers(tmp_path: Path) -> None:
-    address = f"sqlite:///{tmp_path / 'state.db'}"
+def test_release_lets_the_next_run_in_and_ignores_strangers(url: str) -> None:
+    address = url
     with StateStore(address) as a, StateStore(address) as b:
         a.acquire_lock("a")
         b.release_lock("b")  # not the holder: nothing happens
@@ -203,8 +206,8 @@ def test_release_lets_the_next_run_in_and_ignores_strangers(tmp_path: Path) -> N
         a.acquire_lock("b")  # the same owner may claim again (refresh)
 
 
-def test_non_positive_ttl_is_refused(tmp_path: Path) -> None:
-    with StateStore(f"sqlite:///{tmp_path / 'state.db'}") as store:
+def test_non_positive_ttl_is_refused(url: str) -> None:
+    with StateStore(url) as store:
         with pytest.raises(ValueError, match="lock ttl must be positive"):
             store.acquire_lock("a", ttl=0)
         assert store.lock_holder() is None

@@ -1,11 +1,13 @@
-"""Retry queue backoff and parking, as properties over sequences of failures."""
+"""Retry queue backoff and parking, as properties over sequences of failures.
+
+The store is shared by the module's examples, on SQLite and on PostgreSQL.
+"""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -18,9 +20,8 @@ _record_numbers = itertools.count()
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StateStore]:
-    path: Path = tmp_path_factory.mktemp("retry") / "state.db"
-    with StateStore(f"sqlite:///{path}") as opened:
+def store(module_state_url: str) -> Iterator[StateStore]:
+    with StateStore(module_state_url) as opened:
         yield opened
 
 

@@ -1,13 +1,17 @@
-"""Secrets never reach the state store, its files, or its error messages."""
+"""Secrets never reach the state store, its files, or its error messages.
+
+The store tests run on SQLite and PostgreSQL (``state_url``, see conftest).
+"""
 
 from __future__ import annotations
 
 import os
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from db_helpers import run_sql
+from sqlalchemy import create_engine, inspect
 
 from connectors.base import AuthError
 from sync.errors import LockHeld, SyncError
@@ -34,12 +38,13 @@ state_url = "sqlite:///incident-sync.db"
 
 
 @pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> object:
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state_url: str) -> object:
     for name in list(os.environ):
         if name.upper().startswith("INCIDENT_SYNC_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("INCIDENT_SYNC_SERVICENOW__PASSWORD", PASSWORD)
     monkeypatch.setenv("INCIDENT_SYNC_JIRA__TOKEN", TOKEN)
+    monkeypatch.setenv("INCIDENT_SYNC_SYNC__STATE_URL", state_url)
     path = tmp_path / "incident-sync.toml"
     path.write_text(CONFIG, encoding="utf-8")
     loaded = load_settings(path)
@@ -84,18 +89,24 @@ def test_no_secret_reaches_any_table_or_file_of_the_store(settings: object) -> N
             other.acquire_lock("someone-else")
         assert PASSWORD not in str(held.value) and TOKEN not in str(held.value)
 
-    db = Path(url.removeprefix("sqlite:///"))
-    with sqlite3.connect(db) as raw:
-        tables = [r[0] for r in raw.execute("select name from sqlite_master where type='table'")]
-        assert len(tables) >= 9
-        cells = 0
-        for table in tables:
-            for row in raw.execute(f'select * from "{table}"'):
-                for value in row:
-                    cells += 1
-                    assert PASSWORD not in str(value), table
-                    assert TOKEN not in str(value), table
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            tables = inspect(conn).get_table_names()
+    finally:
+        engine.dispose()
+    assert len(tables) >= 9
+    cells = 0
+    for table in tables:
+        for row in run_sql(url, f'select * from "{table}"'):
+            for value in row:
+                cells += 1
+                assert PASSWORD not in str(value), table
+                assert TOKEN not in str(value), table
     assert cells > 50  # the fake run really wrote something everywhere
+    if not url.startswith("sqlite:///"):
+        return  # a server's files are not ours to read
+    db = Path(url.removeprefix("sqlite:///"))
     for file in db.parent.glob(db.name + "*"):  # the database, its WAL and shared memory
         content = file.read_bytes()
         assert PASSWORD.encode() not in content and TOKEN.encode() not in content

@@ -1,0 +1,226 @@
+"""Schema migrations of the state store: bring a store written by an older incident-sync up.
+
+Contract:
+- :func:`migrate` upgrades the store behind ``engine`` from the version it
+  records in ``meta`` to :data:`sync.state_schema.SCHEMA_VERSION`, one step per
+  version, all in ONE transaction: it either ends at the current version or
+  changes nothing. Data is kept; nothing is dropped but the constraints and
+  indexes a step replaces.
+- Concurrent openers are safe: the version is re-read under a write lock
+  (SQLite ``BEGIN IMMEDIATE``, PostgreSQL ``SELECT ... FOR UPDATE`` on the
+  version row), so the second process finds the store already migrated.
+- Each step is one function named after what it does, registered in
+  :data:`STEPS` under the version it reaches; the same step runs on SQLite
+  (which cannot alter constraints, so tables are rebuilt with the documented
+  create-copy-drop-rename procedure, foreign keys off) and on PostgreSQL
+  (``ALTER TABLE``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Index,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    UniqueConstraint,
+    inspect,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from sync import state_schema as t
+from sync.state_schema import DEFAULT_CONNECTION, SCHEMA_VERSION
+
+logger = logging.getLogger(__name__)
+
+Step = Callable[[Connection, bool], None]
+
+
+def _quote(conn: Connection, name: str) -> str:
+    return conn.dialect.identifier_preparer.quote(name)
+
+
+def _add_connection_column(conn: Connection, table: str) -> None:
+    """``connection`` on every existing row = the default connection: a store made before
+    connections existed belonged to the one configuration that used it."""
+    conn.exec_driver_sql(
+        f"ALTER TABLE {_quote(conn, table)} ADD COLUMN connection VARCHAR(64) "
+        f"NOT NULL DEFAULT '{DEFAULT_CONNECTION}'"
+    )
+
+
+def _sqlite_rebuild(
+    conn: Connection,
+    name: str,
+    *,
+    drop_unique: list[set[str]],
+    add_unique: list[tuple[str, list[str]]],
+    primary_key: list[str] | None = None,
+    drop_indexes: tuple[str, ...] = (),
+) -> None:
+    """Rebuild one SQLite table with a ``connection`` column and new uniqueness rules.
+
+    SQLite has no ALTER for constraints. The table is copied as it is now
+    (reflected, so columns another step added are kept), minus the unique
+    constraints in ``drop_unique`` (given by their columns) and the indexes in
+    ``drop_indexes``, plus ``connection`` and ``add_unique``.
+    """
+    inspector = inspect(conn)
+    columns = inspector.get_columns(name)
+    old_pk = inspector.get_pk_constraint(name)["constrained_columns"]
+    uniques = [u for u in inspector.get_unique_constraints(name)
+               if set(u["column_names"]) not in drop_unique]
+    indexes = [i for i in inspector.get_indexes(name) if i["name"] not in drop_indexes]
+    if inspector.get_foreign_keys(name):
+        raise RuntimeError(f"table {name} has foreign keys; this rebuild does not copy them")
+    pk = primary_key or old_pk
+    new_name = f"{name}__migrating"
+    # Not in t.metadata: the new table must not clash with the declared one.
+    scratch = MetaData()
+    new_columns: list[Any] = [
+        Column("connection", t.String(64), nullable=False, server_default=DEFAULT_CONNECTION)
+    ]
+    for col in columns:
+        default = col.get("default")
+        new_columns.append(Column(
+            col["name"], col["type"], nullable=col["nullable"],
+            server_default=text(default) if default is not None else None,
+        ))
+    constraints: list[Any] = [PrimaryKeyConstraint(*pk)]
+    constraints += [UniqueConstraint(*u["column_names"], name=u["name"]) for u in uniques]
+    constraints += [UniqueConstraint(*cols, name=uname) for uname, cols in add_unique]
+    table = Table(new_name, scratch, *new_columns, *constraints)
+    conn.execute(CreateTable(table))
+    names = ", ".join(_quote(conn, c["name"]) for c in columns)
+    conn.exec_driver_sql(
+        f"INSERT INTO {_quote(conn, new_name)} ({names}) SELECT {names} FROM {_quote(conn, name)}"
+    )
+    conn.exec_driver_sql(f"DROP TABLE {_quote(conn, name)}")
+    conn.exec_driver_sql(f"ALTER TABLE {_quote(conn, new_name)} RENAME TO {_quote(conn, name)}")
+    renamed = Table(name, MetaData(), autoload_with=conn)
+    for index in indexes:
+        conn.execute(CreateIndex(Index(index["name"], *(renamed.c[c] for c in
+                                                          index["column_names"]),
+                                       unique=bool(index["unique"]))))
+
+
+def _postgresql_replace_unique(
+    conn: Connection, name: str, old: set[str], new_name: str, new_cols: list[str]
+) -> None:
+    for unique in inspect(conn).get_unique_constraints(name):
+        if set(unique["column_names"]) == old:
+            conn.exec_driver_sql(
+                f"ALTER TABLE {_quote(conn, name)} DROP CONSTRAINT {_quote(conn, unique['name'])}"
+            )
+    cols = ", ".join(_quote(conn, c) for c in new_cols)
+    conn.exec_driver_sql(
+        f"ALTER TABLE {_quote(conn, name)} ADD CONSTRAINT {_quote(conn, new_name)} UNIQUE ({cols})"
+    )
+
+
+def scope_by_connection(conn: Connection, is_sqlite: bool) -> None:
+    """Version 2: several configurations share one store, each seeing only its own rows.
+
+    Links, intents, the retry queue, watermarks and runs get a ``connection``
+    column (existing rows: "default"); links and retry items are unique per
+    connection, watermarks keyed by (connection, side); the lock row of the
+    old single lock ("sync") becomes the default connection's.
+    """
+    if is_sqlite:
+        _sqlite_rebuild(
+            conn, "links", drop_unique=[{"servicenow_id"}, {"jira_key"}],
+            add_unique=[("uq_links_connection_servicenow", ["connection", "servicenow_id"]),
+                        ("uq_links_connection_jira", ["connection", "jira_key"])],
+        )
+        _sqlite_rebuild(
+            conn, "retry_queue", drop_unique=[{"side", "record_id"}],
+            add_unique=[("uq_retry_connection_record", ["connection", "side", "record_id"])],
+            drop_indexes=("ix_retry_due",),
+        )
+        _sqlite_rebuild(conn, "watermarks", drop_unique=[], add_unique=[],
+                        primary_key=["connection", "side"])
+    else:
+        _add_connection_column(conn, "links")
+        _postgresql_replace_unique(conn, "links", {"servicenow_id"},
+                                   "uq_links_connection_servicenow",
+                                   ["connection", "servicenow_id"])
+        _postgresql_replace_unique(conn, "links", {"jira_key"}, "uq_links_connection_jira",
+                                   ["connection", "jira_key"])
+        _add_connection_column(conn, "retry_queue")
+        _postgresql_replace_unique(conn, "retry_queue", {"side", "record_id"},
+                                   "uq_retry_connection_record",
+                                   ["connection", "side", "record_id"])
+        conn.exec_driver_sql("DROP INDEX IF EXISTS ix_retry_due")
+        _add_connection_column(conn, "watermarks")
+        pk_name = inspect(conn).get_pk_constraint("watermarks")["name"]
+        conn.exec_driver_sql(f"ALTER TABLE watermarks DROP CONSTRAINT {_quote(conn, pk_name)}")
+        conn.exec_driver_sql("ALTER TABLE watermarks ADD PRIMARY KEY (connection, side)")
+    # Plain column additions need no rebuild, on either database.
+    _add_connection_column(conn, "intents")
+    _add_connection_column(conn, "runs")
+    for index in (*t.retry_queue.indexes, *t.intents.indexes):
+        if index.name in ("ix_retry_connection_due", "ix_intents_connection"):
+            conn.execute(CreateIndex(index))
+    conn.execute(update(t.lock).where(t.lock.c.name == "sync").values(name=DEFAULT_CONNECTION))
+
+
+# Version reached -> the step that reaches it from the version before.
+STEPS: dict[int, Step] = {
+    2: scope_by_connection,
+}
+
+
+def stored_version(conn: Connection, *, for_update: bool = False) -> int | None:
+    query = select(t.meta.c.value).where(t.meta.c.key == "schema_version")
+    if for_update:
+        query = query.with_for_update()
+    stored = conn.execute(query).scalar_one_or_none()
+    try:
+        return int(stored) if stored is not None else None
+    except ValueError:
+        return None
+
+
+def migrate(engine: Engine, *, is_sqlite: bool) -> int | None:
+    """Upgrade the store to SCHEMA_VERSION; returns the version found before (None: nothing
+    to do)."""
+    with engine.connect() as conn:
+        if is_sqlite:
+            # SQLite ignores this pragma inside a transaction, and with foreign keys on,
+            # dropping `links` during its rebuild would cascade-delete comment links and
+            # conflicts; so it is set before BEGIN, on the raw connection.
+            conn.connection.dbapi_connection.execute(  # type: ignore[union-attr]
+                "PRAGMA foreign_keys = OFF"
+            )
+        try:
+            conn.execution_options(incident_sync_write=True)
+            with conn.begin():
+                found = stored_version(conn, for_update=not is_sqlite)
+                if found is None or found >= SCHEMA_VERSION:
+                    return None
+                for version in range(found + 1, SCHEMA_VERSION + 1):
+                    logger.info("state store: migrating schema to version %d (%s)",
+                                version, t.MIGRATIONS[version])
+                    STEPS[version](conn, is_sqlite)
+                if is_sqlite:
+                    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+                    if broken:
+                        raise RuntimeError(f"migration broke {len(broken)} foreign keys")
+                conn.execute(update(t.meta).where(t.meta.c.key == "schema_version")
+                             .values(value=str(SCHEMA_VERSION)))
+                return found
+        finally:
+            if is_sqlite:
+                conn.connection.dbapi_connection.execute(  # type: ignore[union-attr]
+                    "PRAGMA foreign_keys = ON"
+                )
