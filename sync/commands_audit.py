@@ -42,12 +42,12 @@ def audit(
 ) -> None:
     """Compare linked records field by field; list orphans and open conflicts."""
     from sync.audit import build_audit
-    from sync.factory import engine_session
+    from sync.factory import read_session
 
     with reported_errors():
         settings = settings_from(config)
-        with engine_session(settings, create_store=False) as engine:
-            report = build_audit(engine)
+        with read_session(settings) as reading:
+            report = build_audit(reading)
     if output is None and format is AuditFormat.TABLE and stdout.is_terminal:
         # A person at a terminal: the table fits the screen, folding long cells.
         print_table(stdout, report.table())
