@@ -43,8 +43,10 @@ Contract (what the engine may rely on, beyond :class:`connectors.base.Connector`
   POST; the project/issue-type ids and the initial status are read once per run.
   An update = a read when a version, status or labels are involved, one edit,
   per transition step one GET transitions + one POST, and one read for the new
-  version. ``history`` = per issue one read, plus on Cloud one changelog page
-  per 100 histories (Data Center embeds the whole changelog in the read); a
+  version. A mark (``mark_foreign_id``: the marker field, else the ``snow-<id>``
+  label, on an issue whose copy we made) = one read, and one edit plus one read
+  unless the mark is already there. ``history`` = per issue one read, plus on
+  Cloud one changelog page per 100 histories (Data Center embeds the whole changelog in the read); a
   change counts as the integration user's when its author is the signed-in
   account. Users: one
   search per distinct email per run (Jira has no batch lookup by email).
