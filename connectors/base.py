@@ -359,6 +359,14 @@ class Connector(Protocol):
         Raises PreconditionFailed when ``expected_version`` is given and stale."""
         ...
 
+    def mark_foreign_id(
+        self, record_id: str, foreign_id: str, expected_version: str | None = None
+    ) -> WriteResult:
+        """Make an existing record carry the other side's id (the back-link a copy's
+        original gets), in the vendor's own place for it; a record already carrying it
+        is left as it is. Raises PreconditionFailed when ``expected_version`` is stale."""
+        ...
+
     def add_comment(self, record_id: str, body: Any, visibility: str) -> RemoteComment:
         """Append a comment with this visibility ("public" or "internal")."""
         ...

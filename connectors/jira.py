@@ -43,8 +43,10 @@ Contract (what the engine may rely on, beyond :class:`connectors.base.Connector`
   POST; the project/issue-type ids and the initial status are read once per run.
   An update = a read when a version, status or labels are involved, one edit,
   per transition step one GET transitions + one POST, and one read for the new
-  version. ``history`` = per issue one read, plus on Cloud one changelog page
-  per 100 histories (Data Center embeds the whole changelog in the read); a
+  version. A mark (``mark_foreign_id``: the marker field, else the ``snow-<id>``
+  label, on an issue whose copy we made) = one read, and one edit plus one read
+  unless the mark is already there. ``history`` = per issue one read, plus on
+  Cloud one changelog page per 100 histories (Data Center embeds the whole changelog in the read); a
   change counts as the integration user's when its author is the signed-in
   account. Users: one
   search per distinct email per run (Jira has no batch lookup by email).
@@ -880,6 +882,34 @@ class JiraConnector:
                    else (current or self._current(record_id)).get("updated"))
         return WriteResult(id=record_id, version=str(version), display=record_id,
                            warnings=warnings)
+
+    def mark_foreign_id(
+        self, record_id: str, foreign_id: str, expected_version: str | None = None
+    ) -> WriteResult:
+        """Mark an issue with the ServiceNow id of its copy, where :meth:`create` marks
+        a copy: the marker field when configured, else the ``snow-<id>`` label (any
+        other marker label replaced, so the issue names one record). One read, and
+        one edit plus a read for the new version unless the mark is already there."""
+        current = self._current(record_id)
+        if expected_version is not None and str(current.get("updated")) != expected_version:
+            raise PreconditionFailed(
+                f"Jira {record_id} moved: version {current.get('updated')} "
+                f"!= expected {expected_version}")
+        labels = [str(label) for label in current.get("labels") or []]
+        if self.marker_field:
+            if str(current.get(self.marker_field) or "") == foreign_id:
+                return WriteResult(id=record_id, version=str(current.get("updated")),
+                                   display=record_id)
+            payload: dict[str, Any] = {self.marker_field: foreign_id}
+        else:
+            wanted = self._with_marker(labels, [marker_label(foreign_id)])
+            if wanted == labels:
+                return WriteResult(id=record_id, version=str(current.get("updated")),
+                                   display=record_id)
+            payload = {"labels": wanted}
+        self._edit(record_id, payload)
+        version = self._current(record_id).get("updated")
+        return WriteResult(id=record_id, version=str(version), display=record_id)
 
     def _edit(self, key: str, payload: Mapping[str, Any]) -> None:
         body = {"fields": dict(payload)}

@@ -800,6 +800,16 @@ class ServiceNowConnector:
             return WriteResult(id=record_id, version=version, warnings=warnings)
         return self._result_of(self._patch(record_id, payload), warnings)
 
+    def mark_foreign_id(
+        self, record_id: str, foreign_id: str, expected_version: str | None = None
+    ) -> WriteResult:
+        """Set the incident's correlation pair to the Jira key of its copy (where
+        :meth:`create` puts it on a copy): one version read when ``expected_version``
+        is given, one PATCH. ``correlation_display`` names the other tool."""
+        return self.update(record_id, {"correlation_id": foreign_id,
+                                       "correlation_display": "JIRA"},
+                           expected_version=expected_version)
+
     def add_comment(self, record_id: str, body: Any, visibility: str) -> RemoteComment:
         # Unknown visibility goes to work notes: never publish by mistake.
         element = ELEMENT_OF_VISIBILITY.get(visibility, "work_notes")

@@ -17,7 +17,6 @@ from datetime import datetime
 from typing import Any
 
 from connectors.base import RemoteRecord
-from mappings.model import Incident
 from sync.merge import Conflict
 from sync.rules import RuleFiring
 
@@ -170,6 +169,56 @@ class AddComment:
         }
 
 
+@dataclass
+class MarkForeignId:
+    """Make a record carry the id of its counterpart (the back-link), with a version check.
+
+    ``foreign_id`` is None in a plan when the counterpart is a copy still to be
+    created: the run fills in the new id. ``expected_version`` is the record's
+    version as planned; a write of the same pair to that record before this one
+    moves it, and the run checks against the version that write left.
+    """
+
+    side: str
+    record_id: str
+    display: str
+    foreign_side: str
+    foreign_id: str | None
+    foreign_display: str
+    expected_version: str | None
+
+    def describe(self) -> str:
+        other = (f"{side_title(self.foreign_side)} {self.foreign_display}"
+                 if self.foreign_id is not None
+                 else f"its new copy in {side_title(self.foreign_side)}")
+        return f"mark {side_title(self.side)} {self.display} with the id of {other}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"action": "mark", "side": self.side, "record_id": self.record_id,
+                "display": self.display, "foreign_side": self.foreign_side,
+                "foreign_id": self.foreign_id, "expected_version": self.expected_version}
+
+
+@dataclass(frozen=True)
+class ReadBack:
+    """After the pair's writes: read both records once and decide the pair again.
+
+    What a tool made of the writes (a cut title, a priority it derived) becomes
+    the snapshot or, where it is news for the other side, one more update of
+    the pair in the same run (each with its version check). Never repeated.
+    """
+
+    ids: dict[str, str | None]
+    displays: dict[str, str]
+
+    def describe(self) -> str:
+        return ("then read both records back: what the tools made of these writes is "
+                "kept, and what they derived from them travels in this run")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"action": "read-back", "ids": dict(self.ids)}
+
+
 @dataclass(frozen=True)
 class RecordConflict:
     """Both sides changed a field; how it was settled. Always recorded."""
@@ -263,17 +312,21 @@ class SettleConflict:
 
 @dataclass
 class PairPlan:
-    """Everything one pair needs: what to write, and what to commit after."""
+    """Everything one pair needs: what to write, in order, and what to commit after.
 
-    kind: str                                   # "update" | "create" | "adopt"
+    The writes of a pair are, in this order: the create, the updates, the marks,
+    the comments, then the read-back (which may add the settle step's writes).
+    """
+
     ids: dict[str, str | None]                  # side -> record id (None: not created yet)
     displays: dict[str, str]
     records: dict[str, RemoteRecord | None]
-    merged: Incident | None = None
     create: CreateRecord | None = None
     adopt: AdoptRecord | None = None
     updates: list[UpdateFields] = field(default_factory=list)
+    marks: list[MarkForeignId] = field(default_factory=list)
     comments: list[AddComment] = field(default_factory=list)
+    read_back: ReadBack | None = None
     conflicts: list[RecordConflict] = field(default_factory=list)
     settled: list[SettleConflict] = field(default_factory=list)   # open ones now agreed
     firings: list[RuleFiring] = field(default_factory=list)
@@ -281,14 +334,17 @@ class PairPlan:
     snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
     hash: str | None = None
     intent_id: int | None = None                # a pending create intent this pair settles
-    retry_ids: list[tuple[str, str]] = field(default_factory=list)   # (side, id) to clear
-    # (side, other id): mark that side's record with the other's id (creates, adoptions)
-    backlink: tuple[str, str] | None = None
 
     @property
     def label(self) -> str:
         return " <-> ".join(f"{side_title(side)} {display}"
                             for side, display in self.displays.items() if display)
+
+    @property
+    def writes(self) -> bool:
+        """Does this pair write to a tool (anything but recognising comment copies)?"""
+        return bool(self.create or self.updates or self.marks
+                    or any(c.existing_id is None for c in self.comments))
 
     def actions(self) -> list[Any]:
         items: list[Any] = []
@@ -300,7 +356,10 @@ class PairPlan:
         items.extend(self.settled)
         items.extend(self.firings)
         items.extend(self.updates)
+        items.extend(self.marks)
         items.extend(self.comments)
+        if self.read_back is not None:
+            items.append(self.read_back)
         return items
 
 

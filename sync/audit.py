@@ -11,7 +11,7 @@ Contract:
   exists is reported as missing, a record in scope without a link as an orphan.
 - Each finding carries the URLs a person opens the records at (the
   connectors' own record links), and the report carries when its reads began
-  (the engine's clock) and, when given, the :class:`ReportContext` saying what
+  (the session's clock) and, when given, the :class:`ReportContext` saying what
   it is of: :func:`report_context` builds that from the settings.
 - :func:`profile_sha256` fingerprints a profile's effective rows (after
   ``extends``), so two reports made with the same mapping show the same hash
@@ -23,10 +23,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable
+from typing import Protocol
 
 from connectors.base import RemoteRecord
-from mappings.mapper import comment_from_remote
-from mappings.model import Incident
 from mappings.profile import Profile
 from sync import __version__
 from sync.audit_report import (
@@ -39,8 +38,13 @@ from sync.audit_report import (
     public_url,
 )
 from sync.conflict_settle import conflict_state
-from sync.engine import Engine
+from sync.link_view import LinkView, conflict_values
+from sync.session import Session
 from sync.settings import Settings
+from sync.state import StateStore
+
+# The report's columns, in its order (sync.audit_report).
+REPORT_SIDES = ("servicenow", "jira")
 
 
 def profile_sha256(profile: Profile) -> str:
@@ -68,101 +72,109 @@ def report_context(settings: Settings, configured: Profile, used: Profile) -> Re
     )
 
 
-def _pull_scope(engine: Engine, side: str) -> dict[str, RemoteRecord]:
-    connector = engine.connectors[side]
-    return {r.id: r for r in connector.pull(None, engine.vendor_fields[side])}
+class Reader(Protocol):
+    """What an audit reads through: a session and a state store (a
+    :class:`sync.factory.Reading`, or an engine, which holds both)."""
+
+    @property
+    def session(self) -> Session: ...
+
+    @property
+    def store(self) -> StateStore: ...
 
 
-def _neutral(engine: Engine, record: RemoteRecord) -> Incident:
-    incident = engine.incident(record)
-    side = str(record.side)
-    incident.comments = [
-        comment_from_remote(side, comment, engine.ctx[side]) for comment in record.comments
-    ]
-    return incident
+def _pull_scope(session: Session, side: str) -> dict[str, RemoteRecord]:
+    connector = session.connectors[side]
+    return {r.id: r for r in connector.pull(None, session.vendor_fields[side])}
 
 
-def compared_fields(engine: Engine) -> list[str]:
+def compared_fields(session: Session) -> list[str]:
     """Neutral fields both tools hold and the profile carries one way or both, comments last.
 
     A field only one tool has (ServiceNow's hold reason, Jira's labels) cannot differ.
     """
     fields = []
-    for name in engine.profile.neutral_fields():
-        rule = engine.profile.rule(name)
-        if rule is None or set(rule.sides) != set(engine.sides):
+    for name in session.profile.neutral_fields():
+        rule = session.profile.rule(name)
+        if rule is None or set(rule.sides) != set(session.sides):
             continue
-        if any(engine.profile.travels(name, side) for side in engine.sides):
+        if any(session.profile.travels(name, side) for side in session.sides):
             fields.append(name)
     return [*fields, "comments"]
 
 
-def build_audit(engine: Engine, context: ReportContext | None = None) -> AuditReport:
+def build_audit(reader: Reader, context: ReportContext | None = None) -> AuditReport:
     """Compare every linked pair, list orphans on each side and open conflicts."""
-    made_at = engine.clock()
-    engine.open()
-    sn_side, jira_side = "servicenow", "jira"
-    records = {side: _pull_scope(engine, side) for side in (sn_side, jira_side)}
-    links = engine.store.all_links()
+    session, store = reader.session, reader.store
+    made_at = session.clock()
+    session.open()
+    first, second = REPORT_SIDES
+    records = {side: _pull_scope(session, side) for side in session.sides}
+    links = [LinkView(link) for link in store.all_links()]
 
     # Linked records outside the scope are still part of the audit: one batched read.
-    for side in (sn_side, jira_side):
-        missing = [link.id_on(side) for link in links if link.id_on(side) not in records[side]]
+    for side in session.sides:
+        missing = [link.side(side).id for link in links
+                   if link.side(side).id not in records[side]]
         if missing:
-            connector = engine.connectors[side]
-            records[side].update(connector.get_many(missing, engine.vendor_fields[side]))
+            connector = session.connectors[side]
+            records[side].update(connector.get_many(missing, session.vendor_fields[side]))
 
-    fields = compared_fields(engine)
+    fields = compared_fields(session)
     report = AuditReport(made_at=made_at, context=context)
-    linked_ids: dict[str, set[str]] = {sn_side: set(), jira_side: set()}
+    linked_ids: dict[str, set[str]] = {side: set() for side in session.sides}
     for link in sorted(links, key=lambda item: item.id):
-        linked_ids[sn_side].add(link.servicenow_id)
-        linked_ids[jira_side].add(link.jira_key)
-        left = records[sn_side].get(link.servicenow_id)
-        right = records[jira_side].get(link.jira_key)
+        ends = {side: link.side(side) for side in session.sides}
+        for side in session.sides:
+            linked_ids[side].add(ends[side].id)
+        left = records[first].get(ends[first].id)
+        right = records[second].get(ends[second].id)
         pair = PairAudit(
-            link.servicenow_id, link.jira_key,
-            left.display if left else link.servicenow_display,
-            right.display if right else link.jira_display,
+            ends[first].id, ends[second].id,
+            left.display if left else ends[first].display,
+            right.display if right else ends[second].display,
             servicenow_url=left.url if left else "", jira_url=right.url if right else "",
         )
         if left is None or right is None:
-            pair.missing = sn_side if left is None else jira_side
+            pair.missing = first if left is None else second
             present = left or right
             if present is not None:
-                pair.title = engine.incident(present).title
+                pair.title = session.incident(present).title
         else:
-            incidents = (_neutral(engine, left), _neutral(engine, right))
+            incidents = (session.neutral(left), session.neutral(right))
             pair.differences = compare_pair(*incidents, fields)
             pair.title = incidents[0].title
             statuses = [str(incident.status) for incident in incidents]
             pair.status = statuses[0] if statuses[0] == statuses[1] else " / ".join(statuses)
         report.pairs.append(pair)
 
-    for side in (sn_side, jira_side):
-        report.orphans.extend(_orphans(engine, side, records[side].values(), linked_ids[side]))
+    for side in session.sides:
+        report.orphans.extend(_orphans(session, side, records[side].values(), linked_ids[side]))
 
-    for conflict in engine.store.open_conflicts():
-        link = engine.store.link_by_id(conflict.link_id)
-        left = records[sn_side].get(link.servicenow_id) if link else None
-        right = records[jira_side].get(link.jira_key) if link else None
+    for conflict in store.open_conflicts():
+        stored = store.link_by_id(conflict.link_id)
+        view = LinkView(stored) if stored is not None else None
+        names = [(view.side(side).display or view.side(side).id) if view else "?"
+                 for side in REPORT_SIDES]
+        values = conflict_values(conflict)
+        urls = [records[side].get(view.side(side).id) if view else None
+                for side in REPORT_SIDES]
         report.conflicts.append(OpenConflict(
-            link.servicenow_display or link.servicenow_id if link else "?",
-            link.jira_display or link.jira_key if link else "?",
-            conflict.field, conflict.base, conflict.servicenow_value, conflict.jira_value,
+            names[0], names[1], conflict.field, conflict.base, values[first], values[second],
             conflict_state(conflict),  # "open", or "chosen: take jira" (written next run)
-            servicenow_url=left.url if left else "", jira_url=right.url if right else "",
+            servicenow_url=urls[0].url if urls[0] else "",
+            jira_url=urls[1].url if urls[1] else "",
         ))
     return report
 
 
 def _orphans(
-    engine: Engine, side: str, records: Iterable[RemoteRecord], linked: set[str]
+    session: Session, side: str, records: Iterable[RemoteRecord], linked: set[str]
 ) -> list[Orphan]:
     orphans = []
     for record in sorted(records, key=lambda r: r.display):
         if record.id in linked:
             continue
-        title = engine.incident(record).title
+        title = session.incident(record).title
         orphans.append(Orphan(side, record.id, record.display, title, record.url))
     return orphans

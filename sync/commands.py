@@ -80,12 +80,13 @@ def plan(
     ] = PlanFormat.TEXT,
 ) -> None:
     """Show what a run would do (creates, field changes, transitions, comments, conflicts)."""
-    from sync.factory import engine_session
+    from sync.factory import read_session
+    from sync.planner import build_plan
 
     with reported_errors():
         settings = settings_from(config)
-        with engine_session(settings, create_store=False) as engine:
-            result = engine.build_plan()
+        with read_session(settings) as reading:
+            result = build_plan(reading.session, reading.store)
     if format is PlanFormat.JSON:
         stdout.print_json(json.dumps(result.to_json(), ensure_ascii=False, default=str))
         return

@@ -54,13 +54,14 @@ def audit(
 ) -> None:
     """Compare linked records field by field; list orphans and open conflicts."""
     from sync.audit import build_audit, report_context
-    from sync.factory import build_profile, engine_session
+    from sync.factory import build_profile, read_session
 
     with reported_errors():
         settings = settings_from(config)
-        with engine_session(settings, create_store=False) as engine:
-            context = report_context(settings, build_profile(settings), engine.profile)
-            report = build_audit(engine, context)
+        with read_session(settings) as reading:
+            report = build_audit(reading)
+            report.context = report_context(settings, build_profile(settings),
+                                            reading.session.profile)
     _emit(report, format, output)
     if fail_on_drift and not report.clean:
         stderr.print(f"incident-sync: audit found drift: {report.summary()}", markup=False)

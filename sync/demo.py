@@ -138,12 +138,12 @@ def _print_summary(console: Console, line: str, failures: list[str]) -> None:
 def _compare(settings: Settings, console: Console) -> bool:
     """The audit of every linked pair, one row each; True when every pair is in step."""
     from sync.audit import build_audit
-    from sync.factory import engine_session
+    from sync.factory import read_session
 
-    with engine_session(settings, create_store=False) as engine:
-        report = build_audit(engine)
+    with read_session(settings) as reading:
+        report = build_audit(reading)
     table = Table(show_edge=False, pad_edge=False)
-    for side in engine.sides:
+    for side in reading.session.sides:
         table.add_column(side_title(side), no_wrap=True)
     table.add_column("status", no_wrap=True)
     # Whole titles: a pipe lays the table out at its natural width, a terminal folds.

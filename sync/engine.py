@@ -1,42 +1,52 @@
-"""The sync engine: pull, pair, merge, rules, diff -> a Plan; then apply it and commit per pair.
+"""The sync engine: one run = lock -> plan -> apply -> settle -> record.
 
 Contract:
+- :class:`Engine` composes a :class:`sync.session.Session` (connectors,
+  profile, per-side mapping context), a state store and the run's controls
+  (lock owner, progress, crash steps for tests). It inherits nothing: the
+  planner (:mod:`sync.planner`) and the applier (:mod:`sync.applier`) are
+  functions over (session, store, ...), and the field decisions are
+  :mod:`sync.decide`'s pure functions.
 - :meth:`Engine.build_plan` reads both tools and the state store and returns a
   :class:`sync.actions.Plan`. It writes nothing anywhere: not to either tool,
-  not to the state store (so ``plan`` is safe on a production config).
-- :meth:`Engine.apply` executes a plan. Each pair commits in one store
-  transaction after its writes succeed (new per-side snapshots, seen
-  versions, conflicts; then its comment links). A pair that fails goes to the
-  retry queue and the run goes on; a :class:`connectors.base.FatalError`
-  aborts the run. Watermarks advance only after every pair was handled and
-  only when both pulls completed.
-- :meth:`Engine.run` = lock the store, open the tools, plan, apply, record the
-  run, release the lock; it returns a :class:`RunSummary` whose
-  ``exit_code`` is 0 when all went well, 1 when something failed.
+  not to the state store (so ``plan`` is safe on a production config). Every
+  remote write a run can make is an action of that plan.
+- :meth:`Engine.apply` executes a plan: its pairs, then its read-back actions
+  (the settle step), then the watermarks, which advance only when both pulls
+  completed. A pair that fails goes to the retry queue and the run goes on; a
+  :class:`connectors.base.FatalError` aborts the run.
+- :meth:`Engine.run` = lock the store, plan, apply, settle, record the run,
+  release the lock; it returns a :class:`RunSummary` whose ``exit_code`` is 0
+  when all went well, 1 when something failed.
 - Snapshots are per side: the neutral projection of that side as of the last
   sync, i.e. our write as that side reads it back, or the side's own value.
   A record whose version equals the link's seen version is skipped without
   being mapped; "changed" means the version moved AND the projection differs.
 - Creates are crash-safe: the intent is committed before the remote create,
-  the new record carries the source's id, the source then gets the new id,
-  and unlinked records are first looked up on the other side and adopted.
+  the new record carries the source's id, the source then gets the new id
+  (a connector's ``mark_foreign_id``), and unlinked records are first looked
+  up on the other side and adopted.
 - The engine speaks of two sides symmetrically; vendor knowledge lives in the
-  connectors and the mapping profile.
-
-Layout: :mod:`sync.engine_core` (options, projections, shared helpers) <-
-:mod:`sync.planner` (the read-only half) <- :mod:`sync.applier` (the writing
-half) <- this module, which adds :meth:`Engine.run`.
+  connectors and the mapping profile, store column names in
+  :mod:`sync.link_view`.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
 
-from sync.actions import side_title
-from sync.applier import Applier
+import sync.engine_core as core
+from connectors.base import Connector, RemoteRecord, ServerInfo
+from mappings.mapper import MappingContext
+from mappings.model import Incident
+from mappings.profile import Profile
+from sync.actions import Plan, side_title
+from sync.applier import Applied, RunHooks, advance_watermarks, apply_plan, apply_settle
 from sync.engine_core import (
-    BACKLINK_FIELDS,
     CONFLICT_POLICIES,
     CRASH_STEPS,
     DIRECTIONS,
@@ -50,11 +60,14 @@ from sync.engine_core import (
     with_values,
 )
 from sync.errors import LockHeld, SyncError
+from sync.planner import build_plan
+from sync.rules import Rule
+from sync.session import Session
+from sync.state import StateStore
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "BACKLINK_FIELDS",
     "CONFLICT_POLICIES",
     "CRASH_STEPS",
     "DIRECTIONS",
@@ -69,52 +82,118 @@ __all__ = [
 ]
 
 
-class Engine(Applier):
-    """Two connectors, a mapping profile and a state store, synced (docs/architecture.md)."""
+class Engine:
+    """A session, a state store and one run's controls (docs/architecture.md)."""
 
-    def _lock(self) -> None:
-        """Take the run lock; a lock left by a dead process on this host is taken over.
+    def __init__(
+        self,
+        connectors: Sequence[Connector],
+        profile: Profile,
+        store: StateStore,
+        options: EngineOptions | None = None,
+        *,
+        rules: Sequence[Rule] = (),
+        clock: Callable[[], datetime] | None = None,
+        owner: str | None = None,
+        crash_at: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        if crash_at is not None and crash_at not in CRASH_STEPS:
+            raise ValueError(f"crash_at must be one of {', '.join(CRASH_STEPS)}")
+        self.session = Session(connectors, profile, options, rules=rules, clock=clock)
+        self.store = store
+        self.owner = owner or default_owner()
+        self.crash_at = crash_at
+        self.progress = progress
+        self._locked = False
+        self._last_beat = 0.0
 
-        A killed run (SIGKILL, OOM, a reboot) cannot release its lock. Its expiry
-        covers other hosts; on this host we can tell at once that the holder is
-        gone, so a cron or systemd rerun is not locked out until the expiry.
-        """
-        options = self.options
-        try:
-            self.store.acquire_lock(self.owner, timeout=options.lock_timeout,
-                                    ttl=options.lock_ttl)
-        except LockHeld:
-            holder = self.store.lock_holder()
-            if holder is None or not owner_is_dead(holder[0]):
-                raise
-            logger.warning("taking over the run lock of %s: that process no longer exists",
-                           holder[0])
-            self.store.release_lock(holder[0])
-            self.store.acquire_lock(self.owner, timeout=0.0, ttl=options.lock_ttl)
+    # ------------------------------------------------------------------ the session's parts
 
-    def _count_failures(self, summary: RunSummary, pull_failures: int) -> None:
-        """``failed`` = what the retry queue holds for people to look at after this run.
+    @property
+    def connectors(self) -> dict[str, Connector]:
+        return self.session.connectors
 
-        That is every item waiting for its next attempt (tried in this run or not
-        yet due) plus those this run parked; items parked by earlier runs are
-        listed by ``status`` and do not fail every later run. A pull that failed
-        is no item: it is counted apart, and fails the run all the same.
-        """
-        waiting = len(self.store.retry_items(parked=False))
-        summary.failed = waiting + summary.parked
-        summary.pull_failures = pull_failures
+    @property
+    def sides(self) -> tuple[str, str]:
+        return self.session.sides
+
+    @property
+    def profile(self) -> Profile:
+        return self.session.profile
+
+    @property
+    def options(self) -> EngineOptions:
+        return self.session.options
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        return self.session.clock
+
+    @property
+    def rules(self) -> tuple[Rule, ...]:
+        return self.session.rules
+
+    @rules.setter
+    def rules(self, rules: Sequence[Rule]) -> None:
+        self.session.rules = tuple(rules)
+
+    @property
+    def info(self) -> dict[str, ServerInfo]:
+        return self.session.info
+
+    @property
+    def ctx(self) -> dict[str, MappingContext]:
+        return self.session.ctx
+
+    @property
+    def vendor_fields(self) -> dict[str, list[str]]:
+        return self.session.vendor_fields
+
+    @property
+    def merged_fields(self) -> list[str]:
+        return self.session.fields.merged_fields
+
+    def open(self) -> None:
+        self.session.open()
+
+    def close(self) -> None:
+        self.session.close()
+
+    def incident(self, record: RemoteRecord) -> Incident:
+        return self.session.incident(record)
+
+    def readback(self, side: str, incident: Incident, displays: Any = None) -> dict[str, Any]:
+        return self.session.fields.readback(side, incident, displays)
+
+    # ------------------------------------------------------------------ a run
+
+    def build_plan(self) -> Plan:
+        """Everything a run would do, computed with reads only."""
+        return build_plan(self.session, self.store, beat=self.beat)
+
+    def apply(self, plan: Plan) -> RunSummary:
+        """Execute ``plan``: its pairs, its read-backs (the settle step), the watermarks."""
+        began = time.monotonic()
+        applied = self._apply(plan)
+        self._settle(applied)
+        advance_watermarks(self.store, plan)
+        applied.summary.elapsed = time.monotonic() - began
+        return applied.summary
 
     def run(self, command: str = "run") -> RunSummary:
-        """Lock, plan, apply, record the run; always release the lock."""
+        """Lock, plan, apply, settle, record the run; always release the lock."""
         self._lock()
-        self._locked = True
         began = self._last_beat = time.monotonic()
         run_id = self.store.start_run(command, self.clock())
         summary = RunSummary()
         outcome, error_text = "error", None
         try:
             plan = self.build_plan()
-            summary = self.apply(plan)
+            applied = self._apply(plan)
+            summary = applied.summary
+            self._settle(applied)
+            advance_watermarks(self.store, plan)
             self._count_failures(summary, len(plan.pull_errors))
             summary.elapsed = time.monotonic() - began  # pulls included, not just writes
             outcome = summary.outcome
@@ -135,3 +214,56 @@ class Engine(Applier):
             finally:
                 self._locked = False
                 self.store.release_lock(self.owner)
+
+    def _hooks(self) -> RunHooks:
+        return RunHooks(step=self._step, progress=self.progress, beat=self.beat)
+
+    def _apply(self, plan: Plan) -> Applied:
+        return apply_plan(self.session, self.store, plan, self._hooks())
+
+    def _settle(self, applied: Applied) -> None:
+        apply_settle(self.session, self.store, applied, self._hooks())
+
+    def _step(self, name: str) -> None:
+        if self.crash_at == name:
+            raise SimulatedCrash(name)
+
+    def beat(self) -> None:
+        """Keep the run lock alive during a long run (at most one write a minute)."""
+        now = time.monotonic()
+        if self._locked and now - self._last_beat >= core.HEARTBEAT_SECONDS:
+            self._last_beat = now
+            self.store.heartbeat(self.owner, ttl=self.options.lock_ttl)
+
+    def _lock(self) -> None:
+        """Take the run lock; a lock left by a dead process on this host is taken over.
+
+        A killed run (SIGKILL, OOM, a reboot) cannot release its lock. Its expiry
+        covers other hosts; on this host we can tell at once that the holder is
+        gone, so a cron or systemd rerun is not locked out until the expiry.
+        """
+        options = self.options
+        try:
+            self.store.acquire_lock(self.owner, timeout=options.lock_timeout,
+                                    ttl=options.lock_ttl)
+        except LockHeld:
+            holder = self.store.lock_holder()
+            if holder is None or not owner_is_dead(holder[0]):
+                raise
+            logger.warning("taking over the run lock of %s: that process no longer exists",
+                           holder[0])
+            self.store.release_lock(holder[0])
+            self.store.acquire_lock(self.owner, timeout=0.0, ttl=options.lock_ttl)
+        self._locked = True
+
+    def _count_failures(self, summary: RunSummary, pull_failures: int) -> None:
+        """``failed`` = what the retry queue holds for people to look at after this run.
+
+        That is every item waiting for its next attempt (tried in this run or not
+        yet due) plus those this run parked; items parked by earlier runs are
+        listed by ``status`` and do not fail every later run. A pull that failed
+        is no item: it is counted apart, and fails the run all the same.
+        """
+        waiting = len(self.store.retry_items(parked=False))
+        summary.failed = waiting + summary.parked
+        summary.pull_failures = pull_failures

@@ -1,13 +1,13 @@
-"""The engine's common ground: options, run summary, neutral projections and the core object.
+"""The engine's common ground: options, run summary, neutral projections, crash steps.
 
 Contract:
-- :class:`EngineCore` holds what planning and applying share: one connector
-  per side, the mapping profile, the state store, the options, the clock, and
-  per side the mapping context learnt from the tool (:meth:`EngineCore.open`).
+- :class:`EngineOptions` are the ``[sync]`` settings the engine needs;
+  :class:`RunSummary` is what a run did (and its exit status).
 - :func:`projection` is the JSON-ready neutral view of an incident the engine
-  compares and stores as snapshots; :meth:`EngineCore.readback` is what a
-  side would hold for each field after we wrote an incident there (our write
-  as that side reads it back): what keeps lossy mappings from bouncing.
+  compares and stores as snapshots; :func:`with_values` writes such values
+  back into an incident; :func:`snapshot_hash` fingerprints a pair's snapshots.
+- :func:`sign_in` opens a connector, a tool that cannot be reached being
+  :class:`connectors.base.Unreachable`.
 - :class:`SimulatedCrash` and :data:`CRASH_STEPS` let tests stop the engine at
   named steps; production code never sets ``crash_at``.
 - Nothing here writes to a tool or the state store.
@@ -20,26 +20,18 @@ import json
 import logging
 import os
 import socket
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from connectors.base import (
     Connector,
-    ConnectorError,
-    RemoteRecord,
     RetriableError,
     ServerInfo,
     Unreachable,
 )
-from mappings.mapper import MappingContext, to_fields, to_incident
 from mappings.model import VOLATILE_FIELDS, Incident
-from mappings.profile import Profile
 from sync.actions import side_title
-from sync.rules import Rule
-from sync.state import StateStore
 
 logger = logging.getLogger(__name__)
 
@@ -51,16 +43,6 @@ NOT_MERGED = frozenset({"comments"}) | VOLATILE_FIELDS
 # permission problem, not of deletions: refuse to act (STYLE habit 8).
 VANISHED_BATCH = 3
 HEARTBEAT_SECONDS = 60.0
-
-# After creating a copy of a record, the source gets the copy's id, so both
-# carry each other's id (docs/architecture.md, "Crash-safe creates"). The protocol can
-# only set a foreign id on create (NewRecord), so the one vendor field the
-# engine names lives here: ServiceNow's correlation pair (docs/vendor-notes.md).
-# A Jira source needs nothing: its copy's correlation_id already finds it.
-BACKLINK_FIELDS: dict[str, Callable[[str], dict[str, str]]] = {
-    "servicenow": lambda foreign_id: {"correlation_id": foreign_id,
-                                      "correlation_display": "JIRA"},
-}
 
 # Names of the steps a test can crash the engine at (``Engine(crash_at=...)``).
 CRASH_STEPS = (
@@ -228,123 +210,6 @@ def with_values(incident: Incident, values: Mapping[str, Any]) -> Incident:
 def snapshot_hash(snapshots: Mapping[str, Mapping[str, Any]]) -> str:
     payload = json.dumps(snapshots, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
-
-
-# --------------------------------------------------------------------------- engine
-
-
-class EngineCore:
-    """Two connectors, a mapping profile, a state store and the options: what every step uses."""
-
-    def __init__(
-        self,
-        connectors: Sequence[Connector],
-        profile: Profile,
-        store: StateStore,
-        options: EngineOptions | None = None,
-        *,
-        rules: Sequence[Rule] = (),
-        clock: Callable[[], datetime] | None = None,
-        owner: str | None = None,
-        crash_at: str | None = None,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> None:
-        if len(connectors) != 2 or connectors[0].side == connectors[1].side:
-            raise ValueError("the engine needs exactly one connector per side")
-        if crash_at is not None and crash_at not in CRASH_STEPS:
-            raise ValueError(f"crash_at must be one of {', '.join(CRASH_STEPS)}")
-        self.connectors: dict[str, Connector] = {str(c.side): c for c in connectors}
-        self.sides: tuple[str, str] = (str(connectors[0].side), str(connectors[1].side))
-        self.profile = profile
-        self.store = store
-        self.options = options or EngineOptions()
-        self.rules = tuple(rules)
-        self.clock = clock or (lambda: datetime.now(UTC))
-        self.owner = owner or default_owner()
-        self.crash_at = crash_at
-        self.progress = progress
-        self.info: dict[str, ServerInfo] = {}
-        self.ctx: dict[str, MappingContext] = {}
-        self.vendor_fields: dict[str, list[str]] = {}
-        self.merged_fields = [f for f in profile.neutral_fields() if f not in NOT_MERGED]
-        self._opened = False
-        self._locked = False
-        self._last_beat = 0.0
-
-    # ------------------------------------------------------------------ helpers
-
-    def other(self, side: str) -> str:
-        return self.sides[1] if side == self.sides[0] else self.sides[0]
-
-    def _step(self, name: str) -> None:
-        if self.crash_at == name:
-            raise SimulatedCrash(name)
-
-    def travels(self, name: str, target: str) -> bool:
-        return (self.profile.travels(name, target)
-                and self.options.allows(self.other(target), target))
-
-    def open(self) -> None:
-        """Connect to both tools and learn how each one formats rich text."""
-        if self._opened:
-            return
-        for side, connector in self.connectors.items():
-            self.info[side] = sign_in(side, connector)
-        if self.options.site_check:
-            from sync.sitecheck import site_checked_profile
-
-            # Before anything is read for the sync, so a row the site cannot hold
-            # stops the run before any write; a skipped optional row warns once.
-            self.profile, _ = site_checked_profile(self.profile, self.connectors, opened=True)
-        for side, connector in self.connectors.items():
-            info = self.info[side]
-            # Only some connectors resolve field names to ids (Jira custom
-            # fields); the protocol does not promise the attribute.
-            field_ids = dict(getattr(connector, "field_ids", None) or {})
-            self.ctx[side] = MappingContext(text_format=info.text_format, field_ids=field_ids)
-            self.vendor_fields[side] = list(self.profile.vendor_fields(side, self.ctx[side]))
-        self._opened = True
-
-    def close(self) -> None:
-        for connector in self.connectors.values():
-            try:
-                connector.close()
-            except ConnectorError as error:  # closing must not hide the run's outcome
-                logger.warning("closing %s: %s", connector.side, error)
-        self._opened = False
-
-    def beat(self) -> None:
-        """Keep the run lock alive during a long run (at most one write a minute)."""
-        now = time.monotonic()
-        if self._locked and now - self._last_beat >= HEARTBEAT_SECONDS:
-            self._last_beat = now
-            self.store.heartbeat(self.owner, ttl=self.options.lock_ttl)
-
-    def incident(self, record: RemoteRecord) -> Incident:
-        side = str(record.side)
-        return to_incident(side, record.fields, self.profile, self.ctx[side])
-
-    def ctx_for(self, side: str, displays: Mapping[str, str] | None = None) -> MappingContext:
-        """``side``'s mapping context naming the other record (for fallback texts)."""
-        other = self.other(side)
-        if not displays or not displays.get(other):
-            return self.ctx[side]
-        return replace(self.ctx[side], origin=f"{side_title(other)} {displays[other]}")
-
-    def readback(self, side: str, incident: Incident,
-                 displays: Mapping[str, str] | None = None) -> dict[str, Any]:
-        """What ``side`` would hold for each merged field after we wrote ``incident`` there."""
-        ctx = self.ctx_for(side, displays)
-        written = to_fields(side, incident, self.profile, ctx).fields
-        return projection(to_incident(side, written, self.profile, ctx), self.merged_fields)
-
-
-def _id_key(side: str) -> str:
-    return {"servicenow": "servicenow_id", "jira": "jira_key"}[side]
-
-
-def _comment_key(side: str) -> str:
-    return {"servicenow": "servicenow_comment_id", "jira": "jira_comment_id"}[side]
 
 
 def _one_line(error: BaseException | str) -> str:

@@ -9,6 +9,8 @@ Contract:
   anything is contacted.
 - ``open_store(settings, create=False)`` never creates a store: ``plan`` uses
   it so that previewing leaves no trace; a missing store reads as empty.
+- :func:`read_session` is how ``plan`` and ``audit`` read: a session and
+  the store, no engine (nothing that could write).
 - :func:`engine_session` is how commands get an engine: store and engine are
   closed whatever happens. It first checks the mapping profile against both
   sites (:func:`sync.sitecheck.site_checked_profile`): a row the site cannot
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from connectors.base import Connector
@@ -30,6 +32,7 @@ from sync.engine import Engine, EngineOptions
 from sync.errors import ConfigError
 from sync.rules import Rule, load_rules
 from sync.rules_model import RulesFileError
+from sync.session import Session
 from sync.settings import Settings
 from sync.state import NoStateStore, StateStore
 
@@ -134,6 +137,40 @@ def build_engine(
         connectors, profile, store, options, rules=rules, clock=clock,
         progress=progress, crash_at=crash_at,
     )
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A session and a store to read through: what ``plan`` and ``audit`` get.
+
+    No lock, no crash steps, no write path: nothing here can change a tool."""
+
+    session: Session
+    store: StateStore
+
+
+@contextmanager
+def read_session(settings: Settings) -> Iterator[Reading]:
+    """A read-only session with the store as it is (a missing one reads as empty).
+
+    Like :func:`engine_session`, the profile is checked against both sites on
+    sign-in; both are closed on the way out.
+    """
+    store = open_store(settings, create=False)
+    try:
+        profile = build_profile(settings)
+        rules = build_rules(settings)
+        connectors = build_connectors(settings)
+        options = replace(engine_options(settings), site_check=True)
+        session = Session(connectors, profile, options, rules=rules)
+        try:
+            yield Reading(session, store)
+        except MappingError as error:
+            raise ConfigError(error.source, [f"{error.key}: {error.reason}"]) from None
+        finally:
+            session.close()
+    finally:
+        store.close()
 
 
 @contextmanager

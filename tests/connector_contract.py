@@ -227,6 +227,40 @@ class ConnectorContract:
             connector.update(record_id, self.update_fields("Second writer"), seen)
         assert self._get(connector, record_id).fields[self.title_field] == "First writer"
 
+    # ------------------------------------------------------------------ back-link
+
+    def test_a_marked_record_carries_the_foreign_id_and_is_found_by_it(
+        self, connector: Connector, sandbox: Any, clock: FakeClock
+    ) -> None:
+        record_id = self.make_record(sandbox, "Original", description="Keep this text")
+        before = self._get(connector, record_id)
+        assert before.foreign_id is None
+        clock.advance(seconds=2)
+        result = connector.mark_foreign_id(record_id, "COPY-7", before.version)
+        assert result.ok and result.version
+        after = self._get(connector, record_id)
+        assert after.foreign_id == "COPY-7" and after.version == result.version
+        assert after.fields[self.title_field] == "Original"
+        assert after.fields[self.description_field] == before.fields[self.description_field]
+        found = connector.find_by_foreign_id(["COPY-7"], self.fields)
+        assert found["COPY-7"].id == record_id
+        # Marking again with the same id writes nothing: the version stays.
+        clock.advance(seconds=2)
+        again = connector.mark_foreign_id(record_id, "COPY-7", result.version)
+        assert again.ok and again.version == result.version
+
+    def test_marking_a_record_that_moved_is_refused(
+        self, connector: Connector, sandbox: Any, clock: FakeClock
+    ) -> None:
+        record_id = self.make_record(sandbox, "Contested")
+        seen = self._get(connector, record_id).version
+        clock.advance(seconds=2)
+        connector.update(record_id, self.update_fields("A person's edit"), seen)
+        clock.advance(seconds=2)
+        with pytest.raises(PreconditionFailed):
+            connector.mark_foreign_id(record_id, "COPY-8", seen)
+        assert self._get(connector, record_id).foreign_id is None
+
     def test_history_marks_the_connector_s_own_update_and_knows_the_creation_time(
         self, connector: Connector, sandbox: Any, clock: FakeClock
     ) -> None:

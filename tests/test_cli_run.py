@@ -144,9 +144,13 @@ def test_plan_as_json(sandboxes: Any, sync_config: Any) -> None:
     data = json.loads(result.output)
     assert data["counts"]["creates"] == 1
     (pair,) = data["pairs"]
-    (action,) = pair["actions"]
-    assert action["action"] == "create" and action["target_side"] == "jira"
-    assert action["fields"]["summary"] == "Wifi slow"
+    # The create, the back-link its original gets, and the read-back after: every write.
+    create, mark, read_back = pair["actions"]
+    assert create["action"] == "create" and create["target_side"] == "jira"
+    assert create["fields"]["summary"] == "Wifi slow"
+    assert mark["action"] == "mark" and mark["side"] == "servicenow"
+    assert mark["foreign_id"] is None and mark["expected_version"] is not None
+    assert read_back["action"] == "read-back"
 
 
 def test_plan_of_a_config_with_no_secrets_is_a_config_error(

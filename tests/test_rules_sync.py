@@ -69,7 +69,7 @@ def test_plan_and_run_apply_the_example_rules_and_the_result_reaches_servicenow(
 
     again = invoke("run", "--config", str(config))
     assert again.exit_code == 0, again.output
-    assert "created 0, updated 0," in again.output  # nothing fires twice: idempotent
+    assert "created 0, adopted 0, updated 0," in again.output  # nothing fires twice: idempotent
     replan = invoke("plan", "--config", str(config))
     assert "rule '" not in replan.output, replan.output
 

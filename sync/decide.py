@@ -1,0 +1,362 @@
+"""Every field decision of a sync, as pure functions: merge, rules, implied and invented values.
+
+Contract:
+- Nothing here does I/O: inputs are neutral incidents, per-side snapshots and
+  what the tools' histories said (read by the caller); outputs are decisions.
+  A :class:`FieldView` carries the pure mapping knowledge (profile, per-side
+  mapping context, direction) needed to tell how a side reads a write back.
+- :func:`decide_pair` decides a linked or adopted pair: the three-way merge per
+  field (:func:`sync.merge.merge_field`), still-open conflicts decided again
+  (:func:`sync.conflict_settle.revisit`), the rules hook, and per side the
+  write (changed fields, fields the write drags along, the vendor fields) and
+  the snapshot the side will hold after it. Values a write must invent for an
+  empty field (a mandatory fallback such as ServiceNow's close notes) are
+  written to the other side too. When both sides changed a field and no
+  history was given, the decision asks for the tools' histories
+  (``needs_history``): a side whose last change was the integration user's own
+  did not move by anyone's hand, and the other side wins without a conflict.
+- :func:`decide_create` decides a create: the copy's neutral values, the
+  source's write (rule changes, invented values) and both snapshots.
+- :func:`adoption_base` gives a pair without a common past its snapshots, and
+  :func:`rebase_written` what a side's snapshot becomes once we read back what
+  it made of our write.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from connectors.base import RemoteRecord
+from mappings.mapper import MappingContext, to_fields, to_incident
+from mappings.model import Incident
+from mappings.profile import Profile
+from sync.actions import side_title
+from sync.conflict_settle import revisit
+from sync.engine_core import NOT_MERGED, EngineOptions, projection, with_values
+from sync.merge import Conflict, FieldMerge, merge_field
+from sync.rules import Rule, RuleFiring, apply_rules
+
+
+def is_empty(value: Any) -> bool:
+    return value is None or value == "" or value == []
+
+
+def explained(written: Any, held: Any) -> bool:
+    """Would a tool given ``written`` hold ``held`` by its own habits (cut, or dropped)?"""
+    if is_empty(written):
+        return False
+    return is_empty(held) or (isinstance(written, str) and isinstance(held, str)
+                              and written.startswith(held))
+
+
+@dataclass(frozen=True)
+class FieldView:
+    """The mapping knowledge of both sides: how a record reads, how a write reads back."""
+
+    sides: tuple[str, str]
+    profile: Profile
+    ctx: dict[str, MappingContext]
+    options: EngineOptions
+
+    @property
+    def merged_fields(self) -> list[str]:
+        return [f for f in self.profile.neutral_fields() if f not in NOT_MERGED]
+
+    def other(self, side: str) -> str:
+        return self.sides[1] if side == self.sides[0] else self.sides[0]
+
+    def travels(self, name: str, target: str) -> bool:
+        """May field ``name`` be written to ``target`` (profile and direction)?"""
+        return (self.profile.travels(name, target)
+                and self.options.allows(self.other(target), target))
+
+    def incident(self, record: RemoteRecord) -> Incident:
+        side = str(record.side)
+        return to_incident(side, record.fields, self.profile, self.ctx[side])
+
+    def ctx_for(self, side: str, displays: Mapping[str, str] | None = None) -> MappingContext:
+        """``side``'s mapping context naming the other record (for fallback texts)."""
+        other = self.other(side)
+        if not displays or not displays.get(other):
+            return self.ctx[side]
+        return replace(self.ctx[side], origin=f"{side_title(other)} {displays[other]}")
+
+    def readback(self, side: str, incident: Incident,
+                 displays: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """What ``side`` would hold for each merged field after we wrote ``incident`` there."""
+        ctx = self.ctx_for(side, displays)
+        written = to_fields(side, incident, self.profile, ctx).fields
+        return projection(to_incident(side, written, self.profile, ctx), self.merged_fields)
+
+
+@dataclass(frozen=True)
+class SideWrite:
+    """One side's write: what changes, what it drags along, how it reads back."""
+
+    overrides: dict[str, Any]       # neutral field -> the value asked for
+    changed: list[str]              # fields the write changes as the side reads them
+    implied: list[str]              # fields that change with them (a resolve's close code)
+    after: dict[str, Any]           # the side's merged fields after the write
+    fields: dict[str, Any]          # the vendor fields sent
+    losses: list[str]
+
+
+def side_write(view: FieldView, side: str, incident: Incident, current: Mapping[str, Any],
+               overrides: Mapping[str, Any], displays: Mapping[str, str]) -> SideWrite | None:
+    """What writing ``overrides`` to ``side`` would send and leave there; None if nothing."""
+    if not overrides:
+        return None
+    target = with_values(incident, overrides)
+    after = view.readback(side, target, displays)
+    changed = [f for f in overrides if after[f] != current[f]]
+    if not changed:
+        return None
+    ctx = view.ctx_for(side, displays)
+    vendor = to_fields(side, target, view.profile, ctx, only=changed)
+    # A write may drag other fields along (a resolve carries its close code
+    # and notes): those change on the side too, so show and remember them.
+    implied = [
+        f for f in view.merged_fields
+        if f not in changed and view.travels(f, side) and after[f] != current[f]
+        and set(to_fields(side, target, view.profile, ctx, only=[f]).fields)
+        <= set(vendor.fields)
+    ]
+    return SideWrite(dict(overrides), changed, implied, after, vendor.fields,
+                     list(vendor.losses))
+
+
+def invented(view: FieldView, write: SideWrite | None, current: Mapping[str, Any],
+             other_current: Mapping[str, Any], other: str) -> dict[str, Any]:
+    """Values a write had to invent for empty fields (a fallback such as ServiceNow's
+    mandatory close notes), for the other side where that field is empty too:
+    written there as well, both tools hold the same text and no audit ever differs."""
+    if write is None:
+        return {}
+    return {f: write.after[f] for f in write.implied
+            if is_empty(current[f]) and not is_empty(write.after[f])
+            and is_empty(other_current[f]) and view.travels(f, other)}
+
+
+def next_snapshot(current: Mapping[str, Any], write: SideWrite | None) -> dict[str, Any]:
+    """What a side will hold after ``write`` (its current values where nothing is written)."""
+    snapshot = dict(current)
+    if write is not None:
+        for name in [*write.changed, *write.implied]:
+            snapshot[name] = write.after[name]
+    return snapshot
+
+
+@dataclass
+class PairDecision:
+    """What to do with one pair: per side the write and the snapshot it leaves."""
+
+    current: dict[str, dict[str, Any]]
+    writes: dict[str, SideWrite | None] = field(default_factory=dict)
+    snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
+    conflicts: list[Conflict] = field(default_factory=list)
+    settled: list[Conflict] = field(default_factory=list)   # open ones that close now
+    firings: list[RuleFiring] = field(default_factory=list)
+    # Both sides changed a field since the last sync: the histories must say whose
+    # hand it was before deciding (call again with ``last_by_us``).
+    needs_history: bool = False
+
+
+def decide_pair(
+    view: FieldView,
+    incidents: Mapping[str, Incident],
+    *,
+    updated: Mapping[str, datetime],
+    displays: Mapping[str, str],
+    base: Mapping[str, Mapping[str, Any] | None] | None,
+    pending: Mapping[str, Any] | None = None,
+    rules: Sequence[Rule] = (),
+    last_by_us: Mapping[str, Mapping[str, bool]] | None = None,
+    now: datetime | None = None,
+) -> PairDecision:
+    """Merge both records of a pair field by field, run the rules, decide each side's write.
+
+    ``base`` holds each side's snapshot (None for a pair without a common past);
+    ``pending`` the pair's still-open conflicts by field; ``last_by_us[side]``
+    whether the integration user made the last change of a field on that side;
+    ``now`` the time rules judge ages and SLA targets by.
+    """
+    sides = view.sides
+    a, b = sides
+    other = view.other
+    names = view.merged_fields
+    current = {side: projection(incidents[side], names) for side in sides}
+    across = {side: view.readback(other(side), incidents[side], displays) for side in sides}
+    newest = a if updated[a] >= updated[b] else b
+    bases = None if base is None else {side: dict(base[side] or {}) for side in sides}
+    pending = pending or {}
+
+    def facts(name: str) -> dict[str, Any]:
+        return dict(
+            sides=sides,
+            current={side: current[side][name] for side in sides},
+            travels_to={side: view.travels(name, side) for side in sides},
+            agrees={side: across[side][name] == current[other(side)][name] for side in sides},
+            owner=view.profile.owner(name),
+            policy=view.options.conflict,
+            newest=newest,
+        )
+
+    def merge(name: str) -> FieldMerge:
+        return merge_field(name, base=None if bases is None else {
+            side: bases[side].get(name) for side in sides}, **facts(name))
+
+    decision = PairDecision(current=current)
+    decisions = [merge(name) for name in names]
+    fought = [d.field for d in decisions if d.conflict is not None]
+    if fought and bases is not None:
+        if last_by_us is None:
+            decision.needs_history = True
+            return decision
+        # Both sides moved since the last sync. A side whose last change of the
+        # field was our own (a write a failed or interrupted run got half done,
+        # such as one step of a multi-step transition) did not move by anyone's
+        # hand: the other side's person wins, without a conflict.
+        for name in fought:
+            by_us = [side for side in sides if last_by_us.get(side, {}).get(name)]
+            if len(by_us) == 1:
+                bases[by_us[0]][name] = current[by_us[0]][name]
+        decisions = [merge(name) for name in names]
+    revisited = []
+    for one in decisions:
+        one, settled = revisit(one, pending.get(one.field), **facts(one.field))
+        if settled is not None:
+            decision.settled.append(settled)
+        revisited.append(one)
+
+    merged_values = dict(current[a])
+    for one in revisited:
+        if one.source is not None:
+            merged_values[one.field] = one.value
+        if one.conflict is not None:
+            decision.conflicts.append(one.conflict)
+    ruled, decision.firings = apply_rules(with_values(incidents[a], merged_values), rules, now)
+    ruled_values = projection(ruled, names)
+    by_rules = {f: v for f, v in ruled_values.items() if v != merged_values[f]}
+
+    overrides = {side: {d.field: d.value for d in revisited
+                        if d.source == other(side) and view.travels(d.field, side)}
+                 for side in sides}
+    for side in sides:
+        overrides[side].update({f: v for f, v in by_rules.items() if view.travels(f, side)})
+    writes = {side: side_write(view, side, incidents[side], current[side], overrides[side],
+                               displays) for side in sides}
+    for side in sides:
+        made_up = invented(view, writes[side], current[side], current[other(side)], other(side))
+        if made_up:
+            target = other(side)
+            overrides[target].update(made_up)
+            writes[target] = side_write(view, target, incidents[target], current[target],
+                                        overrides[target], displays)
+    decision.writes = writes
+    decision.snapshots = {side: next_snapshot(current[side], writes[side]) for side in sides}
+    return decision
+
+
+@dataclass
+class CreateDecision:
+    """A create: the copy's incident, the source's own write, and both snapshots."""
+
+    copy: Incident
+    current: dict[str, Any]                    # the source's merged fields now
+    source_write: SideWrite | None
+    snapshots: dict[str, dict[str, Any]]
+    firings: list[RuleFiring]
+
+
+def decide_create(view: FieldView, incident: Incident, side: str, displays: Mapping[str, str],
+                  rules: Sequence[Rule] = (), now: datetime | None = None) -> CreateDecision:
+    """Copy ``incident`` of ``side`` to the other side, rules applied.
+
+    What the rules changed goes back to the source where it may travel, and so
+    does what the copy had to invent for empty fields: both tools then agree.
+    """
+    target = view.other(side)
+    names = view.merged_fields
+    ruled, firings = apply_rules(incident, rules, now)
+    current = projection(incident, names)
+    ruled_values = projection(ruled, names)
+    created = view.readback(target, ruled, displays)
+    overrides = {f: v for f, v in ruled_values.items()
+                 if v != current[f] and view.travels(f, side)}
+    overrides.update({f: created[f] for f in names
+                      if is_empty(ruled_values[f]) and not is_empty(created[f])
+                      and view.travels(f, target) and view.travels(f, side)})
+    write = side_write(view, side, incident, current, overrides, displays)
+    return CreateDecision(copy=ruled, current=current, source_write=write,
+                          snapshots={side: next_snapshot(current, write), target: created},
+                          firings=firings)
+
+
+def adoption_base(
+    view: FieldView, incidents: Mapping[str, Incident], displays: Mapping[str, str],
+    *, source: str | None = None, people: Mapping[str, set[str]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Snapshots for a pair without a common past: each side's base is the other
+    side's values as it would hold them, so every difference counts as a change
+    on both sides (a conflict, settled by the owner or the policy and recorded).
+
+    Except where a tool's own habits explain the difference: a side holding a
+    cut of the other's text (ServiceNow keeps 160 title characters) or nothing
+    where the other has a value (a user that tool does not know) did not
+    change it; its base is what it holds, so the fuller value travels to it
+    and it never overwrites the other with less.
+
+    When we made one of the two (``source`` names the original's side: a
+    create intent is pending), the pair does have a common past, the create,
+    and the tools' histories tell what happened since (``people[side]``: the
+    fields someone other than the integration user changed, on the original
+    only after the copy was made): on the copy, only those count as changed
+    (what an interrupted create or a failed follow-up transition left there,
+    such as the initial status, is the sync's own unfinished work and never
+    overrides the original); where a person changed the copy, the original
+    counts as changed only if a person changed that field after the copy was
+    created. A field the copy's tool filled in where the create wrote nothing
+    (Jira's default reporter) stays news for the original.
+    """
+    names = view.merged_fields
+    held = {side: projection(incidents[side], names) for side in view.sides}
+    across = {side: view.readback(side, incidents[view.other(side)], displays)
+              for side in view.sides}
+    base = {side: {name: held[side][name] if explained(across[side][name], held[side][name])
+                   else across[side][name] for name in names} for side in view.sides}
+    if source is None:
+        return base
+    copy = view.other(source)
+    by_people = people or {}
+    on_copy, on_source = by_people.get(copy, set()), by_people.get(source, set())
+    for name in names:
+        if name in on_copy:
+            base[copy][name] = across[copy][name]   # a person's edit: a change
+            if name not in on_source:
+                base[source][name] = held[source][name]   # untouched since the create
+        elif not (is_empty(across[copy][name]) and not is_empty(held[copy][name])):
+            base[copy][name] = held[copy][name]   # the sync's own work: no change
+    return base
+
+
+def rebase_written(
+    view: FieldView, snapshot: Mapping[str, Any] | None, held: Mapping[str, Any],
+    written: set[str],
+) -> tuple[dict[str, Any], list[str]]:
+    """A side's snapshot after reading back what it made of the fields we ``written``.
+
+    A value we wrote is the tool's to reshape or even drop (an unknown user left
+    empty): absorbed, never sent back to wipe the original. One it filled in
+    where we wrote none (Jira's default reporter) is news for the other side.
+    Also returned: the fields the tool emptied that we did not write; the caller
+    absorbs those too where the tool's history says the drop was ours (Jira
+    clears the resolution of an issue our transition reopened).
+    """
+    rebased = dict(snapshot or {})
+    rebased.update({f: held[f] for f in written if not is_empty(rebased.get(f))})
+    dropped = [f for f in view.merged_fields if f not in written
+               and not is_empty(rebased.get(f)) and is_empty(held[f])]
+    return rebased, dropped
