@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from connectors.sandbox.http import WRITE_METHODS
 from sync.audit import build_audit
-from sync.cli import app
+from sync.cli.main import app
 
 runner = CliRunner()
 

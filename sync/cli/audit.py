@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 
-from sync.cli import ConfigOption, app, fail, reported_errors, settings_from, stdout
+from sync.cli.app import ConfigOption, fail, reported_errors, settings_from, stdout
 from sync.errors import EXIT_CONFIG
 from sync.output import print_table
 from sync.settings import DEFAULT_CONFIG
@@ -30,7 +30,6 @@ class AuditFormat(StrEnum):
     HTML = "html"
 
 
-@app.command()
 def audit(
     config: ConfigOption = Path(DEFAULT_CONFIG),
     format: Annotated[
