@@ -38,13 +38,12 @@ from mappings.mapper import MappingContext, to_fields, to_incident
 from mappings.model import VOLATILE_FIELDS, Incident
 from mappings.profile import Profile
 from sync.actions import side_title
+from sync.directions import CONFLICT_POLICIES, DIRECTIONS
 from sync.rules import Rule
 from sync.state import StateStore
 
 logger = logging.getLogger(__name__)
 
-DIRECTIONS = ("both", "servicenow-to-jira", "jira-to-servicenow")
-CONFLICT_POLICIES = ("newest", "servicenow", "jira", "manual")
 # Fields never merged: comments have their own union, volatile stamps change on every write.
 NOT_MERGED = frozenset({"comments"}) | VOLATILE_FIELDS
 # A batch of linked records that ALL vanish at once smells of a scope or

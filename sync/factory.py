@@ -48,22 +48,14 @@ def build_connectors(
     sn, jira = settings.servicenow, settings.jira
     assert sn.password is not None and jira.token is not None  # require_secrets said so
     try:
-        servicenow = ServiceNowConnector(
-            sn.instance_url, sn.username, sn.password.get_secret_value(),
-            table=sn.table, query=sn.query, page_size=sn.page_size, timeout=sn.timeout,
-            requests_per_minute=sn.requests_per_minute, use_batch_api=sn.use_batch_api,
-            retry=retry,
-        )
-        jira_connector = JiraConnector(
-            jira.url, email=jira.email, token=jira.token.get_secret_value(),
-            flavor=jira.flavor, project=jira.project, issue_type=jira.issue_type,
-            jql=jira.jql, service_desk_id=jira.service_desk_id,
-            marker_field=jira.marker_field, page_size=jira.page_size, timeout=jira.timeout,
-            requests_per_minute=jira.requests_per_minute,
-            overlap_minutes=jira.overlap_minutes, retry=retry,
-        )
+        # The sections ARE the connectors' config models, validated when loaded.
+        servicenow = ServiceNowConnector.from_config(
+            sn, password=sn.password.get_secret_value(), retry=retry)
+        jira_connector = JiraConnector.from_config(
+            jira, token=jira.token.get_secret_value(), retry=retry)
     except ValueError as error:
-        # Constructors validate their arguments; their messages never hold secrets.
+        # What only a connector can judge (e.g. Jira Cloud without the token's
+        # email); its messages never hold secrets.
         raise ConfigError(_source(settings), [str(error)]) from None
     return servicenow, jira_connector
 
