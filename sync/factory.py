@@ -108,8 +108,13 @@ def build_engine(
     crash_at: str | None = None,
     site_check: bool = False,
     retry_now: bool = False,
+    connectors: tuple[Connector, Connector] | None = None,
 ) -> Engine:
     """An engine over fresh connectors; the caller owns ``store`` and closes the engine.
+
+    ``connectors`` replaces the configured ones (e.g. two
+    :class:`connectors.memory.MemoryConnector`): the rest still comes from
+    ``settings``, so a test or a tool drives the same engine the commands build.
 
     ``site_check``: on sign-in, read both sites' fields and run with the profile
     they can hold (ConfigError when a required row cannot work). ``retry_now`` makes
@@ -117,7 +122,8 @@ def build_engine(
     """
     profile = build_profile(settings)
     rules = build_rules(settings)
-    connectors = build_connectors(settings, retry=retry)
+    if connectors is None:
+        connectors = build_connectors(settings, retry=retry)
     options = replace(engine_options(settings), retry_now=retry_now, site_check=site_check)
     return Engine(
         connectors, profile, store, options, rules=rules, clock=clock,
