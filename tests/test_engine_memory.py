@@ -97,6 +97,24 @@ def test_initial_sync_links_each_side_s_records_and_a_second_run_writes_nothing(
     assert writes(memory) == {"servicenow": 0, "jira": 0}
 
 
+def test_one_way_direction_creates_and_updates_only_towards_the_target(memory: Any) -> None:
+    sys_id = sn_incident(memory, "Only goes to Jira")
+    jira_issue(memory, "Stays in Jira")
+
+    first = memory.run(direction="servicenow-to-jira")
+    assert (first.created, first.failed) == (1, 0), first.failures
+    assert len(memory.servicenow.records) == 1 and len(memory.jira.records) == 2
+
+    (link,) = memory.links()
+    memory.jira.edit(link.jira_key, {"summary": "Edited in Jira"})
+    memory.jira.comment(link.jira_key, "Jira-only note")
+    memory.servicenow.comment(sys_id, "From ServiceNow")
+    second = memory.run(direction="servicenow-to-jira")
+    assert (second.updated, second.comments, second.failed) == (0, 1, 0), second.failures
+    assert memory.servicenow.get(sys_id)["short_description"] == "Only goes to Jira"
+    assert [c.body for c in memory.servicenow.records[sys_id].comments] == ["From ServiceNow"]
+
+
 # --------------------------------------------------------------------------- conflicts
 
 
@@ -273,6 +291,27 @@ def test_a_crash_at_any_step_of_a_create_leaves_one_record_and_one_link(
     with store(memory) as state:
         assert state.pending_intents() == []
     assert memory.run().created == 0
+
+
+@pytest.mark.parametrize("step", ["update:before-write", "update:after-write",
+                                  "update:after-commit"])
+def test_a_crash_at_any_step_of_an_update_converges_on_the_rerun(memory: Any, step: str) -> None:
+    sys_id, key = linked_pair(memory)
+    memory.servicenow.edit(sys_id, {"short_description": "Edited before the crash"})
+    memory.servicenow.comment(sys_id, "A comment to copy")
+    with pytest.raises(SimulatedCrash):
+        memory.engine(crash_at=step).run()
+
+    rerun = memory.run()
+
+    assert rerun.failed == 0 and rerun.created == 0, rerun.failures
+    assert memory.jira.get(key)["summary"] == "Edited before the crash"
+    assert len(memory.jira.records) == 1 and len(memory.links()) == 1
+    copies = [c for c in memory.jira.records[key].comments if "A comment to copy" in str(c.body)]
+    assert len(copies) == 1
+    clear_journals(memory)
+    memory.run()
+    assert writes(memory) == {"servicenow": 0, "jira": 0}
 
 
 def test_a_create_whose_reply_was_lost_is_adopted_on_the_rerun_not_duplicated(

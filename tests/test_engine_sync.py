@@ -222,28 +222,6 @@ def test_data_center_round_trip_with_wiki_text_and_no_echo(
     assert writes(servicenow) == [] and writes(jira) == []
 
 
-def test_one_way_direction_creates_and_updates_only_towards_the_target(
-    sandboxes: Any, sync_config: Any, make_engine: Any
-) -> None:
-    servicenow, jira = sandboxes
-    sn = sn_incident(servicenow, "Only goes to Jira")
-    jira_issue(jira, "Stays in Jira")
-    config = sync_config(direction="servicenow-to-jira")
-
-    first = sync(make_engine, config)
-    assert (first.created, first.failed) == (1, 0), first.failures
-    assert len(servicenow.rows("incident")) == 1 and len(jira.issue_keys()) == 2
-
-    key = only_link(config).jira_key
-    jira.edit_issue(key, {"summary": "Edited in Jira"})
-    jira.add_comment(key, "Jira-only note")
-    servicenow.update("incident", sn["sys_id"], {"comments": "From ServiceNow"})
-    second = sync(make_engine, config)
-    assert (second.updated, second.comments, second.failed) == (0, 1, 0), second.failures
-    assert servicenow.get("incident", sn["sys_id"])["short_description"] == "Only goes to Jira"
-    assert [j["value"] for j in servicenow.journal(sn["sys_id"])] == ["From ServiceNow"]
-
-
 def test_a_title_one_tool_cuts_is_never_cut_on_the_other(
     sandboxes: Any, sync_config: Any, make_engine: Any
 ) -> None:

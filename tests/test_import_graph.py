@@ -12,6 +12,7 @@ source with :mod:`ast`, nothing is imported.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -65,6 +66,7 @@ def imports_of(name: str, path: Path, known: set[str]) -> set[str]:
     return {t for t in targets if t in known and t not in _with_parents(name)}
 
 
+@functools.cache  # one parse of the tree serves every test
 def import_graph() -> dict[str, set[str]]:
     modules = product_modules()
     known = set(modules)
