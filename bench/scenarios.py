@@ -27,11 +27,13 @@ from typing import Any
 
 from bench.host import PASSWORD, USERNAME, HostSpec, SandboxHost, is_write
 from sync.demo import sandbox_secrets
+from sync.directions import DIRECTIONS as ALL_DIRECTIONS
 from sync.factory import build_engine, open_store
 from sync.settings import load_settings
 
 SIDES = ("servicenow", "jira")
-DIRECTIONS = {"servicenow-to-jira": "servicenow", "jira-to-servicenow": "jira"}
+# One-way directions and the side each one reads from ("servicenow-to-jira" -> servicenow).
+DIRECTIONS = {d: d.split("-to-")[0] for d in ALL_DIRECTIONS if d != "both"}
 # Time between scheduled runs: longer than Jira's 2-minute pull overlap, as
 # with `run --every 10m`, so a run does not re-read what the previous one saw.
 RUN_INTERVAL_SECONDS = 600.0

@@ -10,7 +10,8 @@ Contract:
   texts never contain credentials.
 - Writes return the new version stamp so the engine can recognise its own
   writes when they come back on the next pull (echo suppression).
-- Capabilities are declared data, not ``hasattr`` probes.
+- What a connector learns about its site at :meth:`Connector.open` is data on
+  :class:`ServerInfo` (e.g. ``field_ids``), never found by ``hasattr``/``getattr`` probes.
 - :meth:`Connector.history` tells, per record, when it was created and which
   vendor fields were changed when, and whether by the integration user itself
   (Jira changelog, ServiceNow ``sys_audit``): what lets the engine tell a
@@ -132,18 +133,6 @@ class PreconditionFailed(SyncError):
 
 
 @dataclass(frozen=True)
-class Capabilities:
-    """What a connector can do, declared as data."""
-
-    bulk_create: bool = False          # many creates in one request (Jira bulk, SN Batch API)
-    batch_write: bool = False          # many updates in one request (SN Batch API)
-    internal_comments: bool = True     # can keep a comment out of the customer's sight
-    transitions: bool = False          # status changes go through a workflow
-    max_batch: int = 1                 # most records per bulk request
-    page_size: int = 100               # records per pull page
-
-
-@dataclass(frozen=True)
 class ServerInfo:
     """Who we are talking to, learnt by :meth:`Connector.open`."""
 
@@ -153,6 +142,10 @@ class ServerInfo:
     version: str = ""
     user: str = ""             # the integration user as the tool knows it
     text_format: str = "plain"  # rich text in raw records: "plain", "adf" or "wiki"
+    # Field name -> id as the site has them (Jira custom fields: "Category" ->
+    # "customfield_10010"); what a mapping names by name is written by id. Empty
+    # where names are ids (ServiceNow columns).
+    field_ids: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -317,7 +310,6 @@ class Connector(Protocol):
     """
 
     side: Side
-    capabilities: Capabilities
 
     def open(self) -> ServerInfo:
         """Connect, verify the credentials and learn the flavor (one cheap request)."""
@@ -391,7 +383,6 @@ __all__ = [
     "GROUP_REF",
     "USER_REF",
     "AuthError",
-    "Capabilities",
     "CheckResult",
     "Connector",
     "ConnectorError",

@@ -78,7 +78,6 @@ from connectors.base import (
     GROUP_REF,
     USER_REF,
     AuthError,
-    Capabilities,
     CheckResult,
     ConnectorError,
     Edit,
@@ -98,6 +97,7 @@ from connectors.base import (
     WriteResult,
     ref_of,
 )
+from connectors.jira_config import JiraConfig
 from connectors.jira_errors import Account, from_http, from_transport, one_line
 from connectors.jira_fields import create_items
 from connectors.jira_fields import site_fields as join_site_fields
@@ -111,7 +111,6 @@ from connectors.jira_jql import (
     quote,
     scope_jql,
     status_probe_jql,
-    validate_scope_jql,
 )
 from connectors.jira_records import (
     embedded_comments,
@@ -192,36 +191,45 @@ class JiraConnector:
         overlap_minutes: int = 2,
         retry: RetryPolicy | None = None,
     ) -> None:
-        if flavor not in ("auto", "cloud", "datacenter"):
-            raise ValueError(f"flavor: must be auto, cloud or datacenter (got {flavor!r})")
-        if flavor == "cloud" and not email:
+        config = JiraConfig.from_options(
+            url=url, email=email, flavor=flavor, project=project, issue_type=issue_type,
+            jql=jql, service_desk_id=service_desk_id, marker_field=marker_field,
+            page_size=page_size, timeout=timeout, requests_per_minute=requests_per_minute,
+            overlap_minutes=overlap_minutes,
+        )
+        self._setup(config, token, retry)
+
+    @classmethod
+    def from_config(
+        cls, config: JiraConfig, *, token: str, retry: RetryPolicy | None = None
+    ) -> JiraConnector:
+        """The connector for a validated ``config``; nothing is checked again."""
+        connector = cls.__new__(cls)
+        connector._setup(config, token, retry)
+        return connector
+
+    def _setup(self, config: JiraConfig, token: str, retry: RetryPolicy | None) -> None:
+        # What the model cannot know: the secret, and what it means for the flavor.
+        if config.flavor == "cloud" and not config.email:
             raise ValueError("email: Jira Cloud needs the account email that owns the API token")
         if not token:
             raise ValueError("token: missing (API token on Cloud, personal access token on DC)")
-        if not 1 <= page_size <= 5000:
-            raise ValueError(f"page_size: must be 1..5000 (got {page_size})")
-        if marker_field is not None and not marker_field.startswith("customfield_"):
-            raise ValueError(f"marker_field: must be a customfield_<n> id (got {marker_field!r})")
-        if overlap_minutes < 1:
-            raise ValueError(f"overlap_minutes: must be >= 1 (got {overlap_minutes})")
-        self.url = url.rstrip("/")
-        self.email = email
+        self.config = config
+        self.url = config.url
+        self.email = email = config.email
         self._token = token
-        self.flavor = flavor
-        self.project = project
-        self.issue_type = issue_type
-        self.jql = validate_scope_jql(jql)
-        self.service_desk_id = service_desk_id
-        self.marker_field = marker_field
-        self.page_size = page_size
-        self.timeout = timeout
-        self.overlap_minutes = overlap_minutes
+        self.flavor = config.flavor
+        self.project = project = config.project
+        self.issue_type = config.issue_type
+        self.jql = config.jql
+        self.service_desk_id = config.service_desk_id
+        self.marker_field = config.marker_field
+        self.page_size = config.page_size
+        self.timeout = config.timeout
+        self.overlap_minutes = config.overlap_minutes
         self.retry = retry or RetryPolicy()
-        self._budget = RequestBudget(requests_per_minute) if requests_per_minute else None
-        self.capabilities = Capabilities(
-            bulk_create=True, batch_write=False, internal_comments=True, transitions=True,
-            max_batch=BULK_LIMIT, page_size=page_size,
-        )
+        rpm = config.requests_per_minute
+        self._budget = RequestBudget(rpm) if rpm else None
         self.field_ids: dict[str, str] = {}
         # GET /field as the site answered it at open(), kept for site_fields().
         self._field_list: list[dict[str, Any]] = []
@@ -342,7 +350,7 @@ class JiraConnector:
         self._info = ServerInfo(
             side=Side.JIRA, base_url=self.url, flavor="cloud" if cloud else "datacenter",
             version=version, user=str(me.get("emailAddress") or me.get("name") or ""),
-            text_format="adf" if cloud else "wiki",
+            text_format="adf" if cloud else "wiki", field_ids=dict(self.field_ids),
         )
         return self._info
 

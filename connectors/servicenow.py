@@ -54,7 +54,6 @@ from connectors.base import (
     GROUP_REF,
     USER_REF,
     AuthError,
-    Capabilities,
     CheckResult,
     ConnectorError,
     Edit,
@@ -74,6 +73,7 @@ from connectors.base import (
     ref_of,
 )
 from connectors.retry import RequestBudget, RetryPolicy
+from connectors.servicenow_config import ServiceNowConfig
 from connectors.servicenow_errors import (
     short_url,
     translate_http_error,
@@ -208,36 +208,40 @@ class ServiceNowConnector:
         use_batch_api: bool = True,
         retry: RetryPolicy | None = None,
     ) -> None:
-        self._instance, self._host, self._use_ssl = _parse_base_url(instance_url)
-        if not username:
-            raise ValueError("servicenow username must not be empty")
-        if not password:
-            raise ValueError("servicenow password must not be empty")
-        check_field(table)
-        if not 1 <= page_size <= 10000:
-            raise ValueError(f"servicenow page_size must be 1..10000, got {page_size}")
-        if timeout <= 0:
-            raise ValueError(f"servicenow timeout must be > 0 seconds, got {timeout}")
-        self.base_url = instance_url.strip().rstrip("/")
-        self.username = username
-        self.table = table
-        self.query = query or ""
-        self.page_size = page_size
-        self.timeout = timeout
-        self.use_batch_api = use_batch_api
-        self.retry = retry or RetryPolicy()
-        self.budget = RequestBudget(requests_per_minute) if requests_per_minute else None
-        self.capabilities = Capabilities(
-            bulk_create=use_batch_api,
-            batch_write=False,
-            internal_comments=True,
-            transitions=False,
-            max_batch=BATCH_SIZE if use_batch_api else 1,
-            page_size=page_size,
+        config = ServiceNowConfig.from_options(
+            instance_url=instance_url, username=username, table=table, query=query,
+            page_size=page_size, timeout=timeout, requests_per_minute=requests_per_minute,
+            use_batch_api=use_batch_api,
         )
+        self._setup(config, password, retry)
+
+    @classmethod
+    def from_config(
+        cls, config: ServiceNowConfig, *, password: str, retry: RetryPolicy | None = None
+    ) -> ServiceNowConnector:
+        """The connector for a validated ``config``; nothing is checked again."""
+        connector = cls.__new__(cls)
+        connector._setup(config, password, retry)
+        return connector
+
+    def _setup(self, config: ServiceNowConfig, password: str, retry: RetryPolicy | None) -> None:
+        if not password:
+            raise ValueError("password: missing (set INCIDENT_SYNC_SERVICENOW__PASSWORD)")
+        self.config = config
+        self._instance, self._host, self._use_ssl = _parse_base_url(config.instance_url)
+        self.base_url = config.instance_url
+        self.username = config.username
+        self.table = config.table
+        self.query = config.query or ""
+        self.page_size = config.page_size
+        self.timeout = config.timeout
+        self.use_batch_api = config.use_batch_api
+        self.retry = retry or RetryPolicy()
+        rpm = config.requests_per_minute
+        self.budget = RequestBudget(rpm) if rpm else None
         # pysnow keeps the password inside its session's auth object, the only copy.
         self._client: pysnow.Client = pysnow.Client(
-            instance=self._instance, host=self._host, user=username, password=password,
+            instance=self._instance, host=self._host, user=config.username, password=password,
             use_ssl=self._use_ssl,
         )
         self._lock = threading.Lock()

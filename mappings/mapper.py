@@ -31,33 +31,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from mappings.adf import adf_to_text, is_adf, text_to_adf
+from mappings.context import MappingContext
 from mappings.model import Comment, Incident, Visibility, describe_error
 from mappings.profile import CHOICE_FIELDS, WILDCARD, FieldRule, Profile, _neutral_key
 from mappings.transforms import JIRA, MISSING, SERVICENOW
 from mappings.wiki import text_to_wiki, wiki_to_text
-
-_TEXT_FORMATS = ("plain", "adf", "wiki")
-
-
-@dataclass(frozen=True)
-class MappingContext:
-    """What a mapping needs to know about the live site, from the connector.
-
-    ``text_format``: how Jira rich text travels ("adf" on Cloud v3, "wiki" on
-    v2, "plain" for none). ``field_ids``: Jira field name -> id. ``origin``: the
-    other record's name ("Jira OPS-12"), used in fallback texts such as the
-    default resolution notes.
-    """
-
-    text_format: str = "plain"
-    field_ids: Mapping[str, str] = field(default_factory=dict)
-    origin: str = ""
-
-    def __post_init__(self) -> None:
-        if self.text_format not in _TEXT_FORMATS:
-            raise ValueError(
-                f"text_format must be one of {', '.join(_TEXT_FORMATS)} (got {self.text_format!r})"
-            )
 
 
 @dataclass

@@ -69,7 +69,7 @@ from mappings.transforms import (
 )
 
 if TYPE_CHECKING:
-    from mappings.mapper import MappingContext
+    from mappings.context import MappingContext
 
 SIDES = ("servicenow", "jira")
 DIRECTIONS = ("both", "to-jira", "to-servicenow", "none")

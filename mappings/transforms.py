@@ -54,7 +54,7 @@ from mappings.adf import adf_to_text, is_adf, text_to_adf
 from mappings.wiki import text_to_wiki, wiki_to_text
 
 if TYPE_CHECKING:
-    from mappings.mapper import MappingContext
+    from mappings.context import MappingContext
 
 
 class _Missing:

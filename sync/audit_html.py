@@ -24,10 +24,24 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from sync.audit_report import AuditReport
+
+class AuditReport(Protocol):
+    """What the page reads of a :class:`sync.audit_report.AuditReport` (a protocol, so
+    this module does not import the one that renders through it)."""
+
+    made_at: datetime | None
+
+    def about(self) -> Iterable[tuple[str, str, str]]: ...
+
+    def counts(self) -> dict[str, int]: ...
+
+    def drift_by_field(self) -> Any: ...
+
+    def rows(self) -> Iterable[dict[str, str]]: ...
 
 # (count key, label, tone): tone colours a card when its count is not zero.
 _CARDS = (

@@ -175,8 +175,7 @@ def online_results(settings: Settings) -> tuple[list[CheckRow], int]:
             # The rows the site cannot hold get rows of their own; the remaining
             # checks run on the rest, so one bad name does not hide everything else.
             usable = effective_profile(profile, findings)
-            ctx = MappingContext(text_format=info.text_format,
-                                 field_ids=dict(getattr(connector, "field_ids", None) or {}))
+            ctx = MappingContext(text_format=info.text_format, field_ids=dict(info.field_ids))
             try:
                 fields = usable.vendor_fields(side, ctx)
                 rows = connector.check(fields, vendor_statuses(usable, side, ctx))

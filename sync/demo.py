@@ -85,7 +85,7 @@ def _start(seed_incidents: int) -> tuple[SandboxServer, SandboxServer]:
 def run_demo(*, seed_incidents: int, keep: Path | None, console: Console) -> int:
     """Run the demo, printing as it goes; returns the exit status."""
     from connectors.sandbox.serve import write_config
-    from sync.commands import run_once
+    from sync.runner import run_once
 
     console.print("[bold]incident-sync demo[/bold]: two local sandboxes, no account needed\n")
     servicenow, jira = _start(seed_incidents)

@@ -32,15 +32,14 @@ from connectors.base import (
 )
 from mappings.model import VOLATILE_FIELDS, Incident
 from sync.actions import side_title
+from sync.directions import CONFLICT_POLICIES, DIRECTIONS
 
 logger = logging.getLogger(__name__)
 
-DIRECTIONS = ("both", "servicenow-to-jira", "jira-to-servicenow")
-CONFLICT_POLICIES = ("newest", "servicenow", "jira", "manual")
 # Fields never merged: comments have their own union, volatile stamps change on every write.
 NOT_MERGED = frozenset({"comments"}) | VOLATILE_FIELDS
 # A batch of linked records that ALL vanish at once smells of a scope or
-# permission problem, not of deletions: refuse to act (STYLE habit 8).
+# permission problem, not of deletions: refuse to act.
 VANISHED_BATCH = 3
 HEARTBEAT_SECONDS = 60.0
 

@@ -29,7 +29,7 @@ EXIT_ITEMS_FAILED = 1
 EXIT_CONFIG = 2
 EXIT_UNREACHABLE = 3
 # Not an error class: any exception outside the SyncError tree is a bug, and the
-# CLI frame (sync.cli) reports it as one line with this status.
+# CLI frame (sync.cli.app) reports it as one line with this status.
 EXIT_INTERNAL = 4
 # Ctrl-C: the shell convention 128 + SIGINT, so scripts can tell it from a failure.
 EXIT_INTERRUPTED = 130

@@ -52,22 +52,14 @@ def build_connectors(
     sn, jira = settings.servicenow, settings.jira
     assert sn.password is not None and jira.token is not None  # require_secrets said so
     try:
-        servicenow = ServiceNowConnector(
-            sn.instance_url, sn.username, sn.password.get_secret_value(),
-            table=sn.table, query=sn.query, page_size=sn.page_size, timeout=sn.timeout,
-            requests_per_minute=sn.requests_per_minute, use_batch_api=sn.use_batch_api,
-            retry=retry,
-        )
-        jira_connector = JiraConnector(
-            jira.url, email=jira.email, token=jira.token.get_secret_value(),
-            flavor=jira.flavor, project=jira.project, issue_type=jira.issue_type,
-            jql=jira.jql, service_desk_id=jira.service_desk_id,
-            marker_field=jira.marker_field, page_size=jira.page_size, timeout=jira.timeout,
-            requests_per_minute=jira.requests_per_minute,
-            overlap_minutes=jira.overlap_minutes, retry=retry,
-        )
+        # The sections ARE the connectors' config models, validated when loaded.
+        servicenow = ServiceNowConnector.from_config(
+            sn, password=sn.password.get_secret_value(), retry=retry)
+        jira_connector = JiraConnector.from_config(
+            jira, token=jira.token.get_secret_value(), retry=retry)
     except ValueError as error:
-        # Constructors validate their arguments; their messages never hold secrets.
+        # What only a connector can judge (e.g. Jira Cloud without the token's
+        # email); its messages never hold secrets.
         raise ConfigError(_source(settings), [str(error)]) from None
     return servicenow, jira_connector
 
@@ -122,8 +114,13 @@ def build_engine(
     crash_at: str | None = None,
     site_check: bool = False,
     retry_now: bool = False,
+    connectors: tuple[Connector, Connector] | None = None,
 ) -> Engine:
     """An engine over fresh connectors; the caller owns ``store`` and closes the engine.
+
+    ``connectors`` replaces the configured ones (e.g. two
+    :class:`connectors.memory.MemoryConnector`): the rest still comes from
+    ``settings``, so a test or a tool drives the same engine the commands build.
 
     ``site_check``: on sign-in, read both sites' fields and run with the profile
     they can hold (ConfigError when a required row cannot work). ``retry_now`` makes
@@ -131,7 +128,8 @@ def build_engine(
     """
     profile = build_profile(settings)
     rules = build_rules(settings)
-    connectors = build_connectors(settings, retry=retry)
+    if connectors is None:
+        connectors = build_connectors(settings, retry=retry)
     options = replace(engine_options(settings), retry_now=retry_now, site_check=site_check)
     return Engine(
         connectors, profile, store, options, rules=rules, clock=clock,

@@ -78,12 +78,11 @@ class Session:
             # Before anything is read for the sync, so a row the site cannot hold
             # stops the run before any write; a skipped optional row warns once.
             self.profile, _ = site_checked_profile(self.profile, self.connectors, opened=True)
-        for side, connector in self.connectors.items():
+        for side in self.connectors:
             info = self.info[side]
-            # Only some connectors resolve field names to ids (Jira custom
-            # fields); the protocol does not promise the attribute.
-            field_ids = dict(getattr(connector, "field_ids", None) or {})
-            self.ctx[side] = MappingContext(text_format=info.text_format, field_ids=field_ids)
+            # Jira resolves custom field names to ids at sign-in (ServerInfo.field_ids).
+            self.ctx[side] = MappingContext(text_format=info.text_format,
+                                            field_ids=dict(info.field_ids))
             self.vendor_fields[side] = list(self.profile.vendor_fields(side, self.ctx[side]))
         self._fields = FieldView(self.sides, self.profile, dict(self.ctx), self.options)
 

@@ -7,6 +7,9 @@ Contract:
 - Any problem raises :class:`sync.errors.ConfigError` carrying *all* problems of
   the file at once, each as ``file: [section] key: reason``. Values of secret
   keys are never part of a message.
+- The ``[servicenow]`` and ``[jira]`` sections are the connectors' own models
+  (:mod:`connectors.servicenow_config`, :mod:`connectors.jira_config`): each
+  is validated once, by its connector's rules.
 - Secrets are :class:`pydantic.SecretStr`; they may come from the file, but the
   environment is the documented place. They are optional here so that
   ``check --offline`` can validate a config in git without them;
@@ -17,90 +20,41 @@ Contract:
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, InitSettingsSource, SettingsConfigDict
 
+from connectors.config import SECRET_KEYS, validate_tool_url
+from connectors.jira_config import JiraConfig
+from connectors.servicenow_config import ServiceNowConfig
+from sync.directions import ConflictPolicy, Direction
 from sync.errors import ConfigError
 
 ENV_PREFIX = "INCIDENT_SYNC_"
 ENV_DELIMITER = "__"
 DEFAULT_CONFIG = "incident-sync.toml"
-SECRET_KEYS = frozenset({"password", "token", "client_secret"})
 
 
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def validate_tool_url(value: str) -> str:
-    """https anywhere; plain http only to loopback (the sandboxes). No path tricks."""
-    parts = urlsplit(value.strip())
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ValueError(f"not an http(s) URL: {value!r}")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise ValueError(f"plain http is only allowed to loopback hosts (sandboxes): {value!r}")
-    if parts.username or parts.password:
-        # Credentials in a URL end up in logs; they belong in the environment.
-        raise ValueError("credentials must not be part of the URL")
-    if parts.query or parts.fragment:
-        raise ValueError(f"URL must not carry a query or fragment: {value!r}")
-    return value.strip().rstrip("/")
+# Each connector owns its section's model (validated once, there); the file's
+# sections ARE those models, so nothing here checks them again.
+ServiceNowSettings = ServiceNowConfig
+JiraSettings = JiraConfig
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
-class ServiceNowSettings(_Section):
-    instance_url: str
-    username: str = Field(min_length=1)
-    password: SecretStr | None = None
-    table: str = Field(default="incident", pattern=r"^[a-z0-9_]+$")
-    query: str = "active=true"
-    page_size: int = Field(default=500, ge=1, le=10000)
-    timeout: float = Field(default=30.0, gt=0, le=600)
-    requests_per_minute: int | None = Field(default=None, ge=1)
-    use_batch_api: bool = True
-
-    _url = field_validator("instance_url")(lambda cls, v: validate_tool_url(v))
-
-
-class JiraSettings(_Section):
-    url: str
-    email: str = ""
-    token: SecretStr | None = None
-    flavor: Literal["auto", "cloud", "datacenter"] = "auto"
-    project: str = Field(pattern=r"^[A-Z][A-Z0-9_]{1,9}$")
-    issue_type: str = Field(default="Incident", min_length=1)
-    jql: str = ""
-    service_desk_id: str | None = None
-    marker_field: str | None = Field(default=None, pattern=r"^customfield_\d+$")
-    page_size: int = Field(default=100, ge=1, le=5000)
-    timeout: float = Field(default=30.0, gt=0, le=600)
-    requests_per_minute: int | None = Field(default=None, ge=1)
-    overlap_minutes: int = Field(default=2, ge=1, le=60)
-
-    _url = field_validator("url")(lambda cls, v: validate_tool_url(v))
-
-
 class SyncSettings(_Section):
-    direction: Literal["both", "servicenow-to-jira", "jira-to-servicenow"] = "both"
+    direction: Direction = "both"
     state_url: str = "sqlite:///incident-sync.db"
     mapping: str = "default"
     rules: str | None = None
-    conflict: Literal["newest", "servicenow", "jira", "manual"] = "newest"
+    conflict: ConflictPolicy = "newest"
     max_attempts: int = Field(default=5, ge=1, le=100)
     retry_base_seconds: float = Field(default=60.0, ge=0)
     lock_timeout: float = Field(default=0.0, ge=0)
@@ -126,8 +80,8 @@ class Settings(BaseSettings):
         case_sensitive=False,
     )
 
-    servicenow: ServiceNowSettings
-    jira: JiraSettings
+    servicenow: ServiceNowConfig
+    jira: JiraConfig
     sync: SyncSettings = Field(default_factory=SyncSettings)
 
     # Where the file was read from; set by load_settings, not a config key.
@@ -238,3 +192,18 @@ def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
     plain = Settings.model_construct(**{k: getattr(settings, k) for k in Settings.model_fields})
     plain._source = config_path.resolve()
     return plain
+
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "ENV_DELIMITER",
+    "ENV_PREFIX",
+    "SECRET_KEYS",
+    "JiraSettings",
+    "ServiceNowSettings",
+    "Settings",
+    "SyncSettings",
+    "format_validation_error",
+    "load_settings",
+    "validate_tool_url",
+]

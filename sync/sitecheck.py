@@ -196,28 +196,22 @@ def failure_line(source: str, findings: Sequence[FieldFinding]) -> str:
 
 
 def site_checked_profile(profile: Profile, connectors: Mapping[str, Connector], *,
-                         opened: bool = False) -> tuple[Profile, list[str]]:
+                         opened: bool = True) -> tuple[Profile, list[str]]:
     """Read each site's fields and check ``profile`` against them, before any write.
 
     Returns the profile to run with and one warning per skipped optional row
     (each also logged). Raises ConfigError naming the first row that cannot work.
-    Unless ``opened`` (the caller signed in already), each connector is opened for
-    the reading and closed again.
+    The connectors must be open already (``opened``): the engine signs in first
+    (and turns a tool that cannot be reached into exit 3), so this module needs
+    nothing of the engine and the two do not import each other.
     """
-    from sync.engine_core import sign_in
-
+    if not opened:
+        raise ValueError("site_checked_profile reads open connectors: sign in first")
     findings: list[FieldFinding] = []
     for side, connector in connectors.items():
         if not any(side in rule.sides for rule in profile.rules.values()):
             continue
-        if opened:
-            fields = connector.site_fields()
-        else:
-            sign_in(side, connector)
-            try:
-                fields = connector.site_fields()
-            finally:
-                connector.close()
+        fields = connector.site_fields()
         findings.extend(verify_side(profile, side, fields))
     if any(not f.skipped for f in findings):
         # ConfigError prefixes the source: the one line is "<profile>: <row>: ...".

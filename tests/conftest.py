@@ -18,6 +18,11 @@ Contract:
   Without that server the PostgreSQL cases skip, except under ``CI=true``,
   where they fail: CI must never pass by skipping them. A test that uses
   ``sync_config`` and requests ``state_url`` gets its config pointed at it.
+- ``memory`` is the same world without HTTP: two :class:`MemoryConnector` on the
+  test clock (``memory.servicenow``, ``memory.jira``), and ``memory.engine(**sync_keys)``
+  builds the real engine over them through :func:`sync.factory.build_engine`
+  (default mapping, a SQLite state store in the tmp dir). Scenarios that need no
+  vendor behaviour beyond storing values run on it in milliseconds.
 Tests of other parts may use these fixtures; nothing here reads /work/shared.
 """
 
@@ -233,3 +238,60 @@ def no_incident_sync_env(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.upper().startswith("INCIDENT_SYNC_"):
             monkeypatch.delenv(name)
+
+
+class MemoryWorld:
+    """Two in-memory tools on one clock and engines over them (the ``memory`` fixture)."""
+
+    def __init__(self, tmp_path: Path, clock: TickingClock) -> None:
+        from connectors.memory import MemoryConnector
+
+        self.tmp_path = tmp_path
+        self.clock = clock
+        self.servicenow = MemoryConnector("servicenow", clock=clock)
+        self.jira = MemoryConnector("jira", clock=clock)
+        self.made: list[Any] = []
+
+    def config(self, **sync_keys: Any) -> Path:
+        keys = {"state_url": "sqlite:///state.db", "retry_base_seconds": 0.0,
+                "conflict": "newest", **sync_keys}
+        sync_lines = "\n".join(f"{k} = {_toml(v)}" for k, v in keys.items())
+        path = self.tmp_path / "incident-sync.toml"
+        # The tools are in memory: these URLs are never contacted.
+        path.write_text(
+            '[servicenow]\ninstance_url = "https://memory.invalid"\nusername = "sync"\n\n'
+            '[jira]\nurl = "https://memory.invalid"\nemail = "sync@example.com"\n'
+            f'project = "OPS"\n\n[sync]\n{sync_lines}\n', encoding="utf-8")
+        return path
+
+    def engine(self, *, crash_at: str | None = None, **sync_keys: Any) -> Any:
+        from sync.factory import build_engine, open_store
+        from sync.settings import load_settings
+
+        settings = load_settings(self.config(**sync_keys))
+        store = open_store(settings)
+        engine = build_engine(settings, store, retry=no_sleep_retry(), clock=self.clock,
+                              crash_at=crash_at, connectors=(self.servicenow, self.jira))
+        self.made.append(engine)
+        return engine
+
+    def run(self, **sync_keys: Any) -> Any:
+        return self.engine(**sync_keys).run()
+
+    def links(self) -> list[Any]:
+        from sync.state import StateStore
+
+        with StateStore(f"sqlite:///{self.tmp_path / 'state.db'}", create=False) as store:
+            return store.all_links()
+
+    def close(self) -> None:
+        for engine in self.made:
+            engine.close()
+            engine.store.close()
+
+
+@pytest.fixture
+def memory(tmp_path: Path, clock: TickingClock) -> Iterator[MemoryWorld]:
+    world = MemoryWorld(tmp_path, clock)
+    yield world
+    world.close()

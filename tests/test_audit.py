@@ -15,7 +15,7 @@ from connectors.sandbox.http import WRITE_METHODS
 from mappings.profile import load_profile
 from sync import __version__
 from sync.audit import build_audit, profile_sha256
-from sync.cli import app
+from sync.cli.main import app
 from sync.state import StateStore
 
 runner = CliRunner()

@@ -24,7 +24,7 @@ import pytest
 from sync_helpers import sn_incident, store_of, sync
 from typer.testing import CliRunner
 
-from sync.cli import app
+from sync.cli.main import app
 
 runner = CliRunner()
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")

@@ -17,7 +17,7 @@ from typing import Any
 from sync_helpers import jira_fields, linked_pair, store_of
 from typer.testing import CliRunner
 
-from sync.cli import app
+from sync.cli.main import app
 
 runner = CliRunner()
 

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 import connectors.retry as retry_module
 from connectors.sandbox.http import Fault
-from sync.cli import app
+from sync.cli.main import app
 
 runner = CliRunner()
 

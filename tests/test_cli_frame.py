@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sync import __version__
-from sync.cli import app
+from sync.cli.main import app
 
 REPO = Path(__file__).resolve().parent.parent
 runner = CliRunner()

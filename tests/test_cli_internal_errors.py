@@ -22,7 +22,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from sync.cli import app
+from sync.cli.main import app
 from sync.errors import EXIT_INTERNAL, EXIT_INTERRUPTED
 
 REPO = Path(__file__).resolve().parent.parent
@@ -67,21 +67,21 @@ def command_paths() -> list[tuple[str, ...]]:
 # body": (extra arguments after the command words, dotted attribute to break).
 # Paths are relative to a temporary directory holding incident-sync.toml and record.json.
 DEEP: dict[tuple[str, ...], tuple[list[str], str]] = {
-    ("check",): (["-c", "{cfg}"], "sync.cli.load_settings"),
-    ("plan",): (["-c", "{cfg}"], "sync.cli.load_settings"),
-    ("run",): (["-c", "{cfg}"], "sync.cli.load_settings"),
-    ("audit",): (["-c", "{cfg}"], "sync.cli.load_settings"),
-    ("links",): (["-c", "{cfg}"], "sync.cli.load_settings"),
-    ("status",): (["-c", "{cfg}"], "sync.cli.load_settings"),
-    ("mappings", "show"): (["-c", "{cfg}"], "sync.cli_mappings.load_profile"),
+    ("check",): (["-c", "{cfg}"], "sync.cli.app.load_settings"),
+    ("plan",): (["-c", "{cfg}"], "sync.cli.app.load_settings"),
+    ("run",): (["-c", "{cfg}"], "sync.cli.app.load_settings"),
+    ("audit",): (["-c", "{cfg}"], "sync.cli.app.load_settings"),
+    ("links",): (["-c", "{cfg}"], "sync.cli.app.load_settings"),
+    ("status",): (["-c", "{cfg}"], "sync.cli.app.load_settings"),
+    ("mappings", "show"): (["-c", "{cfg}"], "sync.cli.mappings.load_profile"),
     ("mappings", "test"): (["--record", "{record}", "--side", "servicenow", "-c", "{cfg}"],
-                           "sync.cli_mappings.to_fields"),
-    ("mappings", "fields"): (["--side", "jira", "-c", "{cfg}"], "sync.cli.load_settings"),
+                           "sync.cli.mappings.to_fields"),
+    ("mappings", "fields"): (["--side", "jira", "-c", "{cfg}"], "sync.cli.app.load_settings"),
     ("conflicts", "resolve"): (["1", "--take", "jira", "-c", "{cfg}"],
-                               "sync.cli.load_settings"),
+                               "sync.cli.app.load_settings"),
     ("rules", "test"): (["--record", "{record}", "--side", "servicenow", "--rules",
                          str(REPO / "rules.example.toml"), "-c", "{cfg}"],
-                        "sync.cli_rules.evaluate"),
+                        "sync.cli.rules.evaluate"),
     ("demo",): ([], "sync.demo._start"),
     ("sandbox",): (["--servicenow-port", "0", "--jira-port", "0"],
                    "connectors.sandbox.serve.start_sandboxes"),
@@ -176,14 +176,14 @@ def test_with_verbose_the_traceback_goes_to_the_log(
                                     monkeypatch, verbose=True)
     assert result.exit_code == EXIT_INTERNAL
     assert "internal error: Injected: details please" in result.stderr
-    logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "sync.cli")
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "sync.cli.app")
     assert "Traceback" in logged and "Injected: details please" in logged
 
 
 def test_a_secret_in_the_exception_text_is_masked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("sync.cli.load_settings",
+    monkeypatch.setattr("sync.cli.app.load_settings",
                         _raiser(Injected("connect to https://admin:s3cret-value@host failed")))
     cfg = _files(tmp_path)["cfg"]
     monkeypatch.setenv("INCIDENT_SYNC_SERVICENOW__PASSWORD", "s3cret-value")

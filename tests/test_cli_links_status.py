@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sync.cli import app
+from sync.cli.main import app
 from sync.state import SCHEMA_VERSION, StateStore
 
 runner = CliRunner()

@@ -13,7 +13,7 @@ import pytest
 from sync_helpers import sn_incident, writes
 from typer.testing import CliRunner
 
-from sync.cli import app
+from sync.cli.main import app
 
 runner = CliRunner()
 

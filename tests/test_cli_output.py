@@ -21,7 +21,7 @@ from sync_helpers import sn_incident, store_of, sync
 from typer.testing import CliRunner
 
 from mappings.profile import load_profile
-from sync.cli import app
+from sync.cli.main import app
 
 runner = CliRunner()
 NARROW = {"COLUMNS": "40"}

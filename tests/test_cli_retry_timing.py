@@ -17,7 +17,7 @@ from sync_helpers import linked_pair, sn_incident, store_of
 from typer.testing import CliRunner
 
 from connectors.sandbox.http import Fault
-from sync.cli import app
+from sync.cli.main import app
 
 runner = CliRunner()
 

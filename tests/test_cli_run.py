@@ -10,9 +10,9 @@ import pytest
 from sync_helpers import jira_issue, sn_incident, writes
 from typer.testing import CliRunner
 
-from sync import commands
-from sync.cli import app
-from sync.commands import parse_interval
+from sync.cli import run as run_command
+from sync.cli.main import app
+from sync.cli.run import parse_interval
 from sync.state import StateStore
 
 runner = CliRunner()
@@ -53,7 +53,7 @@ def test_run_every_repeats_until_max_runs(
     sn_incident(servicenow, "Deadlocks in billing")
     config = sync_config()
     waits: list[float] = []
-    monkeypatch.setattr(commands, "sleep", waits.append)
+    monkeypatch.setattr(run_command, "sleep", waits.append)
 
     result = invoke("run", "--config", str(config), "--every", "1s", "--max-runs", "2")
 

@@ -11,8 +11,9 @@ import typer
 from sync_helpers import jira_issue, sn_incident
 from typer.testing import CliRunner
 
-from sync import __version__, commands
-from sync.cli import app
+from sync import __version__
+from sync.cli import run as commands
+from sync.cli.main import app
 
 runner = CliRunner()
 CET = timezone(timedelta(hours=1))

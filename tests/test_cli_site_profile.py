@@ -18,7 +18,7 @@ import pytest
 from sync_helpers import sn_incident, writes
 from typer.testing import CliRunner
 
-from sync.cli import app
+from sync.cli.main import app
 
 runner = CliRunner()
 PROFILES = Path(__file__).parent / "data" / "profiles"

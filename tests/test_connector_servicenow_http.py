@@ -30,7 +30,7 @@ from connectors.sandbox.http import Fault
 from connectors.sandbox.servicenow import ServiceNowSandbox
 from connectors.servicenow import ServiceNowConnector
 
-BASE = "http://sn.example.test"
+BASE = "https://sn.example.test"
 LIST = f"{BASE}/api/now/table/incident"
 JOURNAL = f"{BASE}/api/now/table/sys_journal_field"
 SECRET = "Hunter2-s3cret-Pa55"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from sync.cli import app
+from sync.cli.main import app
 from sync.demo import SECRET_ENV
 from sync.settings import load_settings
 

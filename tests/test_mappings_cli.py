@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from sync.cli import app
+from sync.cli.main import app
 
 DATA = Path(__file__).parent / "data"
 RECORDS = DATA / "records"

@@ -10,7 +10,7 @@ import pytest
 from rules_helpers import EXAMPLE
 from typer.testing import CliRunner
 
-from sync.cli import app
+from sync.cli.main import app
 
 DATA = Path(__file__).resolve().parent / "data" / "rules"
 runner = CliRunner()

@@ -10,7 +10,7 @@ from sync_helpers import jira_fields, jira_issue, sn_incident
 from typer.testing import CliRunner
 
 from sync import factory
-from sync.cli import app
+from sync.cli.main import app
 
 runner = CliRunner()
 

@@ -22,7 +22,7 @@ from connectors.sandbox.serve import (
     write_config,
 )
 from connectors.sandbox.servicenow import ServiceNowSandbox
-from sync.cli import app
+from sync.cli.main import app
 from sync.settings import load_settings
 
 REPO = Path(__file__).resolve().parent.parent

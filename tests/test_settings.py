@@ -205,3 +205,37 @@ def test_relative_paths_are_anchored_at_the_config_file(tmp_path: Path) -> None:
 
 def test_settings_is_the_public_type(tmp_path: Path) -> None:
     assert type(load_settings(write(tmp_path, MINIMAL))) is Settings
+
+
+def test_each_section_is_its_connectors_own_model_validated_once(tmp_path: Path) -> None:
+    from connectors.jira import JiraConnector
+    from connectors.jira_config import JiraConfig
+    from connectors.servicenow import ServiceNowConnector
+    from connectors.servicenow_config import ServiceNowConfig
+
+    settings = load_settings(write(tmp_path, MINIMAL))
+    assert type(settings.servicenow) is ServiceNowConfig
+    assert type(settings.jira) is JiraConfig
+    # from_config takes the validated model as it is: the connector reads it, checks nothing
+    jira = JiraConnector.from_config(settings.jira, token="t0ken")
+    servicenow = ServiceNowConnector.from_config(settings.servicenow, password="pw")
+    assert jira.config is settings.jira and jira.project == "OPS" and jira.page_size == 100
+    assert servicenow.config is settings.servicenow and servicenow.table == "incident"
+
+
+def test_a_connectors_own_rule_is_reported_as_a_config_line(tmp_path: Path) -> None:
+    # The scope JQL rule lives in the Jira connector's model: still one file line.
+    path = write(tmp_path, MINIMAL.replace('project = "OPS"',
+                                           'project = "OPS"\njql = "status = Open ORDER BY key"'))
+    assert problems(path) == [
+        "[jira] jql: must not contain ORDER BY (the connector orders pulls itself)"]
+
+
+def test_keyword_construction_goes_through_the_same_model() -> None:
+    from connectors.servicenow import ServiceNowConnector
+
+    with pytest.raises(ValueError) as caught:
+        ServiceNowConnector("https://sn.example.test", "u", "pw", table="In Cident")
+    assert str(caught.value).startswith("table: String should match pattern")
+    with pytest.raises(ValueError, match="plain http is only allowed to loopback"):
+        ServiceNowConnector("http://sn.example.test", "u", "pw")

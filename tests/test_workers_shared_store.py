@@ -49,7 +49,7 @@ ON_HOST = (
     "import socket, sys\n"
     "host = sys.argv.pop(1)\n"
     "socket.gethostname = lambda: host\n"
-    "from sync.cli import main\n"
+    "from sync.cli.main import main\n"
     "sys.argv[0] = 'incident-sync'\n"
     "main()\n"
 )

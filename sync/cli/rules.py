@@ -28,22 +28,14 @@ import typer
 from mappings.mapper import MappingContext, RecordError, to_incident
 from mappings.model import Incident
 from mappings.profile import MappingError
-from sync.cli import ConfigOption, app, fail, reported_errors, settings_from, stdout
+from sync.cli.app import ConfigOption, fail, reported_errors, settings_from, stdout
 from sync.errors import EXIT_CONFIG, ConfigError
 from sync.rules import NOTE_FIELD, Outcome, RuleSet, evaluate, load_rules
 from sync.rules_model import RulesFileError
 from sync.settings import DEFAULT_CONFIG
 
-rules_app = typer.Typer(
-    name="rules",
-    help="Try the categorization, priority and escalation rules on a sample record.",
-    no_args_is_help=True,
-)
-app.add_typer(rules_app, name="rules")
 
-
-# Defined here, not imported from sync.cli_mappings: `python -m sync.cli` imports the
-# command modules while sync.cli_mappings may still be half-initialised.
+# The rules counterpart of the mappings commands' choice (kept beside its command).
 class SideChoice(StrEnum):
     servicenow = "servicenow"
     jira = "jira"
@@ -89,7 +81,7 @@ def _ruleset(rules: Path | None, config: Path) -> RuleSet:
 
 def _incident(record: Path, side: str, profile: str | None, config: Path) -> Incident:
     # The same profile choice and record shapes as `mappings test`.
-    from sync.cli_mappings import _profile, _read_json, _record_fields, config_error
+    from sync.cli.mappings import _profile, _read_json, _record_fields, config_error
 
     loaded = _profile(profile, config)
     raw, names = _record_fields(_read_json(record, "record"), side, record)
@@ -153,7 +145,6 @@ def _print_text(data: dict[str, Any]) -> None:
     stdout.print("\n".join(lines), markup=False)
 
 
-@rules_app.command("test")
 def test(
     record: Annotated[Path, typer.Option("--record", "-r", help="Raw record (JSON) as the"
                                          " vendor's API returns it.")],

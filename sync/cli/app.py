@@ -1,4 +1,4 @@
-"""The ``incident-sync`` command: argument parsing, error reporting, exit statuses.
+"""The ``incident-sync`` frame: the typer app, error reporting, exit statuses.
 
 Contract:
 - Every subcommand accepts ``--config PATH`` (default ``incident-sync.toml`` or
@@ -14,8 +14,10 @@ Contract:
   no command body needs its own catch-all. Ctrl-C is not an error: one line,
   ``incident-sync: interrupted``, exit 130 (a command may say more, as ``run``
   does). Values of secrets set in the environment are masked in both.
-- Subcommands living in other modules register themselves through
-  :func:`_register_subcommands`, so this module stays the frame.
+- This module is the frame only: it imports no command. Each command is a plain
+  function in its own module of :mod:`sync.cli`, and :mod:`sync.cli.register`
+  (the one module that knows them all) adds them to :data:`app`; the console
+  script enters through :func:`sync.cli.main.main`.
 """
 
 from __future__ import annotations
@@ -35,15 +37,12 @@ from typer.core import TyperGroup
 
 from sync import __version__
 from sync.errors import (
-    EXIT_CONFIG,
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
     EXIT_OK,
-    ConfigError,
     SyncError,
     exit_code_for,
 )
-from sync.output import TableFormat, TableFormatOption, print_csv, print_json
 from sync.settings import DEFAULT_CONFIG, ENV_PREFIX, SECRET_KEYS, Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -243,93 +242,3 @@ def _main(
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s",
                         handlers=[_CurrentStderr()])
-
-
-@app.command()
-def check(
-    config: ConfigOption = Path(DEFAULT_CONFIG),
-    offline: Annotated[
-        bool, typer.Option("--offline", help="Validate files only; contact nothing.")
-    ] = False,
-    output: TableFormatOption = TableFormat.TABLE,
-) -> None:
-    """Validate config, mapping and rules; without --offline also reach both tools.
-
-    ``--format json|csv`` gives one row per check, the file checks as tool
-    ``local``: ``{"checks": [{"tool", "check", "ok", "skipped", "detail"}], "passed",
-    "failed"}`` or the same columns as CSV (``ok``, ``skipped`` true/false; a skipped
-    optional profile row is ok).
-    """
-    from sync import checks
-
-    with reported_errors():
-        settings = settings_from(config, need_secrets=not offline)
-        lines = checks.offline_checks(settings)
-        if output is TableFormat.TABLE:
-            for line in lines:
-                stdout.print(line, markup=False)
-            if not offline:
-                raise typer.Exit(checks.online_check(settings, stdout))
-            return
-        rows = [_offline_row(line) for line in lines]
-        code = EXIT_OK
-        if not offline:
-            results, code = checks.online_results(settings)
-            rows += [{"tool": r.side, "check": r.what, "ok": r.ok, "detail": r.detail,
-                      "skipped": r.result == "skipped"} for r in results]
-    if output is TableFormat.JSON:
-        failed = sum(1 for row in rows if not row["ok"])
-        print_json(stdout, {"checks": rows, "passed": len(rows) - failed, "failed": failed})
-    else:
-        print_csv(stdout, ["tool", "check", "ok", "skipped", "detail"],
-                  ({**row, "ok": "true" if row["ok"] else "false",
-                    "skipped": "true" if row["skipped"] else "false"} for row in rows))
-    raise typer.Exit(code)
-
-
-def _offline_row(line: str) -> dict[str, Any]:
-    """``mapping default: ok (23 fields)`` -> a check row; a broken file raised already."""
-    what, _, detail = line.rpartition(": ")
-    return {"tool": "local", "check": what or line, "ok": True, "detail": detail if what else "",
-            "skipped": False}
-
-
-def _register_subcommands() -> None:
-    """Import the modules that add subcommands to :data:`app`.
-
-    Each module registers on import (``@app.command()`` on this app), so adding a
-    command is one line here.
-    """
-    from connectors.sandbox.serve import sandbox  # connectors-side: cannot import this app
-    app.command("sandbox")(sandbox)
-    from sync import (
-        cli_fields,  # noqa: F401  (mappings fields)
-        cli_mappings,  # noqa: F401  (mappings show, mappings test)
-        cli_rules,  # noqa: F401  (rules test)
-        commands,  # noqa: F401  (plan, run, demo)
-        commands_audit,  # noqa: F401  (audit)
-        commands_conflicts,  # noqa: F401  (conflicts list, conflicts resolve)
-        commands_state,  # noqa: F401  (links, status)
-    )
-
-
-# At import time, so the app is complete for the console script and for tests alike.
-_register_subcommands()
-
-
-def main() -> None:
-    """Console-script entry point."""
-    # Typer/Click map usage errors to exit 2 themselves: our status for usage errors.
-    try:
-        app()
-    except ConfigError as error:  # raised outside a command body (e.g. a callback)
-        stderr.print(f"incident-sync: {error}", markup=False)
-        sys.exit(EXIT_CONFIG)
-
-
-if __name__ == "__main__":  # pragma: no cover - `python -m sync.cli`
-    # Run as a script this file is `__main__`, a second copy of the module whose
-    # app has none of the subcommands (they register on `sync.cli.app`).
-    from sync.cli import main as _registered_main
-
-    _registered_main()

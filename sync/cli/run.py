@@ -1,42 +1,37 @@
-"""The ``plan``, ``run`` and ``demo`` commands of ``incident-sync``.
+"""The ``run`` command: apply, once or on a schedule; one summary line per run.
 
 Contract:
-- ``plan`` builds the plan and prints it (text or JSON); it writes nothing to
-  either tool and changes nothing in the state store (a missing store is not
-  created).
-- ``run`` applies: a progress bar only when stdout is a terminal, and always ONE
-  summary line at the end (``created 3, adopted 1, updated 5, comments 7,
-  conflicts 1, failed 0, orphaned 0 in 4.2 s``; adopted = records a crashed
-  run had created, now linked instead of duplicated), preceded by the failures
-  and orphans it found. ``--every`` repeats until Ctrl-C or ``--max-runs``,
-  each summary line then starting with the local time it was printed at, with
-  its UTC offset (``2026-03-02T10:15:04+01:00 created 0, ...``), so a log of a
-  long-running loop says when each run happened; the exit status is the last
-  run's (0 ok, 1 items failed, 2 config, 3 a tool unreachable). A run
-  retries only queued items whose next attempt has come; ``--retry-now`` makes
-  every queued item (parked ones too) due in the first run.
-- ``demo`` lives in :mod:`sync.demo`; this module only parses its options.
-- Errors reach the user as one stderr line through :func:`sync.cli.reported_errors`.
+- A progress bar only when stdout is a terminal, and always ONE summary line at
+  the end (``created 3, adopted 1, updated 5, comments 7, conflicts 1, failed 0,
+  orphaned 0 in 4.2 s``; adopted = records a crashed run had created, now linked
+  instead of duplicated), preceded by the failures and orphans it found.
+- ``--every`` repeats until Ctrl-C or ``--max-runs``, each summary line then
+  starting with the local time it was printed at, with its UTC offset
+  (``2026-03-02T10:15:04+01:00 created 0, ...``), so a log of a long-running
+  loop says when each run happened; the exit status is the last run's (0 ok,
+  1 items failed, 2 config, 3 a tool unreachable). A run retries only queued
+  items whose next attempt has come; ``--retry-now`` makes every queued item
+  (parked ones too) due in the first run.
+- One run is :func:`sync.runner.run_once`; this module adds only the terminal
+  around it. Errors reach the user as one stderr line.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from sync.cli import ConfigOption, app, fail, reported_errors, settings_from, stderr, stdout
+from sync.cli.app import ConfigOption, fail, reported_errors, settings_from, stderr, stdout
 from sync.errors import EXIT_CONFIG, EXIT_ITEMS_FAILED, SyncError, exit_code_for
-from sync.settings import DEFAULT_CONFIG, Settings
+from sync.settings import DEFAULT_CONFIG
 
 if TYPE_CHECKING:  # the engine pulls in connectors and mappings: load them per command
     from sync.engine import RunSummary
@@ -55,11 +50,6 @@ def _local_now() -> datetime:
 now: Callable[[], datetime] = _local_now
 
 
-class PlanFormat(StrEnum):
-    TEXT = "text"
-    JSON = "json"
-
-
 def parse_interval(text: str) -> float:
     """``30s``, ``5m``, ``1h``, ``1h30m`` -> seconds. ValueError with the reason otherwise."""
     match = _INTERVAL.match(text.strip().lower())
@@ -70,39 +60,6 @@ def parse_interval(text: str) -> float:
     if total <= 0:
         raise ValueError(f"--every {text!r}: the interval must be longer than 0 s")
     return float(total)
-
-
-@app.command()
-def plan(
-    config: ConfigOption = Path(DEFAULT_CONFIG),
-    format: Annotated[
-        PlanFormat, typer.Option("--format", "-f", help="text or json.")
-    ] = PlanFormat.TEXT,
-) -> None:
-    """Show what a run would do (creates, field changes, transitions, comments, conflicts)."""
-    from sync.factory import read_session
-    from sync.planner import build_plan
-
-    with reported_errors():
-        settings = settings_from(config)
-        with read_session(settings) as reading:
-            result = build_plan(reading.session, reading.store)
-    if format is PlanFormat.JSON:
-        stdout.print_json(json.dumps(result.to_json(), ensure_ascii=False, default=str))
-        return
-    lines = result.describe()
-    for line in lines:
-        stdout.print(line, markup=False)
-    counts = result.counts()
-    if not lines:
-        stdout.print("nothing to do: both tools are in step", markup=False)
-    stdout.print(
-        f"plan: {counts['creates']} to create, {counts['adoptions']} to link, "
-        f"{counts['updates']} updates, {counts['comments']} comments, "
-        f"{counts['conflicts']} conflicts, {counts['rule_firings']} rule firings, "
-        f"{counts['orphans']} orphaned, {counts['problems']} problems",
-        markup=False,
-    )
 
 
 @contextmanager
@@ -121,15 +78,6 @@ def _progress_bar() -> Iterator[Callable[[int, int], None] | None]:
         yield update
 
 
-def run_once(settings: Settings, *, retry_now: bool = False) -> RunSummary:
-    """One locked run against the configured tools; raises SyncError on fatal problems."""
-    from sync.factory import engine_session
-
-    with _progress_bar() as progress, engine_session(settings, progress=progress,
-                                                     retry_now=retry_now) as engine:
-        return engine.run()
-
-
 def print_summary(summary: RunSummary, *, stamped: bool = False) -> None:
     """The run's warnings, failures and orphans, then its summary line.
 
@@ -145,7 +93,6 @@ def print_summary(summary: RunSummary, *, stamped: bool = False) -> None:
     stdout.print(stamp + summary.line(), markup=False)
 
 
-@app.command()
 def run(
     config: ConfigOption = Path(DEFAULT_CONFIG),
     every: Annotated[
@@ -163,6 +110,8 @@ def run(
     ] = False,
 ) -> None:
     """Sync both tools now (or every INTERVAL); one summary line per run."""
+    from sync.runner import run_once
+
     interval = None
     if max_runs is not None and every is None:
         fail("--max-runs needs --every (a single run is the default)", EXIT_CONFIG)
@@ -179,7 +128,9 @@ def run(
         while True:
             try:
                 # "Now" is the first run; later ones follow the queue's schedule again.
-                summary = run_once(settings, retry_now=retry_now and runs == 0)
+                with _progress_bar() as progress:
+                    summary = run_once(settings, retry_now=retry_now and runs == 0,
+                                       progress=progress)
             except SyncError as error:
                 # Alone, the error ends the command; on a schedule the next
                 # run may well succeed (a tool back up, a lock released).
@@ -199,21 +150,3 @@ def run(
         if code == 0 and runs == 0:
             code = EXIT_ITEMS_FAILED
     raise typer.Exit(code)
-
-
-@app.command()
-def demo(
-    seed_incidents: Annotated[
-        int, typer.Option("--seed-incidents", min=0, max=500,
-                          help="Incidents seeded on EACH side.")
-    ] = 8,
-    keep: Annotated[
-        Path | None,
-        typer.Option("--keep", help="Write the config and state store here and keep them."),
-    ] = None,
-) -> None:
-    """Start both sandboxes in-process, sync them twice and compare: no account needed."""
-    from sync.demo import run_demo
-
-    with reported_errors():
-        raise typer.Exit(run_demo(seed_incidents=seed_incidents, keep=keep, console=stdout))

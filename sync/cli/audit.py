@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from sync.cli import ConfigOption, app, fail, reported_errors, settings_from, stderr, stdout
+from sync.cli.app import ConfigOption, fail, reported_errors, settings_from, stderr, stdout
 from sync.errors import EXIT_CONFIG, EXIT_ITEMS_FAILED
 from sync.output import print_table
 from sync.settings import DEFAULT_CONFIG
@@ -36,7 +36,6 @@ class AuditFormat(StrEnum):
     HTML = "html"
 
 
-@app.command()
 def audit(
     config: ConfigOption = Path(DEFAULT_CONFIG),
     format: Annotated[

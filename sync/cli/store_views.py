@@ -1,6 +1,6 @@
-"""The ``links`` and ``status`` commands: what the state store knows, for people and scripts.
+"""What the state store knows, shaped for people and scripts: shared by ``links`` and ``status``.
 
-Contract:
+Contract (of both commands, :mod:`sync.cli.links` and :mod:`sync.cli.status`):
 - Both commands read the store named by ``[sync] state_url``; they need no
   secrets and contact neither tool. They never create a store: when there is
   none yet they say so ("no state store at <path> yet") and exit 0.
@@ -30,10 +30,9 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from sync.cli import ConfigOption, app, reported_errors, settings_from, stderr, stdout
+from sync.cli.app import settings_from, stderr, stdout
 from sync.conflict_settle import conflict_state
-from sync.output import TableFormat, TableFormatOption, print_csv, print_json, print_table
-from sync.settings import DEFAULT_CONFIG
+from sync.output import TableFormat, TableFormatOption, print_json
 from sync.state import (
     ConflictRecord,
     Intent,
@@ -58,7 +57,7 @@ def _iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat() if value is not None else None
 
 
-def _when(value: datetime | None) -> str:
+def when(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value else "-"
 
 
@@ -176,7 +175,7 @@ def _record_displays(store: StateStore, items: Iterable[RetryItem]) -> dict[tupl
 # --------------------------------------------------------------------------- output
 
 
-def _print_json(document: Any) -> None:
+def print_document(document: Any) -> None:
     print_json(stdout, document)
 
 
@@ -221,26 +220,26 @@ def status_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-def _cell(value: Any) -> Text:
+def cell(value: Any) -> Text:
     return Text("-" if value is None or value == "" else str(value))
 
 
-def _value(value: Any) -> Text:
+def value_cell(value: Any) -> Text:
     if value is None or value == "" or value == []:
         return Text("(empty)")
     if isinstance(value, str):
-        return _cell(value)
-    return _cell(json.dumps(value, ensure_ascii=False))
+        return cell(value)
+    return cell(json.dumps(value, ensure_ascii=False))
 
 
-def _table(title: str, columns: list[str]) -> Table:
+def titled_table(title: str, columns: list[str]) -> Table:
     table = Table(title=title, title_justify="left", show_lines=False)
     for name in columns:
         table.add_column(name, overflow="fold")
     return table
 
 
-def _open(config: Path, output: OutputFormat) -> StateStore | None:
+def open_existing_store(config: Path, output: OutputFormat) -> StateStore | None:
     """The configured store, or None after saying there is none yet."""
     settings = settings_from(config, need_secrets=False)
     try:
@@ -253,137 +252,3 @@ def _open(config: Path, output: OutputFormat) -> StateStore | None:
         else:
             stdout.print(f"{missing}: the first `incident-sync run` creates it", markup=False)
         return None
-
-
-@app.command()
-def links(
-    config: ConfigOption = Path(DEFAULT_CONFIG),
-    output: FormatOption = OutputFormat.TABLE,
-) -> None:
-    """List linked pairs: ServiceNow number and sys_id, Jira key, last sync, seen versions."""
-    with reported_errors():
-        store = _open(config, output)
-        rows = [] if store is None else store.all_links()
-        if store is not None:
-            store.close()
-    if output is OutputFormat.JSON:
-        _print_json([link_json(link) for link in rows])
-        return
-    if output is OutputFormat.CSV:
-        print_csv(stdout, LINK_COLUMNS, (link_json(link) for link in rows))
-        return
-    if store is None:
-        return
-    if not rows:
-        stdout.print("no links yet: the first `incident-sync run` creates them", markup=False)
-        return
-    table = _table("Links", ["ServiceNow", "sys_id", "Jira", "Last synced",
-                             "Seen version ServiceNow", "Seen version Jira"])
-    for link in rows:
-        table.add_row(
-            _cell(link.servicenow_display), _cell(link.servicenow_id), _cell(link.jira_key),
-            _cell(_when(link.updated_at)), _cell(link.version_servicenow),
-            _cell(link.version_jira),
-        )
-    print_table(stdout, table)
-    stdout.print(f"{len(rows)} link{'s' if len(rows) != 1 else ''}", markup=False)
-
-
-@app.command()
-def status(
-    config: ConfigOption = Path(DEFAULT_CONFIG),
-    output: FormatOption = OutputFormat.TABLE,
-) -> None:
-    """Show the last runs, the retry queue (due, waiting, parked) and open conflicts.
-
-    Exits 0 whenever the state store could be read: parked items are listed
-    (state "parked" in JSON), not signalled through the exit status.
-    """
-    now = datetime.now(UTC)
-    with reported_errors():
-        store = _open(config, output)
-        if store is None:
-            document: dict[str, Any] = {"store": None, "runs": [], "retry_queue": [],
-                                        "conflicts": [], "pending_creates": []}
-        else:
-            try:
-                document = status_json(store, now)
-            finally:
-                store.close()
-    if output is OutputFormat.JSON:
-        _print_json(document)
-    elif output is OutputFormat.CSV:
-        print_csv(stdout, STATUS_COLUMNS, status_rows(document))
-    elif store is not None:
-        _print_status(document)
-
-
-def _print_status(document: dict[str, Any]) -> None:
-    stdout.print(f"state store: {document['store']}", markup=False)
-    runs = document["runs"]
-    if not runs:
-        stdout.print("no runs yet", markup=False)
-    else:
-        table = _table("Last runs", ["Started", "Duration", "Command", "Outcome", "Counts",
-                                     "Error"])
-        for run in runs:
-            seconds = run["duration_seconds"]
-            counts = ", ".join(f"{k} {v}" for k, v in run["counts"].items() if v)
-            table.add_row(
-                _cell(_when(datetime.fromisoformat(run["started"]))),
-                _cell("unfinished" if seconds is None else f"{seconds:.1f} s"),
-                _cell(run["command"]), _cell(run["outcome"]), _cell(counts), _cell(run["error"]),
-            )
-        print_table(stdout, table)
-
-    queue = document["retry_queue"]
-    if not queue:
-        stdout.print("retry queue: empty", markup=False)
-    else:
-        tally = {state: sum(1 for i in queue if i["state"] == state)
-                 for state in ("due", "waiting", "parked")}
-        table = _table(
-            f"Retry queue: {tally['due']} due, {tally['waiting']} waiting, "
-            f"{tally['parked']} parked",
-            ["State", "Side", "Record", "Attempts", "Next attempt", "Last error"],
-        )
-        for item in queue:
-            record = item["record_id"]
-            if item["display"] and item["display"] != record:
-                record = f"{item['display']} ({record})"
-            table.add_row(
-                _cell(item["state"]), _cell(item["side"]), _cell(record),
-                _cell(item["attempts"]),
-                _cell("-" if item["state"] == "parked"
-                      else _when(datetime.fromisoformat(item["next_attempt"]))),
-                _cell(item["last_error"]),
-            )
-        print_table(stdout, table)
-
-    _print_conflicts(document["conflicts"])
-    for intent in document["pending_creates"]:
-        stdout.print(
-            f"pending create: {intent['source_side']} {intent['source_id']} -> "
-            f"{intent['target_side']} since "
-            f"{_when(datetime.fromisoformat(intent['created_at']))} "
-            "(a run stopped mid-create; the next run adopts or redoes it)",
-            markup=False,
-        )
-
-
-def _print_conflicts(conflicts: list[dict[str, Any]]) -> None:
-    if not conflicts:
-        stdout.print("open conflicts: none", markup=False)
-        return
-    table = _table(f"Open conflicts: {len(conflicts)}",
-                   ["Id", "Link", "Field", "ServiceNow", "Jira", "Base", "State", "Since"])
-    for conflict in conflicts:
-        pair = f"{conflict['servicenow_display'] or conflict['servicenow_id']} <-> " \
-               f"{conflict['jira_key']}"
-        table.add_row(
-            _cell(conflict["id"]), _cell(pair), _cell(conflict["field"]),
-            _value(conflict["servicenow_value"]), _value(conflict["jira_value"]),
-            _value(conflict["base"]), _cell(conflict["state"]),
-            _cell(_when(datetime.fromisoformat(conflict["at"]))),
-        )
-    print_table(stdout, table)

@@ -14,7 +14,7 @@ Contract:
   "on_create", "on_edit"}]}``.
 - Errors are one stderr line: 2 for config, 3 when the tool cannot be reached
   or refuses the credentials.
-- Registers itself on the ``mappings`` sub-app of :mod:`sync.cli_mappings`.
+- Registered on the ``mappings`` sub-app by :mod:`sync.cli.register`.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from connectors.base import SiteField
-from sync.cli import ConfigOption, reported_errors, settings_from, stdout
-from sync.cli_mappings import SideChoice, mappings_app
+from sync.cli.app import ConfigOption, reported_errors, settings_from, stdout
+from sync.cli.mappings import SideChoice
 from sync.output import TableFormat, TableFormatOption, print_csv, print_json, print_table
 from sync.settings import DEFAULT_CONFIG, Settings
 
@@ -79,7 +79,6 @@ def fields_table(side: str, fields: list[SiteField]) -> Table:
     return table
 
 
-@mappings_app.command("fields")
 def fields(
     side: Annotated[SideChoice, typer.Option("--side", "-s", help="Which tool to list.")],
     search: Annotated[

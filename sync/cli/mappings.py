@@ -34,17 +34,10 @@ from mappings.mapper import MappingContext, RecordError, VendorFields, to_fields
 from mappings.model import Incident
 from mappings.profile import FieldRule, MappingError, Profile, load_profile
 from mappings.transforms import GroupByName, UserByEmail, unwrap
-from sync.cli import ConfigOption, app, fail, reported_errors, settings_from, stdout
+from sync.cli.app import ConfigOption, fail, reported_errors, settings_from, stdout
 from sync.errors import EXIT_CONFIG, ConfigError
 from sync.output import TableFormat, TableFormatOption, print_csv, print_json, print_table
 from sync.settings import DEFAULT_CONFIG
-
-mappings_app = typer.Typer(
-    name="mappings",
-    help="Show a mapping profile, or try it on a sample record.",
-    no_args_is_help=True,
-)
-app.add_typer(mappings_app, name="mappings")
 
 
 class SideChoice(StrEnum):
@@ -154,7 +147,6 @@ SHOW_COLUMNS = ["neutral", "servicenow", "jira", "direction", "owner", "transfor
                 "value_maps"]
 
 
-@mappings_app.command("show")
 def show(profile: ProfileOption = None, config: ConfigOption = Path(DEFAULT_CONFIG),
          output: TableFormatOption = TableFormat.TABLE) -> None:
     """Print the effective mapping (after extends): a table, or json / csv."""
@@ -303,7 +295,6 @@ def reference_losses(profile: Profile, source: str, raw: dict[str, Any], inciden
     return notes
 
 
-@mappings_app.command("test")
 def test(
     record: Annotated[Path, typer.Option("--record", "-r", help="Raw record (JSON) as the"
                                          " vendor's API returns it.")],

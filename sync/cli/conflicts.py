@@ -32,18 +32,11 @@ from rich.table import Table
 from rich.text import Text
 
 from sync.actions import side_title
-from sync.cli import ConfigOption, app, fail, reported_errors, settings_from, stdout
+from sync.cli.app import ConfigOption, fail, reported_errors, settings_from, stdout
 from sync.conflict_settle import conflict_state
 from sync.errors import EXIT_CONFIG
 from sync.settings import DEFAULT_CONFIG
 from sync.state import ConflictRecord, Link, NoStateStore, StateStore
-
-conflicts_app = typer.Typer(
-    name="conflicts",
-    help="List the conflicts both tools disagree on, and settle one by choosing a side.",
-    no_args_is_help=True,
-)
-app.add_typer(conflicts_app, name="conflicts")
 
 CSV_COLUMNS = ("id", "link_id", "servicenow", "jira", "field", "servicenow_value", "jira_value",
                "base", "state", "resolution", "policy", "at")
@@ -112,7 +105,6 @@ def _csv(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
-@conflicts_app.command("list")
 def list_conflicts(
     config: ConfigOption = Path(DEFAULT_CONFIG),
     output: Annotated[
@@ -161,7 +153,6 @@ def list_conflicts(
                      "servicenow|jira", markup=False)
 
 
-@conflicts_app.command("resolve")
 def resolve(
     conflict_id: Annotated[int, typer.Argument(metavar="ID", help="The conflict's id "
                                                "(see `conflicts list`).")],
