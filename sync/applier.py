@@ -310,7 +310,7 @@ class _Applying:
             view = save_link(tx, {side: LinkSide(
                 id=pair.ids[side] or "", display=pair.displays[side],
                 snapshot=pair.snapshots[side], version=versions.get(side),
-            ) for side in self.sides}, hash=pair.hash)
+            ) for side in self.sides}, hash=pair.hash, at=self.session.clock())
             if comment is not None:
                 action, made_id = comment
                 add_comment_link(tx, view.id, {action.source_side: action.source_comment_id,

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from connectors.base import RemoteRecord
@@ -175,13 +175,16 @@ def decide_pair(
     rules: Sequence[Rule] = (),
     last_by_us: Mapping[str, Mapping[str, bool]] | None = None,
     now: datetime | None = None,
+    newest_of: Mapping[str, str] | None = None,
 ) -> PairDecision:
     """Merge both records of a pair field by field, run the rules, decide each side's write.
 
     ``base`` holds each side's snapshot (None for a pair without a common past);
     ``pending`` the pair's still-open conflicts by field; ``last_by_us[side]``
     whether the integration user made the last change of a field on that side;
-    ``now`` the time rules judge ages and SLA targets by.
+    ``now`` the time rules judge ages and SLA targets by; ``newest_of`` per field
+    the side whose person edited it last, where the tools' histories said so (it
+    then decides the newest policy instead of the records' update times).
     """
     sides = view.sides
     a, b = sides
@@ -201,7 +204,7 @@ def decide_pair(
             agrees={side: across[side][name] == current[other(side)][name] for side in sides},
             owner=view.profile.owner(name),
             policy=view.options.conflict,
-            newest=newest,
+            newest=(newest_of or {}).get(name, newest),
         )
 
     def merge(name: str) -> FieldMerge:
@@ -298,6 +301,8 @@ def decide_create(view: FieldView, incident: Incident, side: str, displays: Mapp
 def adoption_base(
     view: FieldView, incidents: Mapping[str, Incident], displays: Mapping[str, str],
     *, source: str | None = None, people: Mapping[str, set[str]] | None = None,
+    people_last: Mapping[str, Mapping[str, datetime]] | None = None,
+    newest_of: dict[str, str] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Snapshots for a pair without a common past: each side's base is the other
     side's values as it would hold them, so every difference counts as a change
@@ -318,8 +323,13 @@ def adoption_base(
     such as the initial status, is the sync's own unfinished work and never
     overrides the original); where a person changed the copy, the original
     counts as changed only if a person changed that field after the copy was
-    created. A field the copy's tool filled in where the create wrote nothing
-    (Jira's default reporter) stays news for the original.
+    created. Where people changed a field on both since the create, both count
+    as changed, even where the original's empty value would otherwise read as a
+    tool's habit (a person unassigned it after a write of ours whose reply was
+    lost had assigned it), and ``newest_of`` (when given) gets the side of the
+    later person's edit of that field (``people_last``), for the newest policy.
+    A field the copy's tool filled in where the create wrote nothing (Jira's
+    default reporter) stays news for the original.
     """
     names = view.merged_fields
     held = {side: projection(incidents[side], names) for side in view.sides}
@@ -337,9 +347,79 @@ def adoption_base(
             base[copy][name] = across[copy][name]   # a person's edit: a change
             if name not in on_source:
                 base[source][name] = held[source][name]   # untouched since the create
+                continue
+            # People changed it on both: a change on both (a conflict unless they
+            # agree), the later person's edit being the newest.
+            base[source][name] = across[source][name]
+            last = people_last or {}
+            if newest_of is not None and name in last.get(copy, {}) \
+                    and name in last.get(source, {}):
+                newest_of[name] = (source if last[source][name] >= last[copy][name]
+                                   else copy)
         elif not (is_empty(across[copy][name]) and not is_empty(held[copy][name])):
             base[copy][name] = held[copy][name]   # the sync's own work: no change
     return base
+
+
+def changed_back_suspects(
+    view: FieldView, incidents: Mapping[str, Incident], displays: Mapping[str, str],
+    base: Mapping[str, Mapping[str, Any]],
+) -> dict[str, list[str]]:
+    """Per side, the fields that may have been set back to their base by a person.
+
+    For a pair whose last attempt failed (a lost reply is such a failure) or
+    whose create intent is pending, a write of that attempt may have landed
+    without being committed: the snapshots still hold the values of the last
+    committed sync. A field one side holds at its base while the other side
+    moved is then either truly unchanged, or a person set it back after our
+    write landed (unassigned the record a lost write had assigned): only the
+    tool's history can tell. These are the fields to ask it about.
+    """
+    names = view.merged_fields
+    current = {side: projection(incidents[side], names) for side in view.sides}
+    suspects: dict[str, list[str]] = {}
+    for side in view.sides:
+        other = view.other(side)
+        suspects[side] = [
+            name for name in names
+            if view.travels(name, side) and view.travels(name, other)
+            and current[side][name] == base[side].get(name)
+            and current[other][name] != base[other].get(name)]
+    return suspects
+
+
+def rebase_changed_back(
+    view: FieldView, incidents: Mapping[str, Incident], displays: Mapping[str, str],
+    base: Mapping[str, Mapping[str, Any]], suspects: Mapping[str, Sequence[str]],
+    people_last: Mapping[str, Mapping[str, datetime]], committed: datetime,
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    """The bases and the per-field newest side once the histories have spoken.
+
+    ``people_last[side][field]`` is when a person last changed the field on that
+    side's record; ``committed`` when the link was last committed (the engine's
+    clock). A suspect a person changed at or after the commit counts as changed
+    on its side: its base becomes what our write of the other side's value would
+    have left there, so the merge goes on as usual (a conflict if both moved),
+    and the newest policy compares the two people's edit times of that field,
+    not the records' update times (later edits of other fields say nothing of
+    this one). The tools stamp whole seconds: a second's slack counts an edit in
+    the commit's second as after it, so a tie ends as a recorded conflict rather
+    than a lost edit.
+    """
+    bases = {side: dict(base[side]) for side in view.sides}
+    start = committed.replace(microsecond=0) - timedelta(seconds=1)
+    newest_of: dict[str, str] = {}
+    for side, names in suspects.items():
+        other = view.other(side)
+        across = view.readback(side, incidents[other], displays)
+        for name in names:
+            at = people_last.get(side, {}).get(name)
+            if at is None or at < start:
+                continue   # truly unchanged since the last commit
+            bases[side][name] = across[name]
+            theirs = people_last.get(other, {}).get(name)
+            newest_of[name] = side if theirs is None or at >= theirs else other
+    return bases, newest_of
 
 
 def rebase_written(

@@ -46,6 +46,11 @@ class LinkView:
     def id(self) -> int:
         return self.link.id
 
+    @property
+    def committed_at(self) -> datetime:
+        """When the pair was last committed (the engine's clock)."""
+        return self.link.updated_at
+
     def side(self, side: str) -> LinkSide:
         return LinkSide(
             id=self.link.id_on(side),
@@ -75,8 +80,11 @@ def _replaced(link: Link, changes: Mapping[str, Any]) -> Link:
     return replace(link, **changes)
 
 
-def save_link(tx: PairTx, sides: Mapping[str, LinkSide], *, hash: str | None) -> LinkView:
-    """Insert or update the link of a pair from its two sides' states."""
+def save_link(tx: PairTx, sides: Mapping[str, LinkSide], *, hash: str | None,
+              at: datetime | None = None) -> LinkView:
+    """Insert or update the link of a pair from its two sides' states; ``at`` stamps
+    the commit (the engine's clock, which the planner compares with the tools'
+    edit times after a write whose reply was lost)."""
     values: dict[str, Any] = {}
     for side, state in sides.items():
         side = _checked(side)
@@ -84,7 +92,7 @@ def save_link(tx: PairTx, sides: Mapping[str, LinkSide], *, hash: str | None) ->
         values[f"{side}_display"] = state.display
         values[f"snapshot_{side}"] = state.snapshot
         values[f"version_{side}"] = state.version
-    return LinkView(tx.save_link(**values, hash=hash))
+    return LinkView(tx.save_link(**values, hash=hash, at=at))
 
 
 def add_comment_link(tx: PairTx, link_id: int, ids: Mapping[str, str], *, origin: str,

@@ -62,8 +62,10 @@ from sync.decide import (
     PairDecision,
     SideWrite,
     adoption_base,
+    changed_back_suspects,
     decide_create,
     decide_pair,
+    rebase_changed_back,
     rebase_written,
 )
 from sync.engine_core import VANISHED_BATCH, _one_line, projection, snapshot_hash
@@ -78,10 +80,12 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PeopleEdits:
-    """A record's creation time and the neutral fields people changed on it."""
+    """A record's creation time, the neutral fields people changed on it, and when
+    each was last changed by a person."""
 
     created: datetime
     fields: set[str]
+    last: dict[str, datetime]
 
 
 def build_plan(session: Session, store: StateStore,
@@ -167,11 +171,18 @@ class _Planning:
                         for side in self.sides)
         }
         self._fetch_counterparts(active, by_link)
+        # Records whose last write may have landed without its commit: a failed
+        # attempt (a lost reply is one) or a pending create intent.
+        unfinished = ({(item.side, item.record_id) for item in self.store.retry_items()}
+                      | {(intent.source_side, intent.source_id)
+                         for intent in self.store.pending_intents()})
         for link_id, got in active.items():
             view = by_link[link_id]
             if len(got) < 2:
                 continue  # orphaned or failed: reported by _fetch_counterparts
-            self._guarded(got, lambda view=view, got=got: self._plan_linked(view, got))
+            doubt = any((side, view.side(side).id) in unfinished for side in self.sides)
+            self._guarded(got, lambda view=view, got=got, doubt=doubt: self._plan_linked(
+                view, got, unfinished=doubt))
 
         if plan.pull_errors:
             # A side we could not read may hold the counterparts of these
@@ -352,18 +363,26 @@ class _Planning:
             records=dict(got),
         )
 
-    def _plan_linked(self, view: LinkView, got: Mapping[str, RemoteRecord]) -> PairPlan:
+    def _plan_linked(self, view: LinkView, got: Mapping[str, RemoteRecord], *,
+                     unfinished: bool = False) -> PairPlan:
+        """Plan one linked pair; ``unfinished``: its last attempt failed (or a create
+        intent is pending), so a write of that attempt may have landed uncommitted."""
         pair = self._new_pair(got)
         bases = {side: view.side(side).snapshot for side in self.sides}
         base = bases if all(b is not None for b in bases.values()) else None
         pending = {c.field: c for c in self.store.conflicts(view.id) if c.open}
-        self._plan_merge(pair, base, pending, link_id=view.id)
+        newest_of: dict[str, str] = {}
+        if unfinished and base is not None:
+            base, newest_of = self._changed_back_by_people(got, pair.displays, base,
+                                                           view.committed_at)
+        self._plan_merge(pair, base, pending, link_id=view.id, newest_of=newest_of)
         self.plan.pairs.append(pair)
         return pair
 
     def _plan_merge(
         self, pair: PairPlan, base: Mapping[str, Mapping[str, Any] | None] | None,
         pending: Mapping[str, Any], *, link_id: int | None,
+        newest_of: Mapping[str, str] | None = None,
     ) -> None:
         """Decide a pair (:func:`sync.decide.decide_pair`) and turn it into actions."""
         records = {side: rec for side, rec in pair.records.items() if rec is not None}
@@ -374,7 +393,8 @@ class _Planning:
                 self.fields, incidents,
                 updated={side: records[side].updated for side in self.sides},
                 displays=pair.displays, base=base, pending=pending,
-                rules=self.session.rules, last_by_us=last_by_us, now=self.session.clock())
+                rules=self.session.rules, last_by_us=last_by_us, now=self.session.clock(),
+                newest_of=newest_of)
 
         decision = decide(None)
         if decision.needs_history:
@@ -488,6 +508,28 @@ class _Planning:
         return history.created, [(name, edit) for edit in history.edits
                                  for name in neutral.get(edit.field, ())]
 
+    def _changed_back_by_people(
+        self, got: Mapping[str, RemoteRecord], displays: Mapping[str, str],
+        base: Mapping[str, Mapping[str, Any] | None], committed: datetime,
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+        """The bases (and per-field newest side) of a pair whose last write may have
+        landed uncommitted, once the tools' histories say whether a person set a
+        field back to its base after it (:func:`sync.decide.changed_back_suspects`,
+        :func:`sync.decide.rebase_changed_back`): an ABA through a lost reply must
+        not let the other side's value go back over the person's edit. Histories
+        are read only for such pairs, and only when a field is in doubt."""
+        incidents = {side: self.fields.incident(got[side]) for side in self.sides}
+        plain = {side: dict(base[side] or {}) for side in self.sides}
+        suspects = changed_back_suspects(self.fields, incidents, displays, plain)
+        if not any(suspects.values()):
+            return plain, {}
+        people_last = {}
+        for side in self.sides:
+            _, edits = self._field_edits(side, got[side].id)
+            people_last[side] = {name: edit.at for name, edit in edits if not edit.by_us}
+        return rebase_changed_back(self.fields, incidents, displays, plain, suspects,
+                                   people_last, committed)
+
     def _last_changed_by_us(self, record: RemoteRecord) -> dict[str, bool]:
         """Neutral field -> whether the integration user made its last change on
         ``record`` (fields its tool's history never mentions are absent)."""
@@ -506,7 +548,8 @@ class _Planning:
         created, edits = self._field_edits(side, record_id)
         start = None if since is None else since.replace(microsecond=0) - timedelta(seconds=1)
         return PeopleEdits(created, {name for name, edit in edits if not edit.by_us
-                                     and (start is None or edit.at >= start)})
+                                     and (start is None or edit.at >= start)},
+                           {name: edit.at for name, edit in edits if not edit.by_us})
 
     # ------------------------------------------------------------------ unlinked records
 
@@ -640,15 +683,20 @@ class _Planning:
                     foreign_display=got[other].display, expected_version=got[side].version))
         incidents = {side: self.fields.incident(got[side]) for side in self.sides}
         people: dict[str, set[str]] | None = None
+        people_last: dict[str, dict[str, datetime]] = {}
         if source is not None:
             copy = self.other(source)
             edited = self._edited_by_people(copy, got[copy].id, since=None)
-            people = {copy: edited.fields, source: (
-                self._edited_by_people(source, got[source].id, since=edited.created).fields
-                if edited.fields else set())}
+            original = (self._edited_by_people(source, got[source].id, since=edited.created)
+                        if edited.fields else None)
+            people = {copy: edited.fields,
+                      source: set() if original is None else original.fields}
+            people_last = {copy: edited.last,
+                           source: {} if original is None else original.last}
+        newest_of: dict[str, str] = {}
         base = adoption_base(self.fields, incidents, pair.displays, source=source,
-                             people=people)
-        self._plan_merge(pair, base, {}, link_id=None)
+                             people=people, people_last=people_last, newest_of=newest_of)
+        self._plan_merge(pair, base, {}, link_id=None, newest_of=newest_of)
         self.plan.pairs.append(pair)
 
     def _plan_create(self, record: RemoteRecord, side: str, intent_id: int | None) -> None:

@@ -996,8 +996,13 @@ class PairTx:
         version_servicenow: str | None,
         version_jira: str | None,
         hash: str | None,
+        at: datetime | None = None,
     ) -> Link:
         """Insert the link, or update the row that matches either id.
+
+        ``at`` stamps ``updated_at`` (the last committed sync), by default the
+        store's clock; the engine passes its own, the clock it compares with the
+        tools' edit times.
 
         Raises LinkConflict when the two ids belong to two different links.
         """
@@ -1015,7 +1020,7 @@ class PairTx:
             "version_servicenow": version_servicenow,
             "version_jira": version_jira,
             "hash": hash,
-            "updated_at": self._store.now(),
+            "updated_at": self._store.now() if at is None else _require_aware(at, "at"),
         }
         c = t.links.c
         with self._step() as conn:
