@@ -29,23 +29,11 @@ from mappings.mapper import MappingContext, RecordError, to_incident
 from mappings.model import Incident
 from mappings.profile import MappingError
 from sync.cli.app import ConfigOption, fail, reported_errors, settings_from, stdout
+from sync.cli.mappings import ProfileOption, SideChoice
 from sync.errors import EXIT_CONFIG, ConfigError
 from sync.rules import NOTE_FIELD, Outcome, RuleSet, evaluate, load_rules
 from sync.rules_model import RulesFileError
 from sync.settings import DEFAULT_CONFIG
-
-
-# The rules counterpart of the mappings commands' choice (kept beside its command).
-class SideChoice(StrEnum):
-    servicenow = "servicenow"
-    jira = "jira"
-
-
-ProfileOption = Annotated[
-    str | None,
-    typer.Option("--profile", "-p", help="Shipped profile name or TOML path. Default: the"
-                 " config's [sync] mapping."),
-]
 
 
 class OutputFormat(StrEnum):
