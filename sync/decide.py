@@ -329,7 +329,9 @@ def adoption_base(
     lost had assigned it), and ``newest_of`` (when given) gets the side of the
     later person's edit of that field (``people_last``), for the newest policy.
     A field the copy's tool filled in where the create wrote nothing (Jira's
-    default reporter) stays news for the original.
+    default reporter) stays news for the original, unless a person emptied the
+    original's field since the create (:func:`filled_on_copy` names the fields
+    whose original history must then be read).
     """
     names = view.merged_fields
     held = {side: projection(incidents[side], names) for side in view.sides}
@@ -358,6 +360,12 @@ def adoption_base(
                                    else copy)
         elif not (is_empty(across[copy][name]) and not is_empty(held[copy][name])):
             base[copy][name] = held[copy][name]   # the sync's own work: no change
+        elif name in on_source:
+            # A value the create wrote that a person emptied on the original since:
+            # the copy did not change, the original did (not a tool's habit of
+            # dropping values), and the emptying travels.
+            base[copy][name] = held[copy][name]
+            base[source][name] = across[source][name]
     return base
 
 
@@ -420,6 +428,17 @@ def rebase_changed_back(
             theirs = people_last.get(other, {}).get(name)
             newest_of[name] = side if theirs is None or at >= theirs else other
     return bases, newest_of
+
+
+def filled_on_copy(view: FieldView, incidents: Mapping[str, Incident],
+                   displays: Mapping[str, str], copy: str) -> list[str]:
+    """Fields the copy holds where its original is empty now: a value the copy's
+    tool filled in, or one the create wrote that a person has since emptied on the
+    original. Only the original's history can tell which."""
+    held = projection(incidents[copy], view.merged_fields)
+    across = view.readback(copy, incidents[view.other(copy)], displays)
+    return [name for name in view.merged_fields
+            if is_empty(across[name]) and not is_empty(held[name])]
 
 
 def rebase_written(

@@ -65,6 +65,7 @@ from sync.decide import (
     changed_back_suspects,
     decide_create,
     decide_pair,
+    filled_on_copy,
     rebase_changed_back,
     rebase_written,
 )
@@ -687,8 +688,13 @@ class _Planning:
         if source is not None:
             copy = self.other(source)
             edited = self._edited_by_people(copy, got[copy].id, since=None)
+            # The original's history is read only where it can change the outcome:
+            # people edited the copy, or the copy holds a value where the original is
+            # empty now (filled in by its tool, or emptied by a person since the create).
+            filled = [name for name in filled_on_copy(self.fields, incidents, pair.displays,
+                                                      copy) if name not in edited.fields]
             original = (self._edited_by_people(source, got[source].id, since=edited.created)
-                        if edited.fields else None)
+                        if edited.fields or filled else None)
             people = {copy: edited.fields,
                       source: set() if original is None else original.fields}
             people_last = {copy: edited.last,

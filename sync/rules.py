@@ -409,12 +409,15 @@ def _another_pass(ordered: Sequence[Rule], changed: list[tuple[int, str]],
     for a rule that acted before the changer, a field its actions set. Otherwise
     every rule would see what it saw and do what it did (now no-ops): a fixed point.
     """
-    for position, name in changed:
-        name = "comments" if name == NOTE_FIELD else name
+    for position, changed_name in changed:
+        name = "comments" if changed_name == NOTE_FIELD else changed_name
+        # Impact and urgency move the priority with them (the ITIL matrix): a rule
+        # that set the priority explicitly must get to see that too.
+        names = {name, "priority"} if name in ("impact", "urgency") else {name}
         for index in range(position + 1):
             rule = ordered[index]
-            if name in rule.reads or (index < position and acted[index]
-                                      and name in rule.touches):
+            if names & set(rule.reads) or (index < position and acted[index]
+                                           and names & set(rule.touches)):
                 return True
     return False
 

@@ -9,7 +9,8 @@ unchanged: the tool's history shows a person's edit after the last committed
 sync, so the person's edit counts, both ways, and the newest person's edit of
 the field wins (a recorded conflict). Fields nobody touched after the lost
 write keep their usual outcome. The same holds where the lost write was an
-adoption of a copy an interrupted create left unlinked.
+adoption of a copy an interrupted create left unlinked, and where a person
+emptied a field of the original before its copy was adopted.
 """
 
 from __future__ import annotations
@@ -160,3 +161,29 @@ def test_unassign_after_a_lost_reply_to_an_adoption_is_not_undone(
     incidents = pair_incidents(make_engine(config), sys_id, key)
     assert incidents["servicenow"].assignee is None
     assert incidents["jira"].assignee is None
+
+
+def test_description_emptied_on_the_original_after_an_interrupted_create_reaches_the_copy(
+    sandboxes: Any, sync_config: Any, make_engine: Any
+) -> None:
+    """Found by the machine (same family, no lost reply needed): the copy holds the
+    description the create wrote; a person empties it on the original before the
+    copy is adopted. The emptying is the person's, not a tool dropping a value."""
+    servicenow, jira = sandboxes
+    config = sync_config()
+    row = servicenow.insert("incident", {"short_description": "Laptop will not boot",
+                                         "description": "Users report the problem since 08:00.",
+                                         "impact": "2", "urgency": "2"}, as_user=EDITOR)
+    sys_id = row["sys_id"]
+    with pytest.raises(SimulatedCrash):   # the copy exists, unlinked
+        make_engine(config, crash_at="create:after-remote").run()
+    (key,) = jira.issue_keys()
+    servicenow.update("incident", sys_id, {"description": ""}, as_user=EDITOR)
+
+    for _ in range(2):
+        summary = make_engine(config).run()
+        assert summary.failed == 0, summary.failures
+
+    incidents = pair_incidents(make_engine(config), sys_id, key)
+    assert incidents["servicenow"].description in (None, "")
+    assert incidents["jira"].description in (None, "")

@@ -194,3 +194,15 @@ def test_any_rule_file_reaches_a_fixed_point_or_says_it_cannot(text: str,
     if not outcome.unstable:
         assert again.incident == outcome.incident and again.firings == []
     assert outcome.incident.escalation >= incident.escalation
+
+
+def test_an_explicit_priority_and_a_later_urgency_change_still_reach_a_fixed_point() -> None:
+    # Found by the property above: r1's urgency moves the priority through the ITIL
+    # matrix, so r0 (which set the priority) must run again before the result is final.
+    ruleset = rules('[escalation]\nmanager_group = "M"\n[[rule]]\nname = "r0"\n'
+                    'then = { priority = 2 }\n[[rule]]\nname = "r1"\n'
+                    'then = { category = "a", urgency = 1 }')
+    start = Incident(title="alpha", impact=Impact.HIGH, urgency=Urgency.MEDIUM)
+    outcome = evaluate(start, ruleset, NOW)
+    again = evaluate(outcome.incident, ruleset, NOW)
+    assert outcome.unstable or (again.incident == outcome.incident and again.firings == [])
