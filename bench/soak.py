@@ -11,7 +11,8 @@ Contract:
   ``--records`` incidents on each side, and plays ``--rounds`` rounds. A round
   makes 1-4 random person edits through the sandboxes' in-process helpers
   (titles, statuses incl. resolve and reopen, impact, urgency, assignees,
-  public and internal comments; now and then a new incident), then runs
+  public and internal comments; now and then a new incident; field edits as a
+  person, never as the integration user), then runs
   ``python -m sync.cli run`` in a child process while both sandboxes inject
   ``--fault-rate`` faults (429, 500, 503, dropped connections and replies lost
   after the write was carried out) and, with ``--kill-rate``, the child gets
