@@ -11,7 +11,8 @@ Contract:
   ``--records`` incidents on each side, and plays ``--rounds`` rounds. A round
   makes 1-4 random person edits through the sandboxes' in-process helpers
   (titles, statuses incl. resolve and reopen, impact, urgency, assignees,
-  public and internal comments; now and then a new incident), then runs
+  public and internal comments; now and then a new incident; field edits as a
+  person, never as the integration user), then runs
   ``python -m sync.cli run`` in a child process while both sandboxes inject
   ``--fault-rate`` faults (429, 500, 503, dropped connections and replies lost
   after the write was carried out) and, with ``--kill-rate``, the child gets
@@ -103,6 +104,12 @@ PHRASES = ["Restarted the client", "Caller confirms it works", "Escalated to the
 SN_STATES = {"2": "in progress", "3": "on hold", "6": "resolved"}
 JIRA_STATUSES = ["Work in progress", "Pending", "Resolved"]
 CLOSE_CODES = ["Solution provided", "Workaround provided", "Resolved by caller"]
+# Person edits are made as this person, never as the integration user (USER): the
+# tools' histories are how the sync tells a person's edit from its own write (a
+# write whose reply was lost, then undone by a person, is only seen that way), and
+# an edit under the sync's own account is rightly taken as the sync's own.
+PERSON = "elif.yilmaz"
+PERSON_EMAIL = f"{PERSON}@example.com"
 
 
 class CountingFaults(FaultPlan):
@@ -372,7 +379,7 @@ class Soak:
             values = {kind: self.random.choice([v for v in "123" if v != row.get(kind)])}
         else:
             values = {"assigned_to": sn.user_sys_id(self.random.choice(AGENTS))}
-        sn.update("incident", sys_id, values)
+        sn.update("incident", sys_id, values, as_user=PERSON)
         return True
 
     def _edit_jira(self, key: str, kind: str) -> bool:
@@ -380,22 +387,23 @@ class Soak:
         fields = jira.issue(key)["fields"]
         if kind == "title":
             jira.edit_issue(key, {"summary": f"{self.random.choice(TITLES)} (edit "
-                                             f"{self.figures.edits + 1})"})
+                                             f"{self.figures.edits + 1})"},
+                            as_user=PERSON_EMAIL)
         elif kind == "status":
             current = fields["status"]["name"]
             target = self.random.choice([s for s in JIRA_STATUSES if s != current])
-            jira.transition_issue(key, target, resolution="Done")
+            jira.transition_issue(key, target, resolution="Done", as_user=PERSON_EMAIL)
         elif kind == "impact":
             jira.edit_issue(key, {"customfield_10004": {"value": self.random.choice(
-                JIRA_IMPACTS)}})
+                JIRA_IMPACTS)}}, as_user=PERSON_EMAIL)
         elif kind == "urgency":
             jira.edit_issue(key, {"customfield_10005": {"value": self.random.choice(
-                JIRA_URGENCIES)}})
+                JIRA_URGENCIES)}}, as_user=PERSON_EMAIL)
         else:
             agent = self.random.choice(AGENTS)
             jira.edit_issue(key, {"assignee": (
                 {"accountId": account_id_for(f"{agent}@example.com")} if jira.cloud
-                else {"name": agent})})
+                else {"name": agent})}, as_user=PERSON_EMAIL)
         return True
 
     def comment(self, side: str, record_id: str) -> None:
