@@ -31,9 +31,9 @@ Contract:
   * ``lost_comments``: comments missing on either side of their pair;
   * ``internal_made_public``: internal comments visible publicly on any side;
   * ``audit_drift``: pairs ``audit`` finds differing, plus orphans, except
-    pairs differing only as the test suite's strict xfails pin (a resolution
-    code Jira cannot take without a transition): those are reported apart as
-    ``known_divergences``;
+    pairs differing only in a resolution code as the README documents (the
+    profile's lossy resolution map; the close code a reopened ServiceNow
+    incident keeps): those are reported apart as ``known_divergences``;
   * ``unexpected_exits``: runs that ended other than 0, 1 or 3 (or killed),
     or printed a traceback; ``unsettled``: quiet runs still writing.
   Those must all be zero. Also reported: rounds, edits, comments, faults,
@@ -196,7 +196,7 @@ class Figures:
     audit_drift: int = 0
     unexpected_exits: int = 0
     unsettled: int = 0
-    known_divergences: int = 0   # pairs differing only as the test suite's xfails pin
+    known_divergences: int = 0   # pairs differing only as the README documents
     seconds: float = 0.0
     findings: list[str] = field(default_factory=list)
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from connectors.retry import RetryPolicy
+from mappings.profile import load_profile
 from mappings.wiki import wiki_to_text
 from sync.audit import build_audit
 from sync.engine import Engine, projection, with_values
@@ -179,20 +180,34 @@ class Reader:
 
 
 DONE = ("resolved", "closed")
+_RESOLUTIONS = load_profile("default").rule("resolution_code")
 
 
 def known_divergence(difference: Any, statuses: Mapping[str, Any]) -> bool:
-    """A difference the test suite pins as a known, open divergence (strict xfails in
-    tests/test_engine_state_machine.py), reported apart from unexplained drift:
+    """A resolution-code difference the product documents (README, "Resolution
+    codes"), reported apart from unexplained drift:
 
-    - Jira takes a resolution only on a transition into a done status, so a
-      resolution code changed while both sides are resolved never reaches Jira;
-    - ServiceNow keeps the close code of a reopened incident while Jira holds no
-      resolution on an open issue.
+    - the default profile's resolution map is lossy: several ServiceNow close codes
+      share one Jira resolution ("Workaround provided" and "Solution provided" are
+      both "Done", which reads back as "Solution provided"), so two resolved records
+      may differ in neutral terms while each holds what the other's value maps to;
+    - an open Jira issue holds no resolution while a reopened ServiceNow incident
+      keeps its last close code.
+
+    Any other difference, a resolution that did not reach Jira included, is drift.
     """
     if difference.field != "resolution_code":
         return False
     both_done = statuses["servicenow"] in DONE and statuses["jira"] in DONE
+    same_in_jira = (both_done and difference.jira is not None
+                    and _jira_resolution(difference.servicenow)
+                    == _jira_resolution(difference.jira))
     stale = (difference.jira is None and statuses["servicenow"] not in DONE
              and statuses["servicenow"] == statuses["jira"])
-    return both_done or stale
+    return same_in_jira or stale
+
+
+def _jira_resolution(code: Any) -> Any:
+    """The Jira resolution the default profile writes for a neutral close code."""
+    to_jira = _RESOLUTIONS.to_maps["jira"]
+    return to_jira.get(str(code), to_jira.get("*"))
