@@ -219,6 +219,11 @@ class ReadBack:
         return {"action": "read-back", "ids": dict(self.ids)}
 
 
+def _per_side(values: dict[str, Any]) -> str:
+    """``ServiceNow 'a', Jira 'b'``: one value per side, shortened for a plan line."""
+    return ", ".join(f"{side_title(side)} {_short(value)}" for side, value in values.items())
+
+
 @dataclass(frozen=True)
 class RecordConflict:
     """Both sides changed a field; how it was settled. Always recorded."""
@@ -228,9 +233,7 @@ class RecordConflict:
 
     def describe(self) -> str:
         c = self.conflict
-        values = ", ".join(f"{side_title(side)} {_short(value)}"
-                           for side, value in c.values.items())
-        bases = ", ".join(f"{side_title(side)} {_short(value)}" for side, value in c.base.items())
+        values, bases = _per_side(c.values), _per_side(c.base)
         outcome = ("both left as they are (manual)" if c.resolution == "manual"
                    else f"{side_title(c.resolution)} wins")
         return (f"conflict on {c.field}: {values} (was {bases}); {outcome} "
@@ -292,8 +295,7 @@ class SettleConflict:
 
     def describe(self) -> str:
         c = self.conflict
-        values = ", ".join(f"{side_title(side)} {_short(value)}"
-                           for side, value in c.values.items())
+        values = _per_side(c.values)
         how = ("both sides agree now" if c.resolution not in c.values
                else f"a later edit in {side_title(c.resolution)} wins")
         return f"conflict on {c.field} settled: {how} ({values})"

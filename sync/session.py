@@ -77,7 +77,7 @@ class Session:
 
             # Before anything is read for the sync, so a row the site cannot hold
             # stops the run before any write; a skipped optional row warns once.
-            self.profile, _ = site_checked_profile(self.profile, self.connectors, opened=True)
+            self.profile, _ = site_checked_profile(self.profile, self.connectors)
         for side in self.connectors:
             info = self.info[side]
             # Jira resolves custom field names to ids at sign-in (ServerInfo.field_ids).

@@ -195,18 +195,16 @@ def failure_line(source: str, findings: Sequence[FieldFinding]) -> str:
     return text
 
 
-def site_checked_profile(profile: Profile, connectors: Mapping[str, Connector], *,
-                         opened: bool = True) -> tuple[Profile, list[str]]:
+def site_checked_profile(profile: Profile,
+                         connectors: Mapping[str, Connector]) -> tuple[Profile, list[str]]:
     """Read each site's fields and check ``profile`` against them, before any write.
 
     Returns the profile to run with and one warning per skipped optional row
     (each also logged). Raises ConfigError naming the first row that cannot work.
-    The connectors must be open already (``opened``): the engine signs in first
+    The connectors must be open already: the engine signs in first
     (and turns a tool that cannot be reached into exit 3), so this module needs
     nothing of the engine and the two do not import each other.
     """
-    if not opened:
-        raise ValueError("site_checked_profile reads open connectors: sign in first")
     findings: list[FieldFinding] = []
     for side, connector in connectors.items():
         if not any(side in rule.sides for rule in profile.rules.values()):
