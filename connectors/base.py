@@ -248,8 +248,45 @@ class WriteResult:
     id: str | None = None
     version: str | None = None
     display: str = ""
-    error: ConnectorError | None = None
+    # A ConnectorError, or PreconditionFailed for a stale expected version in a batch.
+    error: SyncError | None = None
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class RecordWrite:
+    """One existing record's write in a batch (:meth:`Connector.write_many`).
+
+    ``fields`` as for :meth:`Connector.update`; ``foreign_id``, when set, makes the
+    record carry the other side's id as :meth:`Connector.mark_foreign_id` does. Either
+    or both may be given. ``expected_version`` is checked as by ``update``.
+    """
+
+    record_id: str
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    foreign_id: str | None = None
+    expected_version: str | None = None
+
+
+@dataclass(frozen=True)
+class NewComment:
+    """One comment to append in a batch (:meth:`Connector.add_comments`)."""
+
+    record_id: str
+    body: Any
+    visibility: str
+
+
+@dataclass
+class CommentResult:
+    """The outcome of one comment of a batch: the comment as made, or the error."""
+
+    comment: RemoteComment | None = None
+    error: ConnectorError | None = None
 
     @property
     def ok(self) -> bool:
@@ -363,6 +400,20 @@ class Connector(Protocol):
         """Append a comment with this visibility ("public" or "internal")."""
         ...
 
+    def write_many(self, writes: Sequence[RecordWrite]) -> list[WriteResult]:
+        """Apply these writes, in as few requests as the vendor allows (a batch API,
+        else bounded concurrency); one result per input, in order. Writes naming the
+        same record are applied in their order. A failed item (its error in
+        :attr:`WriteResult.error`, a stale version as PreconditionFailed) does not
+        fail the others; a :class:`FatalError` is raised."""
+        ...
+
+    def add_comments(self, comments: Sequence[NewComment]) -> list[CommentResult]:
+        """Append these comments, batched like :meth:`write_many`; one result per
+        input, in order, comments on one record in their order. A
+        :class:`FatalError` is raised; any other error stays with its item."""
+        ...
+
     def check(self, fields: Sequence[str], statuses: Sequence[str]) -> list[CheckResult]:
         """Verify access, scope, and that these fields and statuses exist."""
         ...
@@ -379,21 +430,63 @@ class Connector(Protocol):
         ...
 
 
+def write_each(connector: Connector, writes: Sequence[RecordWrite]) -> list[WriteResult]:
+    """:meth:`Connector.write_many` one record at a time, for a vendor without a batch
+    API: each write is an ``update`` then, when it carries one, a ``mark_foreign_id``
+    checked against the version the update left."""
+    results: list[WriteResult] = []
+    for write in writes:
+        try:
+            result = WriteResult(id=write.record_id, version=write.expected_version)
+            if write.fields:
+                result = connector.update(write.record_id, write.fields,
+                                          expected_version=write.expected_version)
+            if result.ok and write.foreign_id is not None:
+                marked = connector.mark_foreign_id(
+                    write.record_id, write.foreign_id,
+                    expected_version=result.version or write.expected_version)
+                marked.warnings[:0] = result.warnings
+                result = marked
+        except FatalError:
+            raise
+        except (ConnectorError, PreconditionFailed) as error:
+            result = WriteResult(id=write.record_id, error=error)
+        results.append(result)
+    return results
+
+
+def comment_each(connector: Connector, comments: Sequence[NewComment]) -> list[CommentResult]:
+    """:meth:`Connector.add_comments` one comment at a time."""
+    results: list[CommentResult] = []
+    for item in comments:
+        try:
+            results.append(CommentResult(
+                comment=connector.add_comment(item.record_id, item.body, item.visibility)))
+        except FatalError:
+            raise
+        except ConnectorError as error:
+            results.append(CommentResult(error=error))
+    return results
+
+
 __all__ = [
     "GROUP_REF",
     "USER_REF",
     "AuthError",
     "CheckResult",
+    "CommentResult",
     "Connector",
     "ConnectorError",
     "Edit",
     "FatalError",
+    "NewComment",
     "NewRecord",
     "NoTransitionPath",
     "NotFound",
     "PreconditionFailed",
     "RateLimited",
     "RecordHistory",
+    "RecordWrite",
     "RemoteComment",
     "RemoteRecord",
     "RetriableError",
@@ -405,7 +498,9 @@ __all__ = [
     "Unreachable",
     "ValidationFailed",
     "WriteResult",
+    "comment_each",
     "group_ref",
     "ref_of",
     "user_ref",
+    "write_each",
 ]

@@ -79,14 +79,17 @@ from connectors.base import (
     USER_REF,
     AuthError,
     CheckResult,
+    CommentResult,
     ConnectorError,
     Edit,
     FatalError,
+    NewComment,
     NewRecord,
     NotFound,
     NoTransitionPath,
     PreconditionFailed,
     RecordHistory,
+    RecordWrite,
     RemoteComment,
     RemoteRecord,
     RetriableError,
@@ -95,7 +98,9 @@ from connectors.base import (
     SiteField,
     ValidationFailed,
     WriteResult,
+    comment_each,
     ref_of,
+    write_each,
 )
 from connectors.jira_config import JiraConfig
 from connectors.jira_errors import Account, from_http, from_transport, one_line
@@ -1116,6 +1121,12 @@ class JiraConnector:
         return found or None
 
     # ------------------------------------------------------------ check
+
+    def write_many(self, writes: Sequence[RecordWrite]) -> list[WriteResult]:
+        return write_each(self, writes)
+
+    def add_comments(self, comments: Sequence[NewComment]) -> list[CommentResult]:
+        return comment_each(self, comments)
 
     def check(self, fields: Sequence[str], statuses: Sequence[str]) -> list[CheckResult]:
         rows: list[CheckResult] = []

@@ -42,12 +42,15 @@ from connectors.base import (
     GROUP_REF,
     USER_REF,
     CheckResult,
+    CommentResult,
     ConnectorError,
     Edit,
+    NewComment,
     NewRecord,
     NotFound,
     PreconditionFailed,
     RecordHistory,
+    RecordWrite,
     RemoteComment,
     RemoteRecord,
     RetriableError,
@@ -55,7 +58,9 @@ from connectors.base import (
     Side,
     SiteField,
     WriteResult,
+    comment_each,
     ref_of,
+    write_each,
 )
 
 # The stock JSM ITSM project's select fields (by name -> id), as the default profile names them.
@@ -337,6 +342,12 @@ class MemoryConnector:
         if lose:
             raise self._lost("add_comment")
         return added
+
+    def write_many(self, writes: Sequence[RecordWrite]) -> list[WriteResult]:
+        return write_each(self, writes)
+
+    def add_comments(self, comments: Sequence[NewComment]) -> list[CommentResult]:
+        return comment_each(self, comments)
 
     def check(self, fields: Sequence[str], statuses: Sequence[str]) -> list[CheckResult]:
         self._enter("check")

@@ -55,12 +55,15 @@ from connectors.base import (
     USER_REF,
     AuthError,
     CheckResult,
+    CommentResult,
     ConnectorError,
     Edit,
+    NewComment,
     NewRecord,
     NotFound,
     PreconditionFailed,
     RecordHistory,
+    RecordWrite,
     RemoteComment,
     RemoteRecord,
     RetriableError,
@@ -70,7 +73,9 @@ from connectors.base import (
     SkippableError,
     ValidationFailed,
     WriteResult,
+    comment_each,
     ref_of,
+    write_each,
 )
 from connectors.retry import RequestBudget, RetryPolicy
 from connectors.servicenow_config import ServiceNowConfig
@@ -942,6 +947,12 @@ class ServiceNowConnector:
                 return rows
 
     # ----------------------------------------------------------------- check
+
+    def write_many(self, writes: Sequence[RecordWrite]) -> list[WriteResult]:
+        return write_each(self, writes)
+
+    def add_comments(self, comments: Sequence[NewComment]) -> list[CommentResult]:
+        return comment_each(self, comments)
 
     def check(self, fields: Sequence[str], statuses: Sequence[str]) -> list[CheckResult]:
         """Reach, credentials, read access, scope query, fields and state values.

@@ -17,9 +17,11 @@ from connector_contract import ConnectorContract, FakeClock
 
 from connectors.base import (
     Connector,
+    NewComment,
     NewRecord,
     NotFound,
     PreconditionFailed,
+    RecordWrite,
     RetriableError,
     Side,
     Unreachable,
@@ -169,3 +171,40 @@ def test_people_s_edits_are_theirs_in_the_history_and_move_the_version(
 def test_unknown_operation_names_are_refused(memory: MemoryConnector) -> None:
     with pytest.raises(ValueError, match="unknown operation 'craete'"):
         memory.fail_next("craete", Unreachable("x"))
+
+
+def test_a_batch_of_writes_keeps_its_order_and_a_stale_item_fails_alone(
+        memory: MemoryConnector) -> None:
+    first = memory.put({"summary": "one"})
+    second = memory.put({"summary": "two"})
+    stale = str(int(memory.get_many([second], ["summary"])[second].version) - 1)
+    results = memory.write_many([
+        RecordWrite(first, {"summary": "one, edited"}, foreign_id="abc123"),
+        RecordWrite(second, {"summary": "lost"}, expected_version=stale),
+        RecordWrite(first, {"summary": "one, again"}),
+    ])
+    assert [r.ok for r in results] == [True, False, True]
+    assert isinstance(results[1].error, PreconditionFailed)
+    after = memory.get_many([first, second], ["summary"])
+    assert after[first].fields["summary"] == "one, again"
+    assert after[first].foreign_id == "abc123"
+    assert after[second].fields["summary"] == "two"
+    assert results[2].version == after[first].version
+
+
+def test_a_batch_of_comments_reports_each_item(memory: MemoryConnector) -> None:
+    record = memory.put({"summary": "one"})
+    memory.fail_next("add_comment", ValidationFailed("too long", side="jira"))
+    results = memory.add_comments([NewComment(record, "a", "public"),
+                                   NewComment(record, "b", "internal")])
+    assert [r.ok for r in results] == [False, True]
+    assert isinstance(results[0].error, ValidationFailed)
+    assert results[1].comment is not None
+    assert [c.body for c in memory.get_many([record], [])[record].comments] == ["b"]
+
+
+def test_a_fatal_error_in_a_batch_stops_it(memory: MemoryConnector) -> None:
+    record = memory.put({"summary": "one"})
+    memory.fail_next("update", Unreachable("down", side="jira"))
+    with pytest.raises(Unreachable):
+        memory.write_many([RecordWrite(record, {"summary": "x"})])
