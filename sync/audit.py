@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from connectors.base import RemoteRecord
+from mappings.model import Incident
 from mappings.profile import Profile
 from sync import __version__
 from sync.audit_report import (
@@ -38,6 +39,7 @@ from sync.audit_report import (
     public_url,
 )
 from sync.conflict_settle import conflict_state
+from sync.engine_core import projection
 from sync.link_view import LinkView, conflict_values
 from sync.session import Session
 from sync.settings import Settings
@@ -103,6 +105,27 @@ def compared_fields(session: Session) -> list[str]:
     return [*fields, "comments"]
 
 
+def _agreeing(session: Session, incidents: Mapping[str, Incident],
+              displays: Mapping[str, str], fields: Sequence[str]) -> set[str]:
+    """Fields whose values differ but agree the way the engine judges them.
+
+    A lossy value map (Jira's "Done" reads back as ServiceNow's "Solution
+    provided", never as "Resolved by caller") leaves values that can never be
+    equal, yet writing either side's value across would change nothing: the
+    sync treats those as in step, so the audit must not call them drift.
+    """
+    view = session.fields
+    names = [name for name in fields if name in set(view.merged_fields)]
+    if not names:
+        return set()
+    a, b = session.sides
+    current = {side: projection(incidents[side], view.merged_fields) for side in (a, b)}
+    across = {side: view.readback(session.other(side), incidents[side], displays)
+              for side in (a, b)}
+    return {name for name in names
+            if across[a][name] == current[b][name] or across[b][name] == current[a][name]}
+
+
 def build_audit(reader: Reader, context: ReportContext | None = None) -> AuditReport:
     """Compare every linked pair, list orphans on each side and open conflicts."""
     session, store = reader.session, reader.store
@@ -142,7 +165,9 @@ def build_audit(reader: Reader, context: ReportContext | None = None) -> AuditRe
                 pair.title = session.incident(present).title
         else:
             incidents = (session.neutral(left), session.neutral(right))
-            pair.differences = compare_pair(*incidents, fields)
+            agreeing = _agreeing(session, dict(zip(REPORT_SIDES, incidents, strict=True)),
+                                 {first: left.display, second: right.display}, fields)
+            pair.differences = compare_pair(*incidents, fields, agreeing=agreeing)
             pair.title = incidents[0].title
             statuses = [str(incident.status) for incident in incidents]
             pair.status = statuses[0] if statuses[0] == statuses[1] else " / ".join(statuses)

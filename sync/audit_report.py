@@ -24,7 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -146,13 +146,18 @@ def compare_pair(
     servicenow: Incident | None,
     jira: Incident | None,
     fields: Iterable[str],
+    agreeing: Collection[str] = (),
 ) -> list[FieldDifference]:
-    """Fields (neutral names) whose values differ between the two sides."""
+    """Fields (neutral names) whose values differ between the two sides.
+
+    ``agreeing`` names fields whose values differ only as a lossy mapping makes
+    them (each side's value written across would leave the other as it is).
+    """
     if servicenow is None or jira is None:
         return []
     differences = []
     for name in fields:
-        if name in ("updated_at", "comments"):
+        if name in ("updated_at", "comments") or name in agreeing:
             continue
         left = _comparable(_neutral_value(servicenow, name))
         right = _comparable(_neutral_value(jira, name))

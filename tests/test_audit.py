@@ -206,3 +206,29 @@ def test_a_profile_extending_default_unchanged_has_the_default_hash(tmp_path: Pa
     default = profile_sha256(load_profile("default"))
     assert profile_sha256(load_profile(str(mine))) == default
     assert profile_sha256(load_profile(str(changed))) != default
+
+
+def test_a_lossy_resolution_map_is_in_step_not_drift(
+    sandboxes: Any, sync_config: Any, make_engine: Any
+) -> None:
+    """ServiceNow "Resolved by caller" travels to Jira as "Done", which reads back as
+    "Solution provided": values never equal, yet the sync has nothing to write, so the
+    audit must not call it drift. A resolution the map does not explain still is."""
+    servicenow, _jira = sandboxes
+    config, rows = synced(sandboxes, sync_config, make_engine, ["VPN drops", "Disk full"])
+    for row, code in zip(rows, ["Resolved by caller", "Resolved by change"], strict=True):
+        servicenow.update("incident", row["sys_id"], {
+            "state": "6", "close_code": code, "close_notes": "fixed the tunnel"})
+    summary = make_engine(config).run()
+    assert summary.failed == 0, summary.failures
+    assert make_engine(config).run().updated == 0  # the sync sees both pairs in step
+
+    report = build_audit(make_engine(config))
+    assert report.clean, report.render("table")
+
+    # "Resolved by change" -> "Fixed" -> "Resolved by change": equal both ways. Change
+    # ServiceNow's code to one whose Jira resolution is different: that is drift.
+    servicenow.update("incident", rows[1]["sys_id"], {"close_code": "Duplicate"})
+    report = build_audit(make_engine(config))
+    differing = {(p.servicenow_display, d.field) for p in report.pairs for d in p.differences}
+    assert differing == {(rows[1]["number"], "resolution_code")}
