@@ -188,7 +188,9 @@ class _Applying:
             writes += [(None, "adopt")] if pair.adopt else []
             writes += [(u.side, "update") for u in pair.updates]
             writes += [(m.side, "mark") for m in pair.marks]
-            if outcome != "ok" or not writes:
+            if outcome == "ok" and not writes:
+                return  # a commit with nothing written (the settle step found no news)
+            if outcome != "ok":
                 writes = writes[:1] or [(None, "commit")]
         link = {side: pair.ids.get(side) for side in self.sides}
         names = " <-> ".join(pair.displays.get(side) or pair.ids.get(side) or "(new)"
