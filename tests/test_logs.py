@@ -208,3 +208,22 @@ def test_log_format_is_a_choice_and_may_come_from_the_environment(
     assert result.exit_code == 2
     [record] = json_lines(result.stderr)
     assert record["level"] == "error" and "file not found" in record["message"]
+
+
+def test_the_log_options_may_follow_the_command(sandboxes: Any, config: Any) -> None:
+    servicenow, _ = sandboxes
+    sn_incident(servicenow, "Scanner offline")
+    result = runner.invoke(app, ["run", "-c", str(config), "-v", "--log-format=json"])
+    assert result.exit_code == 0, result.output
+    records = json_lines(result.stderr)
+    assert any(r.get("action") == "create" for r in records)
+
+
+def test_hoisting_moves_only_the_log_options_and_stops_at_the_double_dash() -> None:
+    from sync.cli.app import hoist_log_options
+
+    assert hoist_log_options(["run", "-c", "x.toml", "-vv", "--log-format", "json"]) == [
+        "-vv", "--log-format", "json", "run", "-c", "x.toml"]
+    assert hoist_log_options(["-v", "status", "--verbose"]) == ["-v", "--verbose", "status"]
+    assert hoist_log_options(["rules", "test", "--", "-v"]) == ["rules", "test", "--", "-v"]
+    assert hoist_log_options(["status", "--version"]) == ["status", "--version"]

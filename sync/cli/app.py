@@ -16,7 +16,8 @@ Contract:
   does). Values of secrets set in the environment are masked in both.
 - Root options for every command: ``-v``/``-vv`` (INFO: each pair's actions;
   DEBUG: each HTTP request) and ``--log-format text|json`` (or
-  ``$INCIDENT_SYNC_LOG_FORMAT``); :mod:`sync.logs` formats the lines. Under
+  ``$INCIDENT_SYNC_LOG_FORMAT``), accepted before or after the command
+  (:func:`hoist_log_options`); :mod:`sync.logs` formats the lines. Under
   ``json`` the frame's one-line messages (:func:`say`) are log records too, so
   stderr stays one JSON object per line for a log pipeline.
 - This module is the frame only: it imports no command. Each command is a plain
@@ -28,6 +29,7 @@ Contract:
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
@@ -118,6 +120,7 @@ class GuardedGroup(TyperGroup):
             raise typer.Exit(EXIT_INTERNAL) from None
 
     def main(self, args: Sequence[str] | None = None, *more: Any, **extra: Any) -> Any:
+        args = hoist_log_options(list(args if args is not None else sys.argv[1:]))
         try:
             return super().main(args, *more, **extra)
         except _NOT_INTERNAL:
@@ -129,6 +132,33 @@ class GuardedGroup(TyperGroup):
                           for a in (args if args is not None else sys.argv[1:]))
             report_internal_error(error, verbose=verbose)
             sys.exit(EXIT_INTERNAL)
+
+
+def hoist_log_options(args: list[str]) -> list[str]:
+    """``run -v --log-format json`` read as ``-v --log-format json run``.
+
+    The logging options belong to the root command, so that every command has
+    them; people also type them after the command (a systemd unit's
+    ``ExecStart=incident-sync run ... -v``). They are moved before it, in their
+    order; nothing after ``--`` is touched.
+    """
+    front: list[str] = []
+    rest: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            rest.extend(args[index:])
+            break
+        if arg == "--verbose" or re.fullmatch(r"-v+", arg) or arg.startswith("--log-format="):
+            front.append(arg)
+        elif arg == "--log-format" and index + 1 < len(args):
+            front.extend(args[index:index + 2])
+            index += 1
+        else:
+            rest.append(arg)
+        index += 1
+    return front + rest
 
 
 def _show_flags_as_flags(params: Sequence[Any]) -> None:
