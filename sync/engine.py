@@ -245,8 +245,11 @@ class Engine:
         """What monitoring reads of this run (:mod:`sync.metrics`); never fails the run."""
         try:
             unsynced = metrics.unsynced_since(self.store, plan, run_id, started)
-        except SyncError as error:  # the store failing: finish_run will say so
-            logger.warning("run %s: unsynced changes not recorded: %s", run_id, error)
+        except Exception as error:
+            # Monitoring must never cost the run its record (finish_run comes next):
+            # the store failing, or a bug here, is a warning and empty figures.
+            logger.warning("run %s: unsynced changes not recorded: %s: %s", run_id,
+                           type(error).__name__, error)
             unsynced = {}
         return metrics.run_figures(requests.counts(), unsynced)
 

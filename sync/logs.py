@@ -164,8 +164,12 @@ def configure(verbosity: int = 0, fmt: str = "text") -> None:
     handler = _CurrentStderr()
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(_ours)
+    level = logging.WARNING - 10 * min(max(verbosity, 0), 2)
+    # The handler's own level too: a logger someone set lower (an embedding
+    # application, a test) still shows no more than the verbosity asked for.
+    handler.setLevel(level)
     root.addHandler(handler)
-    root.setLevel(logging.WARNING - 10 * min(max(verbosity, 0), 2))
+    root.setLevel(level)
     _installed, _format = handler, fmt
 
 
