@@ -163,6 +163,11 @@ def test_vv_with_faults_never_shows_a_secret_or_an_authorization_header(
             statuses = {r.get("status") for r in records if r["logger"] == "connectors.http"}
             expected = {"500 on write": 500, "fault plan": 503, "401": 401}[fault]
             assert expected in statuses, statuses
+            if fault == "500 on write":
+                [failed] = [r for r in records if r.get("action") == "create"]
+                assert failed["outcome"] == "failed" and failed["side"] == "jira"
+                assert failed["link"]["servicenow"] and failed["link"]["jira"] is None
+                assert failed["level"] == "info" and "500" in failed["error"]
             if fault == "401":
                 assert result.exit_code == 3
                 assert any(r["level"] == "error" and "ServiceNow" in r["message"]
