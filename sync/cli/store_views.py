@@ -22,6 +22,7 @@ Contract (of both commands, :mod:`sync.cli.links` and :mod:`sync.cli.status`):
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +31,7 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from sync.cli.app import settings_from, stderr, stdout
+from sync.cli.app import say, settings_from, stdout
 from sync.conflict_settle import conflict_state
 from sync.metrics import item_counts
 from sync.output import TableFormat, TableFormatOption, print_json
@@ -251,7 +252,7 @@ def open_existing_store(config: Path, output: str) -> StateStore | None:
     except NoStateStore as missing:
         if output != OutputFormat.TABLE:
             # stdout carries only the (empty) document, for scripts.
-            stderr.print(f"incident-sync: {missing}", markup=False)
+            say(str(missing), level=logging.WARNING)
         else:
             stdout.print(f"{missing}: the first `incident-sync run` creates it", markup=False)
         return None
