@@ -21,7 +21,8 @@ Contract:
   between leaves the next run to look at the pair again.
 - Each pair's writes are logged at INFO (``-v``), one line per write (create,
   adopt, update, mark, comment) with the link's ids on both sides, the side,
-  the action, the outcome (ok, failed) and the duration (:meth:`_Applying.log`).
+  the action, the outcome (ok, failed) and the duration (:meth:`_Applying.log`);
+  every item entering the retry queue is one more line (action ``queue``).
 """
 
 from __future__ import annotations
@@ -174,6 +175,11 @@ class _Applying:
             self.summary.parked += 1
         self.summary.failures.append(
             f"{side_title(side)} {display or record_id} ({state}): {error}")
+        # Every item that enters the retry queue, a planning problem included.
+        logger.info("queued %s %s (%s): %s", side_title(side), display or record_id, state,
+                    error, extra={"event": {
+                        "record": {side: record_id}, "side": side, "action": "queue",
+                        "outcome": "parked" if item.parked else "waiting", "error": error}})
 
     def log(self, pair: PairPlan, outcome: str, began: float, error: str | None = None, *,
             writes: list[tuple[str | None, str]] | None = None) -> None:
@@ -246,9 +252,9 @@ class _Applying:
             self.warn(target, result.display or result.id or
                       f"copy of {pair.create.source_display}", result.warnings)
             if not result.ok or not result.id:
-                self.log(pair, "failed", began, _one_line(result.error or "no id"))
-                self.fail(source, pair.create.source_id, pair.create.source_display,
-                          _one_line(result.error or "create returned no id"))
+                reason = _one_line(result.error or "create returned no id")
+                self.log(pair, "failed", began, reason)
+                self.fail(source, pair.create.source_id, pair.create.source_display, reason)
                 continue
             pair.ids[target] = result.id
             pair.displays[target] = result.display or result.id

@@ -198,7 +198,7 @@ class Engine:
         # Every line logged in the run carries its id; every request it makes is counted.
         observing = ExitStack()
         observing.enter_context(logs.bound(run_id=run_id, connection=self.store.connection))
-        requests = observing.enter_context(http_log.counting())
+        tally = observing.enter_context(http_log.counting())
         logger.info("run %s started (%s)", run_id, command, extra=logs.event(action="run"))
         summary = RunSummary()
         outcome, error_text = "error", None
@@ -224,7 +224,7 @@ class Engine:
             raise
         finally:
             try:
-                figures = self._figures(plan, run_id, started, requests)
+                figures = self._figures(plan, run_id, started, tally)
                 self.store.finish_run(run_id, finished=self.clock(),
                                       counts={**summary.counts(), **figures},
                                       outcome=outcome, error=error_text)
@@ -241,7 +241,7 @@ class Engine:
                     observing.close()
 
     def _figures(self, plan: Plan | None, run_id: int, started: datetime,
-                 requests: http_log.RequestTally) -> dict[str, int]:
+                 tally: http_log.RequestTally) -> dict[str, int]:
         """What monitoring reads of this run (:mod:`sync.metrics`); never fails the run."""
         try:
             unsynced = metrics.unsynced_since(self.store, plan, run_id, started)
@@ -251,7 +251,7 @@ class Engine:
             logger.warning("run %s: unsynced changes not recorded: %s: %s", run_id,
                            type(error).__name__, error)
             unsynced = {}
-        return metrics.run_figures(requests.counts(), unsynced)
+        return metrics.run_figures(tally.counts(), unsynced)
 
     def _hooks(self) -> RunHooks:
         return RunHooks(step=self._step, progress=self.progress, beat=self.beat)

@@ -168,6 +168,10 @@ def test_vv_with_faults_never_shows_a_secret_or_an_authorization_header(
                 assert failed["outcome"] == "failed" and failed["side"] == "jira"
                 assert failed["link"]["servicenow"] and failed["link"]["jira"] is None
                 assert failed["level"] == "info" and "500" in failed["error"]
+                [queued] = [r for r in records if r.get("action") == "queue"]
+                assert queued["record"] == {"servicenow": failed["link"]["servicenow"]}
+                assert queued["side"] == "servicenow"
+                assert queued["outcome"] == "waiting" and queued["error"] == failed["error"]
             if fault == "401":
                 assert result.exit_code == 3
                 assert any(r["level"] == "error" and "ServiceNow" in r["message"]
