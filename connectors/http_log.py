@@ -17,7 +17,9 @@ Contract:
 - :func:`counting` opens a :class:`RequestTally` for the current context
   (the engine opens one per run); each request then adds one to
   (vendor, status class): ``2xx``, ``3xx``, ``4xx``, ``5xx`` or
-  ``transport_error``. Without an open tally requests are only logged.
+  ``transport_error``. Without an open tally requests are only logged. The
+  tally lives in a context variable: a worker thread counts into it only when
+  it runs in a copy of the caller's context (``contextvars.copy_context``).
 - Wrapping changes nothing a connector sees: the same response or exception,
   and the inner adapter still does the work (the Jira request meter too).
 """

@@ -258,7 +258,8 @@ def _main(
     ] = False,
     verbose: Annotated[int, typer.Option(
         "--verbose", "-v", count=True,
-        help="More logs on stderr: -v each pair's actions, -vv each HTTP request.")] = 0,
+        help="More logs on stderr: -v each pair's actions, -vv each HTTP request "
+             "(also accepted after the command).")] = 0,
     log_format: Annotated[LogFormat, typer.Option(
         "--log-format", envvar=f"{ENV_PREFIX}LOG_FORMAT", case_sensitive=False,
         help="text for people; json for a log pipeline (one object per line).")
