@@ -74,6 +74,7 @@ import requests
 from jira import JIRA, JIRAError
 from requests.adapters import HTTPAdapter
 
+from connectors import http_log
 from connectors.base import (
     GROUP_REF,
     USER_REF,
@@ -337,6 +338,7 @@ class JiraConnector:
         self._meter = _Meter(self._budget)  # the old session closed the previous one
         jira._session.mount("http://", self._meter)
         jira._session.mount("https://", self._meter)
+        http_log.attach(jira._session, "jira")  # -vv request lines, per-run request counts
         if self.flavor != "auto":
             # The operator's word wins; the library switches its own Cloud/DC
             # behaviour (search endpoint, user payloads) on this attribute.

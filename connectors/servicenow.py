@@ -50,6 +50,7 @@ import pysnow
 import pysnow.exceptions
 import requests
 
+from connectors import http_log
 from connectors.base import (
     GROUP_REF,
     USER_REF,
@@ -249,6 +250,7 @@ class ServiceNowConnector:
             instance=self._instance, host=self._host, user=config.username, password=password,
             use_ssl=self._use_ssl,
         )
+        http_log.attach(self._client.session, "servicenow")  # -vv lines, request counts
         self._lock = threading.Lock()
         self._users: dict[str, str | None] = {}        # lower-case email -> sys_id
         self._groups: dict[str, str | None] = {}       # group name -> sys_id

@@ -19,11 +19,16 @@ Contract:
 - Until the settle step has read what the tools made of a pair's writes, the
   written sides' versions stay unknown in the store, so a run that dies in
   between leaves the next run to look at the pair again.
+- Each pair's writes are logged at INFO (``-v``), one line per write (create,
+  adopt, update, mark, comment) with the link's ids on both sides, the side,
+  the action, the outcome (ok, failed) and the duration (:meth:`_Applying.log`);
+  every item entering the retry queue is one more line (action ``queue``).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -170,6 +175,40 @@ class _Applying:
             self.summary.parked += 1
         self.summary.failures.append(
             f"{side_title(side)} {display or record_id} ({state}): {error}")
+        # Every item that enters the retry queue, a planning problem included.
+        logger.info("queued %s %s (%s): %s", side_title(side), display or record_id, state,
+                    error, extra={"event": {
+                        "record": {side: record_id}, "side": side, "action": "queue",
+                        "outcome": "parked" if item.parked else "waiting", "error": error}})
+
+    def log(self, pair: PairPlan, outcome: str, began: float, error: str | None = None, *,
+            writes: list[tuple[str | None, str]] | None = None) -> None:
+        """One INFO line per write of ``pair`` (``writes``: by default all but comments).
+
+        A pair that failed is one line: its writes are one unit, and which of
+        them failed is in the error."""
+        if not logger.isEnabledFor(logging.INFO):
+            return
+        if writes is None:
+            writes = [(pair.create.target_side, "create")] if pair.create else []
+            writes += [(None, "adopt")] if pair.adopt else []
+            writes += [(u.side, "update") for u in pair.updates]
+            writes += [(m.side, "mark") for m in pair.marks]
+            if outcome == "ok" and not writes:
+                return  # a commit with nothing written (the settle step found no news)
+            if outcome != "ok":
+                writes = writes[:1] or [(None, "commit")]
+        link = {side: pair.ids.get(side) for side in self.sides}
+        names = " <-> ".join(pair.displays.get(side) or pair.ids.get(side) or "(new)"
+                             for side in self.sides)
+        duration_ms = round((time.monotonic() - began) * 1000, 1)
+        for side, action in writes:
+            where = f" on {side_title(side)}" if side else ""
+            logger.info("%s%s of %s: %s%s", action, where, names, outcome,
+                        f" ({error})" if error else "",
+                        extra={"event": {"link": link, "side": side, "action": action,
+                                         "outcome": outcome, "duration_ms": duration_ms,
+                                         **({"error": error} if error else {})}})
 
     # ------------------------------------------------------------------ creates
 
@@ -194,6 +233,7 @@ class _Applying:
                 foreign_url=source_record.url if source_record is not None else "",
                 foreign_display=pair.create.source_display,
             ))
+        began = time.monotonic()
         try:
             results = connector.create(news)
         except FatalError:
@@ -201,6 +241,7 @@ class _Applying:
         except ConnectorError as error:
             for pair in batch:
                 assert pair.create is not None
+                self.log(pair, "failed", began, _one_line(error))
                 self.fail(pair.create.source_side, pair.create.source_id,
                           pair.create.source_display, _one_line(error))
             return made
@@ -211,8 +252,9 @@ class _Applying:
             self.warn(target, result.display or result.id or
                       f"copy of {pair.create.source_display}", result.warnings)
             if not result.ok or not result.id:
-                self.fail(source, pair.create.source_id, pair.create.source_display,
-                          _one_line(result.error or "create returned no id"))
+                reason = _one_line(result.error or "create returned no id")
+                self.log(pair, "failed", began, reason)
+                self.fail(source, pair.create.source_id, pair.create.source_display, reason)
                 continue
             pair.ids[target] = result.id
             pair.displays[target] = result.display or result.id
@@ -225,7 +267,7 @@ class _Applying:
             source_record = pair.records[source]
             versions = {target: result.version,
                         source: source_record.version if source_record is not None else None}
-            if self._finish_pair(pair, versions):
+            if self._finish_pair(pair, versions, began=began):
                 self.summary.created += 1
                 made.append(pair)
                 step("create:after-commit")
@@ -242,14 +284,18 @@ class _Applying:
             self.summary.adopted += 1
         return committed
 
-    def _finish_pair(self, pair: PairPlan, versions: dict[str, str | None]) -> bool:
+    def _finish_pair(self, pair: PairPlan, versions: dict[str, str | None], *,
+                     began: float | None = None) -> bool:
         """Field writes, marks, the link commit, then comments. True when the pair committed.
+
+        ``began``: when the pair's first write started (a create's bulk request).
 
         While comments are still to be copied, the link is committed with the
         comments' source versions unknown, so a crash before they are all
         copied makes the next run look at the pair again instead of skipping it.
         """
         step = self.hooks.step
+        began = time.monotonic() if began is None else began
         connectors = self.session.connectors
         origin = next(s for s in self.sides if pair.records.get(s) is not None)
         origin_record = pair.records[origin]
@@ -287,8 +333,10 @@ class _Applying:
         except FatalError:
             raise
         except (ConnectorError, PreconditionFailed, SyncError, ValueError) as error:
+            self.log(pair, "failed", began, _one_line(error))
             self.fail(origin, origin_record.id, origin_record.display, _one_line(error))
             return False
+        self.log(pair, "ok", began)
         self.summary.updated += updated
         self.summary.conflicts += len(pair.conflicts)
         step("update:after-commit")
@@ -342,6 +390,7 @@ class _Applying:
             target = comment.target_side
             target_id = pair.ids[target]
             assert target_id is not None
+            began = time.monotonic()
             try:
                 made_id = comment.existing_id
                 if made_id is None:
@@ -352,10 +401,13 @@ class _Applying:
             except FatalError:
                 raise
             except (ConnectorError, SyncError, ValueError) as error:
+                self.log(pair, "failed", began, _one_line(error),
+                         writes=[(target, "comment")])
                 self.fail(target, target_id, pair.displays[target],
                           f"copying comment {comment.source_comment_id}: {_one_line(error)}")
                 complete = False
                 continue
+            self.log(pair, "ok", began, writes=[(target, "comment")])
             if comment.existing_id is None:
                 self.summary.comments += 1
         return complete

@@ -18,6 +18,11 @@ Contract:
 - :meth:`Engine.run` = lock the store, plan, apply, settle, record the run,
   release the lock; it returns a :class:`RunSummary` whose ``exit_code`` is 0
   when all went well, 1 when something failed.
+- During :meth:`Engine.run` every log line carries the run's id (the store's
+  run row) and connection (:func:`sync.logs.bound`), and every HTTP request is
+  counted (:func:`connectors.http_log.counting`); the run's row records those
+  counts and the retry queue's unsynced-change times with its item counts
+  (:mod:`sync.metrics`), whatever the run's outcome.
 - Snapshots are per side: the neutral projection of that side as of the last
   sync, i.e. our write as that side reads it back, or the side's own value.
   A record whose version equals the link's seen version is skipped without
@@ -36,14 +41,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from datetime import datetime
 from typing import Any
 
 import sync.engine_core as core
+from connectors import http_log
 from connectors.base import Connector, RemoteRecord, ServerInfo
 from mappings.mapper import MappingContext
 from mappings.model import Incident
 from mappings.profile import Profile
+from sync import logs, metrics
 from sync.actions import Plan, side_title
 from sync.applier import Applied, RunHooks, advance_watermarks, apply_plan, apply_settle
 from sync.engine_core import (
@@ -185,9 +193,16 @@ class Engine:
         """Lock, plan, apply, settle, record the run; always release the lock."""
         self._lock()
         began = self._last_beat = time.monotonic()
-        run_id = self.store.start_run(command, self.clock())
+        started = self.clock()
+        run_id = self.store.start_run(command, started)
+        # Every line logged in the run carries its id; every request it makes is counted.
+        observing = ExitStack()
+        observing.enter_context(logs.bound(run_id=run_id, connection=self.store.connection))
+        tally = observing.enter_context(http_log.counting())
+        logger.info("run %s started (%s)", run_id, command, extra=logs.event(action="run"))
         summary = RunSummary()
         outcome, error_text = "error", None
+        plan: Plan | None = None
         try:
             plan = self.build_plan()
             applied = self._apply(plan)
@@ -209,11 +224,34 @@ class Engine:
             raise
         finally:
             try:
-                self.store.finish_run(run_id, finished=self.clock(), counts=summary.counts(),
+                figures = self._figures(plan, run_id, started, tally)
+                self.store.finish_run(run_id, finished=self.clock(),
+                                      counts={**summary.counts(), **figures},
                                       outcome=outcome, error=error_text)
+                logger.info("run %s finished: %s, %s", run_id, outcome, summary.line(),
+                            extra=logs.event(action="run", outcome=outcome,
+                                             duration_ms=round(
+                                                 (time.monotonic() - began) * 1000, 1),
+                                             counts=summary.counts(), error=error_text))
             finally:
                 self._locked = False
-                self.store.release_lock(self.owner)
+                try:
+                    self.store.release_lock(self.owner)
+                finally:
+                    observing.close()
+
+    def _figures(self, plan: Plan | None, run_id: int, started: datetime,
+                 tally: http_log.RequestTally) -> dict[str, int]:
+        """What monitoring reads of this run (:mod:`sync.metrics`); never fails the run."""
+        try:
+            unsynced = metrics.unsynced_since(self.store, plan, run_id, started)
+        except Exception as error:
+            # Monitoring must never cost the run its record (finish_run comes next):
+            # the store failing, or a bug here, is a warning and empty figures.
+            logger.warning("run %s: unsynced changes not recorded: %s: %s", run_id,
+                           type(error).__name__, error)
+            unsynced = {}
+        return metrics.run_figures(tally.counts(), unsynced)
 
     def _hooks(self) -> RunHooks:
         return RunHooks(step=self._step, progress=self.progress, beat=self.beat)

@@ -28,6 +28,7 @@ from datetime import datetime
 from connectors.base import Connector
 from connectors.retry import RetryPolicy
 from mappings.profile import MappingError, Profile, load_profile
+from sync import logs
 from sync.engine import Engine, EngineOptions
 from sync.errors import ConfigError
 from sync.rules import Rule, load_rules
@@ -51,6 +52,8 @@ def build_connectors(
     settings.require_secrets()
     sn, jira = settings.servicenow, settings.jira
     assert sn.password is not None and jira.token is not None  # require_secrets said so
+    # Whatever a library might log, these values never reach a log line.
+    logs.mask_secret(sn.password.get_secret_value(), jira.token.get_secret_value())
     try:
         # The sections ARE the connectors' config models, validated when loaded.
         servicenow = ServiceNowConnector.from_config(

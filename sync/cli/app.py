@@ -14,6 +14,12 @@ Contract:
   no command body needs its own catch-all. Ctrl-C is not an error: one line,
   ``incident-sync: interrupted``, exit 130 (a command may say more, as ``run``
   does). Values of secrets set in the environment are masked in both.
+- Root options for every command: ``-v``/``-vv`` (INFO: each pair's actions;
+  DEBUG: each HTTP request) and ``--log-format text|json`` (or
+  ``$INCIDENT_SYNC_LOG_FORMAT``), accepted before or after the command
+  (:func:`hoist_log_options`); :mod:`sync.logs` formats the lines. Under
+  ``json`` the frame's one-line messages (:func:`say`) are log records too, so
+  stderr stays one JSON object per line for a log pipeline.
 - This module is the frame only: it imports no command. Each command is a plain
   function in its own module of :mod:`sync.cli`, and :mod:`sync.cli.register`
   (the one module that knows them all) adds them to :data:`app`; the console
@@ -23,11 +29,12 @@ Contract:
 from __future__ import annotations
 
 import logging
-import os
+import re
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -35,7 +42,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
-from sync import __version__
+from sync import __version__, logs
 from sync.errors import (
     EXIT_INTERNAL,
     EXIT_INTERRUPTED,
@@ -43,7 +50,7 @@ from sync.errors import (
     SyncError,
     exit_code_for,
 )
-from sync.settings import DEFAULT_CONFIG, ENV_PREFIX, SECRET_KEYS, Settings, load_settings
+from sync.settings import DEFAULT_CONFIG, ENV_PREFIX, Settings, load_settings
 
 log = logging.getLogger(__name__)
 stdout = Console(highlight=False, soft_wrap=True)
@@ -58,34 +65,18 @@ _CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "Clic
 _NOT_INTERNAL = (typer.Exit, typer.Abort, _CLICK_ERROR, BrokenPipeError)
 
 
-def _env_secrets() -> list[str]:
-    """Values of the secrets set in the environment (INCIDENT_SYNC_<SECTION>__PASSWORD...)."""
-    found = []
-    for name, value in os.environ.items():
-        key = name.rsplit("__", 1)[-1].lower()
-        if name.startswith(ENV_PREFIX) and key in SECRET_KEYS and len(value) >= 4:
-            found.append(value)
-    return found
-
-
-def _masked(text: str) -> str:
-    for secret in _env_secrets():
-        text = text.replace(secret, "***")
-    return text
-
-
 def internal_error_line(error: BaseException) -> str:
     """The one line for an unforeseen exception: its type and message, secrets masked."""
     what = " ".join(str(error).split()) or "(no message)"
-    return f"internal error: {type(error).__name__}: {_masked(what)}; rerun with -v for details"
+    return f"internal error: {type(error).__name__}: {logs.masked(what)}; rerun with -v for details"
 
 
 def report_internal_error(error: BaseException, *, verbose: bool) -> None:
     """Print the one line; with ``verbose`` log the traceback (stderr) for a bug report."""
-    stderr.print(f"incident-sync: {internal_error_line(error)}", markup=False)
+    say(internal_error_line(error))
     if verbose:
         text = "".join(traceback.format_exception(error))
-        log.error("internal error, traceback follows:\n%s", _masked(text.rstrip()))
+        log.error("internal error, traceback follows:\n%s", logs.masked(text.rstrip()))
 
 
 def _verbose(ctx: typer.Context | None) -> bool:
@@ -119,16 +110,17 @@ class GuardedGroup(TyperGroup):
             raise
         except KeyboardInterrupt:
             # Typer would exit 130 silently; say why the command stopped.
-            stderr.print("incident-sync: interrupted", markup=False)
+            say("interrupted")
             raise typer.Exit(EXIT_INTERRUPTED) from None
         except SyncError as error:
-            stderr.print(f"incident-sync: {error}", markup=False)
+            say(str(error))
             raise typer.Exit(exit_code_for(error)) from None
         except Exception as error:
             report_internal_error(error, verbose=_verbose(ctx))
             raise typer.Exit(EXIT_INTERNAL) from None
 
     def main(self, args: Sequence[str] | None = None, *more: Any, **extra: Any) -> Any:
+        args = hoist_log_options(list(args if args is not None else sys.argv[1:]))
         try:
             return super().main(args, *more, **extra)
         except _NOT_INTERNAL:
@@ -140,6 +132,33 @@ class GuardedGroup(TyperGroup):
                           for a in (args if args is not None else sys.argv[1:]))
             report_internal_error(error, verbose=verbose)
             sys.exit(EXIT_INTERNAL)
+
+
+def hoist_log_options(args: list[str]) -> list[str]:
+    """``run -v --log-format json`` read as ``-v --log-format json run``.
+
+    The logging options belong to the root command, so that every command has
+    them; people also type them after the command (a systemd unit's
+    ``ExecStart=incident-sync run ... -v``). They are moved before it, in their
+    order; nothing after ``--`` is touched.
+    """
+    front: list[str] = []
+    rest: list[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            rest.extend(args[index:])
+            break
+        if arg == "--verbose" or re.fullmatch(r"-v+", arg) or arg.startswith("--log-format="):
+            front.append(arg)
+        elif arg == "--log-format" and index + 1 < len(args):
+            front.extend(args[index:index + 2])
+            index += 1
+        else:
+            rest.append(arg)
+        index += 1
+    return front + rest
 
 
 def _show_flags_as_flags(params: Sequence[Any]) -> None:
@@ -185,9 +204,21 @@ ConfigOption = Annotated[
 ]
 
 
+def say(message: str, *, level: int = logging.ERROR) -> None:
+    """One line for the user on stderr: ``incident-sync: <message>``.
+
+    Under ``--log-format json`` stderr is a stream of JSON lines for a log
+    pipeline, so the line becomes a log record of ``level`` instead.
+    """
+    if logs.current_format() == "json":
+        log.log(level, "%s", message)
+    else:
+        stderr.print(f"incident-sync: {message}", markup=False)
+
+
 def fail(message: str, code: int) -> NoReturn:
     """Print one line to stderr and exit with ``code``."""
-    stderr.print(f"incident-sync: {message}", markup=False)
+    say(message)
     raise typer.Exit(code)
 
 
@@ -208,21 +239,9 @@ def settings_from(config: Path, *, need_secrets: bool = True) -> Settings:
     return settings
 
 
-class _CurrentStderr(logging.StreamHandler):  # type: ignore[type-arg]
-    """A log handler writing to whatever ``sys.stderr`` is when a record comes.
-
-    ``basicConfig`` binds a handler once per process; commands run in-process
-    (tests, embedding) swap ``sys.stderr`` per invocation, and a handler bound to
-    the first, closed stream would fail on every later record.
-    """
-
-    @property  # type: ignore[override]
-    def stream(self) -> Any:
-        return sys.stderr
-
-    @stream.setter
-    def stream(self, value: Any) -> None:
-        """Ignored: the stream is always the current ``sys.stderr``."""
+class LogFormat(StrEnum):
+    TEXT = "text"
+    JSON = "json"
 
 
 def _version(value: bool) -> None:
@@ -237,8 +256,13 @@ def _main(
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Show the version."),
     ] = False,
-    verbose: Annotated[int, typer.Option("--verbose", "-v", count=True, help="More logs.")] = 0,
+    verbose: Annotated[int, typer.Option(
+        "--verbose", "-v", count=True,
+        help="More logs on stderr: -v each pair's actions, -vv each HTTP request "
+             "(also accepted after the command).")] = 0,
+    log_format: Annotated[LogFormat, typer.Option(
+        "--log-format", envvar=f"{ENV_PREFIX}LOG_FORMAT", case_sensitive=False,
+        help="text for people; json for a log pipeline (one object per line).")
+    ] = LogFormat.TEXT,
 ) -> None:
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s",
-                        handlers=[_CurrentStderr()])
+    logs.configure(verbose, log_format.value)

@@ -14,13 +14,14 @@ then gets one line saying where it went and the counts). Cells are never cut
 
 from __future__ import annotations
 
+import logging
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from sync.cli.app import ConfigOption, fail, reported_errors, settings_from, stderr, stdout
+from sync.cli.app import ConfigOption, fail, reported_errors, say, settings_from, stdout
 from sync.errors import EXIT_CONFIG, EXIT_ITEMS_FAILED
 from sync.output import print_table
 from sync.settings import DEFAULT_CONFIG
@@ -63,7 +64,7 @@ def audit(
                                             reading.session.profile)
     _emit(report, format, output)
     if fail_on_drift and not report.clean:
-        stderr.print(f"incident-sync: audit found drift: {report.summary()}", markup=False)
+        say(f"audit found drift: {report.summary()}", level=logging.WARNING)
         raise typer.Exit(EXIT_ITEMS_FAILED)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 
-from sync.cli.app import stderr
+from sync.cli.app import say
 from sync.cli.register import app
 from sync.errors import EXIT_CONFIG, ConfigError
 
@@ -21,7 +21,7 @@ def main() -> None:
     try:
         app()
     except ConfigError as error:  # raised outside a command body (e.g. a callback)
-        stderr.print(f"incident-sync: {error}", markup=False)
+        say(str(error))
         sys.exit(EXIT_CONFIG)
 
 

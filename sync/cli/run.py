@@ -12,12 +12,20 @@ Contract:
   1 items failed, 2 config, 3 a tool unreachable). A run retries only queued
   items whose next attempt has come; ``--retry-now`` makes every queued item
   (parked ones too) due in the first run.
+- ``--metrics-file PATH`` writes the store's metrics (:func:`sync.metrics.render`,
+  OpenMetrics text, node_exporter's textfile convention) after every run, a
+  failed one too, atomically (a temporary file in the same directory, then a
+  rename). A path that cannot be written is a one-line config error (exit 2)
+  before the first run; a file that could not be written after a run is a
+  warning and leaves the run's exit status alone.
 - One run is :func:`sync.runner.run_once`; this module adds only the terminal
-  around it. Errors reach the user as one stderr line.
+  around it. Errors reach the user as one stderr line (under ``--log-format
+  json``, the failures, warnings and errors are JSON log records instead).
 """
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -29,12 +37,23 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-from sync.cli.app import ConfigOption, fail, reported_errors, settings_from, stderr, stdout
+from sync import logs
+from sync.cli.app import (
+    ConfigOption,
+    fail,
+    reported_errors,
+    say,
+    settings_from,
+    stderr,
+    stdout,
+)
 from sync.errors import EXIT_CONFIG, EXIT_ITEMS_FAILED, SyncError, exit_code_for
-from sync.settings import DEFAULT_CONFIG
+from sync.settings import DEFAULT_CONFIG, Settings
 
 if TYPE_CHECKING:  # the engine pulls in connectors and mappings: load them per command
     from sync.engine import RunSummary
+
+log = logging.getLogger(__name__)
 
 _INTERVAL = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
@@ -84,13 +103,42 @@ def print_summary(summary: RunSummary, *, stamped: bool = False) -> None:
     ``stamped``: start the summary line with the time (``run --every``, whose
     output is a log of many runs)."""
     for warning in summary.warnings:
-        stderr.print(f"warning: {warning}", markup=False)
+        _note(f"warning: {warning}")
     for failure in summary.failures:
-        stderr.print(f"failed: {failure}", markup=False)
+        _note(f"failed: {failure}")
     for orphan in summary.orphans:
         stdout.print(f"orphaned: {orphan}", markup=False)
     stamp = f"{now().isoformat(timespec='seconds')} " if stamped else ""
     stdout.print(stamp + summary.line(), markup=False)
+
+
+def _note(line: str) -> None:
+    """A run's warning or failure on stderr; a log record under ``--log-format json``."""
+    if logs.current_format() == "json":
+        log.warning("%s", line)
+    else:
+        stderr.print(line, markup=False)
+
+
+def _write_metrics(settings: Settings, path: Path) -> None:
+    """The store's metrics into ``path``, atomically; a failure is a warning only."""
+    from sync.metrics import render, write_atomically
+    from sync.state import NoStateStore, StateStore
+
+    try:
+        try:
+            store: StateStore | None = StateStore(
+                settings.state_url, connection=settings.sync.connection, create=False)
+        except NoStateStore:
+            store = None
+        try:
+            text = render(store, datetime.now().astimezone())
+        finally:
+            if store is not None:
+                store.close()
+        write_atomically(path, text)
+    except (SyncError, OSError) as error:
+        say(f"metrics file {path} not written: {error}", level=logging.WARNING)
 
 
 def run(
@@ -108,6 +156,12 @@ def run(
         typer.Option("--retry-now", help="Retry every item of the retry queue now, parked "
                      "ones included, instead of when each is due."),
     ] = False,
+    metrics_file: Annotated[
+        Path | None,
+        typer.Option("--metrics-file", help="After each run, write the metrics (OpenMetrics "
+                     "text) to this file atomically, e.g. for node_exporter's textfile "
+                     "collector.", show_default=False),
+    ] = None,
 ) -> None:
     """Sync both tools now (or every INTERVAL); one summary line per run."""
     from sync.runner import run_once
@@ -120,6 +174,12 @@ def run(
             interval = parse_interval(every)
         except ValueError as error:
             fail(str(error), EXIT_CONFIG)
+    if metrics_file is not None:
+        from sync.metrics import check_writable
+
+        problem = check_writable(metrics_file)
+        if problem is not None:
+            fail(f"--metrics-file {metrics_file}: {problem}", EXIT_CONFIG)
     with reported_errors():
         settings = settings_from(config)
     runs = 0
@@ -132,13 +192,17 @@ def run(
                     summary = run_once(settings, retry_now=retry_now and runs == 0,
                                        progress=progress)
             except SyncError as error:
+                if metrics_file is not None:
+                    _write_metrics(settings, metrics_file)
                 # Alone, the error ends the command; on a schedule the next
                 # run may well succeed (a tool back up, a lock released).
                 if interval is None:
                     fail(str(error), exit_code_for(error))
-                stderr.print(f"incident-sync: {error}", markup=False)
+                say(str(error))
                 code = exit_code_for(error)
             else:
+                if metrics_file is not None:
+                    _write_metrics(settings, metrics_file)
                 print_summary(summary, stamped=interval is not None)
                 code = summary.exit_code
             runs += 1
@@ -146,7 +210,7 @@ def run(
                 break
             sleep(interval)
     except KeyboardInterrupt:
-        stderr.print("incident-sync: interrupted; the last run's status stands", markup=False)
+        say("interrupted; the last run's status stands")
         if code == 0 and runs == 0:
             code = EXIT_ITEMS_FAILED
     raise typer.Exit(code)

@@ -1,19 +1,23 @@
 """The ``status`` command: last runs, retry queue, open conflicts, pending creates.
 
 The shared contract of the state-store views is in :mod:`sync.cli.store_views`.
+``--format openmetrics`` prints the store's metrics instead, in the OpenMetrics
+text format (:func:`sync.metrics.render`; no store yet: an empty exposition),
+for a monitoring system to scrape or a script to read.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+
+import typer
 
 from sync.cli.app import ConfigOption, reported_errors, stdout
 from sync.cli.store_views import (
     STATUS_COLUMNS,
-    FormatOption,
-    OutputFormat,
     cell,
     open_existing_store,
     print_document,
@@ -23,13 +27,24 @@ from sync.cli.store_views import (
     value_cell,
     when,
 )
+from sync.metrics import render
 from sync.output import print_csv, print_table
 from sync.settings import DEFAULT_CONFIG
 
 
+class StatusFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    CSV = "csv"
+    OPENMETRICS = "openmetrics"
+
+
 def status(
     config: ConfigOption = Path(DEFAULT_CONFIG),
-    output: FormatOption = OutputFormat.TABLE,
+    output: Annotated[StatusFormat, typer.Option(
+        "--format", "-f", case_sensitive=False,
+        help="table for people; json or csv for scripts; openmetrics for monitoring.")
+    ] = StatusFormat.TABLE,
 ) -> None:
     """Show the last runs, the retry queue (due, waiting, parked) and open conflicts.
 
@@ -37,6 +52,16 @@ def status(
     (state "parked" in JSON), not signalled through the exit status.
     """
     now = datetime.now(UTC)
+    if output is StatusFormat.OPENMETRICS:
+        with reported_errors():
+            store = open_existing_store(config, output)
+            try:
+                text = render(store, now)
+            finally:
+                if store is not None:
+                    store.close()
+        stdout.out(text, highlight=False, end="")
+        return
     with reported_errors():
         store = open_existing_store(config, output)
         if store is None:
@@ -47,9 +72,9 @@ def status(
                 document = status_json(store, now)
             finally:
                 store.close()
-    if output is OutputFormat.JSON:
+    if output is StatusFormat.JSON:
         print_document(document)
-    elif output is OutputFormat.CSV:
+    elif output is StatusFormat.CSV:
         print_csv(stdout, STATUS_COLUMNS, status_rows(document))
     elif store is not None:
         _print_status(document)

@@ -22,6 +22,7 @@ Contract (of both commands, :mod:`sync.cli.links` and :mod:`sync.cli.status`):
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,8 +31,9 @@ from typing import Any
 from rich.table import Table
 from rich.text import Text
 
-from sync.cli.app import settings_from, stderr, stdout
+from sync.cli.app import say, settings_from, stdout
 from sync.conflict_settle import conflict_state
+from sync.metrics import item_counts
 from sync.output import TableFormat, TableFormatOption, print_json
 from sync.state import (
     ConflictRecord,
@@ -96,7 +98,9 @@ def run_json(run: RunRecord) -> dict[str, Any]:
         "finished": _iso(run.finished),
         "duration_seconds": _duration(run),
         "outcome": run.outcome,
-        "counts": dict(sorted(run.counts.items())),
+        # The run's monitoring figures (requests, unsynced times) are for
+        # ``status --format openmetrics``; people read the item counts.
+        "counts": dict(sorted(item_counts(run.counts).items())),
         "error": run.error,
     }
 
@@ -239,16 +243,16 @@ def titled_table(title: str, columns: list[str]) -> Table:
     return table
 
 
-def open_existing_store(config: Path, output: OutputFormat) -> StateStore | None:
+def open_existing_store(config: Path, output: str) -> StateStore | None:
     """The configured store, or None after saying there is none yet."""
     settings = settings_from(config, need_secrets=False)
     try:
         return StateStore(settings.state_url, connection=settings.sync.connection,
                           create=False)
     except NoStateStore as missing:
-        if output is not OutputFormat.TABLE:
+        if output != OutputFormat.TABLE:
             # stdout carries only the (empty) document, for scripts.
-            stderr.print(f"incident-sync: {missing}", markup=False)
+            say(str(missing), level=logging.WARNING)
         else:
             stdout.print(f"{missing}: the first `incident-sync run` creates it", markup=False)
         return None
