@@ -135,7 +135,7 @@ class Reader:
         """The first of ``wanted`` (edits) both records of ``link`` hold, or None."""
         engine = self._open()
         read = {side: self.projection(side, link.id_on(side)) for side in SIDES}
-        displays = {"servicenow": link.servicenow_display, "jira": link.jira_display}
+        displays = {side: link.display_on(side) for side in SIDES}
         for edit in wanted:
             side = edit.side
             other = "jira" if side == "servicenow" else "servicenow"

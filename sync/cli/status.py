@@ -15,12 +15,14 @@ from sync.cli.store_views import (
     FormatOption,
     OutputFormat,
     cell,
+    document_pair_label,
     open_existing_store,
     print_document,
     status_json,
     status_rows,
     titled_table,
     value_cell,
+    value_key,
     when,
 )
 from sync.output import print_csv, print_table
@@ -115,11 +117,9 @@ def _print_conflicts(conflicts: list[dict[str, Any]]) -> None:
     table = titled_table(f"Open conflicts: {len(conflicts)}",
                    ["Id", "Link", "Field", "ServiceNow", "Jira", "Base", "State", "Since"])
     for conflict in conflicts:
-        pair = f"{conflict['servicenow_display'] or conflict['servicenow_id']} <-> " \
-               f"{conflict['jira_key']}"
         table.add_row(
-            cell(conflict["id"]), cell(pair), cell(conflict["field"]),
-            value_cell(conflict["servicenow_value"]), value_cell(conflict["jira_value"]),
+            cell(conflict["id"]), cell(document_pair_label(conflict)), cell(conflict["field"]),
+            *(value_cell(conflict[value_key(side)]) for side in ("servicenow", "jira")),
             value_cell(conflict["base"]), cell(conflict["state"]),
             cell(when(datetime.fromisoformat(conflict["at"]))),
         )
