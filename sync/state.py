@@ -24,6 +24,12 @@ Contract:
   JSON values (str, int, float, bool, None, list, dict); anything else is a
   bug in the caller and raises TypeError rather than being silently
   stringified, which would make every pair look changed on the next run.
+- Links are symmetric: :class:`Link` holds one :class:`LinkSide` per side
+  (``link.sides[side]``: record id, display, snapshot, version), and
+  :meth:`PairTx.save_link`, :meth:`PairTx.add_comment_link` and
+  :meth:`PairTx.record_conflict` take their per-side values keyed by side. A
+  record is linked at most once per connection and side: linking it to a second
+  pair raises :class:`LinkConflict`.
 - ``StateStore(url, connection=NAME)`` sees and writes only the rows of that
   connection (``[sync] connection``): links, intents, retry queue, conflicts
   (through their links), watermarks, runs and the lock. Several
