@@ -594,11 +594,14 @@ class StateStore:
 
     # ------------------------------------------------------------------ links
 
-    def _read_links(self, *where: Any) -> list[Link]:
+    def _links_where(self, conn: Connection, *where: Any) -> list[Link]:
         """This connection's links matching ``where`` (on ``links``), with both sides."""
         query = _link_rows().where(t.links.c.connection == self.connection, *where)
+        return _links_from(conn.execute(query).mappings())
+
+    def _read_links(self, *where: Any) -> list[Link]:
         with self._read() as conn:
-            return _links_from(conn.execute(query).mappings())
+            return self._links_where(conn, *where)
 
     def _linked_on(self, side: str, record_ids: Collection[str]) -> Any:
         """The ids of this connection's links whose record on ``side`` is one of
@@ -620,10 +623,12 @@ class StateStore:
         side = _side(side)
         wanted = sorted(set(ids))
         found: dict[str, Link] = {}
-        for start in range(0, len(wanted), IN_CHUNK):
-            chunk = wanted[start:start + IN_CHUNK]
-            for link in self._read_links(t.links.c.id.in_(self._linked_on(side, chunk))):
-                found[link.id_on(side)] = link
+        with self._read() as conn:
+            for start in range(0, len(wanted), IN_CHUNK):
+                chunk = wanted[start:start + IN_CHUNK]
+                linked = self._linked_on(side, chunk)
+                for link in self._links_where(conn, t.links.c.id.in_(linked)):
+                    found[link.id_on(side)] = link
         return found
 
     def all_links(self) -> list[Link]:

@@ -203,6 +203,28 @@ def test_database_uniqueness_also_guards_links(state_url: str, store: StateStore
                 "display) values (:link, 'jira', 'default', 'OPS-5', '')", link=link.id)
 
 
+def test_a_link_missing_a_side_is_a_clear_store_error(state_url: str,
+                                                       store: StateStore) -> None:
+    link = save(store, "sn1", "OPS-1")
+    run_sql(state_url, "delete from link_sides where side = 'jira'")
+    with pytest.raises(StateStoreError, match=r"link \d+ has sides \['servicenow'\].*by hand"):
+        store.link_by_id(link.id)
+
+
+def test_per_side_values_must_name_both_sides(store: StateStore) -> None:
+    with pytest.raises(ValueError, match="needs a record id on each side"), store.pair() as tx:
+        tx.save_link({"servicenow": LinkSide("sn1", "", None, None)}, hash=None)
+    link = save(store, "sn1", "OPS-1")
+    with pytest.raises(ValueError, match="needs a value for each side"), store.pair() as tx:
+        tx.record_conflict(link.id, "title", base="a", values={"jira": "b"},
+                           resolution="manual", policy="manual", at=T0)
+    with pytest.raises(ValueError, match="needs a comment id on each side"), \
+            store.pair() as tx:
+        tx.add_comment_link(link.id, {"servicenow": "c1", "jira": ""}, origin="jira",
+                            visibility="public")
+    assert store.conflicts() == [] and store.comment_links(link.id) == []
+
+
 def test_snapshot_that_is_not_json_is_refused(store: StateStore) -> None:
     with pytest.raises(TypeError, match="the servicenow snapshot is not a JSON value"):
         save(store, "sn1", "OPS-1", servicenow={"snapshot": {"opened_at": T0}})
