@@ -33,9 +33,10 @@ from rich.text import Text
 
 from sync.actions import side_title
 from sync.cli.app import ConfigOption, fail, reported_errors, settings_from, stdout
-from sync.cli.store_views import RECORD_ID_KEYS, pair_label, value_key
+from sync.cli.store_views import pair_label
 from sync.conflict_settle import conflict_state
 from sync.errors import EXIT_CONFIG
+from sync.output import RECORD_ID_KEYS, value_key
 from sync.settings import DEFAULT_CONFIG
 from sync.state import SIDES, ConflictRecord, Link, NoStateStore, StateStore
 

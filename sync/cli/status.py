@@ -22,10 +22,9 @@ from sync.cli.store_views import (
     status_rows,
     titled_table,
     value_cell,
-    value_key,
     when,
 )
-from sync.output import print_csv, print_table
+from sync.output import print_csv, print_table, value_key
 from sync.settings import DEFAULT_CONFIG
 
 

@@ -32,7 +32,15 @@ from rich.text import Text
 
 from sync.cli.app import settings_from, stderr, stdout
 from sync.conflict_settle import conflict_state
-from sync.output import TableFormat, TableFormatOption, print_json
+from sync.output import (
+    RECORD_ID_KEYS,
+    TableFormat,
+    TableFormatOption,
+    display_key,
+    print_json,
+    value_key,
+    version_key,
+)
 from sync.state import (
     SIDES,
     ConflictRecord,
@@ -73,24 +81,6 @@ def retry_state(item: RetryItem, now: datetime) -> str:
     if item.parked:
         return "parked"
     return "due" if item.next_attempt <= now else "waiting"
-
-
-# The per-side keys of the links, status and conflicts documents (JSON and CSV), named as
-# their first version named them, since scripts read them: ``<side>_display``,
-# ``version_<side>``, ``<side>_value``, and a record's id, which Jira calls the issue key.
-RECORD_ID_KEYS = {"servicenow": "servicenow_id", "jira": "jira_key"}
-
-
-def display_key(side: str) -> str:
-    return f"{side}_display"
-
-
-def version_key(side: str) -> str:
-    return f"version_{side}"
-
-
-def value_key(side: str) -> str:
-    return f"{side}_value"
 
 
 def pair_label(link: Link) -> str:
