@@ -4,8 +4,9 @@ Contract:
 - :func:`migrate` upgrades the store behind ``engine`` from the version it
   records in ``meta`` to :data:`sync.state_schema.SCHEMA_VERSION`, one step per
   version, all in ONE transaction: it either ends at the current version or
-  changes nothing. Data is kept; nothing is dropped but the constraints and
-  indexes a step replaces.
+  changes nothing. Data is kept: a step drops only the constraints and indexes
+  it replaces, and columns whose every value it has first copied to their new
+  place (version 3 moves per-side columns into rows keyed by side).
 - Concurrent openers are safe: the version is re-read under a write lock
   (SQLite ``BEGIN IMMEDIATE``, PostgreSQL ``SELECT ... FOR UPDATE`` on the
   version row), so the second process finds the store already migrated.
