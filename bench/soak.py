@@ -463,8 +463,8 @@ class Soak:
         links = self.reader.links()
         sn_rows = self.servicenow.rows("incident")
         keys = self.jira.issue_keys()
-        linked = {"servicenow": Counter(link.servicenow_id for link in links),
-                  "jira": Counter(link.jira_key for link in links)}
+        linked = {"servicenow": Counter(link.id_on("servicenow") for link in links),
+                  "jira": Counter(link.id_on("jira") for link in links)}
         for side, ids in (("servicenow", [r["sys_id"] for r in sn_rows]), ("jira", keys)):
             for record_id in ids:
                 if linked[side][record_id] == 0:
@@ -484,8 +484,8 @@ class Soak:
             if times > 1:
                 figures.duplicates += times - 1
                 figures.findings.append(f"{times} records carry {marker}")
-        pair_of = {("servicenow", link.servicenow_id): link for link in links}
-        pair_of.update({("jira", link.jira_key): link for link in links})
+        pair_of = {("servicenow", link.id_on("servicenow")): link for link in links}
+        pair_of.update({("jira", link.id_on("jira")): link for link in links})
         self._check_edits(pair_of)
         self._check_comments(pair_of)
         drift, details = self.reader.audit_drift()
@@ -515,9 +515,11 @@ class Soak:
                 history = ", ".join(f"{e.side} {e.value!r} (after clean run {e.epoch})"
                                     for e in sorted(edits, key=lambda e: e.at))
                 self.figures.findings.append(
-                    f"lost edit: {name} of {link.servicenow_display} <-> {link.jira_key} "
+                    f"lost edit: {name} of {link.display_on('servicenow')} <-> "
+                    f"{link.id_on('jira')} "
                     f"should hold {options}; holds "
-                    f"{self.reader.pair_values(link, name)}; person edits: {history}")
+                    f"{self.reader.pair_values(link, name)}; person edits: {history}"
+                )
 
     def _check_comments(self, pair_of: dict[tuple[str, str], Any]) -> None:
         seen: dict[int, dict[str, Counter[tuple[str, bool]]]] = {}
@@ -529,13 +531,13 @@ class Soak:
                 continue
             if link.id not in seen:
                 seen[link.id] = {
-                    "servicenow": servicenow_comments(self.servicenow, link.servicenow_id),
-                    "jira": jira_comments(self.jira, link.jira_key),
+                    "servicenow": servicenow_comments(self.servicenow, link.id_on("servicenow")),
+                    "jira": jira_comments(self.jira, link.id_on("jira")),
                 }
             for side, got in seen[link.id].items():
                 same = got[(note.text, note.internal)]
                 flipped = got[(note.text, not note.internal)]
-                where = f"{side} of {link.servicenow_display} <-> {link.jira_key}"
+                where = f"{side} of {link.display_on('servicenow')} <-> {link.id_on('jira')}"
                 if same + flipped == 0:
                     self.figures.lost_comments += 1
                     self.figures.findings.append(f"lost comment {note.text!r} on {where}")

@@ -135,7 +135,7 @@ class Reader:
         """The first of ``wanted`` (edits) both records of ``link`` hold, or None."""
         engine = self._open()
         read = {side: self.projection(side, link.id_on(side)) for side in SIDES}
-        displays = {"servicenow": link.servicenow_display, "jira": link.jira_display}
+        displays = {side: link.display_on(side) for side in SIDES}
         for edit in wanted:
             side = edit.side
             other = "jira" if side == "servicenow" else "servicenow"
@@ -163,13 +163,13 @@ class Reader:
         for pair in report.pairs:
             if pair.in_step:
                 continue
-            statuses = {"servicenow": self.value("servicenow", pair.servicenow_id, "status"),
-                        "jira": self.value("jira", pair.jira_key, "status")}
+            statuses = {side: self.value(side, pair.sides[side].id, "status")
+                        for side in SIDES}
             unexplained = [d for d in pair.differences if not known_divergence(d, statuses)]
             if pair.differences and not unexplained and pair.missing is None:
                 counts["differing"] -= 1
                 counts["known"] += 1
-            where = f"{pair.servicenow_display} <-> {pair.jira_display}"
+            where = " <-> ".join(pair.sides[side].display for side in SIDES)
             details += [f"{where}: {d.field} ServiceNow {d.servicenow!r}, Jira {d.jira!r}"
                         + ("" if d in unexplained else " (known divergence)")
                         for d in pair.differences]

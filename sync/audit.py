@@ -30,6 +30,8 @@ from mappings.model import Incident
 from mappings.profile import Profile
 from sync import __version__
 from sync.audit_report import (
+    REPORT_SIDES,
+    AuditedRecord,
     AuditReport,
     OpenConflict,
     Orphan,
@@ -44,9 +46,6 @@ from sync.link_view import LinkView, conflict_values
 from sync.session import Session
 from sync.settings import Settings
 from sync.state import StateStore
-
-# The report's columns, in its order (sync.audit_report).
-REPORT_SIDES = ("servicenow", "jira")
 
 
 def profile_sha256(profile: Profile) -> str:
@@ -152,12 +151,11 @@ def build_audit(reader: Reader, context: ReportContext | None = None) -> AuditRe
             linked_ids[side].add(ends[side].id)
         left = records[first].get(ends[first].id)
         right = records[second].get(ends[second].id)
-        pair = PairAudit(
-            ends[first].id, ends[second].id,
-            left.display if left else ends[first].display,
-            right.display if right else ends[second].display,
-            servicenow_url=left.url if left else "", jira_url=right.url if right else "",
-        )
+        audited: dict[str, AuditedRecord] = {}
+        for side, record in ((first, left), (second, right)):
+            audited[side] = (AuditedRecord(ends[side].id, record.display, record.url) if record
+                             else AuditedRecord(ends[side].id, ends[side].display))
+        pair = PairAudit(audited)
         if left is None or right is None:
             pair.missing = first if left is None else second
             present = left or right
@@ -185,10 +183,10 @@ def build_audit(reader: Reader, context: ReportContext | None = None) -> AuditRe
         urls = [records[side].get(view.side(side).id) if view else None
                 for side in REPORT_SIDES]
         report.conflicts.append(OpenConflict(
-            names[0], names[1], conflict.field, conflict.base, values[first], values[second],
+            dict(zip(REPORT_SIDES, names, strict=True)), conflict.field, conflict.base,
+            {side: values[side] for side in REPORT_SIDES},
             conflict_state(conflict),  # "open", or "chosen: take jira" (written next run)
-            servicenow_url=urls[0].url if urls[0] else "",
-            jira_url=urls[1].url if urls[1] else "",
+            {side: url.url if url else "" for side, url in zip(REPORT_SIDES, urls, strict=True)},
         ))
     return report
 

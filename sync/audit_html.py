@@ -28,6 +28,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
+from sync.output import url_key, value_key
+
 
 class AuditReport(Protocol):
     """What the page reads of a :class:`sync.audit_report.AuditReport` (a protocol, so
@@ -54,7 +56,8 @@ _CARDS = (
 _KINDS = ("differs", "missing", "orphan", "conflict", "in_step")
 _HEADINGS = (
     ("servicenow", "ServiceNow"), ("jira", "Jira"), ("kind", "kind"), ("field", "field"),
-    ("servicenow_value", "ServiceNow value"), ("jira_value", "Jira value"),
+    *((value_key(side), f"{title} value") for side, title in (("servicenow", "ServiceNow"),
+                                                               ("jira", "Jira"))),
     ("detail", "detail"),
 )
 
@@ -213,8 +216,7 @@ def _table(report: AuditReport) -> str:
                    f"{html.escape(title)}</button></th>" for key, title in _HEADINGS)
     body = []
     for row in report.rows():
-        cells = [_link(row["servicenow"], row["servicenow_url"]),
-                 _link(row["jira"], row["jira_url"])]
+        cells = [_link(row[side], row[url_key(side)]) for side in ("servicenow", "jira")]
         cells += [html.escape(row[key]) for key, _title in _HEADINGS[2:]]
         body.append(f'<tr class="{html.escape(row["kind"])}">'
                     + "".join(f"<td>{cell}</td>" for cell in cells) + "</tr>")

@@ -34,9 +34,11 @@ from rich.table import Table
 from rich.text import Text
 
 from mappings.model import Incident
-from sync.output import render_table_text
+from sync.output import RECORD_ID_KEYS, display_key, render_table_text, url_key, value_key
 
 FORMATS = ("table", "json", "csv", "html")
+# The report's two columns, in order.
+REPORT_SIDES = ("servicenow", "jira")
 
 
 @dataclass(frozen=True)
@@ -46,22 +48,39 @@ class FieldDifference:
     jira: Any
 
 
+@dataclass(frozen=True)
+class AuditedRecord:
+    """One side of an audited pair: the record's id, its name for people, where to open it."""
+
+    id: str
+    display: str = ""
+    url: str = ""               # "" when the record is gone
+
+
 @dataclass
 class PairAudit:
-    servicenow_id: str
-    jira_key: str
-    servicenow_display: str = ""
-    jira_display: str = ""
+    sides: dict[str, AuditedRecord]    # side -> that side's record (REPORT_SIDES order)
     differences: list[FieldDifference] = field(default_factory=list)
     missing: str | None = None  # "servicenow" / "jira" when a linked record is gone
     title: str = ""             # for people reading the report
     status: str = ""            # neutral status, "a / b" when the sides disagree
-    servicenow_url: str = ""    # where a person opens each record ("" when it is gone)
-    jira_url: str = ""
 
     @property
     def in_step(self) -> bool:
         return not self.differences and self.missing is None
+
+    def name_on(self, side: str) -> str:
+        """How people name the record on ``side``: its display, else its id."""
+        return self.sides[side].display or self.sides[side].id
+
+    def to_json(self) -> dict[str, Any]:
+        document: dict[str, Any] = {RECORD_ID_KEYS[side]: self.sides[side].id
+                                    for side in REPORT_SIDES}
+        document.update({display_key(side): self.sides[side].display for side in REPORT_SIDES})
+        document.update({"differences": [asdict(d) for d in self.differences],
+                         "missing": self.missing, "title": self.title, "status": self.status})
+        document.update({url_key(side): self.sides[side].url for side in REPORT_SIDES})
+        return document
 
 
 @dataclass(frozen=True)
@@ -75,15 +94,21 @@ class Orphan:
 
 @dataclass(frozen=True)
 class OpenConflict:
-    servicenow_id: str
-    jira_key: str
+    names: dict[str, str]       # side -> how people name the linked record there
     field: str
     base: Any
-    servicenow: Any
-    jira: Any
+    values: dict[str, Any]      # side -> the value it holds
     resolution: str
-    servicenow_url: str = ""
-    jira_url: str = ""
+    urls: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        document: dict[str, Any] = {RECORD_ID_KEYS[side]: self.names[side]
+                                    for side in REPORT_SIDES}
+        document.update({"field": self.field, "base": self.base})
+        document.update({side: self.values[side] for side in REPORT_SIDES})
+        document["resolution"] = self.resolution
+        document.update({url_key(side): self.urls.get(side, "") for side in REPORT_SIDES})
+        return document
 
 
 def public_url(url: str) -> str:
@@ -242,36 +267,33 @@ class AuditReport:
         """One flat row per finding: the shape csv and html share."""
         rows: list[dict[str, str]] = []
         for pair in self.pairs:
-            base = {"servicenow": pair.servicenow_display or pair.servicenow_id,
-                    "jira": pair.jira_display or pair.jira_key,
-                    "servicenow_url": pair.servicenow_url, "jira_url": pair.jira_url}
+            base = {side: pair.name_on(side) for side in REPORT_SIDES}
+            base.update({url_key(side): pair.sides[side].url for side in REPORT_SIDES})
             if pair.missing:
-                rows.append({**base, "kind": "missing", "field": "",
-                             "servicenow_value": "", "jira_value": "",
+                rows.append({**base, "kind": "missing", "field": "", **_no_values(),
                              "detail": f"linked record gone on {pair.missing}"})
             for diff in pair.differences:
                 rows.append({**base, "kind": "differs", "field": diff.field,
-                             "servicenow_value": _text(diff.servicenow),
-                             "jira_value": _text(diff.jira), "detail": ""})
+                             **{value_key(side): _text(getattr(diff, side))
+                                for side in REPORT_SIDES}, "detail": ""})
             if pair.in_step:
-                rows.append({**base, "kind": "in_step", "field": "", "servicenow_value": "",
-                             "jira_value": "", "detail": ""})
+                rows.append({**base, "kind": "in_step", "field": "", **_no_values(),
+                             "detail": ""})
         for orphan in self.orphans:
-            rows.append({"servicenow": orphan.display if orphan.side == "servicenow" else "",
-                         "jira": orphan.display if orphan.side == "jira" else "",
-                         "kind": "orphan", "field": "", "servicenow_value": "",
-                         "jira_value": "", "detail": orphan.title,
-                         "servicenow_url": orphan.url if orphan.side == "servicenow" else "",
-                         "jira_url": orphan.url if orphan.side == "jira" else ""})
+            rows.append({**{side: orphan.display if orphan.side == side else ""
+                            for side in REPORT_SIDES},
+                         "kind": "orphan", "field": "", **_no_values(), "detail": orphan.title,
+                         **{url_key(side): orphan.url if orphan.side == side else ""
+                            for side in REPORT_SIDES}})
         for conflict in self.conflicts:
             base = _text(conflict.base) or "(empty)"
-            rows.append({"servicenow": conflict.servicenow_id, "jira": conflict.jira_key,
+            rows.append({**{side: conflict.names[side] for side in REPORT_SIDES},
                          "kind": "conflict", "field": conflict.field,
-                         "servicenow_value": _text(conflict.servicenow),
-                         "jira_value": _text(conflict.jira),
+                         **{value_key(side): _text(conflict.values[side])
+                            for side in REPORT_SIDES},
                          "detail": f"base {base}; {conflict.resolution}",
-                         "servicenow_url": conflict.servicenow_url,
-                         "jira_url": conflict.jira_url})
+                         **{url_key(side): conflict.urls.get(side, "")
+                            for side in REPORT_SIDES}})
         return rows
 
     # ------------------------------------------------------------------ renderers
@@ -284,9 +306,9 @@ class AuditReport:
     def _render_json(self) -> str:
         return json.dumps(
             {"report": self._about_json(), "counts": self.counts(),
-             "pairs": [asdict(p) for p in self.pairs],
+             "pairs": [p.to_json() for p in self.pairs],
              "orphans": [asdict(o) for o in self.orphans],
-             "conflicts": [asdict(c) for c in self.conflicts]},
+             "conflicts": [c.to_json() for c in self.conflicts]},
             indent=2, default=str, ensure_ascii=False,
         )
 
@@ -335,9 +357,13 @@ class AuditReport:
 
 
 TABLE_COLUMNS: Sequence[str] = (
-    "servicenow", "jira", "kind", "field", "servicenow_value", "jira_value", "detail",
+    *REPORT_SIDES, "kind", "field", *(value_key(side) for side in REPORT_SIDES), "detail",
 )
-_COLUMNS: Sequence[str] = (*TABLE_COLUMNS, "servicenow_url", "jira_url")
+_COLUMNS: Sequence[str] = (*TABLE_COLUMNS, *(url_key(side) for side in REPORT_SIDES))
+
+
+def _no_values() -> dict[str, str]:
+    return {value_key(side): "" for side in REPORT_SIDES}
 
 
 def _text(value: Any) -> str:

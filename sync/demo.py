@@ -157,7 +157,7 @@ def _compare(settings: Settings, console: Console) -> bool:
                        + "[/yellow]")
         else:
             verdict = "[green]equal[/green]"
-        table.add_row(pair.servicenow_display, pair.jira_display, pair.status,
+        table.add_row(pair.sides["servicenow"].display, pair.sides["jira"].display, pair.status,
                       escape(pair.title), verdict)
     print_table(console, table)
     extra = [f"{len(report.orphans)} orphans"] if report.orphans else []

@@ -43,6 +43,29 @@ TableFormatOption = Annotated[
 ]
 
 
+# The per-side keys of the JSON and CSV documents (links, status, conflicts, audit), named
+# as their first version named them, since scripts read them: ``<side>_display``,
+# ``version_<side>``, ``<side>_value``, ``<side>_url``, and a record's id, which Jira
+# calls the issue key.
+RECORD_ID_KEYS = {"servicenow": "servicenow_id", "jira": "jira_key"}
+
+
+def display_key(side: str) -> str:
+    return f"{side}_display"
+
+
+def version_key(side: str) -> str:
+    return f"version_{side}"
+
+
+def value_key(side: str) -> str:
+    return f"{side}_value"
+
+
+def url_key(side: str) -> str:
+    return f"{side}_url"
+
+
 def natural_width(table: Table, console: Console) -> int:
     """The width at which no cell of ``table`` needs to wrap."""
     options = console.options.update(width=_UNBOUNDED)

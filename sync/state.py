@@ -24,6 +24,12 @@ Contract:
   JSON values (str, int, float, bool, None, list, dict); anything else is a
   bug in the caller and raises TypeError rather than being silently
   stringified, which would make every pair look changed on the next run.
+- Links are symmetric: :class:`Link` holds one :class:`LinkSide` per side
+  (``link.sides[side]``: record id, display, snapshot, version), and
+  :meth:`PairTx.save_link`, :meth:`PairTx.add_comment_link` and
+  :meth:`PairTx.record_conflict` take their per-side values keyed by side. A
+  record is linked at most once per connection and side: linking it to a second
+  pair raises :class:`LinkConflict`.
 - ``StateStore(url, connection=NAME)`` sees and writes only the rows of that
   connection (``[sync] connection``): links, intents, retry queue, conflicts
   (through their links), watermarks, runs and the lock. Several
@@ -50,7 +56,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -110,6 +116,7 @@ __all__ = [
     "Intent",
     "Link",
     "LinkConflict",
+    "LinkSide",
     "NoStateStore",
     "PairTx",
     "RetryItem",
@@ -144,45 +151,52 @@ def _side(side: str) -> str:
 
 
 @dataclass(frozen=True)
+class LinkSide:
+    """What the store knows of one side of a pair as of the last sync."""
+
+    id: str
+    display: str
+    snapshot: dict[str, Any] | None
+    version: str | None
+
+
+@dataclass(frozen=True)
 class Link:
+    """A linked pair: ``sides[side]`` is each side's record as last synced."""
+
     id: int
-    servicenow_id: str
-    jira_key: str
-    servicenow_display: str
-    jira_display: str
-    snapshot_servicenow: dict[str, Any] | None
-    snapshot_jira: dict[str, Any] | None
-    version_servicenow: str | None
-    version_jira: str | None
+    sides: Mapping[str, LinkSide]
     hash: str | None
     created_at: datetime
     updated_at: datetime
 
+    def on(self, side: str) -> LinkSide:
+        return self.sides[_side(side)]
+
     def id_on(self, side: str) -> str:
-        return self.servicenow_id if _side(side) == "servicenow" else self.jira_key
+        return self.on(side).id
 
     def snapshot_on(self, side: str) -> dict[str, Any] | None:
-        return self.snapshot_servicenow if _side(side) == "servicenow" else self.snapshot_jira
+        return self.on(side).snapshot
 
     def version_on(self, side: str) -> str | None:
-        return self.version_servicenow if _side(side) == "servicenow" else self.version_jira
+        return self.on(side).version
 
     def display_on(self, side: str) -> str:
-        return self.servicenow_display if _side(side) == "servicenow" else self.jira_display
+        return self.on(side).display
 
 
 @dataclass(frozen=True)
 class CommentLink:
+    """Two comments that are one: ``ids[side]`` is the comment's id on each side."""
+
     link_id: int
-    servicenow_comment_id: str
-    jira_comment_id: str
+    ids: Mapping[str, str]
     origin: str
     visibility: str
 
     def id_on(self, side: str) -> str:
-        if _side(side) == "servicenow":
-            return self.servicenow_comment_id
-        return self.jira_comment_id
+        return self.ids[_side(side)]
 
 
 @dataclass(frozen=True)
@@ -210,12 +224,15 @@ class ConflictRecord:
     link_id: int
     field: str
     base: Any
-    servicenow_value: Any
-    jira_value: Any
+    # The value each side held: {side: value}.
+    values: Mapping[str, Any]
     resolution: str
     policy: str
     at: datetime
     open: bool
+
+    def value_on(self, side: str) -> Any:
+        return self.values[_side(side)]
 
 
 @dataclass(frozen=True)
@@ -257,6 +274,15 @@ def retry_delay(side: str, record_id: str, attempts: int, base_seconds: float) -
     return timedelta(seconds=seconds)
 
 
+_SIDE_TITLES = {"servicenow": "ServiceNow", "jira": "Jira"}
+
+
+def _pair_text(ids: Mapping[str, str], joiner: str = "<->", what: str = "") -> str:
+    """``ServiceNow sn1 <-> Jira OPS-1``: a pair of records (or comments) for messages."""
+    return f" {joiner} ".join(f"{what}{_SIDE_TITLES.get(side, side)} {ids[side]}"
+                              for side in SIDES if side in ids)
+
+
 def _canonical(value: Any, what: str) -> str:
     try:
         return json.dumps(
@@ -295,20 +321,34 @@ def _require_aware(value: datetime, what: str) -> datetime:
     return value.astimezone(UTC)
 
 
-def _link_from(row: Mapping[str, Any]) -> Link:
-    return Link(
-        id=row["id"],
-        servicenow_id=row["servicenow_id"],
-        jira_key=row["jira_key"],
-        servicenow_display=row["servicenow_display"],
-        jira_display=row["jira_display"],
-        snapshot_servicenow=_loads(row["snapshot_servicenow"]),
-        snapshot_jira=_loads(row["snapshot_jira"]),
-        version_servicenow=row["version_servicenow"],
-        version_jira=row["version_jira"],
-        hash=row["hash"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
+def _links_from(rows: Iterable[Mapping[str, Any]]) -> list[Link]:
+    """Links from rows of :func:`_link_rows` (one per side), in the rows' order."""
+    pairs: dict[int, tuple[Mapping[str, Any], dict[str, LinkSide]]] = {}
+    for row in rows:
+        _, sides = pairs.setdefault(row["id"], (row, {}))
+        sides[row["side"]] = LinkSide(id=row["record_id"], display=row["display"],
+                                      snapshot=_loads(row["snapshot"]), version=row["version"])
+    links = []
+    for link_id, (row, sides) in pairs.items():
+        if set(sides) != set(SIDES):
+            raise StateStoreError(
+                f"link {link_id} has sides {sorted(sides)} in the state store, not both of "
+                f"{', '.join(SIDES)}; the store was edited by hand"
+            )
+        links.append(Link(id=link_id, sides={side: sides[side] for side in SIDES},
+                          hash=row["hash"], created_at=row["created_at"],
+                          updated_at=row["updated_at"]))
+    return links
+
+
+def _link_rows() -> Any:
+    """SELECT of links joined with their sides, one row per side, in link order."""
+    links, sides = t.links, t.link_sides
+    return (
+        select(links.c.id, links.c.hash, links.c.created_at, links.c.updated_at, sides.c.side,
+               sides.c.record_id, sides.c.display, sides.c.version, sides.c.snapshot)
+        .join(sides, sides.c.link_id == links.c.id)
+        .order_by(links.c.id, sides.c.side)
     )
 
 
@@ -329,8 +369,7 @@ def _conflict_from(row: Mapping[str, Any]) -> ConflictRecord:
         link_id=row["link_id"],
         field=row["field"],
         base=_loads(row["base"]),
-        servicenow_value=_loads(row["servicenow_value"]),
-        jira_value=_loads(row["jira_value"]),
+        values=_loads(row["side_values"]),
         resolution=row["resolution"],
         policy=row["policy"],
         at=row["at"],
@@ -555,49 +594,60 @@ class StateStore:
 
     # ------------------------------------------------------------------ links
 
-    def _links(self) -> Any:
-        """SELECT of this connection's links."""
-        return select(t.links).where(t.links.c.connection == self.connection)
+    def _links_where(self, conn: Connection, *where: Any) -> list[Link]:
+        """This connection's links matching ``where`` (on ``links``), with both sides."""
+        query = _link_rows().where(t.links.c.connection == self.connection, *where)
+        return _links_from(conn.execute(query).mappings())
+
+    def _read_links(self, *where: Any) -> list[Link]:
+        with self._read() as conn:
+            return self._links_where(conn, *where)
+
+    def _linked_on(self, side: str, record_ids: Collection[str]) -> Any:
+        """The ids of this connection's links whose record on ``side`` is one of
+        ``record_ids``: one lookup on the (connection, side, record_id) index."""
+        s = t.link_sides.c
+        return select(s.link_id).where(s.connection == self.connection, s.side == _side(side),
+                                       s.record_id.in_(list(record_ids)))
 
     def link_by(self, side: str, record_id: str) -> Link | None:
-        column = t.links.c.servicenow_id if _side(side) == "servicenow" else t.links.c.jira_key
-        with self._read() as conn:
-            row = conn.execute(self._links().where(column == record_id)).mappings().first()
-        return _link_from(row) if row else None
+        found = self._read_links(t.links.c.id.in_(self._linked_on(side, [record_id])))
+        return found[0] if found else None
 
     def link_by_id(self, link_id: int) -> Link | None:
-        with self._read() as conn:
-            row = conn.execute(self._links().where(t.links.c.id == link_id)).mappings().first()
-        return _link_from(row) if row else None
+        found = self._read_links(t.links.c.id == link_id)
+        return found[0] if found else None
 
     def links_by(self, side: str, ids: Collection[str]) -> dict[str, Link]:
         """Links keyed by their id on ``side``, for those of ``ids`` that are linked."""
-        column = t.links.c.servicenow_id if _side(side) == "servicenow" else t.links.c.jira_key
+        side = _side(side)
         wanted = sorted(set(ids))
         found: dict[str, Link] = {}
         with self._read() as conn:
             for start in range(0, len(wanted), IN_CHUNK):
                 chunk = wanted[start:start + IN_CHUNK]
-                for row in conn.execute(self._links().where(column.in_(chunk))).mappings():
-                    link = _link_from(row)
+                linked = self._linked_on(side, chunk)
+                for link in self._links_where(conn, t.links.c.id.in_(linked)):
                     found[link.id_on(side)] = link
         return found
 
     def all_links(self) -> list[Link]:
-        with self._read() as conn:
-            rows = conn.execute(self._links().order_by(t.links.c.id)).mappings().all()
-        return [_link_from(row) for row in rows]
+        return self._read_links()
 
     def comment_links(self, link_id: int) -> list[CommentLink]:
-        c = t.comment_links.c
+        c, s = t.comment_links.c, t.comment_sides.c
         with self._read() as conn:
             rows = conn.execute(
-                select(c.link_id, c.servicenow_comment_id, c.jira_comment_id, c.origin,
-                       c.visibility)
+                select(c.id, c.link_id, c.origin, c.visibility, s.side, s.comment_id)
+                .join(t.comment_sides, s.comment_link_id == c.id)
                 .where(c.link_id == link_id)
-                .order_by(c.id)
+                .order_by(c.id, s.side)
             ).mappings().all()
-        return [CommentLink(**row) for row in rows]
+        pairs: dict[int, tuple[Mapping[str, Any], dict[str, str]]] = {}
+        for row in rows:
+            pairs.setdefault(row["id"], (row, {}))[1][row["side"]] = row["comment_id"]
+        return [CommentLink(link_id=row["link_id"], ids=ids, origin=row["origin"],
+                            visibility=row["visibility"]) for row, ids in pairs.values()]
 
     # ------------------------------------------------------------------ intents
 
@@ -986,130 +1036,148 @@ class PairTx:
 
     def save_link(
         self,
+        sides: Mapping[str, LinkSide],
         *,
-        servicenow_id: str,
-        jira_key: str,
-        servicenow_display: str,
-        jira_display: str,
-        snapshot_servicenow: Mapping[str, Any] | None,
-        snapshot_jira: Mapping[str, Any] | None,
-        version_servicenow: str | None,
-        version_jira: str | None,
         hash: str | None,
         at: datetime | None = None,
     ) -> Link:
-        """Insert the link, or update the row that matches either id.
+        """Insert the link of a pair from its sides (side -> :class:`LinkSide`), or
+        update the link that holds either side's record.
 
         ``at`` stamps ``updated_at`` (the last committed sync), by default the
         store's clock; the engine passes its own, the clock it compares with the
         tools' edit times.
 
-        Raises LinkConflict when the two ids belong to two different links.
+        Raises LinkConflict when the two records belong to two different links.
         """
-        if not servicenow_id or not jira_key:
-            raise ValueError("save_link needs both a servicenow_id and a jira_key")
-        values: dict[str, Any] = {
-            "servicenow_id": servicenow_id,
-            "jira_key": jira_key,
-            "servicenow_display": servicenow_display or "",
-            "jira_display": jira_display or "",
-            "snapshot_servicenow": None if snapshot_servicenow is None
-            else _canonical(dict(snapshot_servicenow), "snapshot_servicenow"),
-            "snapshot_jira": None if snapshot_jira is None
-            else _canonical(dict(snapshot_jira), "snapshot_jira"),
-            "version_servicenow": version_servicenow,
-            "version_jira": version_jira,
-            "hash": hash,
-            "updated_at": self._store.now() if at is None else _require_aware(at, "at"),
+        if set(sides) != set(SIDES) or not all(sides[side].id for side in SIDES):
+            raise ValueError(
+                f"save_link needs a record id on each side ({', '.join(SIDES)}), got "
+                f"{ {side: state.id for side, state in sides.items()} }"
+            )
+        rows = {
+            side: {
+                "record_id": sides[side].id,
+                "display": sides[side].display or "",
+                "version": sides[side].version,
+                "snapshot": None if sides[side].snapshot is None
+                else _canonical(dict(sides[side].snapshot), f"the {side} snapshot"),
+            }
+            for side in SIDES
         }
-        c = t.links.c
+        updated_at = self._store.now() if at is None else _require_aware(at, "at")
+        connection = self._store.connection
+        s = t.link_sides.c
         with self._step() as conn:
-            rows = conn.execute(
-                select(c.id, c.servicenow_id, c.jira_key)
-                .where(c.connection == self._store.connection,
-                       or_(c.servicenow_id == servicenow_id, c.jira_key == jira_key))
-                .order_by(c.id)
+            held = conn.execute(
+                select(s.link_id, s.side, s.record_id)
+                .where(s.link_id.in_(
+                    select(s.link_id).where(s.connection == connection, or_(*(
+                        (s.side == side) & (s.record_id == rows[side]["record_id"])
+                        for side in SIDES)))))
+                .order_by(s.link_id, s.side)
             ).all()
-            if len(rows) > 1:
-                raise LinkConflict(self._conflict_text(servicenow_id, jira_key, rows))
+            current: dict[int, dict[str, str]] = {}
+            for row in held:
+                current.setdefault(row.link_id, {})[row.side] = row.record_id
+            if len(current) > 1:
+                raise LinkConflict(self._conflict_text(sides, current))
             try:
                 # A savepoint keeps the pair's transaction usable after a
                 # constraint violation (PostgreSQL would abort all of it).
                 with conn.begin_nested():
-                    if rows:
-                        link_id = rows[0].id
-                        if (rows[0].servicenow_id, rows[0].jira_key) != (servicenow_id, jira_key):
-                            logger.warning(
-                                "relinking: ServiceNow %s <-> Jira %s becomes "
-                                "ServiceNow %s <-> Jira %s", rows[0].servicenow_id,
-                                rows[0].jira_key, servicenow_id, jira_key,
-                            )
-                        conn.execute(update(t.links).where(c.id == link_id).values(**values))
+                    if current:
+                        [(link_id, was)] = current.items()
+                        now = {side: rows[side]["record_id"] for side in SIDES}
+                        if was != now:
+                            logger.warning("relinking: %s becomes %s", _pair_text(was),
+                                           _pair_text(now))
+                        conn.execute(update(t.links).where(t.links.c.id == link_id)
+                                     .values(hash=hash, updated_at=updated_at))
+                        for side in SIDES:
+                            conn.execute(update(t.link_sides)
+                                         .where(s.link_id == link_id, s.side == side)
+                                         .values(**rows[side]))
                     else:
                         result = conn.execute(
-                            insert(t.links).values(connection=self._store.connection,
-                                                   created_at=values["updated_at"], **values)
+                            insert(t.links).values(connection=connection, hash=hash,
+                                                   created_at=updated_at, updated_at=updated_at)
                         )
                         link_id = int(result.inserted_primary_key[0])
+                        conn.execute(insert(t.link_sides), [
+                            {"link_id": link_id, "side": side, "connection": connection,
+                             **rows[side]}
+                            for side in SIDES
+                        ])
             except IntegrityError:
-                # Lost a race with another writer that linked one of the ids.
+                # Lost a race with another writer that linked one of the records.
                 raise LinkConflict(
-                    f"ServiceNow {servicenow_id} or Jira {jira_key} was linked elsewhere by "
-                    "another writer at the same time; two records claim one link"
+                    f"{_pair_text({side: rows[side]['record_id'] for side in SIDES}, 'or')} "
+                    "was linked elsewhere by another writer at the same time; two records "
+                    "claim one link"
                 ) from None
-            row = conn.execute(select(t.links).where(c.id == link_id)).mappings().one()
-        return _link_from(row)
+            found = _links_from(conn.execute(
+                _link_rows().where(t.links.c.id == link_id)).mappings())
+        return found[0]
 
     @staticmethod
-    def _conflict_text(servicenow_id: str, jira_key: str, rows: Any) -> str:
-        pairs = "; ".join(f"ServiceNow {r.servicenow_id} <-> Jira {r.jira_key}" for r in rows)
+    def _conflict_text(sides: Mapping[str, LinkSide],
+                       current: Mapping[int, Mapping[str, str]]) -> str:
+        pairs = "; ".join(_pair_text(ids) for ids in current.values())
+        wanted = _pair_text({side: sides[side].id for side in SIDES}, "and")
         return (
-            f"two records claim one link: ServiceNow {servicenow_id} and Jira {jira_key} "
-            f"are already linked elsewhere ({pairs}); fix the link fields on the records"
+            f"two records claim one link: {wanted} are already linked elsewhere ({pairs}); "
+            "fix the link fields on the records"
         )
 
     def add_comment_link(
         self,
         link_id: int,
-        servicenow_comment_id: str,
-        jira_comment_id: str,
+        ids: Mapping[str, str],
         *,
         origin: str,
         visibility: str,
     ) -> None:
-        """Remember that two comments are one; repeating the same call changes nothing."""
+        """Remember that the comments ``ids`` (side -> comment id) are one; repeating the
+        same call changes nothing."""
         origin = _side(origin)
-        c = t.comment_links.c
+        if set(ids) != set(SIDES) or not all(ids[side] for side in SIDES):
+            raise ValueError(f"add_comment_link needs a comment id on each side "
+                             f"({', '.join(SIDES)}), got {dict(ids)}")
+        what = _pair_text(ids, "/", "comment ")
+        s = t.comment_sides.c
         with self._step() as conn:
             rows = conn.execute(
-                select(c.servicenow_comment_id, c.jira_comment_id).where(
-                    c.link_id == link_id,
-                    or_(c.servicenow_comment_id == servicenow_comment_id,
-                        c.jira_comment_id == jira_comment_id),
-                )
+                select(s.comment_link_id, s.side, s.comment_id)
+                .where(s.comment_link_id.in_(
+                    select(s.comment_link_id).where(s.link_id == link_id, or_(*(
+                        (s.side == side) & (s.comment_id == ids[side]) for side in SIDES)))))
             ).all()
-            if any(tuple(r) == (servicenow_comment_id, jira_comment_id) for r in rows):
+            paired: dict[int, dict[str, str]] = {}
+            for row in rows:
+                paired.setdefault(row.comment_link_id, {})[row.side] = row.comment_id
+            if any(found == dict(ids) for found in paired.values()):
                 return
-            if rows:
+            if paired:
                 raise LinkConflict(
-                    f"comment ServiceNow {servicenow_comment_id} / Jira {jira_comment_id} on "
-                    f"link {link_id}: one of them is already paired with another comment"
+                    f"{what} on link {link_id}: one of them is already paired with another "
+                    "comment"
                 )
             try:
                 with conn.begin_nested():
-                    conn.execute(
-                        insert(t.comment_links).values(
-                            link_id=link_id,
-                            servicenow_comment_id=servicenow_comment_id,
-                            jira_comment_id=jira_comment_id,
-                            origin=origin,
-                            visibility=visibility,
-                        )
+                    result = conn.execute(
+                        insert(t.comment_links).values(link_id=link_id, origin=origin,
+                                                       visibility=visibility)
                     )
+                    comment_link_id = int(result.inserted_primary_key[0])
+                    conn.execute(insert(t.comment_sides), [
+                        {"comment_link_id": comment_link_id, "link_id": link_id, "side": side,
+                         "comment_id": ids[side]}
+                        for side in SIDES
+                    ])
             except IntegrityError:
                 raise StateStoreError(
-                    f"state store {self._store.url}: no link {link_id} for comment "
-                    f"ServiceNow {servicenow_comment_id} / Jira {jira_comment_id}, or it "
+                    f"state store {self._store.url}: no link {link_id} for {what}, or it "
                     "was paired concurrently"
                 ) from None
 
@@ -1133,14 +1201,13 @@ class PairTx:
         field: str,
         *,
         base: Any,
-        servicenow_value: Any,
-        jira_value: Any,
+        values: Mapping[str, Any],
         resolution: str,
         policy: str,
         at: datetime,
         open: bool | None = None,
     ) -> None:
-        """Record a conflict on one field of a pair.
+        """Record a conflict on one field of a pair; ``values`` is each side's value.
 
         ``open`` defaults to whether ``resolution`` means "waiting for a person"
         (:data:`OPEN_RESOLUTIONS`, e.g. "manual"). An open conflict replaces the
@@ -1149,10 +1216,12 @@ class PairTx:
         any open one on that field.
         """
         is_open = resolution in OPEN_RESOLUTIONS if open is None else open
-        values = {
+        if set(values) != set(SIDES):
+            raise ValueError(f"record_conflict needs a value for each side "
+                             f"({', '.join(SIDES)}), got one for {sorted(values)}")
+        row = {
             "base": _loose_json(base),
-            "servicenow_value": _loose_json(servicenow_value),
-            "jira_value": _loose_json(jira_value),
+            "side_values": _loose_json({_side(side): value for side, value in values.items()}),
             "resolution": resolution,
             "policy": policy,
             "at": _require_aware(at, "at"),
@@ -1166,11 +1235,11 @@ class PairTx:
                     select(c.id).where(*same_field_open).order_by(c.id.desc())
                 ).scalar()
                 if current is not None:
-                    conn.execute(update(t.conflicts).where(c.id == current).values(**values))
+                    conn.execute(update(t.conflicts).where(c.id == current).values(**row))
                     return
             else:
                 conn.execute(update(t.conflicts).where(*same_field_open).values(open=False))
-            conn.execute(insert(t.conflicts).values(link_id=link_id, field=field, **values))
+            conn.execute(insert(t.conflicts).values(link_id=link_id, field=field, **row))
 
     def close_conflicts(self, link_id: int, field: str) -> None:
         c = t.conflicts.c

@@ -4,8 +4,9 @@ Contract:
 - :func:`migrate` upgrades the store behind ``engine`` from the version it
   records in ``meta`` to :data:`sync.state_schema.SCHEMA_VERSION`, one step per
   version, all in ONE transaction: it either ends at the current version or
-  changes nothing. Data is kept; nothing is dropped but the constraints and
-  indexes a step replaces.
+  changes nothing. Data is kept: a step drops only the constraints and indexes
+  it replaces, and columns whose every value it has first copied to their new
+  place (version 3 moves per-side columns into rows keyed by side).
 - Concurrent openers are safe: the version is re-read under a write lock
   (SQLite ``BEGIN IMMEDIATE``, PostgreSQL ``SELECT ... FOR UPDATE`` on the
   version row), so the second process finds the store already migrated.
@@ -26,6 +27,7 @@ from sqlalchemy import (
     Column,
     Connection,
     Engine,
+    ForeignKey,
     Index,
     MetaData,
     PrimaryKeyConstraint,
@@ -174,9 +176,153 @@ def scope_by_connection(conn: Connection, is_sqlite: bool) -> None:
     conn.execute(update(t.lock).where(t.lock.c.name == "sync").values(name=DEFAULT_CONNECTION))
 
 
+# ---------------------------------------------------------------- version 3
+
+# The sides of a pair and what version 2 called their columns: the one place
+# outside the tests that still names them, because the step below reads them.
+_V2_SIDES = ("servicenow", "jira")
+_V2_ID = {"servicenow": "servicenow_id", "jira": "jira_key"}
+_V2_COMMENT_ID = {"servicenow": "servicenow_comment_id", "jira": "jira_comment_id"}
+
+
+def _v3_tables() -> MetaData:
+    """The tables step 3 creates or reshapes, as version 3 has them.
+
+    Frozen here rather than taken from :mod:`sync.state_schema`, so a later
+    version changing those tables does not change what this step builds.
+    """
+    md = MetaData()
+    Table("links", md,
+          Column("id", t.Integer, primary_key=True, autoincrement=True),
+          Column("connection", t.String(64), nullable=False, server_default=DEFAULT_CONNECTION),
+          Column("hash", t.String(128), nullable=True),
+          Column("created_at", t.UTCDateTime, nullable=False),
+          Column("updated_at", t.UTCDateTime, nullable=False))
+    Table("link_sides", md,
+          Column("link_id", t.Integer, ForeignKey("links.id", ondelete="CASCADE"),
+                 nullable=False),
+          Column("side", t.String(32), nullable=False),
+          Column("connection", t.String(64), nullable=False),
+          Column("record_id", t.String(255), nullable=False),
+          Column("display", t.Text, nullable=False),
+          Column("version", t.String(255), nullable=True),
+          Column("snapshot", t.Text, nullable=True),
+          PrimaryKeyConstraint("link_id", "side", name="pk_link_sides"),
+          UniqueConstraint("connection", "side", "record_id", name="uq_link_sides_record"))
+    Table("comment_links", md,
+          Column("id", t.Integer, primary_key=True, autoincrement=True),
+          Column("link_id", t.Integer, ForeignKey("links.id", ondelete="CASCADE"),
+                 nullable=False, index=True),
+          Column("origin", t.String(32), nullable=False),
+          Column("visibility", t.String(32), nullable=False))
+    Table("comment_sides", md,
+          Column("comment_link_id", t.Integer,
+                 ForeignKey("comment_links.id", ondelete="CASCADE"), nullable=False),
+          Column("link_id", t.Integer, ForeignKey("links.id", ondelete="CASCADE"),
+                 nullable=False),
+          Column("side", t.String(32), nullable=False),
+          Column("comment_id", t.String(255), nullable=False),
+          PrimaryKeyConstraint("comment_link_id", "side", name="pk_comment_sides"),
+          UniqueConstraint("link_id", "side", "comment_id", name="uq_comment_sides_comment"))
+    Table("conflicts", md,
+          Column("id", t.Integer, primary_key=True, autoincrement=True),
+          Column("link_id", t.Integer, ForeignKey("links.id", ondelete="CASCADE"),
+                 nullable=False, index=True),
+          Column("field", t.String(255), nullable=False),
+          Column("base", t.Text, nullable=False),
+          Column("side_values", t.Text, nullable=False),
+          Column("resolution", t.String(64), nullable=False),
+          Column("policy", t.String(64), nullable=False),
+          Column("at", t.UTCDateTime, nullable=False),
+          Column("open", t.Boolean, nullable=False))
+    return md
+
+
+def _side_values_sql(conn: Connection) -> str:
+    """SQL building a conflict's ``side_values`` from its two version-2 value columns.
+
+    Each of those already holds canonical JSON text, so joining them as the
+    members of an object with sorted keys gives exactly the canonical JSON the
+    store writes for {side: value}; `||` concatenates on both databases.
+    """
+    members = [f"'\"{side}\":' || {_quote(conn, side + '_value')}"
+               for side in sorted(_V2_SIDES)]
+    return "'{' || " + " || ',' || ".join(members) + " || '}'"
+
+
+def _sqlite_reshape(conn: Connection, v3: MetaData, name: str, select_sql: str) -> None:
+    """Replace SQLite table ``name`` by its version-3 shape, filled by ``select_sql``
+    (rows in the new column order): SQLite's create-copy-drop-rename procedure."""
+    new_name = f"{name}__migrating"
+    scratch = MetaData()
+    for other in v3.tables.values():  # the tables its foreign keys name
+        if other.name != name:
+            other.to_metadata(scratch)
+    table = v3.tables[name].to_metadata(scratch, name=new_name)
+    conn.execute(CreateTable(table))
+    columns = ", ".join(_quote(conn, c.name) for c in table.columns)
+    conn.exec_driver_sql(f"INSERT INTO {_quote(conn, new_name)} ({columns}) {select_sql}")
+    conn.exec_driver_sql(f"DROP TABLE {_quote(conn, name)}")
+    conn.exec_driver_sql(f"ALTER TABLE {_quote(conn, new_name)} RENAME TO {_quote(conn, name)}")
+    for index in v3.tables[name].indexes:
+        conn.execute(CreateIndex(index))
+
+
+def keep_sides_as_rows(conn: Connection, is_sqlite: bool) -> None:
+    """Version 3: per-side link state in rows keyed by side, no vendor-named columns.
+
+    Each link's two records (id, display, version, snapshot) move to two
+    ``link_sides`` rows, each comment pair's two ids to two ``comment_sides``
+    rows, and a conflict's two values into one side-keyed JSON object
+    (``side_values``); the links, comment pairs and conflicts keep their ids,
+    so nothing that points at them changes. Every value is copied as stored.
+    """
+    v3 = _v3_tables()
+    for name in ("link_sides", "comment_sides"):
+        conn.execute(CreateTable(v3.tables[name]))
+    for side in _V2_SIDES:
+        conn.exec_driver_sql(
+            "INSERT INTO link_sides (link_id, side, connection, record_id, display, version, "
+            f"snapshot) SELECT id, '{side}', connection, {_quote(conn, _V2_ID[side])}, "
+            f"{_quote(conn, side + '_display')}, {_quote(conn, 'version_' + side)}, "
+            f"{_quote(conn, 'snapshot_' + side)} FROM links"
+        )
+        conn.exec_driver_sql(
+            "INSERT INTO comment_sides (comment_link_id, link_id, side, comment_id) "
+            f"SELECT id, link_id, '{side}', {_quote(conn, _V2_COMMENT_ID[side])} "
+            "FROM comment_links"
+        )
+    side_values = _side_values_sql(conn)
+    if is_sqlite:
+        # `links` goes first: the others' rebuilds must not find it half made.
+        _sqlite_reshape(conn, v3, "links",
+                        "SELECT id, connection, hash, created_at, updated_at FROM links")
+        _sqlite_reshape(conn, v3, "comment_links",
+                        "SELECT id, link_id, origin, visibility FROM comment_links")
+        _sqlite_reshape(conn, v3, "conflicts",
+                        f"SELECT id, link_id, field, base, {side_values}, resolution, policy, "
+                        f"at, {_quote(conn, 'open')} FROM conflicts")
+        return
+    # PostgreSQL drops a column's constraints and indexes with it.
+    for side in _V2_SIDES:
+        for column in (_V2_ID[side], f"{side}_display", f"snapshot_{side}", f"version_{side}"):
+            conn.exec_driver_sql(f"ALTER TABLE links DROP COLUMN {_quote(conn, column)}")
+        conn.exec_driver_sql(
+            f"ALTER TABLE comment_links DROP COLUMN {_quote(conn, _V2_COMMENT_ID[side])}"
+        )
+    conn.exec_driver_sql("ALTER TABLE conflicts ADD COLUMN side_values TEXT")
+    conn.exec_driver_sql(f"UPDATE conflicts SET side_values = {side_values}")
+    conn.exec_driver_sql("ALTER TABLE conflicts ALTER COLUMN side_values SET NOT NULL")
+    for side in _V2_SIDES:
+        conn.exec_driver_sql(
+            f"ALTER TABLE conflicts DROP COLUMN {_quote(conn, side + '_value')}"
+        )
+
+
 # Version reached -> the step that reaches it from the version before.
 STEPS: dict[int, Step] = {
     2: scope_by_connection,
+    3: keep_sides_as_rows,
 }
 
 

@@ -14,6 +14,14 @@ Contract:
   of them carries its ``connection`` name (``[sync] connection``), and every
   uniqueness rule holds per connection. Comment links and conflicts belong to a
   link and are scoped through it; ``meta`` is the store's own.
+- Links are symmetric: a ``links`` row holds what belongs to the pair (its
+  connection, hash and times), and ``link_sides`` holds one row per side of it
+  (side, record id, display, version, snapshot). A record is linked at most
+  once per connection and side (a unique constraint, which is also the index
+  that finds links by record id). Comment pairs keep their per-side comment ids
+  in ``comment_sides`` the same way, and a conflict keeps its per-side values
+  in one side-keyed JSON object. No column is named after a vendor: a side name
+  ("servicenow", "jira") is a value.
 - :data:`MIGRATIONS` lists, per version, the step that brings a store of the
   version before up to it (applied by :mod:`sync.state`, oldest first).
 """
@@ -32,6 +40,7 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -39,16 +48,19 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Version -> what the step that reaches it does (the steps live in sync.state_migrate).
 MIGRATIONS: dict[int, str] = {
     2: "scope links, intents, retry queue, watermarks, runs and the lock by connection",
+    3: "keep link, comment and conflict data per side instead of in vendor-named columns",
 }
 
 # Vendor ids are short (sys_id is 32 hex, Jira keys ~10 chars); 255 keeps
 # PostgreSQL VARCHAR indexes cheap while leaving room for exotic instances.
 _ID = 255
+# A side name ("servicenow", "jira").
+_SIDE = 32
 # A connection name is an identifier people choose ("default", "ops-jira", ...).
 _CONNECTION = 64
 DEFAULT_CONNECTION = "default"
@@ -96,23 +108,30 @@ links = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     _connection_column(),
-    Column("servicenow_id", String(_ID), nullable=False),
-    Column("jira_key", String(_ID), nullable=False),
-    # Displays are for people (a number, a key, perhaps a title): no length limit.
-    Column("servicenow_display", Text, nullable=False, default=""),
-    Column("jira_display", Text, nullable=False, default=""),
-    # Canonical JSON text (sorted keys) of the neutral projection last synced.
-    Column("snapshot_servicenow", Text, nullable=True),
-    Column("snapshot_jira", Text, nullable=True),
-    Column("version_servicenow", String(_ID), nullable=True),
-    Column("version_jira", String(_ID), nullable=True),
     Column("hash", String(128), nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+# One row per side of a link: the record it links on that side, as last synced.
+link_sides = Table(
+    "link_sides",
+    metadata,
+    Column("link_id", Integer, ForeignKey("links.id", ondelete="CASCADE"), nullable=False),
+    Column("side", String(_SIDE), nullable=False),
+    # The link's connection, repeated here so uniqueness per connection is a constraint.
+    Column("connection", String(_CONNECTION), nullable=False),
+    Column("record_id", String(_ID), nullable=False),
+    # Displays are for people (a number, a key, perhaps a title): no length limit.
+    Column("display", Text, nullable=False, default=""),
+    Column("version", String(_ID), nullable=True),
+    # Canonical JSON text (sorted keys) of the neutral projection last synced.
+    Column("snapshot", Text, nullable=True),
+    PrimaryKeyConstraint("link_id", "side", name="pk_link_sides"),
     # A record is linked at most once per connection; two configurations
-    # sharing the database may each link it (e.g. to two Jira projects).
-    UniqueConstraint("connection", "servicenow_id", name="uq_links_connection_servicenow"),
-    UniqueConstraint("connection", "jira_key", name="uq_links_connection_jira"),
+    # sharing the database may each link it (e.g. to two Jira projects). Its
+    # index is also the one lookups by (connection, side, record ids) use.
+    UniqueConstraint("connection", "side", "record_id", name="uq_link_sides_record"),
 )
 
 comment_links = Table(
@@ -123,12 +142,24 @@ comment_links = Table(
         "link_id", Integer, ForeignKey("links.id", ondelete="CASCADE"), nullable=False,
         index=True,
     ),
-    Column("servicenow_comment_id", String(_ID), nullable=False),
-    Column("jira_comment_id", String(_ID), nullable=False),
-    Column("origin", String(32), nullable=False),
+    Column("origin", String(_SIDE), nullable=False),
     Column("visibility", String(32), nullable=False),
-    UniqueConstraint("link_id", "servicenow_comment_id", name="uq_comment_servicenow"),
-    UniqueConstraint("link_id", "jira_comment_id", name="uq_comment_jira"),
+)
+
+# One row per side of a comment pair: the comment's id on that side.
+comment_sides = Table(
+    "comment_sides",
+    metadata,
+    Column(
+        "comment_link_id", Integer, ForeignKey("comment_links.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    # The pair's link, repeated so that "one comment pairs once per link" is a constraint.
+    Column("link_id", Integer, ForeignKey("links.id", ondelete="CASCADE"), nullable=False),
+    Column("side", String(_SIDE), nullable=False),
+    Column("comment_id", String(_ID), nullable=False),
+    PrimaryKeyConstraint("comment_link_id", "side", name="pk_comment_sides"),
+    UniqueConstraint("link_id", "side", "comment_id", name="uq_comment_sides_comment"),
 )
 
 intents = Table(
@@ -171,8 +202,8 @@ conflicts = Table(
     Column("field", String(_ID), nullable=False),
     # Values are canonical JSON text so any neutral value (str, int, list, None) fits.
     Column("base", Text, nullable=False),
-    Column("servicenow_value", Text, nullable=False),
-    Column("jira_value", Text, nullable=False),
+    # {side: value}, canonical JSON (sorted keys): the value each side held.
+    Column("side_values", Text, nullable=False),
     Column("resolution", String(64), nullable=False),
     Column("policy", String(64), nullable=False),
     Column("at", UTCDateTime, nullable=False),

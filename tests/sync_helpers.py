@@ -74,4 +74,4 @@ def linked_pair(sandboxes: Any, sync_config: Any, make_engine: Any, title: str =
     path = sync_config(**config)
     first = sync(make_engine, path)
     assert first.created == 1 and first.failed == 0, first.failures
-    return path, sn["sys_id"], only_link(path).jira_key
+    return path, sn["sys_id"], only_link(path).id_on("jira")

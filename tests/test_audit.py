@@ -165,8 +165,15 @@ def test_fail_on_drift_counts_orphans_and_open_conflicts(
     with store:
         link = store.all_links()[0]
         with store.pair() as tx:
-            tx.record_conflict(link.id, "urgency", base=2, servicenow_value=1, jira_value=3,
-                               resolution="manual", policy="manual", at=datetime.now(UTC))
+            tx.record_conflict(
+                link.id,
+                "urgency",
+                base=2,
+                values={"servicenow": 1, "jira": 3},
+                resolution="manual",
+                policy="manual",
+                at=datetime.now(UTC),
+            )
     conflicted = runner.invoke(app, ["audit", "-c", str(config), "--fail-on-drift"])
     assert conflicted.exit_code == 1
     assert "open conflicts 1" in conflicted.stderr and "orphans 0" in conflicted.stderr

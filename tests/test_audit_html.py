@@ -84,11 +84,19 @@ def report_page(sandboxes: Any, sync_config: Any, make_engine: Any, tmp_path: Pa
                       {"short_description": "VPN drops <hourly> & \"often\"", "urgency": "1"})
     sn_incident(servicenow, "Printer on fire")
     with store_of(config) as store:
-        link = next(link for link in store.all_links() if link.servicenow_id == calm["sys_id"])
+        link = next(
+            link for link in store.all_links() if link.id_on("servicenow") == calm["sys_id"]
+        )
         with store.pair() as tx:
-            tx.record_conflict(link.id, "assignee", base=None, servicenow_value="a@example.com",
-                               jira_value="b@example.com", resolution="manual", policy="manual",
-                               at=datetime.now(UTC) - timedelta(minutes=5))
+            tx.record_conflict(
+                link.id,
+                "assignee",
+                base=None,
+                values={"servicenow": "a@example.com", "jira": "b@example.com"},
+                resolution="manual",
+                policy="manual",
+                at=datetime.now(UTC) - timedelta(minutes=5),
+            )
     page = tmp_path / "audit.html"
     result = runner.invoke(app, ["audit", "-c", str(config), "-f", "html", "-o", str(page)])
     assert result.exit_code == 0, result.output

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from mappings.model import Comment, Incident, Status, Visibility
 from sync.audit_report import (
+    AuditedRecord,
     AuditReport,
     OpenConflict,
     Orphan,
@@ -69,17 +70,24 @@ def test_title_differs_exactly_when_the_texts_differ(a: str, b: str) -> None:
     assert bool(diffs) == (a != b)
 
 
+def sides(sys_id: str, key: str, number: str = "", key_display: str = "",
+          sn_url: str = "", jira_url: str = "") -> dict[str, AuditedRecord]:
+    return {"servicenow": AuditedRecord(sys_id, number, sn_url),
+            "jira": AuditedRecord(key, key_display, jira_url)}
+
+
 def report() -> AuditReport:
     return AuditReport(
         pairs=[
-            PairAudit("a" * 32, "OPS-1", "INC0010001", "OPS-1"),
-            PairAudit("b" * 32, "OPS-2", "INC0010002", "OPS-2",
+            PairAudit(sides("a" * 32, "OPS-1", "INC0010001", "OPS-1")),
+            PairAudit(sides("b" * 32, "OPS-2", "INC0010002", "OPS-2"),
                       differences=compare_pair(Incident(title="<b>x</b>, \"q\""),
                                                Incident(title="y"), ["title"])),
-            PairAudit("c" * 32, "OPS-3", "INC0010003", "OPS-3", missing="jira"),
+            PairAudit(sides("c" * 32, "OPS-3", "INC0010003", "OPS-3"), missing="jira"),
         ],
         orphans=[Orphan("jira", "OPS-9", "OPS-9", "Printer on fire")],
-        conflicts=[OpenConflict("b" * 32, "OPS-2", "urgency", 2, 1, 3, "manual: left as is")],
+        conflicts=[OpenConflict({"servicenow": "b" * 32, "jira": "OPS-2"}, "urgency", 2,
+                                {"servicenow": 1, "jira": 3}, "manual: left as is")],
     )
 
 
@@ -88,7 +96,7 @@ def test_counts_and_cleanliness() -> None:
         "linked": 3, "in_step": 1, "differing": 2, "orphans": 1, "open_conflicts": 1
     }
     assert not report().clean
-    assert AuditReport(pairs=[PairAudit("a", "OPS-1")]).clean
+    assert AuditReport(pairs=[PairAudit(sides("a", "OPS-1"))]).clean
 
 
 def test_json_rendering_parses_and_keeps_every_finding() -> None:
@@ -184,11 +192,11 @@ def test_credentials_in_a_url_never_reach_the_report() -> None:
 
 def test_html_links_only_web_addresses_and_draws_the_drift_per_field() -> None:
     made = AuditReport(pairs=[
-        PairAudit("a" * 32, "OPS-1", "INC1", "OPS-1", servicenow_url="javascript:alert(1)",
-                  jira_url="https://example.atlassian.net/browse/OPS-1",
+        PairAudit(sides("a" * 32, "OPS-1", "INC1", "OPS-1", "javascript:alert(1)",
+                        "https://example.atlassian.net/browse/OPS-1"),
                   differences=compare_pair(Incident(title="a", urgency=1),
                                            Incident(title="b", urgency=2), ["title", "urgency"])),
-        PairAudit("b" * 32, "OPS-2", "INC2", "OPS-2",
+        PairAudit(sides("b" * 32, "OPS-2", "INC2", "OPS-2"),
                   differences=compare_pair(Incident(title="c"), Incident(title="d"), ["title"])),
     ])
     page = made.render("html")
@@ -199,6 +207,6 @@ def test_html_links_only_web_addresses_and_draws_the_drift_per_field() -> None:
 
 
 def test_html_of_a_clean_report_says_nothing_drifts() -> None:
-    page = AuditReport(pairs=[PairAudit("a", "OPS-1")]).render("html")
+    page = AuditReport(pairs=[PairAudit(sides("a", "OPS-1"))]).render("html")
     assert "No field differs between linked records." in page
     assert 'class="card good" id="card-in_step"' in page  # green: every pair in step

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from sync.cli.main import app
-from sync.state import SCHEMA_VERSION, StateStore
+from sync.state import SCHEMA_VERSION, LinkSide, StateStore
 
 runner = CliRunner()
 SYS_ID = "0a1b2c3d4e5f60718293a4b5c6d7e8f9"
@@ -53,14 +53,27 @@ def populate(config: Path) -> datetime:
     with StateStore(f"sqlite:///{db_of(config)}") as store:
         with store.pair() as tx:
             link = tx.save_link(
-                servicenow_id=SYS_ID, jira_key="OPS-1", servicenow_display="INC0010001",
-                jira_display="OPS-1", snapshot_servicenow={"title": "VPN down"},
-                snapshot_jira={"title": "VPN down"}, version_servicenow="7",
-                version_jira="2026-03-01T09:00:00.000+0000", hash="h1",
+                {
+                    "servicenow": LinkSide(
+                        id=SYS_ID, display="INC0010001", snapshot={"title": "VPN down"}, version="7"
+                    ),
+                    "jira": LinkSide(
+                        id="OPS-1",
+                        display="OPS-1",
+                        snapshot={"title": "VPN down"},
+                        version="2026-03-01T09:00:00.000+0000",
+                    ),
+                },
+                hash="h1",
             )
             tx.record_conflict(
-                link.id, "urgency", base=2, servicenow_value=1, jira_value=3,
-                resolution="manual", policy="manual", at=now - timedelta(minutes=3),
+                link.id,
+                "urgency",
+                base=2,
+                values={"servicenow": 1, "jira": 3},
+                resolution="manual",
+                policy="manual",
+                at=now - timedelta(minutes=3),
             )
         first = store.start_run("run", now - timedelta(hours=1))
         store.finish_run(first, finished=now - timedelta(hours=1) + timedelta(seconds=12.5),

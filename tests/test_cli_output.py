@@ -117,9 +117,15 @@ def busy(sandboxes: Any, sync_config: Any, make_engine: Any) -> Path:
     with store_of(config) as store:
         (link,) = store.all_links()
         with store.pair() as tx:
-            tx.record_conflict(link.id, "title", base="VPN drops",
-                               servicenow_value=LONG_TITLE, jira_value="VPN " + LONG_WORD,
-                               resolution="manual", policy="manual", at=now)
+            tx.record_conflict(
+                link.id,
+                "title",
+                base="VPN drops",
+                values={"servicenow": LONG_TITLE, "jira": "VPN " + LONG_WORD},
+                resolution="manual",
+                policy="manual",
+                at=now,
+            )
         store.record_failure("servicenow", row["sys_id"], LONG_ERROR,
                              now=now - timedelta(hours=1), base_seconds=60, max_attempts=5)
     return config

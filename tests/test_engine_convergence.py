@@ -113,47 +113,49 @@ class SyncMachine(RuleBasedStateMachine):
         keys = self.jira.issue_keys()
         # No duplicates: every record has exactly one counterpart.
         assert len(links) == len(incidents) == len(keys)
-        assert {link.servicenow_id for link in links} == set(incidents)
-        assert {link.jira_key for link in links} == set(keys)
+        assert {link.id_on("servicenow") for link in links} == set(incidents)
+        assert {link.id_on("jira") for link in links} == set(keys)
         for link in links:
-            record = incidents[link.servicenow_id]
-            issue = self.jira.issue(link.jira_key)["fields"]
+            record = incidents[link.id_on("servicenow")]
+            issue = self.jira.issue(link.id_on("jira"))["fields"]
             # Converged: the pair agrees on what travels both ways.
             assert record["short_description"] == issue["summary"]
             assert record["state"] == STATE_OF[issue["status"]["name"]]
-            assert len(self.servicenow.journal(link.servicenow_id)) == len(
+            assert len(self.servicenow.journal(link.id_on("servicenow"))) == len(
                 issue["comment"]["comments"])
         return links
 
     @rule(link=pairs, title=TITLE)
     def edit_title_in_servicenow(self, link: Any, title: str) -> None:
         if link is not None:
-            self.servicenow.update("incident", link.servicenow_id, {"short_description": title})
+            self.servicenow.update(
+                "incident", link.id_on("servicenow"), {"short_description": title}
+            )
 
     @rule(link=pairs, title=TITLE)
     def edit_title_in_jira(self, link: Any, title: str) -> None:
         if link is not None:
-            self.jira.edit_issue(link.jira_key, {"summary": title})
+            self.jira.edit_issue(link.id_on("jira"), {"summary": title})
 
     @rule(link=pairs, text=COMMENT, internal=st.booleans())
     def comment_in_servicenow(self, link: Any, text: str, internal: bool) -> None:
         if link is not None:
             element = "work_notes" if internal else "comments"
-            self.servicenow.update("incident", link.servicenow_id, {element: text})
+            self.servicenow.update("incident", link.id_on("servicenow"), {element: text})
 
     @rule(link=pairs, text=COMMENT, internal=st.booleans())
     def comment_in_jira(self, link: Any, text: str, internal: bool) -> None:
         if link is not None:
-            self.jira.add_comment(link.jira_key, text, internal=internal)
+            self.jira.add_comment(link.id_on("jira"), text, internal=internal)
 
     @rule(link=consumes(pairs), status=JIRA_STATUS)
     def move_in_jira(self, link: Any, status: str) -> None:
         if link is None:
             return
-        current = self.jira.issue(link.jira_key)["fields"]["status"]["name"]
+        current = self.jira.issue(link.id_on("jira"))["fields"]["status"]["name"]
         if current in ("Resolved", "Closed", "Canceled"):
             return  # keep the walk inside the open part of the workflow
-        self.jira.transition_issue(link.jira_key, status, resolution="Done")
+        self.jira.transition_issue(link.id_on("jira"), status, resolution="Done")
 
 
 @pytest.mark.slow

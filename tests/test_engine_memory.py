@@ -65,7 +65,7 @@ def linked_pair(memory: Any, title: str = "VPN down", **sync_keys: Any) -> tuple
     first = memory.run(**sync_keys)
     assert first.created == 1 and first.failed == 0, first.failures
     (link,) = memory.links()
-    return sys_id, link.jira_key
+    return sys_id, link.id_on("jira")
 
 
 # --------------------------------------------------------------------------- echo
@@ -81,7 +81,7 @@ def test_initial_sync_links_each_side_s_records_and_a_second_run_writes_nothing(
     first = memory.run()
 
     assert (first.created, first.failed, first.orphaned) == (2, 0, 0), first.failures
-    linked = {link.servicenow_id: link.jira_key for link in memory.links()}
+    linked = {link.id_on("servicenow"): link.id_on("jira") for link in memory.links()}
     copy = memory.jira.get(linked[sys_id])
     assert copy["summary"] == "Outlook crashes on attachments"
     assert copy["customfield_10004"] == {"value": "Extensive / Widespread"}
@@ -106,8 +106,8 @@ def test_one_way_direction_creates_and_updates_only_towards_the_target(memory: A
     assert len(memory.servicenow.records) == 1 and len(memory.jira.records) == 2
 
     (link,) = memory.links()
-    memory.jira.edit(link.jira_key, {"summary": "Edited in Jira"})
-    memory.jira.comment(link.jira_key, "Jira-only note")
+    memory.jira.edit(link.id_on("jira"), {"summary": "Edited in Jira"})
+    memory.jira.comment(link.id_on("jira"), "Jira-only note")
     memory.servicenow.comment(sys_id, "From ServiceNow")
     second = memory.run(direction="servicenow-to-jira")
     assert (second.updated, second.comments, second.failed) == (0, 1, 0), second.failures
@@ -144,8 +144,8 @@ def test_conflicting_edits_are_settled_by_the_policy_and_recorded(
     with store(memory) as state:
         (conflict,) = state.conflicts()
     assert conflict.field == "title"
-    assert conflict.servicenow_value == "Title from ServiceNow"
-    assert conflict.jira_value == "Title from Jira"
+    assert conflict.value_on("servicenow") == "Title from ServiceNow"
+    assert conflict.value_on("jira") == "Title from Jira"
     assert conflict.base == {"servicenow": "VPN down", "jira": "VPN down"}
     assert conflict.resolution == (winner or "manual")
     assert conflict.open is (winner is None)
@@ -163,7 +163,7 @@ def test_a_failing_record_waits_in_the_retry_queue_while_the_rest_syncs(memory: 
     first = sn_incident(memory, "Printer jammed")
     second = sn_incident(memory, "Scanner offline")
     assert memory.run().created == 2
-    keys = {link.servicenow_id: link.jira_key for link in memory.links()}
+    keys = {link.id_on("servicenow"): link.id_on("jira") for link in memory.links()}
     memory.servicenow.edit(first, {"short_description": "Printer on fire"})
     memory.servicenow.edit(second, {"short_description": "Scanner back"})
     memory.jira.reject(lambda fields: fields.get("summary") == "Printer on fire",
@@ -286,8 +286,10 @@ def test_a_crash_at_any_step_of_a_create_leaves_one_record_and_one_link(
     assert rerun.failed == 0, rerun.failures
     assert len(memory.jira.records) == 1
     (link,) = memory.links()
-    assert link.servicenow_id == sys_id and link.jira_key == next(iter(memory.jira.records))
-    assert memory.servicenow.get(sys_id)["correlation_id"] == link.jira_key
+    assert link.id_on("servicenow") == sys_id and link.id_on("jira") == next(
+        iter(memory.jira.records)
+    )
+    assert memory.servicenow.get(sys_id)["correlation_id"] == link.id_on("jira")
     with store(memory) as state:
         assert state.pending_intents() == []
     assert memory.run().created == 0
@@ -328,7 +330,7 @@ def test_a_create_whose_reply_was_lost_is_adopted_on_the_rerun_not_duplicated(
 
     assert rerun.failed == 0, rerun.failures
     (link,) = memory.links()
-    assert link.servicenow_id == sys_id
+    assert link.id_on("servicenow") == sys_id
     assert len([r for r in memory.jira.records.values() if r.foreign_id == sys_id]) == 1
     assert memory.run().created == 0
 

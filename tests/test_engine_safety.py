@@ -140,7 +140,7 @@ def test_an_unlinked_record_carrying_the_other_s_id_is_adopted_not_duplicated(
     summary = sync(make_engine, config)
     assert (summary.created, summary.adopted, summary.failed) == (0, 1, 0), summary.failures
     (link,) = links(config)
-    assert (link.servicenow_id, link.jira_key) == (sn["sys_id"], key)
+    assert (link.id_on("servicenow"), link.id_on("jira")) == (sn["sys_id"], key)
     assert jira.issue_keys() == [key] and len(servicenow.rows("incident")) == 1
 
 
@@ -164,8 +164,8 @@ def test_a_crash_at_any_step_of_a_create_leaves_one_record_and_one_link(
     assert rerun.failed == 0, rerun.failures
     assert len(jira.issue_keys()) == 1
     (link,) = links(config)
-    assert link.servicenow_id == sn["sys_id"] and link.jira_key == jira.issue_keys()[0]
-    assert servicenow.get("incident", sn["sys_id"])["correlation_id"] == link.jira_key
+    assert link.id_on("servicenow") == sn["sys_id"] and link.id_on("jira") == jira.issue_keys()[0]
+    assert servicenow.get("incident", sn["sys_id"])["correlation_id"] == link.id_on("jira")
     with store_of(config) as store:
         assert store.pending_intents() == []
     assert sync(make_engine, config).created == 0

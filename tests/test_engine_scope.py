@@ -43,11 +43,11 @@ def test_closing_a_linked_incident_reaches_jira_when_the_scope_follows_linked_re
         "state": "6", "close_code": "Solution provided", "close_notes": "Replaced the router"})
     summary = make_engine(config).run()
     assert summary.failed == 0, summary.failures
-    assert jira_status(jira, link.jira_key) == "Resolved"
+    assert jira_status(jira, link.id_on("jira")) == "Resolved"
     servicenow.update("incident", row["sys_id"], {"state": "7"})
     summary = make_engine(config).run()
     assert summary.failed == 0, summary.failures
-    assert jira_status(jira, link.jira_key) == "Closed"
+    assert jira_status(jira, link.id_on("jira")) == "Closed"
 
 
 def test_a_new_incident_created_resolved_reaches_jira_resolved(
@@ -59,7 +59,7 @@ def test_a_new_incident_created_resolved_reaches_jira_resolved(
     config = sync_config(query="active=true")
     summary = make_engine(config).run()
     assert summary.failed == 0, summary.failures
-    assert jira_status(jira, the_link(config).jira_key) == "Resolved"
+    assert jira_status(jira, the_link(config).id_on("jira")) == "Resolved"
 
 
 def test_closing_with_the_default_scope_leaves_jira_as_it_was(
@@ -74,5 +74,5 @@ def test_closing_with_the_default_scope_leaves_jira_as_it_was(
     servicenow.update("incident", row["sys_id"], {"state": "7"})
     summary = make_engine(config).run()
     assert summary.failed == 0 and summary.updated == 0
-    assert jira_status(jira, link.jira_key) == "Resolved"
+    assert jira_status(jira, link.id_on("jira")) == "Resolved"
     assert servicenow.get("incident", row["sys_id"])["state"] == "7"

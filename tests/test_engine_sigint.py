@@ -108,7 +108,7 @@ def test_ctrl_c_mid_run_ends_cleanly_and_the_rerun_keeps_every_original_status(
         again = run_in_process(config, store)
         assert again.failed == 0, again.failures
         assert writes(servicenow) == [] and writes(jira) == []
-        links = {link.servicenow_id: link.jira_key for link in store.all_links()}
+        links = {link.id_on("servicenow"): link.id_on("jira") for link in store.all_links()}
         assert store.open_conflicts() == []
 
     assert sorted(links) == sorted(states)

@@ -216,12 +216,12 @@ def edit_every_pair(servicenow: ServiceNowSandbox, jira: JiraSandbox, store: Sta
     """Edit each linked pair on one side (alternating) and comment on the other."""
     for n, link in enumerate(store.all_links()):
         if n % 2 == 0:
-            servicenow.update("incident", link.servicenow_id,
+            servicenow.update("incident", link.id_on("servicenow"),
                               {"short_description": f"Edited in ServiceNow {n}", "urgency": "1"})
-            notes.append(comment_on(servicenow, jira, "jira", link.jira_key, n, "follow-up"))
+            notes.append(comment_on(servicenow, jira, "jira", link.id_on("jira"), n, "follow-up"))
         else:
-            jira.edit_issue(link.jira_key, {"summary": f"Edited in Jira {n}"})
-            notes.append(comment_on(servicenow, jira, "servicenow", link.servicenow_id, n,
+            jira.edit_issue(link.id_on('jira'), {"summary": f"Edited in Jira {n}"})
+            notes.append(comment_on(servicenow, jira, "servicenow", link.id_on("servicenow"), n,
                                     "follow-up"))
 
 
@@ -291,15 +291,17 @@ def check_synced_once(servicenow: ServiceNowSandbox, jira: JiraSandbox, store: S
     # Exactly one link per pair, and every record in one.
     links = store.all_links()
     assert len(links) == 2 * PER_SIDE
-    assert sorted(link.servicenow_id for link in links) == sorted(r["sys_id"] for r in sn_rows)
-    assert sorted(link.jira_key for link in links) == sorted(keys)
+    assert sorted(link.id_on("servicenow") for link in links) == sorted(
+        r["sys_id"] for r in sn_rows
+    )
+    assert sorted(link.id_on("jira") for link in links) == sorted(keys)
     # Every comment once on each side, with its visibility; nothing else (no echoes).
     for link in links:
-        ours = [n for n in notes if n.record_id in (link.servicenow_id, link.jira_key)]
+        ours = [n for n in notes if n.record_id in (link.id_on("servicenow"), link.id_on("jira"))]
         expected = Counter((n.text, n.internal) for n in ours)
-        seen = comments_on(servicenow, jira, link.servicenow_id, link.jira_key)
+        seen = comments_on(servicenow, jira, link.id_on("servicenow"), link.id_on("jira"))
         for side, got in seen.items():
-            assert got == expected, (side, link.servicenow_display, link.jira_display,
+            assert got == expected, (side, link.display_on("servicenow"), link.display_on("jira"),
                                      dict(got), dict(expected))
 
 
@@ -308,11 +310,11 @@ def check_fields_agree(servicenow: ServiceNowSandbox, jira: JiraSandbox,
     """Titles and urgencies (the fields the seed and the edits set) agree on every pair."""
     urgency = {"1": "High", "2": "Medium", "3": "Low"}   # the default profile's to_jira
     for link in store.all_links():
-        row = servicenow.get("incident", link.servicenow_id)
+        row = servicenow.get("incident", link.id_on("servicenow"))
         assert row is not None
-        fields = jira.issue(link.jira_key)["fields"]
+        fields = jira.issue(link.id_on("jira"))["fields"]
         assert (row["short_description"], urgency[row["urgency"]]) == (
-            fields["summary"], fields["customfield_10005"]["value"]), link.jira_key
+            fields["summary"], fields["customfield_10005"]["value"]), link.id_on("jira")
 
 
 # --------------------------------------------------------------------------- the test

@@ -580,7 +580,10 @@ class SyncMachine(RuleBasedStateMachine):
         if not hasattr(self, "jira") or not (self.tmp / "state.db").exists():
             return
         links = self.links()
-        for ids in ([link.servicenow_id for link in links], [link.jira_key for link in links]):
+        for ids in (
+            [link.id_on("servicenow") for link in links],
+            [link.id_on("jira") for link in links],
+        ):
             assert len(ids) == len(set(ids)), ids
         bodies = {sys_id: [row["value"] for row in self.servicenow.journal(sys_id)]
                   for sys_id in self.sn_ids()}
@@ -640,8 +643,8 @@ class SyncMachine(RuleBasedStateMachine):
         links = self.links()
         sn_ids, keys = self.sn_ids(), self.jira.issue_keys()
         assert len(sn_ids) == len(keys) == len(links), (sn_ids, keys, links)
-        assert sorted(link.servicenow_id for link in links) == sorted(sn_ids)
-        assert sorted(link.jira_key for link in links) == sorted(keys)
+        assert sorted(link.id_on("servicenow") for link in links) == sorted(sn_ids)
+        assert sorted(link.id_on("jira") for link in links) == sorted(keys)
 
     def check_pairs_agree(self) -> None:
         engine = self.engine()
@@ -654,8 +657,8 @@ class SyncMachine(RuleBasedStateMachine):
                     self.jira.issue_keys(), engine.vendor_fields["jira"]),
             }
             for link in self.links():
-                pair = {"servicenow": records["servicenow"][link.servicenow_id],
-                        "jira": records["jira"][link.jira_key]}
+                pair = {"servicenow": records["servicenow"][link.id_on("servicenow")],
+                        "jira": records["jira"][link.id_on("jira")]}
                 check_fields_agree(engine, pair)
                 check_comments(engine, pair, self.comments)
         finally:
@@ -674,7 +677,7 @@ class SyncMachine(RuleBasedStateMachine):
             with StateStore(f"sqlite:///{self.tmp / 'state.db'}", create=False) as store:
                 conflicts = store.conflicts()
             for link in self.links():
-                ids = {"servicenow": link.servicenow_id, "jira": link.jira_key}
+                ids = {"servicenow": link.id_on("servicenow"), "jira": link.id_on("jira")}
                 held = {side: incident.model_dump(mode="json") for side, incident in
                         pair_incidents(engine, ids["servicenow"], ids["jira"]).items()}
                 for name in ORACLE_FIELDS:
@@ -844,10 +847,10 @@ def test_close_code_of_a_reopened_incident_is_kept_whether_synced_in_between_or_
         for _ in range(2):
             assert make_engine(config).run().failed == 0
         with StateStore(f"sqlite:///{config.parent / 'state.db'}", create=False) as store:
-            link = next(x for x in store.all_links() if x.servicenow_id == row["sys_id"])
-        incidents = pair_incidents(make_engine(config), row["sys_id"], link.jira_key)
+            link = next(x for x in store.all_links() if x.id_on("servicenow") == row["sys_id"])
+        incidents = pair_incidents(make_engine(config), row["sys_id"], link.id_on("jira"))
         assert incidents["servicenow"].status == incidents["jira"].status == "in_progress"
-        assert jira.issue(link.jira_key)["fields"]["resolution"] is None
+        assert jira.issue(link.id_on("jira"))["fields"]["resolution"] is None
         ends[sync_between] = (incidents["servicenow"].resolution_code,
                               incidents["jira"].resolution_code)
 

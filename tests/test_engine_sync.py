@@ -42,7 +42,7 @@ def test_initial_sync_creates_each_side_s_incidents_on_the_other(
     assert (summary.created, summary.failed, summary.orphaned) == (2, 0, 0), summary.failures
     assert len(servicenow.rows("incident")) == 2
     assert len(jira.issue_keys()) == 2
-    linked = {link.servicenow_id: link.jira_key for link in links(config)}
+    linked = {link.id_on("servicenow"): link.id_on("jira") for link in links(config)}
     assert sn["sys_id"] in linked and key in linked.values()
     copy = jira_fields(jira, linked[sn["sys_id"]])
     assert copy["summary"] == "VPN drops every 5 minutes"
@@ -210,7 +210,7 @@ def test_data_center_round_trip_with_wiki_text_and_no_echo(
     first = sync(make_engine, config)
 
     assert (first.created, first.comments, first.failed) == (2, 1, 0), first.failures
-    link = {lk.servicenow_id: lk.jira_key for lk in links(config)}[sn["sys_id"]]
+    link = {lk.id_on("servicenow"): lk.id_on("jira") for lk in links(config)}[sn["sys_id"]]
     engine = make_engine(config)
     engine.open()
     copy = engine.connectors["jira"].get_many([link], engine.vendor_fields["jira"])[link]
@@ -236,7 +236,7 @@ def test_a_title_one_tool_cuts_is_never_cut_on_the_other(
     config = sync_config()
     first = sync(make_engine, config)
     assert (first.created, first.failed) == (1, 0), first.failures
-    sys_id = only_link(config).servicenow_id
+    sys_id = only_link(config).id_on("servicenow")
     assert servicenow.get("incident", sys_id)["short_description"] == long_title[:160]
     assert jira_fields(jira, key)["summary"] == long_title
 
@@ -288,7 +288,7 @@ def test_a_person_the_other_tool_does_not_know_is_never_wiped_from_the_original(
 
     assert summary.failed == 0, summary.failures
     assert any("zoe.extern@contractor.example" in w for w in summary.warnings)
-    key = only_link(config).jira_key
+    key = only_link(config).id_on("jira")
     assert jira_fields(jira, key)["assignee"] is None          # unknown in Jira: left empty
     assert servicenow.get("incident", sn["sys_id"])["assigned_to"] == contractor["sys_id"]
     jira.edit_issue(key, {"summary": "Laptop swap (new model)"})

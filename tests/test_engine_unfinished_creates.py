@@ -72,7 +72,7 @@ def jira_status(jira: Any, key: str) -> str:
 def copies(servicenow: Any, config: Path) -> dict[str, str]:
     """sys_id -> Jira key, from the state store."""
     with StateStore(f"sqlite:///{config.parent / 'state.db'}", create=False) as store:
-        return {link.servicenow_id: link.jira_key for link in store.all_links()}
+        return {link.id_on("servicenow"): link.id_on("jira") for link in store.all_links()}
 
 
 def open_conflicts(config: Path) -> list[Any]:

@@ -23,6 +23,7 @@ from sync.errors import StateSchemaError, SyncError
 from sync.state import (
     SCHEMA_VERSION,
     LinkConflict,
+    LinkSide,
     NoStateStore,
     StateStore,
     StateStoreError,
@@ -43,21 +44,20 @@ def store(state_url: str) -> Any:
         yield opened
 
 
-def save(store: StateStore, sn: str, key: str, **changes: Any) -> Any:
-    values: dict[str, Any] = {
-        "servicenow_id": sn,
-        "jira_key": key,
-        "servicenow_display": f"INC-{sn}",
-        "jira_display": key,
-        "snapshot_servicenow": {"title": "Printer on fire", "impact": 2},
-        "snapshot_jira": {"title": "Printer on fire", "impact": 2},
-        "version_servicenow": "3",
-        "version_jira": "2026-03-01T09:00:00.000+0000",
-        "hash": "abc",
+def save(store: StateStore, sn: str, key: str, hash: str | None = "abc",
+         **changes: Any) -> Any:
+    """Link ``sn`` and ``key``; ``changes`` override a side's fields: ``servicenow={...}``."""
+    sides = {
+        "servicenow": {"id": sn, "display": f"INC-{sn}",
+                       "snapshot": {"title": "Printer on fire", "impact": 2}, "version": "3"},
+        "jira": {"id": key, "display": key, "snapshot": {"title": "Printer on fire", "impact": 2},
+                 "version": "2026-03-01T09:00:00.000+0000"},
     }
-    values.update(changes)
+    for side, fields in changes.items():
+        sides[side].update(fields)
     with store.pair() as tx:
-        return tx.save_link(**values)
+        return tx.save_link({side: LinkSide(**fields) for side, fields in sides.items()},
+                            hash=hash)
 
 
 # ------------------------------------------------------------------ schema
@@ -70,9 +70,9 @@ def test_schema_is_created_on_first_use_and_versioned(db_path: Path) -> None:
         tables = {row[0] for row in listed}
         version = raw.execute("select value from meta where key='schema_version'").fetchone()[0]
         journal = raw.execute("pragma journal_mode").fetchone()[0]
-    assert {"meta", "links", "comment_links", "intents", "retry_queue", "conflicts",
-            "watermarks", "runs", "lock"} <= tables
-    assert version == str(SCHEMA_VERSION) == "2"
+    assert {"meta", "links", "link_sides", "comment_links", "comment_sides", "intents",
+            "retry_queue", "conflicts", "watermarks", "runs", "lock"} <= tables
+    assert version == str(SCHEMA_VERSION) == "3"
     assert journal == "wal"
 
 
@@ -90,7 +90,7 @@ def test_reopening_a_store_keeps_its_links(state_url: str) -> None:
         save(first, "sn1", "OPS-1")
     with StateStore(state_url) as second:
         link = second.link_by("servicenow", "sn1")
-    assert link is not None and link.jira_key == "OPS-1"
+    assert link is not None and link.id_on("jira") == "OPS-1"
     assert link.snapshot_on("jira") == {"title": "Printer on fire", "impact": 2}
 
 
@@ -144,7 +144,7 @@ def test_opening_without_create_reads_an_existing_store(state_url: str) -> None:
     with StateStore(state_url) as first:
         save(first, "sn1", "OPS-1")
     with StateStore(state_url, create=False) as reader:
-        assert [link.jira_key for link in reader.all_links()] == ["OPS-1"]
+        assert [link.id_on("jira") for link in reader.all_links()] == ["OPS-1"]
 
 
 def test_in_memory_url_is_one_database_for_every_connection() -> None:
@@ -166,12 +166,12 @@ def test_save_link_inserts_then_updates_the_row_found_by_either_id(store: StateS
     assert created.id_on("servicenow") == "sn1" and created.id_on("jira") == "OPS-1"
     assert created.created_at == T0
 
-    by_sn = save(store, "sn1", "OPS-1", version_servicenow="4", snapshot_jira=None)
+    by_sn = save(store, "sn1", "OPS-1", servicenow={"version": "4"}, jira={"snapshot": None})
     assert by_sn.id == created.id
     assert by_sn.version_on("servicenow") == "4"
     assert by_sn.snapshot_on("jira") is None
 
-    relinked = save(store, "sn9", "OPS-1", servicenow_display="INC0009")
+    relinked = save(store, "sn9", "OPS-1", servicenow={"display": "INC0009"})
     assert relinked.id == created.id
     assert store.link_by("servicenow", "sn1") is None
     assert store.link_by("servicenow", "sn9") == relinked
@@ -188,44 +188,65 @@ def test_two_records_claiming_one_link_is_a_clear_sync_error(store: StateStore) 
     assert "two records claim one link" in message
     assert "sn1 <-> Jira OPS-1" in message and "sn2 <-> Jira OPS-2" in message
     # Nothing was changed by the refused save.
-    assert store.link_by("jira", "OPS-2").servicenow_id == "sn2"  # type: ignore[union-attr]
+    assert store.link_by("jira", "OPS-2").id_on("servicenow") == "sn2"  # type: ignore[union-attr]
 
 
 def test_database_uniqueness_also_guards_links(state_url: str, store: StateStore) -> None:
-    save(store, "sn1", "OPS-1")
+    link = save(store, "sn1", "OPS-1")
+    other = save(store, "sn2", "OPS-2")
+    # A second link holding sn1, or a third side on one link, is refused by the database.
     with pytest.raises(IntegrityError):
-        run_sql(
-            state_url,
-            "insert into links (connection, servicenow_id, jira_key, servicenow_display, "
-            "jira_display, created_at, updated_at) values ('default', 'sn1', 'OPS-5', '', '', "
-            "'2026-01-01', '2026-01-01')"
-        )
+        run_sql(state_url, "update link_sides set record_id = 'sn1' where link_id = :other "
+                "and side = 'servicenow'", other=other.id)
+    with pytest.raises(IntegrityError):
+        run_sql(state_url, "insert into link_sides (link_id, side, connection, record_id, "
+                "display) values (:link, 'jira', 'default', 'OPS-5', '')", link=link.id)
+
+
+def test_a_link_missing_a_side_is_a_clear_store_error(state_url: str,
+                                                       store: StateStore) -> None:
+    link = save(store, "sn1", "OPS-1")
+    run_sql(state_url, "delete from link_sides where side = 'jira'")
+    with pytest.raises(StateStoreError, match=r"link \d+ has sides \['servicenow'\].*by hand"):
+        store.link_by_id(link.id)
+
+
+def test_per_side_values_must_name_both_sides(store: StateStore) -> None:
+    with pytest.raises(ValueError, match="needs a record id on each side"), store.pair() as tx:
+        tx.save_link({"servicenow": LinkSide("sn1", "", None, None)}, hash=None)
+    link = save(store, "sn1", "OPS-1")
+    with pytest.raises(ValueError, match="needs a value for each side"), store.pair() as tx:
+        tx.record_conflict(link.id, "title", base="a", values={"jira": "b"},
+                           resolution="manual", policy="manual", at=T0)
+    with pytest.raises(ValueError, match="needs a comment id on each side"), \
+            store.pair() as tx:
+        tx.add_comment_link(link.id, {"servicenow": "c1", "jira": ""}, origin="jira",
+                            visibility="public")
+    assert store.conflicts() == [] and store.comment_links(link.id) == []
 
 
 def test_snapshot_that_is_not_json_is_refused(store: StateStore) -> None:
-    with pytest.raises(TypeError, match="snapshot_servicenow is not a JSON value"):
-        save(store, "sn1", "OPS-1", snapshot_servicenow={"opened_at": T0})
+    with pytest.raises(TypeError, match="the servicenow snapshot is not a JSON value"):
+        save(store, "sn1", "OPS-1", servicenow={"snapshot": {"opened_at": T0}})
     assert store.all_links() == []
 
 
 def test_snapshots_are_stored_as_canonical_json(state_url: str, store: StateStore) -> None:
-    save(store, "sn1", "OPS-1", snapshot_servicenow={"b": "é", "a": [1, None]})
-    [(stored,)] = run_sql(state_url, "select snapshot_servicenow from links")
+    save(store, "sn1", "OPS-1", servicenow={"snapshot": {"b": "é", "a": [1, None]}})
+    [(stored,)] = run_sql(state_url,
+                          "select snapshot from link_sides where side = 'servicenow'")
     assert stored == '{"a":[1,null],"b":"é"}'
 
 
 def test_links_by_answers_long_id_lists_in_chunks(store: StateStore) -> None:
     with store.pair() as tx:
         for n in range(1200):
-            tx.save_link(
-                servicenow_id=f"sn{n}", jira_key=f"OPS-{n}", servicenow_display="",
-                jira_display="", snapshot_servicenow=None, snapshot_jira=None,
-                version_servicenow=None, version_jira=None, hash=None,
-            )
+            tx.save_link({"servicenow": LinkSide(f"sn{n}", "", None, None),
+                          "jira": LinkSide(f"OPS-{n}", "", None, None)}, hash=None)
     wanted = [f"OPS-{n}" for n in range(0, 1300)]
     found = store.links_by("jira", wanted)
     assert len(found) == 1200
-    assert found["OPS-1199"].servicenow_id == "sn1199"
+    assert found["OPS-1199"].id_on("servicenow") == "sn1199"
     assert set(store.links_by("servicenow", ["sn5", "nope"])) == {"sn5"}
 
 
@@ -243,18 +264,16 @@ def test_failed_pair_rolls_back_only_its_own_changes(store: StateStore) -> None:
     store.record_failure("servicenow", "sn2", "boom", now=T0, base_seconds=60, max_attempts=5)
 
     with pytest.raises(RuntimeError, match="remote write failed"), store.pair() as tx:
-        link = tx.save_link(
-            servicenow_id="sn2", jira_key="OPS-2", servicenow_display="", jira_display="",
-            snapshot_servicenow={}, snapshot_jira={}, version_servicenow="1",
-            version_jira="1", hash=None,
-        )
-        tx.add_comment_link(link.id, "j1", "c1", origin="servicenow", visibility="public")
+        link = tx.save_link({"servicenow": LinkSide("sn2", "", {}, "1"),
+                             "jira": LinkSide("OPS-2", "", {}, "1")}, hash=None)
+        tx.add_comment_link(link.id, {"servicenow": "j1", "jira": "c1"}, origin="servicenow",
+                            visibility="public")
         tx.complete_intent(intent)
         tx.clear_retry("servicenow", "sn2")
         raise RuntimeError("remote write failed")
 
     save(store, "sn3", "OPS-3")
-    assert [link.servicenow_id for link in store.all_links()] == ["sn1", "sn3"]
+    assert [link.id_on("servicenow") for link in store.all_links()] == ["sn1", "sn3"]
     assert [i.id for i in store.pending_intents()] == [intent]
     assert [r.record_id for r in store.retry_items()] == ["sn2"]
 
@@ -263,11 +282,8 @@ def test_pair_writes_are_committed_together(store: StateStore) -> None:
     intent = store.record_intent("servicenow", "sn1", "jira")
     store.record_failure("servicenow", "sn1", "boom", now=T0, base_seconds=60, max_attempts=5)
     with store.pair() as tx:
-        link = tx.save_link(
-            servicenow_id="sn1", jira_key="OPS-1", servicenow_display="INC0001",
-            jira_display="OPS-1", snapshot_servicenow={}, snapshot_jira={},
-            version_servicenow="1", version_jira="1", hash="h",
-        )
+        link = tx.save_link({"servicenow": LinkSide("sn1", "INC0001", {}, "1"),
+                             "jira": LinkSide("OPS-1", "OPS-1", {}, "1")}, hash="h")
         tx.complete_intent(intent)
         tx.clear_retry("servicenow", "sn1")
     assert store.link_by("servicenow", "sn1") == link
@@ -288,10 +304,12 @@ def test_comment_links_are_idempotent(store: StateStore) -> None:
     link = save(store, "sn1", "OPS-1")
     for _ in range(3):
         with store.pair() as tx:
-            tx.add_comment_link(link.id, "j1", "10001", origin="servicenow",
-                                visibility="public")
+            tx.add_comment_link(link.id, {"servicenow": "j1", "jira": "10001"},
+                                origin="servicenow", visibility="public")
     with store.pair() as tx:
-        tx.add_comment_link(link.id, "j2", "10002", origin="jira", visibility="internal")
+        tx.add_comment_link(
+            link.id, {"servicenow": "j2", "jira": "10002"}, origin="jira", visibility="internal"
+        )
     pairs = store.comment_links(link.id)
     assert [(c.id_on("servicenow"), c.id_on("jira"), c.origin, c.visibility) for c in pairs] == [
         ("j1", "10001", "servicenow", "public"),
@@ -302,15 +320,21 @@ def test_comment_links_are_idempotent(store: StateStore) -> None:
 def test_comment_paired_twice_with_different_partners_is_refused(store: StateStore) -> None:
     link = save(store, "sn1", "OPS-1")
     with store.pair() as tx:
-        tx.add_comment_link(link.id, "j1", "10001", origin="servicenow", visibility="public")
+        tx.add_comment_link(
+            link.id, {"servicenow": "j1", "jira": "10001"}, origin="servicenow", visibility="public"
+        )
     with pytest.raises(LinkConflict, match="already paired"), store.pair() as tx:
-        tx.add_comment_link(link.id, "j1", "10009", origin="servicenow", visibility="public")
+        tx.add_comment_link(
+            link.id, {"servicenow": "j1", "jira": "10009"}, origin="servicenow", visibility="public"
+        )
     assert len(store.comment_links(link.id)) == 1
 
 
 def test_comment_link_for_an_unknown_link_is_refused(store: StateStore) -> None:
     with pytest.raises(StateStoreError, match="no link 99"), store.pair() as tx:
-        tx.add_comment_link(99, "j1", "10001", origin="jira", visibility="public")
+        tx.add_comment_link(
+            99, {"servicenow": "j1", "jira": "10001"}, origin="jira", visibility="public"
+        )
 
 
 # ------------------------------------------------------------------ intents
@@ -319,13 +343,12 @@ def test_comment_link_for_an_unknown_link_is_refused(store: StateStore) -> None:
 CRASHING_CREATE = textwrap.dedent(
     """
     import os, sys
-    from sync.state import StateStore
+    from sync.state import LinkSide, StateStore
     store = StateStore(sys.argv[1])
     intent = store.record_intent("servicenow", "sn-crash", "jira")
     with store.pair() as tx:
-        tx.save_link(servicenow_id="sn-crash", jira_key="OPS-77", servicenow_display="",
-                     jira_display="", snapshot_servicenow={}, snapshot_jira={},
-                     version_servicenow="1", version_jira="1", hash=None)
+        tx.save_link({"servicenow": LinkSide("sn-crash", "", {}, "1"),
+                      "jira": LinkSide("OPS-77", "", {}, "1")}, hash=None)
         # The process dies between the remote create and the pair's commit.
         os._exit(9)
     """
@@ -402,12 +425,22 @@ def test_open_conflict_seen_again_stays_one_row(store: StateStore) -> None:
     link = save(store, "sn1", "OPS-1")
     for run in range(2):
         with store.pair() as tx:
-            tx.record_conflict(link.id, "title", base="a", servicenow_value="b",
-                               jira_value=f"c{run}", resolution="manual", policy="manual",
-                               at=T0 + timedelta(minutes=run))
+            tx.record_conflict(
+                link.id,
+                "title",
+                base="a",
+                values={"servicenow": "b", "jira": f"c{run}"},
+                resolution="manual",
+                policy="manual",
+                at=T0 + timedelta(minutes=run),
+            )
     [conflict] = store.open_conflicts()
-    assert (conflict.field, conflict.base, conflict.servicenow_value, conflict.jira_value) == (
-        "title", "a", "b", "c1")
+    assert (
+        conflict.field,
+        conflict.base,
+        conflict.value_on("servicenow"),
+        conflict.value_on("jira"),
+    ) == ("title", "a", "b", "c1")
     assert conflict.at == T0 + timedelta(minutes=1)
 
     with store.pair() as tx:
@@ -419,21 +452,48 @@ def test_open_conflict_seen_again_stays_one_row(store: StateStore) -> None:
 def test_settled_conflict_is_history_and_closes_the_open_one(store: StateStore) -> None:
     link = save(store, "sn1", "OPS-1")
     with store.pair() as tx:
-        tx.record_conflict(link.id, "urgency", base=2, servicenow_value=1, jira_value=3,
-                           resolution="manual", policy="manual", at=T0)
-        tx.record_conflict(link.id, "labels", base=[], servicenow_value=["a"],
-                           jira_value=["b"], resolution="servicenow", policy="newest", at=T0)
-        tx.record_conflict(link.id, "resolved_at", base=None, servicenow_value=T0,
-                           jira_value=None, resolution="servicenow", policy="servicenow",
-                           at=T0)
+        tx.record_conflict(
+            link.id,
+            "urgency",
+            base=2,
+            values={"servicenow": 1, "jira": 3},
+            resolution="manual",
+            policy="manual",
+            at=T0,
+        )
+        tx.record_conflict(
+            link.id,
+            "labels",
+            base=[],
+            values={"servicenow": ["a"], "jira": ["b"]},
+            resolution="servicenow",
+            policy="newest",
+            at=T0,
+        )
+        tx.record_conflict(
+            link.id,
+            "resolved_at",
+            base=None,
+            values={"servicenow": T0, "jira": None},
+            resolution="servicenow",
+            policy="servicenow",
+            at=T0,
+        )
     assert [c.field for c in store.open_conflicts()] == ["urgency"]
     with store.pair() as tx:
-        tx.record_conflict(link.id, "urgency", base=2, servicenow_value=1, jira_value=3,
-                           resolution="jira", policy="jira", at=T0 + timedelta(hours=1))
+        tx.record_conflict(
+            link.id,
+            "urgency",
+            base=2,
+            values={"servicenow": 1, "jira": 3},
+            resolution="jira",
+            policy="jira",
+            at=T0 + timedelta(hours=1),
+        )
     assert store.open_conflicts() == []
     history = {c.field: c for c in store.conflicts(link.id) if not c.open}
-    assert history["labels"].servicenow_value == ["a"]
-    assert history["resolved_at"].servicenow_value == T0.isoformat()
+    assert history["labels"].value_on("servicenow") == ["a"]
+    assert history["resolved_at"].value_on("servicenow") == T0.isoformat()
 
 
 # ------------------------------------------------------------------ runs
@@ -466,9 +526,14 @@ def test_pairs_from_many_threads_all_commit_and_fail_independently(store: StateS
             try:
                 with store.pair() as tx:
                     tx.save_link(
-                        servicenow_id=f"sn{worker}-{n}", jira_key=f"OPS-{worker}{n:03d}",
-                        servicenow_display="", jira_display="", snapshot_servicenow={"n": n},
-                        snapshot_jira=None, version_servicenow=str(n), version_jira=None,
+                        {
+                            "servicenow": LinkSide(
+                                id=f"sn{worker}-{n}", display="", snapshot={"n": n}, version=str(n)
+                            ),
+                            "jira": LinkSide(
+                                id=f"OPS-{worker}{n:03d}", display="", snapshot=None, version=None
+                            ),
+                        },
                         hash=None,
                     )
                     if n % 5 == 4:
@@ -514,5 +579,6 @@ def test_schema_compiles_for_postgresql_without_a_server() -> None:
     text = "\n".join(ddl)
     assert "CREATE TABLE links" in text and "SERIAL" in text
     assert "BOOLEAN" in text and "TIMESTAMP WITHOUT TIME ZONE" in text
-    assert "UNIQUE (connection, servicenow_id)" in text
-    assert "UNIQUE (link_id, jira_comment_id)" in text
+    assert "UNIQUE (connection, side, record_id)" in text
+    assert "UNIQUE (link_id, side, comment_id)" in text
+    assert "REFERENCES links (id) ON DELETE CASCADE" in text

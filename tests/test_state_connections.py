@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 
 from sync.errors import LockHeld
-from sync.state import SCHEMA_VERSION, StateStore
+from sync.state import SCHEMA_VERSION, LinkSide, StateStore
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
@@ -36,9 +36,11 @@ T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 def save(store: StateStore, sn: str, key: str) -> Any:
     with store.pair() as tx:
         return tx.save_link(
-            servicenow_id=sn, jira_key=key, servicenow_display=sn, jira_display=key,
-            snapshot_servicenow={"title": sn}, snapshot_jira={"title": key},
-            version_servicenow="1", version_jira="1", hash=None,
+            {
+                "servicenow": LinkSide(id=sn, display=sn, snapshot={"title": sn}, version="1"),
+                "jira": LinkSide(id=key, display=key, snapshot={"title": key}, version="1"),
+            },
+            hash=None,
         )
 
 
@@ -51,10 +53,10 @@ def test_two_connections_on_one_store_never_see_each_others_rows(state_url: str)
         ops_link = save(ops, "sn1", "OPS-1")
         # The same ServiceNow record may be linked by another configuration.
         hr_link = save(hr, "sn1", "HR-1")
-        assert ops.link_by("servicenow", "sn1").jira_key == "OPS-1"  # type: ignore[union-attr]
-        assert hr.link_by("servicenow", "sn1").jira_key == "HR-1"  # type: ignore[union-attr]
+        assert ops.link_by("servicenow", "sn1").id_on("jira") == "OPS-1"  # type: ignore[union-attr]
+        assert hr.link_by("servicenow", "sn1").id_on("jira") == "HR-1"  # type: ignore[union-attr]
         assert ops.link_by("jira", "HR-1") is None and ops.link_by_id(hr_link.id) is None
-        assert [link.jira_key for link in hr.all_links()] == ["HR-1"]
+        assert [link.id_on("jira") for link in hr.all_links()] == ["HR-1"]
         assert set(ops.links_by("servicenow", ["sn1"])) == {"sn1"}
 
         ops.record_intent("servicenow", "sn2", "jira")
@@ -63,8 +65,15 @@ def test_two_connections_on_one_store_never_see_each_others_rows(state_url: str)
         ops.set_watermark("jira", T0)
         run = ops.start_run("run", T0)
         with ops.pair() as tx:
-            tx.record_conflict(ops_link.id, "title", base="a", servicenow_value="b",
-                               jira_value="c", resolution="manual", policy="manual", at=T0)
+            tx.record_conflict(
+                ops_link.id,
+                "title",
+                base="a",
+                values={"servicenow": "b", "jira": "c"},
+                resolution="manual",
+                policy="manual",
+                at=T0,
+            )
         assert hr.pending_intents() == [] and hr.retry_items() == []
         assert hr.due_retries("servicenow", T0 + timedelta(hours=1)) == []
         assert hr.watermark("jira") is None and hr.runs() == []
@@ -102,12 +111,11 @@ def test_connection_name_is_checked() -> None:
 
 OPEN_AND_LINK = (
     "import sys\n"
-    "from sync.state import StateStore\n"
+    "from sync.state import LinkSide, StateStore\n"
     "with StateStore(sys.argv[1], connection=sys.argv[2]) as store:\n"
     "    with store.pair() as tx:\n"
-    "        tx.save_link(servicenow_id='sn1', jira_key=sys.argv[2], servicenow_display='',\n"
-    "                     jira_display='', snapshot_servicenow=None, snapshot_jira=None,\n"
-    "                     version_servicenow=None, version_jira=None, hash=None)\n"
+    "        tx.save_link({'servicenow': LinkSide('sn1', '', None, None),\n"
+    "                      'jira': LinkSide(sys.argv[2], '', None, None)}, hash=None)\n"
 )
 
 
@@ -123,7 +131,7 @@ def test_workers_opening_one_fresh_store_together_all_succeed(state_url: str) ->
         assert child.returncode == 0, err
     for n in range(4):
         with StateStore(state_url, connection=f"C-{n}") as store:
-            assert [link.jira_key for link in store.all_links()] == [f"C-{n}"]
+            assert [link.id_on('jira') for link in store.all_links()] == [f"C-{n}"]
 
 
 # ------------------------------------------------------------------ migration
@@ -244,10 +252,10 @@ def make_version_1_store(url: str) -> None:
 def test_a_version_1_store_is_migrated_keeping_every_row(state_url: str) -> None:
     make_version_1_store(state_url)
     with StateStore(state_url, clock=lambda: T0) as store:
-        assert [(x.servicenow_id, x.jira_key) for x in store.all_links()] == [
+        assert [(x.id_on("servicenow"), x.id_on("jira")) for x in store.all_links()] == [
             ("sn1", "OPS-1"), ("sn2", "OPS-2")]
         # The rebuild of `links` must not cascade into comment links and conflicts.
-        assert [c.jira_comment_id for c in store.comment_links(1)] == ["10001"]
+        assert [c.id_on("jira") for c in store.comment_links(1)] == ["10001"]
         assert [(c.link_id, c.field) for c in store.open_conflicts()] == [(2, "urgency")]
         assert [i.source_id for i in store.pending_intents()] == ["sn9"]
         assert [(r.record_id, r.attempts) for r in store.retry_items()] == [("OPS-7", 2)]

@@ -11,7 +11,7 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sync.state import LinkConflict, StateStore
+from sync.state import LinkConflict, LinkSide, StateStore
 
 SERVICENOW_IDS = [f"sn{n}" for n in range(4)]
 JIRA_KEYS = [f"OPS-{n}" for n in range(4)]
@@ -32,10 +32,15 @@ def test_saves_match_a_model_where_two_claimants_are_refused(
             try:
                 with store.pair() as tx:
                     link = tx.save_link(
-                        servicenow_id=sn, jira_key=key, servicenow_display=sn,
-                        jira_display=key, snapshot_servicenow={"v": version},
-                        snapshot_jira={"v": version}, version_servicenow=str(version),
-                        version_jira=str(version), hash=None,
+                        {
+                            "servicenow": LinkSide(
+                                id=sn, display=sn, snapshot={"v": version}, version=str(version)
+                            ),
+                            "jira": LinkSide(
+                                id=key, display=key, snapshot={"v": version}, version=str(version)
+                            ),
+                        },
+                        hash=None,
                     )
             except LinkConflict:
                 assert len(claimants) == 2
@@ -46,7 +51,11 @@ def test_saves_match_a_model_where_two_claimants_are_refused(
                 model[link.id] = (sn, key, str(version))
 
             stored = {
-                link.id: (link.servicenow_id, link.jira_key, link.version_servicenow or "")
+                link.id: (
+                    link.id_on("servicenow"),
+                    link.id_on("jira"),
+                    link.version_on("servicenow") or "",
+                )
                 for link in store.all_links()
             }
             assert stored == model

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, inspect
 from connectors.base import AuthError
 from sync.errors import LockHeld, SyncError
 from sync.settings import load_settings
-from sync.state import StateStore
+from sync.state import LinkSide, StateStore
 
 PASSWORD = "sn-Pa55w0rd-7f3e9c"
 TOKEN = "ATATT3xFfGF0-jira-token-51d2"
@@ -62,16 +62,35 @@ def fake_run(store: StateStore, settings: object) -> None:
     intent = store.record_intent("servicenow", "sn1", "jira")
     with store.pair() as tx:
         link = tx.save_link(
-            servicenow_id="sn1", jira_key="OPS-1", servicenow_display="INC0010001",
-            jira_display="OPS-1", snapshot_servicenow={"title": "Mail down", "caller":
-                                                       "integration@example.com"},
-            snapshot_jira={"title": "Mail down"}, version_servicenow="2",
-            version_jira="2026-03-01T09:00:00.000+0000", hash="h",
+            {
+                "servicenow": LinkSide(
+                    id="sn1",
+                    display="INC0010001",
+                    snapshot={"title": "Mail down", "caller": "integration@example.com"},
+                    version="2",
+                ),
+                "jira": LinkSide(
+                    id="OPS-1",
+                    display="OPS-1",
+                    snapshot={"title": "Mail down"},
+                    version="2026-03-01T09:00:00.000+0000",
+                ),
+            },
+            hash="h",
         )
-        tx.add_comment_link(link.id, "j1", "10001", origin="servicenow", visibility="public")
+        tx.add_comment_link(
+            link.id, {"servicenow": "j1", "jira": "10001"}, origin="servicenow", visibility="public"
+        )
         tx.complete_intent(intent)
-        tx.record_conflict(link.id, "title", base="a", servicenow_value="b", jira_value="c",
-                           resolution="manual", policy="manual", at=T0)
+        tx.record_conflict(
+            link.id,
+            "title",
+            base="a",
+            values={"servicenow": "b", "jira": "c"},
+            resolution="manual",
+            policy="manual",
+            at=T0,
+        )
     refused = AuthError("401 from Jira: check the API token", side="jira", status=401,
                         advice="create a new token at id.atlassian.com")
     store.record_failure("jira", "OPS-2", str(refused), now=T0, base_seconds=60,

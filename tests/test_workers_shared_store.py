@@ -191,7 +191,7 @@ def test_two_configurations_share_one_database_without_seeing_each_other(
     assert copies(jira, network + hardware) == Counter({i: 1 for i in network + hardware})
     for name, mine in (("network", network), ("hardware", hardware)):
         with StateStore(postgres_state_url, connection=name, create=False) as store:
-            assert sorted(link.servicenow_id for link in store.all_links()) == sorted(mine)
+            assert sorted(link.id_on("servicenow") for link in store.all_links()) == sorted(mine)
             assert [run.outcome for run in store.runs()] != []
     with StateStore(postgres_state_url, connection="default", create=False) as nobody:
         assert nobody.all_links() == [] and nobody.runs() == []
@@ -250,5 +250,5 @@ def test_a_worker_killed_on_another_host_is_taken_over_after_expiry_and_adopted(
     assert code == 0, text
     assert copies(jira, sys_ids) == Counter({i: 1 for i in sys_ids})  # adopted, not doubled
     with StateStore(postgres_state_url, create=False) as store:
-        assert sorted(link.servicenow_id for link in store.all_links()) == sorted(sys_ids)
+        assert sorted(link.id_on("servicenow") for link in store.all_links()) == sorted(sys_ids)
         assert store.lock_holder() is None

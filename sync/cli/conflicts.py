@@ -33,12 +33,15 @@ from rich.text import Text
 
 from sync.actions import side_title
 from sync.cli.app import ConfigOption, fail, reported_errors, settings_from, stdout
+from sync.cli.store_views import pair_label
 from sync.conflict_settle import conflict_state
 from sync.errors import EXIT_CONFIG
+from sync.output import RECORD_ID_KEYS, value_key
 from sync.settings import DEFAULT_CONFIG
-from sync.state import ConflictRecord, Link, NoStateStore, StateStore
+from sync.state import SIDES, ConflictRecord, Link, NoStateStore, StateStore
 
-CSV_COLUMNS = ("id", "link_id", "servicenow", "jira", "field", "servicenow_value", "jira_value",
+VALUE_KEYS = tuple(value_key(side) for side in SIDES)
+CSV_COLUMNS = ("id", "link_id", "servicenow", "jira", "field", *VALUE_KEYS,
                "base", "state", "resolution", "policy", "at")
 
 
@@ -58,12 +61,12 @@ def conflict_row(conflict: ConflictRecord, link: Link | None) -> dict[str, Any]:
     return {
         "id": conflict.id,
         "link_id": conflict.link_id,
-        "servicenow": link.servicenow_display or link.servicenow_id if link else None,
-        "servicenow_id": link.servicenow_id if link else None,
-        "jira": link.jira_key if link else None,
+        "servicenow": link.display_on("servicenow") or link.id_on("servicenow") if link
+        else None,
+        RECORD_ID_KEYS["servicenow"]: link.id_on("servicenow") if link else None,
+        "jira": link.id_on("jira") if link else None,
         "field": conflict.field,
-        "servicenow_value": conflict.servicenow_value,
-        "jira_value": conflict.jira_value,
+        **{value_key(side): conflict.value_on(side) for side in SIDES},
         "base": conflict.base,
         "state": conflict_state(conflict),
         "resolution": conflict.resolution,
@@ -100,7 +103,7 @@ def _csv(rows: list[dict[str, Any]]) -> str:
     writer.writerow(CSV_COLUMNS)
     for row in rows:
         writer.writerow([
-            _plain(row[name]) if name in ("servicenow_value", "jira_value", "base")
+            _plain(row[name]) if name in (*VALUE_KEYS, "base")
             else ("" if row[name] is None else row[name]) for name in CSV_COLUMNS])
     return buffer.getvalue()
 
@@ -143,8 +146,8 @@ def list_conflicts(
     for row in rows:
         table.add_row(
             Text(str(row["id"])), Text(f"{row['servicenow']} <-> {row['jira']}"),
-            Text(row["field"]), Text(_plain(row["servicenow_value"])),
-            Text(_plain(row["jira_value"])), Text(_plain(row["base"])), Text(row["state"]),
+            Text(row["field"]), *(Text(_plain(row[key])) for key in VALUE_KEYS),
+            Text(_plain(row["base"])), Text(row["state"]),
             Text(datetime.fromisoformat(row["at"]).strftime("%Y-%m-%d %H:%M:%S UTC")),
         )
     stdout.print(table)
@@ -179,8 +182,7 @@ def resolve(
             link = store.link_by_id(chosen.link_id)
         finally:
             store.close()
-    pair = (f"{link.servicenow_display or link.servicenow_id} <-> {link.jira_key}"
-            if link is not None else f"link {chosen.link_id}")
+    pair = pair_label(link) if link is not None else f"link {chosen.link_id}"
     winner = side_title(take.value)
     loser = side_title("jira" if take.value == "servicenow" else "servicenow")
     stdout.print(f"conflict {chosen.id} on {chosen.field} ({pair}): {winner}'s value goes to "

@@ -48,9 +48,9 @@ def links(
                              "Seen version ServiceNow", "Seen version Jira"])
     for link in rows:
         table.add_row(
-            cell(link.servicenow_display), cell(link.servicenow_id), cell(link.jira_key),
-            cell(when(link.updated_at)), cell(link.version_servicenow),
-            cell(link.version_jira),
+            cell(link.display_on("servicenow")), cell(link.id_on("servicenow")),
+            cell(link.id_on("jira")), cell(when(link.updated_at)),
+            cell(link.version_on("servicenow")), cell(link.version_on("jira")),
         )
     print_table(stdout, table)
     stdout.print(f"{len(rows)} link{'s' if len(rows) != 1 else ''}", markup=False)

@@ -19,6 +19,7 @@ from sync.cli.app import ConfigOption, reported_errors, stdout
 from sync.cli.store_views import (
     STATUS_COLUMNS,
     cell,
+    document_pair_label,
     open_existing_store,
     print_document,
     status_json,
@@ -28,7 +29,7 @@ from sync.cli.store_views import (
     when,
 )
 from sync.metrics import render
-from sync.output import print_csv, print_table
+from sync.output import print_csv, print_table, value_key
 from sync.settings import DEFAULT_CONFIG
 
 
@@ -140,11 +141,9 @@ def _print_conflicts(conflicts: list[dict[str, Any]]) -> None:
     table = titled_table(f"Open conflicts: {len(conflicts)}",
                    ["Id", "Link", "Field", "ServiceNow", "Jira", "Base", "State", "Since"])
     for conflict in conflicts:
-        pair = f"{conflict['servicenow_display'] or conflict['servicenow_id']} <-> " \
-               f"{conflict['jira_key']}"
         table.add_row(
-            cell(conflict["id"]), cell(pair), cell(conflict["field"]),
-            value_cell(conflict["servicenow_value"]), value_cell(conflict["jira_value"]),
+            cell(conflict["id"]), cell(document_pair_label(conflict)), cell(conflict["field"]),
+            *(value_cell(conflict[value_key(side)]) for side in ("servicenow", "jira")),
             value_cell(conflict["base"]), cell(conflict["state"]),
             cell(when(datetime.fromisoformat(conflict["at"]))),
         )

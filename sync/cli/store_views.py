@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,8 +34,17 @@ from rich.text import Text
 from sync.cli.app import say, settings_from, stdout
 from sync.conflict_settle import conflict_state
 from sync.metrics import item_counts
-from sync.output import TableFormat, TableFormatOption, print_json
+from sync.output import (
+    RECORD_ID_KEYS,
+    TableFormat,
+    TableFormatOption,
+    display_key,
+    print_json,
+    value_key,
+    version_key,
+)
 from sync.state import (
+    SIDES,
     ConflictRecord,
     Intent,
     Link,
@@ -76,18 +85,29 @@ def retry_state(item: RetryItem, now: datetime) -> str:
     return "due" if item.next_attempt <= now else "waiting"
 
 
+def pair_label(link: Link) -> str:
+    """``INC0010001 <-> OPS-1``: the pair as people name it (a ServiceNow record by its
+    number when known, a Jira issue by its key)."""
+    return f"{link.display_on(SIDES[0]) or link.id_on(SIDES[0])} <-> {link.id_on(SIDES[1])}"
+
+
+def document_pair_label(document: Mapping[str, Any]) -> str:
+    """:func:`pair_label` of a conflict document (``conflict_json``)."""
+    first, second = SIDES
+    return (f"{document[display_key(first)] or document[RECORD_ID_KEYS[first]]} <-> "
+            f"{document[RECORD_ID_KEYS[second]]}")
+
+
 def link_json(link: Link) -> dict[str, Any]:
-    return {
-        "id": link.id,
-        "servicenow_id": link.servicenow_id,
-        "servicenow_display": link.servicenow_display,
-        "jira_key": link.jira_key,
-        "jira_display": link.jira_display,
-        "version_servicenow": link.version_servicenow,
-        "version_jira": link.version_jira,
-        "created_at": _iso(link.created_at),
-        "last_synced": _iso(link.updated_at),
-    }
+    document: dict[str, Any] = {"id": link.id}
+    for side in SIDES:
+        document[RECORD_ID_KEYS[side]] = link.id_on(side)
+        document[display_key(side)] = link.display_on(side)
+    for side in SIDES:
+        document[version_key(side)] = link.version_on(side)
+    document["created_at"] = _iso(link.created_at)
+    document["last_synced"] = _iso(link.updated_at)
+    return document
 
 
 def run_json(run: RunRecord) -> dict[str, Any]:
@@ -118,21 +138,25 @@ def retry_json(item: RetryItem, display: str, now: datetime) -> dict[str, Any]:
 
 
 def conflict_json(conflict: ConflictRecord, link: Link | None) -> dict[str, Any]:
-    return {
+    first, second = SIDES
+    document: dict[str, Any] = {
         "id": conflict.id,
         "link_id": conflict.link_id,
-        "servicenow_id": link.servicenow_id if link else None,
-        "servicenow_display": link.servicenow_display if link else None,
-        "jira_key": link.jira_key if link else None,
+        RECORD_ID_KEYS[first]: link.id_on(first) if link else None,
+        display_key(first): link.display_on(first) if link else None,
+        RECORD_ID_KEYS[second]: link.id_on(second) if link else None,
         "field": conflict.field,
-        "servicenow_value": conflict.servicenow_value,
-        "jira_value": conflict.jira_value,
+    }
+    for side in SIDES:
+        document[value_key(side)] = conflict.value_on(side)
+    document.update({
         "base": conflict.base,
         "resolution": conflict.resolution,
         "policy": conflict.policy,
         "state": conflict_state(conflict),
         "at": _iso(conflict.at),
-    }
+    })
+    return document
 
 
 def intent_json(intent: Intent) -> dict[str, Any]:
@@ -183,10 +207,11 @@ def print_document(document: Any) -> None:
     print_json(stdout, document)
 
 
-LINK_COLUMNS = ["id", "servicenow_id", "servicenow_display", "jira_key", "jira_display",
-                "version_servicenow", "version_jira", "created_at", "last_synced"]
-STATUS_COLUMNS = ["section", "when", "subject", "side", "state", "field", "servicenow_value",
-                  "jira_value", "detail"]
+LINK_COLUMNS = ["id", *(key for side in SIDES for key in (RECORD_ID_KEYS[side],
+                                                          display_key(side))),
+                *(version_key(side) for side in SIDES), "created_at", "last_synced"]
+STATUS_COLUMNS = ["section", "when", "subject", "side", "state", "field",
+                  *(value_key(side) for side in SIDES), "detail"]
 
 
 def status_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
@@ -209,12 +234,10 @@ def status_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
                      "detail": "; ".join(part for part in (
                          f"attempts {item['attempts']}", item["last_error"] or "") if part)})
     for conflict in document["conflicts"]:
-        pair = f"{conflict['servicenow_display'] or conflict['servicenow_id']} <-> " \
-               f"{conflict['jira_key']}"
-        rows.append({"section": "conflict", "when": conflict["at"], "subject": pair,
+        rows.append({"section": "conflict", "when": conflict["at"],
+                     "subject": document_pair_label(conflict),
                      "state": conflict["state"], "field": conflict["field"],
-                     "servicenow_value": conflict["servicenow_value"],
-                     "jira_value": conflict["jira_value"],
+                     **{value_key(side): conflict[value_key(side)] for side in SIDES},
                      "detail": f"conflict {conflict['id']}; base "
                                f"{json.dumps(conflict['base'], ensure_ascii=False)}"})
     for intent in document["pending_creates"]:
