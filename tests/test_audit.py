@@ -237,5 +237,5 @@ def test_a_lossy_resolution_map_is_in_step_not_drift(
     # ServiceNow's code to one whose Jira resolution is different: that is drift.
     servicenow.update("incident", rows[1]["sys_id"], {"close_code": "Duplicate"})
     report = build_audit(make_engine(config))
-    differing = {(p.servicenow_display, d.field) for p in report.pairs for d in p.differences}
+    differing = {(p.name_on("servicenow"), d.field) for p in report.pairs for d in p.differences}
     assert differing == {(rows[1]["number"], "resolution_code")}
