@@ -36,6 +36,7 @@ def make_connector(sandbox: JiraSandbox, sleeps: list[float] | None = None,
 class JiraContract(ConnectorContract):
     mode = "cloud"
     field_set = "stock"  # a JSM project as the IT service management template makes it
+    missing_id = "OPS-99999"
     title_field = "summary"
     description_field = "description"
     user_field = "assignee"
