@@ -36,19 +36,22 @@ Contract (what the engine may rely on, beyond :class:`connectors.base.Connector`
   marker label.
 - Request costs: open = serverInfo + myself + field list. A pull or get_many =
   one search per page (plus, only for an issue with more comments than the 20
-  embedded, its comment pages). A create batch of up to 50 = one bulk POST and
-  one version search, plus per created issue one entity-property PUT and one
-  remote-link POST (the marker label/field is in the create itself), and when it
-  must leave the initial status, per transition step one GET transitions + one
-  POST; the project/issue-type ids and the initial status are read once per run.
+  embedded, its comment pages). A create batch of up to 50 = one bulk POST (the
+  marker label/field and the entity property inside it) and one version search,
+  plus per created issue one remote-link POST only with ``remote_link``, and when
+  it must leave the initial status one POST per transition step (on Cloud the
+  first step rides in the create once the start status's transitions are known;
+  Data Center documents no transition on create); the project/issue-type ids and
+  the initial status are read once per run. Steps along a path the run already
+  learnt are POSTed without ``GET transitions`` (read only after a refusal).
   An update = a read when a version, status or labels are involved, one edit,
-  per transition step one GET transitions + one POST, and one read for the new
-  version. A mark (``mark_foreign_id``: the marker field, else the ``snow-<id>``
-  label, on an issue whose copy we made) = one read, and one edit plus one read
-  unless the mark is already there. ``history`` = per issue one read, plus on
-  Cloud one changelog page per 100 histories (Data Center embeds the whole changelog in the read); a
-  change counts as the integration user's when its author is the signed-in
-  account. Users: one
+  one POST per transition step, and one read for the new version. A mark
+  (``mark_foreign_id``: the marker field, else the ``snow-<id>`` label, on an
+  issue whose copy we made) = one read, and one edit plus one read unless the
+  mark is already there. ``history`` = per issue one read, plus on Cloud one
+  changelog page per 100 histories (Data Center embeds the whole changelog in
+  the read); a change counts as the integration user's when its author is the
+  signed-in account. Users: one
   search per distinct email per run (Jira has no batch lookup by email).
 - Every library or transport failure leaves as an error of the
   :mod:`connectors.base` tree (see :mod:`connectors.jira_errors`), with no
@@ -194,13 +197,15 @@ class JiraConnector:
         timeout: float = 30.0,
         requests_per_minute: int | None = None,
         overlap_minutes: int = 2,
+        remote_link: bool = False,
+        concurrency: int = 4,
         retry: RetryPolicy | None = None,
     ) -> None:
         config = JiraConfig.from_options(
             url=url, email=email, flavor=flavor, project=project, issue_type=issue_type,
             jql=jql, service_desk_id=service_desk_id, marker_field=marker_field,
             page_size=page_size, timeout=timeout, requests_per_minute=requests_per_minute,
-            overlap_minutes=overlap_minutes,
+            overlap_minutes=overlap_minutes, remote_link=remote_link, concurrency=concurrency,
         )
         self._setup(config, token, retry)
 
@@ -232,6 +237,8 @@ class JiraConnector:
         self.page_size = config.page_size
         self.timeout = config.timeout
         self.overlap_minutes = config.overlap_minutes
+        self.remote_link = config.remote_link
+        self.concurrency = config.concurrency
         self.retry = retry or RetryPolicy()
         rpm = config.requests_per_minute
         self._budget = RequestBudget(rpm) if rpm else None
@@ -718,7 +725,6 @@ class JiraConnector:
         return results
 
     def _create_batch(self, records: Sequence[NewRecord], results: list[WriteResult]) -> None:
-        jira = self._require()
         try:
             project_id, type_id = self._ids()
         except ConnectorError as exc:
@@ -728,6 +734,7 @@ class JiraConnector:
         payloads: list[dict[str, Any]] = []
         positions: list[int] = []
         moves: dict[int, tuple[str, Any]] = {}
+        first_steps: dict[int, Transition] = {}
         for index, record in enumerate(records):
             if not record.foreign_id:
                 results[index].error = ValidationFailed(
@@ -752,36 +759,64 @@ class JiraConnector:
             else:
                 fields["labels"] = self._with_marker(fields.get("labels"),
                                                      [marker_label(record.foreign_id)])
+            # The entity property rides in the create too (IssueUpdateDetails.properties):
+            # no PUT per created issue.
+            update: dict[str, Any] = {"fields": fields, "properties": [
+                {"key": ENTITY_PROPERTY, "value": self._property_value(record.foreign_id,
+                                                                       record.foreign_url)}]}
             if status:
                 moves[index] = (status, resolution)
+                step = self._create_step(status, resolution)
+                if step is not None:
+                    update["transition"] = {"id": step.id}
+                    first_steps[index] = step
             elif resolution is not None:
                 results[index].warnings.append(
                     "resolution: Jira sets it only on a transition into a done status; "
                     "not set on an issue created open")
-            payloads.append(fields)
+            payloads.append(update)
             positions.append(index)
+        if not payloads:
+            return
         try:
-            outcome = self._call("bulk create",
-                                 lambda: jira.create_issues(payloads, prefetch=False),
+            outcome = self._call("bulk create", lambda: self._bulk_create(payloads),
                                  idempotent=False)
         except ConnectorError as exc:
             for index in positions:
                 results[index].error = exc
             return
+        failed = {int(e.get("failedElementNumber", -1)): e for e in outcome.get("errors") or []
+                  if isinstance(e, dict)}
+        issues = [i for i in outcome.get("issues") or [] if isinstance(i, dict)]
         created: dict[int, tuple[str, str]] = {}
-        for index, item in zip(positions, outcome, strict=True):
-            if item.get("status") == "Error" or item.get("issue") is None:
-                errors = item.get("error") or {}
-                text = "; ".join(f"{k}: {v}" for k, v in errors.items()) or "rejected"
+        here: dict[int, str | None] = {}
+        for number, index in enumerate(positions):
+            if number not in failed and not issues:
+                results[index].error = RetriableError(
+                    "Jira bulk create answered with fewer issues than it was sent",
+                    side="jira")
+                continue
+            if number in failed:
+                element = (failed.get(number) or {}).get("elementErrors") or {}
+                errors = {str(k): str(v) for k, v in (element.get("errors") or {}).items()}
+                text = "; ".join([*(f"{k}: {v}" for k, v in errors.items()),
+                                  *map(str, element.get("errorMessages") or [])]) or "rejected"
                 results[index].error = ValidationFailed(
                     f"Jira create refused: {text}", fields=errors, side="jira")
                 continue
-            issue = item["issue"]
-            created[index] = (str(issue.key), str(issue.id))
+            issue = issues.pop(0)
+            created[index] = (str(issue.get("key")), str(issue.get("id")))
+            step = first_steps.get(index)
+            nested = issue.get("transition") if isinstance(issue.get("transition"), dict) else {}
+            if step is not None and 200 <= int(nested.get("status") or 0) < 300:
+                here[index] = step.to  # the create's transition took its first step
+            else:
+                here[index] = self._initial_status
         for index, (key, _) in created.items():
             results[index].id = key
             results[index].display = key
-            results[index].warnings.extend(self._link_back(key, records[index]))
+            if self.remote_link:
+                results[index].warnings.extend(self._link_back(key, records[index]))
         for index, (status, resolution) in moves.items():
             if index not in created:
                 continue
@@ -789,7 +824,8 @@ class JiraConnector:
             try:
                 if self._initial_status is None:
                     self._initial_status = self._status_of(key)
-                self._move(key, self._initial_status, status, resolution)
+                    here[index] = self._initial_status
+                self._move(key, here.get(index) or self._initial_status, status, resolution)
             except ConnectorError as exc:
                 results[index].error = exc
         try:
@@ -806,34 +842,65 @@ class JiraConnector:
             if key in versions:
                 results[index].version = versions[key].version
 
-    def _link_back(self, key: str, record: NewRecord) -> list[str]:
-        """Entity property + remote link to the ServiceNow record; failures are warnings."""
+    def _bulk_create(self, payloads: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """``POST issue/bulk`` with whole IssueUpdateDetails (the library's create_issues
+        sends ``fields`` only). Jira answers 400 with the same body when every item
+        failed; that is an answer, not an error."""
         jira = self._require()
-        warnings: list[str] = []
-        data = {"servicenow_sys_id": record.foreign_id, "servicenow_url": record.foreign_url}
         try:
-            self._call(f"property of {key}",
-                       lambda: jira.add_issue_property(key, ENTITY_PROPERTY, data),
+            response = jira._session.post(jira._get_url("issue/bulk"),
+                                          data=json.dumps({"issueUpdates": list(payloads)}))
+        except JIRAError as exc:
+            response = exc.response if isinstance(exc.response, requests.Response) else None
+            if exc.status_code != 400 or response is None:
+                raise
+        data = response.json()
+        if not isinstance(data, dict) or not isinstance(data.get("issues"), list):
+            # Caught by _call as an answer of the wrong shape: retriable.
+            raise KeyError("issues")
+        return data
+
+    def _create_step(self, status: str, resolution: Any) -> Transition | None:
+        """The workflow step a create can take by itself: Cloud only (Data Center documents
+        no transition on create), once the start status and its transitions are known,
+        and not a step into a done status that must carry a resolution (a create sets
+        no resolution)."""
+        start = self._initial_status
+        if not self.cloud or start is None or not self._workflow.known(start):
+            return None
+        path = self._workflow.path(start, status)
+        if not path:
+            return None
+        step = path[0]
+        if step.enters_done and resolution is not None:
+            return None
+        return step
+
+    @staticmethod
+    def _property_value(foreign_id: str, foreign_url: str) -> dict[str, str]:
+        return {"servicenow_sys_id": foreign_id, "servicenow_url": foreign_url}
+
+    def _link_back(self, key: str, record: NewRecord) -> list[str]:
+        """The remote link to the ServiceNow record (``[jira] remote_link``): one request;
+        a failure is a warning."""
+        if not record.foreign_url:
+            return []
+        parts = urlsplit(record.foreign_url)
+        link = {
+            "globalId": f"system={parts.scheme}://{parts.netloc}&id={record.foreign_id}",
+            "application": {"type": "com.servicenow", "name": "ServiceNow"},
+            "relationship": "mirrored by",
+            "object": {"url": record.foreign_url,
+                       "title": record.foreign_display or record.foreign_id},
+        }
+        try:
+            # Remote links upsert by globalId, so a repeat is harmless.
+            self._call(f"remote link of {key}",
+                       lambda: self._api("POST", f"issue/{key}/remotelink", payload=link),
                        idempotent=True)
         except ConnectorError as exc:
-            warnings.append(f"{key}: entity property not set: {exc}")
-        if record.foreign_url:
-            parts = urlsplit(record.foreign_url)
-            link = {
-                "globalId": f"system={parts.scheme}://{parts.netloc}&id={record.foreign_id}",
-                "application": {"type": "com.servicenow", "name": "ServiceNow"},
-                "relationship": "mirrored by",
-                "object": {"url": record.foreign_url,
-                           "title": record.foreign_display or record.foreign_id},
-            }
-            try:
-                # Remote links upsert by globalId, so a repeat is harmless.
-                self._call(f"remote link of {key}",
-                           lambda: self._api("POST", f"issue/{key}/remotelink", payload=link),
-                           idempotent=True)
-            except ConnectorError as exc:
-                warnings.append(f"{key}: remote link not set: {exc}")
-        return warnings
+            return [f"{key}: remote link not set: {exc}"]
+        return []
 
     def _current(self, key: str) -> dict[str, Any]:
         wanted = ["updated", "status", "labels"]
@@ -991,14 +1058,33 @@ class JiraConnector:
         return True
 
     def _move(self, key: str, current: str | None, target: str, resolution: Any) -> bool:
-        """Transition ``key`` to ``target``; True when at least one transition ran."""
+        """Transition ``key`` to ``target``; True when at least one transition ran.
+
+        A step along a path the run's WorkflowMap already knows is POSTed without
+        asking ``GET transitions`` first; only when Jira refuses it (conditions can
+        differ per issue) are the issue's transitions read and the step chosen again."""
         status = current or self._status_of(key)
         visited = [status]
         moved = False
+        asked: set[str] = set()   # statuses whose transitions were read for this issue
         for _ in range(32):  # far more steps than any incident workflow has
             if norm(status) == norm(target):
                 return moved
+            known = self._workflow.path(status, target) if self._workflow.known(status) \
+                else None
+            if known and norm(status) not in asked:
+                step = known[0]
+                try:
+                    self._post_transition(key, status, step, resolution)
+                except ValidationFailed:
+                    asked.add(norm(status))  # refused: read what this issue offers
+                    continue
+                moved = True
+                status = step.to
+                visited.append(status)
+                continue
             available = self._transitions(key)
+            asked.add(norm(status))
             self._workflow.learn(status, available)
             path = self._workflow.path(status, target)
             if path is None:
@@ -1014,21 +1100,24 @@ class JiraConnector:
                 raise NoTransitionPath(
                     f"Jira {key}: no workflow path from {status!r} to status {target!r} "
                     f"(reachable: {', '.join(reachable) or 'none'}{hint})", side="jira")
-            fields: dict[str, Any] = {}
-            if resolution is not None and step.enters_done and \
-                    self._workflow.category(status) != "done":
-                fields["resolution"] = resolution
-            self._call(
-                f"transition {key} to {step.to}",
-                lambda s=step, f=fields: self._api(
-                    "POST", f"issue/{key}/transitions",
-                    payload={"transition": {"id": s.id}, **({"fields": f} if f else {})}),
-                idempotent=False,
-            )
+            self._post_transition(key, status, step, resolution)
             moved = True
             status = step.to
             visited.append(status)
         raise NoTransitionPath(f"Jira {key}: gave up reaching {target!r}", side="jira")
+
+    def _post_transition(self, key: str, status: str, step: Transition, resolution: Any) -> None:
+        fields: dict[str, Any] = {}
+        if resolution is not None and step.enters_done and \
+                self._workflow.category(status) != "done":
+            fields["resolution"] = resolution
+        self._call(
+            f"transition {key} to {step.to}",
+            lambda: self._api(
+                "POST", f"issue/{key}/transitions",
+                payload={"transition": {"id": step.id}, **({"fields": fields} if fields else {})}),
+            idempotent=False,
+        )
 
     # ------------------------------------------------------------ comments
 

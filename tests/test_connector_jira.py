@@ -13,6 +13,7 @@ from connector_contract import PAGE_SIZE, ConnectorContract, FakeClock
 
 from connectors.base import NewRecord
 from connectors.jira import JiraConnector
+from connectors.jira_workflow import Transition
 from connectors.retry import RetryPolicy
 from connectors.sandbox.adf import adf_to_text, text_to_adf
 from connectors.sandbox.jira import JiraSandbox
@@ -227,9 +228,11 @@ def test_unreachable_status_is_a_clear_no_transition_path(connector: JiraConnect
         connector.update(sandbox.create_issue({"summary": "x"}), {"status": "Nowhere"})
 
 
-def test_create_sets_marker_property_and_remote_link_at_a_known_cost(
-    connector: JiraConnector, sandbox: JiraSandbox
+@pytest.mark.parametrize("remote_link", [False, True])
+def test_create_carries_marker_and_property_and_links_back_only_when_configured(
+    sandbox: JiraSandbox, remote_link: bool
 ) -> None:
+    connector = make_connector(sandbox, remote_link=remote_link)
     records = [NewRecord({"summary": f"c{n}", "description": text(sandbox, "d")}, f"sys{n}",
                          f"https://dev1.service-now.com/incident.do?sys_id=sys{n}",
                          f"INC00{n}") for n in range(3)]
@@ -237,14 +240,20 @@ def test_create_sets_marker_property_and_remote_link_at_a_known_cost(
     sandbox.log.clear()
     results = connector.create(records)
     assert all(r.ok and not r.warnings for r in results), results
-    # one bulk POST + one version search per batch, property + link per record
-    assert sandbox.log.count() == 2 + 2 * len(records)
+    # One bulk POST (marker label and entity property inside it) + one version search
+    # per batch; a remote link per record only when configured.
+    assert sandbox.log.count() == 2 + (len(records) if remote_link else 0)
+    assert sandbox.log.count("PUT") == 0
     key = results[0].id or ""
     assert "snow-sys0" in sandbox.issue(key)["fields"]["labels"]
     prop = connector._api("GET", f"issue/{key}/properties/incident-sync")
     assert prop["value"] == {"servicenow_sys_id": "sys0",
                              "servicenow_url": records[0].foreign_url}
-    (link,) = connector._api("GET", f"issue/{key}/remotelink")
+    links = connector._api("GET", f"issue/{key}/remotelink")
+    if not remote_link:
+        assert links == []
+        return
+    (link,) = links
     assert link["globalId"] == "system=https://dev1.service-now.com&id=sys0"
     assert link["object"] == {"url": records[0].foreign_url, "title": "INC000"}
 
@@ -293,6 +302,53 @@ def test_create_in_a_wanted_status_transitions_after_the_create(
     issue = sandbox.issue(result.id or "")["fields"]
     assert issue["status"]["name"] == "Work in progress"
     assert result.version == issue["updated"]
+
+
+def test_later_creates_take_their_first_step_in_the_create_itself_on_cloud_only(
+    connector: JiraConnector, sandbox: JiraSandbox, mode: str
+) -> None:
+    (first,) = connector.create([NewRecord({"summary": "learn", "status": "Resolved"}, "w0")])
+    assert first.ok  # the first one learns the start status and its transitions
+    sandbox.log.clear()
+    wanted = ["Work in progress", "Pending", "Resolved"]
+    results = connector.create([NewRecord({"summary": f"s{n}", "status": status}, f"w{n + 1}")
+                                for n, status in enumerate(wanted)])
+    assert all(r.ok for r in results), [r.error for r in results]
+    assert [sandbox.issue(r.id or "")["fields"]["status"]["name"] for r in results] == wanted
+    assert sandbox.log.count("GET", "re:/transitions$") == 0
+    # Cloud documents a create's `transition`: the first step rides in the bulk create,
+    # only Resolved's second step (Work in progress -> Resolved) is a request. Data
+    # Center documents no such step: each is a POST, still without a GET first.
+    steps = 1 if mode == "cloud" else 4
+    assert sandbox.log.count("POST", "re:/transitions$") == steps
+
+
+def test_a_step_along_a_known_path_is_taken_without_reading_transitions(
+    connector: JiraConnector, sandbox: JiraSandbox
+) -> None:
+    learnt, other = sandbox.create_issue({"summary": "a"}), sandbox.create_issue({"summary": "b"})
+    connector.update(learnt, {"status": "Resolved"})  # learns Open's and WIP's way out
+    sandbox.log.clear()
+    connector.update(other, {"status": "Resolved"})
+    assert sandbox.issue(other)["fields"]["status"]["name"] == "Resolved"
+    assert sandbox.log.count("GET", "re:/transitions$") == 0
+    assert sandbox.log.count("POST", "re:/transitions$") == 2
+
+
+def test_a_refused_step_reads_the_issue_s_transitions_and_goes_on(
+    connector: JiraConnector, sandbox: JiraSandbox
+) -> None:
+    key = sandbox.create_issue({"summary": "conditional"})
+    # What another issue taught the run does not hold for this one.
+    connector._workflow.learn("Open", [Transition("99", "Gone", "Work in progress",
+                                                  "indeterminate")])
+    sandbox.log.clear()
+    result = connector.update(key, {"status": "Work in progress"})
+    assert result.ok
+    assert sandbox.issue(key)["fields"]["status"]["name"] == "Work in progress"
+    assert sandbox.log.count("GET", "re:/transitions$") == 1
+    assert sandbox.log.count("POST", "re:/transitions$", status=400) == 1
+    assert sandbox.log.count("POST", "re:/transitions$", status=204) == 1
 
 
 def test_creates_in_the_initial_status_read_that_status_once_per_run(

@@ -373,6 +373,36 @@ def test_bulk_create_limits_and_all_failed(v2: Api) -> None:
         "issuetype": "The issue type selected is invalid."}
 
 
+def test_bulk_create_sets_properties_and_on_cloud_applies_the_transition(v2: Api) -> None:
+    body = {"issueUpdates": [
+        {**incident(summary="moved"), "transition": {"id": "11"},
+         "properties": [{"key": "incident-sync", "value": {"servicenow_sys_id": "a"}}]},
+        # Not a transition out of Open: the issue is still created, the nested
+        # response carries the refusal (Cloud's CreatedIssue.transition).
+        {**incident(summary="stays"), "transition": {"id": "81"}},
+    ]}
+    response = v2.post("issue/bulk", body)
+    assert response.status_code == 201
+    moved, stays = response.json()["issues"]
+    assert moved["transition"] == {"status": 200,
+                                   "errorCollection": {"errorMessages": [], "errors": {}}}
+    assert stays["transition"]["status"] == 400
+    assert v2.get(f"issue/{moved['key']}").json()["fields"]["status"]["name"] == \
+        "Work in progress"
+    assert v2.get(f"issue/{stays['key']}").json()["fields"]["status"]["name"] == "Open"
+    prop = v2.get(f"issue/{moved['key']}/properties/incident-sync").json()
+    assert prop == {"key": "incident-sync", "value": {"servicenow_sys_id": "a"}}
+
+
+def test_data_center_create_documents_no_transition_and_ignores_it(dcapi: Api) -> None:
+    response = dcapi.post("issue", {**incident(), "transition": {"id": "11"},
+                                    "properties": [{"key": "k", "value": 1}]})
+    assert response.status_code == 201 and "transition" not in response.json()
+    key = response.json()["key"]
+    assert dcapi.get(f"issue/{key}").json()["fields"]["status"]["name"] == "Open"
+    assert dcapi.get(f"issue/{key}/properties/k").json()["value"] == 1
+
+
 def test_edit_update_operations_on_labels_and_components(ext2: Api) -> None:
     v2 = ext2
     key = v2.post("issue", incident(labels=["a", "b"], components=[{"name": "Network"}])

@@ -283,11 +283,22 @@ class JiraSandbox(SearchRoutes, UserRoutes, ServiceDeskRoutes, SandboxServer):
     def _create(self, call: Call) -> Response:
         body = call.body()
         issue = self.state.create(body, version=call.version, actor=call.actor)
+        return Response(201, self._created(call, issue, body))
+
+    def _created(self, call: Call, issue: StoredIssue, body: dict[str, Any]) -> dict[str, Any]:
+        """A CreatedIssue; on Cloud with the nested response of the create's transition.
+
+        Only Cloud documents that a create applies ``transition``; Data Center's create
+        takes the same IssueUpdateBean but documents no such step, so it is ignored
+        there (the issue stays in its start status)."""
         data: dict[str, Any] = {"id": str(issue.id), "key": issue.key,
                                 "self": f"{call.render.api}/issue/{issue.id}"}
-        if isinstance(body.get("transition"), dict):
-            data["transition"] = {"status": 200, "errorCollection": collection()}
-        return Response(201, data)
+        if self.cloud:
+            nested = self.state.create_transition(issue, body, version=call.version,
+                                                  actor=call.actor)
+            if nested is not None:
+                data["transition"] = nested
+        return data
 
     def _bulk_create(self, call: Call) -> Response:
         body = call.body()
@@ -304,8 +315,7 @@ class JiraSandbox(SearchRoutes, UserRoutes, ServiceDeskRoutes, SandboxServer):
                 errors.append({"status": exc.status, "elementErrors": exc.body,
                                "failedElementNumber": index})
                 continue
-            created.append({"id": str(issue.id), "key": issue.key,
-                            "self": f"{call.render.api}/issue/{issue.id}"})
+            created.append(self._created(call, issue, update))
         return Response(201 if created else 400, {"issues": created, "errors": errors})
 
     def _get_issue(self, call: Call) -> Response:

@@ -251,10 +251,22 @@ class JiraState:
             issue.properties[str(key_value["key"])] = key_value.get("value")
         for comment_body in comments:
             self.add_comment(issue, comment_body, version=version, actor=actor)
-        transition = body.get("transition")
-        if isinstance(transition, dict) and transition.get("id") is not None:
-            self.transition(issue, {"transition": transition}, version=version, actor=actor)
         return issue
+
+    def create_transition(self, issue: StoredIssue, body: dict[str, Any], *, version: str,
+                          actor: str) -> dict[str, Any] | None:
+        """Apply a create payload's ``transition`` (Cloud: "A transition may be applied,
+        to move the issue ... to a workflow step other than the default start step");
+        the nested response Cloud reports per created issue, or None when none was
+        asked. A refused transition leaves the issue created, in its start status."""
+        transition = body.get("transition") if isinstance(body, dict) else None
+        if not isinstance(transition, dict):
+            return None
+        try:
+            self.transition(issue, {"transition": transition}, version=version, actor=actor)
+        except JiraRejected as exc:
+            return {"status": exc.status, "errorCollection": exc.body}
+        return {"status": 200, "errorCollection": collection()}
 
     def edit(self, issue: StoredIssue, body: dict[str, Any], *, version: str, actor: str
              ) -> None:
