@@ -57,8 +57,17 @@ Contract (what the engine may rely on, beyond :class:`connectors.base.Connector`
   :mod:`connectors.base` tree (see :mod:`connectors.jira_errors`), with no
   credential in its text and no chained library exception (whose text carries
   the request headers).
-- One connector serves one run at a time: its caches (users, workflow,
-  project ids) are per run and not guarded for concurrent calls; ``close()``
+- What Jira cannot batch (comments, per-issue edits and transitions, remote
+  links) runs on up to ``concurrency`` worker threads (:func:`connectors.retry.
+  run_per_key`): one issue's writes in order on one worker, results handed back to
+  the caller's thread. Every request holds a slot of an
+  :class:`connectors.retry.AdaptiveLimit` (halved on a 429, Retry-After honoured,
+  raised again after a run of successes) and goes through the one requests session,
+  whose pool holds a connection per worker; the per-thread ``_Meter`` keeps each
+  thread's last URL for error texts.
+- One connector serves one run at a time: its caches (users, workflow, project
+  ids) are per run, shared by its workers (the user cache under a lock; the
+  workflow map only grows, and a stale edge costs one refused POST); ``close()``
   drops them and ``open()`` starts afresh.
 """
 
@@ -128,7 +137,7 @@ from connectors.jira_records import (
     visibility_stated,
 )
 from connectors.jira_workflow import Transition, WorkflowMap, norm, parse_transitions
-from connectors.retry import RequestBudget, RetryPolicy
+from connectors.retry import AdaptiveLimit, RequestBudget, RetryPolicy, run_per_key
 
 T = TypeVar("T")
 
@@ -146,8 +155,10 @@ class _Meter(HTTPAdapter):
     """Sits under the library's session: spends the request budget and remembers,
     per thread, the last URL and status so error texts can name them."""
 
-    def __init__(self, budget: RequestBudget | None) -> None:
-        super().__init__()
+    def __init__(self, budget: RequestBudget | None, pool: int = 10) -> None:
+        # One pooled connection per worker that may be in flight (requests' default
+        # pool of 10 would drop and reopen connections above that).
+        super().__init__(pool_connections=pool, pool_maxsize=pool)
         self.budget = budget
         self.local = threading.local()
 
@@ -247,7 +258,10 @@ class JiraConnector:
         self._field_list: list[dict[str, Any]] = []
         self._me = ""   # the signed-in account (accountId / DC user name), set by open()
         self._jira: JIRA | None = None
-        self._meter = _Meter(self._budget)
+        self._meter = _Meter(self._budget, max(10, config.concurrency))
+        self._limit = AdaptiveLimit(config.concurrency, max_pause=self.retry.max_wait,
+                                    sleep=self.retry.sleep)
+        self._cache_lock = threading.Lock()  # the per-run caches, shared by the workers
         self._info: ServerInfo | None = None
         self._zone: tzinfo = UTC
         self._users: dict[str, dict[str, str] | None] = {}
@@ -308,7 +322,9 @@ class JiraConnector:
                     f"(HTTP {last_status}): {type(exc).__name__} {one_line(exc, 80)}",
                     side="jira", status=last_status, url=last_url or self.url) from None
 
-        return self.retry.call(attempt, idempotent=idempotent)
+        # Each attempt holds one of the bounded slots; a 429 halves them (the retry
+        # policy then waits out Retry-After, and new requests pause as long).
+        return self.retry.call(lambda: self._limit.call(attempt), idempotent=idempotent)
 
     def _api(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
              payload: Any = None) -> Any:
@@ -341,7 +357,8 @@ class JiraConnector:
         except KeyError:
             raise FatalError(f"Jira serverInfo at {self.url} lacks versionNumbers: not Jira?",
                              side="jira", url=self.url) from None
-        self._meter = _Meter(self._budget)  # the old session closed the previous one
+        # The old session closed the previous one.
+        self._meter = _Meter(self._budget, max(10, self.concurrency))
         jira._session.mount("http://", self._meter)
         jira._session.mount("https://", self._meter)
         if self.flavor != "auto":
@@ -650,8 +667,9 @@ class JiraConnector:
     def _user(self, email: str) -> dict[str, str] | None:
         """The user payload for an email (accountId / name), cached for the run."""
         key = email.casefold()
-        if key in self._users:
-            return self._users[key]
+        with self._cache_lock:
+            if key in self._users:
+                return self._users[key]
         jira = self._require()
         params = {"query": email} if self.cloud else {"username": email}
         found = self._call(f"user search for {email}",
@@ -670,7 +688,8 @@ class JiraConnector:
                 payload = {"accountId": str(user["accountId"])}
             elif user.get("name"):
                 payload = {"name": str(user["name"])}
-        self._users[key] = payload
+        with self._cache_lock:
+            self._users[key] = payload
         return payload
 
     def _resolve_refs(self, fields: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -815,19 +834,34 @@ class JiraConnector:
         for index, (key, _) in created.items():
             results[index].id = key
             results[index].display = key
+        moving = [i for i in moves if i in created]
+        if moving and self._initial_status is None:
+            # Read once per run, from the first issue that must move: every issue of
+            # the type is born in it.
+            try:
+                self._initial_status = self._status_of(created[moving[0]][0])
+            except ConnectorError as exc:
+                for index in moving:
+                    results[index].error = exc
+                moving = []
+            here.update((i, here.get(i) or self._initial_status) for i in moving)
+
+        def after_create(index: int) -> None:
+            """What Jira cannot batch, per issue: the remote link, the workflow steps."""
+            key = created[index][0]
             if self.remote_link:
                 results[index].warnings.extend(self._link_back(key, records[index]))
-        for index, (status, resolution) in moves.items():
-            if index not in created:
-                continue
-            key = created[index][0]
-            try:
-                if self._initial_status is None:
-                    self._initial_status = self._status_of(key)
-                    here[index] = self._initial_status
-                self._move(key, here.get(index) or self._initial_status, status, resolution)
-            except ConnectorError as exc:
-                results[index].error = exc
+            if index in moving:
+                status, resolution = moves[index]
+                try:
+                    self._move(key, here.get(index) or self._initial_status, status,
+                               resolution)
+                except ConnectorError as exc:
+                    results[index].error = exc
+
+        busy = [i for i in created if self.remote_link or i in moving]
+        run_per_key([created[i][0] for i in busy], lambda n: after_create(busy[n]),
+                    self.concurrency)
         try:
             versions = self._by_keys(
                 [k for k, _ in created.values()], ["updated"],
@@ -1212,10 +1246,16 @@ class JiraConnector:
     # ------------------------------------------------------------ check
 
     def write_many(self, writes: Sequence[RecordWrite]) -> list[WriteResult]:
-        return write_each(self, writes)
+        """Jira has no batch edit: each write is an update (and mark) of its own, up to
+        ``concurrency`` issues at a time, one issue's writes in order on one worker."""
+        return run_per_key([w.record_id for w in writes],
+                           lambda i: write_each(self, [writes[i]])[0], self.concurrency)
 
     def add_comments(self, comments: Sequence[NewComment]) -> list[CommentResult]:
-        return comment_each(self, comments)
+        """One POST per comment (Jira has no bulk comment call), up to ``concurrency``
+        issues at a time, one issue's comments in order on one worker."""
+        return run_per_key([c.record_id for c in comments],
+                           lambda i: comment_each(self, [comments[i]])[0], self.concurrency)
 
     def check(self, fields: Sequence[str], statuses: Sequence[str]) -> list[CheckResult]:
         rows: list[CheckResult] = []

@@ -34,7 +34,10 @@ Contract:
   new journal entries' ids are read back once per 100 records
   (``element_idIN...``). The Batch API does not promise to run its items in
   order, so a record's second write or comment goes into a later batch. Without
-  ``use_batch_api`` both fall back to one record at a time.
+  ``use_batch_api`` both fall back to one record at a time, ``concurrency`` records
+  in flight at once (one record's writes in order on one worker).
+- Every request holds a slot of an :class:`connectors.retry.AdaptiveLimit`: a 429
+  halves the slots (Retry-After honoured) and a run of successes raises them.
 - ``history`` reads ``sys_created_on`` of the records and their ``sys_audit``
   rows (field, user, time; stock instances audit the incident table), one
   request per 100 records plus one per 1,000 audit rows: the changes the
@@ -57,6 +60,7 @@ from urllib.parse import urlsplit
 import pysnow
 import pysnow.exceptions
 import requests
+from requests.adapters import HTTPAdapter
 
 from connectors.base import (
     GROUP_REF,
@@ -85,7 +89,13 @@ from connectors.base import (
     ref_of,
     write_each,
 )
-from connectors.retry import RequestBudget, RetryPolicy, parse_retry_after
+from connectors.retry import (
+    AdaptiveLimit,
+    RequestBudget,
+    RetryPolicy,
+    parse_retry_after,
+    run_per_key,
+)
 from connectors.servicenow_config import ServiceNowConfig
 from connectors.servicenow_errors import (
     short_url,
@@ -236,12 +246,13 @@ class ServiceNowConnector:
         timeout: float = 30.0,
         requests_per_minute: int | None = None,
         use_batch_api: bool = True,
+        concurrency: int = 4,
         retry: RetryPolicy | None = None,
     ) -> None:
         config = ServiceNowConfig.from_options(
             instance_url=instance_url, username=username, table=table, query=query,
             page_size=page_size, timeout=timeout, requests_per_minute=requests_per_minute,
-            use_batch_api=use_batch_api,
+            use_batch_api=use_batch_api, concurrency=concurrency,
         )
         self._setup(config, password, retry)
 
@@ -267,6 +278,9 @@ class ServiceNowConnector:
         self.timeout = config.timeout
         self.use_batch_api = config.use_batch_api
         self.retry = retry or RetryPolicy()
+        self.concurrency = config.concurrency
+        self._limit = AdaptiveLimit(config.concurrency, max_pause=self.retry.max_wait,
+                                    sleep=self.retry.sleep)
         rpm = config.requests_per_minute
         self.budget = RequestBudget(rpm) if rpm else None
         # pysnow keeps the password inside its session's auth object, the only copy.
@@ -274,6 +288,11 @@ class ServiceNowConnector:
             instance=self._instance, host=self._host, user=config.username, password=password,
             use_ssl=self._use_ssl,
         )
+        if config.concurrency > 10:  # requests' default pool keeps 10 connections per host
+            pooled = HTTPAdapter(pool_connections=config.concurrency,
+                                 pool_maxsize=config.concurrency)
+            self._client.session.mount("https://", pooled)
+            self._client.session.mount("http://", pooled)
         self._lock = threading.Lock()
         self._users: dict[str, str | None] = {}        # lower-case email -> sys_id
         self._groups: dict[str, str | None] = {}       # group name -> sys_id
@@ -320,7 +339,8 @@ class ServiceNowConnector:
                     payload_fields=fields,
                 ) from None
 
-        return self.retry.call(attempt, idempotent=idempotent)
+        # Each attempt holds one of the bounded slots; a 429 halves them.
+        return self.retry.call(lambda: self._limit.call(attempt), idempotent=idempotent)
 
     def _list(
         self, table: str, query: str, fields: Sequence[str], *, limit: int, offset: int = 0
@@ -926,7 +946,8 @@ class ServiceNowConnector:
         ``use_batch_api`` each write is an update (and mark) of its own.
         """
         if not self.use_batch_api:
-            return write_each(self, writes)
+            return run_per_key([w.record_id for w in writes],
+                               lambda i: write_each(self, [writes[i]])[0], self.concurrency)
         results: list[WriteResult | None] = [None] * len(writes)
         payloads: list[dict[str, Any]] = []
         for write in writes:
@@ -1008,7 +1029,8 @@ class ServiceNowConnector:
         (``sys_journal_field`` by ``element_idIN...``). Without ``use_batch_api``,
         one PATCH and one journal read per comment."""
         if not self.use_batch_api:
-            return comment_each(self, comments)
+            return run_per_key([c.record_id for c in comments],
+                               lambda i: comment_each(self, [comments[i]])[0], self.concurrency)
         results: list[CommentResult | None] = [None] * len(comments)
         texts: list[tuple[str, str]] = []   # (element, text) per comment
         for index, item in enumerate(comments):

@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 from connector_contract import PAGE_SIZE, ConnectorContract, FakeClock
 
-from connectors.base import NewRecord
+from connectors.base import NewComment, NewRecord, RecordWrite
 from connectors.jira import JiraConnector
 from connectors.jira_workflow import Transition
 from connectors.retry import RetryPolicy
 from connectors.sandbox.adf import adf_to_text, text_to_adf
+from connectors.sandbox.http import Fault
 from connectors.sandbox.jira import JiraSandbox
 
 FIELDS = ["summary", "description", "assignee", "status", "priority", "customfield_10004"]
@@ -636,3 +637,58 @@ def test_ids_with_control_characters_are_exact_through_labels(
     assert {k: v.id for k, v in connector.find_by_foreign_id([odd], FIELDS).items()} == {
         odd: created.id}
     assert connector.find_by_foreign_id(["sysid"], FIELDS) == {}
+
+
+# ---------------------------------------------------------------- concurrency
+
+
+def test_comments_overlap_across_issues_and_keep_their_order_within_one(
+    sandbox: JiraSandbox,
+) -> None:
+    connector = make_connector(sandbox, concurrency=4)
+    keys = [sandbox.create_issue({"summary": f"busy {n}"}) for n in range(6)]
+    sandbox.faults.latency_ms = 20  # so requests do overlap
+    wanted = [NewComment(key, text(sandbox, f"{key} #{k}"), "internal")
+              for k in range(3) for key in keys]
+    results = connector.add_comments(wanted)
+    assert all(r.ok for r in results), [r.error for r in results]
+    assert connector._limit.peak > 1
+    for key in keys:
+        bodies = [c["body"] for c in sandbox.issue(key)["fields"]["comment"]["comments"]]
+        assert [adf_to_text(b).strip() if isinstance(b, dict) else b.strip()
+                for b in bodies] == [f"{key} #{k}" for k in range(3)]
+
+
+def test_429s_lower_the_concurrency_and_nothing_is_lost_or_reordered(
+    sandbox: JiraSandbox,
+) -> None:
+    sleeps: list[float] = []
+    connector = make_connector(sandbox, sleeps, concurrency=4)
+    keys = [sandbox.create_issue({"summary": f"throttled {n}"}) for n in range(5)]
+    sandbox.faults.script.extend(
+        [Fault("429", retry_after=2, method="POST", path="/rest/api")] * 3)
+    wanted = [NewComment(key, text(sandbox, f"{key} note {k}"), "public")
+              for key in keys for k in range(4)]
+    results = connector.add_comments(wanted)
+    assert all(r.ok for r in results), [r.error for r in results]
+    assert connector._limit.lowest < 4          # halved on the 429s
+    assert 2.0 in sleeps                        # Retry-After honoured
+    assert sandbox.log.count("POST", "re:/comment$", status=429) == 3
+    for key in keys:
+        bodies = [c["body"] for c in sandbox.issue(key)["fields"]["comment"]["comments"]]
+        assert [adf_to_text(b).strip() if isinstance(b, dict) else b.strip()
+                for b in bodies] == [f"{key} note {k}" for k in range(4)]
+
+
+def test_write_many_edits_issues_concurrently_in_order_per_issue(
+    sandbox: JiraSandbox,
+) -> None:
+    connector = make_connector(sandbox, concurrency=3)
+    keys = [sandbox.create_issue({"summary": f"edit {n}"}) for n in range(4)]
+    results = connector.write_many(
+        [RecordWrite(key, {"summary": f"{key} first"}) for key in keys]
+        + [RecordWrite(key, {"summary": f"{key} second"}, f"sys-{key}") for key in keys])
+    assert all(r.ok for r in results), [r.error for r in results]
+    for key in keys:
+        fields = sandbox.issue(key)["fields"]
+        assert fields["summary"] == f"{key} second" and f"snow-sys-{key}" in fields["labels"]

@@ -648,3 +648,20 @@ def test_pull_returns_each_record_in_scope_exactly_once_in_order(
         in_scope = {r["sys_id"] for r in sandbox.rows("incident") if r["active"] == "true"}
         assert [r.id for r in pulled] == sorted(
             in_scope, key=lambda i: ((sandbox.get("incident", i) or {})["sys_updated_on"], i))
+
+
+def test_without_batch_api_records_overlap_and_429s_lower_the_concurrency(
+    sandbox: ServiceNowSandbox, sleeps: list[float]
+) -> None:
+    connector = make_connector(sandbox, sleeps, use_batch_api=False, concurrency=4)
+    ids = [insert(sandbox, f"Parallel {n}") for n in range(5)]
+    sandbox.faults.latency_ms = 10
+    sandbox.faults.script.extend([Fault("429", retry_after=3, method="PATCH")] * 2)
+    results = connector.add_comments([NewComment(i, f"{i} #{k}", "public")
+                                      for k in range(3) for i in ids])
+    assert all(r.ok for r in results), [r.error for r in results]
+    assert connector._limit.peak > 1 and connector._limit.lowest < 4
+    assert 3.0 in sleeps
+    for sys_id in ids:
+        assert [r["value"] for r in sandbox.journal(sys_id)] == [f"{sys_id} #{k}"
+                                                                 for k in range(3)]
