@@ -265,7 +265,8 @@ def test_create_many_uses_the_batch_api_and_one_user_lookup(
     results = connector.create(records)
     assert all(r.ok and r.version == "0" for r in results)
     assert sandbox.log.count("POST", "/api/now/v1/batch") == 2       # 50 + 10
-    # (The sandbox also logs each item the batch ran; only the batch POSTs cross the wire.)
+    # (The sandbox also logs each item the batch ran, as a batch item, not a wire request.)
+    assert sandbox.log.wire("POST") == 2
     assert sandbox.log.count("GET", "re:/sys_user$") == 1
     assert sandbox.log.count("GET", "/api/now/table/sys_user_group") == 1
     row = sandbox.get("incident", results[59].id or "")
@@ -333,6 +334,7 @@ def test_write_many_of_a_hundred_records_costs_one_version_read_and_two_batches(
     assert sandbox.log.count("POST", "/api/now/v1/batch") == 2
     assert sandbox.log.count("PATCH", "/api/now/table/incident/") == 100
     assert sandbox.log.count("PATCH") == 100 and sandbox.log.count("PUT") == 0
+    assert sandbox.log.wire() == 3 and sandbox.log.count(batch_item=True) == 100
     assert sandbox.get("incident", ids[1])["correlation_id"] == "OPS-1"  # type: ignore[index]
     assert sandbox.get("incident", ids[0])["correlation_id"] == ""  # type: ignore[index]
 
@@ -415,6 +417,7 @@ def test_add_comments_batches_journal_writes_and_reads_their_ids_once(
     assert sandbox.log.count("POST", "/api/now/v1/batch") == 2
     assert sandbox.log.count("GET", "/api/now/table/sys_journal_field") == 1
     assert sandbox.log.count("GET", "/api/now/table/sys_user") == 1
+    assert sandbox.log.wire() == 4  # 60 comments: 2 batches, 1 journal read, 1 author
     for n, sys_id in enumerate(ids):
         rows = sandbox.journal(sys_id)
         assert [(r["value"], r["element"]) for r in rows] == [

@@ -704,3 +704,32 @@ def test_issue_get_honours_fields_expand_and_properties(cloud: JiraSandbox, v2: 
                                            "fieldId": "summary",
                                            "fromString": "Expand me 1",
                                            "toString": "Expand me 2"}]
+
+
+def test_key_and_label_searches_read_an_index_and_follow_every_write(
+    cloud: JiraSandbox, v2: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connectors.sandbox import jql
+
+    keys = [v2.post("issue", incident(summary=f"n{n}", labels=[f"snow-{n}"])).json()["key"]
+            for n in range(30)]
+    evaluated: list[str] = []
+    original = jql.BoundQuery.matches
+    monkeypatch.setattr(jql.BoundQuery, "matches",
+                        lambda self, issue: evaluated.append(issue.key) or original(self, issue))
+
+    def found(text: str) -> list[str]:
+        page = v2.get("search/jql", jql=text, fields="labels").json()
+        return sorted(i["key"] for i in page["issues"])
+
+    assert found("project = OPS AND labels in (snow-3, SNOW-4)") == sorted(keys[3:5])
+    assert found(f"key in ({keys[7]}, {keys[9]})") == sorted([keys[7], keys[9]])
+    assert len(evaluated) == 4  # the candidates only, not every issue of the site
+    assert v2.put(f"issue/{keys[3]}", {"update": {"labels": [
+        {"remove": "snow-3"}, {"add": "snow-x"}]}}).status_code == 204
+    assert found("labels = snow-3") == [] and found("labels = snow-x") == [keys[3]]
+    assert v2.session.delete(v2.url(f"issue/{keys[4]}")).status_code == 204
+    assert found("labels in (snow-4)") == []
+    evaluated.clear()
+    assert len(found("project = OPS AND summary ~ n1")) > 0  # no index for text: a scan
+    assert len(evaluated) == len(cloud.issue_keys())
