@@ -262,6 +262,8 @@ class JiraConnector:
         self._limit = AdaptiveLimit(config.concurrency, max_pause=self.retry.max_wait,
                                     sleep=self.retry.sleep)
         self._cache_lock = threading.Lock()  # the per-run caches, shared by the workers
+        # Stale entity properties found by marks inside write_many, set in one go after.
+        self._property_sink: list[tuple[str, str, dict[str, str]]] | None = None
         self._info: ServerInfo | None = None
         self._zone: tzinfo = UTC
         self._users: dict[str, dict[str, str] | None] = {}
@@ -937,14 +939,19 @@ class JiraConnector:
         return []
 
     def _current(self, key: str) -> dict[str, Any]:
+        return dict(self._read(key).get("fields") or {})
+
+    def _read(self, key: str, *, with_property: bool = False) -> dict[str, Any]:
+        """The issue's id and the fields writes check (and its entity property)."""
         wanted = ["updated", "status", "labels"]
         if self.marker_field:
             wanted.append(self.marker_field)
-        raw = self._call(f"read {key}",
-                         lambda: self._api("GET", f"issue/{key}",
-                                           params={"fields": ",".join(wanted)}),
+        params = {"fields": ",".join(wanted)}
+        if with_property:
+            params["properties"] = ENTITY_PROPERTY
+        raw = self._call(f"read {key}", lambda: self._api("GET", f"issue/{key}", params=params),
                          idempotent=True)
-        return dict(raw.get("fields") or {})
+        return dict(raw) if isinstance(raw, dict) else {}
 
     def update(
         self, record_id: str, fields: Mapping[str, Any], expected_version: str | None = None
@@ -1003,12 +1010,19 @@ class JiraConnector:
         """Mark an issue with the ServiceNow id of its copy, where :meth:`create` marks
         a copy: the marker field when configured, else the ``snow-<id>`` label (any
         other marker label replaced, so the issue names one record). One read, and
-        one edit plus a read for the new version unless the mark is already there."""
-        current = self._current(record_id)
+        one edit plus a read for the new version unless the mark is already there.
+
+        An entity property naming *another* ServiceNow record (an issue re-linked) is
+        brought up to date too: one PUT here; inside :meth:`write_many`, Cloud's
+        ``issue/properties/multi`` for up to 100 issues at once (Data Center: a PUT
+        each). An issue without the property gets none: a mark costs no extra request."""
+        raw = self._read(record_id, with_property=True)
+        current = dict(raw.get("fields") or {})
         if expected_version is not None and str(current.get("updated")) != expected_version:
             raise PreconditionFailed(
                 f"Jira {record_id} moved: version {current.get('updated')} "
                 f"!= expected {expected_version}")
+        self._refresh_property(record_id, raw, foreign_id)
         labels = [str(label) for label in current.get("labels") or []]
         if self.marker_field:
             if str(current.get(self.marker_field) or "") == foreign_id:
@@ -1024,6 +1038,44 @@ class JiraConnector:
         self._edit(record_id, payload)
         version = self._current(record_id).get("updated")
         return WriteResult(id=record_id, version=str(version), display=record_id)
+
+    def _refresh_property(self, key: str, raw: Mapping[str, Any], foreign_id: str) -> None:
+        """Re-point a stale entity property at ``foreign_id`` (now, or batched later
+        when :meth:`write_many` collects them)."""
+        value = (raw.get("properties") or {}).get(ENTITY_PROPERTY)
+        if not isinstance(value, dict):
+            return
+        old_id = str(value.get("servicenow_sys_id") or "")
+        if old_id in ("", foreign_id):
+            return
+        old_url = str(value.get("servicenow_url") or "")
+        fresh = self._property_value(
+            foreign_id, old_url.replace(old_id, foreign_id) if old_id in old_url else "")
+        with self._cache_lock:
+            sink = self._property_sink
+            if sink is not None:
+                sink.append((key, str(raw.get("id") or ""), fresh))
+                return
+        self._put_properties([(key, str(raw.get("id") or ""), fresh)])
+
+    def _put_properties(self, items: Sequence[tuple[str, str, dict[str, str]]]) -> None:
+        """Set the entity property on these (key, id, value) issues: Cloud in one
+        ``issue/properties/multi`` request per 100 (asynchronous: the 303 to its task is
+        not followed), Data Center one PUT per issue."""
+        jira = self._require()
+        if self.cloud and all(i.isdigit() for _, i, _ in items):
+            for start in range(0, len(items), 100):
+                chunk = items[start:start + 100]
+                body = {"issues": [{"issueID": int(i), "properties": {ENTITY_PROPERTY: value}}
+                                   for _, i, value in chunk]}
+                self._call("set issue properties", lambda b=body: jira._session.post(
+                    jira._get_url("issue/properties/multi"), data=json.dumps(b),
+                    allow_redirects=False), idempotent=True)
+            return
+        run_per_key([k for k, _, _ in items], lambda n: self._call(
+            f"property of {items[n][0]}",
+            lambda: jira.add_issue_property(items[n][0], ENTITY_PROPERTY, items[n][2]),
+            idempotent=True), self.concurrency)
 
     def _edit(self, key: str, payload: Mapping[str, Any]) -> None:
         body = {"fields": dict(payload)}
@@ -1247,9 +1299,27 @@ class JiraConnector:
 
     def write_many(self, writes: Sequence[RecordWrite]) -> list[WriteResult]:
         """Jira has no batch edit: each write is an update (and mark) of its own, up to
-        ``concurrency`` issues at a time, one issue's writes in order on one worker."""
-        return run_per_key([w.record_id for w in writes],
-                           lambda i: write_each(self, [writes[i]])[0], self.concurrency)
+        ``concurrency`` issues at a time, one issue's writes in order on one worker;
+        stale entity properties the marks found are then set in one go."""
+        sink: list[tuple[str, str, dict[str, str]]] = []
+        with self._cache_lock:
+            self._property_sink = sink
+        try:
+            results = run_per_key([w.record_id for w in writes],
+                                  lambda i: write_each(self, [writes[i]])[0], self.concurrency)
+        finally:
+            with self._cache_lock:
+                self._property_sink = None
+        if sink:
+            try:
+                self._put_properties(sink)
+            except ConnectorError as exc:
+                if isinstance(exc, FatalError):
+                    raise
+                for result in results:
+                    if result.ok and any(result.id == key for key, _, _ in sink):
+                        result.warnings.append(f"entity property not updated: {exc}")
+        return results
 
     def add_comments(self, comments: Sequence[NewComment]) -> list[CommentResult]:
         """One POST per comment (Jira has no bulk comment call), up to ``concurrency``

@@ -692,3 +692,32 @@ def test_write_many_edits_issues_concurrently_in_order_per_issue(
     for key in keys:
         fields = sandbox.issue(key)["fields"]
         assert fields["summary"] == f"{key} second" and f"snow-sys-{key}" in fields["labels"]
+
+
+def test_relinked_issues_get_their_stale_property_updated_in_one_request_on_cloud(
+    connector: JiraConnector, sandbox: JiraSandbox, mode: str
+) -> None:
+    made = connector.create([NewRecord({"summary": f"r{n}"}, f"old{n}",
+                                       f"https://dev1.service-now.com/incident.do?sys_id=old{n}")
+                             for n in range(3)])
+    plain = sandbox.create_issue({"summary": "never had a property"})
+    sandbox.log.clear()
+    results = connector.write_many([RecordWrite(r.id or "", {}, f"new{n}")
+                                    for n, r in enumerate(made)]
+                                   + [RecordWrite(plain, {}, "new9")])
+    assert all(r.ok and not r.warnings for r in results), results
+    for n, result in enumerate(made):
+        prop = connector._api("GET", f"issue/{result.id}/properties/incident-sync")["value"]
+        assert prop == {"servicenow_sys_id": f"new{n}",
+                        "servicenow_url": f"https://dev1.service-now.com/incident.do?sys_id=new{n}"}
+    assert connector._api("GET", f"issue/{plain}/properties")["keys"] == []
+    if mode == "cloud":
+        assert sandbox.log.count("POST", "re:/issue/properties/multi$", status=303) == 1
+        assert sandbox.log.count("PUT", "re:/properties/") == 0
+        assert sandbox.log.count("GET", "re:/task/") == 0  # the 303 is not followed
+    else:
+        assert sandbox.log.count("PUT", "re:/properties/incident-sync$") == 3
+    # A single mark outside a batch updates its property at once.
+    connector.mark_foreign_id(made[0].id or "", "newest")
+    prop = connector._api("GET", f"issue/{made[0].id}/properties/incident-sync")["value"]
+    assert prop["servicenow_sys_id"] == "newest"

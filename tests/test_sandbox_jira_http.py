@@ -733,3 +733,22 @@ def test_key_and_label_searches_read_an_index_and_follow_every_write(
     evaluated.clear()
     assert len(found("project = OPS AND summary ~ n1")) > 0  # no index for text: a scan
     assert len(evaluated) == len(cloud.issue_keys())
+
+
+def test_bulk_issue_properties_are_cloud_only_asynchronous_and_ignore_unknown_issues(
+    v2: Api, dcapi: Api
+) -> None:
+    created = v2.post("issue", incident()).json()
+    body = {"issues": [{"issueID": int(created["id"]), "properties": {"p": {"a": 1}}},
+                       {"issueID": 999999, "properties": {"p": {"a": 2}}}]}
+    response = v2.session.post(v2.url("issue/properties/multi"), json=body,
+                               allow_redirects=False)
+    assert response.status_code == 303
+    task = v2.session.get(response.headers["Location"]).json()
+    assert task["status"] == "COMPLETE"
+    assert v2.get(f"issue/{created['key']}/properties/p").json()["value"] == {"a": 1}
+    too_many = {"issues": [{"issueID": 1, "properties": {"p": 1}}] * 101}
+    assert v2.post("issue/properties/multi", too_many).status_code == 400
+    no_props = {"issues": [{"issueID": int(created["id"]), "properties": {}}]}
+    assert v2.post("issue/properties/multi", no_props).status_code == 400
+    assert dcapi.post("issue/properties/multi", body).status_code == 404
