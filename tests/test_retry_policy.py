@@ -154,3 +154,30 @@ def test_run_per_key_raises_what_must_stop_the_batch() -> None:
 
     with pytest.raises(AuthError):
         run_per_key(["a", "b", "c", "d", "e"], work, 3)
+
+
+def test_the_request_budget_holds_across_threads() -> None:
+    now = [0.0]
+    lock = threading.Lock()
+    starts: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        with lock:  # time passes only while someone waits
+            now[0] += seconds
+
+    budget = RequestBudget(10, clock=lambda: now[0], sleep=sleep)
+
+    def worker() -> None:
+        for _ in range(10):
+            budget.acquire()
+            with lock:
+                starts.append(now[0])
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(starts) == 40
+    # 40 starts at 10 a minute: the last ten cannot begin before three minutes passed.
+    assert now[0] >= 180.0
