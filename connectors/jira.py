@@ -1163,7 +1163,22 @@ class JiraConnector:
                 try:
                     self._post_transition(key, status, step, resolution)
                 except ValidationFailed:
-                    asked.add(norm(status))  # refused: read what this issue offers
+                    # Refused: this issue may not be where we thought (a create's
+                    # transition whose answer we could not read) or a condition differs.
+                    # Read its status, then what it offers, before learning anything.
+                    status = self._status_of(key)
+                    asked.add(norm(status))
+                    if norm(status) == norm(target):
+                        return moved
+                    available = self._transitions(key)
+                    self._workflow.learn(status, available)
+                    path = self._workflow.path(status, target)
+                    if path is None or path[0].id not in {t.id for t in available}:
+                        continue  # the general path below explains or explores
+                    self._post_transition(key, status, path[0], resolution)
+                    moved = True
+                    status = path[0].to
+                    visited.append(status)
                     continue
                 moved = True
                 status = step.to

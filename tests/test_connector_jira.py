@@ -352,6 +352,20 @@ def test_a_refused_step_reads_the_issue_s_transitions_and_goes_on(
     assert sandbox.log.count("POST", "re:/transitions$", status=204) == 1
 
 
+def test_a_refused_step_on_an_issue_not_where_we_thought_learns_nothing_wrong(
+    connector: JiraConnector, sandbox: JiraSandbox
+) -> None:
+    learnt = sandbox.create_issue({"summary": "teaches Open"})
+    connector.update(learnt, {"status": "Work in progress"})
+    key = sandbox.create_issue({"summary": "moved behind our back"})
+    sandbox.transition_issue(key, "Pending")
+    # Believed in Open (e.g. a create's transition whose answer was lost): Open's
+    # "Start work" is refused, the real status is read, and Pending's way is taken.
+    assert connector._move(key, "Open", "Work in progress", None)
+    assert sandbox.issue(key)["fields"]["status"]["name"] == "Work in progress"
+    assert [t.id for t in connector._workflow.path("Open", "Work in progress") or []] == ["11"]
+
+
 def test_creates_in_the_initial_status_read_that_status_once_per_run(
     connector: JiraConnector, sandbox: JiraSandbox
 ) -> None:
