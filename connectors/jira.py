@@ -48,7 +48,10 @@ Contract (what the engine may rely on, beyond :class:`connectors.base.Connector`
   one POST per transition step, and one read for the new version. A mark
   (``mark_foreign_id``: the marker field, else the ``snow-<id>`` label, on an
   issue whose copy we made) = one read, and one edit plus one read unless the
-  mark is already there. ``history`` = per issue one read, plus on Cloud one
+  mark is already there. ``write_many`` = per write one read (when a version,
+  status, labels or a mark is involved) and one edit carrying its fields and its
+  mark together, plus one version search per 50 written issues instead of a read
+  each. ``history`` = per issue one read, plus on Cloud one
   changelog page per 100 histories (Data Center embeds the whole changelog in
   the read); a change counts as the integration user's when its author is the
   signed-in account. Users: one
@@ -112,7 +115,6 @@ from connectors.base import (
     WriteResult,
     comment_each,
     ref_of,
-    write_each,
 )
 from connectors.jira_config import JiraConfig
 from connectors.jira_errors import Account, from_http, from_transport, one_line
@@ -956,12 +958,45 @@ class JiraConnector:
     def update(
         self, record_id: str, fields: Mapping[str, Any], expected_version: str | None = None
     ) -> WriteResult:
+        result, _ = self._write(record_id, fields, expected_version, None)
+        return self._with_version(record_id, result)
+
+    def mark_foreign_id(
+        self, record_id: str, foreign_id: str, expected_version: str | None = None
+    ) -> WriteResult:
+        """Mark an issue with the ServiceNow id of its copy, where :meth:`create` marks
+        a copy: the marker field when configured, else the ``snow-<id>`` label (any
+        other marker label replaced, so the issue names one record). One read, and
+        one edit plus a read for the new version unless the mark is already there.
+
+        An entity property naming *another* ServiceNow record (an issue re-linked) is
+        brought up to date too: one PUT here; inside :meth:`write_many`, Cloud's
+        ``issue/properties/multi`` for up to 100 issues at once (Data Center: a PUT
+        each). An issue without the property gets none: a mark costs no extra request."""
+        result, _ = self._write(record_id, {}, expected_version, foreign_id)
+        return self._with_version(record_id, result)
+
+    def _with_version(self, key: str, result: WriteResult) -> WriteResult:
+        if result.version is None:  # written: read the version the write left
+            result.version = str(self._current(key).get("updated"))
+        return result
+
+    def _write(
+        self, record_id: str, fields: Mapping[str, Any], expected_version: str | None,
+        foreign_id: str | None,
+    ) -> tuple[WriteResult, str]:
+        """Write ``fields`` (and the mark of ``foreign_id``, in the same edit) after the
+        version check; the result's version is None when something was written (the
+        caller reads it, one by one or in a batch), and the issue's numeric id when the
+        issue was read first ("" otherwise)."""
         changes = dict(fields)
         status = _status_name(changes.pop("status", None))
         resolution = _resolution(changes.pop("resolution", None))
-        current: dict[str, Any] | None = None
-        if expected_version is not None or status or "labels" in changes:
-            current = self._current(record_id)
+        raw: dict[str, Any] | None = None
+        if (expected_version is not None or status or "labels" in changes
+                or foreign_id is not None):
+            raw = self._read(record_id, with_property=foreign_id is not None)
+        current = dict(raw.get("fields") or {}) if raw is not None else None
         if expected_version is not None and current is not None:
             if str(current.get("updated")) != expected_version:
                 # Jira has no conditional write; this check narrows the race to
@@ -978,6 +1013,9 @@ class JiraConnector:
             markers = [str(label) for label in current.get("labels") or []
                        if str(label).startswith(LABEL_PREFIX)]
             payload["labels"] = self._with_marker(payload["labels"], markers)
+        if foreign_id is not None and raw is not None and current is not None:
+            self._refresh_property(record_id, raw, foreign_id)
+            payload.update(self._mark_payload(current, payload, foreign_id))
         reresolve: str | None = None
         if resolution is not None and not status:
             # Jira keeps the resolution off edit screens: it is set only by the
@@ -999,45 +1037,26 @@ class JiraConnector:
             wrote = self._move(record_id, here, status, resolution) or wrote
         elif reresolve:
             wrote = self._reresolve(record_id, reresolve, resolution)
-        version = (self._current(record_id).get("updated") if wrote
-                   else (current or self._current(record_id)).get("updated"))
-        return WriteResult(id=record_id, version=str(version), display=record_id,
-                           warnings=warnings)
+        version = None if wrote else str((current or self._current(record_id)).get("updated"))
+        issue_id = str((raw or {}).get("id") or "")
+        return WriteResult(id=record_id, version=version, display=record_id,
+                           warnings=warnings), issue_id
 
-    def mark_foreign_id(
-        self, record_id: str, foreign_id: str, expected_version: str | None = None
-    ) -> WriteResult:
-        """Mark an issue with the ServiceNow id of its copy, where :meth:`create` marks
-        a copy: the marker field when configured, else the ``snow-<id>`` label (any
-        other marker label replaced, so the issue names one record). One read, and
-        one edit plus a read for the new version unless the mark is already there.
-
-        An entity property naming *another* ServiceNow record (an issue re-linked) is
-        brought up to date too: one PUT here; inside :meth:`write_many`, Cloud's
-        ``issue/properties/multi`` for up to 100 issues at once (Data Center: a PUT
-        each). An issue without the property gets none: a mark costs no extra request."""
-        raw = self._read(record_id, with_property=True)
-        current = dict(raw.get("fields") or {})
-        if expected_version is not None and str(current.get("updated")) != expected_version:
-            raise PreconditionFailed(
-                f"Jira {record_id} moved: version {current.get('updated')} "
-                f"!= expected {expected_version}")
-        self._refresh_property(record_id, raw, foreign_id)
-        labels = [str(label) for label in current.get("labels") or []]
+    def _mark_payload(self, current: Mapping[str, Any], payload: Mapping[str, Any],
+                      foreign_id: str) -> dict[str, Any]:
+        """The edit that makes the issue carry ``foreign_id``; empty when it already does.
+        The marker field when configured, else the ``snow-<id>`` label replacing any
+        other marker label (on top of the labels the same write sets, if any)."""
         if self.marker_field:
             if str(current.get(self.marker_field) or "") == foreign_id:
-                return WriteResult(id=record_id, version=str(current.get("updated")),
-                                   display=record_id)
-            payload: dict[str, Any] = {self.marker_field: foreign_id}
-        else:
-            wanted = self._with_marker(labels, [marker_label(foreign_id)])
-            if wanted == labels:
-                return WriteResult(id=record_id, version=str(current.get("updated")),
-                                   display=record_id)
-            payload = {"labels": wanted}
-        self._edit(record_id, payload)
-        version = self._current(record_id).get("updated")
-        return WriteResult(id=record_id, version=str(version), display=record_id)
+                return {}
+            return {self.marker_field: foreign_id}
+        labels = [str(label) for label in current.get("labels") or []]
+        base = list(payload["labels"]) if "labels" in payload else labels
+        wanted = self._with_marker(base, [marker_label(foreign_id)])
+        if "labels" not in payload and wanted == labels:
+            return {}
+        return {"labels": wanted}
 
     def _refresh_property(self, key: str, raw: Mapping[str, Any], foreign_id: str) -> None:
         """Re-point a stale entity property at ``foreign_id`` (now, or batched later
@@ -1313,18 +1332,32 @@ class JiraConnector:
     # ------------------------------------------------------------ check
 
     def write_many(self, writes: Sequence[RecordWrite]) -> list[WriteResult]:
-        """Jira has no batch edit: each write is an update (and mark) of its own, up to
-        ``concurrency`` issues at a time, one issue's writes in order on one worker;
-        stale entity properties the marks found are then set in one go."""
+        """Jira has no batch edit: each write is one edit (its fields and its mark
+        together) after one read, up to ``concurrency`` issues at a time, one issue's
+        writes in order on one worker. The new versions are then read in one search per
+        50 issues (reconciled by id on Cloud, whose search is eventually consistent),
+        and the stale entity properties the marks found set in one go."""
         sink: list[tuple[str, str, dict[str, str]]] = []
+
+        def one(index: int) -> tuple[WriteResult, str]:
+            write = writes[index]
+            try:
+                return self._write(write.record_id, write.fields, write.expected_version,
+                                   write.foreign_id)
+            except FatalError:
+                raise
+            except (ConnectorError, PreconditionFailed) as error:
+                return WriteResult(id=write.record_id, error=error), ""
+
         with self._cache_lock:
             self._property_sink = sink
         try:
-            results = run_per_key([w.record_id for w in writes],
-                                  lambda i: write_each(self, [writes[i]])[0], self.concurrency)
+            outcomes = run_per_key([w.record_id for w in writes], one, self.concurrency)
         finally:
             with self._cache_lock:
                 self._property_sink = None
+        results = [result for result, _ in outcomes]
+        self._read_versions(outcomes)
         if sink:
             try:
                 self._put_properties(sink)
@@ -1335,6 +1368,38 @@ class JiraConnector:
                     if result.ok and any(result.id == key for key, _, _ in sink):
                         result.warnings.append(f"entity property not updated: {exc}")
         return results
+
+    def _read_versions(self, outcomes: Sequence[tuple[WriteResult, str]]) -> None:
+        """Fill in the versions writes left: one ``key in (...)`` search per 50 issues
+        whose id is known (Cloud reconciles them: read-after-write), one read each for
+        the others on Cloud. A version that cannot be read is a warning, not an error:
+        the write happened."""
+        pending = [(r, i) for r, i in outcomes if r.ok and r.version is None and r.id]
+        batchable = [(r, i) for r, i in pending if i.isdigit() or not self.cloud]
+        single = [r for r, i in pending if not (i.isdigit() or not self.cloud)]
+        for start in range(0, len(batchable), 50):
+            chunk = batchable[start:start + 50]
+            keys = list(dict.fromkeys(str(r.id) for r, _ in chunk))
+            try:
+                found = self._by_keys(keys, ["updated"],
+                                      reconcile=[int(i) for _, i in chunk if i.isdigit()])
+            except ConnectorError as exc:
+                if isinstance(exc, FatalError):
+                    raise
+                found = {}
+            for result, _ in chunk:
+                record = found.get(str(result.id))
+                if record is not None:
+                    result.version = record.version
+                else:
+                    single.append(result)
+        for result in single:
+            try:
+                self._with_version(str(result.id), result)
+            except ConnectorError as exc:
+                if isinstance(exc, FatalError):
+                    raise
+                result.warnings.append(f"version not read after the write: {exc}")
 
     def add_comments(self, comments: Sequence[NewComment]) -> list[CommentResult]:
         """One POST per comment (Jira has no bulk comment call), up to ``concurrency``

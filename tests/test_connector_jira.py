@@ -735,3 +735,24 @@ def test_relinked_issues_get_their_stale_property_updated_in_one_request_on_clou
     connector.mark_foreign_id(made[0].id or "", "newest")
     prop = connector._api("GET", f"issue/{made[0].id}/properties/incident-sync")["value"]
     assert prop["servicenow_sys_id"] == "newest"
+
+
+def test_write_many_costs_a_read_and_one_edit_per_issue_and_one_version_search(
+    connector: JiraConnector, sandbox: JiraSandbox
+) -> None:
+    keys = [sandbox.create_issue({"summary": f"cost {n}"}) for n in range(10)]
+    seen = {k: r.version for k, r in connector.get_many(keys, ["summary"]).items()}
+    sandbox.log.clear()
+    results = connector.write_many([
+        # Fields and the mark of the ServiceNow copy travel in the same edit.
+        RecordWrite(key, {"summary": f"edited {n}"}, f"sys{n}" if n % 2 else None, seen[key])
+        for n, key in enumerate(keys)])
+    assert all(r.ok and r.version for r in results), [r.error for r in results]
+    assert sandbox.log.count("GET", r"re:/issue/[A-Z]+-\d+$") == 10
+    assert sandbox.log.count("PUT", r"re:/issue/[A-Z]+-\d+$") == 10
+    # Every new version, one search per page of keys (50 at most: Cloud reconciles ids).
+    assert sandbox.log.count(path="re:/search") == math.ceil(len(keys) / PAGE_SIZE)
+    current = connector.get_many(keys, ["summary"])
+    assert [current[r.id or ""].version for r in results] == [r.version for r in results]
+    assert current[keys[1]].foreign_id == "sys1" and current[keys[0]].foreign_id is None
+    assert current[keys[3]].fields["summary"] == "edited 3"
