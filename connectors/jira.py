@@ -1371,9 +1371,9 @@ class JiraConnector:
 
     def _read_versions(self, outcomes: Sequence[tuple[WriteResult, str]]) -> None:
         """Fill in the versions writes left: one ``key in (...)`` search per 50 issues
-        whose id is known (Cloud reconciles them: read-after-write), one read each for
-        the others on Cloud. A version that cannot be read is a warning, not an error:
-        the write happened."""
+        whose id is known (Cloud reconciles them: read-after-write), one read each (on
+        the workers) for the others on Cloud. A version that cannot be read is a
+        warning, not an error: the write happened."""
         pending = [(r, i) for r, i in outcomes if r.ok and r.version is None and r.id]
         batchable = [(r, i) for r, i in pending if i.isdigit() or not self.cloud]
         single = [r for r, i in pending if not (i.isdigit() or not self.cloud)]
@@ -1393,13 +1393,16 @@ class JiraConnector:
                     result.version = record.version
                 else:
                     single.append(result)
-        for result in single:
+        def read_one(index: int) -> None:
+            result = single[index]
             try:
                 self._with_version(str(result.id), result)
             except ConnectorError as exc:
                 if isinstance(exc, FatalError):
                     raise
                 result.warnings.append(f"version not read after the write: {exc}")
+
+        run_per_key([str(r.id) for r in single], read_one, self.concurrency)
 
     def add_comments(self, comments: Sequence[NewComment]) -> list[CommentResult]:
         """One POST per comment (Jira has no bulk comment call), up to ``concurrency``
