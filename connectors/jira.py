@@ -36,26 +36,41 @@ Contract (what the engine may rely on, beyond :class:`connectors.base.Connector`
   marker label.
 - Request costs: open = serverInfo + myself + field list. A pull or get_many =
   one search per page (plus, only for an issue with more comments than the 20
-  embedded, its comment pages). A create batch of up to 50 = one bulk POST and
-  one version search, plus per created issue one entity-property PUT and one
-  remote-link POST (the marker label/field is in the create itself), and when it
-  must leave the initial status, per transition step one GET transitions + one
-  POST; the project/issue-type ids and the initial status are read once per run.
+  embedded, its comment pages). A create batch of up to 50 = one bulk POST (the
+  marker label/field and the entity property inside it) and one version search,
+  plus per created issue one remote-link POST only with ``remote_link``, and when
+  it must leave the initial status one POST per transition step (on Cloud the
+  first step rides in the create once the start status's transitions are known;
+  Data Center documents no transition on create); the project/issue-type ids and
+  the initial status are read once per run. Steps along a path the run already
+  learnt are POSTed without ``GET transitions`` (read only after a refusal).
   An update = a read when a version, status or labels are involved, one edit,
-  per transition step one GET transitions + one POST, and one read for the new
-  version. A mark (``mark_foreign_id``: the marker field, else the ``snow-<id>``
-  label, on an issue whose copy we made) = one read, and one edit plus one read
-  unless the mark is already there. ``history`` = per issue one read, plus on
-  Cloud one changelog page per 100 histories (Data Center embeds the whole changelog in the read); a
-  change counts as the integration user's when its author is the signed-in
-  account. Users: one
+  one POST per transition step, and one read for the new version. A mark
+  (``mark_foreign_id``: the marker field, else the ``snow-<id>`` label, on an
+  issue whose copy we made) = one read, and one edit plus one read unless the
+  mark is already there. ``write_many`` = per write one read (when a version,
+  status, labels or a mark is involved) and one edit carrying its fields and its
+  mark together, plus one version search per 50 written issues instead of a read
+  each. ``history`` = per issue one read, plus on Cloud one
+  changelog page per 100 histories (Data Center embeds the whole changelog in
+  the read); a change counts as the integration user's when its author is the
+  signed-in account. Users: one
   search per distinct email per run (Jira has no batch lookup by email).
 - Every library or transport failure leaves as an error of the
   :mod:`connectors.base` tree (see :mod:`connectors.jira_errors`), with no
   credential in its text and no chained library exception (whose text carries
   the request headers).
-- One connector serves one run at a time: its caches (users, workflow,
-  project ids) are per run and not guarded for concurrent calls; ``close()``
+- What Jira cannot batch (comments, per-issue edits and transitions, remote
+  links) runs on up to ``concurrency`` worker threads (:func:`connectors.retry.
+  run_per_key`): one issue's writes in order on one worker, results handed back to
+  the caller's thread. Every request holds a slot of an
+  :class:`connectors.retry.AdaptiveLimit` (halved on a 429, Retry-After honoured,
+  raised again after a run of successes) and goes through the one requests session,
+  whose pool holds a connection per worker; the per-thread ``_Meter`` keeps each
+  thread's last URL for error texts.
+- One connector serves one run at a time: its caches (users, workflow, project
+  ids) are per run, shared by its workers (the user cache under a lock; the
+  workflow map only grows, and a stale edge costs one refused POST); ``close()``
   drops them and ``open()`` starts afresh.
 """
 
@@ -101,7 +116,6 @@ from connectors.base import (
     WriteResult,
     comment_each,
     ref_of,
-    write_each,
 )
 from connectors.jira_config import JiraConfig
 from connectors.jira_errors import Account, from_http, from_transport, one_line
@@ -126,7 +140,7 @@ from connectors.jira_records import (
     visibility_stated,
 )
 from connectors.jira_workflow import Transition, WorkflowMap, norm, parse_transitions
-from connectors.retry import RequestBudget, RetryPolicy
+from connectors.retry import AdaptiveLimit, RequestBudget, RetryPolicy, run_per_key
 
 T = TypeVar("T")
 
@@ -144,8 +158,10 @@ class _Meter(HTTPAdapter):
     """Sits under the library's session: spends the request budget and remembers,
     per thread, the last URL and status so error texts can name them."""
 
-    def __init__(self, budget: RequestBudget | None) -> None:
-        super().__init__()
+    def __init__(self, budget: RequestBudget | None, pool: int = 10) -> None:
+        # One pooled connection per worker that may be in flight (requests' default
+        # pool of 10 would drop and reopen connections above that).
+        super().__init__(pool_connections=pool, pool_maxsize=pool)
         self.budget = budget
         self.local = threading.local()
 
@@ -195,13 +211,15 @@ class JiraConnector:
         timeout: float = 30.0,
         requests_per_minute: int | None = None,
         overlap_minutes: int = 2,
+        remote_link: bool = False,
+        concurrency: int = 4,
         retry: RetryPolicy | None = None,
     ) -> None:
         config = JiraConfig.from_options(
             url=url, email=email, flavor=flavor, project=project, issue_type=issue_type,
             jql=jql, service_desk_id=service_desk_id, marker_field=marker_field,
             page_size=page_size, timeout=timeout, requests_per_minute=requests_per_minute,
-            overlap_minutes=overlap_minutes,
+            overlap_minutes=overlap_minutes, remote_link=remote_link, concurrency=concurrency,
         )
         self._setup(config, token, retry)
 
@@ -233,6 +251,8 @@ class JiraConnector:
         self.page_size = config.page_size
         self.timeout = config.timeout
         self.overlap_minutes = config.overlap_minutes
+        self.remote_link = config.remote_link
+        self.concurrency = config.concurrency
         self.retry = retry or RetryPolicy()
         rpm = config.requests_per_minute
         self._budget = RequestBudget(rpm) if rpm else None
@@ -241,7 +261,12 @@ class JiraConnector:
         self._field_list: list[dict[str, Any]] = []
         self._me = ""   # the signed-in account (accountId / DC user name), set by open()
         self._jira: JIRA | None = None
-        self._meter = _Meter(self._budget)
+        self._meter = _Meter(self._budget, max(10, config.concurrency))
+        self._limit = AdaptiveLimit(config.concurrency, max_pause=self.retry.max_wait,
+                                    sleep=self.retry.sleep)
+        self._cache_lock = threading.Lock()  # the per-run caches, shared by the workers
+        # Stale entity properties found by marks inside write_many, set in one go after.
+        self._property_sink: list[tuple[str, str, dict[str, str]]] | None = None
         self._info: ServerInfo | None = None
         self._zone: tzinfo = UTC
         self._users: dict[str, dict[str, str] | None] = {}
@@ -302,7 +327,9 @@ class JiraConnector:
                     f"(HTTP {last_status}): {type(exc).__name__} {one_line(exc, 80)}",
                     side="jira", status=last_status, url=last_url or self.url) from None
 
-        return self.retry.call(attempt, idempotent=idempotent)
+        # Each attempt holds one of the bounded slots; a 429 halves them (the retry
+        # policy then waits out Retry-After, and new requests pause as long).
+        return self.retry.call(lambda: self._limit.call(attempt), idempotent=idempotent)
 
     def _api(self, method: str, path: str, *, params: Mapping[str, Any] | None = None,
              payload: Any = None) -> Any:
@@ -335,7 +362,8 @@ class JiraConnector:
         except KeyError:
             raise FatalError(f"Jira serverInfo at {self.url} lacks versionNumbers: not Jira?",
                              side="jira", url=self.url) from None
-        self._meter = _Meter(self._budget)  # the old session closed the previous one
+        # The old session closed the previous one.
+        self._meter = _Meter(self._budget, max(10, self.concurrency))
         jira._session.mount("http://", self._meter)
         jira._session.mount("https://", self._meter)
         http_log.attach(jira._session, "jira")  # -vv request lines, per-run request counts
@@ -645,8 +673,9 @@ class JiraConnector:
     def _user(self, email: str) -> dict[str, str] | None:
         """The user payload for an email (accountId / name), cached for the run."""
         key = email.casefold()
-        if key in self._users:
-            return self._users[key]
+        with self._cache_lock:
+            if key in self._users:
+                return self._users[key]
         jira = self._require()
         params = {"query": email} if self.cloud else {"username": email}
         found = self._call(f"user search for {email}",
@@ -665,7 +694,8 @@ class JiraConnector:
                 payload = {"accountId": str(user["accountId"])}
             elif user.get("name"):
                 payload = {"name": str(user["name"])}
-        self._users[key] = payload
+        with self._cache_lock:
+            self._users[key] = payload
         return payload
 
     def _resolve_refs(self, fields: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -720,7 +750,6 @@ class JiraConnector:
         return results
 
     def _create_batch(self, records: Sequence[NewRecord], results: list[WriteResult]) -> None:
-        jira = self._require()
         try:
             project_id, type_id = self._ids()
         except ConnectorError as exc:
@@ -730,6 +759,7 @@ class JiraConnector:
         payloads: list[dict[str, Any]] = []
         positions: list[int] = []
         moves: dict[int, tuple[str, Any]] = {}
+        first_steps: dict[int, Transition] = {}
         for index, record in enumerate(records):
             if not record.foreign_id:
                 results[index].error = ValidationFailed(
@@ -754,46 +784,90 @@ class JiraConnector:
             else:
                 fields["labels"] = self._with_marker(fields.get("labels"),
                                                      [marker_label(record.foreign_id)])
+            # The entity property rides in the create too (IssueUpdateDetails.properties):
+            # no PUT per created issue.
+            update: dict[str, Any] = {"fields": fields, "properties": [
+                {"key": ENTITY_PROPERTY, "value": self._property_value(record.foreign_id,
+                                                                       record.foreign_url)}]}
             if status:
                 moves[index] = (status, resolution)
+                step = self._create_step(status, resolution)
+                if step is not None:
+                    update["transition"] = {"id": step.id}
+                    first_steps[index] = step
             elif resolution is not None:
                 results[index].warnings.append(
                     "resolution: Jira sets it only on a transition into a done status; "
                     "not set on an issue created open")
-            payloads.append(fields)
+            payloads.append(update)
             positions.append(index)
+        if not payloads:
+            return
         try:
-            outcome = self._call("bulk create",
-                                 lambda: jira.create_issues(payloads, prefetch=False),
+            outcome = self._call("bulk create", lambda: self._bulk_create(payloads),
                                  idempotent=False)
         except ConnectorError as exc:
             for index in positions:
                 results[index].error = exc
             return
+        failed = {int(e.get("failedElementNumber", -1)): e for e in outcome.get("errors") or []
+                  if isinstance(e, dict)}
+        issues = [i for i in outcome.get("issues") or [] if isinstance(i, dict)]
         created: dict[int, tuple[str, str]] = {}
-        for index, item in zip(positions, outcome, strict=True):
-            if item.get("status") == "Error" or item.get("issue") is None:
-                errors = item.get("error") or {}
-                text = "; ".join(f"{k}: {v}" for k, v in errors.items()) or "rejected"
+        here: dict[int, str | None] = {}
+        for number, index in enumerate(positions):
+            if number not in failed and not issues:
+                results[index].error = RetriableError(
+                    "Jira bulk create answered with fewer issues than it was sent",
+                    side="jira")
+                continue
+            if number in failed:
+                element = (failed.get(number) or {}).get("elementErrors") or {}
+                errors = {str(k): str(v) for k, v in (element.get("errors") or {}).items()}
+                text = "; ".join([*(f"{k}: {v}" for k, v in errors.items()),
+                                  *map(str, element.get("errorMessages") or [])]) or "rejected"
                 results[index].error = ValidationFailed(
                     f"Jira create refused: {text}", fields=errors, side="jira")
                 continue
-            issue = item["issue"]
-            created[index] = (str(issue.key), str(issue.id))
+            issue = issues.pop(0)
+            created[index] = (str(issue.get("key")), str(issue.get("id")))
+            step = first_steps.get(index)
+            nested = issue.get("transition") if isinstance(issue.get("transition"), dict) else {}
+            if step is not None and 200 <= int(nested.get("status") or 0) < 300:
+                here[index] = step.to  # the create's transition took its first step
+            else:
+                here[index] = self._initial_status
         for index, (key, _) in created.items():
             results[index].id = key
             results[index].display = key
-            results[index].warnings.extend(self._link_back(key, records[index]))
-        for index, (status, resolution) in moves.items():
-            if index not in created:
-                continue
-            key = created[index][0]
+        moving = [i for i in moves if i in created]
+        if moving and self._initial_status is None:
+            # Read once per run, from the first issue that must move: every issue of
+            # the type is born in it.
             try:
-                if self._initial_status is None:
-                    self._initial_status = self._status_of(key)
-                self._move(key, self._initial_status, status, resolution)
+                self._initial_status = self._status_of(created[moving[0]][0])
             except ConnectorError as exc:
-                results[index].error = exc
+                for index in moving:
+                    results[index].error = exc
+                moving = []
+            here.update((i, here.get(i) or self._initial_status) for i in moving)
+
+        def after_create(index: int) -> None:
+            """What Jira cannot batch, per issue: the remote link, the workflow steps."""
+            key = created[index][0]
+            if self.remote_link:
+                results[index].warnings.extend(self._link_back(key, records[index]))
+            if index in moving:
+                status, resolution = moves[index]
+                try:
+                    self._move(key, here.get(index) or self._initial_status, status,
+                               resolution)
+                except ConnectorError as exc:
+                    results[index].error = exc
+
+        busy = [i for i in created if self.remote_link or i in moving]
+        run_per_key([created[i][0] for i in busy], lambda n: after_create(busy[n]),
+                    self.concurrency)
         try:
             versions = self._by_keys(
                 [k for k, _ in created.values()], ["updated"],
@@ -808,54 +882,123 @@ class JiraConnector:
             if key in versions:
                 results[index].version = versions[key].version
 
-    def _link_back(self, key: str, record: NewRecord) -> list[str]:
-        """Entity property + remote link to the ServiceNow record; failures are warnings."""
+    def _bulk_create(self, payloads: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """``POST issue/bulk`` with whole IssueUpdateDetails (the library's create_issues
+        sends ``fields`` only). Jira answers 400 with the same body when every item
+        failed; that is an answer, not an error."""
         jira = self._require()
-        warnings: list[str] = []
-        data = {"servicenow_sys_id": record.foreign_id, "servicenow_url": record.foreign_url}
         try:
-            self._call(f"property of {key}",
-                       lambda: jira.add_issue_property(key, ENTITY_PROPERTY, data),
+            response = jira._session.post(jira._get_url("issue/bulk"),
+                                          data=json.dumps({"issueUpdates": list(payloads)}))
+        except JIRAError as exc:
+            response = exc.response if isinstance(exc.response, requests.Response) else None
+            if exc.status_code != 400 or response is None:
+                raise
+        data = response.json()
+        if not isinstance(data, dict) or not isinstance(data.get("issues"), list):
+            # Caught by _call as an answer of the wrong shape: retriable.
+            raise KeyError("issues")
+        return data
+
+    def _create_step(self, status: str, resolution: Any) -> Transition | None:
+        """The workflow step a create can take by itself: Cloud only (Data Center documents
+        no transition on create), once the start status and its transitions are known,
+        and not a step into a done status that must carry a resolution (a create sets
+        no resolution)."""
+        start = self._initial_status
+        if not self.cloud or start is None or not self._workflow.known(start):
+            return None
+        path = self._workflow.path(start, status)
+        if not path:
+            return None
+        step = path[0]
+        if step.enters_done and resolution is not None:
+            return None
+        return step
+
+    @staticmethod
+    def _property_value(foreign_id: str, foreign_url: str) -> dict[str, str]:
+        return {"servicenow_sys_id": foreign_id, "servicenow_url": foreign_url}
+
+    def _link_back(self, key: str, record: NewRecord) -> list[str]:
+        """The remote link to the ServiceNow record (``[jira] remote_link``): one request;
+        a failure is a warning."""
+        if not record.foreign_url:
+            return []
+        parts = urlsplit(record.foreign_url)
+        link = {
+            "globalId": f"system={parts.scheme}://{parts.netloc}&id={record.foreign_id}",
+            "application": {"type": "com.servicenow", "name": "ServiceNow"},
+            "relationship": "mirrored by",
+            "object": {"url": record.foreign_url,
+                       "title": record.foreign_display or record.foreign_id},
+        }
+        try:
+            # Remote links upsert by globalId, so a repeat is harmless.
+            self._call(f"remote link of {key}",
+                       lambda: self._api("POST", f"issue/{key}/remotelink", payload=link),
                        idempotent=True)
         except ConnectorError as exc:
-            warnings.append(f"{key}: entity property not set: {exc}")
-        if record.foreign_url:
-            parts = urlsplit(record.foreign_url)
-            link = {
-                "globalId": f"system={parts.scheme}://{parts.netloc}&id={record.foreign_id}",
-                "application": {"type": "com.servicenow", "name": "ServiceNow"},
-                "relationship": "mirrored by",
-                "object": {"url": record.foreign_url,
-                           "title": record.foreign_display or record.foreign_id},
-            }
-            try:
-                # Remote links upsert by globalId, so a repeat is harmless.
-                self._call(f"remote link of {key}",
-                           lambda: self._api("POST", f"issue/{key}/remotelink", payload=link),
-                           idempotent=True)
-            except ConnectorError as exc:
-                warnings.append(f"{key}: remote link not set: {exc}")
-        return warnings
+            return [f"{key}: remote link not set: {exc}"]
+        return []
 
     def _current(self, key: str) -> dict[str, Any]:
+        return dict(self._read(key).get("fields") or {})
+
+    def _read(self, key: str, *, with_property: bool = False) -> dict[str, Any]:
+        """The issue's id and the fields writes check (and its entity property)."""
         wanted = ["updated", "status", "labels"]
         if self.marker_field:
             wanted.append(self.marker_field)
-        raw = self._call(f"read {key}",
-                         lambda: self._api("GET", f"issue/{key}",
-                                           params={"fields": ",".join(wanted)}),
+        params = {"fields": ",".join(wanted)}
+        if with_property:
+            params["properties"] = ENTITY_PROPERTY
+        raw = self._call(f"read {key}", lambda: self._api("GET", f"issue/{key}", params=params),
                          idempotent=True)
-        return dict(raw.get("fields") or {})
+        return dict(raw) if isinstance(raw, dict) else {}
 
     def update(
         self, record_id: str, fields: Mapping[str, Any], expected_version: str | None = None
     ) -> WriteResult:
+        result, _ = self._write(record_id, fields, expected_version, None)
+        return self._with_version(record_id, result)
+
+    def mark_foreign_id(
+        self, record_id: str, foreign_id: str, expected_version: str | None = None
+    ) -> WriteResult:
+        """Mark an issue with the ServiceNow id of its copy, where :meth:`create` marks
+        a copy: the marker field when configured, else the ``snow-<id>`` label (any
+        other marker label replaced, so the issue names one record). One read, and
+        one edit plus a read for the new version unless the mark is already there.
+
+        An entity property naming *another* ServiceNow record (an issue re-linked) is
+        brought up to date too: one PUT here; inside :meth:`write_many`, Cloud's
+        ``issue/properties/multi`` for up to 100 issues at once (Data Center: a PUT
+        each). An issue without the property gets none: a mark costs no extra request."""
+        result, _ = self._write(record_id, {}, expected_version, foreign_id)
+        return self._with_version(record_id, result)
+
+    def _with_version(self, key: str, result: WriteResult) -> WriteResult:
+        if result.version is None:  # written: read the version the write left
+            result.version = str(self._current(key).get("updated"))
+        return result
+
+    def _write(
+        self, record_id: str, fields: Mapping[str, Any], expected_version: str | None,
+        foreign_id: str | None,
+    ) -> tuple[WriteResult, str]:
+        """Write ``fields`` (and the mark of ``foreign_id``, in the same edit) after the
+        version check; the result's version is None when something was written (the
+        caller reads it, one by one or in a batch), and the issue's numeric id when the
+        issue was read first ("" otherwise)."""
         changes = dict(fields)
         status = _status_name(changes.pop("status", None))
         resolution = _resolution(changes.pop("resolution", None))
-        current: dict[str, Any] | None = None
-        if expected_version is not None or status or "labels" in changes:
-            current = self._current(record_id)
+        raw: dict[str, Any] | None = None
+        if (expected_version is not None or status or "labels" in changes
+                or foreign_id is not None):
+            raw = self._read(record_id, with_property=foreign_id is not None)
+        current = dict(raw.get("fields") or {}) if raw is not None else None
         if expected_version is not None and current is not None:
             if str(current.get("updated")) != expected_version:
                 # Jira has no conditional write; this check narrows the race to
@@ -872,6 +1015,9 @@ class JiraConnector:
             markers = [str(label) for label in current.get("labels") or []
                        if str(label).startswith(LABEL_PREFIX)]
             payload["labels"] = self._with_marker(payload["labels"], markers)
+        if foreign_id is not None and raw is not None and current is not None:
+            self._refresh_property(record_id, raw, foreign_id)
+            payload.update(self._mark_payload(current, payload, foreign_id))
         reresolve: str | None = None
         if resolution is not None and not status:
             # Jira keeps the resolution off edit screens: it is set only by the
@@ -893,38 +1039,64 @@ class JiraConnector:
             wrote = self._move(record_id, here, status, resolution) or wrote
         elif reresolve:
             wrote = self._reresolve(record_id, reresolve, resolution)
-        version = (self._current(record_id).get("updated") if wrote
-                   else (current or self._current(record_id)).get("updated"))
-        return WriteResult(id=record_id, version=str(version), display=record_id,
-                           warnings=warnings)
+        version = None if wrote else str((current or self._current(record_id)).get("updated"))
+        issue_id = str((raw or {}).get("id") or "")
+        return WriteResult(id=record_id, version=version, display=record_id,
+                           warnings=warnings), issue_id
 
-    def mark_foreign_id(
-        self, record_id: str, foreign_id: str, expected_version: str | None = None
-    ) -> WriteResult:
-        """Mark an issue with the ServiceNow id of its copy, where :meth:`create` marks
-        a copy: the marker field when configured, else the ``snow-<id>`` label (any
-        other marker label replaced, so the issue names one record). One read, and
-        one edit plus a read for the new version unless the mark is already there."""
-        current = self._current(record_id)
-        if expected_version is not None and str(current.get("updated")) != expected_version:
-            raise PreconditionFailed(
-                f"Jira {record_id} moved: version {current.get('updated')} "
-                f"!= expected {expected_version}")
-        labels = [str(label) for label in current.get("labels") or []]
+    def _mark_payload(self, current: Mapping[str, Any], payload: Mapping[str, Any],
+                      foreign_id: str) -> dict[str, Any]:
+        """The edit that makes the issue carry ``foreign_id``; empty when it already does.
+        The marker field when configured, else the ``snow-<id>`` label replacing any
+        other marker label (on top of the labels the same write sets, if any)."""
         if self.marker_field:
             if str(current.get(self.marker_field) or "") == foreign_id:
-                return WriteResult(id=record_id, version=str(current.get("updated")),
-                                   display=record_id)
-            payload: dict[str, Any] = {self.marker_field: foreign_id}
-        else:
-            wanted = self._with_marker(labels, [marker_label(foreign_id)])
-            if wanted == labels:
-                return WriteResult(id=record_id, version=str(current.get("updated")),
-                                   display=record_id)
-            payload = {"labels": wanted}
-        self._edit(record_id, payload)
-        version = self._current(record_id).get("updated")
-        return WriteResult(id=record_id, version=str(version), display=record_id)
+                return {}
+            return {self.marker_field: foreign_id}
+        labels = [str(label) for label in current.get("labels") or []]
+        base = list(payload["labels"]) if "labels" in payload else labels
+        wanted = self._with_marker(base, [marker_label(foreign_id)])
+        if "labels" not in payload and wanted == labels:
+            return {}
+        return {"labels": wanted}
+
+    def _refresh_property(self, key: str, raw: Mapping[str, Any], foreign_id: str) -> None:
+        """Re-point a stale entity property at ``foreign_id`` (now, or batched later
+        when :meth:`write_many` collects them)."""
+        value = (raw.get("properties") or {}).get(ENTITY_PROPERTY)
+        if not isinstance(value, dict):
+            return
+        old_id = str(value.get("servicenow_sys_id") or "")
+        if old_id in ("", foreign_id):
+            return
+        old_url = str(value.get("servicenow_url") or "")
+        fresh = self._property_value(
+            foreign_id, old_url.replace(old_id, foreign_id) if old_id in old_url else "")
+        with self._cache_lock:
+            sink = self._property_sink
+            if sink is not None:
+                sink.append((key, str(raw.get("id") or ""), fresh))
+                return
+        self._put_properties([(key, str(raw.get("id") or ""), fresh)])
+
+    def _put_properties(self, items: Sequence[tuple[str, str, dict[str, str]]]) -> None:
+        """Set the entity property on these (key, id, value) issues: Cloud in one
+        ``issue/properties/multi`` request per 100 (asynchronous: the 303 to its task is
+        not followed), Data Center one PUT per issue."""
+        jira = self._require()
+        if self.cloud and all(i.isdigit() for _, i, _ in items):
+            for start in range(0, len(items), 100):
+                chunk = items[start:start + 100]
+                body = {"issues": [{"issueID": int(i), "properties": {ENTITY_PROPERTY: value}}
+                                   for _, i, value in chunk]}
+                self._call("set issue properties", lambda b=body: jira._session.post(
+                    jira._get_url("issue/properties/multi"), data=json.dumps(b),
+                    allow_redirects=False), idempotent=True)
+            return
+        run_per_key([k for k, _, _ in items], lambda n: self._call(
+            f"property of {items[n][0]}",
+            lambda: jira.add_issue_property(items[n][0], ENTITY_PROPERTY, items[n][2]),
+            idempotent=True), self.concurrency)
 
     def _edit(self, key: str, payload: Mapping[str, Any]) -> None:
         body = {"fields": dict(payload)}
@@ -993,14 +1165,48 @@ class JiraConnector:
         return True
 
     def _move(self, key: str, current: str | None, target: str, resolution: Any) -> bool:
-        """Transition ``key`` to ``target``; True when at least one transition ran."""
+        """Transition ``key`` to ``target``; True when at least one transition ran.
+
+        A step along a path the run's WorkflowMap already knows is POSTed without
+        asking ``GET transitions`` first; only when Jira refuses it (conditions can
+        differ per issue) are the issue's transitions read and the step chosen again."""
         status = current or self._status_of(key)
         visited = [status]
         moved = False
+        asked: set[str] = set()   # statuses whose transitions were read for this issue
         for _ in range(32):  # far more steps than any incident workflow has
             if norm(status) == norm(target):
                 return moved
+            known = self._workflow.path(status, target) if self._workflow.known(status) \
+                else None
+            if known and norm(status) not in asked:
+                step = known[0]
+                try:
+                    self._post_transition(key, status, step, resolution)
+                except ValidationFailed:
+                    # Refused: this issue may not be where we thought (a create's
+                    # transition whose answer we could not read) or a condition differs.
+                    # Read its status, then what it offers, before learning anything.
+                    status = self._status_of(key)
+                    asked.add(norm(status))
+                    if norm(status) == norm(target):
+                        return moved
+                    available = self._transitions(key)
+                    self._workflow.learn(status, available)
+                    path = self._workflow.path(status, target)
+                    if path is None or path[0].id not in {t.id for t in available}:
+                        continue  # the general path below explains or explores
+                    self._post_transition(key, status, path[0], resolution)
+                    moved = True
+                    status = path[0].to
+                    visited.append(status)
+                    continue
+                moved = True
+                status = step.to
+                visited.append(status)
+                continue
             available = self._transitions(key)
+            asked.add(norm(status))
             self._workflow.learn(status, available)
             path = self._workflow.path(status, target)
             if path is None:
@@ -1016,21 +1222,24 @@ class JiraConnector:
                 raise NoTransitionPath(
                     f"Jira {key}: no workflow path from {status!r} to status {target!r} "
                     f"(reachable: {', '.join(reachable) or 'none'}{hint})", side="jira")
-            fields: dict[str, Any] = {}
-            if resolution is not None and step.enters_done and \
-                    self._workflow.category(status) != "done":
-                fields["resolution"] = resolution
-            self._call(
-                f"transition {key} to {step.to}",
-                lambda s=step, f=fields: self._api(
-                    "POST", f"issue/{key}/transitions",
-                    payload={"transition": {"id": s.id}, **({"fields": f} if f else {})}),
-                idempotent=False,
-            )
+            self._post_transition(key, status, step, resolution)
             moved = True
             status = step.to
             visited.append(status)
         raise NoTransitionPath(f"Jira {key}: gave up reaching {target!r}", side="jira")
+
+    def _post_transition(self, key: str, status: str, step: Transition, resolution: Any) -> None:
+        fields: dict[str, Any] = {}
+        if resolution is not None and step.enters_done and \
+                self._workflow.category(status) != "done":
+            fields["resolution"] = resolution
+        self._call(
+            f"transition {key} to {step.to}",
+            lambda: self._api(
+                "POST", f"issue/{key}/transitions",
+                payload={"transition": {"id": step.id}, **({"fields": fields} if fields else {})}),
+            idempotent=False,
+        )
 
     # ------------------------------------------------------------ comments
 
@@ -1125,10 +1334,83 @@ class JiraConnector:
     # ------------------------------------------------------------ check
 
     def write_many(self, writes: Sequence[RecordWrite]) -> list[WriteResult]:
-        return write_each(self, writes)
+        """Jira has no batch edit: each write is one edit (its fields and its mark
+        together) after one read, up to ``concurrency`` issues at a time, one issue's
+        writes in order on one worker. The new versions are then read in one search per
+        50 issues (reconciled by id on Cloud, whose search is eventually consistent),
+        and the stale entity properties the marks found set in one go."""
+        sink: list[tuple[str, str, dict[str, str]]] = []
+
+        def one(index: int) -> tuple[WriteResult, str]:
+            write = writes[index]
+            try:
+                return self._write(write.record_id, write.fields, write.expected_version,
+                                   write.foreign_id)
+            except FatalError:
+                raise
+            except (ConnectorError, PreconditionFailed) as error:
+                return WriteResult(id=write.record_id, error=error), ""
+
+        with self._cache_lock:
+            self._property_sink = sink
+        try:
+            outcomes = run_per_key([w.record_id for w in writes], one, self.concurrency)
+        finally:
+            with self._cache_lock:
+                self._property_sink = None
+        results = [result for result, _ in outcomes]
+        self._read_versions(outcomes)
+        if sink:
+            try:
+                self._put_properties(sink)
+            except ConnectorError as exc:
+                if isinstance(exc, FatalError):
+                    raise
+                for result in results:
+                    if result.ok and any(result.id == key for key, _, _ in sink):
+                        result.warnings.append(f"entity property not updated: {exc}")
+        return results
+
+    def _read_versions(self, outcomes: Sequence[tuple[WriteResult, str]]) -> None:
+        """Fill in the versions writes left: one ``key in (...)`` search per 50 issues
+        whose id is known (Cloud reconciles them: read-after-write), one read each (on
+        the workers) for the others on Cloud. A version that cannot be read is a
+        warning, not an error: the write happened."""
+        pending = [(r, i) for r, i in outcomes if r.ok and r.version is None and r.id]
+        batchable = [(r, i) for r, i in pending if i.isdigit() or not self.cloud]
+        single = [r for r, i in pending if not (i.isdigit() or not self.cloud)]
+        for start in range(0, len(batchable), 50):
+            chunk = batchable[start:start + 50]
+            keys = list(dict.fromkeys(str(r.id) for r, _ in chunk))
+            try:
+                found = self._by_keys(keys, ["updated"],
+                                      reconcile=[int(i) for _, i in chunk if i.isdigit()])
+            except ConnectorError as exc:
+                if isinstance(exc, FatalError):
+                    raise
+                found = {}
+            for result, _ in chunk:
+                record = found.get(str(result.id))
+                if record is not None:
+                    result.version = record.version
+                else:
+                    single.append(result)
+        def read_one(index: int) -> None:
+            result = single[index]
+            try:
+                self._with_version(str(result.id), result)
+            except ConnectorError as exc:
+                if isinstance(exc, FatalError):
+                    raise
+                result.warnings.append(f"version not read after the write: {exc}")
+
+        run_per_key([str(r.id) for r in single], read_one, self.concurrency)
 
     def add_comments(self, comments: Sequence[NewComment]) -> list[CommentResult]:
-        return comment_each(self, comments)
+        """One POST per comment (Jira has no bulk comment call), up to ``concurrency``
+        issues at a time, one issue's comments in order on one worker."""
+        return run_per_key([c.record_id for c in comments],
+                           lambda i: comment_each(self, [comments[i]])[0], self.concurrency)
 
     def check(self, fields: Sequence[str], statuses: Sequence[str]) -> list[CheckResult]:
         rows: list[CheckResult] = []

@@ -31,6 +31,15 @@ class JiraConfig(ConnectorConfig):
     timeout: float = Field(default=30.0, gt=0, le=600)
     requests_per_minute: int | None = Field(default=None, ge=1)
     overlap_minutes: int = Field(default=2, ge=1, le=60)
+    # A remote link on each created issue back to its ServiceNow record costs one
+    # request per created issue (Jira has no bulk remote-link call); off by default so
+    # an initial sync stays at a few requests per hundred incidents. The marker label
+    # and the entity property travel in the create itself either way.
+    remote_link: bool = False
+    # Requests in flight at once for what Jira cannot batch (comments, edits,
+    # transitions, remote links); halved on a 429, min 1, and raised again after a
+    # run of successes.
+    concurrency: int = Field(default=4, ge=1, le=32)
 
     _url = field_validator("url")(lambda cls, v: validate_tool_url(v))
 

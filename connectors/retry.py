@@ -12,7 +12,13 @@ Contract:
     backoff with full jitter; at most ``max_attempts`` tries, then the last error
     propagates unchanged.
 - Vendor libraries' own retries must be off, so attempts don't multiply.
-- :class:`RequestBudget` spaces requests so no more than N start in any minute.
+- :class:`RequestBudget` spaces requests so no more than N start in any minute; it is
+  thread-safe (one lock around its window, sleeping outside it).
+- :class:`AdaptiveLimit` bounds the requests in flight at once for a connector that
+  overlaps work: halved on a 429 (whose Retry-After pauses every new request), raised
+  by one after a run of successes. :func:`run_per_key` runs per-record work on a
+  thread pool, one record's items in order on one worker; the caller's thread gets
+  the results (state-store commits never leave the engine's thread).
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -117,3 +124,119 @@ class RequestBudget:
                     return
                 delay = 60.0 - (now - self._starts[0])
             self._sleep(max(delay, 0.001))
+
+
+class AdaptiveLimit:
+    """How many requests may be in flight at once: at most ``maximum``, halved (never
+    below 1) when the vendor answers 429, and raised by one after every ``rise_after``
+    successes in a row. A 429's Retry-After (capped at ``max_pause``) also pauses every
+    new request of the other threads, not only the one that was refused. Thread-safe;
+    ``peak`` and ``lowest`` record what happened, for tests and the bench."""
+
+    def __init__(
+        self,
+        maximum: int,
+        *,
+        rise_after: int = 10,
+        max_pause: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if maximum < 1:
+            raise ValueError(f"concurrency must be >= 1 (got {maximum})")
+        self.maximum = maximum
+        self.rise_after = rise_after
+        self.max_pause = max_pause
+        self.current = maximum
+        self.lowest = maximum
+        self.peak = 0
+        self._active = 0
+        self._successes = 0
+        self._resume_at = 0.0
+        self._epoch = 0        # pauses called so far; a thread waits out each once
+        self._clock = clock
+        self._sleep = sleep
+        self._cond = threading.Condition()
+        self._local = threading.local()
+
+    def acquire(self) -> None:
+        """Block until a request may start: a slot is free and the pause of the latest
+        429 is over. Each thread waits out a pause once; the thread that got the 429
+        waits in its retry policy instead."""
+        while True:
+            with self._cond:
+                while self._active >= self.current:
+                    self._cond.wait()
+                served = getattr(self._local, "epoch", 0) >= self._epoch
+                delay = 0.0 if served else self._resume_at - self._clock()
+                if delay <= 0:
+                    self._active += 1
+                    self.peak = max(self.peak, self._active)
+                    return
+                self._local.epoch = self._epoch
+            self._sleep(delay)
+
+    def release(self) -> None:
+        with self._cond:
+            self._active -= 1
+            self._cond.notify_all()
+
+    def throttled(self, retry_after: float | None) -> None:
+        """The vendor said 429: halve the concurrency and pause for Retry-After."""
+        with self._cond:
+            self.current = max(1, self.current // 2)
+            self.lowest = min(self.lowest, self.current)
+            self._successes = 0
+            if retry_after:
+                pause = min(float(retry_after), self.max_pause)
+                self._resume_at = max(self._resume_at, self._clock() + pause)
+                self._epoch += 1
+                # This thread's retry waits out Retry-After itself.
+                self._local.epoch = self._epoch
+
+    def succeeded(self) -> None:
+        with self._cond:
+            self._successes += 1
+            if self._successes >= self.rise_after and self.current < self.maximum:
+                self.current += 1
+                self._successes = 0
+                self._cond.notify_all()
+
+    def call(self, request: Callable[[], T]) -> T:
+        """Run one request inside a slot, telling the limit how it went."""
+        self.acquire()
+        try:
+            result = request()
+        except RateLimited as error:
+            self.throttled(error.retry_after)
+            raise
+        finally:
+            self.release()
+        self.succeeded()
+        return result
+
+
+def run_per_key(keys: Sequence[str], work: Callable[[int], T], workers: int) -> list[T]:
+    """``work(i)`` for every index of ``keys``, up to ``workers`` keys at a time; the
+    items of one key run in their order on one worker. Results in input order. The
+    first exception (``work`` keeps per-item errors in its results, so only what must
+    stop the batch, e.g. a FatalError) cancels what has not started and is raised."""
+    groups: dict[str, list[int]] = {}
+    for index, key in enumerate(keys):
+        groups.setdefault(key, []).append(index)
+    if workers <= 1 or len(groups) <= 1:
+        return [work(index) for index in range(len(keys))]
+    results: dict[int, T] = {}
+
+    def run_group(indexes: list[int]) -> list[tuple[int, T]]:
+        return [(index, work(index)) for index in indexes]
+
+    pool = ThreadPoolExecutor(max_workers=min(workers, len(groups)),
+                              thread_name_prefix="incident-sync-io")
+    try:
+        futures = [pool.submit(run_group, indexes) for indexes in groups.values()]
+        for future in futures:
+            results.update(future.result())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return [results[index] for index in range(len(keys))]

@@ -26,7 +26,18 @@ Contract:
   warning on the WriteResult, never an error: on create the field stays empty,
   on update the field is left as it was (we never clear data we cannot map).
 - Creating several records uses the Batch API (one request per 50) when
-  ``use_batch_api``; unserviced items are re-sent up to 3 times.
+  ``use_batch_api``; unserviced items, and items the instance answered 429
+  (after their Retry-After), are re-sent up to 3 times.
+- ``write_many`` (updates and back-links) and ``add_comments`` (journal entries)
+  are Batch API PATCH sub-requests too: the version check of a whole batch is one
+  ``sys_idIN...`` read, a stale item fails alone with PreconditionFailed, and the
+  new journal entries' ids are read back once per 100 records
+  (``element_idIN...``). The Batch API does not promise to run its items in
+  order, so a record's second write or comment goes into a later batch. Without
+  ``use_batch_api`` both fall back to one record at a time, ``concurrency`` records
+  in flight at once (one record's writes in order on one worker).
+- Every request holds a slot of an :class:`connectors.retry.AdaptiveLimit`: a 429
+  halves the slots (Retry-After honoured) and a run of successes raises them.
 - ``history`` reads ``sys_created_on`` of the records and their ``sys_audit``
   rows (field, user, time; stock instances audit the incident table), one
   request per 100 records plus one per 1,000 audit rows: the changes the
@@ -49,6 +60,7 @@ from urllib.parse import urlsplit
 import pysnow
 import pysnow.exceptions
 import requests
+from requests.adapters import HTTPAdapter
 
 from connectors import http_log
 from connectors.base import (
@@ -78,7 +90,13 @@ from connectors.base import (
     ref_of,
     write_each,
 )
-from connectors.retry import RequestBudget, RetryPolicy
+from connectors.retry import (
+    AdaptiveLimit,
+    RequestBudget,
+    RetryPolicy,
+    parse_retry_after,
+    run_per_key,
+)
 from connectors.servicenow_config import ServiceNowConfig
 from connectors.servicenow_errors import (
     short_url,
@@ -116,6 +134,8 @@ AUDIT_FIELDS = ["documentkey", "fieldname", "user", "sys_created_on"]
 # Rows the instance writes to sys_audit that are not field edits.
 AUDIT_NOT_FIELDS = {"DELETED", "comments", "work_notes"}
 BATCH_PATH = "/api/now/v1/batch"
+# A batched write's answer needs only the new version (and id, number): keep it small.
+WRITE_FIELDS = "sysparm_fields=sys_id,number,sys_mod_count&sysparm_exclude_reference_link=true"
 
 
 # --------------------------------------------------------------------------- errors
@@ -173,6 +193,21 @@ def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start:start + size]
 
 
+def _rounds(record_ids: Sequence[str]) -> list[list[int]]:
+    """Indexes grouped so each group names a record at most once: round k holds the
+    k-th item of every record, so a record's items run in their order, one round
+    after the other."""
+    seen: dict[str, int] = {}
+    rounds: list[list[int]] = []
+    for index, record_id in enumerate(record_ids):
+        depth = seen.get(record_id, 0)
+        seen[record_id] = depth + 1
+        if depth == len(rounds):
+            rounds.append([])
+        rounds[depth].append(index)
+    return rounds
+
+
 def _parse_base_url(instance_url: str) -> tuple[str | None, str | None, bool]:
     """(instance, host, use_ssl) for pysnow.Client from a URL; ValueError when invalid."""
     parts = urlsplit(instance_url.strip())
@@ -212,12 +247,13 @@ class ServiceNowConnector:
         timeout: float = 30.0,
         requests_per_minute: int | None = None,
         use_batch_api: bool = True,
+        concurrency: int = 4,
         retry: RetryPolicy | None = None,
     ) -> None:
         config = ServiceNowConfig.from_options(
             instance_url=instance_url, username=username, table=table, query=query,
             page_size=page_size, timeout=timeout, requests_per_minute=requests_per_minute,
-            use_batch_api=use_batch_api,
+            use_batch_api=use_batch_api, concurrency=concurrency,
         )
         self._setup(config, password, retry)
 
@@ -243,6 +279,9 @@ class ServiceNowConnector:
         self.timeout = config.timeout
         self.use_batch_api = config.use_batch_api
         self.retry = retry or RetryPolicy()
+        self.concurrency = config.concurrency
+        self._limit = AdaptiveLimit(config.concurrency, max_pause=self.retry.max_wait,
+                                    sleep=self.retry.sleep)
         rpm = config.requests_per_minute
         self.budget = RequestBudget(rpm) if rpm else None
         # pysnow keeps the password inside its session's auth object, the only copy.
@@ -250,6 +289,11 @@ class ServiceNowConnector:
             instance=self._instance, host=self._host, user=config.username, password=password,
             use_ssl=self._use_ssl,
         )
+        if config.concurrency > 10:  # requests' default pool keeps 10 connections per host
+            pooled = HTTPAdapter(pool_connections=config.concurrency,
+                                 pool_maxsize=config.concurrency)
+            self._client.session.mount("https://", pooled)
+            self._client.session.mount("http://", pooled)
         http_log.attach(self._client.session, "servicenow")  # -vv lines, request counts
         self._lock = threading.Lock()
         self._users: dict[str, str | None] = {}        # lower-case email -> sys_id
@@ -297,7 +341,8 @@ class ServiceNowConnector:
                     payload_fields=fields,
                 ) from None
 
-        return self.retry.call(attempt, idempotent=idempotent)
+        # Each attempt holds one of the bounded slots; a 429 halves them.
+        return self.retry.call(lambda: self._limit.call(attempt), idempotent=idempotent)
 
     def _list(
         self, table: str, query: str, fields: Sequence[str], *, limit: int, offset: int = 0
@@ -667,18 +712,13 @@ class ServiceNowConnector:
                 continue
             pending.append(index)
         if self.use_batch_api and len(pending) > 1:
-            for chunk in _chunks(pending, BATCH_SIZE):
-                try:
-                    outcomes = self._batch_create([resolved[i][0] for i in chunk])
-                except (SkippableError, RetriableError) as error:
-                    # The whole batch failed before any item ran: each item carries it.
-                    outcomes = [error] * len(chunk)
-                for index, outcome in zip(chunk, outcomes, strict=True):
-                    warnings = resolved[index][1]
-                    if isinstance(outcome, ConnectorError):
-                        results[index] = WriteResult(error=outcome, warnings=warnings)
-                    else:
-                        results[index] = self._result_of(outcome, warnings)
+            outcomes = self._batch_create([resolved[i][0] for i in pending])
+            for index, outcome in zip(pending, outcomes, strict=True):
+                warnings = resolved[index][1]
+                if isinstance(outcome, ConnectorError):
+                    results[index] = WriteResult(error=outcome, warnings=warnings)
+                else:
+                    results[index] = self._result_of(outcome, warnings)
         else:
             for index in pending:
                 payload, warnings = resolved[index]
@@ -693,40 +733,72 @@ class ServiceNowConnector:
     ) -> list[dict[str, Any] | ConnectorError]:
         """Insert records through the Batch API; one outcome per payload, in order."""
         path = f"/api/now/table/{self.table}"
-        outcomes: dict[str, dict[str, Any] | ConnectorError] = {}
-        items = {
-            str(n): {
-                "id": str(n), "method": "POST", "url": path,
-                "headers": [{"name": "Content-Type", "value": "application/json"},
-                            {"name": "Accept", "value": "application/json"}],
-                "body": base64.b64encode(json.dumps(p).encode("utf-8")).decode("ascii"),
-                "exclude_response_headers": True,
-            }
-            for n, p in enumerate(payloads)
+        items = [self._batch_item(str(n), "POST", path, p) for n, p in enumerate(payloads)]
+        outcomes = self._batch_run(items)
+        return [self._batch_outcome(outcomes[str(n)], path, payloads[n])
+                for n in range(len(payloads))]
+
+    @staticmethod
+    def _batch_item(item_id: str, method: str, url: str,
+                    payload: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "id": item_id, "method": method, "url": url,
+            "headers": [{"name": "Content-Type", "value": "application/json"},
+                        {"name": "Accept", "value": "application/json"}],
+            "body": base64.b64encode(json.dumps(dict(payload)).encode("utf-8")).decode("ascii"),
+            # Kept: a 429 item's Retry-After is among them (a few hundred bytes).
+            "exclude_response_headers": False,
         }
-        todo = list(items)
-        for sends in range(1 + BATCH_RESENDS):
-            if not todo:
-                break
-            batch_id = f"incident-sync-{sends}"
-            reply = self._post_batch({"batch_request_id": batch_id,
-                                      "rest_requests": [items[i] for i in todo]})
-            if str(reply.get("batch_request_id", batch_id)) != batch_id:
-                raise RetriableError("ServiceNow Batch API answered another batch",
-                                     side=SIDE.value, url=self._url(BATCH_PATH))
-            for served in reply.get("serviced_requests") or []:
-                item_id = str(served.get("id"))
-                if item_id in items:
-                    outcomes[item_id] = self._batch_outcome(
-                        served, path, payloads[int(item_id)])
-            todo = [str(i) for i in reply.get("unserviced_requests") or [] if str(i) in items]
-            todo = [i for i in todo if i not in outcomes]
-        for item_id in items:
-            if item_id not in outcomes:
-                outcomes[item_id] = RetriableError(
+
+    def _batch_run(
+        self, items: Sequence[dict[str, Any]]
+    ) -> dict[str, Mapping[str, Any] | ConnectorError]:
+        """Send these Batch API items (ids unique), BATCH_SIZE a request; the served
+        answer of each item by id, or the error that left it unanswered.
+
+        Unserviced items (a size or time limit hit) are re-sent, and so are items
+        the instance answered 429 (refused before doing anything, like a whole
+        request's 429), after their Retry-After; at most BATCH_RESENDS times. A
+        failure of the whole batch request is every one of its items' error."""
+        served: dict[str, Mapping[str, Any] | ConnectorError] = {}
+        by_id = {str(item["id"]): item for item in items}
+        for chunk in _chunks(list(by_id), BATCH_SIZE):
+            todo = list(chunk)
+            for sends in range(1 + BATCH_RESENDS):
+                if not todo:
+                    break
+                batch_id = f"incident-sync-{sends}"
+                try:
+                    reply = self._post_batch({"batch_request_id": batch_id,
+                                              "rest_requests": [by_id[i] for i in todo]})
+                    if str(reply.get("batch_request_id", batch_id)) != batch_id:
+                        raise RetriableError("ServiceNow Batch API answered another batch",
+                                             side=SIDE.value, url=self._url(BATCH_PATH))
+                except (SkippableError, RetriableError) as error:
+                    # The whole batch failed before any item ran: each item carries it.
+                    served.update((i, error) for i in todo)
+                    todo = []
+                    break
+                again: list[str] = []
+                waits: list[float] = []
+                for answer in reply.get("serviced_requests") or []:
+                    item_id = str(answer.get("id"))
+                    if item_id not in by_id:
+                        continue
+                    served[item_id] = answer
+                    if int(answer.get("status_code") or 0) == 429 and sends < BATCH_RESENDS:
+                        again.append(item_id)
+                        waits.append(self._retry_after(answer))
+                unserviced = [str(i) for i in reply.get("unserviced_requests") or []
+                              if str(i) in by_id and str(i) not in served]
+                todo = [i for i in todo if i in again or i in unserviced]
+                if waits:
+                    self.retry.sleep(min(max(waits), self.retry.max_wait))
+            for item_id in todo:
+                served.setdefault(item_id, RetriableError(
                     f"ServiceNow Batch API left item {item_id} unserviced after "
-                    f"{BATCH_RESENDS} re-sends", side=SIDE.value, url=self._url(BATCH_PATH))
-        return [outcomes[str(n)] for n in range(len(payloads))]
+                    f"{BATCH_RESENDS} re-sends", side=SIDE.value, url=self._url(BATCH_PATH)))
+        return served
 
     def _post_batch(self, body: dict[str, Any]) -> dict[str, Any]:
         url = self._url(BATCH_PATH)
@@ -741,9 +813,22 @@ class ServiceNowConnector:
 
         return self._call(request, url=url, idempotent=False)
 
+    @staticmethod
+    def _retry_after(answer: Mapping[str, Any]) -> float:
+        for header in answer.get("headers") or []:
+            if isinstance(header, dict) and str(header.get("name", "")).lower() == "retry-after":
+                seconds = parse_retry_after(str(header.get("value", "")))
+                if seconds is not None:
+                    return seconds
+        return 1.0
+
     def _batch_outcome(
-        self, served: Mapping[str, Any], path: str, payload: Mapping[str, Any]
+        self, served: Mapping[str, Any] | ConnectorError, path: str,
+        payload: Mapping[str, Any],
     ) -> dict[str, Any] | ConnectorError:
+        """One Batch API item's record (``result``), or its error translated."""
+        if isinstance(served, ConnectorError):
+            return served
         status = int(served.get("status_code") or 0)
         try:
             raw = base64.b64decode(served.get("body") or "").decode("utf-8")
@@ -850,6 +935,183 @@ class ServiceNowConnector:
             author=self._author_emails({by}).get(by, by) if by else "",
         )
 
+    # ----------------------------------------------------------------- batched writes
+
+    def write_many(self, writes: Sequence[RecordWrite]) -> list[WriteResult]:
+        """Updates and back-links as Batch API PATCH sub-requests.
+
+        Costs, per call: one version read per ID_BATCH records (``sys_idIN...``,
+        only for writes that carry an expected version or change nothing) and one
+        batch request per BATCH_SIZE writes. The Batch API does not promise to run
+        its items in order, so a record's second write goes in a later batch (a
+        "round"), checked against the version its first write left. Without
+        ``use_batch_api`` each write is an update (and mark) of its own.
+        """
+        if not self.use_batch_api:
+            return run_per_key([w.record_id for w in writes],
+                               lambda i: write_each(self, [writes[i]])[0], self.concurrency)
+        results: list[WriteResult | None] = [None] * len(writes)
+        payloads: list[dict[str, Any]] = []
+        for write in writes:
+            payload = dict(write.fields)
+            if write.foreign_id is not None:
+                payload.update({"correlation_id": write.foreign_id, "correlation_display": "JIRA"})
+            payloads.append(payload)
+        resolved = self._resolve_refs(payloads, creating=False)
+        rounds = _rounds([w.record_id for w in writes])
+        for index, write in enumerate(writes):
+            try:
+                self._path_id(write.record_id)
+            except NotFound as error:
+                results[index] = WriteResult(id=write.record_id, error=error)
+        versions: dict[str, str] = {}
+        path = f"/api/now/table/{self.table}"
+        for members in rounds:
+            # One read for the round's records whose version matters and is unknown
+            # (after round 0, known from the previous round's answers).
+            need = {writes[i].record_id for i in members if results[i] is None
+                    and (writes[i].expected_version is not None or not resolved[i][0])}
+            versions.update(self._versions([r for r in need if r not in versions]))
+            items: dict[str, tuple[int, dict[str, Any]]] = {}
+            for index in members:
+                if results[index] is not None:
+                    continue
+                write = writes[index]
+                payload, warnings = resolved[index]
+                current = versions.get(write.record_id)
+                if write.record_id in need and current is None:
+                    results[index] = WriteResult(id=write.record_id, error=NotFound(
+                        f"ServiceNow {self.table} {write.record_id} not found",
+                        side=SIDE.value, status=404))
+                elif (write.expected_version is not None
+                        and current != str(write.expected_version)):
+                    results[index] = WriteResult(id=write.record_id, error=PreconditionFailed(
+                        f"ServiceNow {self.table} {write.record_id} moved: version "
+                        f"{current}, expected {write.expected_version}"))
+                elif not payload:
+                    results[index] = WriteResult(id=write.record_id, version=current,
+                                                 warnings=list(warnings))
+                else:
+                    items[str(index)] = (index, payload)
+            served = self._batch_run([
+                self._batch_item(item_id, "PATCH",
+                                 f"{path}/{writes[index].record_id}?{WRITE_FIELDS}", payload)
+                for item_id, (index, payload) in items.items()])
+            for item_id, (index, payload) in items.items():
+                record_id = writes[index].record_id
+                outcome = self._batch_outcome(served[item_id], f"{path}/{record_id}", payload)
+                if isinstance(outcome, ConnectorError):
+                    results[index] = WriteResult(id=record_id, error=outcome,
+                                                 warnings=list(resolved[index][1]))
+                    versions.pop(record_id, None)  # unknown now: a later round must re-read
+                    continue
+                result = self._result_of(outcome, list(resolved[index][1]))
+                result.id = result.id or record_id
+                results[index] = result
+                versions[record_id] = result.version or ""
+        return [r if r is not None else WriteResult(id=w.record_id, error=RetriableError(
+            f"ServiceNow {self.table} {w.record_id}: write not attempted", side=SIDE.value))
+                for r, w in zip(results, writes, strict=True)]
+
+    def _versions(self, record_ids: Sequence[str]) -> dict[str, str]:
+        """sys_mod_count of these records, one read per ID_BATCH; missing ones absent."""
+        unique = list(dict.fromkeys(record_ids))
+        found: dict[str, str] = {}
+        for chunk in _chunks(unique, ID_BATCH):
+            rows = self._list(self.table, f"{any_of('sys_id', list(chunk))}^ORDERBYsys_id",
+                              ["sys_id", "sys_mod_count"], limit=len(chunk))
+            found.update((str(r.get("sys_id") or ""), str(r.get("sys_mod_count") or "0"))
+                         for r in rows)
+        return found
+
+    def add_comments(self, comments: Sequence[NewComment]) -> list[CommentResult]:
+        """Journal entries as Batch API PATCH sub-requests (``comments`` for public,
+        ``work_notes`` otherwise), a record's entries in rounds so they keep their
+        order; the new entries' ids read back once per batch of records
+        (``sys_journal_field`` by ``element_idIN...``). Without ``use_batch_api``,
+        one PATCH and one journal read per comment."""
+        if not self.use_batch_api:
+            return run_per_key([c.record_id for c in comments],
+                               lambda i: comment_each(self, [comments[i]])[0], self.concurrency)
+        results: list[CommentResult | None] = [None] * len(comments)
+        texts: list[tuple[str, str]] = []   # (element, text) per comment
+        for index, item in enumerate(comments):
+            element = ELEMENT_OF_VISIBILITY.get(item.visibility, "work_notes")
+            text = str(item.body)
+            texts.append((element, text))
+            try:
+                self._path_id(item.record_id)
+                if not text.strip():
+                    raise ValidationFailed("ServiceNow: a comment must not be empty",
+                                           fields={element: "empty"}, side=SIDE.value)
+            except (NotFound, ValidationFailed) as error:
+                results[index] = CommentResult(error=error)
+        path = f"/api/now/table/{self.table}"
+        written: list[int] = []
+        for members in _rounds([c.record_id for c in comments]):
+            todo = [i for i in members if results[i] is None]
+            served = self._batch_run([
+                self._batch_item(str(i), "PATCH",
+                                 f"{path}/{comments[i].record_id}?{WRITE_FIELDS}",
+                                 {texts[i][0]: texts[i][1]}) for i in todo])
+            for index in todo:
+                outcome = self._batch_outcome(served[str(index)],
+                                              f"{path}/{comments[index].record_id}",
+                                              {texts[index][0]: texts[index][1]})
+                if isinstance(outcome, ConnectorError):
+                    results[index] = CommentResult(error=outcome)
+                else:
+                    written.append(index)
+        entries = self._new_entries([(comments[i].record_id, *texts[i]) for i in written])
+        for index, row in zip(written, entries, strict=True):
+            element, text = texts[index]
+            if row is None:
+                results[index] = CommentResult(error=RetriableError(
+                    f"ServiceNow stored the {element} entry on {comments[index].record_id} "
+                    "but it is not readable in sys_journal_field", side=SIDE.value))
+                continue
+            by = str(row.get("sys_created_by") or "")
+            results[index] = CommentResult(comment=RemoteComment(
+                id=str(row.get("sys_id") or ""), body=text, created=self._journal_time(row),
+                visibility=VISIBILITY_OF_ELEMENT[element],
+                author=self._author_emails({by}).get(by, by) if by else ""))
+        return [r if r is not None else CommentResult(error=RetriableError(
+            "ServiceNow comment not attempted", side=SIDE.value)) for r in results]
+
+    def _new_entries(
+        self, written: Sequence[tuple[str, str, str]]
+    ) -> list[dict[str, Any] | None]:
+        """The sys_journal_field rows just written, one per (record, element, text), in
+        order: read newest first, per ID_BATCH records, only the integration user's
+        entries, and only until every one is matched. Equal texts on one record take
+        distinct rows, the newest going to the last written."""
+        wanted: dict[tuple[str, str, str], list[int]] = {}
+        for index, key in enumerate(written):
+            wanted.setdefault(key, []).append(index)
+        out: list[dict[str, Any] | None] = [None] * len(written)
+        records = list(dict.fromkeys(record for record, _, _ in written))
+        for chunk in _chunks(records, ID_BATCH):
+            open_keys = {k: list(v) for k, v in wanted.items() if k[0] in chunk}
+            query = combine(
+                "", [[equals("name", self.table), any_of("element_id", list(chunk)),
+                      "elementINcomments,work_notes", equals("sys_created_by", self.username)]],
+                order=False,
+            ) + "^ORDERBYDESCsys_created_on"
+            offset = 0
+            while any(open_keys.values()):
+                page = self._list("sys_journal_field", query, JOURNAL_FIELDS,
+                                  limit=JOURNAL_PAGE, offset=offset)
+                for row in page:
+                    key = (str(row.get("element_id") or ""), str(row.get("element") or ""),
+                           str(row.get("value") or ""))
+                    slots = open_keys.get(key)
+                    if slots:
+                        out[slots.pop()] = row  # newest row -> last written of equal texts
+                if len(page) < JOURNAL_PAGE:
+                    break
+                offset += JOURNAL_PAGE
+        return out
+
     # ----------------------------------------------------------------- site fields
 
     def site_fields(self) -> list[SiteField]:
@@ -949,12 +1211,6 @@ class ServiceNowConnector:
                 return rows
 
     # ----------------------------------------------------------------- check
-
-    def write_many(self, writes: Sequence[RecordWrite]) -> list[WriteResult]:
-        return write_each(self, writes)
-
-    def add_comments(self, comments: Sequence[NewComment]) -> list[CommentResult]:
-        return comment_each(self, comments)
 
     def check(self, fields: Sequence[str], statuses: Sequence[str]) -> list[CheckResult]:
         """Reach, credentials, read access, scope query, fields and state values.

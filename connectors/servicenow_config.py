@@ -27,6 +27,9 @@ class ServiceNowConfig(ConnectorConfig):
     timeout: float = Field(default=30.0, gt=0, le=600)
     requests_per_minute: int | None = Field(default=None, ge=1)
     use_batch_api: bool = True
+    # Requests in flight at once for what the Batch API does not carry (use_batch_api =
+    # false); halved on a 429, min 1, raised again after a run of successes.
+    concurrency: int = Field(default=4, ge=1, le=32)
 
     @field_validator("instance_url")
     @classmethod

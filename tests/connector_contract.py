@@ -30,8 +30,11 @@ import pytest
 
 from connectors.base import (
     Connector,
+    ConnectorError,
+    NewComment,
     NewRecord,
     PreconditionFailed,
+    RecordWrite,
     RemoteRecord,
     Side,
     user_ref,
@@ -76,6 +79,9 @@ class ConnectorContract:
         "OPS-1,OPS-2",
         "ÖPS-1-ünïcødé-漢字",
     )
+
+    # An id shaped like the vendor's that names no record.
+    missing_id: str = "f" * 32
 
     # ------------------------------------------------------------------ hooks
 
@@ -292,6 +298,83 @@ class ConnectorContract:
         assert {c.id for c in pulled.comments} >= {public.id, internal.id}
         fetched = self._get(connector, record_id)
         assert {c.id for c in fetched.comments} == {c.id for c in pulled.comments}
+
+    # ------------------------------------------------------------------ batches
+
+    def test_write_many_updates_marks_and_refuses_only_the_stale_item(
+        self, connector: Connector, sandbox: Any, clock: FakeClock
+    ) -> None:
+        edited, marked, stale = (self.make_record(sandbox, f"Batch {n}") for n in range(3))
+        seen = {r: self._get(connector, r).version for r in (edited, marked, stale)}
+        clock.advance(seconds=2)
+        connector.update(stale, self.update_fields("A person's edit"))
+        clock.advance(seconds=2)
+        results = connector.write_many([
+            RecordWrite(edited, self.update_fields("Edited in a batch"), None, seen[edited]),
+            RecordWrite(marked, {}, "COPY-31", seen[marked]),
+            RecordWrite(stale, self.update_fields("Lost update"), None, seen[stale]),
+        ])
+        assert [r.ok for r in results] == [True, True, False], [r.error for r in results]
+        assert isinstance(results[2].error, PreconditionFailed)
+        after = connector.get_many([edited, marked, stale], self.fields)
+        assert after[edited].fields[self.title_field] == "Edited in a batch"
+        assert after[edited].version == results[0].version != seen[edited]
+        assert after[marked].foreign_id == "COPY-31"
+        assert after[marked].version == results[1].version
+        assert after[stale].fields[self.title_field] == "A person's edit"
+        assert connector.write_many([]) == []
+
+    def test_write_many_applies_writes_to_one_record_in_their_order(
+        self, connector: Connector, sandbox: Any, clock: FakeClock
+    ) -> None:
+        record_id = self.make_record(sandbox, "Twice")
+        seen = self._get(connector, record_id).version
+        clock.advance(seconds=2)
+        results = connector.write_many([
+            RecordWrite(record_id, self.update_fields("First"), None, seen),
+            RecordWrite(record_id, self.update_fields("Second"), "COPY-32"),
+            # Checked against the version the writes before it left: stale now.
+            RecordWrite(record_id, self.update_fields("Third"), None, seen),
+        ])
+        assert [r.ok for r in results] == [True, True, False], [r.error for r in results]
+        assert isinstance(results[2].error, PreconditionFailed)
+        after = self._get(connector, record_id)
+        assert after.fields[self.title_field] == "Second" and after.foreign_id == "COPY-32"
+        assert after.version == results[1].version
+
+    def test_write_many_fails_a_missing_record_alone(
+        self, connector: Connector, sandbox: Any
+    ) -> None:
+        real = self.make_record(sandbox, "Here")
+        results = connector.write_many([
+            RecordWrite(self.missing_id, self.update_fields("Nowhere")),
+            RecordWrite(real, self.update_fields("Still here")),
+        ])
+        assert isinstance(results[0].error, ConnectorError) and results[1].ok
+        assert self._get(connector, real).fields[self.title_field] == "Still here"
+
+    def test_add_comments_returns_each_comment_made_with_its_visibility(
+        self, connector: Connector, sandbox: Any, clock: FakeClock
+    ) -> None:
+        first, second = self.make_record(sandbox, "Talk 1"), self.make_record(sandbox, "Talk 2")
+        clock.advance(seconds=1)
+        wanted = [(first, "One", "public"), (second, "Other", "internal"),
+                  (first, "Two", "internal"), (first, "Three", "public")]
+        results = connector.add_comments(
+            [NewComment(r, self.comment_body(t), v) for r, t, v in wanted]
+            + [NewComment(self.missing_id, self.comment_body("Lost"), "public")])
+        assert [r.ok for r in results] == [True] * 4 + [False], [r.error for r in results]
+        made = [r.comment for r in results[:4]]
+        assert all(c is not None and c.id for c in made)
+        assert len({c.id for c in made if c}) == 4
+        assert [(self.comment_text(c.body).strip(), c.visibility) for c in made if c] == [
+            (t, v) for _, t, v in wanted]
+        pulled = connector.get_many([first, second], self.fields)
+        got = {c.id: (self.comment_text(c.body).strip(), c.visibility)
+               for r in pulled.values() for c in r.comments}
+        assert {c.id: (self.comment_text(c.body).strip(), c.visibility) for c in made if c} \
+            == {i: got[i] for i in (c.id for c in made if c)}
+        assert connector.add_comments([]) == []
 
     # ------------------------------------------------------------------ foreign ids
 

@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 from connector_contract import PAGE_SIZE, ConnectorContract, FakeClock
 
-from connectors.base import NewRecord
+from connectors.base import NewComment, NewRecord, RecordWrite
 from connectors.jira import JiraConnector
+from connectors.jira_workflow import Transition
 from connectors.retry import RetryPolicy
 from connectors.sandbox.adf import adf_to_text, text_to_adf
+from connectors.sandbox.http import Fault
 from connectors.sandbox.jira import JiraSandbox
 
 FIELDS = ["summary", "description", "assignee", "status", "priority", "customfield_10004"]
@@ -36,6 +38,7 @@ def make_connector(sandbox: JiraSandbox, sleeps: list[float] | None = None,
 class JiraContract(ConnectorContract):
     mode = "cloud"
     field_set = "stock"  # a JSM project as the IT service management template makes it
+    missing_id = "OPS-99999"
     title_field = "summary"
     description_field = "description"
     user_field = "assignee"
@@ -226,9 +229,11 @@ def test_unreachable_status_is_a_clear_no_transition_path(connector: JiraConnect
         connector.update(sandbox.create_issue({"summary": "x"}), {"status": "Nowhere"})
 
 
-def test_create_sets_marker_property_and_remote_link_at_a_known_cost(
-    connector: JiraConnector, sandbox: JiraSandbox
+@pytest.mark.parametrize("remote_link", [False, True])
+def test_create_carries_marker_and_property_and_links_back_only_when_configured(
+    sandbox: JiraSandbox, remote_link: bool
 ) -> None:
+    connector = make_connector(sandbox, remote_link=remote_link)
     records = [NewRecord({"summary": f"c{n}", "description": text(sandbox, "d")}, f"sys{n}",
                          f"https://dev1.service-now.com/incident.do?sys_id=sys{n}",
                          f"INC00{n}") for n in range(3)]
@@ -236,14 +241,20 @@ def test_create_sets_marker_property_and_remote_link_at_a_known_cost(
     sandbox.log.clear()
     results = connector.create(records)
     assert all(r.ok and not r.warnings for r in results), results
-    # one bulk POST + one version search per batch, property + link per record
-    assert sandbox.log.count() == 2 + 2 * len(records)
+    # One bulk POST (marker label and entity property inside it) + one version search
+    # per batch; a remote link per record only when configured.
+    assert sandbox.log.count() == 2 + (len(records) if remote_link else 0)
+    assert sandbox.log.count("PUT") == 0
     key = results[0].id or ""
     assert "snow-sys0" in sandbox.issue(key)["fields"]["labels"]
     prop = connector._api("GET", f"issue/{key}/properties/incident-sync")
     assert prop["value"] == {"servicenow_sys_id": "sys0",
                              "servicenow_url": records[0].foreign_url}
-    (link,) = connector._api("GET", f"issue/{key}/remotelink")
+    links = connector._api("GET", f"issue/{key}/remotelink")
+    if not remote_link:
+        assert links == []
+        return
+    (link,) = links
     assert link["globalId"] == "system=https://dev1.service-now.com&id=sys0"
     assert link["object"] == {"url": records[0].foreign_url, "title": "INC000"}
 
@@ -292,6 +303,67 @@ def test_create_in_a_wanted_status_transitions_after_the_create(
     issue = sandbox.issue(result.id or "")["fields"]
     assert issue["status"]["name"] == "Work in progress"
     assert result.version == issue["updated"]
+
+
+def test_later_creates_take_their_first_step_in_the_create_itself_on_cloud_only(
+    connector: JiraConnector, sandbox: JiraSandbox, mode: str
+) -> None:
+    (first,) = connector.create([NewRecord({"summary": "learn", "status": "Resolved"}, "w0")])
+    assert first.ok  # the first one learns the start status and its transitions
+    sandbox.log.clear()
+    wanted = ["Work in progress", "Pending", "Resolved"]
+    results = connector.create([NewRecord({"summary": f"s{n}", "status": status}, f"w{n + 1}")
+                                for n, status in enumerate(wanted)])
+    assert all(r.ok for r in results), [r.error for r in results]
+    assert [sandbox.issue(r.id or "")["fields"]["status"]["name"] for r in results] == wanted
+    assert sandbox.log.count("GET", "re:/transitions$") == 0
+    # Cloud documents a create's `transition`: the first step rides in the bulk create,
+    # only Resolved's second step (Work in progress -> Resolved) is a request. Data
+    # Center documents no such step: each is a POST, still without a GET first.
+    steps = 1 if mode == "cloud" else 4
+    assert sandbox.log.count("POST", "re:/transitions$") == steps
+
+
+def test_a_step_along_a_known_path_is_taken_without_reading_transitions(
+    connector: JiraConnector, sandbox: JiraSandbox
+) -> None:
+    learnt, other = sandbox.create_issue({"summary": "a"}), sandbox.create_issue({"summary": "b"})
+    connector.update(learnt, {"status": "Resolved"})  # learns Open's and WIP's way out
+    sandbox.log.clear()
+    connector.update(other, {"status": "Resolved"})
+    assert sandbox.issue(other)["fields"]["status"]["name"] == "Resolved"
+    assert sandbox.log.count("GET", "re:/transitions$") == 0
+    assert sandbox.log.count("POST", "re:/transitions$") == 2
+
+
+def test_a_refused_step_reads_the_issue_s_transitions_and_goes_on(
+    connector: JiraConnector, sandbox: JiraSandbox
+) -> None:
+    key = sandbox.create_issue({"summary": "conditional"})
+    # What another issue taught the run does not hold for this one.
+    connector._workflow.learn("Open", [Transition("99", "Gone", "Work in progress",
+                                                  "indeterminate")])
+    sandbox.log.clear()
+    result = connector.update(key, {"status": "Work in progress"})
+    assert result.ok
+    assert sandbox.issue(key)["fields"]["status"]["name"] == "Work in progress"
+    assert sandbox.log.count("GET", "re:/transitions$") == 1
+    assert sandbox.log.count("POST", "re:/transitions$", status=400) == 1
+    assert sandbox.log.count("POST", "re:/transitions$", status=204) == 1
+
+
+def test_a_refused_step_on_an_issue_not_where_we_thought_learns_nothing_wrong(
+    connector: JiraConnector, sandbox: JiraSandbox
+) -> None:
+    learnt = sandbox.create_issue({"summary": "teaches Open"})
+    connector.update(learnt, {"status": "Work in progress"})
+    key = sandbox.create_issue({"summary": "moved behind our back"})
+    sandbox.transition_issue(key, "Pending")
+    # Believed in Open (e.g. a create's transition whose answer was lost): Open's
+    # "Start work" is refused, the real status is read, and Pending's way is taken.
+    assert connector._move(key, "Open", "Work in progress", None)
+    assert sandbox.issue(key)["fields"]["status"]["name"] == "Work in progress"
+    assert [t.id for t in connector._workflow.path("Open", "Work in progress") or []] == ["11"]
 
 
 def test_creates_in_the_initial_status_read_that_status_once_per_run(
@@ -579,3 +651,108 @@ def test_ids_with_control_characters_are_exact_through_labels(
     assert {k: v.id for k, v in connector.find_by_foreign_id([odd], FIELDS).items()} == {
         odd: created.id}
     assert connector.find_by_foreign_id(["sysid"], FIELDS) == {}
+
+
+# ---------------------------------------------------------------- concurrency
+
+
+def test_comments_overlap_across_issues_and_keep_their_order_within_one(
+    sandbox: JiraSandbox,
+) -> None:
+    connector = make_connector(sandbox, concurrency=4)
+    keys = [sandbox.create_issue({"summary": f"busy {n}"}) for n in range(6)]
+    sandbox.faults.latency_ms = 20  # so requests do overlap
+    wanted = [NewComment(key, text(sandbox, f"{key} #{k}"), "internal")
+              for k in range(3) for key in keys]
+    results = connector.add_comments(wanted)
+    assert all(r.ok for r in results), [r.error for r in results]
+    assert connector._limit.peak > 1
+    for key in keys:
+        bodies = [c["body"] for c in sandbox.issue(key)["fields"]["comment"]["comments"]]
+        assert [adf_to_text(b).strip() if isinstance(b, dict) else b.strip()
+                for b in bodies] == [f"{key} #{k}" for k in range(3)]
+
+
+def test_429s_lower_the_concurrency_and_nothing_is_lost_or_reordered(
+    sandbox: JiraSandbox,
+) -> None:
+    sleeps: list[float] = []
+    connector = make_connector(sandbox, sleeps, concurrency=4)
+    keys = [sandbox.create_issue({"summary": f"throttled {n}"}) for n in range(5)]
+    sandbox.faults.script.extend(
+        [Fault("429", retry_after=2, method="POST", path="/rest/api")] * 3)
+    wanted = [NewComment(key, text(sandbox, f"{key} note {k}"), "public")
+              for key in keys for k in range(4)]
+    results = connector.add_comments(wanted)
+    assert all(r.ok for r in results), [r.error for r in results]
+    assert connector._limit.lowest < 4          # halved on the 429s
+    assert 2.0 in sleeps                        # Retry-After honoured
+    assert sandbox.log.count("POST", "re:/comment$", status=429) == 3
+    for key in keys:
+        bodies = [c["body"] for c in sandbox.issue(key)["fields"]["comment"]["comments"]]
+        assert [adf_to_text(b).strip() if isinstance(b, dict) else b.strip()
+                for b in bodies] == [f"{key} note {k}" for k in range(4)]
+
+
+def test_write_many_edits_issues_concurrently_in_order_per_issue(
+    sandbox: JiraSandbox,
+) -> None:
+    connector = make_connector(sandbox, concurrency=3)
+    keys = [sandbox.create_issue({"summary": f"edit {n}"}) for n in range(4)]
+    results = connector.write_many(
+        [RecordWrite(key, {"summary": f"{key} first"}) for key in keys]
+        + [RecordWrite(key, {"summary": f"{key} second"}, f"sys-{key}") for key in keys])
+    assert all(r.ok for r in results), [r.error for r in results]
+    for key in keys:
+        fields = sandbox.issue(key)["fields"]
+        assert fields["summary"] == f"{key} second" and f"snow-sys-{key}" in fields["labels"]
+
+
+def test_relinked_issues_get_their_stale_property_updated_in_one_request_on_cloud(
+    connector: JiraConnector, sandbox: JiraSandbox, mode: str
+) -> None:
+    made = connector.create([NewRecord({"summary": f"r{n}"}, f"old{n}",
+                                       f"https://dev1.service-now.com/incident.do?sys_id=old{n}")
+                             for n in range(3)])
+    plain = sandbox.create_issue({"summary": "never had a property"})
+    sandbox.log.clear()
+    results = connector.write_many([RecordWrite(r.id or "", {}, f"new{n}")
+                                    for n, r in enumerate(made)]
+                                   + [RecordWrite(plain, {}, "new9")])
+    assert all(r.ok and not r.warnings for r in results), results
+    for n, result in enumerate(made):
+        prop = connector._api("GET", f"issue/{result.id}/properties/incident-sync")["value"]
+        assert prop == {"servicenow_sys_id": f"new{n}",
+                        "servicenow_url": f"https://dev1.service-now.com/incident.do?sys_id=new{n}"}
+    assert connector._api("GET", f"issue/{plain}/properties")["keys"] == []
+    if mode == "cloud":
+        assert sandbox.log.count("POST", "re:/issue/properties/multi$", status=303) == 1
+        assert sandbox.log.count("PUT", "re:/properties/") == 0
+        assert sandbox.log.count("GET", "re:/task/") == 0  # the 303 is not followed
+    else:
+        assert sandbox.log.count("PUT", "re:/properties/incident-sync$") == 3
+    # A single mark outside a batch updates its property at once.
+    connector.mark_foreign_id(made[0].id or "", "newest")
+    prop = connector._api("GET", f"issue/{made[0].id}/properties/incident-sync")["value"]
+    assert prop["servicenow_sys_id"] == "newest"
+
+
+def test_write_many_costs_a_read_and_one_edit_per_issue_and_one_version_search(
+    connector: JiraConnector, sandbox: JiraSandbox
+) -> None:
+    keys = [sandbox.create_issue({"summary": f"cost {n}"}) for n in range(10)]
+    seen = {k: r.version for k, r in connector.get_many(keys, ["summary"]).items()}
+    sandbox.log.clear()
+    results = connector.write_many([
+        # Fields and the mark of the ServiceNow copy travel in the same edit.
+        RecordWrite(key, {"summary": f"edited {n}"}, f"sys{n}" if n % 2 else None, seen[key])
+        for n, key in enumerate(keys)])
+    assert all(r.ok and r.version for r in results), [r.error for r in results]
+    assert sandbox.log.count("GET", r"re:/issue/[A-Z]+-\d+$") == 10
+    assert sandbox.log.count("PUT", r"re:/issue/[A-Z]+-\d+$") == 10
+    # Every new version, one search per page of keys (50 at most: Cloud reconciles ids).
+    assert sandbox.log.count(path="re:/search") == math.ceil(len(keys) / PAGE_SIZE)
+    current = connector.get_many(keys, ["summary"])
+    assert [current[r.id or ""].version for r in results] == [r.version for r in results]
+    assert current[keys[1]].foreign_id == "sys1" and current[keys[0]].foreign_id is None
+    assert current[keys[3]].fields["summary"] == "edited 3"

@@ -15,9 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.base import (
+    NewComment,
     NewRecord,
     NotFound,
     RateLimited,
+    RecordWrite,
     Side,
     ValidationFailed,
     group_ref,
@@ -263,7 +265,8 @@ def test_create_many_uses_the_batch_api_and_one_user_lookup(
     results = connector.create(records)
     assert all(r.ok and r.version == "0" for r in results)
     assert sandbox.log.count("POST", "/api/now/v1/batch") == 2       # 50 + 10
-    # (The sandbox also logs each item the batch ran; only the batch POSTs cross the wire.)
+    # (The sandbox also logs each item the batch ran, as a batch item, not a wire request.)
+    assert sandbox.log.wire("POST") == 2
     assert sandbox.log.count("GET", "re:/sys_user$") == 1
     assert sandbox.log.count("GET", "/api/now/table/sys_user_group") == 1
     row = sandbox.get("incident", results[59].id or "")
@@ -312,6 +315,136 @@ def test_single_create_without_batch_api_posts_to_the_table(
     assert all(r.ok and r.display.startswith("INC") for r in results)
     assert sandbox.log.count("POST", "/api/now/table/incident") == 2
     assert sandbox.log.count("POST", "/api/now/v1/batch") == 0
+
+
+def test_write_many_of_a_hundred_records_costs_one_version_read_and_two_batches(
+    connector: ServiceNowConnector, sandbox: ServiceNowSandbox, clock: FakeClock
+) -> None:
+    ids = [insert(sandbox, f"Many {n}") for n in range(100)]
+    seen = {r.id: r.version for r in connector.get_many(ids, FIELDS).values()}
+    clock.advance(seconds=2)
+    sandbox.log.clear()
+    results = connector.write_many([
+        RecordWrite(sys_id, {"short_description": f"Edited {n}"},
+                    f"OPS-{n}" if n % 2 else None, seen[sys_id])
+        for n, sys_id in enumerate(ids)])
+    assert all(r.ok and r.version == "1" for r in results), [r.error for r in results]
+    # One sys_idIN read of 100 versions, then 50 + 50 PATCH sub-requests.
+    assert sandbox.log.count("GET", "/api/now/table/incident") == 1
+    assert sandbox.log.count("POST", "/api/now/v1/batch") == 2
+    assert sandbox.log.count("PATCH", "/api/now/table/incident/") == 100
+    assert sandbox.log.count("PATCH") == 100 and sandbox.log.count("PUT") == 0
+    assert sandbox.log.wire() == 3 and sandbox.log.count(batch_item=True) == 100
+    assert sandbox.get("incident", ids[1])["correlation_id"] == "OPS-1"  # type: ignore[index]
+    assert sandbox.get("incident", ids[0])["correlation_id"] == ""  # type: ignore[index]
+
+
+def test_write_many_without_expected_versions_reads_nothing(
+    connector: ServiceNowConnector, sandbox: ServiceNowSandbox
+) -> None:
+    ids = [insert(sandbox, f"Blind {n}") for n in range(3)]
+    sandbox.log.clear()
+    results = connector.write_many([RecordWrite(i, {}, f"OPS-{n}") for n, i in enumerate(ids)])
+    assert all(r.ok for r in results)
+    assert sandbox.log.count("GET") == 0
+    assert sandbox.log.count("POST", "/api/now/v1/batch") == 1
+
+
+def test_write_many_keeps_a_records_writes_in_order_across_rounds(
+    connector: ServiceNowConnector, sandbox: ServiceNowSandbox
+) -> None:
+    first, other = insert(sandbox, "Round trip"), insert(sandbox, "Bystander")
+    sandbox.log.clear()
+    results = connector.write_many([
+        RecordWrite(first, {"short_description": "one"}),
+        RecordWrite(other, {"short_description": "other"}),
+        RecordWrite(first, {"short_description": "two"}, None, "1"),
+    ])
+    assert [r.version for r in results] == ["1", "1", "2"]
+    assert sandbox.get("incident", first)["short_description"] == "two"  # type: ignore[index]
+    # The Batch API does not promise item order: the second write waits for a later
+    # batch, checked against the version the first answered with (no extra read).
+    assert sandbox.log.count("POST", "/api/now/v1/batch") == 2
+    assert sandbox.log.count("GET") == 0
+
+
+def test_write_many_maps_a_data_policy_refusal_to_its_item_only(
+    connector: ServiceNowConnector, sandbox: ServiceNowSandbox
+) -> None:
+    good, bad = insert(sandbox, "Fine"), insert(sandbox, "Half resolved")
+    results = connector.write_many([RecordWrite(bad, {"state": "6"}),
+                                    RecordWrite(good, {"short_description": "Still fine"})])
+    assert isinstance(results[0].error, ValidationFailed) and results[1].ok
+    assert sandbox.get("incident", bad)["state"] == "1"  # type: ignore[index]
+
+
+def test_batch_items_refused_with_429_are_resent_after_retry_after(
+    connector: ServiceNowConnector, sandbox: ServiceNowSandbox, sleeps: list[float]
+) -> None:
+    ids = [insert(sandbox, f"Throttled {n}") for n in range(4)]
+    sandbox.faults.script = [Fault("429", retry_after=7, method="PATCH")]
+    results = connector.write_many([RecordWrite(i, {"short_description": "x"}) for i in ids])
+    assert all(r.ok for r in results), [r.error for r in results]
+    assert sleeps == [7.0]
+    assert sandbox.log.count("POST", "/api/now/v1/batch") == 2
+    assert all(sandbox.get("incident", i)["sys_mod_count"] == "1"  # type: ignore[index]
+               for i in ids)
+
+
+def test_write_many_without_batch_api_writes_record_by_record(
+    sandbox: ServiceNowSandbox
+) -> None:
+    connector = make_connector(sandbox, use_batch_api=False)
+    ids = [insert(sandbox, f"Each {n}") for n in range(3)]
+    results = connector.write_many([RecordWrite(i, {"short_description": "e"}) for i in ids])
+    comments = connector.add_comments([NewComment(i, "hello", "public") for i in ids])
+    assert all(r.ok for r in results) and all(c.ok for c in comments)
+    assert sandbox.log.count("POST", "/api/now/v1/batch") == 0
+    assert sandbox.log.count("PATCH", "/api/now/table/incident/") == 6
+
+
+def test_add_comments_batches_journal_writes_and_reads_their_ids_once(
+    connector: ServiceNowConnector, sandbox: ServiceNowSandbox
+) -> None:
+    ids = [insert(sandbox, f"Chat {n}") for n in range(30)]
+    wanted = [NewComment(i, f"note {n} on {k}", "public" if k % 2 else "internal")
+              for n, i in enumerate(ids) for k in range(2)]
+    sandbox.log.clear()
+    results = connector.add_comments(wanted)
+    assert all(r.ok and r.comment for r in results), [r.error for r in results]
+    # Two rounds (each record's second comment after its first) of 30 sub-requests,
+    # one journal read for all 30 records, one author lookup.
+    assert sandbox.log.count("POST", "/api/now/v1/batch") == 2
+    assert sandbox.log.count("GET", "/api/now/table/sys_journal_field") == 1
+    assert sandbox.log.count("GET", "/api/now/table/sys_user") == 1
+    assert sandbox.log.wire() == 4  # 60 comments: 2 batches, 1 journal read, 1 author
+    for n, sys_id in enumerate(ids):
+        rows = sandbox.journal(sys_id)
+        assert [(r["value"], r["element"]) for r in rows] == [
+            (f"note {n} on 0", "work_notes"), (f"note {n} on 1", "comments")]
+        mine = [r.comment for r in results[2 * n:2 * n + 2]]
+        assert [c.id for c in mine if c] == [r["sys_id"] for r in rows]
+        assert [c.visibility for c in mine if c] == ["internal", "public"]
+
+
+def test_add_comments_with_equal_texts_on_one_record_gets_distinct_ids(
+    connector: ServiceNowConnector, sandbox: ServiceNowSandbox
+) -> None:
+    sys_id = insert(sandbox, "Echo")
+    results = connector.add_comments([NewComment(sys_id, "+1", "public")] * 3)
+    made = [c.comment.id for c in results if c.comment]
+    # Written in one second, equal entries cannot be told apart: each gets its own.
+    assert len(set(made)) == 3 and set(made) == {r["sys_id"] for r in sandbox.journal(sys_id)}
+
+
+def test_an_empty_comment_in_a_batch_fails_alone(
+    connector: ServiceNowConnector, sandbox: ServiceNowSandbox
+) -> None:
+    sys_id = insert(sandbox, "Quiet")
+    results = connector.add_comments([NewComment(sys_id, "  ", "public"),
+                                      NewComment(sys_id, "said", "public")])
+    assert isinstance(results[0].error, ValidationFailed) and results[1].ok
+    assert [r["value"] for r in sandbox.journal(sys_id)] == ["said"]
 
 
 def test_resolving_without_close_code_is_rejected_naming_the_fields(
@@ -518,3 +651,20 @@ def test_pull_returns_each_record_in_scope_exactly_once_in_order(
         in_scope = {r["sys_id"] for r in sandbox.rows("incident") if r["active"] == "true"}
         assert [r.id for r in pulled] == sorted(
             in_scope, key=lambda i: ((sandbox.get("incident", i) or {})["sys_updated_on"], i))
+
+
+def test_without_batch_api_records_overlap_and_429s_lower_the_concurrency(
+    sandbox: ServiceNowSandbox, sleeps: list[float]
+) -> None:
+    connector = make_connector(sandbox, sleeps, use_batch_api=False, concurrency=4)
+    ids = [insert(sandbox, f"Parallel {n}") for n in range(5)]
+    sandbox.faults.latency_ms = 10
+    sandbox.faults.script.extend([Fault("429", retry_after=3, method="PATCH")] * 2)
+    results = connector.add_comments([NewComment(i, f"{i} #{k}", "public")
+                                      for k in range(3) for i in ids])
+    assert all(r.ok for r in results), [r.error for r in results]
+    assert connector._limit.peak > 1 and connector._limit.lowest < 4
+    assert 3.0 in sleeps
+    for sys_id in ids:
+        assert [r["value"] for r in sandbox.journal(sys_id)] == [f"{sys_id} #{k}"
+                                                                 for k in range(3)]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
-from connectors.base import NotFound, RateLimited, RetriableError
-from connectors.retry import RequestBudget, RetryPolicy
+from connectors.base import AuthError, NotFound, RateLimited, RetriableError
+from connectors.retry import AdaptiveLimit, RequestBudget, RetryPolicy, run_per_key
 
 
 class Flaky:
@@ -84,3 +87,97 @@ def test_budget_spaces_requests_over_a_sliding_minute() -> None:
 def test_budget_rejects_a_non_positive_rate() -> None:
     with pytest.raises(ValueError, match="requests_per_minute"):
         RequestBudget(0)
+
+
+# --------------------------------------------------------------------------- concurrency
+
+
+def test_a_429_halves_the_concurrency_down_to_one_and_successes_raise_it_again() -> None:
+    limit = AdaptiveLimit(8, rise_after=3, sleep=lambda s: None)
+    for expected in (4, 2, 1, 1):
+        with pytest.raises(RateLimited):
+            limit.call(Flaky(RateLimited("429")))
+        assert limit.current == expected
+    assert limit.lowest == 1
+    for _ in range(7):
+        assert limit.call(lambda: "ok") == "ok"
+    assert limit.current == 3  # +1 per 3 successes in a row
+
+
+def test_a_429_pauses_the_other_threads_once_but_not_the_one_whose_retry_waits() -> None:
+    now = [100.0]
+    sleeps: list[float] = []
+    limit = AdaptiveLimit(4, clock=lambda: now[0], sleep=sleeps.append)
+    with pytest.raises(RateLimited):
+        limit.call(Flaky(RateLimited("429", retry_after=5)))
+    limit.call(lambda: None)            # the refused thread's retry: its policy waited
+    assert sleeps == []
+    other: list[float] = []
+
+    def elsewhere() -> None:
+        limit.call(lambda: None)
+        limit.call(lambda: None)        # waited once for this pause, not again
+        other.extend(sleeps)
+
+    thread = threading.Thread(target=elsewhere)
+    thread.start()
+    thread.join()
+    assert other == [5.0]
+
+
+def test_run_per_key_keeps_each_keys_order_and_overlaps_keys() -> None:
+    keys = [f"K{n % 4}" for n in range(24)]
+    seen: dict[str, list[int]] = {}
+    active, peak = [0], [0]
+    lock = threading.Lock()
+
+    def work(index: int) -> int:
+        with lock:
+            active[0] += 1
+            peak[0] = max(peak[0], active[0])
+        time.sleep(0.005)
+        with lock:
+            seen.setdefault(keys[index], []).append(index)
+            active[0] -= 1
+        return index * 10
+
+    assert run_per_key(keys, work, 4) == [n * 10 for n in range(24)]
+    assert all(indexes == sorted(indexes) for indexes in seen.values())
+    assert peak[0] > 1
+
+
+def test_run_per_key_raises_what_must_stop_the_batch() -> None:
+    def work(index: int) -> int:
+        if index == 3:
+            raise AuthError("token revoked")
+        return index
+
+    with pytest.raises(AuthError):
+        run_per_key(["a", "b", "c", "d", "e"], work, 3)
+
+
+def test_the_request_budget_holds_across_threads() -> None:
+    now = [0.0]
+    lock = threading.Lock()
+    starts: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        with lock:  # time passes only while someone waits
+            now[0] += seconds
+
+    budget = RequestBudget(10, clock=lambda: now[0], sleep=sleep)
+
+    def worker() -> None:
+        for _ in range(10):
+            budget.acquire()
+            with lock:
+                starts.append(now[0])
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(starts) == 40
+    # 40 starts at 10 a minute: the last ten cannot begin before three minutes passed.
+    assert now[0] >= 180.0

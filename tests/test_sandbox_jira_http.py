@@ -373,6 +373,36 @@ def test_bulk_create_limits_and_all_failed(v2: Api) -> None:
         "issuetype": "The issue type selected is invalid."}
 
 
+def test_bulk_create_sets_properties_and_on_cloud_applies_the_transition(v2: Api) -> None:
+    body = {"issueUpdates": [
+        {**incident(summary="moved"), "transition": {"id": "11"},
+         "properties": [{"key": "incident-sync", "value": {"servicenow_sys_id": "a"}}]},
+        # Not a transition out of Open: the issue is still created, the nested
+        # response carries the refusal (Cloud's CreatedIssue.transition).
+        {**incident(summary="stays"), "transition": {"id": "81"}},
+    ]}
+    response = v2.post("issue/bulk", body)
+    assert response.status_code == 201
+    moved, stays = response.json()["issues"]
+    assert moved["transition"] == {"status": 200,
+                                   "errorCollection": {"errorMessages": [], "errors": {}}}
+    assert stays["transition"]["status"] == 400
+    assert v2.get(f"issue/{moved['key']}").json()["fields"]["status"]["name"] == \
+        "Work in progress"
+    assert v2.get(f"issue/{stays['key']}").json()["fields"]["status"]["name"] == "Open"
+    prop = v2.get(f"issue/{moved['key']}/properties/incident-sync").json()
+    assert prop == {"key": "incident-sync", "value": {"servicenow_sys_id": "a"}}
+
+
+def test_data_center_create_documents_no_transition_and_ignores_it(dcapi: Api) -> None:
+    response = dcapi.post("issue", {**incident(), "transition": {"id": "11"},
+                                    "properties": [{"key": "k", "value": 1}]})
+    assert response.status_code == 201 and "transition" not in response.json()
+    key = response.json()["key"]
+    assert dcapi.get(f"issue/{key}").json()["fields"]["status"]["name"] == "Open"
+    assert dcapi.get(f"issue/{key}/properties/k").json()["value"] == 1
+
+
 def test_edit_update_operations_on_labels_and_components(ext2: Api) -> None:
     v2 = ext2
     key = v2.post("issue", incident(labels=["a", "b"], components=[{"name": "Network"}])
@@ -674,3 +704,51 @@ def test_issue_get_honours_fields_expand_and_properties(cloud: JiraSandbox, v2: 
                                            "fieldId": "summary",
                                            "fromString": "Expand me 1",
                                            "toString": "Expand me 2"}]
+
+
+def test_key_and_label_searches_read_an_index_and_follow_every_write(
+    cloud: JiraSandbox, v2: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connectors.sandbox import jql
+
+    keys = [v2.post("issue", incident(summary=f"n{n}", labels=[f"snow-{n}"])).json()["key"]
+            for n in range(30)]
+    evaluated: list[str] = []
+    original = jql.BoundQuery.matches
+    monkeypatch.setattr(jql.BoundQuery, "matches",
+                        lambda self, issue: evaluated.append(issue.key) or original(self, issue))
+
+    def found(text: str) -> list[str]:
+        page = v2.get("search/jql", jql=text, fields="labels").json()
+        return sorted(i["key"] for i in page["issues"])
+
+    assert found("project = OPS AND labels in (snow-3, SNOW-4)") == sorted(keys[3:5])
+    assert found(f"key in ({keys[7]}, {keys[9]})") == sorted([keys[7], keys[9]])
+    assert len(evaluated) == 4  # the candidates only, not every issue of the site
+    assert v2.put(f"issue/{keys[3]}", {"update": {"labels": [
+        {"remove": "snow-3"}, {"add": "snow-x"}]}}).status_code == 204
+    assert found("labels = snow-3") == [] and found("labels = snow-x") == [keys[3]]
+    assert v2.session.delete(v2.url(f"issue/{keys[4]}")).status_code == 204
+    assert found("labels in (snow-4)") == []
+    evaluated.clear()
+    assert len(found("project = OPS AND summary ~ n1")) > 0  # no index for text: a scan
+    assert len(evaluated) == len(cloud.issue_keys())
+
+
+def test_bulk_issue_properties_are_cloud_only_asynchronous_and_ignore_unknown_issues(
+    v2: Api, dcapi: Api
+) -> None:
+    created = v2.post("issue", incident()).json()
+    body = {"issues": [{"issueID": int(created["id"]), "properties": {"p": {"a": 1}}},
+                       {"issueID": 999999, "properties": {"p": {"a": 2}}}]}
+    response = v2.session.post(v2.url("issue/properties/multi"), json=body,
+                               allow_redirects=False)
+    assert response.status_code == 303
+    task = v2.session.get(response.headers["Location"]).json()
+    assert task["status"] == "COMPLETE"
+    assert v2.get(f"issue/{created['key']}/properties/p").json()["value"] == {"a": 1}
+    too_many = {"issues": [{"issueID": 1, "properties": {"p": 1}}] * 101}
+    assert v2.post("issue/properties/multi", too_many).status_code == 400
+    no_props = {"issues": [{"issueID": int(created["id"]), "properties": {}}]}
+    assert v2.post("issue/properties/multi", no_props).status_code == 400
+    assert dcapi.post("issue/properties/multi", body).status_code == 404

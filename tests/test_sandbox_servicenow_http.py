@@ -451,3 +451,64 @@ def test_stats_grouped_with_min_and_max(
             min(int(r["sys_mod_count"]) for r in members))
         assert group["stats"]["max"]["sys_updated_on"] == max(r["sys_updated_on"]
                                                               for r in members)
+
+
+def test_stats_count_wire_requests_apart_from_batch_items(
+    sandbox: ServiceNowSandbox, http: requests.Session
+) -> None:
+    items = [{"id": str(n), "method": "GET", "url": "/api/now/table/incident?sysparm_limit=1",
+              "headers": [{"name": "Accept", "value": "application/json"}]} for n in range(3)]
+    assert http.post(f"{sandbox.url}/api/now/v1/batch",
+                     json={"batch_request_id": "1", "rest_requests": items}).status_code == 200
+    assert http.get(f"{sandbox.url}/api/now/table/sys_user").status_code == 200
+    stats = requests.get(f"{sandbox.url}/_sandbox/stats").json()
+    assert stats["wire"] == {"POST": 1, "GET": 1} and stats["total"] == 2
+    assert stats["batch_items"] == 3
+    assert stats["batch_items_by_route"] == {"GET /api/now/table/incident": 3}
+    assert sandbox.log.wire() == 2 and sandbox.log.count(batch_item=True) == 3
+    assert sandbox.log.count() == 5
+
+
+def test_batch_items_are_not_delayed_again_by_the_added_latency(
+    sandbox: ServiceNowSandbox, http: requests.Session
+) -> None:
+    import time
+
+    items = [{"id": str(n), "method": "GET", "url": "/api/now/table/incident?sysparm_limit=1",
+              "headers": [{"name": "Accept", "value": "application/json"}]} for n in range(8)]
+    sandbox.faults.latency_ms = 100
+    started = time.perf_counter()
+    http.post(f"{sandbox.url}/api/now/v1/batch",
+              json={"batch_request_id": "1", "rest_requests": items})
+    # One round trip's latency, not nine.
+    assert time.perf_counter() - started < 0.5
+
+
+def test_indexed_lookups_do_not_scan_the_table_and_follow_every_write(
+    sandbox: ServiceNowSandbox, http: requests.Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = sandbox.insert("incident", {"short_description": "a", "correlation_id": "OPS-1"})
+    second = sandbox.insert("incident", {"short_description": "b", "comments": "hello"})
+    sandbox.update("incident", first["sys_id"], {"work_notes": "note", "correlation_id": "OPS-2"})
+    scans: list[str] = []
+    original = sandbox._ordered
+    monkeypatch.setattr(sandbox, "_ordered", lambda table: scans.append(table) or original(table))
+
+    def rows(table: str, query: str) -> list[dict[str, Any]]:
+        response = http.get(f"{sandbox.url}/api/now/table/{table}",
+                            params={"sysparm_query": query})
+        return list(response.json()["result"])
+
+    journal = rows("sys_journal_field",
+                   f"element_idIN{first['sys_id']},{second['sys_id']}^ORDERBYsys_created_on")
+    assert sorted(r["value"] for r in journal) == ["hello", "note"]
+    assert rows("incident", "correlation_id=OPS-1") == []
+    assert [r["sys_id"] for r in rows("incident", "correlation_id=OPS-2")] == [first["sys_id"]]
+    assert [r["sys_id"] for r in rows("incident", f"sys_idIN{second['sys_id']},nothere")] == [
+        second["sys_id"]]
+    assert scans == []
+    rows("incident", "short_description=a")  # not indexed: a scan
+    assert scans == ["incident"]
+    sandbox.delete("incident", first["sys_id"])
+    assert rows("sys_journal_field", f"element_id={first['sys_id']}") == []
+    assert rows("incident", "correlation_id=OPS-2") == []

@@ -17,8 +17,10 @@ Contract:
   request out and then drops the connection, so the write happened but its
   reply never arrives.
 - Every vendor request is logged (:class:`RequestLog`): method, path, query,
-  status. Tests and benchmarks read it in process or at ``GET /_sandbox/requests``
-  and ``GET /_sandbox/stats``.
+  status, and whether it was an item of a Batch API request rather than a request
+  of its own. Tests and benchmarks read it in process or at ``GET
+  /_sandbox/requests`` and ``GET /_sandbox/stats``, which counts wire requests
+  (``wire``: by method) apart from Batch API items (``batch_items``).
 """
 
 from __future__ import annotations
@@ -176,6 +178,9 @@ class LoggedRequest:
     query: str
     status: int
     at: float
+    # An item of a Batch API request, run inside the request that carried it: it never
+    # crossed the wire by itself.
+    batch_item: bool = False
 
 
 class RequestLog:
@@ -199,19 +204,35 @@ class RequestLog:
             self._entries.clear()
 
     def count(
-        self, method: str | None = None, path: str | None = None, status: int | None = None
+        self, method: str | None = None, path: str | None = None, status: int | None = None,
+        *, batch_item: bool | None = None,
     ) -> int:
-        """How many logged requests match; ``path`` is a prefix or a regex ``re:...``."""
-        return sum(1 for e in self.entries if _matches(e, method, path, status))
+        """How many logged requests match; ``path`` is a prefix or a regex ``re:...``.
+        ``batch_item``: None counts both, False only wire requests, True only the
+        items Batch API requests carried."""
+        return sum(1 for e in self.entries if _matches(e, method, path, status)
+                   and (batch_item is None or e.batch_item == batch_item))
+
+    def wire(self, method: str | None = None, path: str | None = None,
+             status: int | None = None) -> int:
+        """Requests that crossed the wire (Batch API items left out)."""
+        return self.count(method, path, status, batch_item=False)
 
     def writes(self) -> int:
         return sum(1 for e in self.entries if e.method in WRITE_METHODS)
 
     def stats(self) -> dict[str, Any]:
-        entries = self.entries
+        """Wire requests (``total``, ``writes``, ``by_*``, and ``wire`` by method) apart
+        from the Batch API items they carried (``batch_items``, ``batch_items_by_route``)."""
+        everything = self.entries
+        entries = [e for e in everything if not e.batch_item]
+        items = [e for e in everything if e.batch_item]
         return {
             "total": len(entries),
             "writes": sum(1 for e in entries if e.method in WRITE_METHODS),
+            "wire": dict(Counter(e.method for e in entries)),
+            "batch_items": len(items),
+            "batch_items_by_route": dict(Counter(f"{e.method} {e.path}" for e in items)),
             "by_method": dict(Counter(e.method for e in entries)),
             "by_status": {str(k): v for k, v in Counter(e.status for e in entries).items()},
             "by_route": dict(Counter(f"{e.method} {e.path}" for e in entries)),
@@ -254,6 +275,7 @@ class SandboxServer:
         self.password = password
         self.faults = faults or FaultPlan()
         self.log = RequestLog()
+        self._nesting = threading.local()  # handle() depth: > 0 inside a Batch API request
         self.lock = threading.RLock()  # guards the vendor state; handlers take it
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self._httpd: ThreadingHTTPServer | None = None
@@ -338,10 +360,22 @@ class SandboxServer:
         return response
 
     def handle(self, request: Request) -> Response:
-        """Admin, then faults, then the vendor route; logs vendor requests."""
+        """Admin, then faults, then the vendor route; logs vendor requests.
+
+        A request handled while another is being handled on the same thread is an
+        item of a Batch API request: logged as such, and not delayed again by the
+        added latency (which models the network round trip it never made)."""
         if request.path.startswith(ADMIN_PREFIX):
             return self._admin(request)
-        if self.faults.latency_ms:
+        depth = getattr(self._nesting, "depth", 0)
+        self._nesting.depth = depth + 1
+        try:
+            return self._handle(request, batch_item=depth > 0)
+        finally:
+            self._nesting.depth = depth
+
+    def _handle(self, request: Request, *, batch_item: bool) -> Response:
+        if self.faults.latency_ms and not batch_item:
             time.sleep(self.faults.latency_ms / 1000.0)
         fault = self.faults.pick(request.method, request.path)
         query = "&".join(f"{k}={v}" for k, vs in request.query.items() for v in vs)
@@ -359,10 +393,11 @@ class SandboxServer:
                 if fault is not None:  # "lost": done, but the answer never leaves
                     raise _DropConnection
         except _DropConnection:
-            self.log.add(LoggedRequest(request.method, request.path, query, 0, time.time()))
+            self.log.add(LoggedRequest(request.method, request.path, query, 0, time.time(),
+                                       batch_item))
             raise
         self.log.add(LoggedRequest(request.method, request.path, query, response.status,
-                                   time.time()))
+                                   time.time(), batch_item))
         return response
 
     # ----------------------------------------------------------------- lifecycle

@@ -26,13 +26,14 @@ Contract:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.sandbox import jira_site as site
 from connectors.sandbox.http import FaultPlan, Request, Response, SandboxServer
-from connectors.sandbox.jira_call import Call, bool_arg, csv_values, int_arg
+from connectors.sandbox.jira_call import Call, bool_arg, csv_values, int_arg, no_such_resource
 from connectors.sandbox.jira_jsm import ServiceDeskRoutes
 from connectors.sandbox.jira_render import Renderer, parse_field_selection
 from connectors.sandbox.jira_search import SearchRoutes
@@ -81,6 +82,7 @@ class JiraSandbox(SearchRoutes, UserRoutes, ServiceDeskRoutes, SandboxServer):
         super().__init__(host, port, username=username, password=password, faults=faults)
         self.mode = mode
         self.clock = clock or _now
+        self._tasks: dict[str, dict[str, Any]] = {}  # asynchronous tasks, by id
         self.state = JiraState(mode=mode, project=project, clock=lambda: self.clock(),
                                fields=self.fields)
         self._register_routes()
@@ -177,6 +179,8 @@ class JiraSandbox(SearchRoutes, UserRoutes, ServiceDeskRoutes, SandboxServer):
              self._createmeta_types),
             ("GET", _API + r"/issue/createmeta/(?P<project>[^/]+)/issuetypes/(?P<type>[^/]+)",
              self._createmeta_fields),
+            ("POST", _API + "/issue/properties/multi", self._properties_multi),
+            ("GET", _API + r"/task/(?P<task>\d+)", self._task),
             ("POST", _API + "/issue", self._create),
             ("POST", _API + "/issue/bulk", self._bulk_create),
             ("GET", issue, self._get_issue),
@@ -283,11 +287,22 @@ class JiraSandbox(SearchRoutes, UserRoutes, ServiceDeskRoutes, SandboxServer):
     def _create(self, call: Call) -> Response:
         body = call.body()
         issue = self.state.create(body, version=call.version, actor=call.actor)
+        return Response(201, self._created(call, issue, body))
+
+    def _created(self, call: Call, issue: StoredIssue, body: dict[str, Any]) -> dict[str, Any]:
+        """A CreatedIssue; on Cloud with the nested response of the create's transition.
+
+        Only Cloud documents that a create applies ``transition``; Data Center's create
+        takes the same IssueUpdateBean but documents no such step, so it is ignored
+        there (the issue stays in its start status)."""
         data: dict[str, Any] = {"id": str(issue.id), "key": issue.key,
                                 "self": f"{call.render.api}/issue/{issue.id}"}
-        if isinstance(body.get("transition"), dict):
-            data["transition"] = {"status": 200, "errorCollection": collection()}
-        return Response(201, data)
+        if self.cloud:
+            nested = self.state.create_transition(issue, body, version=call.version,
+                                                  actor=call.actor)
+            if nested is not None:
+                data["transition"] = nested
+        return data
 
     def _bulk_create(self, call: Call) -> Response:
         body = call.body()
@@ -304,8 +319,7 @@ class JiraSandbox(SearchRoutes, UserRoutes, ServiceDeskRoutes, SandboxServer):
                 errors.append({"status": exc.status, "elementErrors": exc.body,
                                "failedElementNumber": index})
                 continue
-            created.append({"id": str(issue.id), "key": issue.key,
-                            "self": f"{call.render.api}/issue/{issue.id}"})
+            created.append(self._created(call, issue, update))
         return Response(201 if created else 400, {"issues": created, "errors": errors})
 
     def _get_issue(self, call: Call) -> Response:
@@ -450,6 +464,48 @@ class JiraSandbox(SearchRoutes, UserRoutes, ServiceDeskRoutes, SandboxServer):
         created = self.state.set_property(issue, call.request.params["prop"],
                                           call.request.body)
         return Response(201 if created else 200)
+
+    def _properties_multi(self, call: Call) -> Response:
+        """Cloud's "Bulk set issue properties by issue": up to 100 issues by numeric id,
+        1..10 properties each; asynchronous (303 to a task), non-transactional, an
+        unknown issue ignored. Data Center has no such resource."""
+        if not self.cloud:
+            raise no_such_resource(call)
+        body = call.body()
+        issues = body.get("issues") if isinstance(body, dict) else None
+        if not isinstance(issues, list) or not 1 <= len(issues) <= 100:
+            raise bad_request("'issues' must list 1 to 100 issues.")
+        updates: list[tuple[StoredIssue, str, bytes]] = []
+        for entry in issues:
+            properties = entry.get("properties") if isinstance(entry, dict) else None
+            if not isinstance(entry, dict) or not isinstance(entry.get("issueID"), int) \
+                    or not isinstance(properties, dict) or not 1 <= len(properties) <= 10:
+                raise bad_request("Each issue needs an integer 'issueID' and 1 to 10 "
+                                  "'properties'.")
+            issue = self.state.issues.get(entry["issueID"])
+            if issue is None:
+                continue  # "if an issue is not found, it is ignored"
+            updates.extend((issue, str(key), json.dumps(value).encode("utf-8"))
+                           for key, value in properties.items())
+        failed = 0
+        for issue, key, raw in updates:
+            try:
+                self.state.set_property(issue, key, raw)
+            except JiraRejected:
+                failed += 1  # non-transactional: the task result tells
+        task_id = str(len(self._tasks) + 10000)
+        self._tasks[task_id] = {
+            "id": task_id, "self": f"{call.render.api}/task/{task_id}",
+            "description": "Bulk set issue properties", "status": "COMPLETE", "progress": 100,
+            "result": {"updated": len(updates) - failed, "failed": failed},
+        }
+        return Response(303, None, {"Location": self._tasks[task_id]["self"]})
+
+    def _task(self, call: Call) -> Response:
+        task = self._tasks.get(call.request.params["task"])
+        if task is None:
+            raise not_found(f"The task with id '{call.request.params['task']}' does not exist.")
+        return Response(200, dict(task))
 
     def _delete_property(self, call: Call) -> Response:
         issue = self._issue(call)

@@ -13,6 +13,9 @@ Contract:
   ``*navigable``; ``validateQuery`` ``warn``/``false``/``none`` turns values that
   don't exist into ``warningMessages`` instead of a 400.
 - Without ORDER BY, results come newest created first (ties by id).
+- Fit for measuring: a query pinning ``key`` or ``labels`` with ``=`` / ``in`` reads
+  its candidates from the store's key and label indexes (the marker-label and
+  ``key in (...)`` searches of a big sync) instead of evaluating every issue.
 """
 
 from __future__ import annotations
@@ -63,10 +66,40 @@ class SearchRoutes(RoutesBase):
             raise JiraRejected(400, collection(exc.messages)) from None
 
     def _matching(self, bound: jql.BoundQuery) -> list[StoredIssue]:
-        found = [i for i in self.state.issues.values() if bound.matches(i)]
+        ids = self._candidates(bound.query.where)
+        pool = (self.state.issues.values() if ids is None
+                else [self.state.issues[i] for i in ids if i in self.state.issues])
+        found = [i for i in pool if bound.matches(i)]
         if bound.order:
             return bound.sort(found, tiebreak=lambda i: i.id)
         return sorted(found, key=lambda i: (i.created, i.id), reverse=True)
+
+    def _candidates(self, node: jql.Node | None) -> set[int] | None:
+        """Issue ids a query can match, read from the key and label indexes when the
+        query pins ``key``/``labels`` with ``=`` or ``in`` (alone, in every part of an
+        OR, or in one part of an AND); None means every issue must be evaluated. Only
+        narrows: each candidate is still evaluated against the whole query."""
+        if isinstance(node, jql.Clause):
+            name = node.field.strip().casefold()
+            if node.operator not in ("=", "in") or any(
+                    o.kind != "literal" for o in node.operands):
+                return None
+            values = [o.text for o in node.operands]
+            if name in ("key", "issuekey", "id", "issue"):
+                ids = {int(v) for v in values if v.isdigit()}
+                return ids | self.state.ids_with_keys(v for v in values if not v.isdigit())
+            if name == "labels":
+                return self.state.ids_with_labels(values)
+            return None
+        if isinstance(node, jql.And):
+            narrowed = [c for c in map(self._candidates, node.parts) if c is not None]
+            return set.intersection(*narrowed) if narrowed else None
+        if isinstance(node, jql.Or):
+            parts = [self._candidates(part) for part in node.parts]
+            if any(p is None for p in parts):
+                return None
+            return set().union(*parts)  # type: ignore[arg-type]
+        return None
 
     def _search_params(self, call: Call, allowed: set[str]) -> dict[str, Any]:
         """GET query or POST body as one dict (lists for fields/expand/properties)."""

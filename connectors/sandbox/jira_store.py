@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -147,6 +147,9 @@ class JiraState:
         self.fields = fields if fields is not None else site.site_fields("stock", mode)
         self.issues: dict[int, StoredIssue] = {}
         self._ids_by_key: dict[str, int] = {}  # so key lookups stay O(1) on big seeds
+        # Label -> issue ids: the marker-label searches (`labels in (snow-...)`) of a big
+        # sync read candidates from here instead of evaluating every issue.
+        self._ids_by_label: dict[str, set[int]] = {}
         self._next_issue_id = 10001
         self._next_number = 1
         self._next_comment_id = 10000
@@ -251,10 +254,22 @@ class JiraState:
             issue.properties[str(key_value["key"])] = key_value.get("value")
         for comment_body in comments:
             self.add_comment(issue, comment_body, version=version, actor=actor)
-        transition = body.get("transition")
-        if isinstance(transition, dict) and transition.get("id") is not None:
-            self.transition(issue, {"transition": transition}, version=version, actor=actor)
         return issue
+
+    def create_transition(self, issue: StoredIssue, body: dict[str, Any], *, version: str,
+                          actor: str) -> dict[str, Any] | None:
+        """Apply a create payload's ``transition`` (Cloud: "A transition may be applied,
+        to move the issue ... to a workflow step other than the default start step");
+        the nested response Cloud reports per created issue, or None when none was
+        asked. A refused transition leaves the issue created, in its start status."""
+        transition = body.get("transition") if isinstance(body, dict) else None
+        if not isinstance(transition, dict):
+            return None
+        try:
+            self.transition(issue, {"transition": transition}, version=version, actor=actor)
+        except JiraRejected as exc:
+            return {"status": exc.status, "errorCollection": exc.body}
+        return {"status": 200, "errorCollection": collection()}
 
     def edit(self, issue: StoredIssue, body: dict[str, Any], *, version: str, actor: str
              ) -> None:
@@ -356,7 +371,7 @@ class JiraState:
                 if len(label) > site.TEXTFIELD_LIMIT:
                     raise fail("The label must not exceed 255 characters.")
             labels = list(dict.fromkeys(value))
-            return lambda: setattr(issue, "labels", labels)
+            return lambda: self._set_labels(issue, labels)
         if name == "components":
             if not isinstance(value, list):
                 raise fail("Components must be an array")
@@ -536,6 +551,26 @@ class JiraState:
     def delete(self, issue: StoredIssue) -> None:
         del self.issues[issue.id]
         self._ids_by_key.pop(issue.key, None)
+        self._set_labels(issue, [])
+
+    def _set_labels(self, issue: StoredIssue, labels: list[str]) -> None:
+        # Keyed case-folded: JQL compares labels ignoring case.
+        for label in issue.labels:
+            self._ids_by_label.get(label.casefold(), set()).discard(issue.id)
+        issue.labels = labels
+        for label in labels:
+            self._ids_by_label.setdefault(label.casefold(), set()).add(issue.id)
+
+    def ids_with_labels(self, labels: Iterable[str]) -> set[int]:
+        """Ids of the issues carrying any of these labels (ignoring case, as JQL does)."""
+        found: set[int] = set()
+        for label in labels:
+            found |= self._ids_by_label.get(label.casefold(), set())
+        return found
+
+    def ids_with_keys(self, keys: Iterable[str]) -> set[int]:
+        """Ids of the issues with these keys (case-insensitive, as Jira resolves keys)."""
+        return {self._ids_by_key[k.upper()] for k in keys if k.upper() in self._ids_by_key}
 
     def set_property(self, issue: StoredIssue, key: str, raw: bytes) -> bool:
         """Store an issue property; True when it was created (201), False updated (200)."""

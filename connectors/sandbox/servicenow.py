@@ -39,6 +39,12 @@ Contract (docs/vendor-notes.md, "ServiceNow", is the reference; deliberate choic
   ``sn_writes`` (coercion, business rules), ``sn_batch`` (Batch API),
   ``sn_stats`` (Aggregate API); this
   module holds the state, the routes and the seed.
+- Fit for measuring: rows are indexed by ``sys_id`` and by the columns a sync looks
+  up by the thousand (``sys_journal_field.element_id``, ``incident.correlation_id``,
+  ``sys_audit.documentkey``), so a query pinning one of them with ``=`` / ``IN``
+  reads its candidates instead of scanning the table (a journal read no longer
+  grows with the whole journal). Batch API items are logged as such, apart from wire
+  requests, and are not delayed again by the added latency.
 - In-process helpers (:meth:`insert`, :meth:`update`, :meth:`get`, :meth:`rows`,
   :meth:`delete`, :meth:`journal`) run the same code as the routes, under
   :attr:`lock`, and raise :class:`ServiceNowApiError` where HTTP would answer
@@ -49,7 +55,7 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -78,6 +84,11 @@ Clock = Callable[[], datetime]
 DEFAULT_LIMIT = 10000
 RATE_LIMIT_PER_HOUR = 100
 RATE_LIMIT_RULE = "b2a3c4d5e6f70812a3b4c5d6e7f80911"
+INDEXED: dict[str, tuple[str, ...]] = {
+    "incident": ("correlation_id",),
+    "sys_journal_field": ("element_id",),
+    "sys_audit": ("documentkey",),
+}
 _TABLE_PATH = r"/api/now(?:/(?P<version>v1|v2))?/table/(?P<table>[A-Za-z0-9_]+)"
 _SEED_CLOSE_NOTES = "Root cause found and fixed; the caller confirmed service is restored."
 
@@ -124,6 +135,11 @@ class ServiceNowSandbox(SandboxServer):
         self._rng = random.Random(seed)
         self._tables: dict[str, dict[str, dict[str, str]]] = {name: {} for name in TABLES}
         self._sequence: dict[str, int] = {}  # sys_id -> insertion order (journal rendering)
+        # (table, column) -> value -> sys_ids: the lookups a sync makes by the thousand
+        # (journal rows by element_id, incidents by correlation_id, audit rows by
+        # documentkey) read candidates here instead of scanning the whole table.
+        self._index: dict[tuple[str, str], dict[str, set[str]]] = {
+            (table, column): {} for table, columns in INDEXED.items() for column in columns}
         self._next_number = 10001
         self.renderer = Renderer(self._tables, self._base_url, self._journal_entries,
                                  self._display_name_of_user)
@@ -204,8 +220,9 @@ class ServiceNowSandbox(SandboxServer):
     def journal(self, sys_id: str) -> list[dict[str, str]]:
         """The sys_journal_field rows of one record, oldest first."""
         with self.lock:
-            rows = [dict(r) for r in self._tables["sys_journal_field"].values()
-                    if r["element_id"] == sys_id]
+            journal = self._tables["sys_journal_field"]
+            rows = [dict(journal[i])
+                    for i in self._indexed("sys_journal_field", "element_id", [sys_id])]
             return sorted(rows, key=lambda r: self._sequence[r["sys_id"]])
 
     def user_sys_id(self, user_name: str) -> str:
@@ -254,7 +271,8 @@ class ServiceNowSandbox(SandboxServer):
             f"{name}={escape_value(values[-1])}" for name, values in request.query.items()
             if not name.startswith("sysparm_") and column_of(table, name) is not None
         ))
-        rows = [r for r in self._ordered(table)
+        candidates = self._candidates(table, query)
+        rows = [r for r in (self._ordered(table) if candidates is None else candidates)
                 if query.matches(self._getter(table, r)) and pairs.matches(self._getter(table, r))]
         rows = _sort_rows(rows, query.orders, lambda r: self._getter(table, r))
         total = len(rows)
@@ -279,7 +297,9 @@ class ServiceNowSandbox(SandboxServer):
     def _stats(self, request: Request) -> Response:
         table = self._table(request.params["table"])
         query = self._parse_query(table, request.arg("sysparm_query", "") or "")
-        rows = [r for r in self._ordered(table) if query.matches(self._getter(table, r))]
+        candidates = self._candidates(table, query)
+        rows = [r for r in (self._ordered(table) if candidates is None else candidates)
+                if query.matches(self._getter(table, r))]
 
         def names(param: str) -> tuple[str, ...]:
             return tuple(n.strip() for n in (request.arg(param) or "").split(",") if n.strip())
@@ -401,8 +421,9 @@ class ServiceNowSandbox(SandboxServer):
         return user_name
 
     def _journal_entries(self, sys_id: str, elements: Sequence[str]) -> list[dict[str, str]]:
-        rows = [r for r in self._tables["sys_journal_field"].values()
-                if r["element_id"] == sys_id and r["element"] in elements]
+        journal = self._tables["sys_journal_field"]
+        rows = [journal[i] for i in self._indexed("sys_journal_field", "element_id", [sys_id])
+                if journal[i]["element"] in elements]
         return sorted(rows, key=lambda r: self._sequence[r["sys_id"]], reverse=True)
 
     def _insert(self, table: str, values: Mapping[str, Any], user_name: str, *,
@@ -428,7 +449,7 @@ class ServiceNowSandbox(SandboxServer):
             # Numbered only once the insert is accepted, so refusals leave no gaps.
             row["number"] = f"INC{self._next_number:07d}"
             self._next_number += 1
-        self._tables[table][sys_id] = row
+        self._put(table, row)
         self._sequence[sys_id] = len(self._sequence)
         self._append_journal(table, sys_id, journal, user_name, now)
         return row
@@ -448,7 +469,7 @@ class ServiceNowSandbox(SandboxServer):
         row["sys_mod_count"] = str(int(current.get("sys_mod_count") or 0) + 1)
         row["sys_updated_on"] = now
         row["sys_updated_by"] = user_name
-        self._tables[table][sys_id] = row
+        self._put(table, row)
         if table == "incident":
             self._audit(table, row, current, user_name, now)
         self._append_journal(table, sys_id, journal, user_name, now)
@@ -461,31 +482,82 @@ class ServiceNowSandbox(SandboxServer):
             if name.startswith("sys_") or before.get(name, "") == value:
                 continue
             entry_id = self._new_sys_id()
-            self._tables["sys_audit"][entry_id] = {
+            self._put("sys_audit", {
                 "sys_id": entry_id, "tablename": table, "documentkey": row["sys_id"],
                 "fieldname": name, "oldvalue": before.get(name, ""), "newvalue": value,
                 "user": user_name, "reason": "", "record_checkpoint": row["sys_mod_count"],
                 "sys_created_on": now, "sys_created_by": user_name,
                 "sys_updated_on": now, "sys_updated_by": user_name, "sys_mod_count": "0",
-            }
+            })
             self._sequence[entry_id] = len(self._sequence)
 
     def _delete(self, table: str, sys_id: str) -> None:
         self._find(table, sys_id)
-        del self._tables[table][sys_id]
-        journal = self._tables["sys_journal_field"]
-        for entry_id in [k for k, r in journal.items() if r["element_id"] == sys_id]:
-            del journal[entry_id]
+        self._drop(table, sys_id)
+        for entry_id in list(self._indexed("sys_journal_field", "element_id", [sys_id])):
+            self._drop("sys_journal_field", entry_id)
+
+    def _put(self, table: str, row: dict[str, str]) -> None:
+        """Store a row (new or changed), keeping the indexes of its table current."""
+        before = self._tables[table].get(row["sys_id"])
+        for column in INDEXED.get(table, ()):
+            index = self._index[(table, column)]
+            if before is not None:
+                index.get(before.get(column, ""), set()).discard(row["sys_id"])
+            index.setdefault(row.get(column, ""), set()).add(row["sys_id"])
+        self._tables[table][row["sys_id"]] = row
+
+    def _drop(self, table: str, sys_id: str) -> None:
+        row = self._tables[table].pop(sys_id)
+        for column in INDEXED.get(table, ()):
+            self._index[(table, column)].get(row.get(column, ""), set()).discard(sys_id)
+
+    def _indexed(self, table: str, column: str, values: Iterable[str]) -> set[str]:
+        """sys_ids of the rows whose ``column`` is one of ``values`` (an indexed column)."""
+        index = self._index[(table, column)]
+        found: set[str] = set()
+        for value in values:
+            found |= index.get(value, set())
+        return found
+
+    def _candidates(self, table: str, query: EncodedQuery) -> list[dict[str, str]] | None:
+        """The rows ``query`` can match, in the default order, from an index or the
+        primary key when each of its ``^NQ`` groups pins ``sys_id`` or an indexed column
+        with ``=`` / ``IN`` (a condition not ORed with another); None means scan the
+        table. Only narrows: every candidate is still matched against the query."""
+        groups = [g for g in query.groups if g]
+        if not groups:
+            return None
+        ids: set[str] = set()
+        for group in groups:
+            pinned: set[str] | None = None
+            for clause in group:
+                if len(clause) != 1 or clause[0].op not in ("=", "IN"):
+                    continue
+                condition = clause[0]
+                values = condition.members if condition.op == "IN" else {condition.values[0]}
+                if condition.column == "sys_id":
+                    pinned = {v for v in values if v in self._tables[table]}
+                elif condition.column in INDEXED.get(table, ()):
+                    pinned = self._indexed(table, condition.column, values)
+                else:
+                    continue
+                break
+            if pinned is None:
+                return None
+            ids |= pinned
+        rows = [self._tables[table][i] for i in ids if i in self._tables[table]]
+        return sorted(rows, key=lambda r: (r.get("sys_created_on", ""), r["sys_id"]))
 
     def _append_journal(self, table: str, sys_id: str, entries: Sequence[tuple[str, str]],
                         user_name: str, now: str) -> None:
         for element, text in entries:
             entry_id = self._new_sys_id()
-            self._tables["sys_journal_field"][entry_id] = {
+            self._put("sys_journal_field", {
                 "sys_id": entry_id, "element": element, "element_id": sys_id, "name": table,
                 "value": text, "sys_created_on": now, "sys_created_by": user_name,
                 "sys_updated_on": now, "sys_updated_by": user_name, "sys_mod_count": "0",
-            }
+            })
             self._sequence[entry_id] = len(self._sequence)
 
     # ------------------------------------------------------------------ seed
@@ -527,7 +599,7 @@ class ServiceNowSandbox(SandboxServer):
         row.update(values)
         row.update({"sys_id": sys_id, "sys_created_on": now, "sys_created_by": "system",
                     "sys_updated_on": now, "sys_updated_by": "system"})
-        self._tables[table][sys_id] = row
+        self._put(table, row)
         self._sequence[sys_id] = len(self._sequence)
 
     def _seed_incident(self, incident: seed_data.SeedIncident) -> None:
