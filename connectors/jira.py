@@ -346,27 +346,30 @@ class JiraConnector:
     def open(self) -> ServerInfo:
         if self._jira is not None:
             self.close()  # reopening starts a fresh run: new session, empty caches
-        if self._budget is not None:
-            self._budget.acquire()  # the constructor's serverInfo call bypasses the adapter
 
         def connect() -> JIRA:
             auth: dict[str, Any] = (
                 {"basic_auth": (self.email, self._token)} if self.email
                 else {"token_auth": self._token}
             )
-            return JIRA(server=self.url, max_retries=0, timeout=self.timeout,
-                        get_server_info=True, **auth)
+            # The library's own serverInfo read is sent after our adapter is mounted,
+            # so the sign-in is metered, logged at -vv and counted like any request.
+            jira = JIRA(server=self.url, max_retries=0, timeout=self.timeout,
+                        get_server_info=False, **auth)
+            self._meter = _Meter(self._budget, max(10, self.concurrency))
+            jira._session.mount("http://", self._meter)
+            jira._session.mount("https://", self._meter)
+            http_log.attach(jira._session, "jira")  # -vv request lines, per-run counts
+            info = jira.server_info()
+            jira._version = tuple(info["versionNumbers"])
+            jira.deploymentType = info.get("deploymentType")
+            return jira
 
         try:
             jira = self._call("serverInfo", connect, idempotent=True)
         except KeyError:
             raise FatalError(f"Jira serverInfo at {self.url} lacks versionNumbers: not Jira?",
                              side="jira", url=self.url) from None
-        # The old session closed the previous one.
-        self._meter = _Meter(self._budget, max(10, self.concurrency))
-        jira._session.mount("http://", self._meter)
-        jira._session.mount("https://", self._meter)
-        http_log.attach(jira._session, "jira")  # -vv request lines, per-run request counts
         if self.flavor != "auto":
             # The operator's word wins; the library switches its own Cloud/DC
             # behaviour (search endpoint, user payloads) on this attribute.

@@ -137,7 +137,7 @@ def _no_secret_in(stderr: str) -> None:
     assert "***" not in stderr
 
 
-@pytest.mark.parametrize("fault", ["500 on write", "fault plan", "401"])
+@pytest.mark.parametrize("fault", ["500 on write", "fault plan", "401", "jira 401"])
 def test_vv_with_faults_never_shows_a_secret_or_an_authorization_header(
     sandboxes: Any, config: Any, monkeypatch: pytest.MonkeyPatch, fault: str
 ) -> None:
@@ -148,8 +148,10 @@ def test_vv_with_faults_never_shows_a_secret_or_an_authorization_header(
     elif fault == "fault plan":
         servicenow.faults.script.extend([Fault("503", retry_after=0), Fault("drop"),
                                          Fault("429", retry_after=0)])
-    else:
+    elif fault == "401":
         monkeypatch.setenv("INCIDENT_SYNC_SERVICENOW__PASSWORD", SECRET + "-wrong")
+    else:  # refused at Jira's sign-in, the library's own first request
+        monkeypatch.setenv("INCIDENT_SYNC_JIRA__TOKEN", SECRET + "-wrong")
 
     for log_format in ("json", "text"):
         result = runner.invoke(app, ["-vv", "--log-format", log_format, "run",
@@ -161,7 +163,8 @@ def test_vv_with_faults_never_shows_a_secret_or_an_authorization_header(
             # Failures and the error line are JSON records too: every line parses.
             records = json_lines(result.stderr)
             statuses = {r.get("status") for r in records if r["logger"] == "connectors.http"}
-            expected = {"500 on write": 500, "fault plan": 503, "401": 401}[fault]
+            expected = {"500 on write": 500, "fault plan": 503, "401": 401,
+                        "jira 401": 401}[fault]
             assert expected in statuses, statuses
             if fault == "500 on write":
                 [failed] = [r for r in records if r.get("action") == "create"]
@@ -172,10 +175,14 @@ def test_vv_with_faults_never_shows_a_secret_or_an_authorization_header(
                 assert queued["record"] == {"servicenow": failed["link"]["servicenow"]}
                 assert queued["side"] == "servicenow"
                 assert queued["outcome"] == "waiting" and queued["error"] == failed["error"]
-            if fault == "401":
+            if fault in ("401", "jira 401"):
                 assert result.exit_code == 3
-                assert any(r["level"] == "error" and "ServiceNow" in r["message"]
+                tool = "ServiceNow" if fault == "401" else "Jira"
+                assert any(r["level"] == "error" and tool in r["message"]
                            for r in records)
+            if fault == "jira 401":
+                assert any(r.get("vendor") == "jira" and r.get("status") == 401
+                           for r in records), records
 
 
 def test_a_transport_error_is_logged_without_a_status(sandboxes: Any, config: Any) -> None:
