@@ -11,9 +11,10 @@ Contract:
   :class:`sync.actions.Plan`. It writes nothing anywhere: not to either tool,
   not to the state store (so ``plan`` is safe on a production config). Every
   remote write a run can make is an action of that plan.
-- :meth:`Engine.apply` executes a plan: its pairs, then its read-back actions
-  (the settle step), then the watermarks, which advance only when both pulls
-  completed. A pair that fails goes to the retry queue and the run goes on; a
+- :meth:`Engine.apply` executes a plan in batches of pairs (``[sync]
+  batch_size``): each batch's writes (batched per side), commits and
+  read-back actions (the settle step), then the watermarks, which advance only
+  when both pulls completed. A pair that fails goes to the retry queue and the run goes on; a
   :class:`connectors.base.FatalError` aborts the run.
 - :meth:`Engine.run` = lock the store, plan, apply, settle, record the run,
   release the lock; it returns a :class:`RunSummary` whose ``exit_code`` is 0
@@ -45,7 +46,7 @@ from mappings.mapper import MappingContext
 from mappings.model import Incident
 from mappings.profile import Profile
 from sync.actions import Plan, side_title
-from sync.applier import Applied, RunHooks, advance_watermarks, apply_plan, apply_settle
+from sync.applier import RunHooks, advance_watermarks, apply_plan
 from sync.engine_core import (
     CONFLICT_POLICIES,
     CRASH_STEPS,
@@ -175,11 +176,10 @@ class Engine:
     def apply(self, plan: Plan) -> RunSummary:
         """Execute ``plan``: its pairs, its read-backs (the settle step), the watermarks."""
         began = time.monotonic()
-        applied = self._apply(plan)
-        self._settle(applied)
+        summary = self._apply(plan)
         advance_watermarks(self.store, plan)
-        applied.summary.elapsed = time.monotonic() - began
-        return applied.summary
+        summary.elapsed = time.monotonic() - began
+        return summary
 
     def run(self, command: str = "run") -> RunSummary:
         """Lock, plan, apply, settle, record the run; always release the lock."""
@@ -190,9 +190,7 @@ class Engine:
         outcome, error_text = "error", None
         try:
             plan = self.build_plan()
-            applied = self._apply(plan)
-            summary = applied.summary
-            self._settle(applied)
+            summary = self._apply(plan)
             advance_watermarks(self.store, plan)
             self._count_failures(summary, len(plan.pull_errors))
             summary.elapsed = time.monotonic() - began  # pulls included, not just writes
@@ -218,11 +216,9 @@ class Engine:
     def _hooks(self) -> RunHooks:
         return RunHooks(step=self._step, progress=self.progress, beat=self.beat)
 
-    def _apply(self, plan: Plan) -> Applied:
+    def _apply(self, plan: Plan) -> RunSummary:
+        """The plan's pairs, batch by batch, each batch read back (settled) in turn."""
         return apply_plan(self.session, self.store, plan, self._hooks())
-
-    def _settle(self, applied: Applied) -> None:
-        apply_settle(self.session, self.store, applied, self._hooks())
 
     def _step(self, name: str) -> None:
         if self.crash_at == name:

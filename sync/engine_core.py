@@ -146,8 +146,16 @@ class EngineOptions:
     # Check the profile against both sites' fields on sign-in and run with the rows
     # they can hold (ConfigError naming the first required row that cannot work).
     site_check: bool = False
+    # Pairs planned, written, committed and read back together: one batched write
+    # (and one read-back) per side for each such batch.
+    batch_size: int = 100
+    # Seconds the site fields read for the site check are reused from the state
+    # store (0: read them on every run).
+    metadata_ttl: float = 3600.0
 
     def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, not {self.batch_size}")
         if self.direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, "
                              f"not {self.direction!r}")
