@@ -45,7 +45,7 @@ from connectors.base import (
     WriteResult,
 )
 from sync.actions import AddComment, PairPlan, Plan, ReportProblem, side_title
-from sync.engine_core import RunSummary, _one_line
+from sync.engine_core import RunSummary, _one_line, tool_clock_name
 from sync.link_view import LinkSide, LinkView, add_comment_link, record_conflict, save_link
 from sync.planner import plan_settle
 from sync.session import Session
@@ -72,8 +72,16 @@ def apply_plan(session: Session, store: StateStore, plan: Plan,
     return applying.summary
 
 
-def advance_watermarks(store: StateStore, plan: Plan) -> None:
-    """Watermarks move last, and only when both pulls completed."""
+def advance_watermarks(store: StateStore, plan: Plan, session: Session | None = None) -> None:
+    """Watermarks move last, and only when both pulls completed.
+
+    With ``session``, also keep the bound of each tool's clock its read-backs
+    saw, which lets the next run's watermark pass the echoes of this run's writes.
+    """
+    if session is not None:
+        for side, (stamp, ours) in session.tool_clock.items():
+            store.keep_value(tool_clock_name(side, session.info.get(side)),
+                             f"{stamp.isoformat()}|{ours.isoformat()}", at=ours)
     if not plan.pull_errors:
         for side, value in plan.watermarks.items():
             store.set_watermark(side, value)

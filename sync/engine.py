@@ -9,7 +9,8 @@ Contract:
   :mod:`sync.decide`'s pure functions.
 - :meth:`Engine.build_plan` reads both tools and the state store and returns a
   :class:`sync.actions.Plan`. It writes nothing anywhere: not to either tool,
-  not to the state store (so ``plan`` is safe on a production config). Every
+  not to the state store (so ``plan`` is safe on a production config); it may
+  read the site fields a run kept in the store (``[sync] metadata_ttl``). Every
   remote write a run can make is an action of that plan.
 - :meth:`Engine.apply` executes a plan in batches of pairs (``[sync]
   batch_size``): each batch's writes (batched per side), commits and
@@ -156,7 +157,7 @@ class Engine:
         return self.session.fields.merged_fields
 
     def open(self) -> None:
-        self.session.open()
+        self.session.open(self.store, keep=True)
 
     def close(self) -> None:
         self.session.close()
@@ -177,7 +178,7 @@ class Engine:
         """Execute ``plan``: its pairs, its read-backs (the settle step), the watermarks."""
         began = time.monotonic()
         summary = self._apply(plan)
-        advance_watermarks(self.store, plan)
+        advance_watermarks(self.store, plan, self.session)
         summary.elapsed = time.monotonic() - began
         return summary
 
@@ -189,9 +190,11 @@ class Engine:
         summary = RunSummary()
         outcome, error_text = "error", None
         try:
+            # A run (not a plan) keeps the site fields it had to read afresh.
+            self.session.open(self.store, keep=True)
             plan = self.build_plan()
             summary = self._apply(plan)
-            advance_watermarks(self.store, plan)
+            advance_watermarks(self.store, plan, self.session)
             self._count_failures(summary, len(plan.pull_errors))
             summary.elapsed = time.monotonic() - began  # pulls included, not just writes
             outcome = summary.outcome

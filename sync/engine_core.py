@@ -187,6 +187,12 @@ def sign_in(side: str, connector: Connector) -> ServerInfo:
         ) from None
 
 
+def tool_clock_name(side: str, info: ServerInfo | None) -> str:
+    """The state store's name for the (tool stamp, our time) pair kept for ``side``'s site."""
+    where = f"{info.base_url}|{info.user}" if info is not None else ""
+    return f"tool_clock|{side}|{where}"
+
+
 def projection(incident: Incident, fields: Iterable[str]) -> dict[str, Any]:
     """The JSON-ready neutral values of ``fields`` (``custom.x`` reads ``custom["x"]``)."""
     data = incident.model_dump(mode="json")

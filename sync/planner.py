@@ -69,7 +69,13 @@ from sync.decide import (
     rebase_changed_back,
     rebase_written,
 )
-from sync.engine_core import VANISHED_BATCH, _one_line, projection, snapshot_hash
+from sync.engine_core import (
+    VANISHED_BATCH,
+    _one_line,
+    projection,
+    snapshot_hash,
+    tool_clock_name,
+)
 from sync.errors import SafetyValve
 from sync.link_view import LinkView
 from sync.merge import comments_to_copy
@@ -77,6 +83,14 @@ from sync.session import Session
 from sync.state import StateStore
 
 logger = logging.getLogger(__name__)
+
+# How far behind a tool's clock, as bounded by our own, a watermark stays: what a
+# tool may take to show a write in its searches (a commit, an index). Jira's
+# connector also searches back its overlap minutes from the watermark.
+TOOL_CLOCK_MARGIN = timedelta(seconds=5)
+# A (tool stamp, our time) pair older than this bounds nothing any more: two
+# clocks drift apart by up to a few seconds a day without time synchronisation.
+TOOL_CLOCK_MAX_AGE = timedelta(hours=6)
 
 
 @dataclass(frozen=True)
@@ -90,12 +104,13 @@ class PeopleEdits:
 
 
 def build_plan(session: Session, store: StateStore,
-               beat: Callable[[], None] | None = None) -> Plan:
+               beat: Callable[[], None] | None = None, *, keep_metadata: bool = False) -> Plan:
     """Everything a run would do, computed with reads only.
 
     ``beat`` is called while a long pull goes on (a run keeps its lock alive).
+    ``keep_metadata``: a run's session stores the site fields it read afresh.
     """
-    session.open()
+    session.open(store, keep=keep_metadata)
     return _Planning(session, store, Plan(started=session.clock()), beat).build()
 
 
@@ -211,6 +226,8 @@ class _Planning:
         plan = self.plan
         connector = self.session.connectors[side]
         since = self.store.watermark(side)
+        # Read before the pull: the tool's clock is at least this when it starts.
+        floor = self._tool_clock_floor(side, plan.started)
         # Parked items come back when they change, not because an inclusive
         # watermark re-reads them; waiting items only when they are due.
         parked = {item.record_id for item in self.store.retry_items(parked=True)
@@ -239,8 +256,41 @@ class _Planning:
                 f"links some of its records; refusing to act (check the scope query and the "
                 f"integration user's permissions)"
             )
-        if newest is not None:
-            plan.watermarks[side] = min(plan.started, newest)
+        mark = min(plan.started, newest) if newest is not None else None
+        if floor is not None:
+            # Past every record the pull could see, echoes of our own writes
+            # included (so an idle run re-reads nothing), but never into the
+            # second the pull started in: a person's edit in that second, after
+            # the pull read it, carries that second's stamp (second resolution).
+            passed = (floor - TOOL_CLOCK_MARGIN).replace(microsecond=0)
+            if (mark is None or passed > mark) and (since is None or passed > since):
+                mark = passed
+        if mark is not None:
+            plan.watermarks[side] = mark
+
+    def _tool_clock_floor(self, side: str, now: datetime) -> datetime | None:
+        """A lower bound of ``side``'s clock when ours says ``now``, or None.
+
+        From the pair (tool stamp, our time) a run's read-back kept: clocks run
+        at the same rate, so the tool's clock has moved at least as far as ours
+        since. Only our clock's rate is trusted, never its offset from the
+        tool's; a pair older than :data:`TOOL_CLOCK_MAX_AGE` (drift) or from our
+        clock's future (it was set back) is not used.
+        """
+        kept = self.store.cached_value(tool_clock_name(side, self.session.info.get(side)))
+        if kept is None:
+            return None
+        try:
+            stamp_text, ours_text = kept[0].split("|", 1)
+            stamp = datetime.fromisoformat(stamp_text)
+            ours = datetime.fromisoformat(ours_text)
+        except ValueError:
+            return None
+        elapsed = now - ours
+        if stamp.tzinfo is None or ours.tzinfo is None or not (
+                timedelta(0) <= elapsed <= TOOL_CLOCK_MAX_AGE):
+            return None
+        return stamp + elapsed
 
     def _add_retries_and_intents(
         self, records: dict[str, dict[str, RemoteRecord]],
@@ -750,6 +800,12 @@ class _Planning:
         except ConnectorError as error:
             logger.warning("settling written pairs postponed to the next run: %s", error)
             return None
+        read_by = self.session.clock()
+        for side, found in fetched.items():
+            if found:
+                # Our writes, just read back: the tightest bound of the tool's clock.
+                self.session.saw_tool_clock(side, max(r.updated for r in found.values()),
+                                            read_by)
         a = self.sides[0]
         links = self.store.links_by(a, wanted[a])
         follow_up: list[PairPlan] = []

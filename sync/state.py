@@ -907,6 +907,43 @@ class StateStore:
         with self._write() as conn:
             conn.execute(delete(t.lock).where(c.name == self.connection, c.owner == owner))
 
+    # ------------------------------------------------------------------ cached values
+
+    def _meta_key(self, name: str) -> str:
+        # ``meta`` is the store's own table (key up to 64 characters, no connection
+        # column): a digest of connection and name scopes a value to this
+        # configuration and fits any name.
+        digest = hashlib.sha256(f"{self.connection}\0{name}".encode()).hexdigest()
+        return "cache:" + digest[:40]
+
+    def cached_value(self, name: str) -> tuple[str, datetime] | None:
+        """The value kept under ``name`` for this connection and when it was kept
+        (aware UTC), or None; what counts as fresh is the caller's business."""
+        with self._read() as conn:
+            text = conn.execute(
+                select(t.meta.c.value).where(t.meta.c.key == self._meta_key(name))
+            ).scalar()
+        if text is None:
+            return None
+        try:
+            kept = json.loads(text)
+            return str(kept["value"]), datetime.fromisoformat(kept["at"]).astimezone(UTC)
+        except (ValueError, KeyError, TypeError):
+            return None   # unreadable: as if never kept, the caller reads afresh
+
+    def keep_value(self, name: str, value: str, *, at: datetime) -> None:
+        """Keep ``value`` under ``name`` for this connection, stamped ``at``; replaces."""
+        key = self._meta_key(name)
+        text = json.dumps({"at": _require_aware(at, "at").isoformat(), "value": value})
+        try:
+            with self._write() as conn:
+                changed = conn.execute(
+                    update(t.meta).where(t.meta.c.key == key).values(value=text)).rowcount
+                if not changed:
+                    conn.execute(insert(t.meta).values(key=key, value=text))
+        except IntegrityError:
+            pass  # another process kept it in between: a value as good as ours
+
 
 def _sqlite_on_connect(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
     # Take transaction control from pysqlite (it would BEGIN only before DML),

@@ -9,6 +9,7 @@ its own pair; a fatal error stops the run.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -123,3 +124,116 @@ def test_a_fatal_error_in_a_batched_write_stops_the_run(memory: Any) -> None:
     memory.jira.clear_faults()
     rerun = memory.run()
     assert rerun.failed == 0 and rerun.updated == 3, rerun.failures
+
+
+# --------------------------------------------------------------------------- idle is idle
+
+
+def count_pulled(memory: Any) -> dict[str, list[str]]:
+    """Record the ids each tool's pull hands out, per side, from now on."""
+    seen: dict[str, list[str]] = {"servicenow": [], "jira": []}
+    for side, tool in (("servicenow", memory.servicenow), ("jira", memory.jira)):
+        original = tool.pull
+
+        def pull(since: Any, fields: Any, _original: Any = original,
+                 _into: list[str] = seen[side]) -> Any:
+            for record in _original(since, fields):
+                _into.append(record.id)
+                yield record
+
+        tool.pull = pull
+    return seen
+
+
+def test_idle_runs_read_nothing_once_the_echoes_of_our_writes_are_behind_them(
+        memory: Any) -> None:
+    sys_ids = [sn_incident(memory, f"Switch {n} flapping") for n in range(3)]
+    assert memory.run().created == 3
+    pulled = count_pulled(memory)
+
+    memory.clock.advance(minutes=10)
+    memory.run()   # sees the echoes of the first run's writes, recognised as such
+    assert sorted(pulled["servicenow"]) == sorted(sys_ids) and len(pulled["jira"]) == 3
+    for side in pulled:
+        pulled[side].clear()
+    for _ in range(2):
+        memory.clock.advance(minutes=10)
+        idle = memory.run()
+        assert idle.updated == 0 and idle.failed == 0
+        assert pulled == {"servicenow": [], "jira": []}
+
+    memory.servicenow.edit(sys_ids[1], {"short_description": "Switch 1 replaced"})
+    memory.run()
+    key = {link.servicenow_id: link.jira_key for link in memory.links()}[sys_ids[1]]
+    assert memory.jira.get(key)["summary"] == "Switch 1 replaced"
+
+
+def test_a_person_s_edit_in_the_same_second_as_our_echo_is_seen_by_the_next_run(
+        memory: Any) -> None:
+    first, second = (sn_incident(memory, f"Printer {n} jammed") for n in range(2))
+    assert memory.run().created == 2
+    keys = {link.servicenow_id: link.jira_key for link in memory.links()}
+    memory.clock.advance(minutes=10)
+    memory.run()
+    # From here on the tools' clocks stand still: every stamp falls in one second,
+    # as writes made within one second do on a tool with second resolution.
+    memory.clock.step = timedelta(0)
+    memory.clock.advance(minutes=10)
+    memory.servicenow.edit(first, {"short_description": "Printer 0 jammed again"})
+    memory.run()    # writes the echo to Jira in this second, and reads it back
+    echo = memory.run()    # recognises its echo: nothing to do
+    assert echo.updated == 0
+    # A person edits, in the very second of our echo, after that run read the tool.
+    memory.jira.edit(keys[second], {"summary": "Printer 1 fixed"})
+
+    seen = memory.run()
+
+    assert seen.updated == 1, seen.failures
+    assert memory.servicenow.get(second)["short_description"] == "Printer 1 fixed"
+
+
+# --------------------------------------------------------------------------- site metadata
+
+
+def site_checked_engine(memory: Any, **sync_keys: Any) -> Any:
+    from sync.factory import build_engine, open_store
+    from sync.settings import load_settings
+
+    settings = load_settings(memory.config(**sync_keys))
+    engine = build_engine(settings, open_store(settings), clock=memory.clock, site_check=True,
+                          connectors=(memory.servicenow, memory.jira))
+    memory.made.append(engine)
+    return engine
+
+
+def site_reads(memory: Any) -> dict[str, int]:
+    return {"servicenow": memory.servicenow.calls["site_fields"],
+            "jira": memory.jira.calls["site_fields"]}
+
+
+def test_a_run_reuses_the_site_fields_it_kept_until_the_ttl_runs_out(memory: Any) -> None:
+    sn_incident(memory, "Laptop will not boot")
+    site_checked_engine(memory).run()
+    assert site_reads(memory) == {"servicenow": 1, "jira": 1}
+
+    memory.clock.advance(minutes=10)
+    site_checked_engine(memory).run()
+    assert site_reads(memory) == {"servicenow": 1, "jira": 1}
+
+    memory.clock.advance(hours=2)     # past the default hour
+    site_checked_engine(memory).run()
+    assert site_reads(memory) == {"servicenow": 2, "jira": 2}
+
+    site_checked_engine(memory, metadata_ttl=0).run()
+    assert site_reads(memory) == {"servicenow": 3, "jira": 3}
+
+
+def test_a_plan_reads_the_site_fields_afresh_and_keeps_nothing(memory: Any) -> None:
+    from sync.planner import build_plan
+
+    sn_incident(memory, "Monitor flickers")
+    engine = site_checked_engine(memory)
+    build_plan(engine.session, engine.store)
+    assert site_reads(memory) == {"servicenow": 1, "jira": 1}
+    site_checked_engine(memory).run()   # nothing was kept: the run reads them again
+    assert site_reads(memory) == {"servicenow": 2, "jira": 2}
