@@ -29,7 +29,7 @@ Contract:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,7 +47,7 @@ from connectors.base import (
 from sync.actions import AddComment, PairPlan, Plan, ReportProblem, side_title
 from sync.engine_core import RunSummary, _one_line, tool_clock_name
 from sync.link_view import LinkSide, LinkView, add_comment_link, record_conflict, save_link
-from sync.planner import plan_settle
+from sync.planner import Batch, plan_settle
 from sync.session import Session
 from sync.state import StateStore
 
@@ -64,11 +64,16 @@ class RunHooks:
 
 
 def apply_plan(session: Session, store: StateStore, plan: Plan,
-               hooks: RunHooks | None = None) -> RunSummary:
+               hooks: RunHooks | None = None,
+               batches: Iterable[Batch] | None = None) -> RunSummary:
     """Execute ``plan`` batch by batch: writes, commits, comments, then the batch's
-    read-backs (the settle step); failures are queued."""
+    read-backs (the settle step); failures are queued.
+
+    ``batches``: the pairs as :func:`sync.planner.stream_plan` plans them (then
+    ``plan`` holds none); without, ``plan``'s pairs in slices of the batch size.
+    """
     applying = _Applying(session, store, RunSummary(), hooks or RunHooks())
-    applying.apply(plan)
+    applying.apply(plan, batches)
     return applying.summary
 
 
@@ -108,32 +113,43 @@ class _Applying:
         self.summary = summary
         self.hooks = hooks
         self.sides = session.sides
+        self.failed: set[tuple[str, str]] = set()   # records whose problems were queued
 
     # ------------------------------------------------------------------ the pass
 
-    def apply(self, plan: Plan) -> None:
+    def apply(self, plan: Plan, batches: Iterable[Batch] | None = None) -> None:
         summary = self.summary
         for side, error in plan.pull_errors.items():
             summary.failed += 1
             summary.failures.append(f"pull from {side_title(side)}: {error}")
-        failed: set[tuple[str, str]] = set()
-        for problem in plan.problems:
-            if (str(problem.side), problem.record_id) in failed:
-                continue  # one attempt per record and run, however many reasons
-            failed.add((str(problem.side), problem.record_id))
-            self.fail(problem.side, problem.record_id, problem.display, problem.error)
+        self._problems(plan.problems)
         for orphan in plan.orphans:
             summary.orphaned += 1
             summary.orphans.append(f"{side_title(orphan.side)} {orphan.display}: {orphan.reason}")
 
         size = self.session.options.batch_size
-        total = len(plan.pairs)
-        for start in range(0, total, size):
+        if batches is None:
+            pairs = plan.pairs
+            batches = (Batch(pairs[start:start + size], [],
+                             remaining=max(len(pairs) - start - size, 0))
+                       for start in range(0, len(pairs), size))
+        done = 0
+        for batch in batches:
             # Each batch is written, committed and read back before the next one
             # starts: only one batch of written pairs is ever held for the settle.
-            batch = plan.pairs[start:start + size]
-            self.settle(self.apply_batch(batch))
-            self._tick(min(start + size, total), total)
+            self._problems(batch.problems)
+            self.settle(self.apply_batch(batch.pairs))
+            done += len(batch.pairs)
+            self._tick(done, done + batch.remaining)
+
+    def _problems(self, problems: Iterable[ReportProblem]) -> None:
+        """Records that cannot be synced this run: queued, one attempt per record and run,
+        however many reasons."""
+        for problem in problems:
+            if (str(problem.side), problem.record_id) in self.failed:
+                continue
+            self.failed.add((str(problem.side), problem.record_id))
+            self.fail(problem.side, problem.record_id, problem.display, problem.error)
 
     def apply_batch(self, batch: Sequence[PairPlan]) -> list[PairPlan]:
         """Creates, then one batched write per side, the commits, the comments.

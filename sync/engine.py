@@ -18,8 +18,10 @@ Contract:
   when both pulls completed. A pair that fails goes to the retry queue and the run goes on; a
   :class:`connectors.base.FatalError` aborts the run.
 - :meth:`Engine.run` = lock the store, plan, apply, settle, record the run,
-  release the lock; it returns a :class:`RunSummary` whose ``exit_code`` is 0
-  when all went well, 1 when something failed.
+  release the lock; it plans the pairs a batch at a time as it applies them
+  (:func:`sync.planner.stream_plan`), the same decisions ``build_plan``
+  makes; it returns a :class:`RunSummary` whose ``exit_code`` is 0 when all
+  went well, 1 when something failed.
 - Snapshots are per side: the neutral projection of that side as of the last
   sync, i.e. our write as that side reads it back, or the side's own value.
   A record whose version equals the link's seen version is skipped without
@@ -37,7 +39,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -62,7 +64,7 @@ from sync.engine_core import (
     with_values,
 )
 from sync.errors import LockHeld, SyncError
-from sync.planner import build_plan
+from sync.planner import Batch, build_plan, stream_plan
 from sync.rules import Rule
 from sync.session import Session
 from sync.state import StateStore
@@ -109,6 +111,8 @@ class Engine:
         self.progress = progress
         self._locked = False
         self._last_beat = 0.0
+        self._streaming = False                       # build_plan called by run
+        self._batches: Iterator[Batch] | None = None  # the pairs run is to plan
 
     # ------------------------------------------------------------------ the session's parts
 
@@ -171,7 +175,16 @@ class Engine:
     # ------------------------------------------------------------------ a run
 
     def build_plan(self) -> Plan:
-        """Everything a run would do, computed with reads only."""
+        """Everything a run would do, computed with reads only.
+
+        Within :meth:`run`, the pulls, pairing and lookups are done here and the
+        pairs are left to be planned a batch at a time as the run applies them
+        (:func:`sync.planner.stream_plan`): the plan returned then holds no pairs.
+        """
+        if self._streaming:
+            plan, self._batches = stream_plan(self.session, self.store,
+                                              self.options.batch_size, beat=self.beat)
+            return plan
         return build_plan(self.session, self.store, beat=self.beat)
 
     def apply(self, plan: Plan) -> RunSummary:
@@ -192,8 +205,15 @@ class Engine:
         try:
             # A run (not a plan) keeps the site fields it had to read afresh.
             self.session.open(self.store, keep=True)
-            plan = self.build_plan()
-            summary = self._apply(plan)
+            # Pairs are planned a batch at a time as they are applied: the run
+            # never holds the whole scope's planned pairs.
+            self._streaming = True
+            try:
+                plan = self.build_plan()
+            finally:
+                self._streaming = False
+            batches, self._batches = self._batches, None
+            summary = apply_plan(self.session, self.store, plan, self._hooks(), batches)
             advance_watermarks(self.store, plan, self.session)
             self._count_failures(summary, len(plan.pull_errors))
             summary.elapsed = time.monotonic() - began  # pulls included, not just writes

@@ -237,3 +237,35 @@ def test_a_plan_reads_the_site_fields_afresh_and_keeps_nothing(memory: Any) -> N
     assert site_reads(memory) == {"servicenow": 1, "jira": 1}
     site_checked_engine(memory).run()   # nothing was kept: the run reads them again
     assert site_reads(memory) == {"servicenow": 2, "jira": 2}
+
+
+# --------------------------------------------------------------------------- streaming
+
+
+def test_a_run_plans_each_batch_of_pairs_only_when_it_comes_to_write_it(
+        memory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sync.planner as planner
+
+    for n in range(7):
+        sn_incident(memory, f"Disk {n} full")
+    planned = [0]
+    decide = planner.decide_create
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        planned[0] += 1
+        return decide(*args, **kwargs)
+
+    monkeypatch.setattr(planner, "decide_create", counting)
+    planned_at_create: list[int] = []
+    create = memory.jira.create
+
+    def creating(records: Any) -> Any:
+        planned_at_create.append(planned[0])
+        return create(records)
+
+    memory.jira.create = creating
+
+    summary = memory.run(batch_size=3)
+
+    assert summary.created == 7 and summary.failed == 0, summary.failures
+    assert planned_at_create == [3, 6, 7]
