@@ -269,3 +269,32 @@ def test_a_run_plans_each_batch_of_pairs_only_when_it_comes_to_write_it(
 
     assert summary.created == 7 and summary.failed == 0, summary.failures
     assert planned_at_create == [3, 6, 7]
+
+
+def test_an_update_and_a_back_link_of_one_record_are_one_write(memory: Any) -> None:
+    # A copy made by an earlier, interrupted run: it carries the original's id,
+    # the original lacks the copy's, and a person has since retitled the copy.
+    sys_id = sn_incident(memory, "Wi-Fi drops in room 4")
+    memory.jira.put({"summary": "Wi-Fi drops in room 4 and 5", "description": "x",
+                     "customfield_10004": {"value": "Moderate / Limited"},
+                     "customfield_10005": {"value": "Medium"}}, foreign_id=sys_id)
+    recorded: list[RecordWrite] = []
+    original = memory.servicenow.write_many
+
+    def recording(writes: list[RecordWrite]) -> Any:
+        recorded.extend(writes)
+        return original(writes)
+
+    memory.servicenow.write_many = recording
+
+    summary = memory.run()
+
+    assert summary.adopted == 1 and summary.failed == 0, summary.failures
+    ours = [w for w in recorded if w.record_id == sys_id]
+    assert len(ours) == 1, recorded
+    (write,) = ours
+    assert write.foreign_id and write.fields.get("short_description") == (
+        "Wi-Fi drops in room 4 and 5")
+    # The per-record fallback applies it as the update, then the back-link checked
+    # against the version the update left: both landed.
+    assert memory.servicenow.get(sys_id)["correlation_id"]
