@@ -909,20 +909,17 @@ class StateStore:
 
     # ------------------------------------------------------------------ cached values
 
-    def _meta_key(self, name: str) -> str:
-        # ``meta`` is the store's own table (key up to 64 characters, no connection
-        # column): a digest of connection and name scopes a value to this
-        # configuration and fits any name.
-        digest = hashlib.sha256(f"{self.connection}\0{name}".encode()).hexdigest()
-        return "cache:" + digest[:40]
-
     def cached_value(self, name: str) -> tuple[str, datetime] | None:
         """The value kept under ``name`` for this connection and when it was kept
-        (aware UTC), or None; what counts as fresh is the caller's business."""
+        (aware UTC), or None; what counts as fresh is the caller's business.
+
+        ``meta`` is the store's own table (keys of at most 64 characters, no
+        connection column): the key is a digest of connection and name, which
+        scopes a value to this configuration and fits any name.
+        """
+        key = "cache:" + hashlib.sha256(f"{self.connection}\0{name}".encode()).hexdigest()[:40]
         with self._read() as conn:
-            text = conn.execute(
-                select(t.meta.c.value).where(t.meta.c.key == self._meta_key(name))
-            ).scalar()
+            text = conn.execute(select(t.meta.c.value).where(t.meta.c.key == key)).scalar()
         if text is None:
             return None
         try:
@@ -933,7 +930,7 @@ class StateStore:
 
     def keep_value(self, name: str, value: str, *, at: datetime) -> None:
         """Keep ``value`` under ``name`` for this connection, stamped ``at``; replaces."""
-        key = self._meta_key(name)
+        key = "cache:" + hashlib.sha256(f"{self.connection}\0{name}".encode()).hexdigest()[:40]
         text = json.dumps({"at": _require_aware(at, "at").isoformat(), "value": value})
         try:
             with self._write() as conn:
