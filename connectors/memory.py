@@ -26,6 +26,10 @@ Contract:
   :meth:`reject` fails single items whose written fields match a predicate (a
   vendor's per-record validation error), the rest of a batch goes on.
   ``calls`` counts every protocol call by operation, ``journal`` lists them in order.
+  The batch methods (``write_many``, ``add_comments``) apply item by item through
+  ``update`` / ``mark_foreign_id`` / ``add_comment`` (so those hooks and counts
+  apply per item); ``batches`` counts the batch calls themselves and
+  ``batch_sizes`` lists each one's size, so a test can tell one batch from many.
 """
 
 from __future__ import annotations
@@ -135,6 +139,8 @@ class MemoryConnector:
         self.records: dict[str, StoredRecord] = {}
         self.calls: Counter[str] = Counter()
         self.journal: list[str] = []    # every protocol call, in order
+        self.batches: Counter[str] = Counter()          # write_many / add_comments calls
+        self.batch_sizes: list[tuple[str, int]] = []    # (method, items) per batch call
         self.field_ids: dict[str, str] = dict(JIRA_FIELD_IDS) if self.is_jira else {}
         self._faults: dict[str, list[_Fault]] = {}
         self._rejections: list[tuple[Callable[[Mapping[str, Any]], bool], ConnectorError]] = []
@@ -344,9 +350,13 @@ class MemoryConnector:
         return added
 
     def write_many(self, writes: Sequence[RecordWrite]) -> list[WriteResult]:
+        self.batches["write_many"] += 1
+        self.batch_sizes.append(("write_many", len(writes)))
         return write_each(self, writes)
 
     def add_comments(self, comments: Sequence[NewComment]) -> list[CommentResult]:
+        self.batches["add_comments"] += 1
+        self.batch_sizes.append(("add_comments", len(comments)))
         return comment_each(self, comments)
 
     def check(self, fields: Sequence[str], statuses: Sequence[str]) -> list[CheckResult]:

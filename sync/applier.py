@@ -1,48 +1,59 @@
-"""Applying a plan: each action performs its write, and the pair commits through one path.
+"""Applying a plan: batches of pairs, batched writes per side, one commit path.
 
 Contract:
 - :func:`apply_plan` executes a :class:`sync.actions.Plan` over a session and
-  a store. Creates go in bulk per target side, each preceded by a committed
-  intent. Per pair, in the plan's order: the updates (each checked against
-  the version it was planned on), the marks (each checked against the version
-  the pair's previous write on that record left), the pair's commit, then the
-  comments, each committed with its id pair, and only then are the comment
-  sources' versions confirmed. Every state-store write of a pair goes through
+  a store, in batches of ``[sync] batch_size`` pairs, each batch written,
+  committed and read back before the next starts. Per batch: its creates go
+  in bulk per target side, each preceded by a committed intent; then every
+  update and mark of the batch goes in ONE ``write_many`` per side (an update
+  and a mark of one record are one write; the update checked against the
+  version it was planned on, the mark against the version the pair's earlier
+  write on that record left, or as planned); then each pair's commit; then
+  the batch's comments in ONE ``add_comments`` per side, each copy committed
+  with its id pair, and only then are the comment sources' versions
+  confirmed. Every state-store write of a pair goes through
   :meth:`_Applying.commit`.
-- :func:`apply_settle` executes the plan's read-back actions: the pairs a run
-  wrote are read once more and decided again (:func:`sync.planner.plan_settle`);
-  what that finds is written and committed through the same path, with the
-  written sides' final versions.
-- A pair that fails (any ConnectorError but a fatal one, a precondition, a
-  mapping ValueError, a link conflict) goes to the retry queue and the run
-  goes on; a :class:`connectors.base.FatalError` aborts the run.
+- Then the batch's read-back actions (the settle step): the pairs it wrote
+  are read once more, one ``get_many`` per side for the batch, and decided
+  again (:func:`sync.planner.plan_settle`); what that finds is written and
+  committed through the same path, with the written sides' final versions.
+- A failed item fails only its pair (any ConnectorError but a fatal one, a
+  precondition, a mapping ValueError, a link conflict): that pair goes to the
+  retry queue and the run goes on; a :class:`connectors.base.FatalError`
+  aborts the run.
 - Until the settle step has read what the tools made of a pair's writes, the
   written sides' versions stay unknown in the store, so a run that dies in
   between leaves the next run to look at the pair again.
 - Each pair's writes are logged at INFO (``-v``), one line per write (create,
   adopt, update, mark, comment) with the link's ids on both sides, the side,
-  the action, the outcome (ok, failed) and the duration (:meth:`_Applying.log`);
-  every item entering the retry queue is one more line (action ``queue``).
+  the action, the outcome (ok, failed) and the duration since the pair's batch
+  began writing it (:meth:`_Applying.log`); every item entering the retry queue
+  is one more line (action ``queue``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from connectors.base import (
+    CommentResult,
     ConnectorError,
     FatalError,
+    NewComment,
     NewRecord,
     PreconditionFailed,
+    RecordWrite,
     SyncError,
+    WriteResult,
 )
 from sync.actions import AddComment, PairPlan, Plan, ReportProblem, side_title
-from sync.engine_core import RunSummary, _one_line
+from sync.engine_core import RunSummary, _one_line, tool_clock_name
 from sync.link_view import LinkSide, LinkView, add_comment_link, record_conflict, save_link
-from sync.planner import plan_settle
+from sync.planner import Batch, plan_settle
 from sync.session import Session
 from sync.state import StateStore
 
@@ -58,32 +69,45 @@ class RunHooks:
     beat: Callable[[], None] = lambda: None
 
 
-@dataclass
-class Applied:
-    """What applying a plan did: the summary so far and the pairs the settle step reads."""
-
-    summary: RunSummary
-    written: list[PairPlan] = field(default_factory=list)
-
-
 def apply_plan(session: Session, store: StateStore, plan: Plan,
-               hooks: RunHooks | None = None) -> Applied:
-    """Execute ``plan`` (not yet its read-backs); commit per pair; failures are queued."""
+               hooks: RunHooks | None = None,
+               batches: Iterable[Batch] | None = None) -> RunSummary:
+    """Execute ``plan`` batch by batch: writes, commits, comments, then the batch's
+    read-backs (the settle step); failures are queued.
+
+    ``batches``: the pairs as :func:`sync.planner.stream_plan` plans them (then
+    ``plan`` holds none); without, ``plan``'s pairs in slices of the batch size.
+    """
     applying = _Applying(session, store, RunSummary(), hooks or RunHooks())
-    return Applied(applying.summary, applying.apply(plan))
+    applying.apply(plan, batches)
+    return applying.summary
 
 
-def apply_settle(session: Session, store: StateStore, applied: Applied,
-                 hooks: RunHooks | None = None) -> None:
-    """The plan's read-back actions: decide the written pairs again and write what is news."""
-    _Applying(session, store, applied.summary, hooks or RunHooks()).settle(applied.written)
+def advance_watermarks(store: StateStore, plan: Plan, session: Session | None = None) -> None:
+    """Watermarks move last, and only when both pulls completed.
 
-
-def advance_watermarks(store: StateStore, plan: Plan) -> None:
-    """Watermarks move last, and only when both pulls completed."""
+    With ``session``, also keep the bound of each tool's clock its read-backs
+    saw, which lets the next run's watermark pass the echoes of this run's writes.
+    """
+    if session is not None:
+        for side, (stamp, ours) in session.tool_clock.items():
+            store.keep_value(tool_clock_name(side, session.info.get(side)),
+                             f"{stamp.isoformat()}|{ours.isoformat()}", at=ours)
     if not plan.pull_errors:
         for side, value in plan.watermarks.items():
             store.set_watermark(side, value)
+
+
+@dataclass
+class _Ready:
+    """A pair whose creates are done: its record versions so far, and whether it is new."""
+
+    pair: PairPlan
+    versions: dict[str, str | None]
+    created: bool = False
+    error: str | None = None                  # the first of its writes that failed
+    view: LinkView | None = None              # the link as the pair's commit left it
+    began: float = field(default_factory=time.monotonic)  # its first write's start
 
 
 class _Applying:
@@ -96,47 +120,66 @@ class _Applying:
         self.summary = summary
         self.hooks = hooks
         self.sides = session.sides
-        # The settle step's commits are final: nothing reads those pairs back again.
-        self.final = False
+        self.failed: set[tuple[str, str]] = set()   # records whose problems were queued
 
     # ------------------------------------------------------------------ the pass
 
-    def apply(self, plan: Plan) -> list[PairPlan]:
+    def apply(self, plan: Plan, batches: Iterable[Batch] | None = None) -> None:
         summary = self.summary
-        total = len(plan.pairs)
-        done = 0
         for side, error in plan.pull_errors.items():
             summary.failed += 1
             summary.failures.append(f"pull from {side_title(side)}: {error}")
-        failed: set[tuple[str, str]] = set()
-        for problem in plan.problems:
-            if (str(problem.side), problem.record_id) in failed:
-                continue  # one attempt per record and run, however many reasons
-            failed.add((str(problem.side), problem.record_id))
-            self.fail(problem.side, problem.record_id, problem.display, problem.error)
+        self._problems(plan.problems)
         for orphan in plan.orphans:
             summary.orphaned += 1
             summary.orphans.append(f"{side_title(orphan.side)} {orphan.display}: {orphan.reason}")
 
+        size = self.session.options.batch_size
+        if batches is None:
+            pairs = plan.pairs
+            batches = (Batch(pairs[start:start + size], [],
+                             remaining=max(len(pairs) - start - size, 0))
+                       for start in range(0, len(pairs), size))
+        done = 0
+        for batch in batches:
+            # Each batch is written, committed and read back before the next one
+            # starts: only one batch of written pairs is ever held for the settle.
+            self._problems(batch.problems)
+            self.settle(self.apply_batch(batch.pairs))
+            done += len(batch.pairs)
+            self._tick(done, done + batch.remaining)
+
+    def _problems(self, problems: Iterable[ReportProblem]) -> None:
+        """Records that cannot be synced this run: queued, one attempt per record and run,
+        however many reasons."""
+        for problem in problems:
+            if (str(problem.side), problem.record_id) in self.failed:
+                continue
+            self.failed.add((str(problem.side), problem.record_id))
+            self.fail(problem.side, problem.record_id, problem.display, problem.error)
+
+    def apply_batch(self, batch: Sequence[PairPlan]) -> list[PairPlan]:
+        """Creates, then one batched write per side, the commits, the comments.
+
+        Returns the committed pairs that have a read-back action.
+        """
+        ready: list[_Ready] = []
         creates: dict[str, list[PairPlan]] = {}
-        for pair in plan.pairs:
+        for pair in batch:
             if pair.create is not None:
                 creates.setdefault(pair.create.target_side, []).append(pair)
-        written: list[PairPlan] = []
-        for target, batch in creates.items():
-            written.extend(self._apply_creates(target, batch))
-            done += len(batch)
-            self._tick(done, total)
-        for pair in plan.pairs:
-            if pair.create is not None:
-                continue
-            if self.apply_pair(pair) and pair.read_back is not None:
-                written.append(pair)
-            done += 1
-            self._tick(done, total)
-        return written
+        for target, group in creates.items():
+            ready.extend(self._apply_creates(target, group))
+        for pair in batch:
+            if pair.create is None:
+                ready.append(_Ready(pair, {side: (rec.version if rec is not None else None)
+                                           for side, rec in pair.records.items()}))
+        committed = self._finish_pairs(ready, final=False)
+        return [item.pair for item in committed
+                if item.created or item.pair.read_back is not None]
 
     def settle(self, written: list[PairPlan]) -> None:
+        """The batch's read-back actions: one read per side, then what that finds."""
         if not written:
             return
         problems: list[ReportProblem] = []
@@ -150,9 +193,10 @@ class _Applying:
             return
         for problem in problems:
             self.fail(problem.side, problem.record_id, problem.display, problem.error)
-        self.final = True
-        for pair in follow_up:
-            self.apply_pair(pair)
+        # The settle step's commits are final: nothing reads those pairs back again.
+        self._finish_pairs([_Ready(pair, {side: (rec.version if rec is not None else None)
+                                          for side, rec in pair.records.items()})
+                            for pair in follow_up], final=True)
 
     def _tick(self, done: int, total: int) -> None:
         if self.hooks.progress is not None:
@@ -210,13 +254,29 @@ class _Applying:
                                          "outcome": outcome, "duration_ms": duration_ms,
                                          **({"error": error} if error else {})}})
 
+    def _remember_read(self, pair: PairPlan) -> None:
+        """When the pair's records last changed as read: the age of what stays unsynced."""
+        times = [record.updated for record in pair.records.values() if record is not None]
+        if times:
+            for side, record_id in pair.ids.items():
+                if record_id:
+                    self.summary.read_times[(side, record_id)] = max(times)
+
+    def _fail_pair(self, pair: PairPlan, error: str) -> None:
+        """A pair's failure is queued under the record the pair started from."""
+        self._remember_read(pair)
+        origin = next(s for s in self.sides if pair.records.get(s) is not None)
+        record = pair.records[origin]
+        assert record is not None
+        self.fail(origin, record.id, record.display, error)
+
     # ------------------------------------------------------------------ creates
 
-    def _apply_creates(self, target: str, batch: list[PairPlan]) -> list[PairPlan]:
-        """Create the batch on ``target`` (intents first); return the pairs that committed."""
+    def _apply_creates(self, target: str, batch: list[PairPlan]) -> list[_Ready]:
+        """Create the batch on ``target`` (intents first); the pairs whose copy was made."""
         step = self.hooks.step
         connector = self.session.connectors[target]
-        made: list[PairPlan] = []
+        made: list[_Ready] = []
         for pair in batch:
             assert pair.create is not None
             step("create:before-intent")
@@ -241,6 +301,7 @@ class _Applying:
         except ConnectorError as error:
             for pair in batch:
                 assert pair.create is not None
+                self._remember_read(pair)
                 self.log(pair, "failed", began, _one_line(error))
                 self.fail(pair.create.source_side, pair.create.source_id,
                           pair.create.source_display, _one_line(error))
@@ -252,6 +313,7 @@ class _Applying:
             self.warn(target, result.display or result.id or
                       f"copy of {pair.create.source_display}", result.warnings)
             if not result.ok or not result.id:
+                self._remember_read(pair)
                 reason = _one_line(result.error or "create returned no id")
                 self.log(pair, "failed", began, reason)
                 self.fail(source, pair.create.source_id, pair.create.source_display, reason)
@@ -265,84 +327,124 @@ class _Applying:
                     mark.foreign_id = result.id
                     mark.foreign_display = pair.displays[target]
             source_record = pair.records[source]
-            versions = {target: result.version,
-                        source: source_record.version if source_record is not None else None}
-            if self._finish_pair(pair, versions, began=began):
-                self.summary.created += 1
-                made.append(pair)
-                step("create:after-commit")
+            made.append(_Ready(pair, {
+                target: result.version,
+                source: source_record.version if source_record is not None else None,
+            }, created=True, began=began))
         return made
 
     # ------------------------------------------------------------------ pairs
 
-    def apply_pair(self, pair: PairPlan) -> bool:
-        """Writes and commit of one existing pair; True when it committed."""
-        versions = {side: (rec.version if rec is not None else None)
-                    for side, rec in pair.records.items()}
-        committed = self._finish_pair(pair, versions)
-        if committed and pair.adopt:
-            self.summary.adopted += 1
+    def _finish_pairs(self, ready: list[_Ready], *, final: bool) -> list[_Ready]:
+        """Field writes and marks (one ``write_many`` per side), each pair's commit, then
+        the comments (one ``add_comments`` per side) and their commits.
+
+        Returns the pairs that committed. ``final``: the settle step's pairs, whose
+        written sides' versions are known (nothing reads them back again).
+        """
+        self._write_fields(ready)
+        committed: list[_Ready] = []
+        for item in ready:
+            if item.error is not None:
+                self.log(item.pair, "failed", item.began, item.error)
+                self._fail_pair(item.pair, item.error)
+                continue
+            view = self._commit_outcome(item, final=final)
+            if view is not None:
+                committed.append(item)
+        self._copy_comments(committed)
         return committed
 
-    def _finish_pair(self, pair: PairPlan, versions: dict[str, str | None], *,
-                     began: float | None = None) -> bool:
-        """Field writes, marks, the link commit, then comments. True when the pair committed.
+    def _write_fields(self, ready: list[_Ready]) -> None:
+        """Every update and mark of these pairs, one ``write_many`` per side.
 
-        ``began``: when the pair's first write started (a create's bulk request).
+        An update and a mark of one record are one :class:`RecordWrite` (the mark
+        checked against the version the update leaves, as the connector applies
+        them in that order); a mark alone is checked against the version planned.
+        A failed item fails its pair only (``_Ready.error``).
+        """
+        step = self.hooks.step
+        writes: dict[str, list[tuple[_Ready, RecordWrite, str]]] = {s: [] for s in self.sides}
+        for item in ready:
+            pair = item.pair
+            per_record: dict[tuple[str, str], dict[str, Any]] = {}
+            for update in pair.updates:
+                entry = per_record.setdefault((update.side, update.record_id), {
+                    "fields": {}, "foreign_id": None, "display": update.display,
+                    "expected": update.expected_version})
+                entry["fields"].update(update.fields)
+            for mark in pair.marks:
+                assert mark.foreign_id is not None  # filled in by the create
+                entry = per_record.setdefault((mark.side, mark.record_id), {
+                    "fields": {}, "foreign_id": None, "display": mark.display,
+                    "expected": item.versions.get(mark.side) or mark.expected_version})
+                entry["foreign_id"] = mark.foreign_id
+            for (side, record_id), entry in per_record.items():
+                writes[side].append((item, RecordWrite(
+                    record_id=record_id, fields=entry["fields"],
+                    foreign_id=entry["foreign_id"], expected_version=entry["expected"],
+                ), entry["display"]))
+        if not any(writes.values()):
+            return
+        step("update:before-write")
+        for side, items in writes.items():
+            if not items:
+                continue
+            try:
+                results = self.session.connectors[side].write_many(
+                    [write for _, write, _ in items])
+            except FatalError:
+                raise
+            except (ConnectorError, PreconditionFailed) as error:
+                # The batch as a whole failed: every item of it did.
+                results = [WriteResult(id=write.record_id, error=error)
+                           for _, write, _ in items]
+            for (item, _, display), result in zip(items, results, strict=True):
+                if not result.ok:
+                    if item.error is None:
+                        item.error = _one_line(result.error or ConnectorError(
+                            "write failed", side=side))
+                    continue
+                item.versions[side] = result.version or item.versions.get(side)
+                self.warn(side, display, result.warnings)
+        step("update:after-write")
+
+    def _commit_outcome(self, item: _Ready, *, final: bool) -> LinkView | None:
+        """A pair's commit after its writes; None (and queued) when it failed.
 
         While comments are still to be copied, the link is committed with the
         comments' source versions unknown, so a crash before they are all
         copied makes the next run look at the pair again instead of skipping it.
         """
-        step = self.hooks.step
-        began = time.monotonic() if began is None else began
-        connectors = self.session.connectors
-        origin = next(s for s in self.sides if pair.records.get(s) is not None)
-        origin_record = pair.records[origin]
-        assert origin_record is not None
+        pair, versions = item.pair, item.versions
+        pending = {c.source_side for c in pair.comments}
+        if not final:
+            # Until the settle step has read what the tools made of our writes
+            # (ServiceNow derives priority), the written sides' versions stay
+            # unknown: a run dying before it leaves the next run to look again.
+            pending |= {u.side for u in pair.updates} | {m.side for m in pair.marks}
+            if pair.create is not None:
+                pending.add(pair.create.target_side)
         try:
-            updated = 0
-            for update in pair.updates:
-                step("update:before-write")
-                result = connectors[update.side].update(
-                    update.record_id, update.fields, expected_version=update.expected_version)
-                if not result.ok:
-                    raise result.error or ConnectorError("update failed", side=update.side)
-                versions[update.side] = result.version or versions.get(update.side)
-                self.warn(update.side, update.display, result.warnings)
-                updated += 1
-                step("update:after-write")
-            for mark in pair.marks:
-                assert mark.foreign_id is not None  # filled in by the create
-                result = connectors[mark.side].mark_foreign_id(
-                    mark.record_id, mark.foreign_id,
-                    expected_version=versions.get(mark.side) or mark.expected_version)
-                if not result.ok:
-                    raise result.error or ConnectorError("marking failed", side=mark.side)
-                versions[mark.side] = result.version or versions.get(mark.side)
-            pending = {c.source_side for c in pair.comments}
-            if not self.final:
-                # Until the settle step has read what the tools made of our writes
-                # (ServiceNow derives priority), the written sides' versions stay
-                # unknown: a run dying before it leaves the next run to look again.
-                pending |= {u.side for u in pair.updates} | {m.side for m in pair.marks}
-                if pair.create is not None:
-                    pending.add(pair.create.target_side)
             view = self.commit(pair, {side: None if side in pending else version
                                       for side, version in versions.items()}, outcome=True)
         except FatalError:
             raise
         except (ConnectorError, PreconditionFailed, SyncError, ValueError) as error:
-            self.log(pair, "failed", began, _one_line(error))
-            self.fail(origin, origin_record.id, origin_record.display, _one_line(error))
-            return False
-        self.log(pair, "ok", began)
-        self.summary.updated += updated
+            self.log(pair, "failed", item.began, _one_line(error))
+            self._fail_pair(pair, _one_line(error))
+            return None
+        self.log(pair, "ok", item.began)
+        self.summary.updated += len(pair.updates)
         self.summary.conflicts += len(pair.conflicts)
-        step("update:after-commit")
-        if pair.comments and self._copy_comments(pair, view):
-            self.commit(pair, versions)
-        return True
+        self.hooks.step("update:after-commit")
+        if item.created:
+            self.summary.created += 1
+            self.hooks.step("create:after-commit")
+        elif pair.adopt:
+            self.summary.adopted += 1
+        item.view = view
+        return view
 
     def commit(self, pair: PairPlan, versions: Mapping[str, str | None], *,
                outcome: bool = False,
@@ -383,34 +485,69 @@ class _Applying:
                         tx.clear_retry(side, pair.ids[side] or "")
         return view
 
-    def _copy_comments(self, pair: PairPlan, view: LinkView) -> bool:
-        """Copy the pair's comments, each committed with its id pair; True if all made it."""
-        complete = True
-        for comment in pair.comments:
-            target = comment.target_side
-            target_id = pair.ids[target]
-            assert target_id is not None
-            began = time.monotonic()
+    def _copy_comments(self, committed: list[_Ready]) -> None:
+        """The committed pairs' comments: one ``add_comments`` per side, then each copy
+        committed with its id pair; a pair whose copies all made it commits again
+        with its comments' source versions known."""
+        new: dict[str, list[tuple[AddComment, NewComment]]] = {s: [] for s in self.sides}
+        for item in committed:
+            for comment in item.pair.comments:
+                if comment.existing_id is None:
+                    target_id = item.pair.ids[comment.target_side]
+                    assert target_id is not None
+                    new[comment.target_side].append((comment, NewComment(
+                        record_id=target_id, body=comment.body,
+                        visibility=comment.visibility)))
+        made: dict[int, CommentResult] = {}
+        began = time.monotonic()  # the batch's comments go out together
+        for side, items in new.items():
+            if not items:
+                continue
             try:
-                made_id = comment.existing_id
-                if made_id is None:
-                    made_id = self.session.connectors[target].add_comment(
-                        target_id, comment.body, comment.visibility).id
-                    self.hooks.step("comment:after-write")
-                self._commit_comment(pair, view, comment, made_id)
+                results = self.session.connectors[side].add_comments(
+                    [request for _, request in items])
             except FatalError:
                 raise
-            except (ConnectorError, SyncError, ValueError) as error:
-                self.log(pair, "failed", began, _one_line(error),
-                         writes=[(target, "comment")])
-                self.fail(target, target_id, pair.displays[target],
-                          f"copying comment {comment.source_comment_id}: {_one_line(error)}")
-                complete = False
+            except ConnectorError as error:
+                results = [CommentResult(error=error) for _ in items]
+            for (comment, _), result in zip(items, results, strict=True):
+                made[id(comment)] = result
+        if any(new.values()):
+            self.hooks.step("comment:after-write")
+        for item in committed:
+            pair = item.pair
+            if not pair.comments:
                 continue
-            self.log(pair, "ok", began, writes=[(target, "comment")])
-            if comment.existing_id is None:
-                self.summary.comments += 1
-        return complete
+            assert item.view is not None
+            complete = True
+            for comment in pair.comments:
+                target = comment.target_side
+                target_id = pair.ids[target] or ""
+                made_id = comment.existing_id
+                try:
+                    if made_id is None:
+                        result = made[id(comment)]
+                        if result.error is not None:
+                            raise result.error
+                        if result.comment is None:
+                            raise ConnectorError("no comment came back", side=target)
+                        made_id = result.comment.id
+                    self._commit_comment(pair, item.view, comment, made_id)
+                except FatalError:
+                    raise
+                except (ConnectorError, SyncError, ValueError) as error:
+                    self.log(pair, "failed", began, _one_line(error),
+                             writes=[(target, "comment")])
+                    self._remember_read(pair)
+                    self.fail(target, target_id, pair.displays[target],
+                              f"copying comment {comment.source_comment_id}: {_one_line(error)}")
+                    complete = False
+                    continue
+                if comment.existing_id is None:
+                    self.log(pair, "ok", began, writes=[(target, "comment")])
+                    self.summary.comments += 1
+            if complete:
+                self.commit(pair, item.versions)
 
     def _commit_comment(self, pair: PairPlan, view: LinkView, comment: AddComment,
                         made_id: str) -> None:

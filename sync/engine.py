@@ -9,15 +9,19 @@ Contract:
   :mod:`sync.decide`'s pure functions.
 - :meth:`Engine.build_plan` reads both tools and the state store and returns a
   :class:`sync.actions.Plan`. It writes nothing anywhere: not to either tool,
-  not to the state store (so ``plan`` is safe on a production config). Every
+  not to the state store (so ``plan`` is safe on a production config); it may
+  read the site fields a run kept in the store (``[sync] metadata_ttl``). Every
   remote write a run can make is an action of that plan.
-- :meth:`Engine.apply` executes a plan: its pairs, then its read-back actions
-  (the settle step), then the watermarks, which advance only when both pulls
-  completed. A pair that fails goes to the retry queue and the run goes on; a
+- :meth:`Engine.apply` executes a plan in batches of pairs (``[sync]
+  batch_size``): each batch's writes (batched per side), commits and
+  read-back actions (the settle step), then the watermarks, which advance only
+  when both pulls completed. A pair that fails goes to the retry queue and the run goes on; a
   :class:`connectors.base.FatalError` aborts the run.
 - :meth:`Engine.run` = lock the store, plan, apply, settle, record the run,
-  release the lock; it returns a :class:`RunSummary` whose ``exit_code`` is 0
-  when all went well, 1 when something failed.
+  release the lock; it plans the pairs a batch at a time as it applies them
+  (:func:`sync.planner.stream_plan`), the same decisions ``build_plan``
+  makes; it returns a :class:`RunSummary` whose ``exit_code`` is 0 when all
+  went well, 1 when something failed.
 - During :meth:`Engine.run` every log line carries the run's id (the store's
   run row) and connection (:func:`sync.logs.bound`), and every HTTP request is
   counted (:func:`connectors.http_log.counting`); the run's row records those
@@ -40,7 +44,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
 from datetime import datetime
 from typing import Any
@@ -53,7 +57,7 @@ from mappings.model import Incident
 from mappings.profile import Profile
 from sync import logs, metrics
 from sync.actions import Plan, side_title
-from sync.applier import Applied, RunHooks, advance_watermarks, apply_plan, apply_settle
+from sync.applier import RunHooks, advance_watermarks, apply_plan
 from sync.engine_core import (
     CONFLICT_POLICIES,
     CRASH_STEPS,
@@ -68,7 +72,7 @@ from sync.engine_core import (
     with_values,
 )
 from sync.errors import LockHeld, SyncError
-from sync.planner import build_plan
+from sync.planner import Batch, build_plan, stream_plan
 from sync.rules import Rule
 from sync.session import Session
 from sync.state import StateStore
@@ -115,6 +119,8 @@ class Engine:
         self.progress = progress
         self._locked = False
         self._last_beat = 0.0
+        self._streaming = False                       # build_plan called by run
+        self._batches: Iterator[Batch] | None = None  # the pairs run is to plan
 
     # ------------------------------------------------------------------ the session's parts
 
@@ -163,7 +169,7 @@ class Engine:
         return self.session.fields.merged_fields
 
     def open(self) -> None:
-        self.session.open()
+        self.session.open(self.store, keep=True)
 
     def close(self) -> None:
         self.session.close()
@@ -177,17 +183,25 @@ class Engine:
     # ------------------------------------------------------------------ a run
 
     def build_plan(self) -> Plan:
-        """Everything a run would do, computed with reads only."""
+        """Everything a run would do, computed with reads only.
+
+        Within :meth:`run`, the pulls, pairing and lookups are done here and the
+        pairs are left to be planned a batch at a time as the run applies them
+        (:func:`sync.planner.stream_plan`): the plan returned then holds no pairs.
+        """
+        if self._streaming:
+            plan, self._batches = stream_plan(self.session, self.store,
+                                              self.options.batch_size, beat=self.beat)
+            return plan
         return build_plan(self.session, self.store, beat=self.beat)
 
     def apply(self, plan: Plan) -> RunSummary:
         """Execute ``plan``: its pairs, its read-backs (the settle step), the watermarks."""
         began = time.monotonic()
-        applied = self._apply(plan)
-        self._settle(applied)
-        advance_watermarks(self.store, plan)
-        applied.summary.elapsed = time.monotonic() - began
-        return applied.summary
+        summary = self._apply(plan)
+        advance_watermarks(self.store, plan, self.session)
+        summary.elapsed = time.monotonic() - began
+        return summary
 
     def run(self, command: str = "run") -> RunSummary:
         """Lock, plan, apply, settle, record the run; always release the lock."""
@@ -204,11 +218,18 @@ class Engine:
         outcome, error_text = "error", None
         plan: Plan | None = None
         try:
-            plan = self.build_plan()
-            applied = self._apply(plan)
-            summary = applied.summary
-            self._settle(applied)
-            advance_watermarks(self.store, plan)
+            # A run (not a plan) keeps the site fields it had to read afresh.
+            self.session.open(self.store, keep=True)
+            # Pairs are planned a batch at a time as they are applied: the run
+            # never holds the whole scope's planned pairs.
+            self._streaming = True
+            try:
+                plan = self.build_plan()
+            finally:
+                self._streaming = False
+            batches, self._batches = self._batches, None
+            summary = apply_plan(self.session, self.store, plan, self._hooks(), batches)
+            advance_watermarks(self.store, plan, self.session)
             self._count_failures(summary, len(plan.pull_errors))
             summary.elapsed = time.monotonic() - began  # pulls included, not just writes
             outcome = summary.outcome
@@ -244,7 +265,7 @@ class Engine:
                  tally: http_log.RequestTally) -> dict[str, int]:
         """What monitoring reads of this run (:mod:`sync.metrics`); never fails the run."""
         try:
-            unsynced = metrics.unsynced_since(self.store, plan, run_id, started)
+            unsynced = metrics.unsynced_since(self.store, summary.read_times, run_id, started)
         except Exception as error:
             # Monitoring must never cost the run its record (finish_run comes next):
             # the store failing, or a bug here, is a warning and empty figures.
@@ -256,11 +277,9 @@ class Engine:
     def _hooks(self) -> RunHooks:
         return RunHooks(step=self._step, progress=self.progress, beat=self.beat)
 
-    def _apply(self, plan: Plan) -> Applied:
+    def _apply(self, plan: Plan) -> RunSummary:
+        """The plan's pairs, batch by batch, each batch read back (settled) in turn."""
         return apply_plan(self.session, self.store, plan, self._hooks())
-
-    def _settle(self, applied: Applied) -> None:
-        apply_settle(self.session, self.store, applied, self._hooks())
 
     def _step(self, name: str) -> None:
         if self.crash_at == name:

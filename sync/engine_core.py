@@ -102,6 +102,9 @@ class RunSummary:
     failures: list[str] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)   # written, but not as asked
+    # (side, record id) -> the later last-update time of a pair this run failed, as
+    # read: when the change it could not carry over was made (sync.metrics).
+    read_times: dict[tuple[str, str], datetime] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> int:
@@ -146,8 +149,16 @@ class EngineOptions:
     # Check the profile against both sites' fields on sign-in and run with the rows
     # they can hold (ConfigError naming the first required row that cannot work).
     site_check: bool = False
+    # Pairs planned, written, committed and read back together: one batched write
+    # (and one read-back) per side for each such batch.
+    batch_size: int = 100
+    # Seconds the site fields read for the site check are reused from the state
+    # store (0: read them on every run).
+    metadata_ttl: float = 3600.0
 
     def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, not {self.batch_size}")
         if self.direction not in DIRECTIONS:
             raise ValueError(f"direction must be one of {', '.join(DIRECTIONS)}, "
                              f"not {self.direction!r}")
@@ -177,6 +188,12 @@ def sign_in(side: str, connector: Connector) -> ServerInfo:
             f"{side_title(side)} could not be reached while signing in: "
             f"{_one_line(error)}", side=side, status=error.status, url=error.url,
         ) from None
+
+
+def tool_clock_name(side: str, info: ServerInfo | None) -> str:
+    """The state store's name for the (tool stamp, our time) pair kept for ``side``'s site."""
+    where = f"{info.base_url}|{info.user}" if info is not None else ""
+    return f"tool_clock|{side}|{where}"
 
 
 def projection(incident: Incident, fields: Iterable[str]) -> dict[str, Any]:

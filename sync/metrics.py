@@ -38,7 +38,6 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sync.actions import Plan
 from sync.state import RetryItem, RunRecord, StateStore
 
 PREFIX = "incident_sync"
@@ -53,17 +52,13 @@ RUNS_READ = 1000
 # --------------------------------------------------------------------------- a run's figures
 
 
-def unsynced_since(store: StateStore, plan: Plan | None, run_id: int,
+def unsynced_since(store: StateStore, read: Mapping[tuple[str, str], datetime], run_id: int,
                    started: datetime) -> dict[tuple[str, str], datetime]:
-    """For each record queued now: when its unsynced change was made (module contract)."""
-    read: dict[tuple[str, str], datetime] = {}
-    for pair in plan.pairs if plan is not None else ():
-        times = [r.updated for r in pair.records.values() if r is not None]
-        if not times:
-            continue
-        for side, record_id in pair.ids.items():
-            if record_id:
-                read[(side, record_id)] = max(times)
+    """For each record queued now: when its unsynced change was made (module contract).
+
+    ``read``: the run's failed pairs' last-update times by (side, record id)
+    (:attr:`sync.engine_core.RunSummary.read_times`).
+    """
     carried = _unsynced_of(_previous_figures(store.runs(50), run_id))
     out: dict[tuple[str, str], datetime] = {}
     for item in store.retry_items():

@@ -17,6 +17,10 @@ Contract:
 - Comments the other side lacks become copies (:func:`sync.merge.comments_to_copy`);
   a copy an interrupted run already made is recognised by its exact text and
   linked, not copied again.
+- :func:`stream_plan` is the same planning for a run: after the pulls and
+  the pairing, pairs are planned a batch at a time as the run takes them, so
+  only one batch of planned pairs is held (the pulled records still are, until
+  their batch is planned).
 - :func:`plan_settle` plans the settle step of a run: the pairs a run wrote,
   read back once and decided again against what the tools hold.
 - A pull that fails stops all creates and keeps the watermarks; a side that
@@ -28,7 +32,8 @@ Contract:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -69,7 +74,13 @@ from sync.decide import (
     rebase_changed_back,
     rebase_written,
 )
-from sync.engine_core import VANISHED_BATCH, _one_line, projection, snapshot_hash
+from sync.engine_core import (
+    VANISHED_BATCH,
+    _one_line,
+    projection,
+    snapshot_hash,
+    tool_clock_name,
+)
 from sync.errors import SafetyValve
 from sync.link_view import LinkView
 from sync.merge import comments_to_copy
@@ -77,6 +88,14 @@ from sync.session import Session
 from sync.state import StateStore
 
 logger = logging.getLogger(__name__)
+
+# How far behind a tool's clock, as bounded by our own, a watermark stays: what a
+# tool may take to show a write in its searches (a commit, an index). Jira's
+# connector also searches back its overlap minutes from the watermark.
+TOOL_CLOCK_MARGIN = timedelta(seconds=5)
+# A (tool stamp, our time) pair older than this bounds nothing any more: two
+# clocks drift apart by up to a few seconds a day without time synchronisation.
+TOOL_CLOCK_MAX_AGE = timedelta(hours=6)
 
 
 @dataclass(frozen=True)
@@ -90,13 +109,42 @@ class PeopleEdits:
 
 
 def build_plan(session: Session, store: StateStore,
-               beat: Callable[[], None] | None = None) -> Plan:
+               beat: Callable[[], None] | None = None, *, keep_metadata: bool = False) -> Plan:
     """Everything a run would do, computed with reads only.
 
     ``beat`` is called while a long pull goes on (a run keeps its lock alive).
+    ``keep_metadata``: a run's session stores the site fields it read afresh.
     """
-    session.open()
-    return _Planning(session, store, Plan(started=session.clock()), beat).build()
+    session.open(store, keep=keep_metadata)
+    planning = _Planning(session, store, Plan(started=session.clock()), beat)
+    planning.build()
+    return planning.drain()
+
+
+@dataclass
+class Batch:
+    """Some pairs of a streamed plan, the problems their planning found, and how many
+    pairs are still to plan after them (at most)."""
+
+    pairs: list[PairPlan]
+    problems: list[ReportProblem]
+    remaining: int
+
+
+def stream_plan(session: Session, store: StateStore, size: int,
+                beat: Callable[[], None] | None = None) -> tuple[Plan, Iterator[Batch]]:
+    """A run's plan, its pairs planned ``size`` at a time as the batches are taken.
+
+    The same pulls, pairing and decisions as :func:`build_plan` (whose plan is
+    these batches' pairs together): the returned plan holds what the pulls found
+    and no pairs; each batch's pairs are planned when it is taken, so reads of
+    histories or conflicts see the store as the earlier batches left it, which
+    touches none of the later pairs.
+    """
+    session.open(store)
+    planning = _Planning(session, store, Plan(started=session.clock()), beat)
+    plan = planning.build()
+    return plan, planning.batches(size)
 
 
 def plan_settle(session: Session, store: StateStore, written: Sequence[PairPlan],
@@ -132,6 +180,9 @@ class _Planning:
         self.plan = plan
         self.sides = session.sides
         self.beat = beat or (lambda: None)
+        # Pairs still to plan, in plan order: (the records' (side, id), the work).
+        # Planned on demand, so a run holds one batch of planned pairs at a time.
+        self.pending: deque[tuple[frozenset[tuple[str, str]], Callable[[], None]]] = deque()
 
     def other(self, side: str) -> str:
         return self.session.other(side)
@@ -182,7 +233,7 @@ class _Planning:
             if len(got) < 2:
                 continue  # orphaned or failed: reported by _fetch_counterparts
             doubt = any((side, view.side(side).id) in unfinished for side in self.sides)
-            self._guarded(got, lambda view=view, got=got, doubt=doubt: self._plan_linked(
+            self._later(got, lambda view=view, got=got, doubt=doubt: self._plan_linked(
                 view, got, unfinished=doubt))
 
         if plan.pull_errors:
@@ -211,6 +262,8 @@ class _Planning:
         plan = self.plan
         connector = self.session.connectors[side]
         since = self.store.watermark(side)
+        # Read before the pull: the tool's clock is at least this when it starts.
+        floor = self._tool_clock_floor(side, plan.started)
         # Parked items come back when they change, not because an inclusive
         # watermark re-reads them; waiting items only when they are due.
         parked = {item.record_id for item in self.store.retry_items(parked=True)
@@ -239,8 +292,41 @@ class _Planning:
                 f"links some of its records; refusing to act (check the scope query and the "
                 f"integration user's permissions)"
             )
-        if newest is not None:
-            plan.watermarks[side] = min(plan.started, newest)
+        mark = min(plan.started, newest) if newest is not None else None
+        if floor is not None:
+            # Past every record the pull could see, echoes of our own writes
+            # included (so an idle run re-reads nothing), but never into the
+            # second the pull started in: a person's edit in that second, after
+            # the pull read it, carries that second's stamp (second resolution).
+            passed = (floor - TOOL_CLOCK_MARGIN).replace(microsecond=0)
+            if (mark is None or passed > mark) and (since is None or passed > since):
+                mark = passed
+        if mark is not None:
+            plan.watermarks[side] = mark
+
+    def _tool_clock_floor(self, side: str, now: datetime) -> datetime | None:
+        """A lower bound of ``side``'s clock when ours says ``now``, or None.
+
+        From the pair (tool stamp, our time) a run's read-back kept: clocks run
+        at the same rate, so the tool's clock has moved at least as far as ours
+        since. Only our clock's rate is trusted, never its offset from the
+        tool's; a pair older than :data:`TOOL_CLOCK_MAX_AGE` (drift) or from our
+        clock's future (it was set back) is not used.
+        """
+        kept = self.store.cached_value(tool_clock_name(side, self.session.info.get(side)))
+        if kept is None:
+            return None
+        try:
+            stamp_text, ours_text = kept[0].split("|", 1)
+            stamp = datetime.fromisoformat(stamp_text)
+            ours = datetime.fromisoformat(ours_text)
+        except ValueError:
+            return None
+        elapsed = now - ours
+        if stamp.tzinfo is None or ours.tzinfo is None or not (
+                timedelta(0) <= elapsed <= TOOL_CLOCK_MAX_AGE):
+            return None
+        return stamp + elapsed
 
     def _add_retries_and_intents(
         self, records: dict[str, dict[str, RemoteRecord]],
@@ -343,6 +429,39 @@ class _Planning:
                     f"linked to {side_title(self.other(side))} "
                     f"{view.side(self.other(side)).display} but gone or out of scope; "
                     "nothing is deleted"))
+
+    def _later(self, got: Mapping[str, RemoteRecord], work: Callable[[], None]) -> None:
+        """Queue one pair's planning (:meth:`_guarded` when it comes to it)."""
+        keys = frozenset((str(record.side), record.id) for record in got.values())
+        self.pending.append((keys, lambda: self._guarded(got, work)))
+
+    def _cancel(self, side: str, record_id: str) -> None:
+        """Drop the queued (or planned) pair of one record: a rival claims its counterpart."""
+        key = (side, record_id)
+        self.pending = deque(entry for entry in self.pending if key not in entry[0])
+        self.plan.pairs = [p for p in self.plan.pairs if p.ids.get(side) != record_id]
+
+    def drain(self) -> Plan:
+        """Plan every queued pair: the whole plan, as ``plan`` prints it."""
+        while self.pending:
+            self.pending.popleft()[1]()
+        return self.plan
+
+    def batches(self, size: int) -> Iterator[Batch]:
+        """The queued pairs planned ``size`` at a time, with the problems found on the way.
+
+        The plan keeps what the pulls found (errors, problems, orphans,
+        watermarks); each batch's pairs are handed out and forgotten here.
+        """
+        plan = self.plan
+        reported = len(plan.problems)
+        while self.pending or plan.pairs:
+            while self.pending and len(plan.pairs) < size:
+                self.pending.popleft()[1]()
+            pairs, plan.pairs = plan.pairs, []
+            problems = plan.problems[reported:]
+            reported = len(plan.problems)
+            yield Batch(pairs, problems, remaining=len(self.pending))
 
     def _guarded(self, got: Mapping[str, RemoteRecord], work: Callable[[], None]) -> None:
         """Run one pair's planning; a mapping error becomes a problem for that pair only."""
@@ -613,7 +732,7 @@ class _Planning:
                 if counterpart is not None:
                     adoptions.append((record, counterpart, "found by its id on the other side"))
                 elif self.session.options.allows(side, other):
-                    self._guarded({side: record}, lambda r=record, s=side: self._plan_create(
+                    self._later({side: record}, lambda r=record, s=side: self._plan_create(
                         r, s, intents.get((s, r.id))))
 
         # 3. Adoptions, each pair once; two claimants of one record are a problem.
@@ -632,7 +751,7 @@ class _Planning:
                         str(who.side), who.id, who.display,
                         f"two records claim one link: {side_title(target[0])} "
                         f"{counterpart.display}"))
-                plan.pairs = [p for p in plan.pairs if p.ids.get(str(rival.side)) != rival.id]
+                self._cancel(str(rival.side), rival.id)
                 continue
             claimed[target] = record
             linked = self.store.links_by(target[0], [counterpart.id])
@@ -642,8 +761,8 @@ class _Planning:
                     f"two records claim one link: {side_title(target[0])} "
                     f"{counterpart.display} is already linked"))
                 continue
-            self._guarded({str(record.side): record},
-                          lambda r=record, c=counterpart, why=reason: self._plan_adopt(
+            self._later({str(record.side): record},
+                        lambda r=record, c=counterpart, why=reason: self._plan_adopt(
                               r, c, why, intents))
 
     def _read_many(self, side: str, ids: Sequence[str],
@@ -750,6 +869,12 @@ class _Planning:
         except ConnectorError as error:
             logger.warning("settling written pairs postponed to the next run: %s", error)
             return None
+        read_by = self.session.clock()
+        for side, found in fetched.items():
+            if found:
+                # Our writes, just read back: the tightest bound of the tool's clock.
+                self.session.saw_tool_clock(side, max(r.updated for r in found.values()),
+                                            read_by)
         a = self.sides[0]
         links = self.store.links_by(a, wanted[a])
         follow_up: list[PairPlan] = []
@@ -814,4 +939,4 @@ class _Planning:
         return [name for name in names if last.get(name)]
 
 
-__all__ = ["PeopleEdits", "build_plan", "plan_settle"]
+__all__ = ["Batch", "PeopleEdits", "build_plan", "plan_settle", "stream_plan"]

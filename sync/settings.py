@@ -58,6 +58,10 @@ class SyncSettings(_Section):
     max_attempts: int = Field(default=5, ge=1, le=100)
     retry_base_seconds: float = Field(default=60.0, ge=0)
     lock_timeout: float = Field(default=0.0, ge=0)
+    # Pairs written, committed and read back together (one batched write per side).
+    batch_size: int = Field(default=100, ge=1, le=1000)
+    # Seconds the sites' field lists are reused from the state store (0 = every run).
+    metadata_ttl: float = Field(default=3600.0, ge=0)
     # Scopes links, retry queue, conflicts, watermarks, runs and the run lock in the
     # state store, so several configurations can share one database.
     connection: str = Field(default="default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

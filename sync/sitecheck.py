@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import difflib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from connectors.base import Connector, SiteField
@@ -195,8 +195,10 @@ def failure_line(source: str, findings: Sequence[FieldFinding]) -> str:
     return text
 
 
-def site_checked_profile(profile: Profile,
-                         connectors: Mapping[str, Connector]) -> tuple[Profile, list[str]]:
+def site_checked_profile(
+    profile: Profile, connectors: Mapping[str, Connector],
+    read_fields: Callable[[str, Connector], Sequence[SiteField]] | None = None,
+) -> tuple[Profile, list[str]]:
     """Read each site's fields and check ``profile`` against them, before any write.
 
     Returns the profile to run with and one warning per skipped optional row
@@ -204,12 +206,15 @@ def site_checked_profile(profile: Profile,
     The connectors must be open already: the engine signs in first
     (and turns a tool that cannot be reached into exit 3), so this module needs
     nothing of the engine and the two do not import each other.
+    ``read_fields(side, connector)`` replaces ``connector.site_fields()`` (a
+    session reads them through its store's cache).
     """
     findings: list[FieldFinding] = []
     for side, connector in connectors.items():
         if not any(side in rule.sides for rule in profile.rules.values()):
             continue
-        fields = connector.site_fields()
+        fields = (read_fields(side, connector) if read_fields is not None
+                  else connector.site_fields())
         findings.extend(verify_side(profile, side, fields))
     if any(not f.skipped for f in findings):
         # ConfigError prefixes the source: the one line is "<profile>: <row>: ...".

@@ -957,6 +957,40 @@ class StateStore:
         with self._write() as conn:
             conn.execute(delete(t.lock).where(c.name == self.connection, c.owner == owner))
 
+    # ------------------------------------------------------------------ cached values
+
+    def cached_value(self, name: str) -> tuple[str, datetime] | None:
+        """The value kept under ``name`` for this connection and when it was kept
+        (aware UTC), or None; what counts as fresh is the caller's business.
+
+        ``meta`` is the store's own table (keys of at most 64 characters, no
+        connection column): the key is a digest of connection and name, which
+        scopes a value to this configuration and fits any name.
+        """
+        key = "cache:" + hashlib.sha256(f"{self.connection}\0{name}".encode()).hexdigest()[:40]
+        with self._read() as conn:
+            text = conn.execute(select(t.meta.c.value).where(t.meta.c.key == key)).scalar()
+        if text is None:
+            return None
+        try:
+            kept = json.loads(text)
+            return str(kept["value"]), datetime.fromisoformat(kept["at"]).astimezone(UTC)
+        except (ValueError, KeyError, TypeError):
+            return None   # unreadable: as if never kept, the caller reads afresh
+
+    def keep_value(self, name: str, value: str, *, at: datetime) -> None:
+        """Keep ``value`` under ``name`` for this connection, stamped ``at``; replaces."""
+        key = "cache:" + hashlib.sha256(f"{self.connection}\0{name}".encode()).hexdigest()[:40]
+        text = json.dumps({"at": _require_aware(at, "at").isoformat(), "value": value})
+        try:
+            with self._write() as conn:
+                changed = conn.execute(
+                    update(t.meta).where(t.meta.c.key == key).values(value=text)).rowcount
+                if not changed:
+                    conn.execute(insert(t.meta).values(key=key, value=text))
+        except IntegrityError:
+            pass  # another process kept it in between: a value as good as ours
+
 
 def _sqlite_on_connect(dbapi_connection: DBAPIConnection, record: ConnectionPoolEntry) -> None:
     # Take transaction control from pysqlite (it would BEGIN only before DML),

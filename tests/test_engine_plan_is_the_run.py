@@ -23,17 +23,43 @@ from sync_helpers import jira_issue, sn_incident
 import sync.applier as applier
 from sync.actions import Plan
 
-WRITES = ("create", "update", "mark_foreign_id", "add_comment")
+WRITES = ("create", "update", "mark_foreign_id", "add_comment", "write_many", "add_comments")
 STORES = itertools.count(1)
 
 
 class Recorder:
-    """Wraps a connector's write methods; remembers (phase, op, side, record, version)."""
+    """Wraps a connector's write methods; remembers (phase, op, side, record, version).
+
+    The batch methods count as the writes they carry: a ``write_many`` item is an
+    update when it has fields and a mark when it has a foreign id (both: both,
+    the mark checked through the update's version); an ``add_comments`` item is
+    a comment copy. A write method built on another (the per-record fallback of
+    a batch, ServiceNow's mark being an update) is one write: only the outermost
+    call counts.
+    """
 
     def __init__(self) -> None:
         self.phase = "apply"
         self.depth = 0
         self.calls: list[tuple[str, str, str, str, str | None]] = []
+
+    def _record(self, op: str, side: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if op == "create":
+            for new in args[0]:
+                self.calls.append((self.phase, op, side, new.foreign_id, None))
+        elif op == "write_many":
+            for write in args[0]:
+                if write.fields:
+                    self.calls.append((self.phase, "update", side, write.record_id,
+                                       write.expected_version))
+                if write.foreign_id is not None:
+                    self.calls.append((self.phase, "mark_foreign_id", side, write.record_id,
+                                       write.expected_version))
+        elif op == "add_comments":
+            for item in args[0]:
+                self.calls.append((self.phase, "add_comment", side, item.record_id, None))
+        else:
+            self.calls.append((self.phase, op, side, args[0], kwargs.get("expected_version")))
 
     def wrap(self, connector: Any) -> None:
         side = str(connector.side)
@@ -42,15 +68,8 @@ class Recorder:
 
             def recorded(*args: Any, _op: str = op, _original: Any = original,
                          **kwargs: Any) -> Any:
-                # A write method built on another (ServiceNow's mark is an update)
-                # is one write: only the outermost call counts.
                 if not self.depth:
-                    if _op == "create":
-                        for new in args[0]:
-                            self.calls.append((self.phase, _op, side, new.foreign_id, None))
-                    else:
-                        version = kwargs.get("expected_version")
-                        self.calls.append((self.phase, _op, side, args[0], version))
+                    self._record(_op, side, args, kwargs)
                 self.depth += 1
                 try:
                     return _original(*args, **kwargs)
