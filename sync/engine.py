@@ -245,7 +245,7 @@ class Engine:
             raise
         finally:
             try:
-                figures = self._figures(plan, run_id, started, tally)
+                figures = self._figures(summary, run_id, started, tally)
                 self.store.finish_run(run_id, finished=self.clock(),
                                       counts={**summary.counts(), **figures},
                                       outcome=outcome, error=error_text)
@@ -261,7 +261,7 @@ class Engine:
                 finally:
                     observing.close()
 
-    def _figures(self, plan: Plan | None, run_id: int, started: datetime,
+    def _figures(self, summary: RunSummary, run_id: int, started: datetime,
                  tally: http_log.RequestTally) -> dict[str, int]:
         """What monitoring reads of this run (:mod:`sync.metrics`); never fails the run."""
         try:
