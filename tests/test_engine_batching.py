@@ -63,7 +63,7 @@ def test_a_batch_of_creates_marks_every_original_with_one_batched_write(memory: 
 def test_updates_and_comments_of_many_pairs_go_as_one_batch_per_side(memory: Any) -> None:
     sys_ids = [sn_incident(memory, f"VPN {n} down") for n in range(5)]
     assert memory.run().created == 5
-    keys = {link.servicenow_id: link.jira_key for link in memory.links()}
+    keys = {link.id_on("servicenow"): link.id_on("jira") for link in memory.links()}
     for n, sys_id in enumerate(sys_ids):
         memory.servicenow.edit(sys_id, {"short_description": f"VPN {n} down again"})
         memory.servicenow.comment(sys_id, f"Rebooted the concentrator ({n})")
@@ -90,7 +90,7 @@ def test_updates_and_comments_of_many_pairs_go_as_one_batch_per_side(memory: Any
 def test_a_rejected_item_fails_only_its_pair_and_the_batch_goes_on(memory: Any) -> None:
     sys_ids = [sn_incident(memory, f"Badge reader {n}") for n in range(4)]
     assert memory.run().created == 4
-    keys = {link.servicenow_id: link.jira_key for link in memory.links()}
+    keys = {link.id_on("servicenow"): link.id_on("jira") for link in memory.links()}
     for n, sys_id in enumerate(sys_ids):
         memory.servicenow.edit(sys_id, {"short_description": f"Badge reader {n}, floor 2"})
     memory.jira.reject(lambda fields: fields.get("summary") == "Badge reader 2, floor 2",
@@ -164,7 +164,7 @@ def test_idle_runs_read_nothing_once_the_echoes_of_our_writes_are_behind_them(
 
     memory.servicenow.edit(sys_ids[1], {"short_description": "Switch 1 replaced"})
     memory.run()
-    key = {link.servicenow_id: link.jira_key for link in memory.links()}[sys_ids[1]]
+    key = {link.id_on("servicenow"): link.id_on("jira") for link in memory.links()}[sys_ids[1]]
     assert memory.jira.get(key)["summary"] == "Switch 1 replaced"
 
 
@@ -172,7 +172,7 @@ def test_a_person_s_edit_in_the_same_second_as_our_echo_is_seen_by_the_next_run(
         memory: Any) -> None:
     first, second = (sn_incident(memory, f"Printer {n} jammed") for n in range(2))
     assert memory.run().created == 2
-    keys = {link.servicenow_id: link.jira_key for link in memory.links()}
+    keys = {link.id_on("servicenow"): link.id_on("jira") for link in memory.links()}
     memory.clock.advance(minutes=10)
     memory.run()
     # From here on the tools' clocks stand still: every stamp falls in one second,
