@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from connectors.base import (
     ConnectorError,
@@ -39,7 +40,7 @@ from sync.engine_core import RunSummary, _one_line
 from sync.link_view import LinkSide, LinkView, add_comment_link, record_conflict, save_link
 from sync.planner import plan_settle
 from sync.session import Session
-from sync.state import StateStore
+from sync.state import PairTx, StateStore
 
 logger = logging.getLogger(__name__)
 
@@ -274,7 +275,9 @@ class _Applying:
                 if not result.ok:
                     raise result.error or ConnectorError("marking failed", side=mark.side)
                 versions[mark.side] = result.version or versions.get(mark.side)
-            pending = {c.source_side for c in pair.comments}
+            self._write_notes(pair)
+            # A note moves its record's version too: unknown until read again.
+            pending = {c.source_side for c in pair.comments} | {n.side for n in pair.notes}
             if not self.final:
                 # Until the settle step has read what the tools made of our writes
                 # (ServiceNow derives priority), the written sides' versions stay
@@ -291,6 +294,7 @@ class _Applying:
             return False
         self.summary.updated += updated
         self.summary.conflicts += len(pair.conflicts)
+        self.summary.rule_firings += len(pair.firings)
         step("update:after-commit")
         if pair.comments and self._copy_comments(pair, view):
             self.commit(pair, versions)
@@ -328,12 +332,31 @@ class _Applying:
                             tx.close_conflicts(view.id, change.field)
                 for settled in pair.settled:  # both sides agree now: closed, and recorded
                     record_conflict(tx, view.id, settled.conflict, at=at, open=False)
+                self._commit_rules(tx, view.id, pair, at)
                 if pair.intent_id is not None:
                     tx.complete_intent(pair.intent_id)
                 for side in self.sides:
                     if pair.ids[side]:
                         tx.clear_retry(side, pair.ids[side] or "")
         return view
+
+    # ---- rules: notes written once, firings and the next due time kept per link
+
+    def _write_notes(self, pair: PairPlan) -> None:
+        """The rules' new internal notes, before the pair commits: a failure fails the
+        pair (retried, firings not recorded); once committed, the recorded note id
+        keeps the rules from adding the note again."""
+        for note in pair.notes:
+            record_id = pair.ids[note.side]
+            assert record_id is not None  # a copy is created before its pair's notes
+            self.session.connectors[note.side].add_comment(record_id, note.body, "internal")
+
+    def _commit_rules(self, tx: PairTx, link_id: int, pair: PairPlan, at: datetime) -> None:
+        """Record the pair's rule firings and when its rules are next due, in its commit."""
+        tx.record_rule_firings(link_id, [{**f.to_json(), "note_id": f.note_id}
+                                         for f in pair.firings], at=at)
+        if self.session.rules:
+            tx.set_rules_due(link_id, pair.rules_due_at)
 
     def _copy_comments(self, pair: PairPlan, view: LinkView) -> bool:
         """Copy the pair's comments, each committed with its id pair; True if all made it."""

@@ -30,6 +30,12 @@ Contract:
   passes: a field whose final value is its original value has no firing.
   ``internal_note`` firings carry the note's text.
 - :func:`apply_rules` is the engine's entry point: ``(incident, firings)``.
+- :func:`next_due` tells when the rules would next change an incident (their
+  own fixed point) by time alone: the first instant an age threshold or SLA
+  target passes after which evaluating again fires something; None if never.
+  The engine stores it per link and plans the pair again then, unchanged or not.
+- :func:`with_notes` marks notes already written (their ids, recorded per link)
+  as present, so a rule never adds the same note again.
 """
 
 from __future__ import annotations
@@ -87,6 +93,8 @@ class RuleFiring:
     field: str
     old: Any
     new: Any
+    # The id of the internal note an ``internal_note`` firing added (else None).
+    note_id: str | None = None
 
     def describe(self) -> str:
         return f"rule {self.rule!r} set {self.field}: {self.old!r} -> {self.new!r}"
@@ -356,7 +364,7 @@ def _run_rule(rule: Rule, view: View, now: datetime | None, stamp: datetime,
             why = reason or rule.when.explain(view, now) or "its condition holds"
             note = _note(rule, level, why, stamp)
             view.set("comments", [*comments, note])
-            events.append(RuleFiring(rule.name, NOTE_FIELD, None, note.body))
+            events.append(RuleFiring(rule.name, NOTE_FIELD, None, note.body, note_id))
     return match
 
 
@@ -451,7 +459,7 @@ def _net(events: list[RuleFiring], incident: Incident, view: View) -> list[RuleF
         key = (event.rule, name)
         first = merged.get(key)
         merged[key] = event if first is None else RuleFiring(
-            event.rule, name, first.old, event.new)
+            event.rule, name, first.old, event.new, event.note_id)
     return list(merged.values())
 
 
@@ -464,6 +472,46 @@ def apply_rules(
     """The incident after the rules, and what fired. Never mutates ``incident``."""
     outcome = evaluate(incident, rules, now, overridden)
     return outcome.incident, outcome.firings
+
+
+# The tools stamp whole seconds and the tests are strict (older than, not as old
+# as): a rule is due this long after the instant its threshold is reached.
+DUE_SLACK = timedelta(seconds=1)
+
+
+def next_due(
+    incident: Incident,
+    rules: Sequence[Rule] | RuleSet,
+    now: datetime,
+    overridden: Collection[tuple[str, str]] = frozenset(),
+) -> datetime | None:
+    """When the rules would next change ``incident`` by time alone (see the contract).
+
+    ``incident`` is the rules' own result at ``now`` (a fixed point), so any
+    firing at a later instant is a change of verdict. Only instants where a
+    time test can flip are tried, in order, so the answer is exact and cheap.
+    """
+    ordered = tuple(rules)
+    view = View(incident)
+    candidates = sorted({at + DUE_SLACK for rule in ordered for at in rule.when.instants(view)
+                         if at + DUE_SLACK > now})
+    for at in candidates:
+        if evaluate(incident, ordered, at, overridden).firings:
+            return at
+    return None
+
+
+def with_notes(incident: Incident, note_ids: Iterable[str]) -> Incident:
+    """``incident`` holding placeholders for the rule notes ``note_ids`` already written."""
+    held = {c.id for c in incident.comments}
+    missing = [n for n in note_ids if n not in held]
+    if not missing:
+        return incident
+    stamp = incident.updated_at or incident.opened_at or _EPOCH
+    placeholders = [Comment.model_construct(id=note_id, author=NOTE_AUTHOR, body="",
+                                            created=stamp, visibility=Visibility.INTERNAL)
+                    for note_id in missing]
+    return incident.model_copy(update={"comments": [*incident.comments, *placeholders]})
 
 
 def overridden_by_people(

@@ -119,6 +119,11 @@ class Condition:
     def explain(self, view: View, now: datetime | None) -> str | None:
         raise NotImplementedError
 
+    def instants(self, view: View) -> list[datetime]:
+        """The instants at which this test's answer may flip by time alone (none for
+        tests that do not read the clock)."""
+        return []
+
 
 class Always(Condition):
     """A rule without ``when`` fires on every incident."""
@@ -133,6 +138,9 @@ class Always(Condition):
 @dataclass(frozen=True)
 class AllOf(Condition):
     parts: tuple[Condition, ...]
+
+    def instants(self, view: View) -> list[datetime]:
+        return [at for part in self.parts for at in part.instants(view)]
 
     @property
     def reads(self) -> frozenset[str]:  # type: ignore[override]
@@ -150,6 +158,9 @@ class AllOf(Condition):
 @dataclass(frozen=True)
 class AnyOf(Condition):
     parts: tuple[Condition, ...]
+
+    def instants(self, view: View) -> list[datetime]:
+        return [at for part in self.parts for at in part.instants(view)]
 
     @property
     def reads(self) -> frozenset[str]:  # type: ignore[override]
@@ -177,6 +188,9 @@ class Not(Condition):
 
     def holds(self, view: View, now: datetime | None) -> bool:
         return not self.part.holds(view, now)
+
+    def instants(self, view: View) -> list[datetime]:
+        return self.part.instants(view)
 
     def explain(self, view: View, now: datetime | None) -> str | None:
         return None if self.part.holds(view, now) else f"not ({self.text})"
@@ -281,6 +295,10 @@ class Age(Condition):
         at = view.get(self.stamp)
         return now is not None and at is not None and now - at > self.limit
 
+    def instants(self, view: View) -> list[datetime]:
+        at = view.get(self.stamp)
+        return [] if at is None else [at + self.limit]
+
     def explain(self, view: View, now: datetime | None) -> str | None:
         if not self.holds(view, now):
             return None
@@ -309,6 +327,13 @@ class SlaBreached(Condition):
 
     def holds(self, view: View, now: datetime | None) -> bool:
         return self._breach(view, now) is not None
+
+    def instants(self, view: View) -> list[datetime]:
+        opened = view.get("opened_at")
+        target = self.targets.get(int(view.get("priority")))
+        if opened is None or target is None or not view.get("status").is_open:
+            return []
+        return [opened + target[0], opened + target[1]]
 
     def explain(self, view: View, now: datetime | None) -> str | None:
         kind = self._breach(view, now)

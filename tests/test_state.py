@@ -72,7 +72,7 @@ def test_schema_is_created_on_first_use_and_versioned(db_path: Path) -> None:
         journal = raw.execute("pragma journal_mode").fetchone()[0]
     assert {"meta", "links", "comment_links", "intents", "retry_queue", "conflicts",
             "watermarks", "runs", "lock"} <= tables
-    assert version == str(SCHEMA_VERSION) == "2"
+    assert version == str(SCHEMA_VERSION) == "3"
     assert journal == "wal"
 
 
