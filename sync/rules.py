@@ -61,6 +61,7 @@ from mappings.model import (
     itil_priority,
 )
 from sync.rules_conditions import (
+    _MATRIX,
     PRIORITY_READS,
     Always,
     Condition,
@@ -119,6 +120,11 @@ class Rule:
     # engine looks at a rule again only when another rule changed one of these.
     reads: frozenset[str] = frozenset()
     touches: frozenset[str] = frozenset()
+
+    @property
+    def sets_priority(self) -> bool:
+        """Does the rule set the priority explicitly (then it wins over the matrix)?"""
+        return "priority" in self.touches and any(n == "priority" for n, _ in self.sets)
 
 
 @dataclass(frozen=True)
@@ -322,42 +328,49 @@ def _note(rule: Rule, level: Escalation, reason: str, now: datetime) -> Comment:
     )
 
 
+def _change(rule: Rule, view: View, name: str, new: Any, events: list[RuleFiring],
+            match: Match | None) -> None:
+    """Set ``name`` to ``new`` in the view, as an event of ``rule`` (nothing if it holds it)."""
+    old = view.get(name)
+    if old == new:
+        return
+    events.append(RuleFiring(rule.name, name, _json(old), _json(new)))
+    view.set(name, new)
+    if match is not None:
+        match.changed.append(name)
+
+
+def _person_wins(rule: Rule, name: str, overridden: Collection[tuple[str, str]],
+                 match: Match | None) -> bool:
+    if overridden and (rule.name, name) in overridden:
+        if match is not None:
+            match.kept_by_person.append(name)
+        return True
+    return False
+
+
 def _run_rule(rule: Rule, view: View, now: datetime | None, stamp: datetime,
               overridden: Collection[tuple[str, str]], events: list[RuleFiring],
               explain: bool) -> Match | None:
     """Apply one rule whose condition holds; record its changes as events."""
     reason = (rule.when.explain(view, now) or "") if explain else ""
     match = Match(rule.name, reason) if explain else None
-    def change(name: str, new: Any) -> None:
-        old = view.get(name)
-        if old == new:
-            return
-        events.append(RuleFiring(rule.name, name, _json(old), _json(new)))
-        view.set(name, new)
-        if match is not None:
-            match.changed.append(name)
-
-    def person_wins(name: str) -> bool:
-        if (rule.name, name) in overridden:
-            if match is not None:
-                match.kept_by_person.append(name)
-            return True
-        return False
-
     for name, value in rule.sets:
-        if person_wins(name):
+        if _person_wins(rule, name, overridden, match):
             continue
-        change(name, value)
-        if name in ("impact", "urgency") and not any(n == "priority" for n, _ in rule.sets):
-            change("priority", itil_priority(view.get("impact"), view.get("urgency")))
-    if rule.add_labels and not person_wins("labels"):
-        held = view.get("labels")
+        _change(rule, view, name, value, events, match)
+        if name in ("impact", "urgency") and not rule.sets_priority:
+            _change(rule, view, "priority", _MATRIX[view.values["impact"],
+                                                     view.values["urgency"]], events, match)
+    if rule.add_labels and not _person_wins(rule, "labels", overridden, match):
+        held = view.values["labels"]
         missing = [label for label in rule.add_labels if label not in held]
         if missing:
-            change("labels", [*held, *missing])
+            _change(rule, view, "labels", [*held, *missing], events, match)
     level = rule.escalate
-    if level is not None and not person_wins("escalation") and view.get("escalation") < level:
-        change("escalation", level)
+    if level is not None and not _person_wins(rule, "escalation", overridden, match) \
+            and view.values["escalation"] < level:
+        _change(rule, view, "escalation", level, events, match)
         note_id = f"rules:{rule.name}:escalation-{int(level)}"
         comments = view.get("comments")
         if all(c.id != note_id for c in comments):
@@ -377,7 +390,7 @@ def evaluate(
     explain: bool = False,
 ) -> Outcome:
     """Run ``rules`` to a fixed point (see the module contract). Pure."""
-    ordered = tuple(rules)
+    ordered = rules.rules if isinstance(rules, RuleSet) else tuple(rules)
     stamp = now or incident.updated_at or incident.opened_at or _EPOCH
     view = View(incident)
     events: list[RuleFiring] = []
@@ -396,7 +409,8 @@ def evaluate(
             acted[position] = True
             mark = len(events)
             found = _run_rule(rule, view, now, stamp, overridden, events, explain)
-            changed.extend((position, e.field) for e in events[mark:])
+            if len(events) > mark:
+                changed.extend((position, e.field) for e in events[mark:])
             if found is not None:
                 _remember(matches, found)
             if rule.stop:
@@ -417,17 +431,41 @@ def _another_pass(ordered: Sequence[Rule], changed: list[tuple[int, str]],
     for a rule that acted before the changer, a field its actions set. Otherwise
     every rule would see what it saw and do what it did (now no-ops): a fixed point.
     """
+    first_reader = _first_readers(ordered)
     for position, changed_name in changed:
         name = "comments" if changed_name == NOTE_FIELD else changed_name
         # Impact and urgency move the priority with them (the ITIL matrix): a rule
         # that set the priority explicitly must get to see that too.
-        names = {name, "priority"} if name in ("impact", "urgency") else {name}
-        for index in range(position + 1):
-            rule = ordered[index]
-            if names & set(rule.reads) or (index < position and acted[index]
-                                           and names & set(rule.touches)):
+        names = (name, "priority") if name in ("impact", "urgency") else (name,)
+        for one in names:
+            if first_reader.get(one, position + 1) <= position:
                 return True
+        for index in range(position):
+            if acted[index]:
+                touches = ordered[index].touches
+                for one in names:
+                    if one in touches:
+                        return True
     return False
+
+
+_READERS: dict[int, tuple[tuple[Rule, ...], dict[str, int]]] = {}
+
+
+def _first_readers(ordered: tuple[Rule, ...]) -> dict[str, int]:
+    """Field -> the position of the first rule whose condition reads it, per rule list
+    (computed once per list: the check runs after every pass that changed something)."""
+    held = _READERS.get(id(ordered))
+    if held is not None and held[0] is ordered:
+        return held[1]
+    first: dict[str, int] = {}
+    for index, rule in enumerate(ordered):
+        for name in rule.reads:
+            first.setdefault(name, index)
+    if len(_READERS) >= 64:
+        _READERS.clear()
+    _READERS[id(ordered)] = (ordered, first)
+    return first
 
 
 def _remember(matches: dict[str, Match], found: Match) -> None:
