@@ -7,9 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+from conftest import MemoryWorld, TickingClock
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sync_helpers import ALICE, jira_fields, only_link, sn_incident, store_of, sync
 
 from sync.rules import NOTE_FIELD
+from sync.state import StateStore
 
 OUTAGE_RULES = """
 [[rule]]
@@ -172,3 +177,41 @@ def test_a_person_lowering_a_rule_escalation_is_not_escalated_again(
     recorded = firings(config)
     assert [f for _, f, _, _ in recorded].count(NOTE_FIELD) == 1
     assert [f for _, f, _, _ in recorded].count("escalation") == 1
+
+
+# --------------------------------------------------------------------------- property
+
+IMPACT_ON_JIRA = {1: "Extensive / Widespread", 2: "Moderate / Limited", 3: "Minor / Localized"}
+
+
+@settings(max_examples=10, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edits=st.lists(st.tuples(st.sampled_from(["servicenow", "jira"]),
+                                st.sampled_from([1, 2, 3])), min_size=1, max_size=4))
+def test_once_a_person_changed_a_field_a_rule_set_the_last_person_s_value_always_stands(
+    tmp_path_factory: pytest.TempPathFactory, edits: list[tuple[str, int]]
+) -> None:
+    world = MemoryWorld(tmp_path_factory.mktemp("world"), TickingClock())
+    try:
+        rules = rules_file(world.tmp_path, OUTAGE_RULES)
+        sys_id = world.servicenow.put({"short_description": "Mail outage", "impact": "2",
+                                       "urgency": "2"})
+        first = world.run(rules=rules)
+        assert (first.created, first.failed) == (1, 0), first.failures
+        (link,) = world.links()
+        for side, impact in edits:
+            if side == "servicenow":
+                world.servicenow.edit(sys_id, {"impact": str(impact)})
+            else:
+                world.jira.edit(link.jira_key, {"customfield_10004": {
+                    "value": IMPACT_ON_JIRA[impact]}})
+            summary = world.run(rules=rules)
+            assert summary.failed == 0, summary.failures
+            assert world.servicenow.get(sys_id)["impact"] == str(impact)
+            assert world.jira.get(link.jira_key)["customfield_10004"] == {
+                "value": IMPACT_ON_JIRA[impact]}
+        with StateStore(f"sqlite:///{world.tmp_path / 'state.db'}", create=False) as store:
+            recorded = store.rule_firings([link.id])[link.id]
+        assert [f.field for f in recorded].count("impact") == 1   # the first run's, only
+    finally:
+        world.close()
