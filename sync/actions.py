@@ -172,20 +172,27 @@ class AddComment:
 @dataclass
 class AddNote:
     """Write an internal note a rule added (an escalation addressed to managers) to one
-    side, once: its id is recorded with the pair's rule firings. The comment sync
-    then copies it to the other side like any internal note, where comments travel."""
+    side, once: its firing is recorded in its own commit right after the write, so a
+    note whose write failed stays owed and one written is never written again. The
+    comment sync then copies it to the other side like any internal note."""
 
     side: str
     note_id: str                     # rules:<rule>:escalation-<level>
     body: Any                        # vendor-format body
     text: str                        # the neutral text, for humans
+    firing: RuleFiring               # recorded once the note is on the record
+    # Already on the record (a write whose reply was lost): recorded, not written.
+    existing: bool = False
 
     def describe(self) -> str:
+        if self.existing:
+            return (f"recognise the internal note already in {side_title(self.side)}: "
+                    f"{excerpt(self.text)!r}")
         return f"add internal note to {side_title(self.side)}: {excerpt(self.text)!r}"
 
     def to_json(self) -> dict[str, Any]:
         return {"action": "note", "side": self.side, "note_id": self.note_id,
-                "visibility": "internal", "text": self.text}
+                "visibility": "internal", "text": self.text, "existing": self.existing}
 
 
 @dataclass
@@ -367,7 +374,8 @@ class PairPlan:
     @property
     def writes(self) -> bool:
         """Does this pair write to a tool (anything but recognising comment copies)?"""
-        return bool(self.create or self.updates or self.marks or self.notes
+        return bool(self.create or self.updates or self.marks
+                    or any(not n.existing for n in self.notes)
                     or any(c.existing_id is None for c in self.comments))
 
     def actions(self) -> list[Any]:

@@ -27,6 +27,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from connectors.base import (
     ConnectorError,
@@ -35,10 +36,11 @@ from connectors.base import (
     PreconditionFailed,
     SyncError,
 )
-from sync.actions import AddComment, PairPlan, Plan, ReportProblem, side_title
+from sync.actions import AddComment, AddNote, PairPlan, Plan, ReportProblem, side_title
 from sync.engine_core import RunSummary, _one_line
 from sync.link_view import LinkSide, LinkView, add_comment_link, record_conflict, save_link
 from sync.planner import plan_settle
+from sync.rules import RuleFiring
 from sync.session import Session
 from sync.state import PairTx, StateStore
 
@@ -275,7 +277,6 @@ class _Applying:
                 if not result.ok:
                     raise result.error or ConnectorError("marking failed", side=mark.side)
                 versions[mark.side] = result.version or versions.get(mark.side)
-            self._write_notes(pair)
             # A note moves its record's version too: unknown until read again.
             pending = {c.source_side for c in pair.comments} | {n.side for n in pair.notes}
             if not self.final:
@@ -294,15 +295,18 @@ class _Applying:
             return False
         self.summary.updated += updated
         self.summary.conflicts += len(pair.conflicts)
-        self.summary.rule_firings += len(pair.firings)
+        self.summary.rule_firings += len(pair.firings) - len(pair.notes)
         step("update:after-commit")
+        if pair.notes:
+            self._write_notes(pair, view)   # a note that failed stays owed: next run
         if pair.comments and self._copy_comments(pair, view):
             self.commit(pair, versions)
         return True
 
     def commit(self, pair: PairPlan, versions: Mapping[str, str | None], *,
                outcome: bool = False,
-               comment: tuple[AddComment, str] | None = None) -> LinkView:
+               comment: tuple[AddComment, str] | None = None,
+               note: AddNote | None = None) -> LinkView:
         """The one way a pair reaches the state store: one transaction.
 
         Always the link (ids, displays, snapshots, the seen ``versions``); with
@@ -315,6 +319,9 @@ class _Applying:
                 id=pair.ids[side] or "", display=pair.displays[side],
                 snapshot=pair.snapshots[side], version=versions.get(side),
             ) for side in self.sides}, hash=pair.hash, at=self.session.clock())
+            if note is not None:
+                tx.record_rule_firings(view.id, [_firing_row(note.firing)],
+                                       at=self.session.clock())
             if comment is not None:
                 action, made_id = comment
                 add_comment_link(tx, view.id, {action.source_side: action.source_comment_id,
@@ -342,19 +349,37 @@ class _Applying:
 
     # ---- rules: notes written once, firings and the next due time kept per link
 
-    def _write_notes(self, pair: PairPlan) -> None:
-        """The rules' new internal notes, before the pair commits: a failure fails the
-        pair (retried, firings not recorded); once committed, the recorded note id
-        keeps the rules from adding the note again."""
+    def _write_notes(self, pair: PairPlan, view: LinkView) -> bool:
+        """The rules' new internal notes, after the pair's commit, each recorded in its
+        own commit once it is on the record: a failed write leaves the note owed (the
+        next run writes it), a written one is never written again. True if all made it."""
+        complete = True
         for note in pair.notes:
             record_id = pair.ids[note.side]
             assert record_id is not None  # a copy is created before its pair's notes
-            self.session.connectors[note.side].add_comment(record_id, note.body, "internal")
+            try:
+                if not note.existing:
+                    self.session.connectors[note.side].add_comment(record_id, note.body,
+                                                                   "internal")
+                versions = {side: view.side(side).version for side in self.sides}
+                self.commit(pair, versions, note=note)
+            except FatalError:
+                raise
+            except (ConnectorError, SyncError, ValueError) as error:
+                self.fail(note.side, record_id, pair.displays[note.side],
+                          f"adding the note of rule {note.firing.rule!r}: {_one_line(error)}")
+                complete = False
+                continue
+            self.summary.rule_firings += 1
+        return complete
 
     def _commit_rules(self, tx: PairTx, link_id: int, pair: PairPlan, at: datetime) -> None:
-        """Record the pair's rule firings and when its rules are next due, in its commit."""
-        tx.record_rule_firings(link_id, [{**f.to_json(), "note_id": f.note_id}
-                                         for f in pair.firings], at=at)
+        """Record the pair's rule firings (a note's with the note, see _write_notes) and
+        when its rules are next due by time alone, in the pair's commit."""
+        noted = {note.note_id for note in pair.notes}
+        tx.record_rule_firings(link_id, [_firing_row(f) for f in pair.firings
+                                         if f.note_id is None or f.note_id not in noted],
+                               at=at)
         if self.session.rules:
             tx.set_rules_due(link_id, pair.rules_due_at)
 
@@ -388,3 +413,7 @@ class _Applying:
         """One comment pair, committed with the link as the pair's commit left it."""
         versions = {side: view.side(side).version for side in self.sides}
         self.commit(pair, versions, comment=(comment, made_id))
+
+
+def _firing_row(firing: RuleFiring) -> dict[str, Any]:
+    return {**firing.to_json(), "note_id": firing.note_id}

@@ -43,6 +43,7 @@ from sync.rules import (
     apply_rules,
     next_due,
     overridden_by_people,
+    owed_notes,
     with_notes,
 )
 
@@ -307,6 +308,10 @@ def _ruled(incident: Incident, rules: Sequence[Rule], now: datetime | None,
     ruled, firings = apply_rules(held, rules, now, overridden)
     known = {c.id for c in held.comments}
     notes = [c for c in ruled.comments if c.id not in known]
+    # A note an earlier run's escalation owes (its write failed): written now.
+    for firing, note in owed_notes(ruled, rules, now, recorded, overridden):
+        firings.append(firing)
+        notes.append(note)
     due = next_due(ruled, rules, now, overridden) if now is not None else None
     return ruled, (firings, notes, due)
 

@@ -75,7 +75,7 @@ from sync.engine_core import VANISHED_BATCH, _one_line, projection, snapshot_has
 from sync.errors import SafetyValve
 from sync.link_view import LinkView
 from sync.merge import comments_to_copy
-from sync.rules import RuleFiring
+from sync.rules import RuleFiring, note_head
 from sync.session import Session
 from sync.state import StateStore
 
@@ -466,9 +466,17 @@ class _Planning:
             return []
         side = allowed[0]
         origin = "incident-sync rules"
+        # A note an earlier attempt wrote before failing (or whose reply was lost) is
+        # on the record already: recognised by its unchanging head, not written again.
+        record = pair.records.get(side)
+        held = [comment_from_remote(side, raw, self.session.ctx[side]).body
+                for raw in (record.comments if record is not None else [])]
+        firings = {f.note_id: f for f in pair.firings if f.note_id}
         return [AddNote(side=side, note_id=note.id, text=note.body,
                         body=note.body if side == "servicenow" else comment_to_remote(
-                            side, note, self.session.ctx[side], origin=origin))
+                            side, note, self.session.ctx[side], origin=origin),
+                        firing=firings[note.id],
+                        existing=any(note_head(note.body) in body for body in held))
                 for note in notes]
 
     def _plan_read_back(self, pair: PairPlan) -> None:

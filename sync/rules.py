@@ -349,6 +349,13 @@ def _person_wins(rule: Rule, name: str, overridden: Collection[tuple[str, str]],
     return False
 
 
+def note_head(body: str) -> str:
+    """The part of a rule note's text that never changes between runs (who it is for,
+    the level, the rule): a note already on a record is recognised by it, whatever
+    reason (an age, say) the text gave."""
+    return body.split(" because ", 1)[0]
+
+
 def _run_rule(rule: Rule, view: View, now: datetime | None, stamp: datetime,
               overridden: Collection[tuple[str, str]], events: list[RuleFiring],
               explain: bool) -> Match | None:
@@ -537,6 +544,41 @@ def next_due(
         if evaluate(incident, ordered, at, overridden).firings:
             return at
     return None
+
+
+def owed_notes(
+    incident: Incident,
+    rules: Sequence[Rule] | RuleSet,
+    now: datetime | None,
+    recorded: Iterable[RuleFiring],
+    overridden: Collection[tuple[str, str]] = frozenset(),
+) -> list[tuple[RuleFiring, Comment]]:
+    """Notes still owed for escalations the rules made on earlier runs.
+
+    ``recorded`` holds a link's firings: an escalation a rule made is recorded
+    with the pair's commit, its note only once the note is on the record. A
+    rule whose escalation is recorded but whose note is not (the note's write
+    failed) owes the note while the incident still holds that level and no
+    person has lowered it; ``incident`` is the rules' result (it holds the notes
+    of this evaluation and placeholders for the recorded ones).
+    """
+    recorded = list(recorded)
+    raised = {f.rule for f in recorded if f.field == "escalation"}
+    written = {f.note_id for f in recorded if f.note_id}
+    held = {c.id for c in incident.comments}
+    view = View(incident)
+    stamp = now or incident.updated_at or incident.opened_at or _EPOCH
+    owed: list[tuple[RuleFiring, Comment]] = []
+    for rule in rules:
+        level = rule.escalate
+        if level is None or rule.name not in raised or (rule.name, "escalation") in overridden:
+            continue
+        note_id = f"rules:{rule.name}:escalation-{int(level)}"
+        if note_id in written or note_id in held or view.values["escalation"] < level:
+            continue
+        note = _note(rule, level, rule.when.explain(view, now) or "its condition held", stamp)
+        owed.append((RuleFiring(rule.name, NOTE_FIELD, None, note.body, note_id), note))
+    return owed
 
 
 def with_notes(incident: Incident, note_ids: Iterable[str]) -> Incident:

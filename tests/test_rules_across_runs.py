@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sync_helpers import ALICE, jira_fields, only_link, sn_incident, store_of, sync
 
+from connectors.base import RetriableError
 from sync.rules import NOTE_FIELD
 from sync.state import StateStore
 
@@ -215,3 +216,61 @@ def test_once_a_person_changed_a_field_a_rule_set_the_last_person_s_value_always
         assert [f.field for f in recorded].count("impact") == 1   # the first run's, only
     finally:
         world.close()
+
+
+@pytest.mark.parametrize("fault", ["fails", "reply lost"])
+def test_an_escalation_note_whose_write_fails_is_still_owed_and_written_exactly_once(
+    memory: Any, tmp_path: Path, fault: str
+) -> None:
+    rules = rules_file(tmp_path, SLA_RULES)
+    sys_id = memory.servicenow.put({"short_description": "Payments API down", "impact": "1",
+                                    "urgency": "1"})
+    assert memory.run(rules=rules).created == 1
+    memory.clock.advance(minutes=20)
+    if fault == "fails":
+        memory.servicenow.fail_next("add_comment", RetriableError("503 from ServiceNow"))
+    else:
+        memory.servicenow.lose_reply("add_comment")
+
+    first = memory.run(rules=rules)
+
+    # The escalation was written and recorded; the note's write failed, so its firing
+    # was not recorded: the note stays owed, and the run's read-back step (the settle)
+    # writes it, or recognises the one whose reply was lost, and records it.
+    assert any("adding the note of rule 'response-breached'" in f for f in first.failures)
+    assert first.failed == 0 and first.rule_firings == 3, first.failures
+    assert memory.servicenow.get(sys_id)["escalation"] == "1"
+    notes = [c for c in memory.servicenow.records[sys_id].comments
+             if "escalated to moderate" in c.body]
+    assert len(notes) == 1 and notes[0].visibility == "internal"
+    for _ in range(2):
+        later = memory.run(rules=rules)
+        assert (later.failed, later.rule_firings) == (0, 0), later.failures
+    assert len([c for c in memory.servicenow.records[sys_id].comments
+                if "escalated to moderate" in c.body]) == 1
+    with StateStore(f"sqlite:///{tmp_path / 'state.db'}", create=False) as store:
+        (link,) = store.all_links()
+        recorded = store.rule_firings([link.id])[link.id]
+    assert [f.field for f in recorded] == ["labels", "escalation", NOTE_FIELD]
+
+
+def test_a_note_owed_after_a_failed_read_back_is_written_by_the_next_run(
+    memory: Any, tmp_path: Path
+) -> None:
+    rules = rules_file(tmp_path, SLA_RULES)
+    sys_id = memory.servicenow.put({"short_description": "Payments API down", "impact": "1",
+                                    "urgency": "1"})
+    assert memory.run(rules=rules).created == 1
+    memory.clock.advance(minutes=20)
+    memory.servicenow.fail_next("add_comment", RetriableError("503 from ServiceNow"), times=2)
+    first = memory.run(rules=rules)
+    assert first.failed == 1 and first.rule_firings == 2, first.failures   # no note yet
+    assert memory.servicenow.get(sys_id)["escalation"] == "1"
+    assert not [c for c in memory.servicenow.records[sys_id].comments
+                if "escalated" in c.body]
+
+    retried = memory.run(rules=rules)   # the retry queue holds it, due at once
+    assert (retried.failed, retried.rule_firings) == (0, 1), retried.failures
+    assert len([c for c in memory.servicenow.records[sys_id].comments
+                if "escalated to moderate" in c.body]) == 1
+    assert memory.run(rules=rules).rule_firings == 0
