@@ -67,8 +67,9 @@ def reads_naming(server: Any, record_id: str) -> list[str]:
 
 
 def test_a_person_who_changes_a_field_a_rule_set_wins_on_every_later_run(
-    sandboxes: Any, sync_config: Any, make_engine: Any, tmp_path: Path
+    sandboxes: Any, sync_config: Any, make_engine: Any, tmp_path: Path, state_url: str
 ) -> None:
+    # state_url: on SQLite and on PostgreSQL (the config points at it).
     servicenow, jira = sandboxes
     sn = sn_incident(servicenow, "Mail outage in Lyon", impact="2", urgency="2")
     config = sync_config(rules=rules_file(tmp_path, OUTAGE_RULES))
@@ -97,7 +98,8 @@ def test_a_person_who_changes_a_field_a_rule_set_wins_on_every_later_run(
 
 
 def test_an_sla_breach_escalates_on_the_next_run_with_nothing_changed_reading_only_the_due_pair(
-    sandboxes: Any, sync_config: Any, make_engine: Any, tmp_path: Path, clock: Any
+    sandboxes: Any, sync_config: Any, make_engine: Any, tmp_path: Path, clock: Any,
+    state_url: str
 ) -> None:
     servicenow, jira = sandboxes
     servicenow.insert("sys_user_group", {"name": "Incident Managers"})
