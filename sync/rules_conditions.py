@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
+from functools import lru_cache
 from typing import Any
 
 from mappings.model import Escalation, Impact, Incident, Priority, Status, Urgency, itil_priority
@@ -369,6 +370,7 @@ def _holds_any(text: str, needles: tuple[str, ...]) -> bool:
     return False
 
 
+@lru_cache(maxsize=256)
 def _human(delta: timedelta) -> str:
     seconds = int(delta.total_seconds())
     parts = []
