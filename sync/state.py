@@ -16,6 +16,11 @@ Contract:
   another write (a nested pair, ``record_failure``, ...) until the block ends:
   on SQLite, which has a single writer, that raises RuntimeError at once
   instead of deadlocking. Other threads simply wait their turn.
+- The rules' memory per link: the firings recorded with a pair's commit
+  (:meth:`PairTx.record_rule_firings`, read for many links in one query by
+  :meth:`StateStore.rule_firings`) and when its rules next change it by time
+  alone (:meth:`PairTx.set_rules_due`, :meth:`StateStore.rules_due`). Both
+  tables hang off ``links.id`` and go with their link.
 - Every other writing method commits on its own, at once (``record_intent``
   must survive a crash during the remote create that follows it).
 - Every timestamp going in must be timezone-aware; every timestamp coming out
