@@ -357,7 +357,7 @@ class SlaBreached(Condition):
         priority = int(view.get("priority"))
         target = self.targets[priority][0 if kind == "response" else 1]
         age = now - view.get("opened_at")
-        return (f"P{priority} {kind} target {_human(target)} breached"
+        return (f"P{priority} {kind} target {_human_target(target)} breached"
                 f" (open for {_human(age)})")
 
 
@@ -370,7 +370,6 @@ def _holds_any(text: str, needles: tuple[str, ...]) -> bool:
     return False
 
 
-@lru_cache(maxsize=256)
 def _human(delta: timedelta) -> str:
     seconds = int(delta.total_seconds())
     parts = []
@@ -381,6 +380,10 @@ def _human(delta: timedelta) -> str:
     if seconds or not parts:
         parts.append(f"{seconds}s")
     return "".join(parts)
+
+
+# The few SLA targets, said once each (an incident's age is new every time).
+_human_target = lru_cache(maxsize=64)(_human)
 
 
 def keyword_pattern(keywords: Sequence[str]) -> re.Pattern[str]:
