@@ -18,7 +18,9 @@ Contract:
   its fallback when the neutral value is empty.
 - :func:`comment_from_remote` / :func:`comment_to_remote` convert one comment;
   the written body carries an attribution line, visibility is the comment's own.
-- No I/O, no global state: everything comes from the arguments.
+- No I/O, no global state: everything comes from the arguments. (A profile
+  remembers, per side and Jira field-id table, the list of reads ``to_incident``
+  makes: derived from the profile alone, it only saves redoing the look-ups.)
 """
 
 from __future__ import annotations
@@ -66,6 +68,51 @@ def _field_key(profile: Profile, rule: FieldRule, side: str, ctx: MappingContext
 # --------------------------------------------------------------------------- vendor -> neutral
 
 
+# What an empty vendor value becomes in the neutral incident (see _read_plan).
+_SKIP: Any = object()   # an empty choice keeps the model's default
+_CUSTOM: Any = object()   # a custom field: an empty value is an absent one
+
+
+@dataclass(frozen=True)
+class _Read:
+    """One field read of :func:`to_incident`, its look-ups done once per profile."""
+
+    rule: FieldRule
+    key: str
+    read: Any            # the transform's bound ``read``
+    direct: bool         # a vendor value passes through without a value map
+    empty: Any           # what None becomes: None, "", [], _SKIP or _CUSTOM
+
+
+_PLANS_KEPT = 16
+
+
+def _read_plan(profile: Profile, side: str, ctx: MappingContext) -> list[_Read]:
+    """The reads of ``side``'s record (per Jira field-id table: ids come from ``ctx``)."""
+    ids = ctx.field_ids if side == JIRA else None
+    plans: dict[Any, tuple[Any, list[_Read]]] = profile.__dict__.setdefault("_read_plans", {})
+    held = plans.get((side, id(ids)))
+    if held is not None and held[0] is ids:
+        return held[1]
+    plan = []
+    for rule in profile.rules.values():
+        mapping = rule.sides.get(side)
+        if mapping is None:
+            continue
+        if rule.neutral.startswith("custom."):
+            empty = _CUSTOM
+        else:
+            default = Incident.model_fields[rule.neutral].default
+            empty = (_SKIP if rule.neutral in CHOICE_FIELDS and default is not None
+                     else "" if default == "" else [] if rule.neutral == "labels" else None)
+        plan.append(_Read(rule, _field_key(profile, rule, side, ctx), mapping.transform.read,
+                          side not in rule.from_maps, empty))
+    if len(plans) >= _PLANS_KEPT:
+        plans.clear()   # field-id tables of sessions long gone
+    plans[(side, id(ids))] = (ids, plan)
+    return plan
+
+
 def to_incident(
     side: Any,
     fields: Mapping[str, Any],
@@ -78,30 +125,23 @@ def to_incident(
     ctx = ctx or MappingContext()
     data: dict[str, Any] = {}
     custom: dict[str, Any] = {}
-    for rule in profile.rules.values():
-        mapping = rule.sides.get(side)
-        if mapping is None:
-            continue
-        key = _field_key(profile, rule, side, ctx)
+    for step in _read_plan(profile, side, ctx):
+        rule = step.rule
         try:
-            raw = mapping.transform.read(fields, key, side, ctx)
+            raw = step.read(fields, step.key, side, ctx)
         except ValueError as error:
-            raise RecordError(f"{side} field {key}: {error}") from None
+            raise RecordError(f"{side} field {step.key}: {error}") from None
         if raw is MISSING:
             continue
-        value = _map_from(rule, side, raw, key)
-        if rule.neutral.startswith("custom."):
-            if value is not None:  # an empty custom value is an absent one
-                custom[rule.neutral[len("custom."):]] = value
-            continue
+        value = raw if step.direct and raw is not None else _map_from(rule, side, raw, step.key)
         if value is None:
-            default = Incident.model_fields[rule.neutral].default
-            if rule.neutral in CHOICE_FIELDS and default is not None:
-                continue  # an empty choice keeps the model's default
-            if default == "":
-                value = ""  # title, description: empty text, never None
-            elif rule.neutral == "labels":
-                value = []
+            empty = step.empty
+            if empty is _SKIP or empty is _CUSTOM:
+                continue
+            value = [] if empty == [] else empty
+        elif step.empty is _CUSTOM:
+            custom[rule.neutral[len("custom."):]] = value
+            continue
         data[rule.neutral] = value
     if custom:
         data["custom"] = custom

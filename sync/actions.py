@@ -170,6 +170,32 @@ class AddComment:
 
 
 @dataclass
+class AddNote:
+    """Write an internal note a rule added (an escalation addressed to managers) to one
+    side, once: its firing is recorded in its own commit right after the write, so a
+    note whose write failed stays owed and one written is never written again. The
+    comment sync then copies it to the other side like any internal note."""
+
+    side: str
+    note_id: str                     # rules:<rule>:escalation-<level>
+    body: Any                        # vendor-format body
+    text: str                        # the neutral text, for humans
+    firing: RuleFiring               # recorded once the note is on the record
+    # Already on the record (a write whose reply was lost): recorded, not written.
+    existing: bool = False
+
+    def describe(self) -> str:
+        if self.existing:
+            return (f"recognise the internal note already in {side_title(self.side)}: "
+                    f"{excerpt(self.text)!r}")
+        return f"add internal note to {side_title(self.side)}: {excerpt(self.text)!r}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"action": "note", "side": self.side, "note_id": self.note_id,
+                "visibility": "internal", "text": self.text, "existing": self.existing}
+
+
+@dataclass
 class MarkForeignId:
     """Make a record carry the id of its counterpart (the back-link), with a version check.
 
@@ -332,6 +358,9 @@ class PairPlan:
     conflicts: list[RecordConflict] = field(default_factory=list)
     settled: list[SettleConflict] = field(default_factory=list)   # open ones now agreed
     firings: list[RuleFiring] = field(default_factory=list)
+    notes: list[AddNote] = field(default_factory=list)
+    # When the pair's rules next change it by time alone (stored with the link).
+    rules_due_at: datetime | None = None
     # What each side will hold after the writes, as that side reads it back.
     snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
     hash: str | None = None
@@ -346,6 +375,7 @@ class PairPlan:
     def writes(self) -> bool:
         """Does this pair write to a tool (anything but recognising comment copies)?"""
         return bool(self.create or self.updates or self.marks
+                    or any(not n.existing for n in self.notes)
                     or any(c.existing_id is None for c in self.comments))
 
     def actions(self) -> list[Any]:
@@ -358,6 +388,7 @@ class PairPlan:
         items.extend(self.settled)
         items.extend(self.firings)
         items.extend(self.updates)
+        items.extend(self.notes)
         items.extend(self.marks)
         items.extend(self.comments)
         if self.read_back is not None:
@@ -383,6 +414,7 @@ class Plan:
             "adoptions": sum(1 for p in self.pairs if p.adopt is not None),
             "updates": sum(len(p.updates) for p in self.pairs),
             "comments": sum(len(p.comments) for p in self.pairs),
+            "notes": sum(len(p.notes) for p in self.pairs),
             "conflicts": sum(len(p.conflicts) for p in self.pairs),
             "rule_firings": sum(len(p.firings) for p in self.pairs),
             "orphans": len(self.orphans),

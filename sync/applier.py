@@ -37,6 +37,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from connectors.base import (
@@ -50,12 +51,13 @@ from connectors.base import (
     SyncError,
     WriteResult,
 )
-from sync.actions import AddComment, PairPlan, Plan, ReportProblem, side_title
+from sync.actions import AddComment, AddNote, PairPlan, Plan, ReportProblem, side_title
 from sync.engine_core import RunSummary, _one_line, tool_clock_name
 from sync.link_view import LinkSide, LinkView, add_comment_link, record_conflict, save_link
 from sync.planner import Batch, plan_settle
+from sync.rules import RuleFiring
 from sync.session import Session
-from sync.state import StateStore
+from sync.state import PairTx, StateStore
 
 logger = logging.getLogger(__name__)
 
@@ -417,7 +419,8 @@ class _Applying:
         copied makes the next run look at the pair again instead of skipping it.
         """
         pair, versions = item.pair, item.versions
-        pending = {c.source_side for c in pair.comments}
+        # A note moves its record's version too: unknown until read again.
+        pending = {c.source_side for c in pair.comments} | {n.side for n in pair.notes}
         if not final:
             # Until the settle step has read what the tools made of our writes
             # (ServiceNow derives priority), the written sides' versions stay
@@ -437,6 +440,7 @@ class _Applying:
         self.log(pair, "ok", item.began)
         self.summary.updated += len(pair.updates)
         self.summary.conflicts += len(pair.conflicts)
+        self.summary.rule_firings += len(pair.firings) - len(pair.notes)
         self.hooks.step("update:after-commit")
         if item.created:
             self.summary.created += 1
@@ -444,11 +448,14 @@ class _Applying:
         elif pair.adopt:
             self.summary.adopted += 1
         item.view = view
+        if pair.notes:
+            self._write_notes(pair, view)   # a note that failed stays owed: next run
         return view
 
     def commit(self, pair: PairPlan, versions: Mapping[str, str | None], *,
                outcome: bool = False,
-               comment: tuple[AddComment, str] | None = None) -> LinkView:
+               comment: tuple[AddComment, str] | None = None,
+               note: AddNote | None = None) -> LinkView:
         """The one way a pair reaches the state store: one transaction.
 
         Always the link (ids, displays, snapshots, the seen ``versions``); with
@@ -461,6 +468,9 @@ class _Applying:
                 id=pair.ids[side] or "", display=pair.displays[side],
                 snapshot=pair.snapshots[side], version=versions.get(side),
             ) for side in self.sides}, hash=pair.hash, at=self.session.clock())
+            if note is not None:
+                tx.record_rule_firings(view.id, [_firing_row(note.firing)],
+                                       at=self.session.clock())
             if comment is not None:
                 action, made_id = comment
                 add_comment_link(tx, view.id, {action.source_side: action.source_comment_id,
@@ -478,12 +488,49 @@ class _Applying:
                             tx.close_conflicts(view.id, change.field)
                 for settled in pair.settled:  # both sides agree now: closed, and recorded
                     record_conflict(tx, view.id, settled.conflict, at=at, open=False)
+                self._commit_rules(tx, view.id, pair, at)
                 if pair.intent_id is not None:
                     tx.complete_intent(pair.intent_id)
                 for side in self.sides:
                     if pair.ids[side]:
                         tx.clear_retry(side, pair.ids[side] or "")
         return view
+
+    # ---- rules: notes written once, firings and the next due time kept per link
+
+    def _write_notes(self, pair: PairPlan, view: LinkView) -> bool:
+        """The rules' new internal notes, after the pair's commit, each recorded in its
+        own commit once it is on the record: a failed write leaves the note owed (the
+        next run writes it), a written one is never written again. True if all made it."""
+        complete = True
+        for note in pair.notes:
+            record_id = pair.ids[note.side]
+            assert record_id is not None  # a copy is created before its pair's notes
+            try:
+                if not note.existing:
+                    self.session.connectors[note.side].add_comment(record_id, note.body,
+                                                                   "internal")
+                versions = {side: view.side(side).version for side in self.sides}
+                self.commit(pair, versions, note=note)
+            except FatalError:
+                raise
+            except (ConnectorError, SyncError, ValueError) as error:
+                self.fail(note.side, record_id, pair.displays[note.side],
+                          f"adding the note of rule {note.firing.rule!r}: {_one_line(error)}")
+                complete = False
+                continue
+            self.summary.rule_firings += 1
+        return complete
+
+    def _commit_rules(self, tx: PairTx, link_id: int, pair: PairPlan, at: datetime) -> None:
+        """Record the pair's rule firings (a note's with the note, see _write_notes) and
+        when its rules are next due by time alone, in the pair's commit."""
+        noted = {note.note_id for note in pair.notes}
+        tx.record_rule_firings(link_id, [_firing_row(f) for f in pair.firings
+                                         if f.note_id is None or f.note_id not in noted],
+                               at=at)
+        if self.session.rules:
+            tx.set_rules_due(link_id, pair.rules_due_at)
 
     def _copy_comments(self, committed: list[_Ready]) -> None:
         """The committed pairs' comments: one ``add_comments`` per side, then each copy
@@ -554,3 +601,7 @@ class _Applying:
         """One comment pair, committed with the link as the pair's commit left it."""
         versions = {side: view.side(side).version for side in self.sides}
         self.commit(pair, versions, comment=(comment, made_id))
+
+
+def _firing_row(firing: RuleFiring) -> dict[str, Any]:
+    return {**firing.to_json(), "note_id": firing.note_id}

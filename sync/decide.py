@@ -31,13 +31,21 @@ from typing import Any
 
 from connectors.base import RemoteRecord
 from mappings.mapper import MappingContext, to_fields, to_incident
-from mappings.model import Incident
+from mappings.model import Comment, Incident
 from mappings.profile import Profile
 from sync.actions import side_title
 from sync.conflict_settle import revisit
 from sync.engine_core import NOT_MERGED, EngineOptions, projection, with_values
 from sync.merge import Conflict, FieldMerge, merge_field
-from sync.rules import Rule, RuleFiring, apply_rules
+from sync.rules import (
+    Rule,
+    RuleFiring,
+    apply_rules,
+    next_due,
+    overridden_by_people,
+    owed_notes,
+    with_notes,
+)
 
 
 def is_empty(value: Any) -> bool:
@@ -159,6 +167,8 @@ class PairDecision:
     conflicts: list[Conflict] = field(default_factory=list)
     settled: list[Conflict] = field(default_factory=list)   # open ones that close now
     firings: list[RuleFiring] = field(default_factory=list)
+    notes: list[Comment] = field(default_factory=list)   # rule notes to write, each once
+    due_at: datetime | None = None   # when the rules next change the pair by time alone
     # Both sides changed a field since the last sync: the histories must say whose
     # hand it was before deciding (call again with ``last_by_us``).
     needs_history: bool = False
@@ -176,6 +186,7 @@ def decide_pair(
     last_by_us: Mapping[str, Mapping[str, bool]] | None = None,
     now: datetime | None = None,
     newest_of: Mapping[str, str] | None = None,
+    recorded: Sequence[RuleFiring] = (),
 ) -> PairDecision:
     """Merge both records of a pair field by field, run the rules, decide each side's write.
 
@@ -184,7 +195,10 @@ def decide_pair(
     whether the integration user made the last change of a field on that side;
     ``now`` the time rules judge ages and SLA targets by; ``newest_of`` per field
     the side whose person edited it last, where the tools' histories said so (it
-    then decides the newest policy instead of the records' update times).
+    then decides the newest policy instead of the records' update times);
+    ``recorded`` the rule firings stored for the link, oldest first: a field a
+    person changed after a rule set it stays the person's (the rule does not set
+    it again), and a note already written is not written again.
     """
     sides = view.sides
     a, b = sides
@@ -240,7 +254,8 @@ def decide_pair(
             merged_values[one.field] = one.value
         if one.conflict is not None:
             decision.conflicts.append(one.conflict)
-    ruled, decision.firings = apply_rules(with_values(incidents[a], merged_values), rules, now)
+    ruled, ruling = _ruled(with_values(incidents[a], merged_values), rules, now, recorded)
+    decision.firings, decision.notes, decision.due_at = ruling
     ruled_values = projection(ruled, names)
     by_rules = {f: v for f, v in ruled_values.items() if v != merged_values[f]}
 
@@ -272,6 +287,33 @@ class CreateDecision:
     source_write: SideWrite | None
     snapshots: dict[str, dict[str, Any]]
     firings: list[RuleFiring]
+    notes: list[Comment] = field(default_factory=list)
+    due_at: datetime | None = None
+
+
+def _ruled(incident: Incident, rules: Sequence[Rule], now: datetime | None,
+           recorded: Sequence[RuleFiring]
+           ) -> tuple[Incident, tuple[list[RuleFiring], list[Comment], datetime | None]]:
+    """The rules applied to a merged incident, with what a link's recorded firings
+    say: the person-won fields, the notes already written. Also the notes to write
+    and when the rules are next due by time alone."""
+    if not rules:
+        return incident, ([], [], None)
+    latest: dict[tuple[str, str], RuleFiring] = {}
+    for firing in recorded:
+        latest[(firing.rule, firing.field)] = firing   # oldest first: the last wins
+    overridden = overridden_by_people(latest.values(), incident)
+    written = [f.note_id for f in recorded if f.note_id]
+    held = with_notes(incident, written)
+    ruled, firings = apply_rules(held, rules, now, overridden)
+    known = {c.id for c in held.comments}
+    notes = [c for c in ruled.comments if c.id not in known]
+    # A note an earlier run's escalation owes (its write failed): written now.
+    for firing, note in owed_notes(ruled, rules, now, recorded, overridden):
+        firings.append(firing)
+        notes.append(note)
+    due = next_due(ruled, rules, now, overridden) if now is not None else None
+    return ruled, (firings, notes, due)
 
 
 def decide_create(view: FieldView, incident: Incident, side: str, displays: Mapping[str, str],
@@ -283,7 +325,7 @@ def decide_create(view: FieldView, incident: Incident, side: str, displays: Mapp
     """
     target = view.other(side)
     names = view.merged_fields
-    ruled, firings = apply_rules(incident, rules, now)
+    ruled, (firings, notes, due) = _ruled(incident, rules, now, ())
     current = projection(incident, names)
     ruled_values = projection(ruled, names)
     created = view.readback(target, ruled, displays)
@@ -295,7 +337,7 @@ def decide_create(view: FieldView, incident: Incident, side: str, displays: Mapp
     write = side_write(view, side, incident, current, overrides, displays)
     return CreateDecision(copy=ruled, current=current, source_write=write,
                           snapshots={side: next_snapshot(current, write), target: created},
-                          firings=firings)
+                          firings=firings, notes=notes, due_at=due)
 
 
 def adoption_base(

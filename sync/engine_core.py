@@ -99,6 +99,7 @@ class RunSummary:
     orphaned: int = 0
     parked: int = 0
     pull_failures: int = 0     # sides whose pull failed (no item: nothing queued)
+    rule_firings: int = 0      # (rule, field) changes the rules made on committed pairs
     elapsed: float = 0.0
     failures: list[str] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
@@ -126,14 +127,17 @@ class RunSummary:
             "orphaned": self.orphaned,
             "parked": self.parked,
             "pull_failures": self.pull_failures,
+            "rule_firings": self.rule_firings,
             "warnings": len(self.warnings),
         }
 
     def line(self) -> str:
+        # Rule firings only where rules fired: a run without rules reads as it always did.
+        fired = f", rule firings {self.rule_firings}" if self.rule_firings else ""
         return (f"created {self.created}, adopted {self.adopted}, updated {self.updated}, "
                 f"comments {self.comments}, "
-                f"conflicts {self.conflicts}, failed {self.failed}, orphaned {self.orphaned} "
-                f"in {self.elapsed:.1f} s")
+                f"conflicts {self.conflicts}, failed {self.failed}, orphaned {self.orphaned}"
+                f"{fired} in {self.elapsed:.1f} s")
 
 
 @dataclass(frozen=True)

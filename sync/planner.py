@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -47,8 +47,10 @@ from connectors.base import (
     SyncError,
 )
 from mappings.mapper import comment_from_remote, comment_to_remote, to_fields
+from mappings.model import Comment
 from sync.actions import (
     AddComment,
+    AddNote,
     AdoptRecord,
     CreateRecord,
     FieldChange,
@@ -84,6 +86,7 @@ from sync.engine_core import (
 from sync.errors import SafetyValve
 from sync.link_view import LinkView
 from sync.merge import comments_to_copy
+from sync.rules import RuleFiring, note_head
 from sync.session import Session
 from sync.state import StateStore
 
@@ -183,6 +186,8 @@ class _Planning:
         # Pairs still to plan, in plan order: (the records' (side, id), the work).
         # Planned on demand, so a run holds one batch of planned pairs at a time.
         self.pending: deque[tuple[frozenset[tuple[str, str]], Callable[[], None]]] = deque()
+        # Rule firings recorded per link, read once per batch of pairs (_read_firings).
+        self.recorded: dict[int, list[RuleFiring]] = {}
 
     def other(self, side: str) -> str:
         return self.session.other(side)
@@ -223,6 +228,7 @@ class _Planning:
                         for side in self.sides)
         }
         self._fetch_counterparts(active, by_link)
+        self._read_firings(active)
         # Records whose last write may have landed without its commit: a failed
         # attempt (a lost reply is one) or a pending create intent.
         unfinished = ({(item.side, item.record_id) for item in self.store.retry_items()}
@@ -342,9 +348,10 @@ class _Planning:
                 wanted[side].add(item.record_id)
                 retries[side].add(item.record_id)
                 forced[side].add(item.record_id)
-        for view in self._links_to_settle():
+        for view in [*self._links_to_settle(), *self._links_due()]:
             # Decided again on this run: a person chose a side, or the policy may
-            # settle what ``manual`` left open (both records fetched, even unchanged).
+            # settle what ``manual`` left open, or the rules' verdict changes by time
+            # alone (an SLA target passed): both records fetched, even unchanged.
             ids = {side: view.side(side).id for side in self.sides}
             if any(ids[side] in waiting.get(side, set()) for side in self.sides):
                 continue
@@ -388,6 +395,21 @@ class _Planning:
                     if policy != "manual" or c.resolution in self.sides}
         found = (self.store.link_by_id(link_id) for link_id in sorted(link_ids))
         return [LinkView(link) for link in found if link is not None]
+
+    def _links_due(self) -> list[LinkView]:
+        """Links whose rules change their verdict by time alone by now (an SLA target or
+        an age threshold passed), found in the store: no record is pulled to find them."""
+        if not self.session.rules:
+            return []
+        return [LinkView(link) for link in self.store.rules_due(self.plan.started)]
+
+    def _read_firings(self, link_ids: Collection[int]) -> None:
+        """The recorded rule firings of a batch of links, in one read (not one per link)."""
+        if not self.session.rules or not link_ids:
+            return
+        for link_id, rows in self.store.rule_firings(link_ids).items():
+            self.recorded[link_id] = [RuleFiring(r.rule, r.field, r.old, r.new, r.note_id)
+                                      for r in rows]
 
     def _fetch_counterparts(
         self, active: dict[int, dict[str, RemoteRecord]], by_link: dict[int, LinkView]
@@ -514,7 +536,8 @@ class _Planning:
                 updated={side: records[side].updated for side in self.sides},
                 displays=pair.displays, base=base, pending=pending,
                 rules=self.session.rules, last_by_us=last_by_us, now=self.session.clock(),
-                newest_of=newest_of)
+                newest_of=newest_of,
+                recorded=self.recorded.get(link_id, []) if link_id is not None else ())
 
         decision = decide(None)
         if decision.needs_history:
@@ -523,6 +546,8 @@ class _Planning:
         pair.settled = [SettleConflict(c, dict(pair.displays)) for c in decision.settled]
         pair.conflicts = [RecordConflict(c, dict(pair.displays)) for c in decision.conflicts]
         pair.firings = decision.firings
+        pair.notes = self._notes(pair, decision.notes)
+        pair.rules_due_at = decision.due_at
         for side in self.sides:
             self._add_update(pair, side, decision.current[side], decision.writes[side])
         pair.snapshots = decision.snapshots
@@ -547,6 +572,31 @@ class _Planning:
             expected_version=record.version,
             losses=write.losses,
         ))
+
+    def _notes(self, pair: PairPlan, notes: Sequence[Comment]) -> list[AddNote]:
+        """The rules' new internal notes, written once to one side: ServiceNow (a work
+        note) where the direction lets anything be written there, else Jira. The
+        comment sync copies them across like any internal note."""
+        if not notes:
+            return []
+        allowed = [side for side in ("servicenow", "jira")
+                   if side in self.sides and self.session.options.allows(self.other(side), side)]
+        if not allowed:
+            return []
+        side = allowed[0]
+        origin = "incident-sync rules"
+        # A note an earlier attempt wrote before failing (or whose reply was lost) is
+        # on the record already: recognised by its unchanging head, not written again.
+        record = pair.records.get(side)
+        held = [comment_from_remote(side, raw, self.session.ctx[side]).body
+                for raw in (record.comments if record is not None else [])]
+        firings = {f.note_id: f for f in pair.firings if f.note_id}
+        return [AddNote(side=side, note_id=note.id, text=note.body,
+                        body=note.body if side == "servicenow" else comment_to_remote(
+                            side, note, self.session.ctx[side], origin=origin),
+                        firing=firings[note.id],
+                        existing=any(note_head(note.body) in body for body in held))
+                for note in notes]
 
     def _plan_read_back(self, pair: PairPlan) -> None:
         """A pair this run writes is read back once after (the settle step)."""
@@ -837,7 +887,9 @@ class _Planning:
             records={side: record, target: None},
             firings=decision.firings,
             intent_id=intent_id,
+            rules_due_at=decision.due_at,
         )
+        pair.notes = self._notes(pair, decision.notes)
         pair.create = CreateRecord(
             source_side=side, source_id=record.id, source_display=record.display,
             target_side=target, title=decision.copy.title, fields=vendor.fields,
@@ -877,6 +929,7 @@ class _Planning:
                                             read_by)
         a = self.sides[0]
         links = self.store.links_by(a, wanted[a])
+        self._read_firings([link.id for link in links.values()])
         follow_up: list[PairPlan] = []
         for pair in written:
             link = links.get(pair.ids[a] or "")
@@ -898,7 +951,7 @@ class _Planning:
                 moved = any(got[side].version != view.side(side).version for side in self.sides)
                 changed = any(again.snapshots[side] != view.side(side).snapshot
                               for side in self.sides)
-                if again.updates or again.conflicts or moved or changed:
+                if again.updates or again.conflicts or again.notes or moved or changed:
                     follow_up.append(again)
 
             self._guarded(present, work)

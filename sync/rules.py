@@ -30,6 +30,12 @@ Contract:
   passes: a field whose final value is its original value has no firing.
   ``internal_note`` firings carry the note's text.
 - :func:`apply_rules` is the engine's entry point: ``(incident, firings)``.
+- :func:`next_due` tells when the rules would next change an incident (their
+  own fixed point) by time alone: the first instant an age threshold or SLA
+  target passes after which evaluating again fires something; None if never.
+  The engine stores it per link and plans the pair again then, unchanged or not.
+- :func:`with_notes` marks notes already written (their ids, recorded per link)
+  as present, so a rule never adds the same note again.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
@@ -55,6 +61,7 @@ from mappings.model import (
     itil_priority,
 )
 from sync.rules_conditions import (
+    _MATRIX,
     PRIORITY_READS,
     Always,
     Condition,
@@ -79,14 +86,19 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _LEVELS = {"moderate": 1, "high": 2, "overdue": 3}
 
 
-@dataclass(frozen=True)
-class RuleFiring:
-    """Rule ``rule`` changed ``field`` from ``old`` to ``new`` (JSON-ready values)."""
+class RuleFiring(NamedTuple):
+    """Rule ``rule`` changed ``field`` from ``old`` to ``new`` (JSON-ready values).
+
+    Immutable; a named tuple because a pass makes one per change and a frozen
+    dataclass costs several times as much to build (the rules' hot path).
+    """
 
     rule: str
     field: str
     old: Any
     new: Any
+    # The id of the internal note an ``internal_note`` firing added (else None).
+    note_id: str | None = None
 
     def describe(self) -> str:
         return f"rule {self.rule!r} set {self.field}: {self.old!r} -> {self.new!r}"
@@ -111,6 +123,11 @@ class Rule:
     # engine looks at a rule again only when another rule changed one of these.
     reads: frozenset[str] = frozenset()
     touches: frozenset[str] = frozenset()
+
+    @property
+    def sets_priority(self) -> bool:
+        """Does the rule set the priority explicitly (then it wins over the matrix)?"""
+        return "priority" in self.touches and any(n == "priority" for n, _ in self.sets)
 
 
 @dataclass(frozen=True)
@@ -314,49 +331,63 @@ def _note(rule: Rule, level: Escalation, reason: str, now: datetime) -> Comment:
     )
 
 
+def _change(rule: Rule, view: View, name: str, new: Any, events: list[RuleFiring],
+            match: Match | None) -> None:
+    """Set ``name`` to ``new`` in the view, as an event of ``rule`` (nothing if it holds it)."""
+    old = view.get(name)
+    if old == new:
+        return
+    events.append(RuleFiring(rule.name, name, _json(old), _json(new)))
+    view.set(name, new)
+    if match is not None:
+        match.changed.append(name)
+
+
+def _person_wins(rule: Rule, name: str, overridden: Collection[tuple[str, str]],
+                 match: Match | None) -> bool:
+    if overridden and (rule.name, name) in overridden:
+        if match is not None:
+            match.kept_by_person.append(name)
+        return True
+    return False
+
+
+def note_head(body: str) -> str:
+    """The part of a rule note's text that never changes between runs (who it is for,
+    the level, the rule): a note already on a record is recognised by it, whatever
+    reason (an age, say) the text gave."""
+    return body.split(" because ", 1)[0]
+
+
 def _run_rule(rule: Rule, view: View, now: datetime | None, stamp: datetime,
               overridden: Collection[tuple[str, str]], events: list[RuleFiring],
               explain: bool) -> Match | None:
     """Apply one rule whose condition holds; record its changes as events."""
     reason = (rule.when.explain(view, now) or "") if explain else ""
     match = Match(rule.name, reason) if explain else None
-    def change(name: str, new: Any) -> None:
-        old = view.get(name)
-        if old == new:
-            return
-        events.append(RuleFiring(rule.name, name, _json(old), _json(new)))
-        view.set(name, new)
-        if match is not None:
-            match.changed.append(name)
-
-    def person_wins(name: str) -> bool:
-        if (rule.name, name) in overridden:
-            if match is not None:
-                match.kept_by_person.append(name)
-            return True
-        return False
-
     for name, value in rule.sets:
-        if person_wins(name):
+        if _person_wins(rule, name, overridden, match):
             continue
-        change(name, value)
-        if name in ("impact", "urgency") and not any(n == "priority" for n, _ in rule.sets):
-            change("priority", itil_priority(view.get("impact"), view.get("urgency")))
-    if rule.add_labels and not person_wins("labels"):
-        held = view.get("labels")
+        _change(rule, view, name, value, events, match)
+        if name in ("impact", "urgency") and not rule.sets_priority:
+            _change(rule, view, "priority", _MATRIX[view.values["impact"],
+                                                     view.values["urgency"]], events, match)
+    if rule.add_labels and not _person_wins(rule, "labels", overridden, match):
+        held = view.values["labels"]
         missing = [label for label in rule.add_labels if label not in held]
         if missing:
-            change("labels", [*held, *missing])
+            _change(rule, view, "labels", [*held, *missing], events, match)
     level = rule.escalate
-    if level is not None and not person_wins("escalation") and view.get("escalation") < level:
-        change("escalation", level)
+    if level is not None and not _person_wins(rule, "escalation", overridden, match) \
+            and view.values["escalation"] < level:
+        _change(rule, view, "escalation", level, events, match)
         note_id = f"rules:{rule.name}:escalation-{int(level)}"
         comments = view.get("comments")
         if all(c.id != note_id for c in comments):
             why = reason or rule.when.explain(view, now) or "its condition holds"
             note = _note(rule, level, why, stamp)
             view.set("comments", [*comments, note])
-            events.append(RuleFiring(rule.name, NOTE_FIELD, None, note.body))
+            events.append(RuleFiring(rule.name, NOTE_FIELD, None, note.body, note_id))
     return match
 
 
@@ -369,7 +400,7 @@ def evaluate(
     explain: bool = False,
 ) -> Outcome:
     """Run ``rules`` to a fixed point (see the module contract). Pure."""
-    ordered = tuple(rules)
+    ordered = rules.rules if isinstance(rules, RuleSet) else tuple(rules)
     stamp = now or incident.updated_at or incident.opened_at or _EPOCH
     view = View(incident)
     events: list[RuleFiring] = []
@@ -388,7 +419,8 @@ def evaluate(
             acted[position] = True
             mark = len(events)
             found = _run_rule(rule, view, now, stamp, overridden, events, explain)
-            changed.extend((position, e.field) for e in events[mark:])
+            if len(events) > mark:
+                changed.extend((position, e.field) for e in events[mark:])
             if found is not None:
                 _remember(matches, found)
             if rule.stop:
@@ -409,17 +441,41 @@ def _another_pass(ordered: Sequence[Rule], changed: list[tuple[int, str]],
     for a rule that acted before the changer, a field its actions set. Otherwise
     every rule would see what it saw and do what it did (now no-ops): a fixed point.
     """
+    first_reader = _first_readers(ordered)
     for position, changed_name in changed:
         name = "comments" if changed_name == NOTE_FIELD else changed_name
         # Impact and urgency move the priority with them (the ITIL matrix): a rule
         # that set the priority explicitly must get to see that too.
-        names = {name, "priority"} if name in ("impact", "urgency") else {name}
-        for index in range(position + 1):
-            rule = ordered[index]
-            if names & set(rule.reads) or (index < position and acted[index]
-                                           and names & set(rule.touches)):
+        names = (name, "priority") if name in ("impact", "urgency") else (name,)
+        for one in names:
+            if first_reader.get(one, position + 1) <= position:
                 return True
+        for index in range(position):
+            if acted[index]:
+                touches = ordered[index].touches
+                for one in names:
+                    if one in touches:
+                        return True
     return False
+
+
+_READERS: dict[int, tuple[tuple[Rule, ...], dict[str, int]]] = {}
+
+
+def _first_readers(ordered: tuple[Rule, ...]) -> dict[str, int]:
+    """Field -> the position of the first rule whose condition reads it, per rule list
+    (computed once per list: the check runs after every pass that changed something)."""
+    held = _READERS.get(id(ordered))
+    if held is not None and held[0] is ordered:
+        return held[1]
+    first: dict[str, int] = {}
+    for index, rule in enumerate(ordered):
+        for name in rule.reads:
+            first.setdefault(name, index)
+    if len(_READERS) >= 64:
+        _READERS.clear()
+    _READERS[id(ordered)] = (ordered, first)
+    return first
 
 
 def _remember(matches: dict[str, Match], found: Match) -> None:
@@ -451,7 +507,7 @@ def _net(events: list[RuleFiring], incident: Incident, view: View) -> list[RuleF
         key = (event.rule, name)
         first = merged.get(key)
         merged[key] = event if first is None else RuleFiring(
-            event.rule, name, first.old, event.new)
+            event.rule, name, first.old, event.new, event.note_id)
     return list(merged.values())
 
 
@@ -464,6 +520,81 @@ def apply_rules(
     """The incident after the rules, and what fired. Never mutates ``incident``."""
     outcome = evaluate(incident, rules, now, overridden)
     return outcome.incident, outcome.firings
+
+
+# The tools stamp whole seconds and the tests are strict (older than, not as old
+# as): a rule is due this long after the instant its threshold is reached.
+DUE_SLACK = timedelta(seconds=1)
+
+
+def next_due(
+    incident: Incident,
+    rules: Sequence[Rule] | RuleSet,
+    now: datetime,
+    overridden: Collection[tuple[str, str]] = frozenset(),
+) -> datetime | None:
+    """When the rules would next change ``incident`` by time alone (see the contract).
+
+    ``incident`` is the rules' own result at ``now`` (a fixed point), so any
+    firing at a later instant is a change of verdict. Only instants where a
+    time test can flip are tried, in order, so the answer is exact and cheap.
+    """
+    ordered = tuple(rules)
+    view = View(incident)
+    candidates = sorted({at + DUE_SLACK for rule in ordered for at in rule.when.instants(view)
+                         if at + DUE_SLACK > now})
+    for at in candidates:
+        if evaluate(incident, ordered, at, overridden).firings:
+            return at
+    return None
+
+
+def owed_notes(
+    incident: Incident,
+    rules: Sequence[Rule] | RuleSet,
+    now: datetime | None,
+    recorded: Iterable[RuleFiring],
+    overridden: Collection[tuple[str, str]] = frozenset(),
+) -> list[tuple[RuleFiring, Comment]]:
+    """Notes still owed for escalations the rules made on earlier runs.
+
+    ``recorded`` holds a link's firings: an escalation a rule made is recorded
+    with the pair's commit, its note only once the note is on the record. A
+    rule whose escalation is recorded but whose note is not (the note's write
+    failed) owes the note while the incident still holds that level and no
+    person has lowered it; ``incident`` is the rules' result (it holds the notes
+    of this evaluation and placeholders for the recorded ones).
+    """
+    recorded = list(recorded)
+    raised = {f.rule for f in recorded if f.field == "escalation"}
+    written = {f.note_id for f in recorded if f.note_id}
+    held = {c.id for c in incident.comments}
+    view = View(incident)
+    stamp = now or incident.updated_at or incident.opened_at or _EPOCH
+    owed: list[tuple[RuleFiring, Comment]] = []
+    for rule in rules:
+        level = rule.escalate
+        if level is None or rule.name not in raised or (rule.name, "escalation") in overridden:
+            continue
+        note_id = f"rules:{rule.name}:escalation-{int(level)}"
+        if note_id in written or note_id in held or view.values["escalation"] < level:
+            continue
+        note = _note(rule, level, rule.when.explain(view, now) or "its condition held", stamp)
+        owed.append((RuleFiring(rule.name, NOTE_FIELD, None, note.body, note_id), note))
+    return owed
+
+
+def with_notes(incident: Incident, note_ids: Iterable[str]) -> Incident:
+    """``incident`` holding placeholders for the rule notes ``note_ids`` already written."""
+    held = {c.id for c in incident.comments}
+    missing = [n for n in note_ids if n not in held]
+    if not missing:
+        return incident
+    stamp = incident.updated_at or incident.opened_at or _EPOCH
+    placeholders = [Comment.model_construct(id=note_id, author=NOTE_AUTHOR, body="",
+                                            created=stamp, visibility=Visibility.INTERNAL)
+                    for note_id in missing]
+    return incident.model_copy(update={"comments": [*incident.comments, *placeholders]})
 
 
 def overridden_by_people(

@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
+from functools import lru_cache
 from typing import Any
 
 from mappings.model import Escalation, Impact, Incident, Priority, Status, Urgency, itil_priority
@@ -86,9 +87,9 @@ class View:
 
     def get(self, name: str) -> Any:
         if name == "priority":
-            held = self.values["priority"]
-            return held if held is not None else itil_priority(
-                self.values["impact"], self.values["urgency"])
+            values = self.values
+            held = values["priority"]
+            return held if held is not None else _MATRIX[values["impact"], values["urgency"]]
         try:
             return self.values[name]
         except KeyError:
@@ -96,6 +97,11 @@ class View:
                 return self.values["custom"].get(name[7:])
             raise
 
+
+# The ITIL matrix as a dict of members: the effective priority is read on every rule.
+_MATRIX: dict[tuple[Any, Any], Priority] = {
+    (impact, urgency): itil_priority(impact, urgency) for impact in Impact for urgency in Urgency}
+_OPEN = frozenset({Status.NEW, Status.IN_PROGRESS, Status.ON_HOLD})
 
 # Fields a rule action can change.
 SETTABLE = frozenset({"category", "subcategory", "assignment_group", "impact", "urgency",
@@ -119,6 +125,11 @@ class Condition:
     def explain(self, view: View, now: datetime | None) -> str | None:
         raise NotImplementedError
 
+    def instants(self, view: View) -> list[datetime]:
+        """The instants at which this test's answer may flip by time alone (none for
+        tests that do not read the clock)."""
+        return []
+
 
 class Always(Condition):
     """A rule without ``when`` fires on every incident."""
@@ -134,12 +145,18 @@ class Always(Condition):
 class AllOf(Condition):
     parts: tuple[Condition, ...]
 
+    def instants(self, view: View) -> list[datetime]:
+        return [at for part in self.parts for at in part.instants(view)]
+
     @property
     def reads(self) -> frozenset[str]:  # type: ignore[override]
         return frozenset().union(*(p.reads for p in self.parts))
 
     def holds(self, view: View, now: datetime | None) -> bool:
-        return all(part.holds(view, now) for part in self.parts)
+        for part in self.parts:   # a plain loop: no generator per call (hot path)
+            if not part.holds(view, now):
+                return False
+        return True
 
     def explain(self, view: View, now: datetime | None) -> str | None:
         reasons = [part.explain(view, now) for part in self.parts]
@@ -151,12 +168,18 @@ class AllOf(Condition):
 class AnyOf(Condition):
     parts: tuple[Condition, ...]
 
+    def instants(self, view: View) -> list[datetime]:
+        return [at for part in self.parts for at in part.instants(view)]
+
     @property
     def reads(self) -> frozenset[str]:  # type: ignore[override]
         return frozenset().union(*(p.reads for p in self.parts))
 
     def holds(self, view: View, now: datetime | None) -> bool:
-        return any(part.holds(view, now) for part in self.parts)
+        for part in self.parts:
+            if part.holds(view, now):
+                return True
+        return False
 
     def explain(self, view: View, now: datetime | None) -> str | None:
         for part in self.parts:
@@ -177,6 +200,9 @@ class Not(Condition):
 
     def holds(self, view: View, now: datetime | None) -> bool:
         return not self.part.holds(view, now)
+
+    def instants(self, view: View) -> list[datetime]:
+        return self.part.instants(view)
 
     def explain(self, view: View, now: datetime | None) -> str | None:
         return None if self.part.holds(view, now) else f"not ({self.text})"
@@ -246,10 +272,9 @@ class TextSearch(Condition):
             text = view.get(name)
             if not text:
                 continue
-            if needles is not None and text.isascii():
-                lower = view.lower(name, text)
-                if not any(needle in lower for needle in needles):
-                    continue
+            if needles is not None and text.isascii() \
+                    and not _holds_any(view.lower(name, text), needles):
+                continue
             if search(text):
                 found = True
                 break
@@ -281,6 +306,10 @@ class Age(Condition):
         at = view.get(self.stamp)
         return now is not None and at is not None and now - at > self.limit
 
+    def instants(self, view: View) -> list[datetime]:
+        at = view.get(self.stamp)
+        return [] if at is None else [at + self.limit]
+
     def explain(self, view: View, now: datetime | None) -> str | None:
         if not self.holds(view, now):
             return None
@@ -295,10 +324,13 @@ class SlaBreached(Condition):
     reads: frozenset[str] = PRIORITY_READS | {"opened_at", "status"}
 
     def _breach(self, view: View, now: datetime | None) -> str | None:
-        opened = view.get("opened_at")
-        status: Status = view.get("status")
-        target = self.targets.get(int(view.get("priority")))
-        if now is None or opened is None or target is None or not status.is_open:
+        values = view.values
+        opened = values["opened_at"]
+        status: Status = values["status"]
+        if now is None or opened is None or status not in _OPEN:
+            return None
+        target = self.targets.get(view.get("priority"))
+        if target is None:
             return None
         age = now - opened
         if self.which in ("response", "any") and status is Status.NEW and age > target[0]:
@@ -310,6 +342,13 @@ class SlaBreached(Condition):
     def holds(self, view: View, now: datetime | None) -> bool:
         return self._breach(view, now) is not None
 
+    def instants(self, view: View) -> list[datetime]:
+        opened = view.get("opened_at")
+        target = self.targets.get(int(view.get("priority")))
+        if opened is None or target is None or not view.get("status").is_open:
+            return []
+        return [opened + target[0], opened + target[1]]
+
     def explain(self, view: View, now: datetime | None) -> str | None:
         kind = self._breach(view, now)
         if kind is None:
@@ -318,8 +357,17 @@ class SlaBreached(Condition):
         priority = int(view.get("priority"))
         target = self.targets[priority][0 if kind == "response" else 1]
         age = now - view.get("opened_at")
-        return (f"P{priority} {kind} target {_human(target)} breached"
+        return (f"P{priority} {kind} target {_human_target(target)} breached"
                 f" (open for {_human(age)})")
+
+
+def _holds_any(text: str, needles: tuple[str, ...]) -> bool:
+    # A plain loop of substring tests: cheaper than a generator, and than one regex
+    # alternation, which tries every needle at every position.
+    for needle in needles:
+        if needle in text:
+            return True
+    return False
 
 
 def _human(delta: timedelta) -> str:
@@ -332,6 +380,10 @@ def _human(delta: timedelta) -> str:
     if seconds or not parts:
         parts.append(f"{seconds}s")
     return "".join(parts)
+
+
+# The few SLA targets, said once each (an incident's age is new every time).
+_human_target = lru_cache(maxsize=64)(_human)
 
 
 def keyword_pattern(keywords: Sequence[str]) -> re.Pattern[str]:

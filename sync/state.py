@@ -16,6 +16,11 @@ Contract:
   another write (a nested pair, ``record_failure``, ...) until the block ends:
   on SQLite, which has a single writer, that raises RuntimeError at once
   instead of deadlocking. Other threads simply wait their turn.
+- The rules' memory per link: the firings recorded with a pair's commit
+  (:meth:`PairTx.record_rule_firings`, read for many links in one query by
+  :meth:`StateStore.rule_firings`) and when its rules next change it by time
+  alone (:meth:`PairTx.set_rules_due`, :meth:`StateStore.rules_due`). Both
+  tables hang off ``links.id`` and go with their link.
 - Every other writing method commits on its own, at once (``record_intent``
   must survive a crash during the remote create that follows it).
 - Every timestamp going in must be timezone-aware; every timestamp coming out
@@ -56,7 +61,7 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -113,6 +118,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "CommentLink",
     "ConflictRecord",
+    "FiringRecord",
     "Intent",
     "Link",
     "LinkConflict",
@@ -233,6 +239,20 @@ class ConflictRecord:
 
     def value_on(self, side: str) -> Any:
         return self.values[_side(side)]
+
+
+@dataclass(frozen=True)
+class FiringRecord:
+    """One recorded rule firing of a link: ``rule`` changed ``field`` from ``old`` to ``new``
+    (JSON values) at ``at``; ``note_id`` names the internal note an escalation added."""
+
+    link_id: int
+    rule: str
+    field: str
+    old: Any
+    new: Any
+    note_id: str | None
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -648,6 +668,43 @@ class StateStore:
             pairs.setdefault(row["id"], (row, {}))[1][row["side"]] = row["comment_id"]
         return [CommentLink(link_id=row["link_id"], ids=ids, origin=row["origin"],
                             visibility=row["visibility"]) for row, ids in pairs.values()]
+
+    # ------------------------------------------------------------------ rules
+
+    def rule_firings(self, link_ids: Collection[int]) -> dict[int, list[FiringRecord]]:
+        """The recorded rule firings of these links, oldest first, in one query per
+        :data:`IN_CHUNK` links (a batch of pairs is planned with one read, not one per
+        link). Links of other connections are not seen."""
+        f, ln = t.rule_firings.c, t.links.c
+        wanted = sorted(set(link_ids))
+        found: dict[int, list[FiringRecord]] = {}
+        with self._read() as conn:
+            for start in range(0, len(wanted), IN_CHUNK):
+                chunk = wanted[start:start + IN_CHUNK]
+                rows = conn.execute(
+                    select(t.rule_firings).join(t.links, ln.id == f.link_id)
+                    .where(ln.connection == self.connection, f.link_id.in_(chunk))
+                    .order_by(f.link_id, f.id)
+                ).mappings()
+                for row in rows:
+                    found.setdefault(row["link_id"], []).append(FiringRecord(
+                        link_id=row["link_id"], rule=row["rule"], field=row["field"],
+                        old=_loads(row["old"]), new=_loads(row["new"]),
+                        note_id=row["note_id"], at=row["at"]))
+        return found
+
+    def rules_due(self, now: datetime) -> list[Link]:
+        """Links whose rules change their verdict by time alone at or before ``now``
+        (this connection's, in link order): one indexed read of ``link_rules``."""
+        r = t.link_rules.c
+        now = _require_aware(now, "now")
+        return self._read_links(t.links.c.id.in_(select(r.link_id).where(r.due_at <= now)))
+
+    def rules_due_at(self, link_id: int) -> datetime | None:
+        """When the rules of ``link_id`` are next due by time alone (None: never)."""
+        r = t.link_rules.c
+        with self._read() as conn:
+            return conn.execute(select(r.due_at).where(r.link_id == link_id)).scalar()
 
     # ------------------------------------------------------------------ intents
 
@@ -1274,6 +1331,32 @@ class PairTx:
             else:
                 conn.execute(update(t.conflicts).where(*same_field_open).values(open=False))
             conn.execute(insert(t.conflicts).values(link_id=link_id, field=field, **row))
+
+    def record_rule_firings(self, link_id: int, firings: Sequence[Mapping[str, Any]], *,
+                            at: datetime) -> None:
+        """Add the rule firings of one commit of a pair: mappings with ``rule``,
+        ``field``, ``old``, ``new`` (JSON values) and optionally ``note_id``."""
+        if not firings:
+            return
+        at = _require_aware(at, "at")
+        rows = [{"link_id": link_id, "rule": str(f["rule"]), "field": str(f["field"]),
+                 "old": _loose_json(f.get("old")), "new": _loose_json(f.get("new")),
+                 "note_id": f.get("note_id"), "at": at} for f in firings]
+        with self._step() as conn:
+            conn.execute(insert(t.rule_firings), rows)
+
+    def set_rules_due(self, link_id: int, due_at: datetime | None) -> None:
+        """When the pair's rules are next due by time alone (None: on no date)."""
+        r = t.link_rules.c
+        with self._step() as conn:
+            if due_at is None:
+                conn.execute(delete(t.link_rules).where(r.link_id == link_id))
+                return
+            due_at = _require_aware(due_at, "due_at")
+            changed = conn.execute(update(t.link_rules).where(r.link_id == link_id)
+                                   .values(due_at=due_at)).rowcount
+            if not changed:
+                conn.execute(insert(t.link_rules).values(link_id=link_id, due_at=due_at))
 
     def close_conflicts(self, link_id: int, field: str) -> None:
         c = t.conflicts.c

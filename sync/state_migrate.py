@@ -319,10 +319,26 @@ def keep_sides_as_rows(conn: Connection, is_sqlite: bool) -> None:
         )
 
 
+# ---------------------------------------------------------------- version 4
+
+def remember_rule_firings(conn: Connection, is_sqlite: bool) -> None:
+    """Version 4: the rules' firings per link and when a link's rules are next due.
+
+    Two new tables referencing ``links.id`` only; nothing existing changes.
+    Links synced before have no due date: their time-based rules run the next
+    time either record changes, and from then on on time.
+    """
+    for table in (t.rule_firings, t.link_rules):
+        conn.execute(CreateTable(table))
+        for index in table.indexes:
+            conn.execute(CreateIndex(index))
+
+
 # Version reached -> the step that reaches it from the version before.
 STEPS: dict[int, Step] = {
     2: scope_by_connection,
     3: keep_sides_as_rows,
+    4: remember_rule_firings,
 }
 
 

@@ -48,12 +48,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # Version -> what the step that reaches it does (the steps live in sync.state_migrate).
 MIGRATIONS: dict[int, str] = {
     2: "scope links, intents, retry queue, watermarks, runs and the lock by connection",
     3: "keep link, comment and conflict data per side instead of in vendor-named columns",
+    4: "remember rule firings per link and when a link's rules are next due",
 }
 
 # Vendor ids are short (sys_id is 32 hex, Jira keys ~10 chars); 255 keeps
@@ -208,6 +209,38 @@ conflicts = Table(
     Column("policy", String(64), nullable=False),
     Column("at", UTCDateTime, nullable=False),
     Column("open", Boolean, nullable=False),
+)
+
+# What the rules changed on a pair, one row per (rule, field) firing, kept as the
+# link's history: the engine reads the latest per (rule, field) to tell a person's
+# later change of that field (the person then wins) and an escalation note already
+# written (never written twice). Values are canonical JSON text.
+rule_firings = Table(
+    "rule_firings",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column(
+        "link_id", Integer, ForeignKey("links.id", ondelete="CASCADE"), nullable=False,
+        index=True,
+    ),
+    Column("rule", String(_ID), nullable=False),
+    Column("field", String(_ID), nullable=False),
+    Column("old", Text, nullable=False),
+    Column("new", Text, nullable=False),
+    # The id of the internal note an escalation firing added (else NULL).
+    Column("note_id", String(_ID), nullable=True),
+    Column("at", UTCDateTime, nullable=False),
+)
+
+# When the rules of a linked pair will next change their verdict by time alone (an
+# SLA target or an age threshold passing), so a run finds those pairs from the store
+# without pulling every record. A link without a row is due on no date.
+link_rules = Table(
+    "link_rules",
+    metadata,
+    Column("link_id", Integer, ForeignKey("links.id", ondelete="CASCADE"), primary_key=True),
+    Column("due_at", UTCDateTime, nullable=False),
+    Index("ix_link_rules_due", "due_at"),
 )
 
 watermarks = Table(

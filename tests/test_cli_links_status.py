@@ -75,9 +75,16 @@ def populate(config: Path) -> datetime:
                 policy="manual",
                 at=now - timedelta(minutes=3),
             )
+            tx.record_rule_firings(link.id, [
+                {"rule": "outage", "field": "urgency", "old": 2, "new": 1},
+                {"rule": "major", "field": "internal_note", "old": None,
+                 "new": "For Incident Managers: escalated", "note_id": "rules:major:escalation-2"},
+            ], at=now - timedelta(hours=1))
+            tx.set_rules_due(link.id, datetime(2026, 3, 1, 9, 15, 1, tzinfo=UTC))
         first = store.start_run("run", now - timedelta(hours=1))
         store.finish_run(first, finished=now - timedelta(hours=1) + timedelta(seconds=12.5),
-                         counts={"created": 2, "updated": 1, "failed": 1},
+                         counts={"created": 2, "updated": 1, "failed": 1,
+                                 "rule_firings": 2},
                          outcome="items failed")
         store.start_run("run", now - timedelta(minutes=5))
         store.record_intent("jira", "OPS-5", "servicenow")
@@ -113,7 +120,7 @@ def test_missing_store_gives_empty_json_documents(config: Path) -> None:
     code, out, _ = invoke("status", "--config", str(config), "--format", "json")
     assert code == 0
     assert json.loads(out) == {"store": None, "runs": [], "retry_queue": [], "conflicts": [],
-                               "pending_creates": []}
+                               "pending_creates": [], "rules": {"last_run_firings": None}}
     assert not db_of(config).exists()
 
 
@@ -172,6 +179,34 @@ def test_links_json_is_a_list_with_stable_key_order(config: Path) -> None:
     assert again == out
 
 
+def test_links_of_one_record_show_its_rule_firings_with_their_time(config: Path) -> None:
+    populate(config)
+    for record in ("INC0010001", SYS_ID, "OPS-1", "inc0010001"):
+        code, out, _ = invoke("links", record, "--config", str(config))
+        assert code == 0, out
+        assert "ServiceNow INC0010001" in out and "Jira OPS-1" in out
+        assert "rules next due: 2026-03-01T09:15:01+00:00" in out
+        assert "Rule firings: 2" in out and "outage" in out and "urgency" in out
+        assert "For Incident Managers: escalated" in out
+
+    code, out, _ = invoke("links", "OPS-1", "--config", str(config), "-f", "json")
+    document = json.loads(out)
+    assert code == 0 and document["jira_key"] == "OPS-1"
+    assert [(f["rule"], f["field"], f["old"], f["new"]) for f in document["rule_firings"]] == [
+        ("outage", "urgency", 2, 1),
+        ("major", "internal_note", None, "For Incident Managers: escalated")]
+    assert document["rule_firings"][1]["note_id"] == "rules:major:escalation-2"
+    assert datetime.fromisoformat(document["rule_firings"][0]["at"]).tzinfo is not None
+
+    code, out, _ = invoke("links", "OPS-1", "--config", str(config), "-f", "csv")
+    assert code == 0 and out.splitlines()[0] == "at,rule,field,old,new,note_id"
+
+    code, out, err = invoke("links", "OPS-404", "--config", str(config))
+    assert code == 2 and out == ""
+    assert err.strip() == ("incident-sync: no link for 'OPS-404' (a ServiceNow number or"
+                           " sys_id, or a Jira key)")
+
+
 # ------------------------------------------------------------------ status
 
 
@@ -187,6 +222,7 @@ def test_status_table_shows_runs_queue_states_and_conflicts(config: Path) -> Non
     assert "[close_code]" in out and "[red]x[/red]" in out
     assert "Open conflicts: 1" in out and "urgency" in out
     assert "pending create: jira OPS-5 -> servicenow" in out
+    assert "rules: the last run fired 2 times" in out
 
 
 def test_status_json_has_stable_keys_and_queue_states(config: Path) -> None:
@@ -194,7 +230,9 @@ def test_status_json_has_stable_keys_and_queue_states(config: Path) -> None:
     code, out, _ = invoke("status", "--config", str(config), "-f", "json")
     assert code == 0
     document = json.loads(out)
-    assert list(document) == ["store", "runs", "retry_queue", "conflicts", "pending_creates"]
+    assert list(document) == ["store", "runs", "retry_queue", "conflicts", "pending_creates",
+                              "rules"]
+    assert document["rules"] == {"last_run_firings": 2}   # the last run that finished
     [pending] = document["pending_creates"]
     assert (pending["source_side"], pending["source_id"], pending["target_side"]) == (
         "jira", "OPS-5", "servicenow")
@@ -204,7 +242,7 @@ def test_status_json_has_stable_keys_and_queue_states(config: Path) -> None:
     assert list(finished) == ["id", "command", "started", "finished", "duration_seconds",
                               "outcome", "counts", "error"]
     assert finished["duration_seconds"] == 12.5
-    assert finished["counts"] == {"created": 2, "failed": 1, "updated": 1}
+    assert finished["counts"] == {"created": 2, "failed": 1, "rule_firings": 2, "updated": 1}
     assert running["finished"] is None
 
     states = {item["record_id"]: item for item in document["retry_queue"]}

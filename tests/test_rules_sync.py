@@ -28,6 +28,10 @@ def test_plan_and_run_apply_the_example_rules_and_the_result_reaches_servicenow(
     build = factory.build_engine
     monkeypatch.setattr(factory, "build_engine",
                         lambda settings, store, **kw: build(settings, store, clock=clock, **kw))
+    # ... and so does `plan` (its read-only session).
+    session = factory.Session
+    monkeypatch.setattr(factory, "Session",
+                        lambda *args, **kw: session(*args, **{"clock": clock, **kw}))
     # The groups the example names exist on the instance (an admin creates them).
     secops = servicenow.insert("sys_user_group", {"name": "Security Operations"})["sys_id"]
     servicenow.insert("sys_user_group", {"name": "Incident Managers"})

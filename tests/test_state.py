@@ -71,8 +71,9 @@ def test_schema_is_created_on_first_use_and_versioned(db_path: Path) -> None:
         version = raw.execute("select value from meta where key='schema_version'").fetchone()[0]
         journal = raw.execute("pragma journal_mode").fetchone()[0]
     assert {"meta", "links", "link_sides", "comment_links", "comment_sides", "intents",
-            "retry_queue", "conflicts", "watermarks", "runs", "lock"} <= tables
-    assert version == str(SCHEMA_VERSION) == "3"
+            "retry_queue", "conflicts", "watermarks", "runs", "lock", "rule_firings",
+            "link_rules"} <= tables
+    assert version == str(SCHEMA_VERSION) == "4"
     assert journal == "wal"
 
 

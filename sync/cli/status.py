@@ -67,7 +67,8 @@ def status(
         store = open_existing_store(config, output)
         if store is None:
             document: dict[str, Any] = {"store": None, "runs": [], "retry_queue": [],
-                                        "conflicts": [], "pending_creates": []}
+                                        "conflicts": [], "pending_creates": [],
+                                        "rules": {"last_run_firings": None}}
         else:
             try:
                 document = status_json(store, now)
@@ -124,6 +125,10 @@ def _print_status(document: dict[str, Any]) -> None:
         print_table(stdout, table)
 
     _print_conflicts(document["conflicts"])
+    fired = document["rules"]["last_run_firings"]
+    if fired is not None:
+        stdout.print(f"rules: the last run fired {fired} time{'s' if fired != 1 else ''}",
+                     markup=False)
     for intent in document["pending_creates"]:
         stdout.print(
             f"pending create: {intent['source_side']} {intent['source_id']} -> "

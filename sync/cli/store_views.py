@@ -10,7 +10,11 @@ Contract (of both commands, :mod:`sync.cli.links` and :mod:`sync.cli.status`):
   ``--format csv`` prints one row per item (``status``: one row per run, queued
   item, conflict and pending create, told apart by ``section``). Timestamps are
   ISO 8601 in UTC in json and csv.
-- ``status`` also lists pending creates (intents a crashed run left behind).
+- ``status`` also lists pending creates (intents a crashed run left behind)
+  and the rule firings of the last finished run (``rules.last_run_firings``).
+- ``links RECORD`` shows one link (RECORD: a ServiceNow number or sys_id, or a
+  Jira key): its ids and versions, when its rules are next due by time alone,
+  and its history of rule firings (rule, field, old -> new, when), oldest first.
 - ``status`` exits 0 whenever the store could be read, parked items or not:
   the information is the output, and a monitoring script that wants to alert
   on parked items reads ``retry_queue[].state`` from the JSON. Errors reading
@@ -46,6 +50,7 @@ from sync.output import (
 from sync.state import (
     SIDES,
     ConflictRecord,
+    FiringRecord,
     Intent,
     Link,
     NoStateStore,
@@ -169,15 +174,42 @@ def intent_json(intent: Intent) -> dict[str, Any]:
     }
 
 
+def firing_json(firing: FiringRecord) -> dict[str, Any]:
+    return {"rule": firing.rule, "field": firing.field, "old": firing.old, "new": firing.new,
+            "note_id": firing.note_id, "at": _iso(firing.at)}
+
+
+def link_detail_json(store: StateStore, link: Link) -> dict[str, Any]:
+    """One link with its rules' next due time and its history of rule firings."""
+    return {**link_json(link), "rules_due_at": _iso(store.rules_due_at(link.id)),
+            "rule_firings": [firing_json(f) for f in store.rule_firings([link.id]).get(
+                link.id, [])]}
+
+
+def find_link(store: StateStore, record: str) -> Link | None:
+    """The link of ``record``: a Jira key, a ServiceNow sys_id or number (its display)."""
+    for side in SIDES:
+        found = store.link_by(side, record)
+        if found is not None:
+            return found
+    wanted = record.strip().casefold()
+    for link in store.all_links():
+        if any(wanted == link.display_on(side).casefold() for side in SIDES):
+            return link
+    return None
+
+
 def status_json(store: StateStore, now: datetime) -> dict[str, Any]:
     """Everything ``status`` shows, as one JSON-ready document."""
     items = store.retry_items()
     displays = _record_displays(store, items)
     conflicts = store.open_conflicts()
     links = {c.link_id: store.link_by_id(c.link_id) for c in conflicts}
+    runs = store.runs(RUNS_SHOWN)
+    finished = next((run for run in runs if run.finished is not None), None)
     return {
         "store": store.url,
-        "runs": [run_json(run) for run in store.runs(RUNS_SHOWN)],
+        "runs": [run_json(run) for run in runs],
         "retry_queue": [
             retry_json(item, displays.get((item.side, item.record_id), ""), now)
             for item in items
@@ -185,6 +217,9 @@ def status_json(store: StateStore, now: datetime) -> dict[str, Any]:
         "conflicts": [conflict_json(c, links[c.link_id]) for c in conflicts],
         # Creates a crashed run left unconfirmed; the next run adopts or redoes them.
         "pending_creates": [intent_json(i) for i in store.pending_intents()],
+        # What the rules changed in the last finished run (None: no run finished yet).
+        "rules": {"last_run_firings": None if finished is None
+                  else finished.counts.get("rule_firings", 0)},
     }
 
 
