@@ -58,8 +58,9 @@ if __package__ in (None, ""):
     # repository root importable (the project packages are installed editable).
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.host import PASSWORD, HostSpec, SandboxHost
-from bench.scenarios import side_requests, write_config
+from bench.host import PASSWORD, USERNAME, HostSpec, SandboxHost
+from bench.scenarios import side_requests
+from connectors.sandbox.serve import write_config as sandbox_config
 from sync.demo import sandbox_secrets
 
 SIDES = ("servicenow", "jira")
@@ -296,6 +297,17 @@ def limits_for(config: Path, signin: dict[str, int]) -> Limits:
         remote_link=remote not in (False, "off", "false", "none", None), signin=signin)
 
 
+def write_config(directory: Path, host: SandboxHost) -> Path:
+    """The config ``incident-sync sandbox --write-config`` writes for these sandboxes.
+
+    The same file a user gets by hand (scope, page sizes, mapping, direction
+    ``both``), so the figures compare; the state store sits beside it.
+    """
+    return sandbox_config(directory / "incident-sync.toml", host.urls["servicenow"],
+                          host.urls["jira"], USERNAME, state_url="sqlite:///state.db",
+                          jira_flavor=host.spec.jira_mode)
+
+
 def signin_reads(host: SandboxHost, directory: Path) -> dict[str, int]:
     """Requests of ``open`` alone (sign-in and metadata), per side, on a fresh store."""
     from sync.factory import build_engine, open_store
@@ -303,7 +315,7 @@ def signin_reads(host: SandboxHost, directory: Path) -> dict[str, int]:
 
     probe = directory / "probe"
     probe.mkdir(exist_ok=True)
-    settings = load_settings(write_config(probe, host.urls))
+    settings = load_settings(write_config(probe, host))
     store = open_store(settings)
     try:
         host.clear()
@@ -342,7 +354,7 @@ def _configs(directory: Path, host: SandboxHost) -> tuple[Path, Path]:
     ours, naive = directory / "ours", directory / "naive"
     ours.mkdir(exist_ok=True)
     naive.mkdir(exist_ok=True)
-    return write_config(ours, host.urls), write_config(naive, host.urls)
+    return write_config(ours, host), write_config(naive, host)
 
 
 def initial(scenario: str, size: int, latency_ms: float, repeat: int, jira_mode: str,
