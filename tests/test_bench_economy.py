@@ -128,7 +128,7 @@ def test_report_is_appended_with_machine_bound_naive_and_targets(economy: Any) -
     section = markdown(data)
     assert appended.endswith(section)
     for words in ("## Request economy", "cores", "Python", "load average", "lower bound",
-                  "naive / ours", "Targets of issue #12", "peak RSS, initial sync of 3"):
+                  "naive / ours", "Targets of issue #12", "RSS run", "N = 3,"):
         assert words in section, words
     assert ("| met |" in section) or ("| **missed** |" in section)
     # --report renders the saved figures again, without running anything.
