@@ -624,8 +624,8 @@ def _target_lines(scenarios: dict[str, Any], size: int) -> list[str]:
     first = scenarios.get("sn-to-jira")
     if first:
         row = summarise("sn-to-jira", first, size)
-        links = sum(r["requests"]["jira"]["by_route"].get(
-            "POST /rest/api/3/issue/{key}/remotelink", 0) for r in first["ours"][:1])
+        links = sum(n for route, n in first["ours"][0]["requests"]["jira"]["by_route"].items()
+                    if route.startswith("POST") and route.endswith("/remotelink"))
         if links:
             rows.append(("initial SN -> Jira, no comments, remote links on: requests per "
                          "incident", "<= 1.05", f"{row['per']:.3f}",
