@@ -539,9 +539,10 @@ def markdown(results: dict[str, Any]) -> str:
         f"## Request economy (`bench/economy.py`), {meta['date']}", "",
         f"Command: `{meta['command']}`. Machine: {m['cpu']}, {m['cores']} cores, "
         f"{m['system']}, Python {m['python']}; load average {m['load'][0]} at the start, "
-        f"{meta['load_end'][0]} at the end (other jobs share the machine). Latency "
-        f"{meta['latency_ms']:g} ms added once per wire request (a Batch API request is one "
-        f"round trip); Jira {meta['jira_mode']}; code at `{meta['commit']}`; "
+        f"{meta['load_end'][0]} at the end (other jobs share the machine). "
+        + (f"Latency {meta['latency_ms']:g} ms added once per wire request (a Batch API "
+           "request is one round trip); " if results["sizes"] else "")
+        + f"Jira {meta['jira_mode']}; code at `{meta['commit']}`; "
         f"{meta['bench_seconds']:.0f} s in all.", "",
     ]
     for size_text, scenarios in results["sizes"].items():
