@@ -432,7 +432,7 @@ def steady(size: int, latency_ms: float, repeat: int, jira_mode: str,
                 host.set_latency(latency_ms)
                 for index in range(rounds):
                     host.advance(RUN_INTERVAL_SECONDS)
-                    progress(f"idle N={size} {who} ({index + 1}/{repeat})")
+                    progress(f"idle N={size} {who} ({index + 1}/{rounds})")
                     run = measured(host, ours_config) if who == "ours" else \
                         measured(host, naive_config, "naive", mode="initial")
                     out["idle"][who].append(run)
@@ -443,7 +443,7 @@ def steady(size: int, latency_ms: float, repeat: int, jira_mode: str,
                     host.edit("servicenow", k, start=index * k, as_person=True)
                     host.edit("jira", k, start=index * k, as_person=True)
                     host.advance(1.0)
-                    progress(f"changed N={size} k={k}+{k} {who} ({index + 1}/{repeat})")
+                    progress(f"changed N={size} k={k}+{k} {who} ({index + 1}/{rounds})")
                     run = measured(host, ours_config) if who == "ours" else \
                         measured(host, naive_config, "naive", mode="changed",
                                  since=since.isoformat())
