@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -208,10 +207,8 @@ def test_sandbox_command_seeds_one_side_for_a_first_sync(tmp_path: Path) -> None
         listed = requests.get(f"{url}/api/now/table/incident", auth=("admin", "sandbox"),
                               headers={"Accept": "application/json"}, timeout=10)
         assert len(listed.json()["result"]) == 3
-        process.send_signal(signal.SIGINT)
-        process.communicate(timeout=30)
-        assert process.returncode == 0
     finally:
+        # Stopping on Ctrl-C is the sandbox command's own test; here it only has to go.
         if process.poll() is None:
             process.kill()
         process.wait(timeout=30)
