@@ -16,8 +16,18 @@ Contract:
   that :meth:`SandboxHost.advance` moves forward, so a benchmark can let
   "ten minutes pass" between runs without sleeping. The sync process must use
   :meth:`SandboxHost.clock` so that both sides agree on the time.
-- ``edit(side, count, start)`` changes the description of ``count`` incidents
-  on one side in process (the way an agent would), not over the wire.
+- ``edit(side, count, start, as_person)`` changes the description (ServiceNow) or
+  summary (Jira) of ``count`` incidents on one side in process, not over the wire;
+  ``as_person`` makes the edit as a person (:data:`PERSON`) rather than as the
+  integration account, as a real agent's edit is (the tools' histories are how the
+  sync tells a person's edit from its own write).
+- Seeding is that of ``incident-sync sandbox`` (``connectors.sandbox.serve``): both
+  sandboxes draw from the shared generator with the same ``seed``, so
+  ``incident-sync sandbox --seed-incidents N --jira-seed-incidents 0`` serves the
+  world of a ServiceNow -> Jira scenario of size N. ``HostSpec.comments = False``
+  drops the seeded comments (journal entries, Jira comments) before serving.
+- :func:`start_counting` builds the same counting sandboxes in the calling process
+  (tests that need no separate process, e.g. the request-budget guard).
 """
 
 from __future__ import annotations
@@ -27,8 +37,9 @@ import re
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from typing import Any
@@ -37,6 +48,9 @@ from connectors.sandbox.http import ADMIN_PREFIX, WRITE_METHODS, Request, Respon
 
 USERNAME = "admin"
 PASSWORD = "sandbox"  # throw-away credentials of local sandboxes
+# The person whose edits the benchmarks make (a seeded agent, not the integration user).
+PERSON = "elif.yilmaz"
+PERSON_EMAIL = f"{PERSON}@example.com"
 START_TIMEOUT = 60.0
 
 _IDS = (
@@ -68,6 +82,7 @@ class HostSpec:
     jira_incidents: int = 0
     jira_mode: str = "cloud"
     seed: int = 1
+    comments: bool = True
 
 
 class _WireCounting:
@@ -110,8 +125,13 @@ def _virtual_clock(offset: list[float]) -> Callable[[], datetime]:
     return lambda: datetime.now(UTC) + timedelta(seconds=offset[0])
 
 
-def _serve(conn: Connection, spec: HostSpec) -> None:
-    """The child process: build, start, then answer commands until ``stop``."""
+def start_counting(spec: HostSpec, clock: Callable[[], datetime] | None = None
+                   ) -> dict[str, Any]:
+    """Both counting sandboxes, seeded per ``spec``, built (not started) in this process.
+
+    The caller starts and stops them (each is a context manager). Seeds as
+    ``connectors.sandbox.serve.start_sandboxes`` does: the same ``seed`` on both sides.
+    """
     from connectors.sandbox.jira import JiraSandbox
     from connectors.sandbox.servicenow import ServiceNowSandbox
 
@@ -121,15 +141,51 @@ def _serve(conn: Connection, spec: HostSpec) -> None:
     class CountingJira(_WireCounting, JiraSandbox):
         pass
 
-    offset = [0.0]
-    clock = _virtual_clock(offset)
-    servicenow = CountingServiceNow(username=USERNAME, password=PASSWORD, clock=clock,
-                                    seed_incidents=spec.servicenow_incidents, seed=spec.seed)
-    jira = CountingJira(mode=spec.jira_mode, username=USERNAME, password=PASSWORD, clock=clock,
-                        seed_incidents=spec.jira_incidents, seed=spec.seed + 1)
-    servers = {"servicenow": servicenow, "jira": jira}
+    with _seeded_comments(spec.comments):
+        servicenow = CountingServiceNow(username=USERNAME, password=PASSWORD, clock=clock,
+                                        seed_incidents=spec.servicenow_incidents,
+                                        seed=spec.seed)
+        jira = CountingJira(mode=spec.jira_mode, username=USERNAME, password=PASSWORD,
+                            clock=clock, seed_incidents=spec.jira_incidents, seed=spec.seed)
+    servers: dict[str, Any] = {"servicenow": servicenow, "jira": jira}
     for server in servers.values():
         server._init_counting()
+    return servers
+
+
+@contextmanager
+def _seeded_comments(keep: bool) -> Iterator[None]:
+    """While building the sandboxes, seed incidents with their comments or without.
+
+    The same incidents either way (the generator draws the comments all the same);
+    only the comments are left out, before any index of the sandboxes is built.
+    """
+    if keep:
+        yield
+        return
+    from connectors.sandbox import jira_seed, seed
+
+    generate = seed.seed_incidents
+
+    def without_comments(*args: Any, **kwargs: Any) -> list[Any]:
+        return [replace(incident, comments=[]) for incident in generate(*args, **kwargs)]
+
+    modules = [m for m in (seed, jira_seed) if getattr(m, "seed_incidents", None) is generate]
+    for module in modules:
+        module.seed_incidents = without_comments  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        for module in modules:
+            module.seed_incidents = generate  # type: ignore[attr-defined]
+
+
+def _serve(conn: Connection, spec: HostSpec) -> None:
+    """The child process: build, start, then answer commands until ``stop``."""
+    offset = [0.0]
+    clock = _virtual_clock(offset)
+    servers = start_counting(spec, clock)
+    servicenow, jira = servers["servicenow"], servers["jira"]
     with servicenow, jira:
         conn.send({"servicenow": servicenow.url, "jira": jira.url})
         while True:
@@ -158,27 +214,30 @@ def _answer(command: str, args: Any, servers: dict[str, Any], offset: list[float
         offset[0] += float(args)
         return offset[0]
     if command == "edit":
-        side, count, start = args
-        return _edit(servers[side], side, int(count), int(start))
+        side, count, start, as_person = args
+        return _edit(servers[side], side, int(count), int(start), bool(as_person))
     if command == "size":
         servicenow, jira = servers["servicenow"], servers["jira"]
         return {"servicenow": len(servicenow.rows("incident")), "jira": len(jira.issue_keys())}
     raise ValueError(f"unknown command {command!r}")
 
 
-def _edit(server: Any, side: str, count: int, start: int) -> list[str]:
+def _edit(server: Any, side: str, count: int, start: int, as_person: bool = False
+          ) -> list[str]:
     """Change the description of ``count`` incidents from position ``start`` (stable order)."""
     if side == "servicenow":
         rows = sorted(server.rows("incident"), key=lambda row: row["number"])
         chosen = rows[start:start + count]
         for row in chosen:
             server.update("incident", row["sys_id"],
-                          {"description": f"{row['description']}\nUpdate from the desk."})
+                          {"description": f"{row['description']}\nUpdate from the desk."},
+                          as_user=PERSON if as_person else USERNAME)
         return [row["number"] for row in chosen]
     keys = sorted(server.issue_keys(), key=lambda key: int(key.rpartition("-")[2]))
     chosen_keys = keys[start:start + count]
     for key in chosen_keys:
-        server.edit_issue(key, {"summary": f"{server.issue(key)['fields']['summary']} (update)"})
+        server.edit_issue(key, {"summary": f"{server.issue(key)['fields']['summary']} (update)"},
+                          as_user=PERSON_EMAIL if as_person else None)
     return chosen_keys
 
 
@@ -244,8 +303,9 @@ class SandboxHost:
     def advance(self, seconds: float) -> None:
         self.offset = float(self._ask("advance", seconds))
 
-    def edit(self, side: str, count: int, start: int = 0) -> list[str]:
-        return list(self._ask("edit", (side, count, start)))
+    def edit(self, side: str, count: int, start: int = 0, *, as_person: bool = False
+             ) -> list[str]:
+        return list(self._ask("edit", (side, count, start, as_person)))
 
     def size(self) -> dict[str, int]:
         return dict(self._ask("size"))

@@ -215,6 +215,12 @@ def sandbox(
     ] = "stock",
     seed_incidents: Annotated[
         int, typer.Option("--seed-incidents", help="Incidents seeded on each side.")] = 20,
+    jira_seed_incidents: Annotated[
+        int | None,
+        typer.Option("--jira-seed-incidents",
+                     help="Incidents seeded in Jira when it differs from --seed-incidents "
+                          "(0: a first sync copies ServiceNow's, as bench/economy.py does)."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the generated data and faults.")] = 1,
     latency_ms: Annotated[
         float, typer.Option("--latency-ms", help="Added latency per request.")] = 0.0,
@@ -230,12 +236,14 @@ def sandbox(
     ] = None,
 ) -> None:
     """Serve local ServiceNow and Jira stand-ins with seeded incidents until Ctrl-C."""
+    if jira_seed_incidents is not None and jira_seed_incidents < 0:
+        raise _error(f"--jira-seed-incidents {jira_seed_incidents}: must be 0 or more")
     try:
         servicenow, jira = start_sandboxes(
             host=host, servicenow_port=servicenow_port, jira_port=jira_port,
             jira_mode=jira_mode, seed_incidents=seed_incidents, seed=seed,
             latency_ms=latency_ms, fault_rate=fault_rate, username=username, password=password,
-            jira_fields=jira_fields,
+            jira_fields=jira_fields, jira_seed_incidents=jira_seed_incidents,
         )
     except SandboxOptionError as error:
         raise _error(str(error)) from None
@@ -257,7 +265,8 @@ def sandbox(
         raise _error(f"cannot write {write_config_path}: {error.strerror or error}") from None
     lines = [
         f"ServiceNow sandbox: {servicenow.url}  ({seed_incidents} incidents, seed {seed})",
-        f"Jira sandbox ({jira_mode}, {jira_fields} fields): {jira.url}  (project OPS)",
+        f"Jira sandbox ({jira_mode}, {jira_fields} fields): {jira.url}  (project OPS"
+        + ("" if jira_seed_incidents is None else f", {jira_seed_incidents} incidents") + ")",
         f"User: {username}. Sandbox credentials for incident-sync:",
         f"export INCIDENT_SYNC_SERVICENOW__PASSWORD={shlex.quote(password)}",
         f"export INCIDENT_SYNC_JIRA__TOKEN={shlex.quote(password)}",

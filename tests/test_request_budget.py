@@ -1,0 +1,174 @@
+"""Request budget: small syncs through the real engine must not get chattier than the table.
+
+The guard of issue #12 point 8. Each run kind below (N = 200) goes through the real
+engine, connectors, default mapping profile and state store against in-process
+sandboxes that count what crosses the wire (``bench.host.start_counting``), and its
+requests per side must stay within :data:`BUDGET`:
+
+* ``wire``: HTTP requests the sync sent to that side (a Batch API request is one);
+* ``work``: wire requests plus the ServiceNow Batch API sub-requests, so moving
+  writes into a batch lowers ``wire`` and leaves ``work`` as it was.
+
+The figures are the counts of the branch this test was written on (the engine
+before request batching); a change that makes a run kind chattier fails here.
+When batching lowers the counts, lower the table to the new counts: the table is
+the ceiling, never a target. No time is asserted anywhere.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.host import PASSWORD, HostSpec, start_counting  # noqa: E402
+from bench.scenarios import write_config  # noqa: E402
+from sync.demo import sandbox_secrets  # noqa: E402
+from sync.engine_core import RunSummary  # noqa: E402
+from sync.factory import build_engine, open_store  # noqa: E402
+from sync.settings import load_settings  # noqa: E402
+
+N = 200
+CHANGED = 2                  # records a person edits on each side: 1 % of N
+RUN_INTERVAL = 600.0         # ten minutes between scheduled runs, past Jira's pull overlap
+
+# (run kind, side) -> ceilings of wire requests and of wire + Batch API sub-requests:
+# the counts on branch bench (main 33c7977's engine, before request batching).
+BUDGET: dict[tuple[str, str], dict[str, int]] = {
+    ("initial servicenow-to-jira", "servicenow"): {"wire": 409, "work": 409},
+    ("initial servicenow-to-jira", "jira"): {"wire": 988, "work": 988},
+    ("idle", "servicenow"): {"wire": 4, "work": 4},
+    ("idle", "jira"): {"wire": 5, "work": 5},
+    ("1% changed", "servicenow"): {"wire": 10, "work": 10},
+    ("1% changed", "jira"): {"wire": 12, "work": 12},
+    ("initial jira-to-servicenow", "servicenow"): {"wire": 572, "work": 772},
+    ("initial jira-to-servicenow", "jira"): {"wire": 607, "work": 607},
+}
+
+
+class World:
+    """Counting sandboxes on a virtual clock, and a config for them."""
+
+    def __init__(self, spec: HostSpec, directory: Path) -> None:
+        self.offset = 0.0
+        self.servers = start_counting(spec, self.clock)
+        for server in self.servers.values():
+            server.start()
+        self.config = write_config(directory, {s: v.url for s, v in self.servers.items()})
+
+    def clock(self) -> datetime:
+        return datetime.now(UTC) + timedelta(seconds=self.offset)
+
+    def close(self) -> None:
+        for server in self.servers.values():
+            server.stop()
+
+    def run(self) -> tuple[RunSummary, dict[str, dict[str, Any]]]:
+        """One `incident-sync run`, as the CLI builds it; its summary and requests per side."""
+        for server in self.servers.values():
+            server.clear_counts()
+        settings = load_settings(self.config)
+        store = open_store(settings)
+        try:
+            engine = build_engine(settings, store, clock=self.clock)
+            try:
+                summary = engine.run()
+            finally:
+                engine.close()
+        finally:
+            store.close()
+        spent: dict[str, dict[str, Any]] = {}
+        for side, server in self.servers.items():
+            counts = server.counts()
+            wire = sum(counts["wire"].values())
+            spent[side] = {"wire": wire, "work": wire + sum(counts["inner"].values()),
+                           "routes": Counter(counts["wire"]) + Counter(counts["inner"])}
+        return summary, spent
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Every run kind once: {kind: (summary, requests per side)}."""
+    runs: dict[str, Any] = {}
+    with sandbox_secrets(PASSWORD):
+        world = World(HostSpec(servicenow_incidents=N), tmp_path_factory.mktemp("to-jira"))
+        try:
+            runs["initial servicenow-to-jira"] = world.run()
+            world.offset += RUN_INTERVAL
+            runs["settle"] = world.run()  # reads back what the initial run wrote
+            world.offset += RUN_INTERVAL
+            runs["idle"] = world.run()
+            world.offset += RUN_INTERVAL
+            _edit_as_person(world, CHANGED)
+            world.offset += 1.0
+            runs["1% changed"] = world.run()
+        finally:
+            world.close()
+        world = World(HostSpec(jira_incidents=N), tmp_path_factory.mktemp("to-servicenow"))
+        try:
+            runs["initial jira-to-servicenow"] = world.run()
+        finally:
+            world.close()
+    yield runs
+
+
+def _edit_as_person(world: World, count: int) -> None:
+    """What an agent does between runs: edit ``count`` records on each side, as a person."""
+    servicenow, jira = world.servers["servicenow"], world.servers["jira"]
+    for row in sorted(servicenow.rows("incident"), key=lambda r: r["number"])[:count]:
+        servicenow.update("incident", row["sys_id"],
+                          {"description": row["description"] + "\nUpdate from the desk."},
+                          as_user="elif.yilmaz")
+    for key in jira.issue_keys()[:count]:
+        summary = jira.issue(key)["fields"]["summary"]
+        jira.edit_issue(key, {"summary": summary + " (update)"},
+                        as_user="elif.yilmaz@example.com")
+
+
+def _within(runs: dict[str, Any], kind: str, check: Callable[[RunSummary], bool]) -> None:
+    summary, spent = runs[kind]
+    assert check(summary), (kind, summary.counts(), summary.failures[:3])
+    for side in ("servicenow", "jira"):
+        budget = BUDGET[(kind, side)]
+        for measure in ("wire", "work"):
+            assert spent[side][measure] <= budget[measure], (
+                f"{kind}: {side} spent {spent[side][measure]} {measure} requests, "
+                f"budget {budget[measure]}; most requested: "
+                f"{spent[side]['routes'].most_common(5)}")
+
+
+def test_initial_sync_to_jira_stays_within_its_request_budget(measured: dict[str, Any]) -> None:
+    _within(measured, "initial servicenow-to-jira",
+            lambda s: s.created == N and s.failed == 0)
+
+
+def test_initial_sync_to_servicenow_stays_within_its_request_budget(
+    measured: dict[str, Any],
+) -> None:
+    _within(measured, "initial jira-to-servicenow",
+            lambda s: s.created == N and s.failed == 0)
+
+
+def test_idle_run_stays_within_its_request_budget(measured: dict[str, Any]) -> None:
+    _within(measured, "idle",
+            lambda s: s.created == s.updated == s.comments == s.failed == 0)
+
+
+def test_one_percent_changed_stays_within_its_request_budget(measured: dict[str, Any]) -> None:
+    # Both sides' edits travel: one update on the other side for each.
+    _within(measured, "1% changed", lambda s: s.updated == 2 * CHANGED and s.failed == 0)
+
+
+def test_the_budget_names_every_run_kind_and_side() -> None:
+    kinds = {"initial servicenow-to-jira", "initial jira-to-servicenow", "idle", "1% changed"}
+    assert set(BUDGET) == {(kind, side) for kind in kinds for side in ("servicenow", "jira")}
+    assert all(b["wire"] <= b["work"] for b in BUDGET.values())
