@@ -9,10 +9,9 @@ requests per side must stay within :data:`BUDGET`:
 * ``work``: wire requests plus the ServiceNow Batch API sub-requests, so moving
   writes into a batch lowers ``wire`` and leaves ``work`` as it was.
 
-The figures are the counts of the branch this test was written on (the engine
-before request batching); a change that makes a run kind chattier fails here.
-When batching lowers the counts, lower the table to the new counts: the table is
-the ceiling, never a target. No time is asserted anywhere.
+The figures are today's counts; a change that makes a run kind chattier fails
+here. When a change lowers the counts, lower the table to the new counts: the
+table is the ceiling, never a target. No time is asserted anywhere.
 """
 
 from __future__ import annotations
@@ -41,17 +40,21 @@ N = 200
 CHANGED = 2                  # records a person edits on each side: 1 % of N
 RUN_INTERVAL = 600.0         # ten minutes between scheduled runs, past Jira's pull overlap
 
-# (run kind, side) -> ceilings of wire requests and of wire + Batch API sub-requests:
-# the counts on branch bench (main 33c7977's engine, before request batching).
+# (run kind, side) -> ceilings of wire requests and of wire + Batch API sub-requests.
+# The counts with request batching (issue #12), measured twice; before it they were
+# 409 / 988 (initial to Jira), 4 / 5 (idle), 10 / 12 (1 % changed) and 572+200 / 607
+# (initial to ServiceNow) wire requests on ServiceNow / Jira. Jira's initial count moves
+# by a few between runs: workers learning a workflow path at the same time may each
+# read its transitions once, so it keeps a little headroom; the others are exact.
 BUDGET: dict[tuple[str, str], dict[str, int]] = {
-    ("initial servicenow-to-jira", "servicenow"): {"wire": 409, "work": 409},
-    ("initial servicenow-to-jira", "jira"): {"wire": 988, "work": 988},
-    ("idle", "servicenow"): {"wire": 4, "work": 4},
-    ("idle", "jira"): {"wire": 5, "work": 5},
-    ("1% changed", "servicenow"): {"wire": 10, "work": 10},
-    ("1% changed", "jira"): {"wire": 12, "work": 12},
-    ("initial jira-to-servicenow", "servicenow"): {"wire": 572, "work": 772},
-    ("initial jira-to-servicenow", "jira"): {"wire": 607, "work": 607},
+    ("initial servicenow-to-jira", "servicenow"): {"wire": 15, "work": 215},
+    ("initial servicenow-to-jira", "jira"): {"wire": 380, "work": 380},
+    ("idle", "servicenow"): {"wire": 2, "work": 2},
+    ("idle", "jira"): {"wire": 4, "work": 4},
+    ("1% changed", "servicenow"): {"wire": 8, "work": 10},
+    ("1% changed", "jira"): {"wire": 10, "work": 10},
+    ("initial jira-to-servicenow", "servicenow"): {"wire": 24, "work": 503},
+    ("initial jira-to-servicenow", "jira"): {"wire": 411, "work": 411},
 }
 
 
