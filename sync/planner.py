@@ -510,6 +510,7 @@ class _Planning:
         """Plan one linked pair; ``unfinished``: its last attempt failed (or a create
         intent is pending), so a write of that attempt may have landed uncommitted."""
         pair = self._new_pair(got)
+        pair.link = view.link
         bases = {side: view.side(side).snapshot for side in self.sides}
         base = bases if all(b is not None for b in bases.values()) else None
         pending = {c.field: c for c in self.store.conflicts(view.id) if c.open}
@@ -943,6 +944,7 @@ class _Planning:
                      got: dict[str, RemoteRecord] = present) -> None:
                 rebased = self._rebased(view, pair, got)
                 again = self._new_pair(got)
+                again.link = view.link
                 pending = {c.field: c for c in self.store.conflicts(view.id) if c.open}
                 bases = {side: rebased.side(side).snapshot for side in self.sides}
                 base = bases if all(b is not None for b in bases.values()) else None

@@ -82,6 +82,8 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
@@ -422,6 +424,52 @@ def _db_reason(exc: SQLAlchemyError) -> str:
 # --------------------------------------------------------------------------- store
 
 
+class _RowCache:
+    """Sets of keys of the store's own rows (queued records, links with an open
+    conflict, links with a rules row), each read once when first needed.
+
+    A set may hold more than the database (an add is made when the write is
+    made, before its commit; a removal waits for the commit), never less, for
+    rows this store wrote: a statement is skipped only when its row is surely
+    absent. Rows another process writes during a run are not seen until
+    :meth:`forget`; the run lock keeps other runs of the connection out, and a
+    skipped DELETE of such a row only leaves an item for the next run.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sets: dict[str, set[Any]] = {}
+
+    def get(self, name: str, load: Callable[[], set[Any]]) -> set[Any]:
+        with self._lock:
+            found = self._sets.get(name)
+        if found is None:
+            loaded = load()
+            with self._lock:
+                found = self._sets.setdefault(name, loaded)
+        return found
+
+    def holds(self, name: str, load: Callable[[], set[Any]], key: Any) -> bool:
+        found = self.get(name, load)
+        with self._lock:
+            return key in found
+
+    def add(self, name: str, load: Callable[[], set[Any]], key: Any) -> None:
+        found = self.get(name, load)
+        with self._lock:
+            found.add(key)
+
+    def discard(self, name: str, key: Any) -> None:
+        with self._lock:
+            found = self._sets.get(name)
+            if found is not None:
+                found.discard(key)
+
+    def forget(self) -> None:
+        with self._lock:
+            self._sets.clear()
+
+
 class StateStore:
     """Links, snapshots, retry queue, conflicts, watermarks, runs and the run lock."""
 
@@ -439,6 +487,10 @@ class StateStore:
         self._temp_dir: tempfile.TemporaryDirectory[str] | None = None
         # Which thread has a pair transaction open (see _guard_single_writer).
         self._local = threading.local()
+        # What this store knows of its own rows, so a pair's commit skips the
+        # statements that would change nothing (see _RowCache); loaded lazily,
+        # dropped when a run takes the lock.
+        self._rows = _RowCache()
         self.url = masked_url(url)
         if not connection or len(connection) > MAX_CONNECTION_CHARS:
             raise ValueError(
@@ -529,6 +581,40 @@ class StateStore:
             raise
         except SQLAlchemyError as exc:
             raise StateStoreError(f"state store {self.url}: {_db_reason(exc)}") from None
+
+    def _insert(self, table: Any) -> Any:
+        """The dialect's INSERT for ``table``, which knows ON CONFLICT (SQLite and
+        PostgreSQL spell it alike)."""
+        return (sqlite_dialect.insert(table) if self._is_sqlite
+                else postgresql.insert(table))
+
+    def forget_cached_rows(self) -> None:
+        """Drop what the store remembers of its retry queue, open conflicts and rule
+        rows; read again at next need. A run taking the lock calls it, so rows other
+        processes changed between runs are seen."""
+        self._rows.forget()
+
+    def _load_queued(self) -> set[Any]:
+        """(side, record id) of every item of this connection's retry queue."""
+        c = t.retry_queue.c
+        with self._read() as conn:
+            return {(row.side, row.record_id) for row in conn.execute(
+                select(c.side, c.record_id).where(c.connection == self.connection))}
+
+    def _load_open_conflicts(self) -> set[Any]:
+        """The ids of this connection's links that have an open conflict."""
+        c = t.conflicts.c
+        mine = select(t.links.c.id).where(t.links.c.connection == self.connection)
+        with self._read() as conn:
+            return set(conn.execute(select(c.link_id).distinct().where(
+                c.open.is_(True), c.link_id.in_(mine))).scalars())
+
+    def _load_rules_due(self) -> set[Any]:
+        """The ids of this connection's links that have a ``link_rules`` row."""
+        r = t.link_rules.c
+        mine = select(t.links.c.id).where(t.links.c.connection == self.connection)
+        with self._read() as conn:
+            return set(conn.execute(select(r.link_id).where(r.link_id.in_(mine))).scalars())
 
     def _prepare_schema(self, *, create: bool) -> None:
         # A reader must not queue behind a run's writes for the write lock.
@@ -736,6 +822,41 @@ class StateStore:
             )
             return int(result.inserted_primary_key[0])
 
+    def record_intents(self, creates: Sequence[tuple[str, str, str]]) -> list[int]:
+        """Note a batch of creates about to happen, ``(source_side, source_id,
+        target_side)`` each, in ONE committed transaction; their ids in order. A
+        pending twin is reused, as by :meth:`record_intent`."""
+        wanted = [(_side(a), str(i), _side(b)) for a, i, b in creates]
+        if not wanted:
+            return []
+        c = t.intents.c
+        found: dict[tuple[str, str, str], int] = {}
+        source_ids = sorted({source_id for _, source_id, _ in wanted})
+        with self._write() as conn:
+            for start in range(0, len(source_ids), IN_CHUNK):
+                rows = conn.execute(
+                    select(c.id, c.source_side, c.source_id, c.target_side).where(
+                        c.connection == self.connection, c.completed.is_(False),
+                        c.source_id.in_(source_ids[start:start + IN_CHUNK]))
+                    .order_by(c.id))
+                for row in rows:
+                    found.setdefault((row.source_side, row.source_id, row.target_side),
+                                     int(row.id))
+            new = list(dict.fromkeys(key for key in wanted if key not in found))
+            created_at = self.now()
+            for start in range(0, len(new), IN_CHUNK):
+                # One multi-row INSERT ... RETURNING per chunk; the rows come back
+                # with their keys, so their order does not matter.
+                made = conn.execute(
+                    insert(t.intents).values([
+                        {"connection": self.connection, "source_side": a, "source_id": i,
+                         "target_side": b, "created_at": created_at, "completed": False}
+                        for a, i, b in new[start:start + IN_CHUNK]])
+                    .returning(c.id, c.source_side, c.source_id, c.target_side))
+                for row in made:
+                    found[(row.source_side, row.source_id, row.target_side)] = int(row.id)
+        return [found[key] for key in wanted]
+
     def pending_intents(self) -> list[Intent]:
         c = t.intents.c
         with self._read() as conn:
@@ -804,6 +925,7 @@ class StateStore:
                 ))
             else:
                 conn.execute(update(t.retry_queue).where(*where).values(**values))
+        self._rows.add("queued", self._load_queued, (side, record_id))
         return RetryItem(side=side, record_id=record_id, **values)
 
     # ------------------------------------------------------------------ conflicts
@@ -943,6 +1065,8 @@ class StateStore:
         deadline = self.now() + timedelta(seconds=max(timeout, 0.0))
         while True:
             if self._try_lock(owner, ttl):
+                # A new run: what other processes did since the last one is read afresh.
+                self.forget_cached_rows()
                 return
             holder = self.lock_holder()
             remaining = (deadline - self.now()).total_seconds()
@@ -1081,6 +1205,8 @@ class PairTx:
         self._store = store
         self._conn: Connection | None = None
         self._done = False
+        # What the store's row cache learns once this transaction has committed.
+        self._on_commit: list[Callable[[], None]] = []
 
     def _connection(self) -> Connection:
         if self._done:
@@ -1114,6 +1240,9 @@ class PairTx:
             raise StateStoreError(f"state store {self._store.url}: {_db_reason(exc)}") from None
         finally:
             conn.close()
+        if commit:
+            for learn in self._on_commit:
+                learn()
 
     @contextmanager
     def _step(self) -> Iterator[Connection]:
@@ -1131,6 +1260,8 @@ class PairTx:
         *,
         hash: str | None,
         at: datetime | None = None,
+        link: Link | None = None,
+        new: bool = False,
     ) -> Link:
         """Insert the link of a pair from its sides (side -> :class:`LinkSide`), or
         update the link that holds either side's record.
@@ -1139,7 +1270,16 @@ class PairTx:
         store's clock; the engine passes its own, the clock it compares with the
         tools' edit times.
 
-        Raises LinkConflict when the two records belong to two different links.
+        What the caller knows saves the lookup: ``link``, the pair's link as
+        read (its id and records), is updated in place when it still holds
+        both records; ``new`` says the pair had no link when planned, so it is
+        inserted straight away. Either way, when the database says otherwise
+        (the link is gone, a record is linked already), the link is found by
+        its records as without them: the hints cost statements, never
+        correctness.
+
+        Raises LinkConflict when the two records belong to two different links;
+        the pair's transaction is then to be ended (it rolls back).
         """
         if set(sides) != set(SIDES) or not all(sides[side].id for side in SIDES):
             raise ValueError(
@@ -1157,59 +1297,123 @@ class PairTx:
             for side in SIDES
         }
         updated_at = self._store.now() if at is None else _require_aware(at, "at")
-        connection = self._store.connection
-        s = t.link_sides.c
         with self._step() as conn:
-            held = conn.execute(
-                select(s.link_id, s.side, s.record_id)
-                .where(s.link_id.in_(
-                    select(s.link_id).where(s.connection == connection, or_(*(
-                        (s.side == side) & (s.record_id == rows[side]["record_id"])
-                        for side in SIDES)))))
-                .order_by(s.link_id, s.side)
-            ).all()
-            current: dict[int, dict[str, str]] = {}
-            for row in held:
-                current.setdefault(row.link_id, {})[row.side] = row.record_id
-            if len(current) > 1:
-                raise LinkConflict(self._conflict_text(sides, current))
-            try:
-                # A savepoint keeps the pair's transaction usable after a
-                # constraint violation (PostgreSQL would abort all of it).
-                with conn.begin_nested():
-                    if current:
-                        [(link_id, was)] = current.items()
-                        now = {side: rows[side]["record_id"] for side in SIDES}
-                        if was != now:
-                            logger.warning("relinking: %s becomes %s", _pair_text(was),
-                                           _pair_text(now))
-                        conn.execute(update(t.links).where(t.links.c.id == link_id)
-                                     .values(hash=hash, updated_at=updated_at))
-                        for side in SIDES:
-                            conn.execute(update(t.link_sides)
-                                         .where(s.link_id == link_id, s.side == side)
-                                         .values(**rows[side]))
-                    else:
-                        result = conn.execute(
-                            insert(t.links).values(connection=connection, hash=hash,
-                                                   created_at=updated_at, updated_at=updated_at)
-                        )
-                        link_id = int(result.inserted_primary_key[0])
-                        conn.execute(insert(t.link_sides), [
-                            {"link_id": link_id, "side": side, "connection": connection,
-                             **rows[side]}
-                            for side in SIDES
-                        ])
-            except IntegrityError:
+            saved: Link | None = None
+            if link is not None and all(link.id_on(side) == rows[side]["record_id"]
+                                        for side in SIDES):
+                saved = self._update_link(conn, link.id, link.created_at, rows, hash,
+                                          updated_at)
+            elif new:
+                saved = self._insert_link(conn, rows, hash, updated_at)
+            if saved is None:
+                saved = self._save_found(conn, sides, rows, hash, updated_at)
+        return saved
+
+    @staticmethod
+    def _link_of(link_id: int, rows: Mapping[str, Mapping[str, Any]], hash: str | None,
+                 created_at: datetime, updated_at: datetime) -> Link:
+        """The link as these rows store it (what reading it back would return)."""
+        return Link(id=link_id, sides={
+            side: LinkSide(id=rows[side]["record_id"], display=rows[side]["display"],
+                           snapshot=_loads(rows[side]["snapshot"]), version=rows[side]["version"])
+            for side in SIDES}, hash=hash, created_at=created_at, updated_at=updated_at)
+
+    def _write_sides(self, conn: Connection, link_id: int,
+                     rows: Mapping[str, Mapping[str, Any]]) -> None:
+        """Both sides' rows of ``link_id`` in one upsert on (link_id, side).
+
+        A record linked elsewhere violates the per-record uniqueness: LinkConflict.
+        """
+        connection = self._store.connection
+        s = t.link_sides
+        statement = self._store._insert(s).values(
+            [{"link_id": link_id, "side": side, "connection": connection, **rows[side]}
+             for side in SIDES])
+        statement = statement.on_conflict_do_update(
+            index_elements=[s.c.link_id, s.c.side],
+            set_={name: statement.excluded[name]
+                  for name in ("record_id", "display", "version", "snapshot")})
+        try:
+            conn.execute(statement)
+        except IntegrityError:
+            raise LinkConflict(self._race_text(rows)) from None
+
+    @staticmethod
+    def _race_text(rows: Mapping[str, Mapping[str, Any]]) -> str:
+        return (f"{_pair_text({side: rows[side]['record_id'] for side in SIDES}, 'or')} "
+                "was linked elsewhere by another writer at the same time; two records "
+                "claim one link")
+
+    def _update_link(self, conn: Connection, link_id: int, created_at: datetime,
+                     rows: Mapping[str, Mapping[str, Any]], hash: str | None,
+                     updated_at: datetime) -> Link | None:
+        """Update the link known by id (two statements); None when it is gone."""
+        ln = t.links.c
+        changed = conn.execute(
+            update(t.links).where(ln.id == link_id, ln.connection == self._store.connection)
+            .values(hash=hash, updated_at=updated_at)).rowcount
+        if not changed:
+            return None
+        self._write_sides(conn, link_id, rows)
+        return self._link_of(link_id, rows, hash, created_at, updated_at)
+
+    def _insert_link(self, conn: Connection, rows: Mapping[str, Mapping[str, Any]],
+                     hash: str | None, updated_at: datetime) -> Link | None:
+        """Insert a new link (two statements); None, with nothing left behind, when
+        one of its records is linked already."""
+        connection = self._store.connection
+        result = conn.execute(insert(t.links).values(
+            connection=connection, hash=hash, created_at=updated_at, updated_at=updated_at))
+        link_id = int(result.inserted_primary_key[0])
+        # ON CONFLICT DO NOTHING: a record linked already is skipped instead of
+        # failing the statement, which on PostgreSQL would abort the whole pair.
+        inserted = conn.execute(
+            self._store._insert(t.link_sides).values(
+                [{"link_id": link_id, "side": side, "connection": connection, **rows[side]}
+                 for side in SIDES]).on_conflict_do_nothing(),
+            # An INSERT's rowcount is kept only on request (PostgreSQL drivers).
+            execution_options={"preserve_rowcount": True}).rowcount
+        if inserted == len(SIDES):
+            return self._link_of(link_id, rows, hash, updated_at, updated_at)
+        conn.execute(delete(t.link_sides).where(t.link_sides.c.link_id == link_id))
+        conn.execute(delete(t.links).where(t.links.c.id == link_id))
+        return None
+
+    def _save_found(self, conn: Connection, sides: Mapping[str, LinkSide],
+                    rows: Mapping[str, Mapping[str, Any]], hash: str | None,
+                    updated_at: datetime) -> Link:
+        """Find the link holding either record, then update it or insert a new one."""
+        s, ln = t.link_sides.c, t.links.c
+        held = conn.execute(
+            select(s.link_id, s.side, s.record_id, ln.created_at)
+            .join(t.links, ln.id == s.link_id)
+            .where(s.link_id.in_(
+                select(s.link_id).where(s.connection == self._store.connection, or_(*(
+                    (s.side == side) & (s.record_id == rows[side]["record_id"])
+                    for side in SIDES)))))
+            .order_by(s.link_id, s.side)
+        ).all()
+        current: dict[int, dict[str, str]] = {}
+        created: dict[int, datetime] = {}
+        for row in held:
+            current.setdefault(row.link_id, {})[row.side] = row.record_id
+            created[row.link_id] = row.created_at
+        if len(current) > 1:
+            raise LinkConflict(self._conflict_text(sides, current))
+        if not current:
+            saved = self._insert_link(conn, rows, hash, updated_at)
+            if saved is None:
                 # Lost a race with another writer that linked one of the records.
-                raise LinkConflict(
-                    f"{_pair_text({side: rows[side]['record_id'] for side in SIDES}, 'or')} "
-                    "was linked elsewhere by another writer at the same time; two records "
-                    "claim one link"
-                ) from None
-            found = _links_from(conn.execute(
-                _link_rows().where(t.links.c.id == link_id)).mappings())
-        return found[0]
+                raise LinkConflict(self._race_text(rows))
+            return saved
+        [(link_id, was)] = current.items()
+        now = {side: rows[side]["record_id"] for side in SIDES}
+        if was != now:
+            logger.warning("relinking: %s becomes %s", _pair_text(was), _pair_text(now))
+        saved = self._update_link(conn, link_id, created[link_id], rows, hash, updated_at)
+        if saved is None:
+            raise LinkConflict(self._race_text(rows))
+        return saved
 
     @staticmethod
     def _conflict_text(sides: Mapping[str, LinkSide],
@@ -1238,39 +1442,47 @@ class PairTx:
         what = _pair_text(ids, "/", "comment ")
         s = t.comment_sides.c
         with self._step() as conn:
+            # Insert first: a new comment pair (the common case) is two statements.
+            # A comment paired already makes the sides' insert skip (ON CONFLICT DO
+            # NOTHING, which keeps a PostgreSQL transaction usable); then the new
+            # row goes again and the pairs holding the comments are looked at.
+            try:
+                result = conn.execute(
+                    insert(t.comment_links).values(link_id=link_id, origin=origin,
+                                                   visibility=visibility))
+            except IntegrityError:
+                raise StateStoreError(
+                    f"state store {self._store.url}: no link {link_id} for {what}"
+                ) from None
+            comment_link_id = int(result.inserted_primary_key[0])
+            inserted = conn.execute(self._store._insert(t.comment_sides).values([
+                {"comment_link_id": comment_link_id, "link_id": link_id, "side": side,
+                 "comment_id": ids[side]}
+                for side in SIDES
+            ]).on_conflict_do_nothing(), execution_options={"preserve_rowcount": True}).rowcount
+            if inserted == len(SIDES):
+                return
+            conn.execute(delete(t.comment_sides).where(s.comment_link_id == comment_link_id))
+            conn.execute(delete(t.comment_links).where(t.comment_links.c.id == comment_link_id))
             rows = conn.execute(
                 select(s.comment_link_id, s.side, s.comment_id)
                 .where(s.comment_link_id.in_(
                     select(s.comment_link_id).where(s.link_id == link_id, or_(*(
                         (s.side == side) & (s.comment_id == ids[side]) for side in SIDES)))))
             ).all()
-            paired: dict[int, dict[str, str]] = {}
-            for row in rows:
-                paired.setdefault(row.comment_link_id, {})[row.side] = row.comment_id
-            if any(found == dict(ids) for found in paired.values()):
-                return
-            if paired:
-                raise LinkConflict(
-                    f"{what} on link {link_id}: one of them is already paired with another "
-                    "comment"
-                )
-            try:
-                with conn.begin_nested():
-                    result = conn.execute(
-                        insert(t.comment_links).values(link_id=link_id, origin=origin,
-                                                       visibility=visibility)
-                    )
-                    comment_link_id = int(result.inserted_primary_key[0])
-                    conn.execute(insert(t.comment_sides), [
-                        {"comment_link_id": comment_link_id, "link_id": link_id, "side": side,
-                         "comment_id": ids[side]}
-                        for side in SIDES
-                    ])
-            except IntegrityError:
-                raise StateStoreError(
-                    f"state store {self._store.url}: no link {link_id} for {what}, or it "
-                    "was paired concurrently"
-                ) from None
+        paired: dict[int, dict[str, str]] = {}
+        for row in rows:
+            paired.setdefault(row.comment_link_id, {})[row.side] = row.comment_id
+        if any(found == dict(ids) for found in paired.values()):
+            return
+        if paired:
+            raise LinkConflict(
+                f"{what} on link {link_id}: one of them is already paired with another "
+                "comment"
+            )
+        raise StateStoreError(
+            f"state store {self._store.url}: {what} on link {link_id} was paired "
+            "concurrently")
 
     def complete_intent(self, intent_id: int) -> None:
         with self._step() as conn:
@@ -1279,12 +1491,18 @@ class PairTx:
             )
 
     def clear_retry(self, side: str, record_id: str) -> None:
+        """Take the record out of the retry queue; no statement when it is not queued."""
+        key = (_side(side), record_id)
+        rows = self._store._rows
+        if not rows.holds("queued", self._store._load_queued, key):
+            return
         c = t.retry_queue.c
         with self._step() as conn:
             conn.execute(
                 delete(t.retry_queue).where(c.connection == self._store.connection,
-                                            c.side == _side(side), c.record_id == record_id)
+                                            c.side == key[0], c.record_id == record_id)
             )
+        self._on_commit.append(lambda: rows.discard("queued", key))
 
     def record_conflict(
         self,
@@ -1320,15 +1538,20 @@ class PairTx:
         }
         c = t.conflicts.c
         same_field_open = (c.link_id == link_id, c.field == field, c.open.is_(True))
+        cache, load = self._store._rows, self._store._load_open_conflicts
+        # A link without an open conflict has none on this field to replace or close.
+        had_open = cache.holds("open_conflicts", load, link_id)
         with self._step() as conn:
             if is_open:
-                current = conn.execute(
-                    select(c.id).where(*same_field_open).order_by(c.id.desc())
-                ).scalar()
-                if current is not None:
-                    conn.execute(update(t.conflicts).where(c.id == current).values(**row))
-                    return
-            else:
+                cache.add("open_conflicts", load, link_id)
+                if had_open:
+                    current = conn.execute(
+                        select(c.id).where(*same_field_open).order_by(c.id.desc())
+                    ).scalar()
+                    if current is not None:
+                        conn.execute(update(t.conflicts).where(c.id == current).values(**row))
+                        return
+            elif had_open:
                 conn.execute(update(t.conflicts).where(*same_field_open).values(open=False))
             conn.execute(insert(t.conflicts).values(link_id=link_id, field=field, **row))
 
@@ -1348,17 +1571,26 @@ class PairTx:
     def set_rules_due(self, link_id: int, due_at: datetime | None) -> None:
         """When the pair's rules are next due by time alone (None: on no date)."""
         r = t.link_rules.c
+        cache, load = self._store._rows, self._store._load_rules_due
+        if due_at is None:
+            # Most links are due on no date and have no row: nothing to delete.
+            if cache.holds("rules_due", load, link_id):
+                with self._step() as conn:
+                    conn.execute(delete(t.link_rules).where(r.link_id == link_id))
+                self._on_commit.append(lambda: cache.discard("rules_due", link_id))
+            return
+        due_at = _require_aware(due_at, "due_at")
+        statement = self._store._insert(t.link_rules).values(link_id=link_id, due_at=due_at)
         with self._step() as conn:
-            if due_at is None:
-                conn.execute(delete(t.link_rules).where(r.link_id == link_id))
-                return
-            due_at = _require_aware(due_at, "due_at")
-            changed = conn.execute(update(t.link_rules).where(r.link_id == link_id)
-                                   .values(due_at=due_at)).rowcount
-            if not changed:
-                conn.execute(insert(t.link_rules).values(link_id=link_id, due_at=due_at))
+            cache.add("rules_due", load, link_id)
+            conn.execute(statement.on_conflict_do_update(
+                index_elements=[r.link_id], set_={"due_at": statement.excluded.due_at}))
 
     def close_conflicts(self, link_id: int, field: str) -> None:
+        """Close the open conflicts on ``field``; no statement when the link has none."""
+        if not self._store._rows.holds("open_conflicts", self._store._load_open_conflicts,
+                                       link_id):
+            return
         c = t.conflicts.c
         with self._step() as conn:
             conn.execute(
