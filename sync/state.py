@@ -21,6 +21,13 @@ Contract:
   :meth:`StateStore.rule_firings`) and when its rules next change it by time
   alone (:meth:`PairTx.set_rules_due`, :meth:`StateStore.rules_due`). Both
   tables hang off ``links.id`` and go with their link.
+- A pair's commit costs few statements: a new link is two INSERTs, a link the
+  caller read (``save_link(link=...)``) is updated by id, and the store
+  remembers, per run, which records are queued and which links have open
+  conflicts, comment pairs or a rules row, so a statement (or read) that would
+  find nothing is not sent. That memory is read when first needed and dropped
+  when a run takes the lock (:meth:`StateStore.forget_cached_rows`); rows
+  another process writes to this connection meanwhile are seen after that.
 - Every other writing method commits on its own, at once (``record_intent``
   must survive a crash during the remote create that follows it).
 - Every timestamp going in must be timezone-aware; every timestamp coming out
@@ -426,7 +433,7 @@ def _db_reason(exc: SQLAlchemyError) -> str:
 
 class _RowCache:
     """Sets of keys of the store's own rows (queued records, links with an open
-    conflict, links with a rules row), each read once when first needed.
+    conflict, with a comment pair, with a rules row), each read once when first needed.
 
     A set may hold more than the database (an add is made when the write is
     made, before its commit; a removal waits for the commit), never less, for
@@ -601,20 +608,27 @@ class StateStore:
             return {(row.side, row.record_id) for row in conn.execute(
                 select(c.side, c.record_id).where(c.connection == self.connection))}
 
+    # The sets below hold link ids of every connection: link ids are unique across
+    # them, and a write naming another connection's link behaves as it always did.
+
     def _load_open_conflicts(self) -> set[Any]:
-        """The ids of this connection's links that have an open conflict."""
+        """The ids of the links that have an open conflict."""
         c = t.conflicts.c
-        mine = select(t.links.c.id).where(t.links.c.connection == self.connection)
         with self._read() as conn:
             return set(conn.execute(select(c.link_id).distinct().where(
-                c.open.is_(True), c.link_id.in_(mine))).scalars())
+                c.open.is_(True))).scalars())
+
+    def _load_commented(self) -> set[Any]:
+        """The ids of the links that have a comment pair."""
+        c = t.comment_links.c
+        with self._read() as conn:
+            return set(conn.execute(select(c.link_id).distinct()).scalars())
 
     def _load_rules_due(self) -> set[Any]:
-        """The ids of this connection's links that have a ``link_rules`` row."""
+        """The ids of the links that have a ``link_rules`` row."""
         r = t.link_rules.c
-        mine = select(t.links.c.id).where(t.links.c.connection == self.connection)
         with self._read() as conn:
-            return set(conn.execute(select(r.link_id).where(r.link_id.in_(mine))).scalars())
+            return set(conn.execute(select(r.link_id)).scalars())
 
     def _prepare_schema(self, *, create: bool) -> None:
         # A reader must not queue behind a run's writes for the write lock.
@@ -741,6 +755,10 @@ class StateStore:
         return self._read_links()
 
     def comment_links(self, link_id: int) -> list[CommentLink]:
+        """The comment pairs of a link; no query for a link the store knows has none
+        (most links: planning a pair asks for its comment pairs every time)."""
+        if not self._rows.holds("commented", self._load_commented, link_id):
+            return []
         c, s = t.comment_links.c, t.comment_sides.c
         with self._read() as conn:
             rows = conn.execute(
@@ -952,6 +970,13 @@ class StateStore:
         with self._read() as conn:
             rows = conn.execute(query).mappings().all()
         return [_conflict_from(row) for row in rows]
+
+    def open_conflicts_of(self, link_id: int) -> list[ConflictRecord]:
+        """The open conflicts of one link, oldest first; no query for a link the store
+        knows has none (most links: planning a pair asks every time)."""
+        if not self._rows.holds("open_conflicts", self._load_open_conflicts, link_id):
+            return []
+        return [conflict for conflict in self.conflicts(link_id) if conflict.open]
 
     def conflict_by_id(self, conflict_id: int) -> ConflictRecord | None:
         c = t.conflicts.c
@@ -1346,12 +1371,20 @@ class PairTx:
 
     def _update_link(self, conn: Connection, link_id: int, created_at: datetime,
                      rows: Mapping[str, Mapping[str, Any]], hash: str | None,
-                     updated_at: datetime) -> Link | None:
-        """Update the link known by id (two statements); None when it is gone."""
-        ln = t.links.c
+                     updated_at: datetime, *, holding: bool = True) -> Link | None:
+        """Update the link known by id (two statements); None when it is gone or,
+        with ``holding``, no longer holds these records (ids may be reused after a
+        link is deleted). Without, the link was just found in this transaction."""
+        ln, s = t.links.c, t.link_sides.c
+        where = [ln.id == link_id, ln.connection == self._store.connection]
+        if holding:
+            where.append(select(func.count()).select_from(t.link_sides)
+                         .where(s.link_id == link_id, or_(*(
+                             (s.side == side) & (s.record_id == rows[side]["record_id"])
+                             for side in SIDES)))
+                         .scalar_subquery() == len(SIDES))
         changed = conn.execute(
-            update(t.links).where(ln.id == link_id, ln.connection == self._store.connection)
-            .values(hash=hash, updated_at=updated_at)).rowcount
+            update(t.links).where(*where).values(hash=hash, updated_at=updated_at)).rowcount
         if not changed:
             return None
         self._write_sides(conn, link_id, rows)
@@ -1410,7 +1443,8 @@ class PairTx:
         now = {side: rows[side]["record_id"] for side in SIDES}
         if was != now:
             logger.warning("relinking: %s becomes %s", _pair_text(was), _pair_text(now))
-        saved = self._update_link(conn, link_id, created[link_id], rows, hash, updated_at)
+        saved = self._update_link(conn, link_id, created[link_id], rows, hash, updated_at,
+                                  holding=False)
         if saved is None:
             raise LinkConflict(self._race_text(rows))
         return saved
@@ -1442,6 +1476,7 @@ class PairTx:
         what = _pair_text(ids, "/", "comment ")
         s = t.comment_sides.c
         with self._step() as conn:
+            self._store._rows.add("commented", self._store._load_commented, link_id)
             # Insert first: a new comment pair (the common case) is two statements.
             # A comment paired already makes the sides' insert skip (ON CONFLICT DO
             # NOTHING, which keeps a PostgreSQL transaction usable); then the new
