@@ -79,6 +79,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -431,6 +432,55 @@ def _db_reason(exc: SQLAlchemyError) -> str:
 # --------------------------------------------------------------------------- store
 
 
+@dataclass(frozen=True)
+class _HotStatements:
+    """The statements every pair's commit runs, built once per store: building a
+    SQLAlchemy statement costs more CPU than SQLite takes to run it, and a
+    statement built once (its values bound at execution, one row or many) is
+    compiled once. A multi-row ``values([...])`` would be compiled every time."""
+
+    insert_link: Any
+    insert_sides: Any          # ON CONFLICT DO NOTHING RETURNING side: rows made
+    upsert_sides: Any          # on (link_id, side)
+    update_link: Any           # by id and connection
+    update_held_link: Any      # ... while it holds both records (b_record_<side>)
+    complete_intent: Any
+    insert_comment_link: Any
+    insert_comment_sides: Any  # ON CONFLICT DO NOTHING RETURNING side
+
+    @classmethod
+    def build(cls, is_sqlite: bool) -> _HotStatements:
+        dialect_insert = sqlite_dialect.insert if is_sqlite else postgresql.insert
+        ln, s = t.links.c, t.link_sides.c
+        upsert = dialect_insert(t.link_sides)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=[s.link_id, s.side],
+            set_={name: upsert.excluded[name]
+                  for name in ("record_id", "display", "version", "snapshot")})
+        # Bound names differ from the columns': SQLAlchemy reserves those for SET.
+        values = {"hash": bindparam("b_hash"), "updated_at": bindparam("b_updated_at")}
+        mine = (ln.id == bindparam("b_id"), ln.connection == bindparam("b_connection"))
+        holds = (select(func.count()).select_from(t.link_sides)
+                 .where(s.link_id == bindparam("b_id"), or_(*(
+                     (s.side == side) & (s.record_id == bindparam(f"b_record_{side}"))
+                     for side in SIDES)))
+                 .scalar_subquery())
+        return cls(
+            insert_link=insert(t.links),
+            insert_sides=dialect_insert(t.link_sides).on_conflict_do_nothing()
+            .returning(s.side),
+            upsert_sides=upsert,
+            update_link=update(t.links).where(*mine).values(**values),
+            update_held_link=update(t.links).where(*mine, holds == len(SIDES))
+            .values(**values),
+            complete_intent=update(t.intents).where(t.intents.c.id == bindparam("b_id"))
+            .values(completed=True),
+            insert_comment_link=insert(t.comment_links),
+            insert_comment_sides=dialect_insert(t.comment_sides).on_conflict_do_nothing()
+            .returning(t.comment_sides.c.side),
+        )
+
+
 class _RowCache:
     """Sets of keys of the store's own rows (queued records, links with an open
     conflict, with a comment pair, with a rules row), each read once when first needed.
@@ -505,6 +555,7 @@ class StateStore:
             )
         self.connection = connection
         self._engine = self._make_engine(url, create=create)
+        self._hot = _HotStatements.build(self._is_sqlite)
         try:
             self._prepare_schema(create=create)
         except BaseException:
@@ -1350,16 +1401,10 @@ class PairTx:
         A record linked elsewhere violates the per-record uniqueness: LinkConflict.
         """
         connection = self._store.connection
-        s = t.link_sides
-        statement = self._store._insert(s).values(
-            [{"link_id": link_id, "side": side, "connection": connection, **rows[side]}
-             for side in SIDES])
-        statement = statement.on_conflict_do_update(
-            index_elements=[s.c.link_id, s.c.side],
-            set_={name: statement.excluded[name]
-                  for name in ("record_id", "display", "version", "snapshot")})
         try:
-            conn.execute(statement)
+            conn.execute(self._store._hot.upsert_sides, [
+                {"link_id": link_id, "side": side, "connection": connection, **rows[side]}
+                for side in SIDES])
         except IntegrityError:
             raise LinkConflict(self._race_text(rows)) from None
 
@@ -1375,16 +1420,13 @@ class PairTx:
         """Update the link known by id (two statements); None when it is gone or,
         with ``holding``, no longer holds these records (ids may be reused after a
         link is deleted). Without, the link was just found in this transaction."""
-        ln, s = t.links.c, t.link_sides.c
-        where = [ln.id == link_id, ln.connection == self._store.connection]
+        hot = self._store._hot
+        params = {"b_id": link_id, "b_connection": self._store.connection, "b_hash": hash,
+                  "b_updated_at": updated_at}
         if holding:
-            where.append(select(func.count()).select_from(t.link_sides)
-                         .where(s.link_id == link_id, or_(*(
-                             (s.side == side) & (s.record_id == rows[side]["record_id"])
-                             for side in SIDES)))
-                         .scalar_subquery() == len(SIDES))
-        changed = conn.execute(
-            update(t.links).where(*where).values(hash=hash, updated_at=updated_at)).rowcount
+            params.update({f"b_record_{side}": rows[side]["record_id"] for side in SIDES})
+        changed = conn.execute(hot.update_held_link if holding else hot.update_link,
+                               params).rowcount
         if not changed:
             return None
         self._write_sides(conn, link_id, rows)
@@ -1395,17 +1437,17 @@ class PairTx:
         """Insert a new link (two statements); None, with nothing left behind, when
         one of its records is linked already."""
         connection = self._store.connection
-        result = conn.execute(insert(t.links).values(
-            connection=connection, hash=hash, created_at=updated_at, updated_at=updated_at))
+        hot = self._store._hot
+        result = conn.execute(hot.insert_link, {
+            "connection": connection, "hash": hash, "created_at": updated_at,
+            "updated_at": updated_at})
         link_id = int(result.inserted_primary_key[0])
         # ON CONFLICT DO NOTHING: a record linked already is skipped instead of
         # failing the statement, which on PostgreSQL would abort the whole pair.
-        inserted = conn.execute(
-            self._store._insert(t.link_sides).values(
-                [{"link_id": link_id, "side": side, "connection": connection, **rows[side]}
-                 for side in SIDES]).on_conflict_do_nothing(),
-            # An INSERT's rowcount is kept only on request (PostgreSQL drivers).
-            execution_options={"preserve_rowcount": True}).rowcount
+        # RETURNING tells the rows made (one statement for both: insertmanyvalues).
+        inserted = len(conn.execute(hot.insert_sides, [
+            {"link_id": link_id, "side": side, "connection": connection, **rows[side]}
+            for side in SIDES]).all())
         if inserted == len(SIDES):
             return self._link_of(link_id, rows, hash, updated_at, updated_at)
         conn.execute(delete(t.link_sides).where(t.link_sides.c.link_id == link_id))
@@ -1481,20 +1523,20 @@ class PairTx:
             # A comment paired already makes the sides' insert skip (ON CONFLICT DO
             # NOTHING, which keeps a PostgreSQL transaction usable); then the new
             # row goes again and the pairs holding the comments are looked at.
+            hot = self._store._hot
             try:
-                result = conn.execute(
-                    insert(t.comment_links).values(link_id=link_id, origin=origin,
-                                                   visibility=visibility))
+                result = conn.execute(hot.insert_comment_link, {
+                    "link_id": link_id, "origin": origin, "visibility": visibility})
             except IntegrityError:
                 raise StateStoreError(
                     f"state store {self._store.url}: no link {link_id} for {what}"
                 ) from None
             comment_link_id = int(result.inserted_primary_key[0])
-            inserted = conn.execute(self._store._insert(t.comment_sides).values([
+            inserted = len(conn.execute(hot.insert_comment_sides, [
                 {"comment_link_id": comment_link_id, "link_id": link_id, "side": side,
                  "comment_id": ids[side]}
                 for side in SIDES
-            ]).on_conflict_do_nothing(), execution_options={"preserve_rowcount": True}).rowcount
+            ]).all())
             if inserted == len(SIDES):
                 return
             conn.execute(delete(t.comment_sides).where(s.comment_link_id == comment_link_id))
@@ -1521,9 +1563,7 @@ class PairTx:
 
     def complete_intent(self, intent_id: int) -> None:
         with self._step() as conn:
-            conn.execute(
-                update(t.intents).where(t.intents.c.id == intent_id).values(completed=True)
-            )
+            conn.execute(self._store._hot.complete_intent, {"b_id": intent_id})
 
     def clear_retry(self, side: str, record_id: str) -> None:
         """Take the record out of the retry queue; no statement when it is not queued."""
