@@ -4,7 +4,8 @@ Contract:
 - :func:`apply_plan` executes a :class:`sync.actions.Plan` over a session and
   a store, in batches of ``[sync] batch_size`` pairs, each batch written,
   committed and read back before the next starts. Per batch: its creates go
-  in bulk per target side, each preceded by a committed intent; then every
+  in bulk per target side, preceded by their intents (one committed
+  transaction per batch and side, :meth:`StateStore.record_intents`); then every
   update and mark of the batch goes in ONE ``write_many`` per side (an update
   and a mark of one record are one write; the update checked against the
   version it was planned on, the mark against the version the pair's earlier

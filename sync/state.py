@@ -29,7 +29,8 @@ Contract:
   when a run takes the lock (:meth:`StateStore.forget_cached_rows`); rows
   another process writes to this connection meanwhile are seen after that.
 - Every other writing method commits on its own, at once (``record_intent``
-  must survive a crash during the remote create that follows it).
+  and ``record_intents``, a batch's intents in one transaction, must survive a
+  crash during the remote create that follows them).
 - Every timestamp going in must be timezone-aware; every timestamp coming out
   is aware UTC.
 - Snapshots are stored as canonical JSON (sorted keys) and must already be
