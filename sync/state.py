@@ -440,17 +440,18 @@ class _HotStatements:
     statement built once (its values bound at execution, one row or many) is
     compiled once. A multi-row ``values([...])`` would be compiled every time."""
 
+    returning: bool            # INSERT ... RETURNING (not on SQLite before 3.35)
     insert_link: Any
-    insert_sides: Any          # ON CONFLICT DO NOTHING RETURNING side: rows made
+    insert_sides: Any          # ON CONFLICT DO NOTHING (RETURNING side): rows made
     upsert_sides: Any          # on (link_id, side)
     update_link: Any           # by id and connection
     update_held_link: Any      # ... while it holds both records (b_record_<side>)
     complete_intent: Any
     insert_comment_link: Any
-    insert_comment_sides: Any  # ON CONFLICT DO NOTHING RETURNING side
+    insert_comment_sides: Any  # ON CONFLICT DO NOTHING (RETURNING side)
 
     @classmethod
-    def build(cls, is_sqlite: bool) -> _HotStatements:
+    def build(cls, is_sqlite: bool, returning: bool) -> _HotStatements:
         dialect_insert = sqlite_dialect.insert if is_sqlite else postgresql.insert
         ln, s = t.links.c, t.link_sides.c
         upsert = dialect_insert(t.link_sides)
@@ -466,10 +467,15 @@ class _HotStatements:
                      (s.side == side) & (s.record_id == bindparam(f"b_record_{side}"))
                      for side in SIDES)))
                  .scalar_subquery())
+        insert_sides = dialect_insert(t.link_sides).on_conflict_do_nothing()
+        insert_comment_sides = dialect_insert(t.comment_sides).on_conflict_do_nothing()
+        if returning:
+            insert_sides = insert_sides.returning(s.side)
+            insert_comment_sides = insert_comment_sides.returning(t.comment_sides.c.side)
         return cls(
+            returning=returning,
             insert_link=insert(t.links),
-            insert_sides=dialect_insert(t.link_sides).on_conflict_do_nothing()
-            .returning(s.side),
+            insert_sides=insert_sides,
             upsert_sides=upsert,
             update_link=update(t.links).where(*mine).values(**values),
             update_held_link=update(t.links).where(*mine, holds == len(SIDES))
@@ -477,9 +483,13 @@ class _HotStatements:
             complete_intent=update(t.intents).where(t.intents.c.id == bindparam("b_id"))
             .values(completed=True),
             insert_comment_link=insert(t.comment_links),
-            insert_comment_sides=dialect_insert(t.comment_sides).on_conflict_do_nothing()
-            .returning(t.comment_sides.c.side),
+            insert_comment_sides=insert_comment_sides,
         )
+
+    def rows_made(self, result: Any) -> int:
+        """How many rows an insert of the ``insert_*sides`` statements made."""
+        # Without RETURNING only SQLite is left, whose executemany rowcount is the sum.
+        return len(result.all()) if self.returning else int(result.rowcount)
 
 
 class _RowCache:
@@ -556,7 +566,7 @@ class StateStore:
             )
         self.connection = connection
         self._engine = self._make_engine(url, create=create)
-        self._hot = _HotStatements.build(self._is_sqlite)
+        self._hot = _HotStatements.build(self._is_sqlite, self._engine.dialect.insert_returning)
         try:
             self._prepare_schema(create=create)
         except BaseException:
@@ -914,6 +924,12 @@ class StateStore:
                                      int(row.id))
             new = list(dict.fromkeys(key for key in wanted if key not in found))
             created_at = self.now()
+            if not self._hot.returning:
+                for a, i, b in new:   # SQLite before 3.35: one INSERT each, same transaction
+                    found[(a, i, b)] = int(conn.execute(insert(t.intents).values(
+                        connection=self.connection, source_side=a, source_id=i, target_side=b,
+                        created_at=created_at, completed=False)).inserted_primary_key[0])
+                new = []
             for start in range(0, len(new), IN_CHUNK):
                 # One multi-row INSERT ... RETURNING per chunk; the rows come back
                 # with their keys, so their order does not matter.
@@ -1446,9 +1462,9 @@ class PairTx:
         # ON CONFLICT DO NOTHING: a record linked already is skipped instead of
         # failing the statement, which on PostgreSQL would abort the whole pair.
         # RETURNING tells the rows made (one statement for both: insertmanyvalues).
-        inserted = len(conn.execute(hot.insert_sides, [
+        inserted = hot.rows_made(conn.execute(hot.insert_sides, [
             {"link_id": link_id, "side": side, "connection": connection, **rows[side]}
-            for side in SIDES]).all())
+            for side in SIDES]))
         if inserted == len(SIDES):
             return self._link_of(link_id, rows, hash, updated_at, updated_at)
         conn.execute(delete(t.link_sides).where(t.link_sides.c.link_id == link_id))
@@ -1533,11 +1549,11 @@ class PairTx:
                     f"state store {self._store.url}: no link {link_id} for {what}"
                 ) from None
             comment_link_id = int(result.inserted_primary_key[0])
-            inserted = len(conn.execute(hot.insert_comment_sides, [
+            inserted = hot.rows_made(conn.execute(hot.insert_comment_sides, [
                 {"comment_link_id": comment_link_id, "link_id": link_id, "side": side,
                  "comment_id": ids[side]}
                 for side in SIDES
-            ]).all())
+            ]))
             if inserted == len(SIDES):
                 return
             conn.execute(delete(t.comment_sides).where(s.comment_link_id == comment_link_id))

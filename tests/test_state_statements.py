@@ -237,3 +237,27 @@ def test_a_batch_of_intents_is_one_transaction_reusing_pending_twins(
     pending = {(i.source_side, i.source_id): i.id for i in store.pending_intents()}
     assert pending == {("servicenow", "sn1"): ids[0], ("servicenow", "sn2"): earlier,
                        ("jira", "OPS-3"): ids[2]}
+
+
+def test_without_insert_returning_as_on_sqlite_before_3_35_the_shortcuts_hold(
+    tmp_path: Any,
+) -> None:
+    from sync.state import _HotStatements
+
+    with StateStore(f"sqlite:///{tmp_path / 'state.db'}", clock=lambda: T0) as store:
+        store._hot = _HotStatements.build(True, returning=False)
+        with store.pair() as tx:
+            link = tx.save_link(sides("sn1", "OPS-1"), hash=None, new=True)
+            tx.add_comment_link(link.id, {"servicenow": "c1", "jira": "10001"},
+                                origin="servicenow", visibility="public")
+            tx.add_comment_link(link.id, {"servicenow": "c1", "jira": "10001"},
+                                origin="servicenow", visibility="public")
+        with store.pair() as tx:
+            again = tx.save_link(sides("sn1", "OPS-1", "2"), hash=None, new=True)
+        assert again.id == link.id and len(store.comment_links(link.id)) == 1
+        with pytest.raises(LinkConflict), store.pair() as tx:
+            tx.save_link(sides("sn2", "OPS-2"), hash=None, new=True)
+            tx.save_link(sides("sn2", "OPS-1"), hash=None, new=True)
+        assert store.all_links() == [again]
+        ids = store.record_intents([("servicenow", "sn3", "jira"), ("jira", "OPS-4", "servicenow")])
+        assert [i.id for i in store.pending_intents()] == ids
