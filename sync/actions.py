@@ -19,6 +19,7 @@ from typing import Any
 from connectors.base import RemoteRecord
 from sync.merge import Conflict
 from sync.rules import RuleFiring
+from sync.state import Link
 
 _EXCERPT = 60
 
@@ -365,6 +366,9 @@ class PairPlan:
     snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
     hash: str | None = None
     intent_id: int | None = None                # a pending create intent this pair settles
+    # The pair's link as last read or committed (None: no link when planned); its
+    # commit updates that link by id instead of looking it up by record ids.
+    link: Link | None = None
 
     @property
     def label(self) -> str:

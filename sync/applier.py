@@ -4,7 +4,8 @@ Contract:
 - :func:`apply_plan` executes a :class:`sync.actions.Plan` over a session and
   a store, in batches of ``[sync] batch_size`` pairs, each batch written,
   committed and read back before the next starts. Per batch: its creates go
-  in bulk per target side, each preceded by a committed intent; then every
+  in bulk per target side, preceded by their intents (one committed
+  transaction per batch and side, :meth:`StateStore.record_intents`); then every
   update and mark of the batch goes in ONE ``write_many`` per side (an update
   and a mark of one record are one write; the update checked against the
   version it was planned on, the mark against the version the pair's earlier
@@ -279,13 +280,14 @@ class _Applying:
         step = self.hooks.step
         connector = self.session.connectors[target]
         made: list[_Ready] = []
-        for pair in batch:
-            assert pair.create is not None
-            step("create:before-intent")
-            if pair.intent_id is None:
-                pair.intent_id = self.store.record_intent(
-                    pair.create.source_side, pair.create.source_id, target)
-            step("create:after-intent")
+        step("create:before-intent")
+        # The batch's intents in one transaction, all committed before any create.
+        unnoted = [pair for pair in batch if pair.intent_id is None]
+        noted = self.store.record_intents([(pair.create.source_side, pair.create.source_id,
+                                            target) for pair in unnoted if pair.create])
+        for pair, intent_id in zip(unnoted, noted, strict=True):
+            pair.intent_id = intent_id
+        step("create:after-intent")
         news = []
         for pair in batch:
             assert pair.create is not None
@@ -467,7 +469,8 @@ class _Applying:
             view = save_link(tx, {side: LinkSide(
                 id=pair.ids[side] or "", display=pair.displays[side],
                 snapshot=pair.snapshots[side], version=versions.get(side),
-            ) for side in self.sides}, hash=pair.hash, at=self.session.clock())
+            ) for side in self.sides}, hash=pair.hash, at=self.session.clock(),
+                link=pair.link, new=pair.link is None)
             if note is not None:
                 tx.record_rule_firings(view.id, [_firing_row(note.firing)],
                                        at=self.session.clock())
@@ -494,6 +497,7 @@ class _Applying:
                 for side in self.sides:
                     if pair.ids[side]:
                         tx.clear_retry(side, pair.ids[side] or "")
+        pair.link = view.link   # the pair's next commit updates this link by id
         return view
 
     # ---- rules: notes written once, firings and the next due time kept per link

@@ -51,11 +51,13 @@ class LinkView:
 
 
 def save_link(tx: PairTx, sides: Mapping[str, LinkSide], *, hash: str | None,
-              at: datetime | None = None) -> LinkView:
+              at: datetime | None = None, link: Link | None = None,
+              new: bool = False) -> LinkView:
     """Insert or update the link of a pair from its two sides' states; ``at`` stamps
     the commit (the engine's clock, which the planner compares with the tools'
-    edit times after a write whose reply was lost)."""
-    return LinkView(tx.save_link(sides, hash=hash, at=at))
+    edit times after a write whose reply was lost). ``link`` (the pair's link as
+    read) or ``new`` (it had none) spare the store its lookup by record ids."""
+    return LinkView(tx.save_link(sides, hash=hash, at=at, link=link, new=new))
 
 
 def add_comment_link(tx: PairTx, link_id: int, ids: Mapping[str, str], *, origin: str,

@@ -510,9 +510,10 @@ class _Planning:
         """Plan one linked pair; ``unfinished``: its last attempt failed (or a create
         intent is pending), so a write of that attempt may have landed uncommitted."""
         pair = self._new_pair(got)
+        pair.link = view.link
         bases = {side: view.side(side).snapshot for side in self.sides}
         base = bases if all(b is not None for b in bases.values()) else None
-        pending = {c.field: c for c in self.store.conflicts(view.id) if c.open}
+        pending = {c.field: c for c in self.store.open_conflicts_of(view.id)}
         newest_of: dict[str, str] = {}
         if unfinished and base is not None:
             base, newest_of = self._changed_back_by_people(got, pair.displays, base,
@@ -943,7 +944,8 @@ class _Planning:
                      got: dict[str, RemoteRecord] = present) -> None:
                 rebased = self._rebased(view, pair, got)
                 again = self._new_pair(got)
-                pending = {c.field: c for c in self.store.conflicts(view.id) if c.open}
+                again.link = view.link
+                pending = {c.field: c for c in self.store.open_conflicts_of(view.id)}
                 bases = {side: rebased.side(side).snapshot for side in self.sides}
                 base = bases if all(b is not None for b in bases.values()) else None
                 self._plan_merge(again, base, pending, link_id=view.id)

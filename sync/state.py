@@ -21,8 +21,16 @@ Contract:
   :meth:`StateStore.rule_firings`) and when its rules next change it by time
   alone (:meth:`PairTx.set_rules_due`, :meth:`StateStore.rules_due`). Both
   tables hang off ``links.id`` and go with their link.
+- A pair's commit costs few statements: a new link is two INSERTs, a link the
+  caller read (``save_link(link=...)``) is updated by id, and the store
+  remembers, per run, which records are queued and which links have open
+  conflicts, comment pairs or a rules row, so a statement (or read) that would
+  find nothing is not sent. That memory is read when first needed and dropped
+  when a run takes the lock (:meth:`StateStore.forget_cached_rows`); rows
+  another process writes to this connection meanwhile are seen after that.
 - Every other writing method commits on its own, at once (``record_intent``
-  must survive a crash during the remote create that follows it).
+  and ``record_intents``, a batch's intents in one transaction, must survive a
+  crash during the remote create that follows them).
 - Every timestamp going in must be timezone-aware; every timestamp coming out
   is aware UTC.
 - Snapshots are stored as canonical JSON (sorted keys) and must already be
@@ -72,6 +80,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -82,6 +91,8 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, SQLAlchemyError
@@ -422,6 +433,111 @@ def _db_reason(exc: SQLAlchemyError) -> str:
 # --------------------------------------------------------------------------- store
 
 
+@dataclass(frozen=True)
+class _HotStatements:
+    """The statements every pair's commit runs, built once per store: building a
+    SQLAlchemy statement costs more CPU than SQLite takes to run it, and a
+    statement built once (its values bound at execution, one row or many) is
+    compiled once. A multi-row ``values([...])`` would be compiled every time."""
+
+    returning: bool            # INSERT ... RETURNING (not on SQLite before 3.35)
+    insert_link: Any
+    insert_sides: Any          # ON CONFLICT DO NOTHING (RETURNING side): rows made
+    upsert_sides: Any          # on (link_id, side)
+    update_link: Any           # by id and connection
+    update_held_link: Any      # ... while it holds both records (b_record_<side>)
+    complete_intent: Any
+    insert_comment_link: Any
+    insert_comment_sides: Any  # ON CONFLICT DO NOTHING (RETURNING side)
+
+    @classmethod
+    def build(cls, is_sqlite: bool, returning: bool) -> _HotStatements:
+        dialect_insert = sqlite_dialect.insert if is_sqlite else postgresql.insert
+        ln, s = t.links.c, t.link_sides.c
+        upsert = dialect_insert(t.link_sides)
+        upsert = upsert.on_conflict_do_update(
+            index_elements=[s.link_id, s.side],
+            set_={name: upsert.excluded[name]
+                  for name in ("record_id", "display", "version", "snapshot")})
+        # Bound names differ from the columns': SQLAlchemy reserves those for SET.
+        values = {"hash": bindparam("b_hash"), "updated_at": bindparam("b_updated_at")}
+        mine = (ln.id == bindparam("b_id"), ln.connection == bindparam("b_connection"))
+        holds = (select(func.count()).select_from(t.link_sides)
+                 .where(s.link_id == bindparam("b_id"), or_(*(
+                     (s.side == side) & (s.record_id == bindparam(f"b_record_{side}"))
+                     for side in SIDES)))
+                 .scalar_subquery())
+        insert_sides = dialect_insert(t.link_sides).on_conflict_do_nothing()
+        insert_comment_sides = dialect_insert(t.comment_sides).on_conflict_do_nothing()
+        if returning:
+            insert_sides = insert_sides.returning(s.side)
+            insert_comment_sides = insert_comment_sides.returning(t.comment_sides.c.side)
+        return cls(
+            returning=returning,
+            insert_link=insert(t.links),
+            insert_sides=insert_sides,
+            upsert_sides=upsert,
+            update_link=update(t.links).where(*mine).values(**values),
+            update_held_link=update(t.links).where(*mine, holds == len(SIDES))
+            .values(**values),
+            complete_intent=update(t.intents).where(t.intents.c.id == bindparam("b_id"))
+            .values(completed=True),
+            insert_comment_link=insert(t.comment_links),
+            insert_comment_sides=insert_comment_sides,
+        )
+
+    def rows_made(self, result: Any) -> int:
+        """How many rows an insert of the ``insert_*sides`` statements made."""
+        # Without RETURNING only SQLite is left, whose executemany rowcount is the sum.
+        return len(result.all()) if self.returning else int(result.rowcount)
+
+
+class _RowCache:
+    """Sets of keys of the store's own rows (queued records, links with an open
+    conflict, with a comment pair, with a rules row), each read once when first needed.
+
+    A set may hold more than the database (an add is made when the write is
+    made, before its commit; a removal waits for the commit), never less, for
+    rows this store wrote: a statement is skipped only when its row is surely
+    absent. Rows another process writes during a run are not seen until
+    :meth:`forget`; the run lock keeps other runs of the connection out, and a
+    skipped DELETE of such a row only leaves an item for the next run.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sets: dict[str, set[Any]] = {}
+
+    def get(self, name: str, load: Callable[[], set[Any]]) -> set[Any]:
+        with self._lock:
+            found = self._sets.get(name)
+        if found is None:
+            loaded = load()
+            with self._lock:
+                found = self._sets.setdefault(name, loaded)
+        return found
+
+    def holds(self, name: str, load: Callable[[], set[Any]], key: Any) -> bool:
+        found = self.get(name, load)
+        with self._lock:
+            return key in found
+
+    def add(self, name: str, load: Callable[[], set[Any]], key: Any) -> None:
+        found = self.get(name, load)
+        with self._lock:
+            found.add(key)
+
+    def discard(self, name: str, key: Any) -> None:
+        with self._lock:
+            found = self._sets.get(name)
+            if found is not None:
+                found.discard(key)
+
+    def forget(self) -> None:
+        with self._lock:
+            self._sets.clear()
+
+
 class StateStore:
     """Links, snapshots, retry queue, conflicts, watermarks, runs and the run lock."""
 
@@ -439,6 +555,10 @@ class StateStore:
         self._temp_dir: tempfile.TemporaryDirectory[str] | None = None
         # Which thread has a pair transaction open (see _guard_single_writer).
         self._local = threading.local()
+        # What this store knows of its own rows, so a pair's commit skips the
+        # statements that would change nothing (see _RowCache); loaded lazily,
+        # dropped when a run takes the lock.
+        self._rows = _RowCache()
         self.url = masked_url(url)
         if not connection or len(connection) > MAX_CONNECTION_CHARS:
             raise ValueError(
@@ -446,6 +566,7 @@ class StateStore:
             )
         self.connection = connection
         self._engine = self._make_engine(url, create=create)
+        self._hot = _HotStatements.build(self._is_sqlite, self._engine.dialect.insert_returning)
         try:
             self._prepare_schema(create=create)
         except BaseException:
@@ -529,6 +650,47 @@ class StateStore:
             raise
         except SQLAlchemyError as exc:
             raise StateStoreError(f"state store {self.url}: {_db_reason(exc)}") from None
+
+    def _insert(self, table: Any) -> Any:
+        """The dialect's INSERT for ``table``, which knows ON CONFLICT (SQLite and
+        PostgreSQL spell it alike)."""
+        return (sqlite_dialect.insert(table) if self._is_sqlite
+                else postgresql.insert(table))
+
+    def forget_cached_rows(self) -> None:
+        """Drop what the store remembers of its retry queue, open conflicts and rule
+        rows; read again at next need. A run taking the lock calls it, so rows other
+        processes changed between runs are seen."""
+        self._rows.forget()
+
+    def _load_queued(self) -> set[Any]:
+        """(side, record id) of every item of this connection's retry queue."""
+        c = t.retry_queue.c
+        with self._read() as conn:
+            return {(row.side, row.record_id) for row in conn.execute(
+                select(c.side, c.record_id).where(c.connection == self.connection))}
+
+    # The sets below hold link ids of every connection: link ids are unique across
+    # them, and a write naming another connection's link behaves as it always did.
+
+    def _load_open_conflicts(self) -> set[Any]:
+        """The ids of the links that have an open conflict."""
+        c = t.conflicts.c
+        with self._read() as conn:
+            return set(conn.execute(select(c.link_id).distinct().where(
+                c.open.is_(True))).scalars())
+
+    def _load_commented(self) -> set[Any]:
+        """The ids of the links that have a comment pair."""
+        c = t.comment_links.c
+        with self._read() as conn:
+            return set(conn.execute(select(c.link_id).distinct()).scalars())
+
+    def _load_rules_due(self) -> set[Any]:
+        """The ids of the links that have a ``link_rules`` row."""
+        r = t.link_rules.c
+        with self._read() as conn:
+            return set(conn.execute(select(r.link_id)).scalars())
 
     def _prepare_schema(self, *, create: bool) -> None:
         # A reader must not queue behind a run's writes for the write lock.
@@ -655,6 +817,10 @@ class StateStore:
         return self._read_links()
 
     def comment_links(self, link_id: int) -> list[CommentLink]:
+        """The comment pairs of a link; no query for a link the store knows has none
+        (most links: planning a pair asks for its comment pairs every time)."""
+        if not self._rows.holds("commented", self._load_commented, link_id):
+            return []
         c, s = t.comment_links.c, t.comment_sides.c
         with self._read() as conn:
             rows = conn.execute(
@@ -736,6 +902,47 @@ class StateStore:
             )
             return int(result.inserted_primary_key[0])
 
+    def record_intents(self, creates: Sequence[tuple[str, str, str]]) -> list[int]:
+        """Note a batch of creates about to happen, ``(source_side, source_id,
+        target_side)`` each, in ONE committed transaction; their ids in order. A
+        pending twin is reused, as by :meth:`record_intent`."""
+        wanted = [(_side(a), str(i), _side(b)) for a, i, b in creates]
+        if not wanted:
+            return []
+        c = t.intents.c
+        found: dict[tuple[str, str, str], int] = {}
+        source_ids = sorted({source_id for _, source_id, _ in wanted})
+        with self._write() as conn:
+            for start in range(0, len(source_ids), IN_CHUNK):
+                rows = conn.execute(
+                    select(c.id, c.source_side, c.source_id, c.target_side).where(
+                        c.connection == self.connection, c.completed.is_(False),
+                        c.source_id.in_(source_ids[start:start + IN_CHUNK]))
+                    .order_by(c.id))
+                for row in rows:
+                    found.setdefault((row.source_side, row.source_id, row.target_side),
+                                     int(row.id))
+            new = list(dict.fromkeys(key for key in wanted if key not in found))
+            created_at = self.now()
+            if not self._hot.returning:
+                for a, i, b in new:   # SQLite before 3.35: one INSERT each, same transaction
+                    found[(a, i, b)] = int(conn.execute(insert(t.intents).values(
+                        connection=self.connection, source_side=a, source_id=i, target_side=b,
+                        created_at=created_at, completed=False)).inserted_primary_key[0])
+                new = []
+            for start in range(0, len(new), IN_CHUNK):
+                # One multi-row INSERT ... RETURNING per chunk; the rows come back
+                # with their keys, so their order does not matter.
+                made = conn.execute(
+                    insert(t.intents).values([
+                        {"connection": self.connection, "source_side": a, "source_id": i,
+                         "target_side": b, "created_at": created_at, "completed": False}
+                        for a, i, b in new[start:start + IN_CHUNK]])
+                    .returning(c.id, c.source_side, c.source_id, c.target_side))
+                for row in made:
+                    found[(row.source_side, row.source_id, row.target_side)] = int(row.id)
+        return [found[key] for key in wanted]
+
     def pending_intents(self) -> list[Intent]:
         c = t.intents.c
         with self._read() as conn:
@@ -804,6 +1011,7 @@ class StateStore:
                 ))
             else:
                 conn.execute(update(t.retry_queue).where(*where).values(**values))
+        self._rows.add("queued", self._load_queued, (side, record_id))
         return RetryItem(side=side, record_id=record_id, **values)
 
     # ------------------------------------------------------------------ conflicts
@@ -830,6 +1038,13 @@ class StateStore:
         with self._read() as conn:
             rows = conn.execute(query).mappings().all()
         return [_conflict_from(row) for row in rows]
+
+    def open_conflicts_of(self, link_id: int) -> list[ConflictRecord]:
+        """The open conflicts of one link, oldest first; no query for a link the store
+        knows has none (most links: planning a pair asks every time)."""
+        if not self._rows.holds("open_conflicts", self._load_open_conflicts, link_id):
+            return []
+        return [conflict for conflict in self.conflicts(link_id) if conflict.open]
 
     def conflict_by_id(self, conflict_id: int) -> ConflictRecord | None:
         c = t.conflicts.c
@@ -943,6 +1158,8 @@ class StateStore:
         deadline = self.now() + timedelta(seconds=max(timeout, 0.0))
         while True:
             if self._try_lock(owner, ttl):
+                # A new run: what other processes did since the last one is read afresh.
+                self.forget_cached_rows()
                 return
             holder = self.lock_holder()
             remaining = (deadline - self.now()).total_seconds()
@@ -1081,6 +1298,8 @@ class PairTx:
         self._store = store
         self._conn: Connection | None = None
         self._done = False
+        # What the store's row cache learns once this transaction has committed.
+        self._on_commit: list[Callable[[], None]] = []
 
     def _connection(self) -> Connection:
         if self._done:
@@ -1114,6 +1333,9 @@ class PairTx:
             raise StateStoreError(f"state store {self._store.url}: {_db_reason(exc)}") from None
         finally:
             conn.close()
+        if commit:
+            for learn in self._on_commit:
+                learn()
 
     @contextmanager
     def _step(self) -> Iterator[Connection]:
@@ -1131,6 +1353,8 @@ class PairTx:
         *,
         hash: str | None,
         at: datetime | None = None,
+        link: Link | None = None,
+        new: bool = False,
     ) -> Link:
         """Insert the link of a pair from its sides (side -> :class:`LinkSide`), or
         update the link that holds either side's record.
@@ -1139,7 +1363,16 @@ class PairTx:
         store's clock; the engine passes its own, the clock it compares with the
         tools' edit times.
 
-        Raises LinkConflict when the two records belong to two different links.
+        What the caller knows saves the lookup: ``link``, the pair's link as
+        read (its id and records), is updated in place when it still holds
+        both records; ``new`` says the pair had no link when planned, so it is
+        inserted straight away. Either way, when the database says otherwise
+        (the link is gone, a record is linked already), the link is found by
+        its records as without them: the hints cost statements, never
+        correctness.
+
+        Raises LinkConflict when the two records belong to two different links;
+        the pair's transaction is then to be ended (it rolls back).
         """
         if set(sides) != set(SIDES) or not all(sides[side].id for side in SIDES):
             raise ValueError(
@@ -1157,59 +1390,123 @@ class PairTx:
             for side in SIDES
         }
         updated_at = self._store.now() if at is None else _require_aware(at, "at")
-        connection = self._store.connection
-        s = t.link_sides.c
         with self._step() as conn:
-            held = conn.execute(
-                select(s.link_id, s.side, s.record_id)
-                .where(s.link_id.in_(
-                    select(s.link_id).where(s.connection == connection, or_(*(
-                        (s.side == side) & (s.record_id == rows[side]["record_id"])
-                        for side in SIDES)))))
-                .order_by(s.link_id, s.side)
-            ).all()
-            current: dict[int, dict[str, str]] = {}
-            for row in held:
-                current.setdefault(row.link_id, {})[row.side] = row.record_id
-            if len(current) > 1:
-                raise LinkConflict(self._conflict_text(sides, current))
-            try:
-                # A savepoint keeps the pair's transaction usable after a
-                # constraint violation (PostgreSQL would abort all of it).
-                with conn.begin_nested():
-                    if current:
-                        [(link_id, was)] = current.items()
-                        now = {side: rows[side]["record_id"] for side in SIDES}
-                        if was != now:
-                            logger.warning("relinking: %s becomes %s", _pair_text(was),
-                                           _pair_text(now))
-                        conn.execute(update(t.links).where(t.links.c.id == link_id)
-                                     .values(hash=hash, updated_at=updated_at))
-                        for side in SIDES:
-                            conn.execute(update(t.link_sides)
-                                         .where(s.link_id == link_id, s.side == side)
-                                         .values(**rows[side]))
-                    else:
-                        result = conn.execute(
-                            insert(t.links).values(connection=connection, hash=hash,
-                                                   created_at=updated_at, updated_at=updated_at)
-                        )
-                        link_id = int(result.inserted_primary_key[0])
-                        conn.execute(insert(t.link_sides), [
-                            {"link_id": link_id, "side": side, "connection": connection,
-                             **rows[side]}
-                            for side in SIDES
-                        ])
-            except IntegrityError:
+            saved: Link | None = None
+            if link is not None and all(link.id_on(side) == rows[side]["record_id"]
+                                        for side in SIDES):
+                saved = self._update_link(conn, link.id, link.created_at, rows, hash,
+                                          updated_at)
+            elif new:
+                saved = self._insert_link(conn, rows, hash, updated_at)
+            if saved is None:
+                saved = self._save_found(conn, sides, rows, hash, updated_at)
+        return saved
+
+    @staticmethod
+    def _link_of(link_id: int, rows: Mapping[str, Mapping[str, Any]], hash: str | None,
+                 created_at: datetime, updated_at: datetime) -> Link:
+        """The link as these rows store it (what reading it back would return)."""
+        return Link(id=link_id, sides={
+            side: LinkSide(id=rows[side]["record_id"], display=rows[side]["display"],
+                           snapshot=_loads(rows[side]["snapshot"]), version=rows[side]["version"])
+            for side in SIDES}, hash=hash, created_at=created_at, updated_at=updated_at)
+
+    def _write_sides(self, conn: Connection, link_id: int,
+                     rows: Mapping[str, Mapping[str, Any]]) -> None:
+        """Both sides' rows of ``link_id`` in one upsert on (link_id, side).
+
+        A record linked elsewhere violates the per-record uniqueness: LinkConflict.
+        """
+        connection = self._store.connection
+        try:
+            conn.execute(self._store._hot.upsert_sides, [
+                {"link_id": link_id, "side": side, "connection": connection, **rows[side]}
+                for side in SIDES])
+        except IntegrityError:
+            raise LinkConflict(self._race_text(rows)) from None
+
+    @staticmethod
+    def _race_text(rows: Mapping[str, Mapping[str, Any]]) -> str:
+        return (f"{_pair_text({side: rows[side]['record_id'] for side in SIDES}, 'or')} "
+                "was linked elsewhere by another writer at the same time; two records "
+                "claim one link")
+
+    def _update_link(self, conn: Connection, link_id: int, created_at: datetime,
+                     rows: Mapping[str, Mapping[str, Any]], hash: str | None,
+                     updated_at: datetime, *, holding: bool = True) -> Link | None:
+        """Update the link known by id (two statements); None when it is gone or,
+        with ``holding``, no longer holds these records (ids may be reused after a
+        link is deleted). Without, the link was just found in this transaction."""
+        hot = self._store._hot
+        params = {"b_id": link_id, "b_connection": self._store.connection, "b_hash": hash,
+                  "b_updated_at": updated_at}
+        if holding:
+            params.update({f"b_record_{side}": rows[side]["record_id"] for side in SIDES})
+        changed = conn.execute(hot.update_held_link if holding else hot.update_link,
+                               params).rowcount
+        if not changed:
+            return None
+        self._write_sides(conn, link_id, rows)
+        return self._link_of(link_id, rows, hash, created_at, updated_at)
+
+    def _insert_link(self, conn: Connection, rows: Mapping[str, Mapping[str, Any]],
+                     hash: str | None, updated_at: datetime) -> Link | None:
+        """Insert a new link (two statements); None, with nothing left behind, when
+        one of its records is linked already."""
+        connection = self._store.connection
+        hot = self._store._hot
+        result = conn.execute(hot.insert_link, {
+            "connection": connection, "hash": hash, "created_at": updated_at,
+            "updated_at": updated_at})
+        link_id = int(result.inserted_primary_key[0])
+        # ON CONFLICT DO NOTHING: a record linked already is skipped instead of
+        # failing the statement, which on PostgreSQL would abort the whole pair.
+        # RETURNING tells the rows made (one statement for both: insertmanyvalues).
+        inserted = hot.rows_made(conn.execute(hot.insert_sides, [
+            {"link_id": link_id, "side": side, "connection": connection, **rows[side]}
+            for side in SIDES]))
+        if inserted == len(SIDES):
+            return self._link_of(link_id, rows, hash, updated_at, updated_at)
+        conn.execute(delete(t.link_sides).where(t.link_sides.c.link_id == link_id))
+        conn.execute(delete(t.links).where(t.links.c.id == link_id))
+        return None
+
+    def _save_found(self, conn: Connection, sides: Mapping[str, LinkSide],
+                    rows: Mapping[str, Mapping[str, Any]], hash: str | None,
+                    updated_at: datetime) -> Link:
+        """Find the link holding either record, then update it or insert a new one."""
+        s, ln = t.link_sides.c, t.links.c
+        held = conn.execute(
+            select(s.link_id, s.side, s.record_id, ln.created_at)
+            .join(t.links, ln.id == s.link_id)
+            .where(s.link_id.in_(
+                select(s.link_id).where(s.connection == self._store.connection, or_(*(
+                    (s.side == side) & (s.record_id == rows[side]["record_id"])
+                    for side in SIDES)))))
+            .order_by(s.link_id, s.side)
+        ).all()
+        current: dict[int, dict[str, str]] = {}
+        created: dict[int, datetime] = {}
+        for row in held:
+            current.setdefault(row.link_id, {})[row.side] = row.record_id
+            created[row.link_id] = row.created_at
+        if len(current) > 1:
+            raise LinkConflict(self._conflict_text(sides, current))
+        if not current:
+            saved = self._insert_link(conn, rows, hash, updated_at)
+            if saved is None:
                 # Lost a race with another writer that linked one of the records.
-                raise LinkConflict(
-                    f"{_pair_text({side: rows[side]['record_id'] for side in SIDES}, 'or')} "
-                    "was linked elsewhere by another writer at the same time; two records "
-                    "claim one link"
-                ) from None
-            found = _links_from(conn.execute(
-                _link_rows().where(t.links.c.id == link_id)).mappings())
-        return found[0]
+                raise LinkConflict(self._race_text(rows))
+            return saved
+        [(link_id, was)] = current.items()
+        now = {side: rows[side]["record_id"] for side in SIDES}
+        if was != now:
+            logger.warning("relinking: %s becomes %s", _pair_text(was), _pair_text(now))
+        saved = self._update_link(conn, link_id, created[link_id], rows, hash, updated_at,
+                                  holding=False)
+        if saved is None:
+            raise LinkConflict(self._race_text(rows))
+        return saved
 
     @staticmethod
     def _conflict_text(sides: Mapping[str, LinkSide],
@@ -1238,53 +1535,66 @@ class PairTx:
         what = _pair_text(ids, "/", "comment ")
         s = t.comment_sides.c
         with self._step() as conn:
+            self._store._rows.add("commented", self._store._load_commented, link_id)
+            # Insert first: a new comment pair (the common case) is two statements.
+            # A comment paired already makes the sides' insert skip (ON CONFLICT DO
+            # NOTHING, which keeps a PostgreSQL transaction usable); then the new
+            # row goes again and the pairs holding the comments are looked at.
+            hot = self._store._hot
+            try:
+                result = conn.execute(hot.insert_comment_link, {
+                    "link_id": link_id, "origin": origin, "visibility": visibility})
+            except IntegrityError:
+                raise StateStoreError(
+                    f"state store {self._store.url}: no link {link_id} for {what}"
+                ) from None
+            comment_link_id = int(result.inserted_primary_key[0])
+            inserted = hot.rows_made(conn.execute(hot.insert_comment_sides, [
+                {"comment_link_id": comment_link_id, "link_id": link_id, "side": side,
+                 "comment_id": ids[side]}
+                for side in SIDES
+            ]))
+            if inserted == len(SIDES):
+                return
+            conn.execute(delete(t.comment_sides).where(s.comment_link_id == comment_link_id))
+            conn.execute(delete(t.comment_links).where(t.comment_links.c.id == comment_link_id))
             rows = conn.execute(
                 select(s.comment_link_id, s.side, s.comment_id)
                 .where(s.comment_link_id.in_(
                     select(s.comment_link_id).where(s.link_id == link_id, or_(*(
                         (s.side == side) & (s.comment_id == ids[side]) for side in SIDES)))))
             ).all()
-            paired: dict[int, dict[str, str]] = {}
-            for row in rows:
-                paired.setdefault(row.comment_link_id, {})[row.side] = row.comment_id
-            if any(found == dict(ids) for found in paired.values()):
-                return
-            if paired:
-                raise LinkConflict(
-                    f"{what} on link {link_id}: one of them is already paired with another "
-                    "comment"
-                )
-            try:
-                with conn.begin_nested():
-                    result = conn.execute(
-                        insert(t.comment_links).values(link_id=link_id, origin=origin,
-                                                       visibility=visibility)
-                    )
-                    comment_link_id = int(result.inserted_primary_key[0])
-                    conn.execute(insert(t.comment_sides), [
-                        {"comment_link_id": comment_link_id, "link_id": link_id, "side": side,
-                         "comment_id": ids[side]}
-                        for side in SIDES
-                    ])
-            except IntegrityError:
-                raise StateStoreError(
-                    f"state store {self._store.url}: no link {link_id} for {what}, or it "
-                    "was paired concurrently"
-                ) from None
+        paired: dict[int, dict[str, str]] = {}
+        for row in rows:
+            paired.setdefault(row.comment_link_id, {})[row.side] = row.comment_id
+        if any(found == dict(ids) for found in paired.values()):
+            return
+        if paired:
+            raise LinkConflict(
+                f"{what} on link {link_id}: one of them is already paired with another "
+                "comment"
+            )
+        raise StateStoreError(
+            f"state store {self._store.url}: {what} on link {link_id} was paired "
+            "concurrently")
 
     def complete_intent(self, intent_id: int) -> None:
         with self._step() as conn:
-            conn.execute(
-                update(t.intents).where(t.intents.c.id == intent_id).values(completed=True)
-            )
+            conn.execute(self._store._hot.complete_intent, {"b_id": intent_id})
 
     def clear_retry(self, side: str, record_id: str) -> None:
+        """Take the record out of the retry queue; no statement when it is not queued."""
+        key = (_side(side), record_id)
+        rows = self._store._rows
+        if not rows.holds("queued", self._store._load_queued, key):
+            return
         c = t.retry_queue.c
         with self._step() as conn:
             conn.execute(
                 delete(t.retry_queue).where(c.connection == self._store.connection,
-                                            c.side == _side(side), c.record_id == record_id)
+                                            c.side == key[0], c.record_id == record_id)
             )
+        self._on_commit.append(lambda: rows.discard("queued", key))
 
     def record_conflict(
         self,
@@ -1320,15 +1630,20 @@ class PairTx:
         }
         c = t.conflicts.c
         same_field_open = (c.link_id == link_id, c.field == field, c.open.is_(True))
+        cache, load = self._store._rows, self._store._load_open_conflicts
+        # A link without an open conflict has none on this field to replace or close.
+        had_open = cache.holds("open_conflicts", load, link_id)
         with self._step() as conn:
             if is_open:
-                current = conn.execute(
-                    select(c.id).where(*same_field_open).order_by(c.id.desc())
-                ).scalar()
-                if current is not None:
-                    conn.execute(update(t.conflicts).where(c.id == current).values(**row))
-                    return
-            else:
+                cache.add("open_conflicts", load, link_id)
+                if had_open:
+                    current = conn.execute(
+                        select(c.id).where(*same_field_open).order_by(c.id.desc())
+                    ).scalar()
+                    if current is not None:
+                        conn.execute(update(t.conflicts).where(c.id == current).values(**row))
+                        return
+            elif had_open:
                 conn.execute(update(t.conflicts).where(*same_field_open).values(open=False))
             conn.execute(insert(t.conflicts).values(link_id=link_id, field=field, **row))
 
@@ -1348,17 +1663,26 @@ class PairTx:
     def set_rules_due(self, link_id: int, due_at: datetime | None) -> None:
         """When the pair's rules are next due by time alone (None: on no date)."""
         r = t.link_rules.c
+        cache, load = self._store._rows, self._store._load_rules_due
+        if due_at is None:
+            # Most links are due on no date and have no row: nothing to delete.
+            if cache.holds("rules_due", load, link_id):
+                with self._step() as conn:
+                    conn.execute(delete(t.link_rules).where(r.link_id == link_id))
+                self._on_commit.append(lambda: cache.discard("rules_due", link_id))
+            return
+        due_at = _require_aware(due_at, "due_at")
+        statement = self._store._insert(t.link_rules).values(link_id=link_id, due_at=due_at)
         with self._step() as conn:
-            if due_at is None:
-                conn.execute(delete(t.link_rules).where(r.link_id == link_id))
-                return
-            due_at = _require_aware(due_at, "due_at")
-            changed = conn.execute(update(t.link_rules).where(r.link_id == link_id)
-                                   .values(due_at=due_at)).rowcount
-            if not changed:
-                conn.execute(insert(t.link_rules).values(link_id=link_id, due_at=due_at))
+            cache.add("rules_due", load, link_id)
+            conn.execute(statement.on_conflict_do_update(
+                index_elements=[r.link_id], set_={"due_at": statement.excluded.due_at}))
 
     def close_conflicts(self, link_id: int, field: str) -> None:
+        """Close the open conflicts on ``field``; no statement when the link has none."""
+        if not self._store._rows.holds("open_conflicts", self._store._load_open_conflicts,
+                                       link_id):
+            return
         c = t.conflicts.c
         with self._step() as conn:
             conn.execute(

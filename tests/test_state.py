@@ -554,12 +554,13 @@ def test_writing_inside_a_pair_on_the_same_thread_fails_fast(db_path: Path) -> N
     # SQLite only: its single writer is what would deadlock; PostgreSQL has row locks.
     store = StateStore(f"sqlite:///{db_path}", clock=lambda: T0)
     with store, store.pair() as tx:
-        store.record_intent("servicenow", "sn1", "jira")  # before the pair wrote: fine
-        tx.clear_retry("jira", "OPS-1")
+        intent = store.record_intent("servicenow", "sn1", "jira")  # before the pair wrote
+        # (clear_retry of a record that is not queued writes nothing: a real write here)
+        tx.complete_intent(intent + 1)
         with pytest.raises(RuntimeError, match="would deadlock"):
             store.record_failure("jira", "OPS-1", "x", now=T0, base_seconds=1, max_attempts=2)
         with pytest.raises(RuntimeError, match="nested pair"), store.pair() as inner:
-            inner.clear_retry("jira", "OPS-2")
+            inner.complete_intent(intent + 1)
     with StateStore(f"sqlite:///{db_path}", clock=lambda: T0) as again:
         again.record_failure("jira", "OPS-1", "x", now=T0, base_seconds=1, max_attempts=2)
         assert len(again.pending_intents()) == 1
