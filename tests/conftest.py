@@ -18,6 +18,12 @@ Contract:
   Without that server the PostgreSQL cases skip, except under ``CI=true``,
   where they fail: CI must never pass by skipping them. A test that uses
   ``sync_config`` and requests ``state_url`` gets its config pointed at it.
+- Every test (but the bench's and the request budget's own modules) runs with
+  ``instant_backoff``: a connector built without an explicit retry policy (the
+  CLI's, through the factory) gets the real policy (same attempts, same retry
+  rules, same computed waits) whose sleep returns at once, so a 429's
+  ``Retry-After: 1`` or a 5xx backoff costs no wall time. Tests about the waits
+  themselves pass their own recording policy, as before.
 - ``memory`` is the same world without HTTP: two :class:`MemoryConnector` on the
   test clock (``memory.servicenow``, ``memory.jira``), and ``memory.engine(**sync_keys)``
   builds the real engine over them through :func:`sync.factory.build_engine`
@@ -31,12 +37,15 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import connectors.jira
+import connectors.servicenow
 from connectors.retry import RetryPolicy
 
 SANDBOX_USER = "admin"
@@ -61,6 +70,30 @@ class TickingClock:
 
 def no_sleep_retry() -> RetryPolicy:
     return RetryPolicy(max_attempts=3, base_wait=0.0, max_wait=0.0, sleep=lambda _s: None)
+
+
+def _no_wait(_seconds: float) -> None:
+    """A retry wait that returns at once (the wait is still computed and logged)."""
+
+
+@dataclass
+class InstantRetryPolicy(RetryPolicy):
+    """The connectors' default policy with a sleep that returns at once."""
+
+    sleep: Callable[[float], None] = _no_wait
+
+
+# Modules that measure real throughput or real pacing keep real waits.
+_REAL_WAIT_MODULES = ("test_bench", "test_request_budget")
+
+
+@pytest.fixture(autouse=True)
+def instant_backoff(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Default retry policies of in-process connectors never sleep (see the contract)."""
+    if request.node.path.name.startswith(_REAL_WAIT_MODULES):
+        return
+    monkeypatch.setattr(connectors.jira, "RetryPolicy", InstantRetryPolicy)
+    monkeypatch.setattr(connectors.servicenow, "RetryPolicy", InstantRetryPolicy)
 
 
 POSTGRES_URL_ENV = "INCIDENT_SYNC_TEST_POSTGRES_URL"
