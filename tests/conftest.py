@@ -24,6 +24,10 @@ Contract:
   rules, same computed waits) whose sleep returns at once, so a 429's
   ``Retry-After: 1`` or a 5xx backoff costs no wall time. Tests about the waits
   themselves pass their own recording policy, as before.
+- Every test also runs with ``shared_shipped_profiles``: the engine factory loads
+  a shipped profile (``default``, ``jsm-extended``) once per test session instead
+  of parsing and validating its TOML on every engine build (a profile is
+  immutable after loading); profiles given by path still load each time.
 - ``memory`` is the same world without HTTP: two :class:`MemoryConnector` on the
   test clock (``memory.servicenow``, ``memory.jira``), and ``memory.engine(**sync_keys)``
   builds the real engine over them through :func:`sync.factory.build_engine`
@@ -46,7 +50,9 @@ import pytest
 
 import connectors.jira
 import connectors.servicenow
+import sync.factory
 from connectors.retry import RetryPolicy
+from mappings.profile import Profile, load_profile, shipped_profiles
 
 SANDBOX_USER = "admin"
 SANDBOX_PASSWORD = "sandbox"
@@ -94,6 +100,25 @@ def instant_backoff(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
         return
     monkeypatch.setattr(connectors.jira, "RetryPolicy", InstantRetryPolicy)
     monkeypatch.setattr(connectors.servicenow, "RetryPolicy", InstantRetryPolicy)
+
+
+_SHIPPED = frozenset(shipped_profiles())
+_LOADED: dict[str, Profile] = {}
+
+
+def _load_profile_once(name_or_path: str, base_dir: Path | None = None) -> Profile:
+    """``load_profile``, remembering shipped profiles (a name, never a path)."""
+    if name_or_path not in _SHIPPED:
+        return load_profile(name_or_path, base_dir=base_dir)
+    if name_or_path not in _LOADED:
+        _LOADED[name_or_path] = load_profile(name_or_path)
+    return _LOADED[name_or_path]
+
+
+@pytest.fixture(autouse=True)
+def shared_shipped_profiles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine factory loads each shipped profile once per session (see the contract)."""
+    monkeypatch.setattr(sync.factory, "load_profile", _load_profile_once)
 
 
 POSTGRES_URL_ENV = "INCIDENT_SYNC_TEST_POSTGRES_URL"
