@@ -24,6 +24,9 @@ Contract:
   rules, same computed waits) whose sleep returns at once, so a 429's
   ``Retry-After: 1`` or a 5xx backoff costs no wall time. Tests about the waits
   themselves pass their own recording policy, as before.
+- Sandboxes started in tests poll for stop() every 5 ms instead of 50 ms
+  (``SandboxServer.poll_interval``): every test that starts a sandbox waited
+  ~25 ms per server for its stop.
 - Every test also runs with ``shared_shipped_profiles``: the engine factory loads
   a shipped profile (``default``, ``jsm-extended``) once per test session instead
   of parsing and validating its TOML on every engine build (a profile is
@@ -100,6 +103,18 @@ def instant_backoff(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
         return
     monkeypatch.setattr(connectors.jira, "RetryPolicy", InstantRetryPolicy)
     monkeypatch.setattr(connectors.servicenow, "RetryPolicy", InstantRetryPolicy)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def quick_sandbox_stop() -> Iterator[None]:
+    """Sandboxes notice stop() within 5 ms (an idle sandbox thread wakes 200 times a
+    second meanwhile: nothing next to a test's work)."""
+    from connectors.sandbox.http import SandboxServer
+
+    before = SandboxServer.poll_interval
+    SandboxServer.poll_interval = 0.005
+    yield
+    SandboxServer.poll_interval = before
 
 
 _SHIPPED = frozenset(shipped_profiles())
