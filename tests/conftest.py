@@ -18,6 +18,19 @@ Contract:
   Without that server the PostgreSQL cases skip, except under ``CI=true``,
   where they fail: CI must never pass by skipping them. A test that uses
   ``sync_config`` and requests ``state_url`` gets its config pointed at it.
+- Every test (but the bench's and the request budget's own modules) runs with
+  ``instant_backoff``: a connector built without an explicit retry policy (the
+  CLI's, through the factory) gets the real policy (same attempts, same retry
+  rules, same computed waits) whose sleep returns at once, so a 429's
+  ``Retry-After: 1`` or a 5xx backoff costs no wall time. Tests about the waits
+  themselves pass their own recording policy, as before.
+- Sandboxes started in tests poll for stop() every 5 ms instead of 50 ms
+  (``SandboxServer.poll_interval``): every test that starts a sandbox waited
+  ~25 ms per server for its stop.
+- Every test also runs with ``shared_shipped_profiles``: the engine factory loads
+  a shipped profile (``default``, ``jsm-extended``) once per test session instead
+  of parsing and validating its TOML on every engine build (a profile is
+  immutable after loading); profiles given by path still load each time.
 - ``memory`` is the same world without HTTP: two :class:`MemoryConnector` on the
   test clock (``memory.servicenow``, ``memory.jira``), and ``memory.engine(**sync_keys)``
   builds the real engine over them through :func:`sync.factory.build_engine`
@@ -31,13 +44,18 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+import connectors.jira
+import connectors.servicenow
+import sync.factory
 from connectors.retry import RetryPolicy
+from mappings.profile import Profile, load_profile, shipped_profiles
 
 SANDBOX_USER = "admin"
 SANDBOX_PASSWORD = "sandbox"
@@ -61,6 +79,61 @@ class TickingClock:
 
 def no_sleep_retry() -> RetryPolicy:
     return RetryPolicy(max_attempts=3, base_wait=0.0, max_wait=0.0, sleep=lambda _s: None)
+
+
+def _no_wait(_seconds: float) -> None:
+    """A retry wait that returns at once (the wait is still computed and logged)."""
+
+
+@dataclass
+class InstantRetryPolicy(RetryPolicy):
+    """The connectors' default policy with a sleep that returns at once."""
+
+    sleep: Callable[[float], None] = _no_wait
+
+
+# Modules that measure real throughput or real pacing keep real waits.
+_REAL_WAIT_MODULES = ("test_bench", "test_request_budget")
+
+
+@pytest.fixture(autouse=True)
+def instant_backoff(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Default retry policies of in-process connectors never sleep (see the contract)."""
+    if request.node.path.name.startswith(_REAL_WAIT_MODULES):
+        return
+    monkeypatch.setattr(connectors.jira, "RetryPolicy", InstantRetryPolicy)
+    monkeypatch.setattr(connectors.servicenow, "RetryPolicy", InstantRetryPolicy)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def quick_sandbox_stop() -> Iterator[None]:
+    """Sandboxes notice stop() within 5 ms (an idle sandbox thread wakes 200 times a
+    second meanwhile: nothing next to a test's work)."""
+    from connectors.sandbox.http import SandboxServer
+
+    before = SandboxServer.poll_interval
+    SandboxServer.poll_interval = 0.005
+    yield
+    SandboxServer.poll_interval = before
+
+
+_SHIPPED = frozenset(shipped_profiles())
+_LOADED: dict[str, Profile] = {}
+
+
+def _load_profile_once(name_or_path: str, base_dir: Path | None = None) -> Profile:
+    """``load_profile``, remembering shipped profiles (a name, never a path)."""
+    if name_or_path not in _SHIPPED:
+        return load_profile(name_or_path, base_dir=base_dir)
+    if name_or_path not in _LOADED:
+        _LOADED[name_or_path] = load_profile(name_or_path)
+    return _LOADED[name_or_path]
+
+
+@pytest.fixture(autouse=True)
+def shared_shipped_profiles(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine factory loads each shipped profile once per session (see the contract)."""
+    monkeypatch.setattr(sync.factory, "load_profile", _load_profile_once)
 
 
 POSTGRES_URL_ENV = "INCIDENT_SYNC_TEST_POSTGRES_URL"

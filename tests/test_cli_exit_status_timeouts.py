@@ -101,12 +101,13 @@ def test_a_timeout_during_the_run_sends_the_item_to_the_retry_queue_and_exits_1(
 ) -> None:
     servicenow, jira = sandboxes
     config, sys_id, key = linked_pair(sandboxes, sync_config, make_engine)
-    with_setting(config, "jira", "timeout = 1.0")
+    # Short timeout and stalls: the five attempts cost 5 x 0.5 s of wall time, not 5 x 1 s.
+    with_setting(config, "jira", "timeout = 0.5")
     servicenow.update("incident", sys_id, {"short_description": "VPN down for everyone"})
     # Every attempt at the edit answers after the client gave up (an edit is idempotent,
     # so the connector tries it up to its limit of 5 times).
     jira.faults.script.extend(
-        Fault("stall", delay_ms=2500, method="PUT", path=f"/rest/api/3/issue/{key}")
+        Fault("stall", delay_ms=1200, method="PUT", path=f"/rest/api/3/issue/{key}")
         for _ in range(5))
 
     result = runner.invoke(app, ["run", "--config", str(config)])
@@ -116,7 +117,7 @@ def test_a_timeout_during_the_run_sends_the_item_to_the_retry_queue_and_exits_1(
     with store_of(config) as store:
         (item,) = store.retry_items()
     assert (item.side, item.record_id, item.parked) == ("servicenow", sys_id, False)
-    assert "no answer within 1s" in item.last_error
+    assert "no answer within 0.5s" in item.last_error
 
     # The tool answers in time again: the next run completes the item.
     again = runner.invoke(app, ["run", "--config", str(config)])

@@ -165,8 +165,11 @@ def test_random_edits_on_both_sides_converge_without_duplicates_or_echo(
     monkeypatch.setenv("INCIDENT_SYNC_SERVICENOW__PASSWORD", SANDBOX_PASSWORD)
     monkeypatch.setenv("INCIDENT_SYNC_JIRA__TOKEN", SANDBOX_PASSWORD)
     machine = SyncMachine.TestCase
+    # Five examples, not twelve: the fault-injecting machine of test_engine_state_machine
+    # checks the same convergence, idempotence and no-duplicate properties (and more) on
+    # 40 derandomized examples; this machine, unseeded, keeps exploring new fault-free runs.
     machine.settings = settings(
-        max_examples=12, stateful_step_count=10, deadline=None,
+        max_examples=5, stateful_step_count=10, deadline=None,
         suppress_health_check=[HealthCheck.too_slow],
     )
     machine().runTest()

@@ -156,6 +156,24 @@ def test_conflicting_edits_are_settled_by_the_policy_and_recorded(
     assert writes(memory) == {"servicenow": 0, "jira": 0}
 
 
+def test_a_manual_conflict_stays_open_until_one_side_settles_it(memory: Any) -> None:
+    sys_id, key = linked_pair(memory, conflict="manual")
+    memory.servicenow.edit(sys_id, {"short_description": "Ours"})
+    memory.jira.edit(key, {"summary": "Theirs"})
+    assert memory.run(conflict="manual").conflicts == 1
+    with store(memory) as state:
+        assert [c.field for c in state.open_conflicts()] == ["title"]
+
+    # A person decides in ServiceNow; the value travels and the conflict closes.
+    memory.servicenow.edit(sys_id, {"short_description": "Agreed title"})
+    summary = memory.run(conflict="manual")
+
+    assert (summary.updated, summary.conflicts) == (1, 0)
+    assert memory.jira.get(key)["summary"] == "Agreed title"
+    with store(memory) as state:
+        assert state.open_conflicts() == []
+
+
 # --------------------------------------------------------------------------- failures
 
 

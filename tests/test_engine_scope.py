@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from sync.settings import load_settings
 from sync.state import StateStore
 
-# The engine scenarios that use a store run on SQLite and on PostgreSQL (conftest).
-pytestmark = pytest.mark.usefixtures("state_url")
+# On SQLite and Jira Cloud: what is tested is the ServiceNow scope query. The store on
+# PostgreSQL is test_state*'s; closing through the Data Center workflow is
+# test_connector_jira's (test_closing_learns_the_workflow_..., both flavours).
 
 
 def sn_incident(servicenow: Any, title: str, **values: Any) -> dict[str, Any]:
@@ -30,7 +29,6 @@ def the_link(config: Any) -> Any:
         return link
 
 
-@pytest.mark.parametrize("jira_mode", ["cloud", "datacenter"], indirect=True)
 def test_closing_a_linked_incident_reaches_jira_when_the_scope_follows_linked_records(
     sandboxes: Any, sync_config: Any, make_engine: Any
 ) -> None:

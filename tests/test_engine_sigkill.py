@@ -8,8 +8,11 @@ the write happens but the child never hears of it (the worst moment: a tool
 did something the state store does not know). After the kill:
 
 - the killed run's lock is still in the store under the child's owner id; an
-  immediate ``incident-sync run`` on this host sees that the holder's process
-  is gone, takes the lock over and completes; one more run writes nothing
+  immediate ``incident-sync run`` on this host (the same command, invoked in
+  this process: what it must see is the dead child's pid, not a fresh
+  interpreter, and a second child would cost a Python start-up per case) sees
+  that the holder's process is gone, takes the lock over and completes; one
+  more run writes nothing
   (a holder on another host keeps the lock until its expiry: test_lock_*);
 - then every source record has exactly one copy on the other side, there is
   exactly one link per pair and no other, and every comment is on each side of
@@ -37,12 +40,14 @@ from typing import Any
 
 import pytest
 from conftest import SANDBOX_PASSWORD, SANDBOX_USER, no_sleep_retry
+from typer.testing import CliRunner
 
 from connectors.sandbox.http import WRITE_METHODS, FaultPlan, Request, Response
 from connectors.sandbox.jira import JiraSandbox
 from connectors.sandbox.serve import write_config
 from connectors.sandbox.servicenow import ServiceNowSandbox
 from mappings.wiki import wiki_to_text
+from sync.cli.main import app as cli_app
 from sync.engine import RunSummary
 from sync.factory import build_engine
 from sync.settings import load_settings
@@ -368,10 +373,10 @@ def test_sigkilled_run_is_finished_by_a_rerun_without_duplicates(
     assert holder is not None and holder[0] == owner
     # On this host the holder is known dead: a rerun takes the lock over at once
     # (cron, systemd) instead of waiting for its expiry, and finishes the job.
-    rerun = cli_run(config, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out, err = rerun.communicate(timeout=CHILD_TIMEOUT)
-    assert rerun.returncode == 0, err
-    assert b"failed 0" in out
+    rerun = CliRunner().invoke(cli_app, ["run", "--config", str(config)],
+                               env={**SECRETS, "COLUMNS": "120"})
+    assert rerun.exit_code == 0, rerun.output
+    assert "failed 0" in rerun.output
     with StateStore(load_settings(config).state_url, create=False) as store:
         assert store.lock_holder() is None
 

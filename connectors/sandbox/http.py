@@ -3,7 +3,8 @@
 Contract:
 - :class:`SandboxServer` serves real HTTP on loopback (stdlib
   ``ThreadingHTTPServer``), starts in a background thread, is a context manager,
-  accepts port 0 and reports the bound port in :attr:`SandboxServer.url`.
+  accepts port 0 and reports the bound port in :attr:`SandboxServer.url`;
+  :meth:`SandboxServer.stop` returns within :attr:`SandboxServer.poll_interval`.
 - A vendor sandbox subclasses it, registers routes with :meth:`route`, and
   overrides :meth:`authenticate`, :meth:`error_response` and
   :meth:`rate_limit_response` so that every error body is in its vendor's format.
@@ -259,6 +260,10 @@ class SandboxServer:
     """A threaded loopback HTTP server with routing, auth, faults and a request log."""
 
     vendor = "sandbox"
+    # Seconds between the serve loop's checks for stop(): stop() waits half of it on
+    # average. Short, because tests stop thousands of sandboxes (stdlib's 0.5 s would
+    # be paid by each); a test session may lower it further (tests/conftest.py).
+    poll_interval: float = 0.05
 
     def __init__(
         self,
@@ -462,9 +467,8 @@ class SandboxServer:
             allow_reuse_address = True
 
         self._httpd = _Server((self.host, self.requested_port), _Handler)
-        # A short poll makes stop() quick (the default 0.5 s is paid by every test).
         self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
+            target=self._httpd.serve_forever, kwargs={"poll_interval": self.poll_interval},
             name=f"{self.vendor}-sandbox", daemon=True,
         )
         self._thread.start()
