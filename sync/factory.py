@@ -182,12 +182,15 @@ def engine_session(
     create_store: bool = True,
     progress: Callable[[int, int], None] | None = None,
     retry_now: bool = False,
+    clock: Callable[[], datetime] | None = None,
 ) -> Iterator[Engine]:
-    """An engine with its own store, both closed on the way out (commands use this)."""
+    """An engine with its own store, both closed on the way out (commands use this).
+
+    ``clock``: the engine's time (benchmarks and tests on a virtual clock)."""
     store = open_store(settings, create=create_store)
     try:
         engine = build_engine(settings, store, progress=progress, site_check=True,
-                              retry_now=retry_now)
+                              retry_now=retry_now, clock=clock)
         try:
             yield engine
         except MappingError as error:

@@ -12,6 +12,7 @@ each shows the outcome its own way.
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 from sync.engine import RunSummary
 from sync.factory import engine_session
@@ -23,7 +24,10 @@ def run_once(
     *,
     retry_now: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> RunSummary:
-    """One locked run; ``progress(done, total)`` is called as pairs are handled."""
-    with engine_session(settings, progress=progress, retry_now=retry_now) as engine:
+    """One locked run, built as ``incident-sync run`` builds it; ``progress(done, total)``
+    is called as pairs are handled, ``clock`` (default: real time) is the engine's."""
+    with engine_session(settings, progress=progress, retry_now=retry_now,
+                        clock=clock) as engine:
         return engine.run()
