@@ -115,7 +115,9 @@ def test_one_percent_changed_travels_both_ways(economy: Any) -> None:
 def test_sub_requests_are_counted_apart_from_wire_requests(economy: Any) -> None:
     (ours,) = scenario(economy[0], "jira-to-sn")["ours"]
     sn = ours["requests"]["servicenow"]
-    assert sn["by_route"]["POST /api/now/v1/batch"] == 1
+    # One Batch API request for the creates, then one per copied comment a record holds
+    # at most (0-3 in the seed): the Batch API promises no item order.
+    assert 1 <= sn["by_route"]["POST /api/now/v1/batch"] <= 1 + 3
     assert sn["batch_items"]["POST /api/now/table/incident"] == SIZE
     assert "POST /api/now/table/incident" not in sn["by_route"]
 

@@ -27,7 +27,8 @@ def test_plan_and_run_apply_the_example_rules_and_the_result_reaches_servicenow(
     # (minutes), not of the wall clock (months after the seeded dates).
     build = factory.build_engine
     monkeypatch.setattr(factory, "build_engine",
-                        lambda settings, store, **kw: build(settings, store, clock=clock, **kw))
+                        lambda settings, store, **kw: build(settings, store,
+                                                            **{**kw, "clock": clock}))
     # ... and so does `plan` (its read-only session).
     session = factory.Session
     monkeypatch.setattr(factory, "Session",
