@@ -101,7 +101,7 @@ def _child(conn: Connection, kind: str, config: str, offset: float,
            options: dict[str, Any]) -> None:
     """The measured sync process: one engine run (or naive run), measured from inside."""
     try:
-        from sync.factory import build_engine, open_store
+        from sync.runner import run_once
         from sync.settings import load_settings
 
         def clock() -> datetime:
@@ -111,16 +111,8 @@ def _child(conn: Connection, kind: str, config: str, offset: float,
         rss_before = before.ru_maxrss
         began = time.perf_counter()
         if kind == "engine":
-            settings = load_settings(Path(config))
-            store = open_store(settings)
-            try:
-                engine = build_engine(settings, store, clock=clock)
-                try:
-                    summary = engine.run()
-                finally:
-                    engine.close()
-            finally:
-                store.close()
+            # Built as `incident-sync run` builds it (the site check included).
+            summary = run_once(load_settings(Path(config)), clock=clock)
             done: dict[str, Any] = summary.counts()
             failures = list(summary.failures)
         else:
