@@ -6,9 +6,10 @@ CLI. The store is a PostgreSQL schema of the test's own (``postgres_state_url``,
 see conftest): the database several hosts share. (SQLite's lock across
 processes is covered by test_state_lock and test_cli_run.)
 
-- Workers of one connection never interleave: one runs, the other exits 1
-  naming the holder, or (``lock_timeout``) waits and runs after it; either way
-  every record has exactly one copy.
+- Workers of one connection never interleave: while one is mid-run (held at its
+  bulk create, so the overlap does not depend on the machine's speed) the other
+  exits 1 naming the holder, or (``lock_timeout``) waits and runs after it; either
+  way every record has exactly one copy.
 - Workers of different connections (two configurations on one database) run
   side by side and each sees only its own links.
 - A worker killed on another host (its hostname faked in the child) keeps the
@@ -125,17 +126,41 @@ def slow(*servers: Any) -> None:
 # --------------------------------------------------------------------------- tests
 
 
+def hold_bulk_create(jira: JiraSandbox, monkeypatch: pytest.MonkeyPatch
+                     ) -> tuple[threading.Event, threading.Event]:
+    """Hold the first bulk create until released: the run that sent it holds the lock
+    (it takes the lock before any write) for as long as the test wants, however slowly
+    the machine starts the other worker. Returns (arrived, release)."""
+    arrived, release = threading.Event(), threading.Event()
+    serve: Callable[[Request], Response] = jira.handle
+
+    def handle(request: Request) -> Response:
+        if request.method == "POST" and request.path.endswith("/issue/bulk") \
+                and not arrived.is_set():
+            arrived.set()
+            release.wait(CHILD_TIMEOUT)
+        return serve(request)
+
+    monkeypatch.setattr(jira, "handle", handle)
+    return arrived, release
+
+
 def test_two_workers_of_one_connection_never_interleave(
-    tmp_path: Path, sandboxes: Any, postgres_state_url: str
+    tmp_path: Path, sandboxes: Any, postgres_state_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     servicenow, jira = sandboxes
     sys_ids = seed(servicenow, 12)
     config = write_config(tmp_path / "a.toml", sandboxes, postgres_state_url)
     StateStore(postgres_state_url).close()  # the schema exists before the workers race
-    slow(servicenow, jira)
-    first, second = worker(config), worker(config)
-    results = sorted([finish(first), finish(second)])
-    (ok, ok_text), (held, held_text) = results
+    arrived, release = hold_bulk_create(jira, monkeypatch)
+    first = worker(config)
+    try:
+        assert arrived.wait(CHILD_TIMEOUT), "the first worker never reached its bulk create"
+        # The first worker is mid-run, holding the lock: the second one must not run.
+        held, held_text = finish(worker(config))
+    finally:
+        release.set()
+    ok, ok_text = finish(first)
     assert ok == 0, ok_text
     assert held == 1, held_text
     assert "another run (owner" in held_text and "holds the lock of connection 'default'" \
