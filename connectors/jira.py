@@ -152,8 +152,8 @@ T = TypeVar("T")
 BULK_LIMIT = 50                   # Jira's documented maximum per bulk create
 # Issues checked by one search before their edits (write_many): Cloud's search takes at
 # most 50 ids in reconcileIssues, which its read-after-write consistency needs; Data
-# Center's search is not eventually consistent, so its batch is the largest page a
-# field search is sure to answer in one go.
+# Center's search documents neither that limit nor eventual consistency, so its batch
+# is 100, the largest key list the connector puts in one query.
 PRE_READ_CLOUD = 50
 PRE_READ_DC = 100
 COMMENT_PAGE = 100                # Jira's default and maximum comment page
@@ -548,7 +548,8 @@ class JiraConnector:
     def _remember_ids(self, issues: Sequence[Mapping[str, Any]]) -> None:
         """Keep each issue's numeric id by key, for reconciling later searches (Cloud)."""
         found = {str(raw.get("key")): str(raw.get("id")) for raw in issues
-                 if raw.get("key") and str(raw.get("id") or "").isdigit()}
+                 if isinstance(raw, Mapping) and raw.get("key")
+                 and str(raw.get("id") or "").isdigit()}
         if found:
             with self._cache_lock:
                 self._issue_ids.update(found)
@@ -1045,8 +1046,8 @@ class JiraConnector:
                                           [ENTITY_PROPERTY] if marks else []):
                 self._remember_ids(issues)
                 for raw in issues:
-                    index = wanted.get(str(raw.get("key")))
-                    if index is not None and isinstance(raw, dict):
+                    index = wanted.get(str(raw.get("key"))) if isinstance(raw, dict) else None
+                    if index is not None:
                         found[index] = dict(raw)
         except ConnectorError as exc:
             if isinstance(exc, FatalError):
