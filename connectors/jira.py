@@ -48,14 +48,19 @@ Contract (what the engine may rely on, beyond :class:`connectors.base.Connector`
   one POST per transition step, and one read for the new version. A mark
   (``mark_foreign_id``: the marker field, else the ``snow-<id>`` label, on an
   issue whose copy we made) = one read, and one edit plus one read unless the
-  mark is already there. ``write_many`` = per write one read (when a version,
-  status, labels or a mark is involved) and one edit carrying its fields and its
-  mark together, plus one version search per 50 written issues instead of a read
-  each. ``history`` = per issue one read, plus on Cloud one
-  changelog page per 100 histories (Data Center embeds the whole changelog in
-  the read); a change counts as the integration user's when its author is the
-  signed-in account. Users: one
-  search per distinct email per run (Jira has no batch lookup by email).
+  mark is already there. ``write_many`` = per write one edit carrying its fields
+  and its mark together; per batch of 50 written issues on Cloud (the most ids
+  ``reconcileIssues`` takes: Cloud's search is read-after-write only for those) or
+  100 on Data Center, one ``key in (...)`` search made just before the batch's edits
+  for what the writes check (updated, status, labels, the marker field, and the
+  entity property when marking) instead of a read each; plus one version search per
+  50 written issues. A write the search cannot serve reads its issue itself: on
+  Cloud an issue whose id the run has not seen, a key's second write in a batch,
+  an issue the search does not return (deleted, moved). ``history`` = per issue
+  one read, plus on Cloud one changelog page per 100 histories (Data Center
+  embeds the whole changelog in the read); a change counts as the integration
+  user's when its author is the signed-in account. Users: one search per distinct
+  email per run (Jira has no batch lookup by email).
 - Every library or transport failure leaves as an error of the
   :mod:`connectors.base` tree (see :mod:`connectors.jira_errors`), with no
   credential in its text and no chained library exception (whose text carries
@@ -145,6 +150,12 @@ from connectors.retry import AdaptiveLimit, RequestBudget, RetryPolicy, run_per_
 T = TypeVar("T")
 
 BULK_LIMIT = 50                   # Jira's documented maximum per bulk create
+# Issues checked by one search before their edits (write_many): Cloud's search takes at
+# most 50 ids in reconcileIssues, which its read-after-write consistency needs; Data
+# Center's search documents neither that limit nor eventual consistency, so its batch
+# is 100, the largest key list the connector puts in one query.
+PRE_READ_CLOUD = 50
+PRE_READ_DC = 100
 COMMENT_PAGE = 100                # Jira's default and maximum comment page
 MAX_SHIFTS = 5                    # re-reads of a moving result window before giving up
 ENTITY_PROPERTY = "incident-sync"
@@ -275,6 +286,9 @@ class JiraConnector:
         # a create whose wanted status is that one then costs no status read.
         self._initial_status: str | None = None
         self._project_ids: tuple[str, str] | None = None
+        # Issue key -> numeric id of every issue this run searched or created: Cloud's
+        # search reconciles only ids, and write_many's pre-write search needs them.
+        self._issue_ids: dict[str, str] = {}
         self._notify_flag = True
         self._account = Account(email=email, project=project)
 
@@ -419,6 +433,7 @@ class JiraConnector:
         self._workflow = WorkflowMap()
         self._initial_status = None
         self._project_ids = None
+        self._issue_ids.clear()
         self._notify_flag = True
 
     def __enter__(self) -> JiraConnector:
@@ -436,13 +451,17 @@ class JiraConnector:
         return list(dict.fromkeys([*wanted, *own]))
 
     def _search_pages(self, jql: str, fields: Sequence[str], reconcile: Sequence[int] = (),
-                      *, lenient: bool = False) -> Iterator[list[dict[str, Any]]]:
+                      *, lenient: bool = False,
+                      properties: Sequence[str] = ()) -> Iterator[list[dict[str, Any]]]:
         """Every page of a search, following tokens (Cloud) or offsets (DC).
 
         ``lenient``: on DC, ``validateQuery=warn`` makes Jira drop values that
         don't exist (e.g. a deleted key) instead of refusing the whole query.
+        ``properties``: entity properties each issue carries back (both searches
+        take the parameter, Cloud up to 5).
         """
         jira = self._require()
+        wanted = ",".join(properties) or None
         if self.cloud:
             token: str | None = None
             seen_tokens: set[str] = set()
@@ -451,7 +470,8 @@ class JiraConnector:
                     "search",
                     lambda t=token: jira.enhanced_search_issues(
                         jql, nextPageToken=t, maxResults=self.page_size, fields=list(fields),
-                        reconcileIssues=list(reconcile) or None, json_result=True,
+                        reconcileIssues=list(reconcile) or None, properties=wanted,
+                        json_result=True,
                     ),
                     idempotent=True,
                 )
@@ -464,10 +484,10 @@ class JiraConnector:
                                          "pagination loop", side="jira")
                 seen_tokens.add(token)
         else:
-            yield from self._offset_pages(jql, fields, lenient)
+            yield from self._offset_pages(jql, fields, lenient, wanted)
 
-    def _offset_pages(self, jql: str, fields: Sequence[str],
-                      lenient: bool) -> Iterator[list[dict[str, Any]]]:
+    def _offset_pages(self, jql: str, fields: Sequence[str], lenient: bool,
+                      properties: str | None = None) -> Iterator[list[dict[str, Any]]]:
         """DC ``startAt`` paging that notices when results shift under it.
 
         An issue updated during the pull re-sorts to the end and moves every
@@ -486,8 +506,8 @@ class JiraConnector:
             page = self._call(
                 "search",
                 lambda s=offset - overlap, n=self.page_size + overlap: jira.search_issues(
-                    jql, startAt=s, maxResults=n, fields=list(fields), json_result=True,
-                    validate_query=validate),
+                    jql, startAt=s, maxResults=n, fields=list(fields), properties=properties,
+                    json_result=True, validate_query=validate),
                 idempotent=True,
             )
             issues = list(page.get("issues") or [])
@@ -511,6 +531,7 @@ class JiraConnector:
 
     def _records(self, issues: Sequence[Mapping[str, Any]]) -> list[RemoteRecord]:
         """Issues of one page as records, completing truncated comment lists."""
+        self._remember_ids(issues)
         records = []
         for raw in issues:
             comments, complete = embedded_comments(raw.get("fields") or {})
@@ -523,6 +544,15 @@ class JiraConnector:
                 raise RetriableError(f"Jira search returned a malformed issue: {exc}",
                                      side="jira") from None
         return records
+
+    def _remember_ids(self, issues: Sequence[Mapping[str, Any]]) -> None:
+        """Keep each issue's numeric id by key, for reconciling later searches (Cloud)."""
+        found = {str(raw.get("key")): str(raw.get("id")) for raw in issues
+                 if isinstance(raw, Mapping) and raw.get("key")
+                 and str(raw.get("id") or "").isdigit()}
+        if found:
+            with self._cache_lock:
+                self._issue_ids.update(found)
 
     def _all_comments(self, key: str) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = []
@@ -576,26 +606,37 @@ class JiraConnector:
         wanted = list(dict.fromkeys(keys))
         step = min(self.page_size, 100)
         for start in range(0, len(wanted), step):
-            batch = wanted[start:start + step]
-            while batch:
-                try:
-                    jql = keys_jql(batch)
-                except ValueError:
-                    break  # none of these can be an issue key
-                try:
-                    for issues in self._search_pages(jql, self._fields_param(fields), reconcile,
-                                                     lenient=True):
-                        found.update((r.id, r) for r in self._records(issues))
-                    break
-                except ValidationFailed as exc:
-                    # Jira Cloud refuses a whole `key in (...)` query when one key
-                    # does not exist; drop the keys it names and ask again.
-                    text = " ".join(getattr(exc, "messages", None) or [str(exc)]).upper()
-                    missing = [k for k in batch if f"'{k.upper()}'" in text]
-                    if not missing:
-                        raise
-                    batch = [k for k in batch if k not in missing]
+            for issues in self._key_pages(wanted[start:start + step],
+                                          self._fields_param(fields), reconcile):
+                found.update((r.id, r) for r in self._records(issues))
         return found
+
+    def _key_pages(self, keys: Sequence[str], fields: Sequence[str],
+                   reconcile: Sequence[int] = (),
+                   properties: Sequence[str] = ()) -> Iterator[list[dict[str, Any]]]:
+        """The pages of one ``key in (...)`` search (every key quoted; keys that cannot be
+        issue keys left out) with exactly ``fields``; an issue that does not exist is
+        simply not among them."""
+        batch = list(keys)
+        while batch:
+            try:
+                jql = keys_jql(batch)
+            except ValueError:
+                return  # none of these can be an issue key
+            try:
+                pages = list(self._search_pages(jql, fields, reconcile, lenient=True,
+                                                properties=properties))
+            except ValidationFailed as exc:
+                # Jira Cloud refuses a whole `key in (...)` query when one key
+                # does not exist; drop the keys it names and ask again.
+                text = " ".join(getattr(exc, "messages", None) or [str(exc)]).upper()
+                missing = [k for k in batch if f"'{k.upper()}'" in text]
+                if not missing:
+                    raise
+                batch = [k for k in batch if k not in missing]
+                continue
+            yield from pages
+            return
 
     def get_many(self, ids: Sequence[str], fields: Sequence[str]) -> dict[str, RemoteRecord]:
         if not ids:
@@ -843,6 +884,7 @@ class JiraConnector:
         for index, (key, _) in created.items():
             results[index].id = key
             results[index].display = key
+        self._remember_ids([{"key": key, "id": ident} for key, ident in created.values()])
         moving = [i for i in moves if i in created]
         if moving and self._initial_status is None:
             # Read once per run, from the first issue that must move: every issue of
@@ -948,17 +990,70 @@ class JiraConnector:
     def _current(self, key: str) -> dict[str, Any]:
         return dict(self._read(key).get("fields") or {})
 
+    def _checked_fields(self) -> list[str]:
+        """What a write checks before its edit: the version, status, labels, marker."""
+        return ["updated", "status", "labels", *([self.marker_field] if self.marker_field
+                                                 else [])]
+
     def _read(self, key: str, *, with_property: bool = False) -> dict[str, Any]:
         """The issue's id and the fields writes check (and its entity property)."""
-        wanted = ["updated", "status", "labels"]
-        if self.marker_field:
-            wanted.append(self.marker_field)
-        params = {"fields": ",".join(wanted)}
+        params = {"fields": ",".join(self._checked_fields())}
         if with_property:
             params["properties"] = ENTITY_PROPERTY
         raw = self._call(f"read {key}", lambda: self._api("GET", f"issue/{key}", params=params),
                          idempotent=True)
         return dict(raw) if isinstance(raw, dict) else {}
+
+    @staticmethod
+    def _needs_read(fields: Mapping[str, Any], expected_version: str | None,
+                    foreign_id: str | None) -> bool:
+        """Whether a write must see the issue first: a version to check, a status to
+        compare, labels to merge with the marker, or a mark to compare."""
+        return (expected_version is not None or bool(_status_name(fields.get("status")))
+                or "labels" in fields or foreign_id is not None)
+
+    def _pre_read(self, writes: Sequence[RecordWrite]
+                  ) -> tuple[dict[int, dict[str, Any]], dict[int, ConnectorError]]:
+        """The issues of these writes as each write's check needs them, in one
+        ``key in (...)`` search made now, just before their edits (never the pulled
+        values: a person may have edited since). Per write index: the issue as
+        :meth:`_read` returns it, or the search's error. Only a key's first write of the
+        batch is served (a later one must see what the first wrote: it reads itself), and
+        on Cloud only issues whose id is known (the search is eventually consistent;
+        ``reconcileIssues`` makes it read-after-write for those ids). A write served
+        neither way, or whose issue the search did not return (deleted, moved, not
+        a key), reads its issue itself as before."""
+        wanted: dict[str, int] = {}
+        seen: set[str] = set()
+        for index, write in enumerate(writes):
+            key = write.record_id
+            if key not in seen and self._needs_read(write.fields, write.expected_version,
+                                                    write.foreign_id):
+                wanted[key] = index
+            seen.add(key)
+        reconcile: list[int] = []
+        if self.cloud:
+            with self._cache_lock:
+                ids = {key: self._issue_ids.get(key, "") for key in wanted}
+            wanted = {key: index for key, index in wanted.items() if ids[key]}
+            reconcile = [int(ids[key]) for key in wanted]
+        if not wanted:
+            return {}, {}
+        marks = any(writes[index].foreign_id is not None for index in wanted.values())
+        found: dict[int, dict[str, Any]] = {}
+        try:
+            for issues in self._key_pages(list(wanted), self._checked_fields(), reconcile,
+                                          [ENTITY_PROPERTY] if marks else []):
+                self._remember_ids(issues)
+                for raw in issues:
+                    index = wanted.get(str(raw.get("key"))) if isinstance(raw, dict) else None
+                    if index is not None:
+                        found[index] = dict(raw)
+        except ConnectorError as exc:
+            if isinstance(exc, FatalError):
+                raise
+            return {}, {index: exc for index in wanted.values()}
+        return found, {}
 
     def update(
         self, record_id: str, fields: Mapping[str, Any], expected_version: str | None = None
@@ -988,19 +1083,20 @@ class JiraConnector:
 
     def _write(
         self, record_id: str, fields: Mapping[str, Any], expected_version: str | None,
-        foreign_id: str | None,
+        foreign_id: str | None, *, read: dict[str, Any] | None = None,
     ) -> tuple[WriteResult, str]:
         """Write ``fields`` (and the mark of ``foreign_id``, in the same edit) after the
         version check; the result's version is None when something was written (the
         caller reads it, one by one or in a batch), and the issue's numeric id when the
-        issue was read first ("" otherwise)."""
+        issue was read first ("" otherwise). ``read``: the issue as :meth:`_pre_read`
+        found it just before this batch's edits, used instead of reading it again."""
         changes = dict(fields)
         status = _status_name(changes.pop("status", None))
         resolution = _resolution(changes.pop("resolution", None))
         raw: dict[str, Any] | None = None
-        if (expected_version is not None or status or "labels" in changes
-                or foreign_id is not None):
-            raw = self._read(record_id, with_property=foreign_id is not None)
+        if self._needs_read(fields, expected_version, foreign_id):
+            raw = read if read is not None else self._read(
+                record_id, with_property=foreign_id is not None)
         current = dict(raw.get("fields") or {}) if raw is not None else None
         if expected_version is not None and current is not None:
             if str(current.get("updated")) != expected_version:
@@ -1338,26 +1434,39 @@ class JiraConnector:
 
     def write_many(self, writes: Sequence[RecordWrite]) -> list[WriteResult]:
         """Jira has no batch edit: each write is one edit (its fields and its mark
-        together) after one read, up to ``concurrency`` issues at a time, one issue's
-        writes in order on one worker. The new versions are then read in one search per
-        50 issues (reconciled by id on Cloud, whose search is eventually consistent),
-        and the stale entity properties the marks found set in one go."""
+        together), up to ``concurrency`` issues at a time, one issue's writes in order on
+        one worker. Batch by batch (50 issues on Cloud, 100 on Data Center), the issues
+        the writes check are read in one search just before the batch's edits
+        (:meth:`_pre_read`); a version that moved refuses that write only. The new
+        versions are then read in one search per 50 issues (reconciled by id on Cloud,
+        whose search is eventually consistent), and the stale entity properties the
+        marks found set in one go."""
         sink: list[tuple[str, str, dict[str, str]]] = []
+        step = PRE_READ_CLOUD if self.cloud else PRE_READ_DC
+        outcomes: list[tuple[WriteResult, str]] = []
 
-        def one(index: int) -> tuple[WriteResult, str]:
-            write = writes[index]
-            try:
-                return self._write(write.record_id, write.fields, write.expected_version,
-                                   write.foreign_id)
-            except FatalError:
-                raise
-            except (ConnectorError, PreconditionFailed) as error:
-                return WriteResult(id=write.record_id, error=error), ""
+        def batch(chunk: Sequence[RecordWrite]) -> list[tuple[WriteResult, str]]:
+            found, failed = self._pre_read(chunk)
+
+            def one(index: int) -> tuple[WriteResult, str]:
+                write = chunk[index]
+                if index in failed:
+                    return WriteResult(id=write.record_id, error=failed[index]), ""
+                try:
+                    return self._write(write.record_id, write.fields, write.expected_version,
+                                       write.foreign_id, read=found.get(index))
+                except FatalError:
+                    raise
+                except (ConnectorError, PreconditionFailed) as error:
+                    return WriteResult(id=write.record_id, error=error), ""
+
+            return run_per_key([w.record_id for w in chunk], one, self.concurrency)
 
         with self._cache_lock:
             self._property_sink = sink
         try:
-            outcomes = run_per_key([w.record_id for w in writes], one, self.concurrency)
+            for start in range(0, len(writes), step):
+                outcomes.extend(batch(writes[start:start + step]))
         finally:
             with self._cache_lock:
                 self._property_sink = None
@@ -1376,10 +1485,12 @@ class JiraConnector:
 
     def _read_versions(self, outcomes: Sequence[tuple[WriteResult, str]]) -> None:
         """Fill in the versions writes left: one ``key in (...)`` search per 50 issues
-        whose id is known (Cloud reconciles them: read-after-write), one read each (on
-        the workers) for the others on Cloud. A version that cannot be read is a
-        warning, not an error: the write happened."""
-        pending = [(r, i) for r, i in outcomes if r.ok and r.version is None and r.id]
+        whose id is known (read first, or seen earlier in the run; Cloud reconciles them:
+        read-after-write), one read each (on the workers) for the others on Cloud. A
+        version that cannot be read is a warning, not an error: the write happened."""
+        with self._cache_lock:  # an issue written unread may still be known by its id
+            pending = [(r, i or self._issue_ids.get(str(r.id), "")) for r, i in outcomes
+                       if r.ok and r.version is None and r.id]
         batchable = [(r, i) for r, i in pending if i.isdigit() or not self.cloud]
         single = [r for r, i in pending if not (i.isdigit() or not self.cloud)]
         for start in range(0, len(batchable), 50):

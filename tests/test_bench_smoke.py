@@ -125,9 +125,13 @@ def test_incremental_run_writes_once_per_edited_record(
         else:
             assert run["requests"][target]["writes"] == k
         assert run["requests"][source]["writes"] == 0
-    # Reads grow with k (a version read per written record), not with N.
+    # Reads grow neither with N nor per written record: the checks before the writes
+    # are one read per batch (ServiceNow `sys_idIN`, Jira `key in (...)`). On Jira
+    # k = 3 reads exactly what k = 1 did; on ServiceNow its pull also brings back the
+    # record the k = 1 run wrote (inside the pull's overlap): its journal and its
+    # author's name, two reads that are not per record either.
     extra = later["requests"][target]["reads"] - first["requests"][target]["reads"]
-    assert 0 < extra <= 3 * (EDITS[1] - 1)
+    assert extra <= {"jira": 0, "servicenow": 2}[target], (first, later)
 
 
 def test_a_lost_state_store_is_recovered_by_adoption_without_writes(bench: Any) -> None:

@@ -48,15 +48,17 @@ RUN_INTERVAL = 600.0         # ten minutes between scheduled runs, past Jira's p
 # read its transitions once, so it keeps a little headroom; the others are exact. Runs
 # are built as `incident-sync run` builds them (sync.runner.run_once): the first run
 # also reads both sites' field lists for the site check, later runs find them kept.
+# Jira's write_many then checked its issues with one search per batch instead of a read
+# each: 1 % changed 10 -> 9, initial to ServiceNow 416 -> 220 (its 200 marks' reads).
 BUDGET: dict[tuple[str, str], dict[str, int]] = {
     ("initial servicenow-to-jira", "servicenow"): {"wire": 19, "work": 219},
     ("initial servicenow-to-jira", "jira"): {"wire": 385, "work": 385},
     ("idle", "servicenow"): {"wire": 2, "work": 2},
     ("idle", "jira"): {"wire": 4, "work": 4},
     ("1% changed", "servicenow"): {"wire": 8, "work": 10},
-    ("1% changed", "jira"): {"wire": 10, "work": 10},
+    ("1% changed", "jira"): {"wire": 9, "work": 9},
     ("initial jira-to-servicenow", "servicenow"): {"wire": 28, "work": 507},
-    ("initial jira-to-servicenow", "jira"): {"wire": 416, "work": 416},
+    ("initial jira-to-servicenow", "jira"): {"wire": 220, "work": 220},
 }
 
 
