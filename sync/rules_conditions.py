@@ -29,6 +29,7 @@ Contract:
 from __future__ import annotations
 
 import re
+import re._parser as _sre_parser  # the stdlib's own regex parser (required literals, below)
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -59,7 +60,9 @@ class View:
     """The incident as the rules see it: the original plus what rules set so far.
 
     ``values`` is a shallow copy of the incident's field values (cheap, and reads
-    stay plain dict look-ups); ``changes`` holds only what the rules set.
+    stay plain dict look-ups); ``changes`` holds only what the rules set;
+    ``lowered`` holds, per text field, (text, its lower-case form or None when it
+    is not ASCII): the text tests' prefilter lower-cases each text once per incident.
     """
 
     __slots__ = ("changes", "incident", "lowered", "memo", "values")
@@ -69,21 +72,13 @@ class View:
         self.values: dict[str, Any] = dict(incident.__dict__)
         self.changes: dict[str, Any] = {}
         self.memo: dict[int, bool] = {}
-        self.lowered: dict[str, tuple[str, str]] = {}
+        self.lowered: dict[str, tuple[str, str | None]] = {}
         for name, value in (changes or {}).items():
             self.set(name, value)
 
     def set(self, name: str, value: Any) -> None:
         self.values[name] = value
         self.changes[name] = value
-
-    def lower(self, name: str, text: str) -> str:
-        """``text`` (the value of ``name``) lower-cased, once per incident and value."""
-        held = self.lowered.get(name)
-        if held is None or held[0] is not text:
-            held = (text, text.lower())
-            self.lowered[name] = held
-        return held[1]
 
     def get(self, name: str) -> Any:
         if name == "priority":
@@ -253,6 +248,8 @@ class TextSearch(Condition):
     def __post_init__(self) -> None:
         # No action sets the fields searched: the answer holds for the whole evaluation.
         object.__setattr__(self, "fixed", not frozenset(self.fields) & SETTABLE)
+        # Plain fields are read straight from the view's values (custom ones by get).
+        object.__setattr__(self, "plain", not any(f.startswith("custom.") for f in self.fields))
 
     @property
     def reads(self) -> frozenset[str]:  # type: ignore[override]
@@ -261,21 +258,34 @@ class TextSearch(Condition):
     def holds(self, view: View, now: datetime | None) -> bool:
         # Rules never set the texts searched here (title, description, ...) unless
         # they name a field a rule sets: remember the answer for this incident.
-        key = id(self)
         memo = view.memo
-        if key in memo and (self.fixed or not self.reads & view.changes.keys()):
-            return memo[key]
-        search = self.pattern.search
-        needles = self.needles
+        key = id(self)
+        found = memo.get(key)
+        if found is not None and (self.fixed or not self.reads & view.changes.keys()):
+            return found
         found = False
+        needles = self.needles
+        values = view.values
+        lowered = view.lowered
         for name in self.fields:
-            text = view.get(name)
+            text = values[name] if self.plain else view.get(name)
             if not text:
                 continue
-            if needles is not None and text.isascii() \
-                    and not _holds_any(view.lower(name, text), needles):
-                continue
-            if search(text):
+            if needles is not None and isinstance(text, str):
+                # The lower-cased text, once per incident and field, shared by every
+                # rule (View.lower, inlined: this runs for every test on every incident).
+                held = lowered.get(name)
+                if held is None or held[0] is not text:
+                    held = (text, text.lower() if text.isascii() else None)
+                    lowered[name] = held
+                low = held[1]
+                if low is not None:
+                    for needle in needles:
+                        if needle in low:
+                            break
+                    else:
+                        continue   # no needle: the regex cannot match this text
+            if self.pattern.search(text):
                 found = True
                 break
         memo[key] = found
@@ -361,15 +371,6 @@ class SlaBreached(Condition):
                 f" (open for {_human(age)})")
 
 
-def _holds_any(text: str, needles: tuple[str, ...]) -> bool:
-    # A plain loop of substring tests: cheaper than a generator, and than one regex
-    # alternation, which tries every needle at every position.
-    for needle in needles:
-        if needle in text:
-            return True
-    return False
-
-
 def _human(delta: timedelta) -> str:
     seconds = int(delta.total_seconds())
     parts = []
@@ -414,6 +415,67 @@ def keyword_needles(keywords: Sequence[str]) -> tuple[str, ...] | None:
             return None
         needles.append(first.lower())
     # A needle holding a shorter one adds nothing ("passwords" after "password").
+    unique = sorted(set(needles), key=len)
+    kept = [n for i, n in enumerate(unique) if not any(m in n for m in unique[:i])]
+    return tuple(sorted(kept))
+
+
+def regex_needles(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
+    """Lower-case texts of which every match of ``pattern`` contains one, or None.
+
+    The prefilter of :class:`TextSearch` for ``matches`` regexes: a regex is
+    searched on every incident, and most texts cannot match it because they lack
+    some fixed text every match holds (``\\bservers?\\b.*\\bdown\\b`` needs
+    "down"). Found in the parsed regex's top-level sequence: a run of literal
+    characters (every match holds it, in one piece), or the leading literal runs
+    of the alternatives of a group ``(a|b)`` (every match holds one of them); of
+    these, the one whose shortest text is longest (the most telling). Only ASCII
+    characters count (the substring test runs on ASCII texts only, where
+    case-insensitive matching is plain lower-casing). A regex with no such text
+    (or one the parser cannot be asked about) has no prefilter: None.
+    """
+    try:
+        parsed = _sre_parser.parse(pattern.pattern, pattern.flags)
+        items = list(parsed)
+    except Exception:  # a private parser: never trust its shape, just skip the prefilter
+        return None
+    literal = _sre_parser.LITERAL
+    found: list[tuple[str, ...]] = []
+    run: list[str] = []
+    for op, arg in [*items, (None, None)]:
+        if op is literal and 0 < arg < 128:
+            run.append(chr(arg))
+            continue
+        if run:
+            found.append(("".join(run).lower(),))
+            run = []
+        branch = _branch_needles(op, arg)
+        if branch:
+            found.append(branch)
+    if not found:
+        return None
+    return max(found, key=lambda needles: (min(map(len, needles)), -len(needles)))
+
+
+def _branch_needles(op: Any, arg: Any) -> tuple[str, ...] | None:
+    """The leading literal runs of a top-level group ``(a|b|...)`` whose every
+    alternative starts with one (and sets no flags of its own); else None."""
+    if op is not _sre_parser.SUBPATTERN:
+        return None
+    _group, add_flags, del_flags, body = arg
+    body = list(body)
+    if add_flags or del_flags or len(body) != 1 or body[0][0] is not _sre_parser.BRANCH:
+        return None
+    needles = []
+    for alternative in body[0][1][1]:
+        lead = []
+        for item_op, item_arg in alternative:
+            if item_op is not _sre_parser.LITERAL or not 0 < item_arg < 128:
+                break
+            lead.append(chr(item_arg))
+        if not lead:
+            return None
+        needles.append("".join(lead).lower())
     unique = sorted(set(needles), key=len)
     kept = [n for i, n in enumerate(unique) if not any(m in n for m in unique[:i])]
     return tuple(sorted(kept))
@@ -465,7 +527,9 @@ def field_test(spec: ConditionSpec, keys: set[str]) -> Condition:
         if name in NUMERIC_FIELDS or name == "status":
             raise ValueError(f"matches: {name!r} is not a text field")
         assert spec.matches is not None
-        return TextSearch(re.compile(spec.matches), (name,), f"{name} matches {spec.matches!r}")
+        pattern = re.compile(spec.matches)
+        return TextSearch(pattern, (name,), f"{name} matches {spec.matches!r}",
+                          regex_needles(pattern))
     if test in _OPS:
         if name not in NUMERIC_FIELDS:
             raise ValueError(f"{test}: {name!r} is not a number (compare impact, urgency,"
@@ -536,7 +600,9 @@ def compile_condition(spec: ConditionSpec, sla: SlaTargets | None) -> Condition:
                 raise ValueError(f"fields: {name!r} is not a text field")
         if kind == "matches":
             assert spec.matches is not None
-            return TextSearch(re.compile(spec.matches), names, f"matches {spec.matches!r}")
+            pattern = re.compile(spec.matches)
+            return TextSearch(pattern, names, f"matches {spec.matches!r}",
+                              regex_needles(pattern))
         assert spec.text_contains is not None
         return TextSearch(keyword_pattern(spec.text_contains), names, "text contains",
                           keyword_needles(spec.text_contains))

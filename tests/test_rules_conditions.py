@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rules_helpers import NOW, fires, one_rule, opened, run
 
 from mappings.model import Escalation, Impact, Incident, Priority, Status, Urgency
+from sync.rules_conditions import regex_needles
 
 SLA = '[sla]\nP1 = { response = "15m", resolution = "4h" }\n' \
       'P3 = { response = "4h", resolution = "24h" }\n'
@@ -159,3 +163,42 @@ def test_keywords_match_the_same_with_and_without_the_fast_prefilter() -> None:
     assert fires(ruleset, description="Café OUTAGE in Lyon")
     assert fires(ruleset, title="Mot de passe: PassWord oublié")
     assert not fires(ruleset, title="Passwörter")
+
+
+def test_regexes_get_the_fixed_text_every_match_holds_as_prefilter() -> None:
+    outage = r'(?i)\b(server|host)s?\b[^.\n]{0,30}\b(is|are)\s+down\b'
+    assert regex_needles(re.compile(outage)) == ("down",)
+    assert regex_needles(re.compile(r"(?i)\b(ORA|TNS)-\d{5}")) == ("ora", "tns")
+    assert regex_needles(re.compile(r"^INC\d+")) == ("inc",)
+    # No fixed text every match must hold, or one the prefilter cannot trust: none.
+    for pattern in (r"\d+", r"a|b", r"(?i:abc)d*", r"x*", r"(ab|\d)", r"\u00e9\u00e9"):
+        assert regex_needles(re.compile(pattern)) is None, pattern
+
+
+def test_a_regex_matches_the_same_with_and_without_its_prefilter() -> None:
+    ruleset = one_rule(r"""when = { matches = '(?i)\bservers?\b[^.\n]{0,30}\bis\s+down\b' }""")
+    assert fires(ruleset, title="Mail server is DOWN")
+    assert fires(ruleset, title="ſerver is down")   # non-ASCII: the regex alone decides
+    assert not fires(ruleset, title="Mail server is fine", description="is it down? no")
+
+
+_WORDS = st.sampled_from(["down", "Down", "server", "SERVERS", "is", "are", "ora", "x"])
+_PIECES = st.one_of(
+    _WORDS.map(re.escape),
+    st.sampled_from([r"\s+", r"\b", r"\d*", r"[^.\n]{0,5}", r".", r"s?", " ", "-"]),
+    st.lists(_WORDS.map(re.escape), min_size=2, max_size=3).map(lambda w: f"({'|'.join(w)})"),
+    st.lists(_WORDS.map(re.escape), min_size=2, max_size=3).map(lambda w: f"(?:{'|'.join(w)})?"),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(pieces=st.lists(_PIECES, min_size=1, max_size=6), ignore_case=st.booleans(),
+       words=st.lists(st.one_of(_WORDS, st.sampled_from([" ", "  ", ".", "-", "7", "ſ"])),
+                      max_size=12))
+def test_the_regex_prefilter_never_refuses_a_text_the_regex_matches(
+        pieces: list[str], ignore_case: bool, words: list[str]) -> None:
+    pattern = re.compile(("(?i)" if ignore_case else "") + "".join(pieces))
+    needles = regex_needles(pattern)
+    text = "".join(words)
+    if needles is not None and text.isascii() and pattern.search(text):
+        assert any(needle in text.lower() for needle in needles), (pattern, text)
