@@ -324,7 +324,7 @@ def _json(value: Any) -> Any:
     if isinstance(value, Enum):
         return value._value_   # what .value returns, without the descriptor's cost
     if isinstance(value, list):
-        return [_json(v) for v in value]
+        return [v if v.__class__ is str else _json(v) for v in value]
     return value
 
 

@@ -61,8 +61,9 @@ class View:
 
     ``values`` is a shallow copy of the incident's field values (cheap, and reads
     stay plain dict look-ups); ``changes`` holds only what the rules set;
-    ``lowered`` holds, per text field, (text, its lower-case form or None when it
-    is not ASCII): the text tests' prefilter lower-cases each text once per incident.
+    ``lowered`` holds, per text field (and per tuple of fields, their texts joined by
+    line breaks), (text, its lower-case form or None when it is not ASCII): the text
+    tests' prefilter lower-cases each text once per incident.
     """
 
     __slots__ = ("changes", "incident", "lowered", "memo", "values")
@@ -72,9 +73,10 @@ class View:
         self.values: dict[str, Any] = dict(incident.__dict__)
         self.changes: dict[str, Any] = {}
         self.memo: dict[int, bool] = {}
-        self.lowered: dict[str, tuple[str, str | None]] = {}
-        for name, value in (changes or {}).items():
-            self.set(name, value)
+        self.lowered: dict[str | tuple[str, ...], tuple[str, str | None]] = {}
+        if changes:
+            for name, value in changes.items():
+                self.set(name, value)
 
     def set(self, name: str, value: Any) -> None:
         self.values[name] = value
@@ -220,8 +222,14 @@ class FieldTest(Condition):
     def reads(self) -> frozenset[str]:  # type: ignore[override]
         return PRIORITY_READS if self.field == "priority" else frozenset({self.field})
 
+    def __post_init__(self) -> None:
+        # A field other than the effective priority or a custom one is a plain look-up.
+        object.__setattr__(self, "plain", self.field != "priority"
+                           and not self.field.startswith("custom."))
+
     def holds(self, view: View, now: datetime | None) -> bool:
-        return self.test(view.get(self.field))
+        field = self.field
+        return self.test(view.values[field] if self.plain else view.get(field))
 
     def explain(self, view: View, now: datetime | None) -> str | None:
         value = view.get(self.field)
@@ -249,7 +257,12 @@ class TextSearch(Condition):
         # No action sets the fields searched: the answer holds for the whole evaluation.
         object.__setattr__(self, "fixed", not frozenset(self.fields) & SETTABLE)
         # Plain fields are read straight from the view's values (custom ones by get).
-        object.__setattr__(self, "plain", not any(f.startswith("custom.") for f in self.fields))
+        plain = not any(f.startswith("custom.") for f in self.fields)
+        object.__setattr__(self, "plain", plain)
+        # Texts that stay as they are, with a prefilter: one substring test per needle
+        # on all of them joined (lower-cased once per incident, shared by every test
+        # on the same fields) rules out most incidents before any per-field work.
+        object.__setattr__(self, "joined", self.fixed and plain and self.needles is not None)
 
     @property
     def reads(self) -> frozenset[str]:  # type: ignore[override]
@@ -267,6 +280,21 @@ class TextSearch(Condition):
         needles = self.needles
         values = view.values
         lowered = view.lowered
+        if self.joined:
+            fields = self.fields
+            held = lowered.get(fields)
+            if held is None:
+                texts = [values[name] for name in fields]
+                text = "\n".join([t for t in texts if t])
+                held = lowered[fields] = (text, text.lower() if text.isascii() else None)
+            low = held[1]
+            if low is not None:
+                for needle in needles:   # type: ignore[union-attr]
+                    if needle in low:
+                        break
+                else:
+                    memo[key] = False   # no needle in any of the texts: no match
+                    return False
         for name in self.fields:
             text = values[name] if self.plain else view.get(name)
             if not text:
@@ -333,19 +361,26 @@ class SlaBreached(Condition):
     targets: SlaTargets
     reads: frozenset[str] = PRIORITY_READS | {"opened_at", "status"}
 
+    def __post_init__(self) -> None:
+        # Which targets count, asked once (holds runs for every incident).
+        object.__setattr__(self, "response", self.which in ("response", "any"))
+        object.__setattr__(self, "resolution", self.which in ("resolution", "any"))
+
     def _breach(self, view: View, now: datetime | None) -> str | None:
         values = view.values
         opened = values["opened_at"]
         status: Status = values["status"]
         if now is None or opened is None or status not in _OPEN:
             return None
-        target = self.targets.get(view.get("priority"))
+        priority = values["priority"]   # View.get("priority"), inlined
+        target = self.targets.get(priority if priority is not None
+                                  else _MATRIX[values["impact"], values["urgency"]])
         if target is None:
             return None
         age = now - opened
-        if self.which in ("response", "any") and status is Status.NEW and age > target[0]:
+        if self.response and status is Status.NEW and age > target[0]:
             return "response"
-        if self.which in ("resolution", "any") and age > target[1]:
+        if self.resolution and age > target[1]:
             return "resolution"
         return None
 
@@ -372,15 +407,15 @@ class SlaBreached(Condition):
 
 
 def _human(delta: timedelta) -> str:
+    """``1d2h3m4s`` (units that are zero left out; under a minute, negative too: ``Ns``)."""
     seconds = int(delta.total_seconds())
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    if seconds or not parts:
-        parts.append(f"{seconds}s")
-    return "".join(parts)
+    if seconds < 60:
+        return f"{seconds}s"
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return ((f"{days}d" if days else "") + (f"{hours}h" if hours else "")
+            + (f"{minutes}m" if minutes else "") + (f"{seconds}s" if seconds else ""))
 
 
 # The few SLA targets, said once each (an incident's age is new every time).
