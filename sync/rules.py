@@ -396,12 +396,21 @@ def _run_rule(rule: Rule, view: View, now: datetime | None, stamp: datetime,
         held = values["labels"]
         missing = [label for label in rule.add_labels if label not in held]
         if missing:
-            _change(rule, view, "labels", [*held, *missing], events, match)
+            # _change, inlined for the two actions most firings take (labels and
+            # escalation): the new value always differs from the old here.
+            labels = [*held, *missing]
+            events.append(RuleFiring(rule.name, "labels", _json(held), _json(labels)))
+            view.set("labels", labels)
+            if match is not None:
+                match.changed.append("labels")
     level = rule.escalate
     if level is not None and not (
             overridden and _person_wins(rule, "escalation", overridden, match)) \
-            and values["escalation"] < level:
-        _change(rule, view, "escalation", level, events, match)
+            and (old := values["escalation"]) < level:
+        events.append(RuleFiring(rule.name, "escalation", _json(old), level._value_))
+        view.set("escalation", level)
+        if match is not None:
+            match.changed.append("escalation")
         note_id = rule.note_id
         comments = values["comments"]
         for comment in comments:
@@ -503,8 +512,10 @@ class _Plan:
         for a rule that acted before the changer, a field its actions set. Otherwise
         every rule would see what it saw and do what it did (now no-ops): a fixed point.
         """
-        for position, changed_name in changed:
-            read, touching = self._effect(position, changed_name)
+        effects = self._effects
+        for entry in changed:
+            held = effects.get(entry)
+            read, touching = held if held is not None else self._effect(*entry)
             if read:
                 return True
             if touching:
@@ -542,22 +553,22 @@ def _net(events: list[RuleFiring], incident: Incident, view: View) -> list[RuleF
     original = incident.__dict__
     unchanged: dict[str, bool] = {}
     merged: dict[tuple[str, str], RuleFiring] = {}
+    final = view.values
     for event in events:
-        name = event.field
+        rule, name, _old, new, note_id = event   # unpacked: cheaper than the properties
         if name != NOTE_FIELD:
             same = unchanged.get(name)
             if same is None:
                 if name == "priority" and original["priority"] is None:
                     same = int(incident.effective_priority) == int(view.get("priority"))
                 else:
-                    same = original[name] == view.values[name]
+                    same = original[name] == final[name]
                 unchanged[name] = same
             if same:
                 continue
-        key = (event.rule, name)
+        key = (rule, name)
         first = merged.get(key)
-        merged[key] = event if first is None else RuleFiring(
-            event.rule, name, first.old, event.new, event.note_id)
+        merged[key] = event if first is None else RuleFiring(rule, name, first[2], new, note_id)
     return list(merged.values())
 
 

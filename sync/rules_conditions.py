@@ -248,10 +248,11 @@ class TextSearch(Condition):
     pattern: re.Pattern[str]
     fields: tuple[str, ...]
     what: str
-    # Lower-case words of which every match contains one (keywords only): a text
-    # holding none of them cannot match, found by a plain substring test, far
-    # cheaper than the regex, which only runs on texts that pass.
-    needles: tuple[str, ...] | None = None
+    # Groups of lower-case texts such that every match holds all the texts of one
+    # group (for keywords: the words of one keyword). A text where no group is
+    # complete cannot match, found by plain substring tests, far cheaper than the
+    # regex, which only runs on texts that pass. None: no prefilter.
+    needles: tuple[tuple[str, ...], ...] | None = None
 
     def __post_init__(self) -> None:
         # No action sets the fields searched: the answer holds for the whole evaluation.
@@ -288,13 +289,9 @@ class TextSearch(Condition):
                 text = "\n".join([t for t in texts if t])
                 held = lowered[fields] = (text, text.lower() if text.isascii() else None)
             low = held[1]
-            if low is not None:
-                for needle in needles:   # type: ignore[union-attr]
-                    if needle in low:
-                        break
-                else:
-                    memo[key] = False   # no needle in any of the texts: no match
-                    return False
+            if low is not None and not _complete(needles, low):  # type: ignore[arg-type]
+                memo[key] = False   # no group complete in the texts: no match
+                return False
         for name in self.fields:
             text = values[name] if self.plain else view.get(name)
             if not text:
@@ -307,12 +304,8 @@ class TextSearch(Condition):
                     held = (text, text.lower() if text.isascii() else None)
                     lowered[name] = held
                 low = held[1]
-                if low is not None:
-                    for needle in needles:
-                        if needle in low:
-                            break
-                    else:
-                        continue   # no needle: the regex cannot match this text
+                if low is not None and not _complete(needles, low):
+                    continue   # no group complete: the regex cannot match this text
             if self.pattern.search(text):
                 found = True
                 break
@@ -436,38 +429,59 @@ def keyword_pattern(keywords: Sequence[str]) -> re.Pattern[str]:
     return re.compile(r"(?<![\w-])(?:" + "|".join(alternatives) + r")(?![\w-])", re.IGNORECASE)
 
 
-def keyword_needles(keywords: Sequence[str]) -> tuple[str, ...] | None:
-    """The first word of each keyword, lower-cased (see :class:`TextSearch`).
+def _complete(groups: tuple[tuple[str, ...], ...], text: str) -> bool:
+    """Is every text of some group in ``text``? (Plain loops: this runs per test.)"""
+    for group in groups:
+        for needle in group:
+            if needle not in text:
+                break
+        else:
+            return True
+    return False
 
-    Used only on ASCII texts and for ASCII keywords: IGNORECASE also matches a few
+
+def keyword_needles(keywords: Sequence[str]) -> tuple[tuple[str, ...], ...] | None:
+    """Per keyword, its words lower-cased (see :class:`TextSearch`).
+
+    Used only on ASCII texts and with ASCII words: IGNORECASE also matches a few
     non-ASCII letters to ASCII ones ("ſ" to "s", the Kelvin sign to "k"), which a
-    substring test would miss; such texts and keywords go straight to the regex.
+    substring test would miss; such texts go straight to the regex, and a keyword
+    with a non-ASCII word is checked by its other words (None if it has no other).
+    A trailing ``*`` leaves a prefix, still a substring of what it matches.
     """
-    needles = []
+    groups = []
     for keyword in keywords:
-        first = keyword.strip().rstrip("*").split()[0]
-        if not first.isascii():
+        words = tuple(w.lower() for w in keyword.strip().rstrip("*").split() if w.isascii())
+        if not words:
             return None
-        needles.append(first.lower())
-    # A needle holding a shorter one adds nothing ("passwords" after "password").
-    unique = sorted(set(needles), key=len)
-    kept = [n for i, n in enumerate(unique) if not any(m in n for m in unique[:i])]
+        groups.append(words)
+    return _minimal(groups)
+
+
+def _minimal(groups: list[tuple[str, ...]]) -> tuple[tuple[str, ...], ...]:
+    """``groups`` without those that add nothing: a group whose every text holds one of
+    another group's texts (complete whenever it is, the other is too)."""
+    unique = sorted(set(groups), key=lambda g: (len(g), sum(map(len, g)), g))
+    kept: list[tuple[str, ...]] = []
+    for group in unique:
+        if not any(all(any(o in word for word in group) for o in other) for other in kept):
+            kept.append(group)
     return tuple(sorted(kept))
 
 
-def regex_needles(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
-    """Lower-case texts of which every match of ``pattern`` contains one, or None.
+def regex_needles(pattern: re.Pattern[str]) -> tuple[tuple[str, ...], ...] | None:
+    """Lower-case texts every match of ``pattern`` holds, as :class:`TextSearch` groups.
 
     The prefilter of :class:`TextSearch` for ``matches`` regexes: a regex is
     searched on every incident, and most texts cannot match it because they lack
     some fixed text every match holds (``\\bservers?\\b.*\\bdown\\b`` needs
-    "down"). Found in the parsed regex's top-level sequence: a run of literal
-    characters (every match holds it, in one piece), or the leading literal runs
-    of the alternatives of a group ``(a|b)`` (every match holds one of them); of
-    these, the one whose shortest text is longest (the most telling). Only ASCII
-    characters count (the substring test runs on ASCII texts only, where
-    case-insensitive matching is plain lower-casing). A regex with no such text
-    (or one the parser cannot be asked about) has no prefilter: None.
+    "down"). Found in the parsed regex's top-level sequence: its runs of literal
+    characters (every match holds all of them), and the leading literal runs of
+    the alternatives of one group ``(a|b)`` (every match holds one of them): a
+    group per alternative, each with all the runs. Only ASCII characters count
+    (the substring test runs on ASCII texts only, where case-insensitive matching
+    is plain lower-casing). A regex with no such text (or one the parser cannot be
+    asked about) has no prefilter: None.
     """
     try:
         parsed = _sre_parser.parse(pattern.pattern, pattern.flags)
@@ -475,21 +489,27 @@ def regex_needles(pattern: re.Pattern[str]) -> tuple[str, ...] | None:
     except Exception:  # a private parser: never trust its shape, just skip the prefilter
         return None
     literal = _sre_parser.LITERAL
-    found: list[tuple[str, ...]] = []
+    runs: list[str] = []
+    branches: list[tuple[str, ...]] = []
     run: list[str] = []
     for op, arg in [*items, (None, None)]:
         if op is literal and 0 < arg < 128:
             run.append(chr(arg))
             continue
         if run:
-            found.append(("".join(run).lower(),))
+            runs.append("".join(run).lower())
             run = []
         branch = _branch_needles(op, arg)
         if branch:
-            found.append(branch)
-    if not found:
+            branches.append(branch)
+    if not runs and not branches:
         return None
-    return max(found, key=lambda needles: (min(map(len, needles)), -len(needles)))
+    # Longest first: the likeliest to be missing, so the test stops soonest.
+    held = tuple(sorted(set(runs), key=lambda r: (-len(r), r)))
+    if not branches:
+        return (held,)
+    best = max(branches, key=lambda needles: (min(map(len, needles)), -len(needles)))
+    return _minimal([(*held, needle) for needle in best])
 
 
 def _branch_needles(op: Any, arg: Any) -> tuple[str, ...] | None:
@@ -511,9 +531,7 @@ def _branch_needles(op: Any, arg: Any) -> tuple[str, ...] | None:
         if not lead:
             return None
         needles.append("".join(lead).lower())
-    unique = sorted(set(needles), key=len)
-    kept = [n for i, n in enumerate(unique) if not any(m in n for m in unique[:i])]
-    return tuple(sorted(kept))
+    return tuple(needles)
 
 
 # --------------------------------------------------------------------------- compiling
