@@ -289,9 +289,16 @@ class TextSearch(Condition):
                 text = "\n".join([t for t in texts if t])
                 held = lowered[fields] = (text, text.lower() if text.isascii() else None)
             low = held[1]
-            if low is not None and not _complete(needles, low):  # type: ignore[arg-type]
-                memo[key] = False   # no group complete in the texts: no match
-                return False
+            if low is not None:
+                for group in needles:   # type: ignore[union-attr]  # _complete, inlined
+                    for needle in group:
+                        if needle not in low:
+                            break
+                    else:
+                        break   # a complete group: the texts may match
+                else:
+                    memo[key] = False   # no group complete in the texts: no match
+                    return False
         for name in self.fields:
             text = values[name] if self.plain else view.get(name)
             if not text:
