@@ -45,6 +45,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -107,6 +108,12 @@ class RuleFiring(NamedTuple):
 
     def to_json(self) -> dict[str, Any]:
         return {"rule": self.rule, "field": self.field, "old": self.old, "new": self.new}
+
+
+# RuleFiring((rule, field, old, new, note_id)) as the named tuple's own __new__ builds
+# it (tuple.__new__ on the class), without that Python-level frame: a pass makes one
+# per change, and a firing incident several.
+_firing = partial(tuple.__new__, RuleFiring)
 
 
 @dataclass(frozen=True)
@@ -354,7 +361,7 @@ def _change(rule: Rule, view: View, name: str, new: Any, events: list[RuleFiring
     old = view.get(name)
     if old == new:
         return
-    events.append(RuleFiring(rule.name, name, _json(old), _json(new)))
+    events.append(_firing((rule.name, name, _json(old), _json(new), None)))
     view.set(name, new)
     if match is not None:
         match.changed.append(name)
@@ -399,7 +406,7 @@ def _run_rule(rule: Rule, view: View, now: datetime | None, stamp: datetime,
             # _change, inlined for the two actions most firings take (labels and
             # escalation): the new value always differs from the old here.
             labels = [*held, *missing]
-            events.append(RuleFiring(rule.name, "labels", _json(held), _json(labels)))
+            events.append(_firing((rule.name, "labels", _json(held), _json(labels), None)))
             view.set("labels", labels)
             if match is not None:
                 match.changed.append("labels")
@@ -407,7 +414,7 @@ def _run_rule(rule: Rule, view: View, now: datetime | None, stamp: datetime,
     if level is not None and not (
             overridden and _person_wins(rule, "escalation", overridden, match)) \
             and (old := values["escalation"]) < level:
-        events.append(RuleFiring(rule.name, "escalation", _json(old), level._value_))
+        events.append(_firing((rule.name, "escalation", _json(old), level._value_, None)))
         view.set("escalation", level)
         if match is not None:
             match.changed.append("escalation")
@@ -420,7 +427,7 @@ def _run_rule(rule: Rule, view: View, now: datetime | None, stamp: datetime,
             why = reason or rule.when.explain(view, now) or "its condition holds"
             note = _note(rule, level, why, stamp)
             view.set("comments", [*comments, note])
-            events.append(RuleFiring(rule.name, NOTE_FIELD, None, note.body, note_id))
+            events.append(_firing((rule.name, NOTE_FIELD, None, note.body, note_id)))
     return match
 
 
