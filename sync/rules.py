@@ -454,13 +454,13 @@ def evaluate(
         before = len(events)
         changed: list[tuple[int, str]] = []
         acted: list[int] = []
-        for position, rule, holds in plan.steps:
+        for position, rule, holds, inert in plan.steps:
             if not holds(view, now):
                 continue
             acted.append(position)
             mark = len(events)
             found = _run_rule(rule, view, now, stamp, overridden, events, explain)
-            if len(events) > mark:
+            if len(events) > mark and not inert:
                 for event in events[mark:]:
                     changed.append((position, event.field))
             if found is not None:
@@ -480,22 +480,28 @@ def evaluate(
 class _Plan:
     """What :func:`evaluate` needs of one rule list, worked out once per list.
 
-    ``steps``: (position, rule, its condition's ``holds``) in order, so a pass
-    makes no look-ups. ``another_pass`` answers from tables built here: which
-    changes (position of the changer, field) a rule at or before it read, and
-    which rules before a position touch a field.
+    ``steps``: (position, rule, its condition's ``holds``, inert) in order, so a
+    pass makes no look-ups; inert: nothing the rule can change is read by a rule
+    at or before it or touched by an earlier one, so its changes never call for
+    another pass (the SLA rules at the end of a file, say) and need no noting.
+    ``another_pass`` answers from tables built here: which changes (position of
+    the changer, field) a rule at or before it read, and which rules before a
+    position touch a field.
     """
 
     def __init__(self, ordered: tuple[Rule, ...]) -> None:
         self.ordered = ordered
-        self.steps = tuple((position, rule, rule.when.holds)
-                           for position, rule in enumerate(ordered))
         first: dict[str, int] = {}
         for index, rule in enumerate(ordered):
             for name in rule.reads:
                 first.setdefault(name, index)
         self.first_reader = first
         self._effects: dict[tuple[int, str], tuple[bool, frozenset[int]]] = {}
+        self.steps = tuple(
+            (position, rule, rule.when.holds,
+             all(self._effect(position, name) == (False, frozenset())
+                 for name in _changeable(rule)))
+            for position, rule in enumerate(ordered))
 
     def _effect(self, position: int, changed_name: str) -> tuple[bool, frozenset[int]]:
         """(does a rule at or before ``position`` read the field, the earlier rules
@@ -530,6 +536,18 @@ class _Plan:
                     if index in touching:
                         return True
         return False
+
+
+def _changeable(rule: Rule) -> set[str]:
+    """Every field (event name) :func:`_run_rule` may record a change of for ``rule``."""
+    names = {name for name, _ in rule.sets}
+    if names & {"impact", "urgency"}:
+        names.add("priority")   # the ITIL matrix's
+    if rule.add_labels:
+        names.add("labels")
+    if rule.escalate is not None:
+        names |= {"escalation", NOTE_FIELD}
+    return names
 
 
 _PLANS: dict[int, _Plan] = {}
