@@ -328,6 +328,9 @@ def load_rules(path: Path | str) -> RuleSet:
 
 
 def _json(value: Any) -> Any:
+    kind = value.__class__
+    if kind is str or value is None:   # most values: asked first (a hot path)
+        return value
     if isinstance(value, Enum):
         return value._value_   # what .value returns, without the descriptor's cost
     if isinstance(value, list):

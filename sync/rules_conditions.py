@@ -264,6 +264,8 @@ class TextSearch(Condition):
         # on all of them joined (lower-cased once per incident, shared by every test
         # on the same fields) rules out most incidents before any per-field work.
         object.__setattr__(self, "joined", self.fixed and plain and self.needles is not None)
+        # The key of this test's answer in View.memo (its identity, taken once).
+        object.__setattr__(self, "key", id(self))
 
     @property
     def reads(self) -> frozenset[str]:  # type: ignore[override]
@@ -273,7 +275,7 @@ class TextSearch(Condition):
         # Rules never set the texts searched here (title, description, ...) unless
         # they name a field a rule sets: remember the answer for this incident.
         memo = view.memo
-        key = id(self)
+        key = self.key
         found = memo.get(key)
         if found is not None and (self.fixed or not self.reads & view.changes.keys()):
             return found
