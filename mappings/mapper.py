@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
@@ -53,6 +53,8 @@ class RecordError(ValueError):
 
 
 def _side(side: Any) -> str:
+    if side.__class__ is str and (side == SERVICENOW or side == JIRA):
+        return side   # already a side's name (to_incident's usual call)
     value = str(side.value if hasattr(side, "value") else side)
     if value not in (SERVICENOW, JIRA):
         raise ValueError(f"side must be servicenow or jira (got {side!r})")
@@ -73,18 +75,21 @@ _SKIP: Any = object()   # an empty choice keeps the model's default
 _CUSTOM: Any = object()   # a custom field: an empty value is an absent one
 
 
-@dataclass(frozen=True)
-class _Read:
-    """One field read of :func:`to_incident`, its look-ups done once per profile."""
+class _Read(NamedTuple):
+    """One field read of :func:`to_incident`, its look-ups done once per profile
+    (a tuple: the loop unpacks it, no attribute look-ups per field and record)."""
 
-    rule: FieldRule
+    neutral: str         # the neutral field, or the custom field's name for _CUSTOM
     key: str
     read: Any            # the transform's bound ``read``
     direct: bool         # a vendor value passes through without a value map
     empty: Any           # what None becomes: None, "", [], _SKIP or _CUSTOM
+    table: Mapping[str, Any] | None   # the value map read from this side, if any
+    rule: FieldRule
 
 
 _PLANS_KEPT = 16
+_VALIDATE = Incident.__pydantic_validator__.validate_python
 
 
 def _read_plan(profile: Profile, side: str, ctx: MappingContext) -> list[_Read]:
@@ -99,14 +104,17 @@ def _read_plan(profile: Profile, side: str, ctx: MappingContext) -> list[_Read]:
         mapping = rule.sides.get(side)
         if mapping is None:
             continue
-        if rule.neutral.startswith("custom."):
+        neutral = rule.neutral
+        if neutral.startswith("custom."):
             empty = _CUSTOM
+            neutral = neutral[len("custom."):]
         else:
             default = Incident.model_fields[rule.neutral].default
             empty = (_SKIP if rule.neutral in CHOICE_FIELDS and default is not None
                      else "" if default == "" else [] if rule.neutral == "labels" else None)
-        plan.append(_Read(rule, _field_key(profile, rule, side, ctx), mapping.transform.read,
-                          side not in rule.from_maps, empty))
+        plan.append(_Read(neutral, _field_key(profile, rule, side, ctx),
+                          mapping.transform.read, side not in rule.from_maps, empty,
+                          rule.from_maps.get(side), rule))
     if len(plans) >= _PLANS_KEPT:
         plans.clear()   # field-id tables of sessions long gone
     plans[(side, id(ids))] = (ids, plan)
@@ -125,29 +133,35 @@ def to_incident(
     ctx = ctx or MappingContext()
     data: dict[str, Any] = {}
     custom: dict[str, Any] = {}
-    for step in _read_plan(profile, side, ctx):
-        rule = step.rule
+    for neutral, key, read, direct, empty, table, rule in _read_plan(profile, side, ctx):
         try:
-            raw = step.read(fields, step.key, side, ctx)
+            raw = read(fields, key, side, ctx)
         except ValueError as error:
-            raise RecordError(f"{side} field {step.key}: {error}") from None
+            raise RecordError(f"{side} field {key}: {error}") from None
         if raw is MISSING:
             continue
-        value = raw if step.direct and raw is not None else _map_from(rule, side, raw, step.key)
+        if raw is None or not direct:
+            # A value map: a string it holds is a plain look-up (_map_from's first case).
+            value = table[raw] if table is not None and raw.__class__ is str and raw in table \
+                else _map_from(rule, side, raw, key)
+        else:
+            value = raw
         if value is None:
-            empty = step.empty
             if empty is _SKIP or empty is _CUSTOM:
                 continue
             value = [] if empty == [] else empty
-        elif step.empty is _CUSTOM:
-            custom[rule.neutral[len("custom."):]] = value
+        elif empty is _CUSTOM:
+            custom[neutral] = value
             continue
-        data[rule.neutral] = value
+        data[neutral] = value
     if custom:
         data["custom"] = custom
     data["comments"] = [comment_from_remote(side, c, ctx) for c in comments]
     try:
-        return Incident(**data)
+        # The model validates every value: its validator, called as model_validate
+        # calls it (Incident(**data) without the keyword-argument round trip and
+        # model_validate's own argument checks, a hot path).
+        return _VALIDATE(data)
     except ValidationError as error:
         raise RecordError(f"{side} record: " + "; ".join(describe_error(error))) from None
 

@@ -13,6 +13,11 @@ Contract:
   so two incidents that would write the same thing hash the same.
 - Invalid values raise :class:`pydantic.ValidationError`; :func:`describe_error`
   renders one as ``field: reason (got value)`` lines.
+- :func:`construct_trusted` and :func:`copy_updated` are pydantic's
+  ``model_construct`` / ``model_copy(update=...)`` (same instance, same fields
+  set) for values the caller built valid itself, without the generic paths'
+  cost (the rules' hot path makes notes and copies for most incidents). They
+  skip validation exactly as those do: never for values read from outside.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import hashlib
 import json
 from datetime import UTC, datetime
 from enum import IntEnum, StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -187,3 +192,61 @@ def describe_error(error: ValidationError) -> list[str]:
         where = ".".join(str(part) for part in item["loc"]) or "incident"
         lines.append(f"{where}: {item['msg']} (got {item.get('input')!r})")
     return lines
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+_set = object.__setattr__
+
+
+def _plain(cls: type[BaseModel]) -> bool:
+    """Does ``model_construct``/``model_copy`` only set the four instance slots for
+    ``cls`` (no private attributes, no post-init hook, no root model, no extras)?"""
+    return (not cls.__private_attributes__ and not cls.__pydantic_post_init__
+            and not cls.__pydantic_root_model__ and cls.model_config.get("extra") != "allow")
+
+
+_PLAIN: dict[type[BaseModel], frozenset[str] | None] = {}
+
+
+def _fields_if_plain(cls: type[BaseModel]) -> frozenset[str] | None:
+    try:
+        return _PLAIN[cls]
+    except KeyError:
+        found = _PLAIN[cls] = frozenset(cls.model_fields) if _plain(cls) else None
+        return found
+
+
+def construct_trusted(cls: type[_Model], values: dict[str, Any]) -> _Model:
+    """``cls.model_construct(**values)``: no validation, so only for values built valid.
+
+    ``values`` names every field, in the model's field order; anything else (or a
+    model with private attributes or hooks) takes pydantic's own path.
+    """
+    fields = _fields_if_plain(cls)
+    if fields is None or values.keys() != fields:
+        return cls.model_construct(**values)
+    model = cls.__new__(cls)
+    _set(model, "__dict__", values)
+    _set(model, "__pydantic_fields_set__", set(fields))
+    _set(model, "__pydantic_extra__", None)
+    _set(model, "__pydantic_private__", None)
+    return model
+
+
+def copy_updated(model: _Model, update: dict[str, Any]) -> _Model:
+    """``model.model_copy(update=update)``: a shallow copy with ``update``'s field
+    values, not validated (only for values built valid), the fields marked set."""
+    cls = type(model)
+    if (_fields_if_plain(cls) is None or model.__pydantic_extra__ is not None
+            or model.__pydantic_private__ is not None):
+        return model.model_copy(update=update)
+    copied = cls.__new__(cls)
+    values = model.__dict__.copy()
+    values.update(update)
+    fields_set = set(model.__pydantic_fields_set__)
+    fields_set.update(update)
+    _set(copied, "__dict__", values)
+    _set(copied, "__pydantic_extra__", None)
+    _set(copied, "__pydantic_fields_set__", fields_set)
+    _set(copied, "__pydantic_private__", None)
+    return copied

@@ -45,6 +45,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -58,6 +59,8 @@ from mappings.model import (
     Priority,
     Urgency,
     Visibility,
+    construct_trusted,
+    copy_updated,
     itil_priority,
 )
 from sync.rules_conditions import (
@@ -107,6 +110,12 @@ class RuleFiring(NamedTuple):
         return {"rule": self.rule, "field": self.field, "old": self.old, "new": self.new}
 
 
+# RuleFiring((rule, field, old, new, note_id)) as the named tuple's own __new__ builds
+# it (tuple.__new__ on the class), without that Python-level frame: a pass makes one
+# per change, and a firing incident several.
+_firing = partial(tuple.__new__, RuleFiring)
+
+
 @dataclass(frozen=True)
 class Rule:
     """One compiled rule: a condition and what to set when it holds."""
@@ -123,11 +132,18 @@ class Rule:
     # engine looks at a rule again only when another rule changed one of these.
     reads: frozenset[str] = frozenset()
     touches: frozenset[str] = frozenset()
+    # Derived from the above once (read on every firing): see __post_init__.
+    sets_priority: bool = field(init=False, repr=False, compare=False)
+    note_id: str | None = field(init=False, repr=False, compare=False)
+    note_head: str | None = field(init=False, repr=False, compare=False)
 
-    @property
-    def sets_priority(self) -> bool:
-        """Does the rule set the priority explicitly (then it wins over the matrix)?"""
-        return "priority" in self.touches and any(n == "priority" for n, _ in self.sets)
+    def __post_init__(self) -> None:
+        # Does the rule set the priority explicitly (then it wins over the matrix)?
+        explicit = "priority" in self.touches and any(n == "priority" for n, _ in self.sets)
+        object.__setattr__(self, "sets_priority", explicit)
+        level = self.escalate
+        object.__setattr__(self, "note_id", None if level is None else _note_id(self, level))
+        object.__setattr__(self, "note_head", None if level is None else _note_head(self, level))
 
 
 @dataclass(frozen=True)
@@ -312,23 +328,34 @@ def load_rules(path: Path | str) -> RuleSet:
 
 
 def _json(value: Any) -> Any:
+    kind = value.__class__
+    if kind is str or value is None:   # most values: asked first (a hot path)
+        return value
     if isinstance(value, Enum):
-        return value.value
+        return value._value_   # what .value returns, without the descriptor's cost
     if isinstance(value, list):
-        return [_json(v) for v in value]
+        return [v if v.__class__ is str else _json(v) for v in value]
     return value
+
+
+def _note_id(rule: Rule, level: Escalation) -> str:
+    return f"rules:{rule.name}:escalation-{int(level)}"
+
+
+def _note_head(rule: Rule, level: Escalation) -> str:
+    return f"For {rule.notify}: escalated to {level.name.lower()} by rule {rule.name!r} because "
 
 
 def _note(rule: Rule, level: Escalation, reason: str, now: datetime) -> Comment:
     # Every value is built here and valid by construction: skip validation (hot path).
-    return Comment.model_construct(
-        id=f"rules:{rule.name}:escalation-{int(level)}",
-        author=NOTE_AUTHOR,
-        body=(f"For {rule.notify}: escalated to {level.name.lower()} by rule {rule.name!r}"
-              f" because {reason}."),
-        created=now,
-        visibility=Visibility.INTERNAL,
-    )
+    own = level is rule.escalate
+    return construct_trusted(Comment, {
+        "id": rule.note_id if own else _note_id(rule, level),
+        "author": NOTE_AUTHOR,
+        "body": f"{rule.note_head if own else _note_head(rule, level)}{reason}.",
+        "created": now,
+        "visibility": Visibility.INTERNAL,
+    })
 
 
 def _change(rule: Rule, view: View, name: str, new: Any, events: list[RuleFiring],
@@ -337,7 +364,7 @@ def _change(rule: Rule, view: View, name: str, new: Any, events: list[RuleFiring
     old = view.get(name)
     if old == new:
         return
-    events.append(RuleFiring(rule.name, name, _json(old), _json(new)))
+    events.append(_firing((rule.name, name, _json(old), _json(new), None)))
     view.set(name, new)
     if match is not None:
         match.changed.append(name)
@@ -345,7 +372,9 @@ def _change(rule: Rule, view: View, name: str, new: Any, events: list[RuleFiring
 
 def _person_wins(rule: Rule, name: str, overridden: Collection[tuple[str, str]],
                  match: Match | None) -> bool:
-    if overridden and (rule.name, name) in overridden:
+    # Called only when ``overridden`` holds something (the callers test that first:
+    # most incidents have no person's edit to respect, and a call costs).
+    if (rule.name, name) in overridden:
         if match is not None:
             match.kept_by_person.append(name)
         return True
@@ -365,29 +394,43 @@ def _run_rule(rule: Rule, view: View, now: datetime | None, stamp: datetime,
     """Apply one rule whose condition holds; record its changes as events."""
     reason = (rule.when.explain(view, now) or "") if explain else ""
     match = Match(rule.name, reason) if explain else None
+    values = view.values
     for name, value in rule.sets:
-        if _person_wins(rule, name, overridden, match):
+        if overridden and _person_wins(rule, name, overridden, match):
             continue
         _change(rule, view, name, value, events, match)
         if name in ("impact", "urgency") and not rule.sets_priority:
-            _change(rule, view, "priority", _MATRIX[view.values["impact"],
-                                                     view.values["urgency"]], events, match)
-    if rule.add_labels and not _person_wins(rule, "labels", overridden, match):
-        held = view.values["labels"]
+            _change(rule, view, "priority", _MATRIX[values["impact"], values["urgency"]],
+                    events, match)
+    if rule.add_labels and not (overridden and _person_wins(rule, "labels", overridden, match)):
+        held = values["labels"]
         missing = [label for label in rule.add_labels if label not in held]
         if missing:
-            _change(rule, view, "labels", [*held, *missing], events, match)
+            # _change, inlined for the two actions most firings take (labels and
+            # escalation): the new value always differs from the old here.
+            labels = [*held, *missing]
+            events.append(_firing((rule.name, "labels", _json(held), _json(labels), None)))
+            view.set("labels", labels)
+            if match is not None:
+                match.changed.append("labels")
     level = rule.escalate
-    if level is not None and not _person_wins(rule, "escalation", overridden, match) \
-            and view.values["escalation"] < level:
-        _change(rule, view, "escalation", level, events, match)
-        note_id = f"rules:{rule.name}:escalation-{int(level)}"
-        comments = view.get("comments")
-        if all(c.id != note_id for c in comments):
+    if level is not None and not (
+            overridden and _person_wins(rule, "escalation", overridden, match)) \
+            and (old := values["escalation"]) < level:
+        events.append(_firing((rule.name, "escalation", _json(old), level._value_, None)))
+        view.set("escalation", level)
+        if match is not None:
+            match.changed.append("escalation")
+        note_id = rule.note_id
+        comments = values["comments"]
+        for comment in comments:
+            if comment.id == note_id:
+                break
+        else:
             why = reason or rule.when.explain(view, now) or "its condition holds"
             note = _note(rule, level, why, stamp)
             view.set("comments", [*comments, note])
-            events.append(RuleFiring(rule.name, NOTE_FIELD, None, note.body, note_id))
+            events.append(_firing((rule.name, NOTE_FIELD, None, note.body, note_id)))
     return match
 
 
@@ -401,6 +444,7 @@ def evaluate(
 ) -> Outcome:
     """Run ``rules`` to a fixed point (see the module contract). Pure."""
     ordered = rules.rules if isinstance(rules, RuleSet) else tuple(rules)
+    plan = _plan(ordered)
     stamp = now or incident.updated_at or incident.opened_at or _EPOCH
     view = View(incident)
     events: list[RuleFiring] = []
@@ -412,70 +456,115 @@ def evaluate(
         passes += 1
         before = len(events)
         changed: list[tuple[int, str]] = []
-        acted: list[bool] = [False] * len(ordered)
-        for position, rule in enumerate(ordered):
-            if not rule.when.holds(view, now):
+        acted: list[int] = []
+        for position, rule, holds, inert in plan.steps:
+            if not holds(view, now):
                 continue
-            acted[position] = True
+            acted.append(position)
             mark = len(events)
             found = _run_rule(rule, view, now, stamp, overridden, events, explain)
-            if len(events) > mark:
-                changed.extend((position, e.field) for e in events[mark:])
+            if len(events) > mark and not inert:
+                for event in events[mark:]:
+                    changed.append((position, event.field))
             if found is not None:
                 _remember(matches, found)
             if rule.stop:
                 break
-        if not changed or not _another_pass(ordered, changed, acted):
+        if not changed or not plan.another_pass(changed, acted):
             changers = []
             break
         changers = sorted({e.rule for e in events[before:]})
     firings = _net(events, incident, view)
-    result = incident.model_copy(update=view.changes) if view.changes else incident
+    # The changes are the rules' own values, valid by construction (as model_copy assumes).
+    result = copy_updated(incident, view.changes) if view.changes else incident
     return Outcome(result, firings, list(matches.values()), passes, changers)
 
 
-def _another_pass(ordered: Sequence[Rule], changed: list[tuple[int, str]],
-                  acted: list[bool]) -> bool:
-    """Could a second pass differ from this one? Only through a rule that looked at a
-    field before a rule at or after it changed it: a field its condition reads, or,
-    for a rule that acted before the changer, a field its actions set. Otherwise
-    every rule would see what it saw and do what it did (now no-ops): a fixed point.
+class _Plan:
+    """What :func:`evaluate` needs of one rule list, worked out once per list.
+
+    ``steps``: (position, rule, its condition's ``holds``, inert) in order, so a
+    pass makes no look-ups; inert: nothing the rule can change is read by a rule
+    at or before it or touched by an earlier one, so its changes never call for
+    another pass (the SLA rules at the end of a file, say) and need no noting.
+    ``another_pass`` answers from tables built here: which changes (position of
+    the changer, field) a rule at or before it read, and which rules before a
+    position touch a field.
     """
-    first_reader = _first_readers(ordered)
-    for position, changed_name in changed:
-        name = "comments" if changed_name == NOTE_FIELD else changed_name
-        # Impact and urgency move the priority with them (the ITIL matrix): a rule
-        # that set the priority explicitly must get to see that too.
-        names = (name, "priority") if name in ("impact", "urgency") else (name,)
-        for one in names:
-            if first_reader.get(one, position + 1) <= position:
+
+    def __init__(self, ordered: tuple[Rule, ...]) -> None:
+        self.ordered = ordered
+        first: dict[str, int] = {}
+        for index, rule in enumerate(ordered):
+            for name in rule.reads:
+                first.setdefault(name, index)
+        self.first_reader = first
+        self._effects: dict[tuple[int, str], tuple[bool, frozenset[int]]] = {}
+        self.steps = tuple(
+            (position, rule, rule.when.holds,
+             all(self._effect(position, name) == (False, frozenset())
+                 for name in _changeable(rule)))
+            for position, rule in enumerate(ordered))
+
+    def _effect(self, position: int, changed_name: str) -> tuple[bool, frozenset[int]]:
+        """(does a rule at or before ``position`` read the field, the earlier rules
+        whose actions touch it), for a change of ``changed_name`` at ``position``."""
+        key = (position, changed_name)
+        held = self._effects.get(key)
+        if held is None:
+            name = "comments" if changed_name == NOTE_FIELD else changed_name
+            # Impact and urgency move the priority with them (the ITIL matrix): a rule
+            # that set the priority explicitly must get to see that too.
+            names = (name, "priority") if name in ("impact", "urgency") else (name,)
+            read = any(self.first_reader.get(one, position + 1) <= position for one in names)
+            touching = frozenset(index for index in range(position)
+                                 if any(one in self.ordered[index].touches for one in names))
+            held = self._effects[key] = (read, touching)
+        return held
+
+    def another_pass(self, changed: list[tuple[int, str]], acted: list[int]) -> bool:
+        """Could a second pass differ from this one? Only through a rule that looked at a
+        field before a rule at or after it changed it: a field its condition reads, or,
+        for a rule that acted before the changer, a field its actions set. Otherwise
+        every rule would see what it saw and do what it did (now no-ops): a fixed point.
+        """
+        effects = self._effects
+        for entry in changed:
+            held = effects.get(entry)
+            read, touching = held if held is not None else self._effect(*entry)
+            if read:
                 return True
-        for index in range(position):
-            if acted[index]:
-                touches = ordered[index].touches
-                for one in names:
-                    if one in touches:
+            if touching:
+                for index in acted:
+                    if index in touching:
                         return True
-    return False
+        return False
 
 
-_READERS: dict[int, tuple[tuple[Rule, ...], dict[str, int]]] = {}
+def _changeable(rule: Rule) -> set[str]:
+    """Every field (event name) :func:`_run_rule` may record a change of for ``rule``."""
+    names = {name for name, _ in rule.sets}
+    if names & {"impact", "urgency"}:
+        names.add("priority")   # the ITIL matrix's
+    if rule.add_labels:
+        names.add("labels")
+    if rule.escalate is not None:
+        names |= {"escalation", NOTE_FIELD}
+    return names
 
 
-def _first_readers(ordered: tuple[Rule, ...]) -> dict[str, int]:
-    """Field -> the position of the first rule whose condition reads it, per rule list
-    (computed once per list: the check runs after every pass that changed something)."""
-    held = _READERS.get(id(ordered))
-    if held is not None and held[0] is ordered:
-        return held[1]
-    first: dict[str, int] = {}
-    for index, rule in enumerate(ordered):
-        for name in rule.reads:
-            first.setdefault(name, index)
-    if len(_READERS) >= 64:
-        _READERS.clear()
-    _READERS[id(ordered)] = (ordered, first)
-    return first
+_PLANS: dict[int, _Plan] = {}
+
+
+def _plan(ordered: tuple[Rule, ...]) -> _Plan:
+    """The :class:`_Plan` of a rule list (kept per list: evaluate runs per incident)."""
+    held = _PLANS.get(id(ordered))
+    if held is not None and held.ordered is ordered:
+        return held
+    if len(_PLANS) >= 64:
+        _PLANS.clear()
+    plan = _PLANS[id(ordered)] = _Plan(ordered)
+    return plan
 
 
 def _remember(matches: dict[str, Match], found: Match) -> None:
@@ -492,22 +581,22 @@ def _net(events: list[RuleFiring], incident: Incident, view: View) -> list[RuleF
     original = incident.__dict__
     unchanged: dict[str, bool] = {}
     merged: dict[tuple[str, str], RuleFiring] = {}
+    final = view.values
     for event in events:
-        name = event.field
+        rule, name, _old, new, note_id = event   # unpacked: cheaper than the properties
         if name != NOTE_FIELD:
             same = unchanged.get(name)
             if same is None:
                 if name == "priority" and original["priority"] is None:
                     same = int(incident.effective_priority) == int(view.get("priority"))
                 else:
-                    same = original[name] == view.values[name]
+                    same = original[name] == final[name]
                 unchanged[name] = same
             if same:
                 continue
-        key = (event.rule, name)
+        key = (rule, name)
         first = merged.get(key)
-        merged[key] = event if first is None else RuleFiring(
-            event.rule, name, first.old, event.new, event.note_id)
+        merged[key] = event if first is None else RuleFiring(rule, name, first[2], new, note_id)
     return list(merged.values())
 
 

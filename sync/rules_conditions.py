@@ -29,6 +29,7 @@ Contract:
 from __future__ import annotations
 
 import re
+import re._parser as _sre_parser  # the stdlib's own regex parser (required literals, below)
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -59,7 +60,10 @@ class View:
     """The incident as the rules see it: the original plus what rules set so far.
 
     ``values`` is a shallow copy of the incident's field values (cheap, and reads
-    stay plain dict look-ups); ``changes`` holds only what the rules set.
+    stay plain dict look-ups); ``changes`` holds only what the rules set;
+    ``lowered`` holds, per text field (and per tuple of fields, their texts joined by
+    line breaks), (text, its lower-case form or None when it is not ASCII): the text
+    tests' prefilter lower-cases each text once per incident.
     """
 
     __slots__ = ("changes", "incident", "lowered", "memo", "values")
@@ -69,21 +73,14 @@ class View:
         self.values: dict[str, Any] = dict(incident.__dict__)
         self.changes: dict[str, Any] = {}
         self.memo: dict[int, bool] = {}
-        self.lowered: dict[str, tuple[str, str]] = {}
-        for name, value in (changes or {}).items():
-            self.set(name, value)
+        self.lowered: dict[str | tuple[str, ...], tuple[str, str | None]] = {}
+        if changes:
+            for name, value in changes.items():
+                self.set(name, value)
 
     def set(self, name: str, value: Any) -> None:
         self.values[name] = value
         self.changes[name] = value
-
-    def lower(self, name: str, text: str) -> str:
-        """``text`` (the value of ``name``) lower-cased, once per incident and value."""
-        held = self.lowered.get(name)
-        if held is None or held[0] is not text:
-            held = (text, text.lower())
-            self.lowered[name] = held
-        return held[1]
 
     def get(self, name: str) -> Any:
         if name == "priority":
@@ -225,8 +222,14 @@ class FieldTest(Condition):
     def reads(self) -> frozenset[str]:  # type: ignore[override]
         return PRIORITY_READS if self.field == "priority" else frozenset({self.field})
 
+    def __post_init__(self) -> None:
+        # A field other than the effective priority or a custom one is a plain look-up.
+        object.__setattr__(self, "plain", self.field != "priority"
+                           and not self.field.startswith("custom."))
+
     def holds(self, view: View, now: datetime | None) -> bool:
-        return self.test(view.get(self.field))
+        field = self.field
+        return self.test(view.values[field] if self.plain else view.get(field))
 
     def explain(self, view: View, now: datetime | None) -> str | None:
         value = view.get(self.field)
@@ -245,14 +248,24 @@ class TextSearch(Condition):
     pattern: re.Pattern[str]
     fields: tuple[str, ...]
     what: str
-    # Lower-case words of which every match contains one (keywords only): a text
-    # holding none of them cannot match, found by a plain substring test, far
-    # cheaper than the regex, which only runs on texts that pass.
-    needles: tuple[str, ...] | None = None
+    # Groups of lower-case texts such that every match holds all the texts of one
+    # group (for keywords: the words of one keyword). A text where no group is
+    # complete cannot match, found by plain substring tests, far cheaper than the
+    # regex, which only runs on texts that pass. None: no prefilter.
+    needles: tuple[tuple[str, ...], ...] | None = None
 
     def __post_init__(self) -> None:
         # No action sets the fields searched: the answer holds for the whole evaluation.
         object.__setattr__(self, "fixed", not frozenset(self.fields) & SETTABLE)
+        # Plain fields are read straight from the view's values (custom ones by get).
+        plain = not any(f.startswith("custom.") for f in self.fields)
+        object.__setattr__(self, "plain", plain)
+        # Texts that stay as they are, with a prefilter: one substring test per needle
+        # on all of them joined (lower-cased once per incident, shared by every test
+        # on the same fields) rules out most incidents before any per-field work.
+        object.__setattr__(self, "joined", self.fixed and plain and self.needles is not None)
+        # The key of this test's answer in View.memo (its identity, taken once).
+        object.__setattr__(self, "key", id(self))
 
     @property
     def reads(self) -> frozenset[str]:  # type: ignore[override]
@@ -261,21 +274,48 @@ class TextSearch(Condition):
     def holds(self, view: View, now: datetime | None) -> bool:
         # Rules never set the texts searched here (title, description, ...) unless
         # they name a field a rule sets: remember the answer for this incident.
-        key = id(self)
         memo = view.memo
-        if key in memo and (self.fixed or not self.reads & view.changes.keys()):
-            return memo[key]
-        search = self.pattern.search
-        needles = self.needles
+        key = self.key
+        found = memo.get(key)
+        if found is not None and (self.fixed or not self.reads & view.changes.keys()):
+            return found
         found = False
+        needles = self.needles
+        values = view.values
+        lowered = view.lowered
+        if self.joined:
+            fields = self.fields
+            held = lowered.get(fields)
+            if held is None:
+                texts = [values[name] for name in fields]
+                text = "\n".join([t for t in texts if t])
+                held = lowered[fields] = (text, text.lower() if text.isascii() else None)
+            low = held[1]
+            if low is not None:
+                for group in needles:   # type: ignore[union-attr]  # _complete, inlined
+                    for needle in group:
+                        if needle not in low:
+                            break
+                    else:
+                        break   # a complete group: the texts may match
+                else:
+                    memo[key] = False   # no group complete in the texts: no match
+                    return False
         for name in self.fields:
-            text = view.get(name)
+            text = values[name] if self.plain else view.get(name)
             if not text:
                 continue
-            if needles is not None and text.isascii() \
-                    and not _holds_any(view.lower(name, text), needles):
-                continue
-            if search(text):
+            if needles is not None and isinstance(text, str):
+                # The lower-cased text, once per incident and field, shared by every
+                # rule (View.lower, inlined: this runs for every test on every incident).
+                held = lowered.get(name)
+                if held is None or held[0] is not text:
+                    held = (text, text.lower() if text.isascii() else None)
+                    lowered[name] = held
+                low = held[1]
+                if low is not None and not _complete(needles, low):
+                    continue   # no group complete: the regex cannot match this text
+            if self.pattern.search(text):
                 found = True
                 break
         memo[key] = found
@@ -323,19 +363,26 @@ class SlaBreached(Condition):
     targets: SlaTargets
     reads: frozenset[str] = PRIORITY_READS | {"opened_at", "status"}
 
+    def __post_init__(self) -> None:
+        # Which targets count, asked once (holds runs for every incident).
+        object.__setattr__(self, "response", self.which in ("response", "any"))
+        object.__setattr__(self, "resolution", self.which in ("resolution", "any"))
+
     def _breach(self, view: View, now: datetime | None) -> str | None:
         values = view.values
         opened = values["opened_at"]
         status: Status = values["status"]
         if now is None or opened is None or status not in _OPEN:
             return None
-        target = self.targets.get(view.get("priority"))
+        priority = values["priority"]   # View.get("priority"), inlined
+        target = self.targets.get(priority if priority is not None
+                                  else _MATRIX[values["impact"], values["urgency"]])
         if target is None:
             return None
         age = now - opened
-        if self.which in ("response", "any") and status is Status.NEW and age > target[0]:
+        if self.response and status is Status.NEW and age > target[0]:
             return "response"
-        if self.which in ("resolution", "any") and age > target[1]:
+        if self.resolution and age > target[1]:
             return "resolution"
         return None
 
@@ -361,25 +408,16 @@ class SlaBreached(Condition):
                 f" (open for {_human(age)})")
 
 
-def _holds_any(text: str, needles: tuple[str, ...]) -> bool:
-    # A plain loop of substring tests: cheaper than a generator, and than one regex
-    # alternation, which tries every needle at every position.
-    for needle in needles:
-        if needle in text:
-            return True
-    return False
-
-
 def _human(delta: timedelta) -> str:
+    """``1d2h3m4s`` (units that are zero left out; under a minute, negative too: ``Ns``)."""
     seconds = int(delta.total_seconds())
-    parts = []
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            parts.append(f"{seconds // size}{unit}")
-            seconds %= size
-    if seconds or not parts:
-        parts.append(f"{seconds}s")
-    return "".join(parts)
+    if seconds < 60:
+        return f"{seconds}s"
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return ((f"{days}d" if days else "") + (f"{hours}h" if hours else "")
+            + (f"{minutes}m" if minutes else "") + (f"{seconds}s" if seconds else ""))
 
 
 # The few SLA targets, said once each (an incident's age is new every time).
@@ -400,23 +438,109 @@ def keyword_pattern(keywords: Sequence[str]) -> re.Pattern[str]:
     return re.compile(r"(?<![\w-])(?:" + "|".join(alternatives) + r")(?![\w-])", re.IGNORECASE)
 
 
-def keyword_needles(keywords: Sequence[str]) -> tuple[str, ...] | None:
-    """The first word of each keyword, lower-cased (see :class:`TextSearch`).
+def _complete(groups: tuple[tuple[str, ...], ...], text: str) -> bool:
+    """Is every text of some group in ``text``? (Plain loops: this runs per test.)"""
+    for group in groups:
+        for needle in group:
+            if needle not in text:
+                break
+        else:
+            return True
+    return False
 
-    Used only on ASCII texts and for ASCII keywords: IGNORECASE also matches a few
+
+def keyword_needles(keywords: Sequence[str]) -> tuple[tuple[str, ...], ...] | None:
+    """Per keyword, its words lower-cased (see :class:`TextSearch`).
+
+    Used only on ASCII texts and with ASCII words: IGNORECASE also matches a few
     non-ASCII letters to ASCII ones ("ſ" to "s", the Kelvin sign to "k"), which a
-    substring test would miss; such texts and keywords go straight to the regex.
+    substring test would miss; such texts go straight to the regex, and a keyword
+    with a non-ASCII word is checked by its other words (None if it has no other).
+    A trailing ``*`` leaves a prefix, still a substring of what it matches.
     """
-    needles = []
+    groups = []
     for keyword in keywords:
-        first = keyword.strip().rstrip("*").split()[0]
-        if not first.isascii():
+        words = tuple(w.lower() for w in keyword.strip().rstrip("*").split() if w.isascii())
+        if not words:
             return None
-        needles.append(first.lower())
-    # A needle holding a shorter one adds nothing ("passwords" after "password").
-    unique = sorted(set(needles), key=len)
-    kept = [n for i, n in enumerate(unique) if not any(m in n for m in unique[:i])]
+        groups.append(words)
+    return _minimal(groups)
+
+
+def _minimal(groups: list[tuple[str, ...]]) -> tuple[tuple[str, ...], ...]:
+    """``groups`` without those that add nothing: a group whose every text holds one of
+    another group's texts (complete whenever it is, the other is too)."""
+    unique = sorted(set(groups), key=lambda g: (len(g), sum(map(len, g)), g))
+    kept: list[tuple[str, ...]] = []
+    for group in unique:
+        if not any(all(any(o in word for word in group) for o in other) for other in kept):
+            kept.append(group)
     return tuple(sorted(kept))
+
+
+def regex_needles(pattern: re.Pattern[str]) -> tuple[tuple[str, ...], ...] | None:
+    """Lower-case texts every match of ``pattern`` holds, as :class:`TextSearch` groups.
+
+    The prefilter of :class:`TextSearch` for ``matches`` regexes: a regex is
+    searched on every incident, and most texts cannot match it because they lack
+    some fixed text every match holds (``\\bservers?\\b.*\\bdown\\b`` needs
+    "down"). Found in the parsed regex's top-level sequence: its runs of literal
+    characters (every match holds all of them), and the leading literal runs of
+    the alternatives of one group ``(a|b)`` (every match holds one of them): a
+    group per alternative, each with all the runs. Only ASCII characters count
+    (the substring test runs on ASCII texts only, where case-insensitive matching
+    is plain lower-casing). A regex with no such text (or one the parser cannot be
+    asked about) has no prefilter: None.
+    """
+    try:
+        parsed = _sre_parser.parse(pattern.pattern, pattern.flags)
+        items = list(parsed)
+    except Exception:  # a private parser: never trust its shape, just skip the prefilter
+        return None
+    literal = _sre_parser.LITERAL
+    runs: list[str] = []
+    branches: list[tuple[str, ...]] = []
+    run: list[str] = []
+    for op, arg in [*items, (None, None)]:
+        if op is literal and 0 < arg < 128:
+            run.append(chr(arg))
+            continue
+        if run:
+            runs.append("".join(run).lower())
+            run = []
+        branch = _branch_needles(op, arg)
+        if branch:
+            branches.append(branch)
+    if not runs and not branches:
+        return None
+    # Longest first: the likeliest to be missing, so the test stops soonest.
+    held = tuple(sorted(set(runs), key=lambda r: (-len(r), r)))
+    if not branches:
+        return (held,)
+    best = max(branches, key=lambda needles: (min(map(len, needles)), -len(needles)))
+    return _minimal([(*held, needle) for needle in best])
+
+
+def _branch_needles(op: Any, arg: Any) -> tuple[str, ...] | None:
+    """The leading literal runs of a top-level group ``(a|b|...)`` whose every
+    alternative starts with one (and sets no flags of its own); else None."""
+    if op is not _sre_parser.SUBPATTERN:
+        return None
+    _group, add_flags, del_flags, body = arg
+    body = list(body)
+    if add_flags or del_flags or len(body) != 1 or body[0][0] is not _sre_parser.BRANCH:
+        return None
+    needles = []
+    for alternative in body[0][1][1]:
+        lead = []
+        for item_op, item_arg in alternative:
+            if item_op is not _sre_parser.LITERAL or not 0 < item_arg < 128:
+                break
+            lead.append(chr(item_arg))
+        if not lead:
+            return None
+        needles.append("".join(lead).lower())
+    return tuple(needles)
 
 
 # --------------------------------------------------------------------------- compiling
@@ -465,7 +589,9 @@ def field_test(spec: ConditionSpec, keys: set[str]) -> Condition:
         if name in NUMERIC_FIELDS or name == "status":
             raise ValueError(f"matches: {name!r} is not a text field")
         assert spec.matches is not None
-        return TextSearch(re.compile(spec.matches), (name,), f"{name} matches {spec.matches!r}")
+        pattern = re.compile(spec.matches)
+        return TextSearch(pattern, (name,), f"{name} matches {spec.matches!r}",
+                          regex_needles(pattern))
     if test in _OPS:
         if name not in NUMERIC_FIELDS:
             raise ValueError(f"{test}: {name!r} is not a number (compare impact, urgency,"
@@ -536,7 +662,9 @@ def compile_condition(spec: ConditionSpec, sla: SlaTargets | None) -> Condition:
                 raise ValueError(f"fields: {name!r} is not a text field")
         if kind == "matches":
             assert spec.matches is not None
-            return TextSearch(re.compile(spec.matches), names, f"matches {spec.matches!r}")
+            pattern = re.compile(spec.matches)
+            return TextSearch(pattern, names, f"matches {spec.matches!r}",
+                              regex_needles(pattern))
         assert spec.text_contains is not None
         return TextSearch(keyword_pattern(spec.text_contains), names, "text contains",
                           keyword_needles(spec.text_contains))

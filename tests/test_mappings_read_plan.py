@@ -3,13 +3,17 @@ ServiceNow date-times, empty values."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mappings.mapper import MappingContext, RecordError, to_incident
 from mappings.model import Impact, Status
 from mappings.profile import load_profile
+from mappings.transforms import Transform
 
 
 def test_each_jira_site_reads_its_own_field_ids_with_one_profile() -> None:
@@ -44,3 +48,34 @@ def test_servicenow_date_times_and_empty_values_read_as_before() -> None:
     assert incident.resolved_at == datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
     assert (incident.title, incident.status, incident.impact) == ("", Status.NEW, Impact.HIGH)
     assert incident.custom == {} and incident.labels == []
+
+
+def _outcome(call: Callable[[], object]) -> object:
+    try:
+        return ("value", call())
+    except ValueError as error:
+        return ("error", str(error))
+
+
+_STAMPS = st.one_of(
+    st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31)).map(
+        lambda d: d.strftime("%Y-%m-%d %H:%M:%S").rjust(19, "0")),
+    st.text(alphabet="0123456789-: T\t\n\x1fZ+", min_size=17, max_size=21),
+    st.sampled_from(["", " 2026-03-02 09:00:00", "2026-03-02 09:00:00 ", "2026-02-30 09:00:00",
+                     "2026-03-02 24:00:00", "\u0662026-03-02 09:00:00"]),
+)
+
+
+@pytest.mark.parametrize("name", ["opened_at", "impact", "short_description"])
+@given(text=_STAMPS)
+def test_one_call_reads_give_what_the_generic_read_gives(name: str, text: str) -> None:
+    # DateTime, IntString and Identity read plain strings in one call; the generic
+    # path (Transform.read: unwrap, then decode) must say exactly the same.
+    profile = load_profile("default")
+    (rule,) = [r for r in profile.rules.values()
+               if "servicenow" in r.sides and r.sides["servicenow"].field == name]
+    transform = rule.sides["servicenow"].transform
+    ctx = MappingContext()
+    record = {name: text}
+    assert _outcome(lambda: transform.read(record, name, "servicenow", ctx)) == _outcome(
+        lambda: Transform.read(transform, record, name, "servicenow", ctx))

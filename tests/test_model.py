@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from mappings.model import (
     Comment,
@@ -18,7 +18,9 @@ from mappings.model import (
     Urgency,
     Visibility,
     canonical,
+    construct_trusted,
     content_hash,
+    copy_updated,
     describe_error,
     itil_priority,
 )
@@ -149,3 +151,30 @@ def test_hash_is_pinned_so_stored_snapshot_hashes_keep_their_meaning() -> None:
     assert content_hash(incident) == (
         "449b010d73aa27d569fa6d0cd203366ba9357ef2b1f320e3fdd52cef2e1065ab"
     )
+
+
+def _instance(model: BaseModel) -> tuple[object, ...]:
+    """Everything pydantic keeps on an instance (what equality, dumps and copies read)."""
+    return (type(model), model.__dict__, list(model.__dict__), model.model_fields_set,
+            model.__pydantic_extra__, model.__pydantic_private__)
+
+
+@given(comments.filter(bool))
+def test_construct_trusted_builds_what_model_construct_builds(held: list[Comment]) -> None:
+    for comment in held:
+        values = dict(comment.__dict__)
+        built = construct_trusted(Comment, dict(values))
+        assert _instance(built) == _instance(Comment.model_construct(**values))
+        # A partial set of values takes pydantic's own path (defaults filled in).
+        partial = {"id": comment.id, "created": comment.created}
+        assert _instance(construct_trusted(Comment, partial)) == _instance(
+            Comment.model_construct(**partial))
+
+
+@given(incidents, st.sets(st.sampled_from(["title", "labels", "escalation", "comments"])))
+def test_copy_updated_copies_as_model_copy_does(incident: Incident, names: set[str]) -> None:
+    update = {name: incident.__dict__[name] for name in sorted(names)}
+    copied = copy_updated(incident, update)
+    assert _instance(copied) == _instance(incident.model_copy(update=update))
+    assert copied is not incident and copied.__dict__ is not incident.__dict__
+    assert copied.model_fields_set is not incident.model_fields_set

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from rules_helpers import NOW, fires, one_rule, opened, run
 
 from mappings.model import Escalation, Impact, Incident, Priority, Status, Urgency
+from sync.rules_conditions import (
+    View,
+    _complete,
+    compile_condition,
+    keyword_needles,
+    keyword_pattern,
+    regex_needles,
+)
+from sync.rules_model import ConditionSpec
 
 SLA = '[sla]\nP1 = { response = "15m", resolution = "4h" }\n' \
       'P3 = { response = "4h", resolution = "24h" }\n'
@@ -159,3 +171,68 @@ def test_keywords_match_the_same_with_and_without_the_fast_prefilter() -> None:
     assert fires(ruleset, description="Café OUTAGE in Lyon")
     assert fires(ruleset, title="Mot de passe: PassWord oublié")
     assert not fires(ruleset, title="Passwörter")
+
+
+def test_regexes_get_the_fixed_text_every_match_holds_as_prefilter() -> None:
+    outage = r'(?i)\b(server|host)s?\b[^.\n]{0,30}\b(is|are)\s+down\b'
+    assert regex_needles(re.compile(outage)) == (("down", "host"), ("down", "server"))
+    assert regex_needles(re.compile(r"(?i)\b(ORA|TNS)-\d{5}")) == (("-", "ora"), ("-", "tns"))
+    assert regex_needles(re.compile(r"^INC\d+ (closed|done)")) == (("inc", " ", "closed"),
+                                                                   ("inc", " ", "done"))
+    assert regex_needles(re.compile(r"abc\d+wxyz")) == (("wxyz", "abc"),)
+    # No fixed text every match must hold, or one the prefilter cannot trust: none.
+    for pattern in (r"\d+", r"a|b", r"(?i:abc)d*", r"x*", r"(ab|\d)", r"\u00e9\u00e9"):
+        assert regex_needles(re.compile(pattern)) is None, pattern
+
+
+def test_keywords_prefilter_on_all_their_words() -> None:
+    assert keyword_needles(["password", "passwords", "password reset", "need access",
+                            "needs access", "locked out"]) == (
+        ("locked", "out"), ("need", "access"), ("password",))
+    assert keyword_needles(["pass*", "café outage"]) == (("outage",), ("pass",))
+    assert keyword_needles(["café"]) is None   # no ASCII word to look for
+
+
+def test_a_regex_matches_the_same_with_and_without_its_prefilter() -> None:
+    ruleset = one_rule(r"""when = { matches = '(?i)\bservers?\b[^.\n]{0,30}\bis\s+down\b' }""")
+    assert fires(ruleset, title="Mail server is DOWN")
+    assert fires(ruleset, title="ſerver is down")   # non-ASCII: the regex alone decides
+    assert not fires(ruleset, title="Mail server is fine", description="is it down? no")
+
+
+_WORDS = st.sampled_from(["down", "Down", "server", "SERVERS", "is", "are", "ora", "x"])
+_PIECES = st.one_of(
+    _WORDS.map(re.escape),
+    st.sampled_from([r"\s+", r"\b", r"\d*", r"[^.\n]{0,5}", r".", r"s?", " ", "-"]),
+    st.lists(_WORDS.map(re.escape), min_size=2, max_size=3).map(lambda w: f"({'|'.join(w)})"),
+    st.lists(_WORDS.map(re.escape), min_size=2, max_size=3).map(lambda w: f"(?:{'|'.join(w)})?"),
+)
+_TEXTS = st.lists(st.one_of(_WORDS, st.sampled_from([" ", "  ", ".", "-", "7", "\n", "ſ"])),
+                  max_size=12).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(pieces=st.lists(_PIECES, min_size=1, max_size=6), ignore_case=st.booleans(),
+       text=_TEXTS)
+def test_the_regex_prefilter_never_refuses_a_text_the_regex_matches(
+        pieces: list[str], ignore_case: bool, text: str) -> None:
+    pattern = re.compile(("(?i)" if ignore_case else "") + "".join(pieces))
+    needles = regex_needles(pattern)
+    if needles is not None and text.isascii() and pattern.search(text):
+        assert _complete(needles, text.lower()), (pattern, text)
+
+
+@settings(max_examples=300, deadline=None)
+@given(keywords=st.lists(st.lists(_WORDS, min_size=1, max_size=3).map(" ".join)
+                         .map(lambda k: k + "*" if len(k) % 3 == 0 else k),
+                         min_size=1, max_size=4),
+       title=_TEXTS, description=_TEXTS)
+def test_keyword_tests_answer_what_their_regex_answers(
+        keywords: list[str], title: str, description: str) -> None:
+    # The prefilters (joined texts, then each text) only ever skip the regex where
+    # it could not match: the answer is the regex's own, field by field.
+    condition = compile_condition(ConditionSpec(text_contains=keywords), None)
+    pattern = keyword_pattern(keywords)
+    expected = bool(pattern.search(title) or pattern.search(description))
+    incident = Incident(title=title, description=description)
+    assert condition.holds(View(incident), None) is expected
