@@ -256,6 +256,7 @@ class Engine:
                                              counts=summary.counts(), error=error_text))
             finally:
                 self._locked = False
+                self.session.forget()   # nothing the run mapped outlives it
                 try:
                     self.store.release_lock(self.owner)
                 finally:

@@ -46,7 +46,7 @@ from connectors.base import (
     RemoteRecord,
     SyncError,
 )
-from mappings.mapper import comment_from_remote, comment_to_remote, to_fields
+from mappings.mapper import comment_from_remote, comment_to_remote
 from mappings.model import Comment
 from sync.actions import (
     AddComment,
@@ -79,7 +79,6 @@ from sync.decide import (
 from sync.engine_core import (
     VANISHED_BATCH,
     _one_line,
-    projection,
     snapshot_hash,
     tool_clock_name,
 )
@@ -119,6 +118,7 @@ def build_plan(session: Session, store: StateStore,
     ``keep_metadata``: a run's session stores the site fields it read afresh.
     """
     session.open(store, keep=keep_metadata)
+    session.forget()   # a new plan maps every record afresh
     planning = _Planning(session, store, Plan(started=session.clock()), beat)
     planning.build()
     return planning.drain()
@@ -145,6 +145,7 @@ def stream_plan(session: Session, store: StateStore, size: int,
     touches none of the later pairs.
     """
     session.open(store)
+    session.forget()   # a new run maps every record afresh
     planning = _Planning(session, store, Plan(started=session.clock()), beat)
     plan = planning.build()
     return plan, planning.batches(size)
@@ -880,8 +881,8 @@ class _Planning:
         displays = {side: record.display, target: ""}
         decision = decide_create(self.fields, self.fields.incident(record), side, displays,
                                  self.session.rules, now=self.session.clock())
-        vendor = to_fields(target, decision.copy, self.session.profile,
-                           self.fields.ctx_for(target, displays))
+        # The copy's readback worked these out already (decide_create): reused.
+        vendor = self.fields.vendor_fields(target, decision.copy, displays)
         pair = PairPlan(
             ids={side: record.id, target: None},
             displays=displays,
@@ -973,7 +974,7 @@ class _Planning:
         for side, wrote in written.items():
             if not wrote:
                 continue
-            held = projection(self.fields.incident(got[side]), names)
+            held = self.fields.current(self.fields.incident(got[side]))
             snapshot, dropped = rebase_written(self.fields, view.side(side).snapshot, held,
                                                wrote)
             if dropped:
