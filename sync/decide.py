@@ -27,11 +27,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 from connectors.base import RemoteRecord
-from mappings.mapper import MappingContext, to_fields, to_incident
-from mappings.model import Comment, Incident
+from mappings.mapper import MappingContext, VendorFields, to_fields, to_incident
+from mappings.model import VOLATILE_FIELDS, Comment, Incident
 from mappings.profile import Profile
 from sync.actions import side_title
 from sync.conflict_settle import revisit
@@ -60,44 +61,168 @@ def explained(written: Any, held: Any) -> bool:
                               and written.startswith(held))
 
 
+# Entries a run's mapping memo keeps per kind, at least; it keeps four batches' worth
+# (a batch planned, then read back and planned again) when the batch size is larger.
+MEMO_MIN = 256
+
+
+class MappingMemo:
+    """What a run already mapped, so each record is mapped once and each readback
+    worked out once: pure results of the mapping, reused, never changed.
+
+    - a record's incident and merged-field projection, keyed by the record
+      object (held, so its id cannot be reused while the entry lives): a record
+      re-read after a write is a new object, mapped anew;
+    - a side's vendor fields for an incident and what the side reads back from
+      them, keyed by (side, the origin named in fallback texts, the incident's
+      JSON): the same neutral values give the same result (the mapper's
+      contract), whichever record they came from. The JSON leaves out what a
+      write to that side never carries where no row writes it there: the
+      tool's volatile stamps (a record read back after our write differs from
+      its earlier read in ``updated_at`` alone) and the comments;
+    - per side and origin, the mapping context naming the other record.
+
+    Bounded (oldest entries go first) and cleared when a run starts and ends
+    (:meth:`sync.session.Session.forget`): it never outlives a run.
+    """
+
+    def __init__(self, limit: int = MEMO_MIN) -> None:
+        self.limit = limit
+        self.records: dict[int, tuple[RemoteRecord, Incident]] = {}
+        self.by_incident: dict[int, tuple[Incident, dict[str, Any]]] = {}
+        self.vendor: dict[tuple[str, str, str], VendorFields] = {}
+        self.readbacks: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self.contexts: dict[tuple[str, str], MappingContext] = {}
+
+    def clear(self) -> None:
+        for kept in (self.records, self.by_incident, self.vendor, self.readbacks,
+                     self.contexts):
+            kept.clear()
+
+    def keep(self, kept: dict[Any, Any], key: Any, value: Any) -> None:
+        """Add an entry, dropping the oldest ones past the limit."""
+        kept[key] = value
+        while len(kept) > self.limit:
+            del kept[next(iter(kept))]
+
+
 @dataclass(frozen=True)
 class FieldView:
-    """The mapping knowledge of both sides: how a record reads, how a write reads back."""
+    """The mapping knowledge of both sides: how a record reads, how a write reads back.
+
+    ``memo`` holds what the current run already mapped (:class:`MappingMemo`).
+    """
 
     sides: tuple[str, str]
     profile: Profile
     ctx: dict[str, MappingContext]
     options: EngineOptions
+    memo: MappingMemo = field(default_factory=MappingMemo, compare=False, repr=False)
 
-    @property
+    def __post_init__(self) -> None:
+        self.memo.limit = max(MEMO_MIN, 4 * self.options.batch_size)
+
+    @cached_property
     def merged_fields(self) -> list[str]:
         return [f for f in self.profile.neutral_fields() if f not in NOT_MERGED]
+
+    @cached_property
+    def _unwritten(self) -> dict[str, set[str]]:
+        """Per side, the incident's attributes a write there never carries (see
+        :class:`MappingMemo`): left out of the memo's keys."""
+        return {side: {name for name in (*VOLATILE_FIELDS, "comments")
+                       if not self.profile.travels(name, side)} for side in self.sides}
+
+    def _key(self, side: str, incident: Incident, ctx: MappingContext) -> tuple[str, str, str]:
+        """The memo's key of a write of ``incident`` to ``side`` with ``ctx``."""
+        return side, ctx.origin, incident.model_dump_json(exclude=self._unwritten.get(side))
+
+    @cached_property
+    def _travels(self) -> dict[tuple[str, str], bool]:
+        """(field, target side) -> may it be written there (asked once per field and side)."""
+        return {(name, target): (self.profile.travels(name, target)
+                                 and self.options.allows(self.other(target), target))
+                for name in self.profile.neutral_fields() for target in self.sides}
 
     def other(self, side: str) -> str:
         return self.sides[1] if side == self.sides[0] else self.sides[0]
 
     def travels(self, name: str, target: str) -> bool:
         """May field ``name`` be written to ``target`` (profile and direction)?"""
+        known = self._travels.get((name, target))
+        if known is not None:
+            return known
         return (self.profile.travels(name, target)
                 and self.options.allows(self.other(target), target))
 
     def incident(self, record: RemoteRecord) -> Incident:
+        """``record`` in neutral terms, mapped once per record object in a run.
+
+        The incident returned is shared: callers must not change it (copy it first).
+        """
+        held = self.memo.records.get(id(record))
+        if held is not None and held[0] is record:
+            return held[1]
         side = str(record.side)
-        return to_incident(side, record.fields, self.profile, self.ctx[side])
+        incident = to_incident(side, record.fields, self.profile, self.ctx[side])
+        self.memo.keep(self.memo.records, id(record), (record, incident))
+        self.memo.keep(self.memo.by_incident, id(incident), (incident, {}))
+        return incident
+
+    def current(self, incident: Incident) -> dict[str, Any]:
+        """The merged fields' projection of ``incident`` (worked out once for a record's
+        incident from :meth:`incident`); a fresh dict the caller may change."""
+        held = self.memo.by_incident.get(id(incident))
+        if held is None or held[0] is not incident:
+            return projection(incident, self.merged_fields)
+        if not held[1]:
+            held[1].update(projection(incident, self.merged_fields))
+        return dict(held[1])
 
     def ctx_for(self, side: str, displays: Mapping[str, str] | None = None) -> MappingContext:
         """``side``'s mapping context naming the other record (for fallback texts)."""
         other = self.other(side)
         if not displays or not displays.get(other):
             return self.ctx[side]
-        return replace(self.ctx[side], origin=f"{side_title(other)} {displays[other]}")
+        origin = f"{side_title(other)} {displays[other]}"
+        held = self.memo.contexts.get((side, origin))
+        if held is None:
+            held = replace(self.ctx[side], origin=origin)
+            self.memo.keep(self.memo.contexts, (side, origin), held)
+        return held
+
+    def vendor_fields(self, side: str, incident: Incident,
+                      displays: Mapping[str, str] | None = None) -> VendorFields:
+        """Every vendor field a write of ``incident`` to ``side`` sends, with the losses
+        (:func:`mappings.mapper.to_fields` with the context naming the other record)."""
+        ctx = self.ctx_for(side, displays)
+        return _copied(self._vendor(side, incident, ctx, self._key(side, incident, ctx)))
+
+    def _vendor(self, side: str, incident: Incident, ctx: MappingContext,
+                key: tuple[str, str, str]) -> VendorFields:
+        held = self.memo.vendor.get(key)
+        if held is None:
+            held = to_fields(side, incident, self.profile, ctx)
+            self.memo.keep(self.memo.vendor, key, held)
+        return held
 
     def readback(self, side: str, incident: Incident,
                  displays: Mapping[str, str] | None = None) -> dict[str, Any]:
         """What ``side`` would hold for each merged field after we wrote ``incident`` there."""
         ctx = self.ctx_for(side, displays)
-        written = to_fields(side, incident, self.profile, ctx).fields
-        return projection(to_incident(side, written, self.profile, ctx), self.merged_fields)
+        key = self._key(side, incident, ctx)
+        held = self.memo.readbacks.get(key)
+        if held is None:
+            written = self._vendor(side, incident, ctx, key).fields
+            held = projection(to_incident(side, written, self.profile, ctx),
+                              self.merged_fields)
+            self.memo.keep(self.memo.readbacks, key, held)
+        return dict(held)
+
+
+def _copied(vendor: VendorFields) -> VendorFields:
+    """A memo's vendor fields as the caller's own (the memo's copy stays as it was)."""
+    return VendorFields(dict(vendor.fields), list(vendor.losses))
 
 
 @dataclass(frozen=True)
@@ -126,11 +251,11 @@ def side_write(view: FieldView, side: str, incident: Incident, current: Mapping[
     vendor = to_fields(side, target, view.profile, ctx, only=changed)
     # A write may drag other fields along (a resolve carries its close code
     # and notes): those change on the side too, so show and remember them.
+    sent = set(vendor.fields)
     implied = [
         f for f in view.merged_fields
         if f not in changed and view.travels(f, side) and after[f] != current[f]
-        and set(to_fields(side, target, view.profile, ctx, only=[f]).fields)
-        <= set(vendor.fields)
+        and set(to_fields(side, target, view.profile, ctx, only=[f]).fields) <= sent
     ]
     return SideWrite(dict(overrides), changed, implied, after, vendor.fields,
                      list(vendor.losses))
@@ -204,26 +329,28 @@ def decide_pair(
     a, b = sides
     other = view.other
     names = view.merged_fields
-    current = {side: projection(incidents[side], names) for side in sides}
+    current = {side: view.current(incidents[side]) for side in sides}
     across = {side: view.readback(other(side), incidents[side], displays) for side in sides}
     newest = a if updated[a] >= updated[b] else b
     bases = None if base is None else {side: dict(base[side] or {}) for side in sides}
     pending = pending or {}
 
-    def facts(name: str) -> dict[str, Any]:
-        return dict(
-            sides=sides,
-            current={side: current[side][name] for side in sides},
-            travels_to={side: view.travels(name, side) for side in sides},
-            agrees={side: across[side][name] == current[other(side)][name] for side in sides},
-            owner=view.profile.owner(name),
-            policy=view.options.conflict,
-            newest=(newest_of or {}).get(name, newest),
-        )
+    newest_of = newest_of or {}
+    # What the merge and the conflict revisit know of each field, worked out once
+    # (neither the bases nor the histories change it).
+    facts = {name: dict(
+        sides=sides,
+        current={side: current[side][name] for side in sides},
+        travels_to={side: view.travels(name, side) for side in sides},
+        agrees={side: across[side][name] == current[other(side)][name] for side in sides},
+        owner=view.profile.owner(name),
+        policy=view.options.conflict,
+        newest=newest_of.get(name, newest),
+    ) for name in names}
 
     def merge(name: str) -> FieldMerge:
         return merge_field(name, base=None if bases is None else {
-            side: bases[side].get(name) for side in sides}, **facts(name))
+            side: bases[side].get(name) for side in sides}, **facts[name])
 
     decision = PairDecision(current=current)
     decisions = [merge(name) for name in names]
@@ -243,9 +370,11 @@ def decide_pair(
         decisions = [merge(name) for name in names]
     revisited = []
     for one in decisions:
-        one, settled = revisit(one, pending.get(one.field), **facts(one.field))
-        if settled is not None:
-            decision.settled.append(settled)
+        open_conflict = pending.get(one.field)
+        if open_conflict is not None:   # revisit leaves a field without one as it is
+            one, settled = revisit(one, open_conflict, **facts[one.field])
+            if settled is not None:
+                decision.settled.append(settled)
         revisited.append(one)
 
     merged_values = dict(current[a])
@@ -256,7 +385,7 @@ def decide_pair(
             decision.conflicts.append(one.conflict)
     ruled, ruling = _ruled(with_values(incidents[a], merged_values), rules, now, recorded)
     decision.firings, decision.notes, decision.due_at = ruling
-    ruled_values = projection(ruled, names)
+    ruled_values = view.current(ruled)
     by_rules = {f: v for f, v in ruled_values.items() if v != merged_values[f]}
 
     overrides = {side: {d.field: d.value for d in revisited
@@ -326,8 +455,8 @@ def decide_create(view: FieldView, incident: Incident, side: str, displays: Mapp
     target = view.other(side)
     names = view.merged_fields
     ruled, (firings, notes, due) = _ruled(incident, rules, now, ())
-    current = projection(incident, names)
-    ruled_values = projection(ruled, names)
+    current = view.current(incident)
+    ruled_values = view.current(ruled)
     created = view.readback(target, ruled, displays)
     overrides = {f: v for f, v in ruled_values.items()
                  if v != current[f] and view.travels(f, side)}
@@ -376,7 +505,7 @@ def adoption_base(
     whose original history must then be read).
     """
     names = view.merged_fields
-    held = {side: projection(incidents[side], names) for side in view.sides}
+    held = {side: view.current(incidents[side]) for side in view.sides}
     across = {side: view.readback(side, incidents[view.other(side)], displays)
               for side in view.sides}
     base = {side: {name: held[side][name] if explained(across[side][name], held[side][name])
@@ -426,7 +555,7 @@ def changed_back_suspects(
     tool's history can tell. These are the fields to ask it about.
     """
     names = view.merged_fields
-    current = {side: projection(incidents[side], names) for side in view.sides}
+    current = {side: view.current(incidents[side]) for side in view.sides}
     suspects: dict[str, list[str]] = {}
     for side in view.sides:
         other = view.other(side)
@@ -477,7 +606,7 @@ def filled_on_copy(view: FieldView, incidents: Mapping[str, Incident],
     """Fields the copy holds where its original is empty now: a value the copy's
     tool filled in, or one the create wrote that a person has since emptied on the
     original. Only the original's history can tell which."""
-    held = projection(incidents[copy], view.merged_fields)
+    held = view.current(incidents[copy])
     across = view.readback(copy, incidents[view.other(copy)], displays)
     return [name for name in view.merged_fields
             if is_empty(across[name]) and not is_empty(held[name])]

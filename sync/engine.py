@@ -198,8 +198,11 @@ class Engine:
     def apply(self, plan: Plan) -> RunSummary:
         """Execute ``plan``: its pairs, its read-backs (the settle step), the watermarks."""
         began = time.monotonic()
-        summary = self._apply(plan)
-        advance_watermarks(self.store, plan, self.session)
+        try:
+            summary = self._apply(plan)
+            advance_watermarks(self.store, plan, self.session)
+        finally:
+            self.session.forget()   # nothing the plan and its writes mapped outlives them
         summary.elapsed = time.monotonic() - began
         return summary
 
@@ -256,6 +259,7 @@ class Engine:
                                              counts=summary.counts(), error=error_text))
             finally:
                 self._locked = False
+                self.session.forget()   # nothing the run mapped outlives it
                 try:
                     self.store.release_lock(self.owner)
                 finally:

@@ -46,7 +46,7 @@ from connectors.base import (
     RemoteRecord,
     SyncError,
 )
-from mappings.mapper import comment_from_remote, comment_to_remote, to_fields
+from mappings.mapper import comment_from_remote, comment_to_remote
 from mappings.model import Comment
 from sync.actions import (
     AddComment,
@@ -79,7 +79,6 @@ from sync.decide import (
 from sync.engine_core import (
     VANISHED_BATCH,
     _one_line,
-    projection,
     snapshot_hash,
     tool_clock_name,
 )
@@ -88,7 +87,7 @@ from sync.link_view import LinkView
 from sync.merge import comments_to_copy
 from sync.rules import RuleFiring, note_head
 from sync.session import Session
-from sync.state import StateStore
+from sync.state import CommentLink, StateStore
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +118,7 @@ def build_plan(session: Session, store: StateStore,
     ``keep_metadata``: a run's session stores the site fields it read afresh.
     """
     session.open(store, keep=keep_metadata)
+    session.forget()   # a new plan maps every record afresh
     planning = _Planning(session, store, Plan(started=session.clock()), beat)
     planning.build()
     return planning.drain()
@@ -145,6 +145,7 @@ def stream_plan(session: Session, store: StateStore, size: int,
     touches none of the later pairs.
     """
     session.open(store)
+    session.forget()   # a new run maps every record afresh
     planning = _Planning(session, store, Plan(started=session.clock()), beat)
     plan = planning.build()
     return plan, planning.batches(size)
@@ -188,6 +189,10 @@ class _Planning:
         self.pending: deque[tuple[frozenset[tuple[str, str]], Callable[[], None]]] = deque()
         # Rule firings recorded per link, read once per batch of pairs (_read_firings).
         self.recorded: dict[int, list[RuleFiring]] = {}
+        # The comment pairs of the links a settle step plans, read once for its batch
+        # (no write comes between that read and the planning); other links ask the store.
+        self.comment_pairs: dict[int, list[CommentLink]] = {}
+        self.comment_pairs_read: set[int] = set()
 
     def other(self, side: str) -> str:
         return self.session.other(side)
@@ -615,7 +620,9 @@ class _Planning:
         ctx = self.session.ctx
         known: dict[str, set[str]] = {side: set() for side in self.sides}
         if link_id is not None:
-            for comment_link in self.store.comment_links(link_id):
+            held = (self.comment_pairs.get(link_id, []) if link_id in self.comment_pairs_read
+                    else self.store.comment_links(link_id))
+            for comment_link in held:
                 for side in self.sides:
                     known[side].add(comment_link.id_on(side))
         comments = {side: list(rec.comments) if rec is not None else []
@@ -880,8 +887,8 @@ class _Planning:
         displays = {side: record.display, target: ""}
         decision = decide_create(self.fields, self.fields.incident(record), side, displays,
                                  self.session.rules, now=self.session.clock())
-        vendor = to_fields(target, decision.copy, self.session.profile,
-                           self.fields.ctx_for(target, displays))
+        # The copy's readback worked these out already (decide_create): reused.
+        vendor = self.fields.vendor_fields(target, decision.copy, displays)
         pair = PairPlan(
             ids={side: record.id, target: None},
             displays=displays,
@@ -930,7 +937,10 @@ class _Planning:
                                             read_by)
         a = self.sides[0]
         links = self.store.links_by(a, wanted[a])
-        self._read_firings([link.id for link in links.values()])
+        link_ids = [link.id for link in links.values()]
+        self._read_firings(link_ids)
+        self.comment_pairs = self.store.comment_links_of(link_ids)
+        self.comment_pairs_read = set(link_ids)
         follow_up: list[PairPlan] = []
         for pair in written:
             link = links.get(pair.ids[a] or "")
@@ -973,7 +983,7 @@ class _Planning:
         for side, wrote in written.items():
             if not wrote:
                 continue
-            held = projection(self.fields.incident(got[side]), names)
+            held = self.fields.current(self.fields.incident(got[side]))
             snapshot, dropped = rebase_written(self.fields, view.side(side).snapshot, held,
                                                wrote)
             if dropped:

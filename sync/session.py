@@ -126,15 +126,24 @@ class Session:
                 connector.close()
             except ConnectorError as error:  # closing must not hide the run's outcome
                 logger.warning("closing %s: %s", connector.side, error)
+        self.forget()
         self._fields = None
 
+    def forget(self) -> None:
+        """Drop what the run mapped (:class:`sync.decide.MappingMemo`): at a run's start
+        and end, so nothing mapped outlives the run it was mapped in."""
+        if self._fields is not None:
+            self._fields.memo.clear()
+
     def incident(self, record: RemoteRecord) -> Incident:
-        """A record in neutral terms (fields only; comments are planned apart)."""
+        """A record in neutral terms (fields only; comments are planned apart).
+
+        Shared with the run's memo: change a copy, never this incident."""
         return self.fields.incident(record)
 
     def neutral(self, record: RemoteRecord) -> Incident:
         """A record in neutral terms with its comments (what an audit compares)."""
-        incident = self.incident(record)
+        incident = self.incident(record).model_copy()   # the memo's incident stays as is
         side = str(record.side)
         incident.comments = [comment_from_remote(side, comment, self.ctx[side])
                              for comment in record.comments]

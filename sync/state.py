@@ -819,21 +819,35 @@ class StateStore:
     def comment_links(self, link_id: int) -> list[CommentLink]:
         """The comment pairs of a link; no query for a link the store knows has none
         (most links: planning a pair asks for its comment pairs every time)."""
-        if not self._rows.holds("commented", self._load_commented, link_id):
-            return []
+        return self.comment_links_of([link_id]).get(link_id, [])
+
+    def comment_links_of(self, link_ids: Collection[int]) -> dict[int, list[CommentLink]]:
+        """The comment pairs of these links (a link without any is absent), in one
+        query per :data:`IN_CHUNK` links: a batch of pairs is planned with one read,
+        not one per link. Links the store knows have none are not asked for."""
+        wanted = sorted({link_id for link_id in link_ids
+                         if self._rows.holds("commented", self._load_commented, link_id)})
+        if not wanted:
+            return {}
         c, s = t.comment_links.c, t.comment_sides.c
+        rows: list[Any] = []
         with self._read() as conn:
-            rows = conn.execute(
-                select(c.id, c.link_id, c.origin, c.visibility, s.side, s.comment_id)
-                .join(t.comment_sides, s.comment_link_id == c.id)
-                .where(c.link_id == link_id)
-                .order_by(c.id, s.side)
-            ).mappings().all()
+            for start in range(0, len(wanted), IN_CHUNK):
+                rows.extend(conn.execute(
+                    select(c.id, c.link_id, c.origin, c.visibility, s.side, s.comment_id)
+                    .join(t.comment_sides, s.comment_link_id == c.id)
+                    .where(c.link_id.in_(wanted[start:start + IN_CHUNK]))
+                    .order_by(c.id, s.side)
+                ).mappings().all())
         pairs: dict[int, tuple[Mapping[str, Any], dict[str, str]]] = {}
         for row in rows:
             pairs.setdefault(row["id"], (row, {}))[1][row["side"]] = row["comment_id"]
-        return [CommentLink(link_id=row["link_id"], ids=ids, origin=row["origin"],
-                            visibility=row["visibility"]) for row, ids in pairs.values()]
+        found: dict[int, list[CommentLink]] = {}
+        for row, ids in pairs.values():
+            found.setdefault(row["link_id"], []).append(CommentLink(
+                link_id=row["link_id"], ids=ids, origin=row["origin"],
+                visibility=row["visibility"]))
+        return found
 
     # ------------------------------------------------------------------ rules
 

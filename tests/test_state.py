@@ -584,3 +584,20 @@ def test_schema_compiles_for_postgresql_without_a_server() -> None:
     assert "UNIQUE (connection, side, record_id)" in text
     assert "UNIQUE (link_id, side, comment_id)" in text
     assert "REFERENCES links (id) ON DELETE CASCADE" in text
+
+
+def test_comment_links_of_reads_a_batch_as_one_link_at_a_time_would(store: StateStore) -> None:
+    first, second, bare = (save(store, "sn1", "OPS-1"), save(store, "sn2", "OPS-2"),
+                           save(store, "sn3", "OPS-3"))
+    for link, ids, origin in ((first, ("j1", "10001"), "servicenow"),
+                              (second, ("j2", "10002"), "jira"),
+                              (first, ("j3", "10003"), "jira")):
+        with store.pair() as tx:
+            tx.add_comment_link(link.id, {"servicenow": ids[0], "jira": ids[1]},
+                                origin=origin, visibility="public")
+    batch = store.comment_links_of([first.id, second.id, bare.id])
+    assert set(batch) == {first.id, second.id}   # a link without comment pairs is absent
+    for link in (first, second, bare):
+        assert batch.get(link.id, []) == store.comment_links(link.id)
+    assert [c.id_on("jira") for c in batch[first.id]] == ["10001", "10003"]
+    assert store.comment_links_of([]) == {}
