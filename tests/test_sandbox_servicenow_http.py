@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
+import struct
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -512,3 +515,36 @@ def test_indexed_lookups_do_not_scan_the_table_and_follow_every_write(
     sandbox.delete("incident", first["sys_id"])
     assert rows("sys_journal_field", f"element_id={first['sys_id']}") == []
     assert rows("incident", "correlation_id=OPS-2") == []
+
+
+def test_a_client_that_resets_mid_request_leaves_no_traceback(
+    sandbox: ServiceNowSandbox, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A killed run or a dropped connection resets its socket mid-request: the sandbox
+    takes it quietly (the stdlib server would print a traceback) and keeps serving."""
+    host, port = sandbox.url.removeprefix("http://").split(":")
+    client = socket.create_connection((host, int(port)))
+    client.sendall(b"GET /api/now/table/incident HTTP/1.1\r\nHost: x\r\n")  # headers unfinished
+    # Close with a reset (SO_LINGER 0) instead of a clean FIN.
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    client.close()
+    time.sleep(0.2)  # the server thread meets the reset
+    ok = requests.get(f"{sandbox.url}/api/now/table/incident", auth=AUTH,
+                      headers={"Accept": "application/json"}, timeout=5)
+    assert ok.status_code == 200
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "ConnectionResetError" not in err
+
+
+def test_another_serving_error_is_one_line_without_a_traceback(
+    sandbox: ServiceNowSandbox, capfd: pytest.CaptureFixture[str]
+) -> None:
+    server = sandbox._httpd
+    assert server is not None
+    try:
+        raise ValueError("malformed frame")
+    except ValueError:
+        server.handle_error(None, ("127.0.0.1", 50000))
+    err = capfd.readouterr().err
+    assert err == ("servicenow sandbox: error serving 127.0.0.1:50000: "
+                   "ValueError: malformed frame\n")

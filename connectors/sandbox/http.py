@@ -22,6 +22,9 @@ Contract:
   of its own. Tests and benchmarks read it in process or at ``GET
   /_sandbox/requests`` and ``GET /_sandbox/stats``, which counts wire requests
   (``wire``: by method) apart from Batch API items (``batch_items``).
+- A client that goes away mid-request (a killed run, a dropped connection) is
+  taken quietly; any other error while serving a connection is one line on
+  stderr, never a traceback.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import json
 import random
 import re
 import socket
+import sys
 import threading
 import time
 from collections import Counter
@@ -462,9 +466,22 @@ class SandboxServer:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _serve
 
+        vendor = self.vendor
+
         class _Server(ThreadingHTTPServer):
             daemon_threads = True
             allow_reuse_address = True
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                # A client that goes away mid-request (a killed run, a dropped
+                # connection fault, Ctrl-C) is normal here; the stdlib would print a
+                # traceback for it. Anything else is one line, never a traceback.
+                error = sys.exc_info()[1]
+                if isinstance(error, ConnectionError | TimeoutError):
+                    return
+                print(f"{vendor} sandbox: error serving {client_address[0]}:"
+                      f"{client_address[1]}: {type(error).__name__}: {error}",
+                      file=sys.stderr)
 
         self._httpd = _Server((self.host, self.requested_port), _Handler)
         self._thread = threading.Thread(
