@@ -353,6 +353,12 @@ class DateTimeParams(Params):
     format: Literal["servicenow", "jira", "iso"]
 
 
+def _table_api_shape(text: str) -> bool:
+    """Is ``text`` shaped like the Table API's date-times (``2026-03-02 09:00:00``)?"""
+    return (len(text) == 19 and text[10] == " " and text[4] == text[7] == "-"
+            and text[13] == text[16] == ":" and text.isascii())
+
+
 class DateTime(Transform):
     name = "datetime"
     Parameters = DateTimeParams
@@ -362,9 +368,8 @@ class DateTime(Transform):
         if field not in raw:
             return MISSING
         value = raw[field]
-        if value.__class__ is str and len(value) == 19 and value[10] == " " \
-                and self.params.format == "servicenow" and value[4] == value[7] == "-" \
-                and value[13] == value[16] == ":" and value.isascii() \
+        if value.__class__ is str and self.params.format == "servicenow" \
+                and _table_api_shape(value) \
                 and value[0] > " " and value[18] > " ":   # nothing decode would strip
             # decode's first case, without the calls around it (every record has two).
             try:
@@ -382,8 +387,7 @@ class DateTime(Transform):
         text = str(value).strip()
         try:
             if self.params.format == "servicenow":
-                if len(text) == 19 and text[10] == " " and text[4] == text[7] == "-" \
-                        and text[13] == text[16] == ":" and text.isascii():
+                if _table_api_shape(text):
                     # The Table API's one shape, parsed without strptime's cost
                     # (a mapping hot path); any other text is strptime's to judge.
                     # The offset joins the text: one call instead of parse + replace

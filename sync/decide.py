@@ -139,10 +139,8 @@ class FieldView:
 
     @cached_property
     def _travels(self) -> dict[tuple[str, str], bool]:
-        """(field, target side) -> may it be written there (asked once per field and side)."""
-        return {(name, target): (self.profile.travels(name, target)
-                                 and self.options.allows(self.other(target), target))
-                for name in self.profile.neutral_fields() for target in self.sides}
+        """(field, target side) -> may it be written there: filled as asked, once each."""
+        return {}
 
     def other(self, side: str) -> str:
         return self.sides[1] if side == self.sides[0] else self.sides[0]
@@ -150,10 +148,11 @@ class FieldView:
     def travels(self, name: str, target: str) -> bool:
         """May field ``name`` be written to ``target`` (profile and direction)?"""
         known = self._travels.get((name, target))
-        if known is not None:
-            return known
-        return (self.profile.travels(name, target)
+        if known is None:
+            known = self._travels[name, target] = (
+                self.profile.travels(name, target)
                 and self.options.allows(self.other(target), target))
+        return known
 
     def incident(self, record: RemoteRecord) -> Incident:
         """``record`` in neutral terms, mapped once per record object in a run.

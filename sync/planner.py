@@ -189,10 +189,10 @@ class _Planning:
         self.pending: deque[tuple[frozenset[tuple[str, str]], Callable[[], None]]] = deque()
         # Rule firings recorded per link, read once per batch of pairs (_read_firings).
         self.recorded: dict[int, list[RuleFiring]] = {}
-        # The comment pairs of the links a settle step plans, read once for its batch
-        # (no write comes between that read and the planning); other links ask the store.
+        # The comment pairs of the links a settle step plans (every one of them, [] for
+        # none), read once for its batch (no write comes between that read and the
+        # planning); other links ask the store.
         self.comment_pairs: dict[int, list[CommentLink]] = {}
-        self.comment_pairs_read: set[int] = set()
 
     def other(self, side: str) -> str:
         return self.session.other(side)
@@ -620,9 +620,9 @@ class _Planning:
         ctx = self.session.ctx
         known: dict[str, set[str]] = {side: set() for side in self.sides}
         if link_id is not None:
-            held = (self.comment_pairs.get(link_id, []) if link_id in self.comment_pairs_read
-                    else self.store.comment_links(link_id))
-            for comment_link in held:
+            held = self.comment_pairs.get(link_id)
+            for comment_link in (held if held is not None
+                                 else self.store.comment_links(link_id)):
                 for side in self.sides:
                     known[side].add(comment_link.id_on(side))
         comments = {side: list(rec.comments) if rec is not None else []
@@ -939,8 +939,8 @@ class _Planning:
         links = self.store.links_by(a, wanted[a])
         link_ids = [link.id for link in links.values()]
         self._read_firings(link_ids)
-        self.comment_pairs = self.store.comment_links_of(link_ids)
-        self.comment_pairs_read = set(link_ids)
+        found = self.store.comment_links_of(link_ids)
+        self.comment_pairs = {link_id: found.get(link_id, []) for link_id in link_ids}
         follow_up: list[PairPlan] = []
         for pair in written:
             link = links.get(pair.ids[a] or "")
