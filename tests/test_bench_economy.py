@@ -81,6 +81,23 @@ def test_without_comments_the_source_holds_none(economy: Any) -> None:
 
 
 @pytest.mark.slow  # one bench run: some 20 processes, about a minute
+def test_remote_links_scenario_links_each_issue_once_and_has_no_naive_run(
+    economy: Any,
+) -> None:
+    data = scenario(economy[0], "sn-to-jira-links")
+    (ours,) = data["ours"]
+    assert data["naive"] == []     # the naive sync makes no remote links: nothing to compare
+    assert ours["done"]["created"] == SIZE and ours["done"]["failed"] == 0
+    jira = ours["requests"]["jira"]["by_route"]
+    assert jira["POST /rest/api/3/issue/{key}/remotelink"] == SIZE
+    assert data["limits"]["remote_link"] is True
+    # Without the switch, none: the default config makes no remote link.
+    (plain,) = scenario(economy[0], "sn-to-jira")["ours"]
+    assert not any(route.endswith("/remotelink") for route in plain["requests"]["jira"]["by_route"])
+    assert "remote links on: requests per incident" in economy[1]
+
+
+@pytest.mark.slow  # one bench run: some 20 processes, about a minute
 def test_naive_sync_searches_creates_and_marks_once_per_record(economy: Any) -> None:
     (naive,) = scenario(economy[0], "sn-to-jira")["naive"]
     sn = naive["requests"]["servicenow"]["by_route"]
