@@ -41,7 +41,7 @@ Contract:
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
@@ -71,6 +71,7 @@ from sync.rules_conditions import (
     SlaTargets,
     View,
     compile_condition,
+    compile_holds,
     field_test,
 )
 from sync.rules_model import (
@@ -136,8 +137,12 @@ class Rule:
     sets_priority: bool = field(init=False, repr=False, compare=False)
     note_id: str | None = field(init=False, repr=False, compare=False)
     note_head: str | None = field(init=False, repr=False, compare=False)
+    # The condition as one generated function (what when.holds answers, one call).
+    holds: Callable[[View, datetime | None], bool] = field(
+        init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "holds", compile_holds(self.when))
         # Does the rule set the priority explicitly (then it wins over the matrix)?
         explicit = "priority" in self.touches and any(n == "priority" for n, _ in self.sets)
         object.__setattr__(self, "sets_priority", explicit)
@@ -501,7 +506,7 @@ class _Plan:
         self.first_reader = first
         self._effects: dict[tuple[int, str], tuple[bool, frozenset[int]]] = {}
         self.steps = tuple(
-            (position, rule, rule.when.holds,
+            (position, rule, rule.holds,
              all(self._effect(position, name) == (False, frozenset())
                  for name in _changeable(rule)))
             for position, rule in enumerate(ordered))

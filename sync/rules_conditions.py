@@ -95,6 +95,27 @@ class View:
             raise
 
 
+def joined_lower(view: View, fields: tuple[str, ...]) -> str | None:
+    """``fields``' texts joined by line breaks and lower-cased (None when not ASCII),
+    once per incident: the joined prefilter of :class:`TextSearch`. Only for fields
+    no rule sets (their texts hold for the whole evaluation)."""
+    held = view.lowered.get(fields)
+    if held is None:
+        values = view.values
+        if len(fields) == 2:   # title and description, most tests: no loop, no list
+            first, second = values[fields[0]], values[fields[1]]
+            text = (first + "\n" + second if second else first) if first else (second or "")
+        else:
+            texts = []
+            for name in fields:
+                held = values[name]
+                if held:
+                    texts.append(held)
+            text = "\n".join(texts)
+        held = view.lowered[fields] = (text, text.lower() if text.isascii() else None)
+    return held[1]
+
+
 # The ITIL matrix as a dict of members: the effective priority is read on every rule.
 _MATRIX: dict[tuple[Any, Any], Priority] = {
     (impact, urgency): itil_priority(impact, urgency) for impact in Impact for urgency in Urgency}
@@ -279,35 +300,34 @@ class TextSearch(Condition):
         found = memo.get(key)
         if found is not None and (self.fixed or not self.reads & view.changes.keys()):
             return found
-        found = False
+        if self.joined:
+            low = joined_lower(view, self.fields)
+            if low is not None and not _complete(self.needles, low):  # type: ignore[arg-type]
+                memo[key] = False   # no group complete in the texts: no match
+                return False
+        found = memo[key] = self._search_fields(view)
+        return found
+
+    def search(self, view: View) -> bool:
+        """:meth:`holds` of a ``joined`` test whose texts passed the joined prefilter
+        (compiled conditions run that prefilter inline): the answer, remembered."""
+        memo = view.memo
+        found = memo.get(self.key)
+        if found is None:   # a joined test's texts never change: a held answer stands
+            found = memo[self.key] = self._search_fields(view)
+        return found
+
+    def _search_fields(self, view: View) -> bool:
+        """Does the regex match one of the fields (each prefiltered on its own)?"""
         needles = self.needles
         values = view.values
         lowered = view.lowered
-        if self.joined:
-            fields = self.fields
-            held = lowered.get(fields)
-            if held is None:
-                texts = [values[name] for name in fields]
-                text = "\n".join([t for t in texts if t])
-                held = lowered[fields] = (text, text.lower() if text.isascii() else None)
-            low = held[1]
-            if low is not None:
-                for group in needles:   # type: ignore[union-attr]  # _complete, inlined
-                    for needle in group:
-                        if needle not in low:
-                            break
-                    else:
-                        break   # a complete group: the texts may match
-                else:
-                    memo[key] = False   # no group complete in the texts: no match
-                    return False
         for name in self.fields:
             text = values[name] if self.plain else view.get(name)
             if not text:
                 continue
             if needles is not None and isinstance(text, str):
-                # The lower-cased text, once per incident and field, shared by every
-                # rule (View.lower, inlined: this runs for every test on every incident).
+                # The lower-cased text, once per incident and field, shared by every rule.
                 held = lowered.get(name)
                 if held is None or held[0] is not text:
                     held = (text, text.lower() if text.isascii() else None)
@@ -316,10 +336,8 @@ class TextSearch(Condition):
                 if low is not None and not _complete(needles, low):
                     continue   # no group complete: the regex cannot match this text
             if self.pattern.search(text):
-                found = True
-                break
-        memo[key] = found
-        return found
+                return True
+        return False
 
     def explain(self, view: View, now: datetime | None) -> str | None:
         for name in self.fields:
@@ -683,6 +701,123 @@ def describe(spec: ConditionSpec) -> str:
     """A short text form of a condition, for ``not (...)`` reasons."""
     data = spec.model_dump(by_alias=True, exclude_unset=True)
     return ", ".join(f"{k} = {v!r}" for k, v in data.items())
+
+
+# --------------------------------------------------------------------------- generated tests
+
+# Nesting beyond this is left to the objects' own holds (the parser limits nested
+# parentheses; no real rule comes near it).
+_MAX_DEPTH = 40
+
+
+def compile_holds(condition: Condition) -> Callable[[View, datetime | None], bool]:
+    """``condition.holds`` as one generated function: a tree of tests is one call.
+
+    The source is built from the compiled condition's structure only: every value
+    that came from the rules file (field names, keywords, patterns, thresholds) is
+    a closure variable of the generated function, never text in its source. The
+    function answers what ``condition.holds`` answers (same tests, same order, same
+    short-circuits, the text tests' memo shared with them); a test of a kind not
+    known here, or a tree nested too deep, is called through its own ``holds``.
+    """
+    bound: dict[str, Any] = {}
+
+    def bind(value: Any) -> str:
+        name = f"c{len(bound)}"
+        bound[name] = value
+        return name
+
+    uses: set[str] = set()
+    try:
+        body = _source(condition, bind, uses, 0)
+    except _TooDeep:
+        return condition.holds
+    lines = [f"def make({', '.join(bound)}):",
+             "    def holds(view, now):",
+             "        values = view.values"]
+    if "lowered" in uses:
+        lines.append("        lowered = view.lowered")
+    lines += [f"        return {body}", "    return holds"]
+    namespace: dict[str, Any] = {}
+    exec(compile("\n".join(lines) + "\n", "<rule condition>", "exec"), namespace)
+    holds: Callable[[View, datetime | None], bool] = namespace["make"](**bound)
+    return holds
+
+
+class _TooDeep(Exception):
+    pass
+
+
+def _priority_source(bind: Callable[[Any], str]) -> str:
+    """View.get("priority") as an expression: the one set, else the ITIL matrix's."""
+    return (f'(_p if (_p := values["priority"]) is not None'
+            f' else {bind(_MATRIX)}[values["impact"], values["urgency"]])')
+
+
+def _source(condition: Condition, bind: Callable[[Any], str], uses: set[str],
+            depth: int) -> str:
+    """The expression for ``condition`` (see :func:`compile_holds`)."""
+    if depth > _MAX_DEPTH:
+        raise _TooDeep
+    kind = type(condition)
+    if kind is Always:
+        return "True"
+    if kind is AllOf or kind is AnyOf:
+        parts = [_source(part, bind, uses, depth + 1)
+                 for part in condition.parts]  # type: ignore[attr-defined]
+        if not parts:   # what the loops answer for no parts
+            return "True" if kind is AllOf else "False"
+        return "(" + (" and " if kind is AllOf else " or ").join(parts) + ")"
+    if kind is Not:
+        return f"(not {_source(condition.part, bind, uses, depth + 1)})"  # type: ignore[attr-defined]
+    if kind is FieldTest:
+        test = bind(condition.test)  # type: ignore[attr-defined]
+        name: str = condition.field  # type: ignore[attr-defined]
+        if name == "priority":
+            return f"{test}({_priority_source(bind)})"
+        if condition.plain:  # type: ignore[attr-defined]
+            return f"{test}(values[{bind(name)}])"
+        return f"{test}(view.get({bind(name)}))"
+    if kind is TextSearch and condition.joined:  # type: ignore[attr-defined]
+        return _text_source(condition, bind, uses)  # type: ignore[arg-type]
+    if kind is SlaBreached:
+        return _sla_source(condition, bind)  # type: ignore[arg-type]
+    if kind is Age:
+        return (f"(now is not None and (_a := values[{bind(condition.stamp)}]) is not None"  # type: ignore[attr-defined]
+                f" and now - _a > {bind(condition.limit)})")  # type: ignore[attr-defined]
+    return f"bool({bind(condition.holds)}(view, now))"
+
+
+def _text_source(test: TextSearch, bind: Callable[[Any], str], uses: set[str]) -> str:
+    """TextSearch.holds of a joined test: the joined prefilter as plain ``in`` tests,
+    then (texts that pass it) the per-field search, remembered per incident."""
+    uses.add("lowered")
+    fields = bind(test.fields)
+    low = (f"(_h[1] if (_h := lowered.get({fields})) is not None"
+           f" else {bind(joined_lower)}(view, {fields}))")
+    groups = []
+    for group in test.needles or ():
+        words = [f"{bind(needle)} in _l" for needle in group]
+        groups.append("(" + " and ".join(words) + ")" if words else "True")
+    complete = "(" + " or ".join(groups) + ")" if groups else "False"
+    return f"(((_l := {low}) is None or {complete}) and {bind(test.search)}(view))"
+
+
+def _sla_source(test: SlaBreached, bind: Callable[[Any], str]) -> str:
+    """SlaBreached.holds: open, a target for the effective priority, past it."""
+    head = (f'(now is not None and (_o := values["opened_at"]) is not None'
+            f' and (_s := values["status"]) in {bind(_OPEN)}'
+            f" and (_t := {bind(test.targets)}.get({_priority_source(bind)})) is not None")
+    new = bind(Status.NEW)
+    response = f"(_s is {new} and now - _o > _t[0])"
+    resolution = "now - _o > _t[1]"
+    if test.response and test.resolution:  # type: ignore[attr-defined]
+        return f"{head} and ({response} or {resolution}))"
+    if test.response:  # type: ignore[attr-defined]
+        return f"{head} and {response})"
+    if test.resolution:  # type: ignore[attr-defined]
+        return f"{head} and {resolution})"
+    return "False"
 
 
 # --------------------------------------------------------------------------- contradictions
