@@ -385,6 +385,8 @@ class SlaBreached(Condition):
         # Which targets count, asked once (holds runs for every incident).
         object.__setattr__(self, "response", self.which in ("response", "any"))
         object.__setattr__(self, "resolution", self.which in ("resolution", "any"))
+        # explain's text before the age, per (priority, kind), filled as asked.
+        object.__setattr__(self, "heads", {})
 
     def _breach(self, view: View, now: datetime | None) -> str | None:
         values = view.values
@@ -419,16 +421,27 @@ class SlaBreached(Condition):
         if kind is None:
             return None
         assert now is not None
-        priority = int(view.get("priority"))
-        target = self.targets[priority][0 if kind == "response" else 1]
-        age = now - view.get("opened_at")
-        return (f"P{priority} {kind} target {_human_target(target)} breached"
-                f" (open for {_human(age)})")
+        values = view.values
+        priority = values["priority"]   # View.get("priority"), inlined
+        if priority is None:
+            priority = _MATRIX[values["impact"], values["urgency"]]
+        # Everything but the age is said once per priority and kind (the reason
+        # heads an escalation note, written for most incidents that breach).
+        head = self.heads.get((priority, kind))   # type: ignore[attr-defined]
+        if head is None:
+            target = self.targets[int(priority)][0 if kind == "response" else 1]
+            head = self.heads[(priority, kind)] = (  # type: ignore[attr-defined]
+                f"P{int(priority)} {kind} target {_human_target(target)} breached (open for ")
+        return f"{head}{_human(now - values['opened_at'])})"
 
 
 def _human(delta: timedelta) -> str:
     """``1d2h3m4s`` (units that are zero left out; under a minute, negative too: ``Ns``)."""
-    seconds = int(delta.total_seconds())
+    days = delta.days
+    # Whole seconds as int(total_seconds()) gives them (truncated), without the float
+    # where it is exact (under 2**53 microseconds: ages below ~285 years).
+    seconds = days * 86400 + delta.seconds if 0 <= days < 100_000 else int(
+        delta.total_seconds())
     if seconds < 60:
         return f"{seconds}s"
     days, rest = divmod(seconds, 86400)
