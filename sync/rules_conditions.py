@@ -62,8 +62,8 @@ class View:
     ``values`` is a shallow copy of the incident's field values (cheap, and reads
     stay plain dict look-ups); ``changes`` holds only what the rules set;
     ``lowered`` holds, per text field (and per tuple of fields, their texts joined by
-    line breaks), (text, its lower-case form or None when it is not ASCII): the text
-    tests' prefilter lower-cases each text once per incident.
+    line breaks), (text, :func:`fold_text` of it): the text tests' prefilter folds
+    each text once per incident.
     """
 
     __slots__ = ("changes", "incident", "lowered", "memo", "values")
@@ -95,10 +95,31 @@ class View:
             raise
 
 
-def joined_lower(view: View, fields: tuple[str, ...]) -> str | None:
-    """``fields``' texts joined by line breaks and lower-cased (None when not ASCII),
-    once per incident: the joined prefilter of :class:`TextSearch`. Only for fields
-    no rule sets (their texts hold for the whole evaluation)."""
+# The non-ASCII letters a case-insensitive regex takes for ASCII ones (every code
+# point scanned with re; tests/test_rules_conditions.py scans them again): "İ" and
+# "ı" match "i", the long s "ſ" matches "s", the Kelvin sign matches "k".
+_ASCII_TWINS = (("\u0130", "i"), ("\u0131", "i"), ("\u017f", "s"), ("\u212a", "k"))
+
+
+def fold_text(text: str) -> str:
+    """``text`` as the substring prefilter reads it: lower-cased, and each non-ASCII
+    letter a case-insensitive regex takes for an ASCII one replaced by that letter,
+    one character for one (``str.lower`` alone turns "İ" into two, "i" and a
+    combining dot). Where a regex (IGNORECASE or not) matches ASCII literal text,
+    the folded text holds that text lower-cased, so a needle missing from it rules
+    the match out, for any text."""
+    if text.isascii():
+        return text.lower()
+    for twin, letter in _ASCII_TWINS:
+        if twin in text:
+            text = text.replace(twin, letter)
+    return text.lower()
+
+
+def joined_lower(view: View, fields: tuple[str, ...]) -> str:
+    """``fields``' texts joined by line breaks and folded (:func:`fold_text`), once per
+    incident: the joined prefilter of :class:`TextSearch`. Only for fields no rule
+    sets (their texts hold for the whole evaluation)."""
     held = view.lowered.get(fields)
     if held is None:
         values = view.values
@@ -112,7 +133,7 @@ def joined_lower(view: View, fields: tuple[str, ...]) -> str | None:
                 if held:
                     texts.append(held)
             text = "\n".join(texts)
-        held = view.lowered[fields] = (text, text.lower() if text.isascii() else None)
+        held = view.lowered[fields] = (text, fold_text(text))
     return held[1]
 
 
@@ -302,7 +323,7 @@ class TextSearch(Condition):
             return found
         if self.joined:
             low = joined_lower(view, self.fields)
-            if low is not None and not _complete(self.needles, low):  # type: ignore[arg-type]
+            if not _complete(self.needles, low):  # type: ignore[arg-type]
                 memo[key] = False   # no group complete in the texts: no match
                 return False
         found = memo[key] = self._search_fields(view)
@@ -330,10 +351,9 @@ class TextSearch(Condition):
                 # The lower-cased text, once per incident and field, shared by every rule.
                 held = lowered.get(name)
                 if held is None or held[0] is not text:
-                    held = (text, text.lower() if text.isascii() else None)
+                    held = (text, fold_text(text))
                     lowered[name] = held
-                low = held[1]
-                if low is not None and not _complete(needles, low):
+                if not _complete(needles, held[1]):
                     continue   # no group complete: the regex cannot match this text
             if self.pattern.search(text):
                 return True
@@ -483,10 +503,10 @@ def _complete(groups: tuple[tuple[str, ...], ...], text: str) -> bool:
 def keyword_needles(keywords: Sequence[str]) -> tuple[tuple[str, ...], ...] | None:
     """Per keyword, its words lower-cased (see :class:`TextSearch`).
 
-    Used only on ASCII texts and with ASCII words: IGNORECASE also matches a few
-    non-ASCII letters to ASCII ones ("ſ" to "s", the Kelvin sign to "k"), which a
-    substring test would miss; such texts go straight to the regex, and a keyword
-    with a non-ASCII word is checked by its other words (None if it has no other).
+    Searched for in texts folded by :func:`fold_text` (which turns the non-ASCII
+    letters IGNORECASE matches to ASCII ones into those), with ASCII words only:
+    a keyword with a non-ASCII word is checked by its other words (None if it has
+    no other).
     A trailing ``*`` leaves a prefix, still a substring of what it matches.
     """
     groups = []
@@ -519,9 +539,9 @@ def regex_needles(pattern: re.Pattern[str]) -> tuple[tuple[str, ...], ...] | Non
     characters (every match holds all of them), and the leading literal runs of
     the alternatives of one group ``(a|b)`` (every match holds one of them): a
     group per alternative, each with all the runs. Only ASCII characters count
-    (the substring test runs on ASCII texts only, where case-insensitive matching
-    is plain lower-casing). A regex with no such text (or one the parser cannot be
-    asked about) has no prefilter: None.
+    (the substring test runs on texts folded by :func:`fold_text`, where
+    case-insensitive matching of ASCII text is plain lower-casing). A regex with no
+    such text (or one the parser cannot be asked about) has no prefilter: None.
     """
     try:
         parsed = _sre_parser.parse(pattern.pattern, pattern.flags)
@@ -806,14 +826,25 @@ def _text_source(test: TextSearch, bind: Callable[[Any], str], uses: set[str]) -
     then (texts that pass it) the per-field search, remembered per incident."""
     uses.add("lowered")
     fields = bind(test.fields)
-    low = (f"(_h[1] if (_h := lowered.get({fields})) is not None"
-           f" else {bind(joined_lower)}(view, {fields}))")
-    groups = []
-    for group in test.needles or ():
-        words = [f"{bind(needle)} in _l" for needle in group]
-        groups.append("(" + " and ".join(words) + ")" if words else "True")
-    complete = "(" + " or ".join(groups) + ")" if groups else "False"
-    return f"(((_l := {low}) is None or {complete}) and {bind(test.search)}(view))"
+    search = f"{bind(test.search)}(view)"
+    groups = test.needles or ()
+    if any(not group for group in groups):
+        return search   # a group of no texts is always complete: no prefilter
+    # The folded texts, named _l by the first test (the first group's first word is
+    # always the first asked).
+    texts = (f"(_l := (_h[1] if (_h := lowered.get({fields})) is not None"
+             f" else {bind(joined_lower)}(view, {fields})))")
+    tests = []
+    for group in groups:
+        # Longest word first: the likeliest to be missing, so the group fails soonest.
+        words = []
+        for needle in sorted(group, key=len, reverse=True):
+            words.append(f"{bind(needle)} in {texts}")
+            texts = "_l"
+        tests.append("(" + " and ".join(words) + ")")
+    if not tests:
+        return "False"   # no group at all: _complete answers no
+    return f"(({' or '.join(tests)}) and {search})"
 
 
 def _sla_source(test: SlaBreached, bind: Callable[[Any], str]) -> str:
