@@ -20,7 +20,8 @@ Contract:
   the written body carries an attribution line, visibility is the comment's own.
 - No I/O, no global state: everything comes from the arguments. (A profile
   remembers, per side and Jira field-id table, the list of reads ``to_incident``
-  makes: derived from the profile alone, it only saves redoing the look-ups.)
+  makes and one generated function making them: derived from the profile alone,
+  they only save redoing the look-ups and the per-row choices.)
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ Contract:
   into a :class:`Condition`, or raises ``ValueError`` with the reason a person
   needs (unknown field, a value the field cannot hold, a comparison on a text
   field, a table with no test or two, a test that can never hold).
+- :func:`compile_holds` makes a condition's ``holds`` one generated function (what
+  the rules engine calls per incident); it answers what ``holds`` answers.
 - A condition reads a :class:`View` (the incident as the rules have changed it
   so far) and ``now``; ``holds`` answers yes/no, ``explain`` gives the reason it
   holds (``None`` when it does not), for ``rules test`` and escalation notes.
@@ -19,7 +21,9 @@ Contract:
   description (or ``fields``): a hyphenated compound is one word, so
   "ransomware" does not match "ransomware-free" and "password" does not match
   "passwordless"; a trailing ``*`` asks for a prefix ("password*" matches
-  "passwords"). Several words in a keyword match any spacing.
+  "passwords"). Several words in a keyword match any spacing. Text tests first
+  look for their words in the texts folded by :func:`fold_text` (any text, ASCII
+  or not); only texts holding them run the regex, whose answer is the answer.
 - SLA: ``response`` is breached when an incident still ``new`` is older than
   its priority's response target; ``resolution`` when an open one is older than
   its resolution target. An incident without ``opened_at``, or a priority
