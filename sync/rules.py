@@ -416,6 +416,7 @@ def _run_rule(rule: Rule, view: View, now: datetime | None, stamp: datetime,
     changes = view.changes
     if added and not (overridden and _person_wins(rule, "labels", overridden, match)):
         held = values["labels"]
+        missing: list[str] | tuple[str, ...]
         if held:
             missing = []
             for label in added:
@@ -425,8 +426,8 @@ def _run_rule(rule: Rule, view: View, now: datetime | None, stamp: datetime,
             missing = added   # nothing held: every label is missing
         if missing:
             # _change, inlined for the two actions most firings take (labels and
-            # escalation): the new value always differs from the old here. The
-            # rule's labels are text: the JSON of the new list is the old one's plus them.
+            # escalation): the new value always differs from the old here. When the
+            # rule's labels are all text, the new list's JSON is the old one's plus them.
             old_json = _json(held) if held else []
             labels = [*held, *missing]
             events.append(_firing((rule.name, "labels", old_json, [*old_json, *missing]
