@@ -20,12 +20,13 @@ Contract:
   the written body carries an attribution line, visibility is the comment's own.
 - No I/O, no global state: everything comes from the arguments. (A profile
   remembers, per side and Jira field-id table, the list of reads ``to_incident``
-  makes: derived from the profile alone, it only saves redoing the look-ups.)
+  makes and one generated function making them: derived from the profile alone,
+  they only save redoing the look-ups and the per-row choices.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC
 from typing import Any, NamedTuple
@@ -36,7 +37,7 @@ from mappings.adf import adf_to_text, is_adf, text_to_adf
 from mappings.context import MappingContext
 from mappings.model import Comment, Incident, Visibility, describe_error
 from mappings.profile import CHOICE_FIELDS, WILDCARD, FieldRule, Profile, _neutral_key
-from mappings.transforms import JIRA, MISSING, SERVICENOW
+from mappings.transforms import JIRA, MISSING, SERVICENOW, Identity, unwrap
 from mappings.wiki import text_to_wiki, wiki_to_text
 
 
@@ -121,6 +122,83 @@ def _read_plan(profile: Profile, side: str, ctx: MappingContext) -> list[_Read]:
     return plan
 
 
+def _record_reader(profile: Profile, side: str, ctx: MappingContext) -> Callable[..., Any]:
+    """The reads of :func:`_read_plan` as one generated function, kept with the plan.
+
+    ``reader(fields, side, ctx)`` returns the model's input for a raw record: what
+    the generic loop over the plan built (the same reads, in the same order, the
+    same values, errors and messages), with each row's choices (value map or not,
+    what an empty value becomes) made once here instead of per record, and the
+    identity transform's read inlined. The source holds only the plan's structure:
+    field names, keys and tables are closure variables, never text in the source.
+    """
+    ids = ctx.field_ids if side == JIRA else None
+    readers: dict[Any, tuple[Any, Callable[..., Any]]] = profile.__dict__.setdefault(
+        "_readers", {})
+    held = readers.get((side, id(ids)))
+    if held is not None and held[0] is ids:
+        return held[1]
+    plan = _read_plan(profile, side, ctx)
+    bound: dict[str, Any] = {"RecordError": RecordError, "MISSING": MISSING,
+                             "map_from": _map_from, "unwrap": unwrap}
+
+    def bind(value: Any) -> str:
+        name = f"c{len(bound)}"
+        bound[name] = value
+        return name
+
+    lines = ["    def reader(fields, side, ctx):", "        data = {}", "        custom = {}"]
+    for row in plan:
+        key, neutral = bind(row.key), bind(row.neutral)
+        target = "custom" if row.empty is _CUSTOM else "data"
+        fail = (f"            raise RecordError(f\"{{side}} field {{{key}}}: {{error}}\")"
+                " from None")
+        if type(row.rule.sides[side].transform) is Identity:
+            # Identity.read, inlined: the most common read.
+            lines += [f"        if {key} in fields:",
+                      f"          raw = fields[{key}]",
+                      "          if raw.__class__ is not str or not raw:",
+                      "            try:",
+                      "              raw = unwrap(raw)",
+                      "            except ValueError as error:",
+                      "  " + fail]
+        else:
+            lines += ["        try:",
+                      f"          raw = {bind(row.read)}(fields, {key}, side, ctx)",
+                      "        except ValueError as error:",
+                      fail.replace("            ", "          ", 1),
+                      "        if raw is not MISSING:"]
+        if row.empty is _SKIP or row.empty is _CUSTOM:
+            empty = "            pass"
+        elif row.empty == []:
+            empty = f"            data[{neutral}] = []"
+        else:
+            empty = f"            data[{neutral}] = {bind(row.empty)}"
+        if row.direct:
+            # A value passes as it is; None is what an empty value becomes.
+            lines += ["          if raw is None:", empty, "          else:",
+                      f"            {target}[{neutral}] = raw"]
+            continue
+        mapped = f"map_from({bind(row.rule)}, side, raw, {key})"
+        if row.table is not None:
+            # A string the value map holds is a plain look-up (_map_from's first case).
+            table = bind(row.table)
+            mapped = (f"{table}[raw] if raw.__class__ is str and raw in {table}"
+                      f" else {mapped}")
+        lines += [f"          value = {mapped}", "          if value is None:", empty,
+                  "          else:", f"            {target}[{neutral}] = value"]
+    lines += ["        if custom:", '            data["custom"] = custom', "        return data",
+              "    return reader"]
+    source = f"def make({', '.join(bound)}):\n" + "\n".join(lines) + "\n"
+    namespace: dict[str, Any] = {}
+    exec(compile(source, "<record reader>", "exec"), namespace)
+    reader: Callable[..., Any] = namespace["make"](**bound)
+    if len(readers) >= _PLANS_KEPT:
+        readers.clear()   # field-id tables of sessions long gone
+    readers[(side, id(ids))] = (ids, reader)
+    return reader
+
+
 def to_incident(
     side: Any,
     fields: Mapping[str, Any],
@@ -131,31 +209,7 @@ def to_incident(
     """The neutral incident a raw record of ``side`` describes."""
     side = _side(side)
     ctx = ctx or MappingContext()
-    data: dict[str, Any] = {}
-    custom: dict[str, Any] = {}
-    for neutral, key, read, direct, empty, table, rule in _read_plan(profile, side, ctx):
-        try:
-            raw = read(fields, key, side, ctx)
-        except ValueError as error:
-            raise RecordError(f"{side} field {key}: {error}") from None
-        if raw is MISSING:
-            continue
-        if raw is None or not direct:
-            # A value map: a string it holds is a plain look-up (_map_from's first case).
-            value = table[raw] if table is not None and raw.__class__ is str and raw in table \
-                else _map_from(rule, side, raw, key)
-        else:
-            value = raw
-        if value is None:
-            if empty is _SKIP or empty is _CUSTOM:
-                continue
-            value = [] if empty == [] else empty
-        elif empty is _CUSTOM:
-            custom[neutral] = value
-            continue
-        data[neutral] = value
-    if custom:
-        data["custom"] = custom
+    data = _record_reader(profile, side, ctx)(fields, side, ctx)
     data["comments"] = [comment_from_remote(side, c, ctx) for c in comments]
     try:
         # The model validates every value: its validator, called as model_validate

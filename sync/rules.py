@@ -41,7 +41,7 @@ Contract:
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import Enum
@@ -71,6 +71,7 @@ from sync.rules_conditions import (
     SlaTargets,
     View,
     compile_condition,
+    compile_holds,
     field_test,
 )
 from sync.rules_model import (
@@ -136,8 +137,16 @@ class Rule:
     sets_priority: bool = field(init=False, repr=False, compare=False)
     note_id: str | None = field(init=False, repr=False, compare=False)
     note_head: str | None = field(init=False, repr=False, compare=False)
+    # The condition as one generated function (what when.holds answers, one call).
+    holds: Callable[[View, datetime | None], bool] = field(
+        init=False, repr=False, compare=False)
+    # Are the labels it adds all plain text (their JSON is themselves)?
+    text_labels: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "holds", compile_holds(self.when))
+        object.__setattr__(self, "text_labels",
+                           all(label.__class__ is str for label in self.add_labels))
         # Does the rule set the priority explicitly (then it wins over the matrix)?
         explicit = "priority" in self.touches and any(n == "priority" for n, _ in self.sets)
         object.__setattr__(self, "sets_priority", explicit)
@@ -365,7 +374,8 @@ def _change(rule: Rule, view: View, name: str, new: Any, events: list[RuleFiring
     if old == new:
         return
     events.append(_firing((rule.name, name, _json(old), _json(new), None)))
-    view.set(name, new)
+    view.values[name] = new   # view.set, inlined
+    view.changes[name] = new
     if match is not None:
         match.changed.append(name)
 
@@ -402,15 +412,27 @@ def _run_rule(rule: Rule, view: View, now: datetime | None, stamp: datetime,
         if name in ("impact", "urgency") and not rule.sets_priority:
             _change(rule, view, "priority", _MATRIX[values["impact"], values["urgency"]],
                     events, match)
-    if rule.add_labels and not (overridden and _person_wins(rule, "labels", overridden, match)):
+    added = rule.add_labels
+    changes = view.changes
+    if added and not (overridden and _person_wins(rule, "labels", overridden, match)):
         held = values["labels"]
-        missing = [label for label in rule.add_labels if label not in held]
+        missing: list[str] | tuple[str, ...]
+        if held:
+            missing = []
+            for label in added:
+                if label not in held:
+                    missing.append(label)
+        else:
+            missing = added   # nothing held: every label is missing
         if missing:
             # _change, inlined for the two actions most firings take (labels and
-            # escalation): the new value always differs from the old here.
+            # escalation): the new value always differs from the old here. When the
+            # rule's labels are all text, the new list's JSON is the old one's plus them.
+            old_json = _json(held) if held else []
             labels = [*held, *missing]
-            events.append(_firing((rule.name, "labels", _json(held), _json(labels), None)))
-            view.set("labels", labels)
+            events.append(_firing((rule.name, "labels", old_json, [*old_json, *missing]
+                                   if rule.text_labels else _json(labels), None)))
+            values["labels"] = changes["labels"] = labels
             if match is not None:
                 match.changed.append("labels")
     level = rule.escalate
@@ -418,7 +440,7 @@ def _run_rule(rule: Rule, view: View, now: datetime | None, stamp: datetime,
             overridden and _person_wins(rule, "escalation", overridden, match)) \
             and (old := values["escalation"]) < level:
         events.append(_firing((rule.name, "escalation", _json(old), level._value_, None)))
-        view.set("escalation", level)
+        values["escalation"] = changes["escalation"] = level
         if match is not None:
             match.changed.append("escalation")
         note_id = rule.note_id
@@ -429,7 +451,7 @@ def _run_rule(rule: Rule, view: View, now: datetime | None, stamp: datetime,
         else:
             why = reason or rule.when.explain(view, now) or "its condition holds"
             note = _note(rule, level, why, stamp)
-            view.set("comments", [*comments, note])
+            values["comments"] = changes["comments"] = [*comments, note]
             events.append(_firing((rule.name, NOTE_FIELD, None, note.body, note_id)))
     return match
 
@@ -443,8 +465,21 @@ def evaluate(
     explain: bool = False,
 ) -> Outcome:
     """Run ``rules`` to a fixed point (see the module contract). Pure."""
+    return Outcome(*_evaluate(incident, rules, now, overridden, explain))
+
+
+def _evaluate(
+    incident: Incident,
+    rules: Sequence[Rule] | RuleSet,
+    now: datetime | None,
+    overridden: Collection[tuple[str, str]],
+    explain: bool,
+) -> tuple[Incident, list[RuleFiring], list[Match], int, list[str]]:
+    """:func:`evaluate`'s outcome as a tuple (apply_rules needs no Outcome)."""
     ordered = rules.rules if isinstance(rules, RuleSet) else tuple(rules)
-    plan = _plan(ordered)
+    plan = _PLANS.get(id(ordered))
+    if plan is None or plan.ordered is not ordered:
+        plan = _plan(ordered)
     stamp = now or incident.updated_at or incident.opened_at or _EPOCH
     view = View(incident)
     events: list[RuleFiring] = []
@@ -463,7 +498,7 @@ def evaluate(
             acted.append(position)
             mark = len(events)
             found = _run_rule(rule, view, now, stamp, overridden, events, explain)
-            if len(events) > mark and not inert:
+            if not inert and len(events) > mark:
                 for event in events[mark:]:
                     changed.append((position, event.field))
             if found is not None:
@@ -474,10 +509,15 @@ def evaluate(
             changers = []
             break
         changers = sorted({e.rule for e in events[before:]})
-    firings = _net(events, incident, view)
+    changes = view.changes
+    if not changes:
+        return incident, _net(events, incident, view), list(matches.values()), passes, changers
+    # One pass of rules that each change a field at most once: no (rule, field) twice,
+    # so netting only drops the fields back at their original value (see _net).
+    firings = _net(events, incident, view, passes == 1 and not plan.repeats)
     # The changes are the rules' own values, valid by construction (as model_copy assumes).
-    result = copy_updated(incident, view.changes) if view.changes else incident
-    return Outcome(result, firings, list(matches.values()), passes, changers)
+    return (copy_updated(incident, changes), firings, list(matches.values()), passes,
+            changers)
 
 
 class _Plan:
@@ -499,9 +539,12 @@ class _Plan:
             for name in rule.reads:
                 first.setdefault(name, index)
         self.first_reader = first
+        # Can a rule record two changes of one field in one run of it? (Impact and
+        # urgency set together move the matrix's priority twice.) See _net.
+        self.repeats = any(_repeats(rule) for rule in ordered)
         self._effects: dict[tuple[int, str], tuple[bool, frozenset[int]]] = {}
         self.steps = tuple(
-            (position, rule, rule.when.holds,
+            (position, rule, rule.holds,
              all(self._effect(position, name) == (False, frozenset())
                  for name in _changeable(rule)))
             for position, rule in enumerate(ordered))
@@ -541,6 +584,18 @@ class _Plan:
         return False
 
 
+def _repeats(rule: Rule) -> bool:
+    """Can one run of ``rule`` record two events of one field (see :func:`_run_rule`)?"""
+    names = [name for name, _ in rule.sets]
+    if not rule.sets_priority:
+        names += ["priority" for name in names if name in ("impact", "urgency")]
+    if rule.add_labels:
+        names.append("labels")
+    if rule.escalate is not None:
+        names += ["escalation", NOTE_FIELD]
+    return len(names) != len(set(names))
+
+
 def _changeable(rule: Rule) -> set[str]:
     """Every field (event name) :func:`_run_rule` may record a change of for ``rule``."""
     names = {name for name, _ in rule.sets}
@@ -574,11 +629,24 @@ def _remember(matches: dict[str, Match], found: Match) -> None:
     held.kept_by_person.extend(f for f in found.kept_by_person if f not in held.kept_by_person)
 
 
-def _net(events: list[RuleFiring], incident: Incident, view: View) -> list[RuleFiring]:
-    """One firing per (rule, field) whose field really changed: first old, last new."""
+def _net(events: list[RuleFiring], incident: Incident, view: View,
+         once: bool = False) -> list[RuleFiring]:
+    """One firing per (rule, field) whose field really changed: first old, last new.
+
+    ``once``: no (rule, field) has two events. Then, when every field changed holds
+    a value other than its original one, every event stands as it is: the list.
+    """
     if not events:
         return []
     original = incident.__dict__
+    if once:
+        for name, value in view.changes.items():
+            if name == "comments":
+                continue   # notes: NOTE_FIELD events, never netted away
+            if original[name] == value or (name == "priority" and original[name] is None):
+                break   # back at its original value (or the matrix's): the full netting
+        else:
+            return events
     unchanged: dict[str, bool] = {}
     merged: dict[tuple[str, str], RuleFiring] = {}
     final = view.values
@@ -607,8 +675,9 @@ def apply_rules(
     overridden: Collection[tuple[str, str]] = frozenset(),
 ) -> tuple[Incident, list[RuleFiring]]:
     """The incident after the rules, and what fired. Never mutates ``incident``."""
-    outcome = evaluate(incident, rules, now, overridden)
-    return outcome.incident, outcome.firings
+    result, firings, _matches, _passes, _changers = _evaluate(
+        incident, rules, now, overridden, False)
+    return result, firings
 
 
 # The tools stamp whole seconds and the tests are strict (older than, not as old

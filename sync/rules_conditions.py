@@ -5,6 +5,8 @@ Contract:
   into a :class:`Condition`, or raises ``ValueError`` with the reason a person
   needs (unknown field, a value the field cannot hold, a comparison on a text
   field, a table with no test or two, a test that can never hold).
+- :func:`compile_holds` makes a condition's ``holds`` one generated function (what
+  the rules engine calls per incident); it answers what ``holds`` answers.
 - A condition reads a :class:`View` (the incident as the rules have changed it
   so far) and ``now``; ``holds`` answers yes/no, ``explain`` gives the reason it
   holds (``None`` when it does not), for ``rules test`` and escalation notes.
@@ -19,7 +21,9 @@ Contract:
   description (or ``fields``): a hyphenated compound is one word, so
   "ransomware" does not match "ransomware-free" and "password" does not match
   "passwordless"; a trailing ``*`` asks for a prefix ("password*" matches
-  "passwords"). Several words in a keyword match any spacing.
+  "passwords"). Several words in a keyword match any spacing. Text tests first
+  look for their words in the texts folded by :func:`fold_text` (any text, ASCII
+  or not); only texts holding them run the regex, whose answer is the answer.
 - SLA: ``response`` is breached when an incident still ``new`` is older than
   its priority's response target; ``resolution`` when an open one is older than
   its resolution target. An incident without ``opened_at``, or a priority
@@ -62,8 +66,8 @@ class View:
     ``values`` is a shallow copy of the incident's field values (cheap, and reads
     stay plain dict look-ups); ``changes`` holds only what the rules set;
     ``lowered`` holds, per text field (and per tuple of fields, their texts joined by
-    line breaks), (text, its lower-case form or None when it is not ASCII): the text
-    tests' prefilter lower-cases each text once per incident.
+    line breaks), (text, :func:`fold_text` of it): the text tests' prefilter folds
+    each text once per incident.
     """
 
     __slots__ = ("changes", "incident", "lowered", "memo", "values")
@@ -93,6 +97,48 @@ class View:
             if name.startswith("custom."):
                 return self.values["custom"].get(name[7:])
             raise
+
+
+# The non-ASCII letters a case-insensitive regex takes for ASCII ones (every code
+# point scanned with re; tests/test_rules_conditions.py scans them again): "İ" and
+# "ı" match "i", the long s "ſ" matches "s", the Kelvin sign matches "k".
+_ASCII_TWINS = (("\u0130", "i"), ("\u0131", "i"), ("\u017f", "s"), ("\u212a", "k"))
+
+
+def fold_text(text: str) -> str:
+    """``text`` as the substring prefilter reads it: lower-cased, and each non-ASCII
+    letter a case-insensitive regex takes for an ASCII one replaced by that letter,
+    one character for one (``str.lower`` alone turns "İ" into two, "i" and a
+    combining dot). Where a regex (IGNORECASE or not) matches ASCII literal text,
+    the folded text holds that text lower-cased, so a needle missing from it rules
+    the match out, for any text."""
+    if text.isascii():
+        return text.lower()
+    for twin, letter in _ASCII_TWINS:
+        if twin in text:
+            text = text.replace(twin, letter)
+    return text.lower()
+
+
+def joined_lower(view: View, fields: tuple[str, ...]) -> str:
+    """``fields``' texts joined by line breaks and folded (:func:`fold_text`), once per
+    incident: the joined prefilter of :class:`TextSearch`. Only for fields no rule
+    sets (their texts hold for the whole evaluation)."""
+    held = view.lowered.get(fields)
+    if held is None:
+        values = view.values
+        if len(fields) == 2:   # title and description, most tests: no loop, no list
+            first, second = values[fields[0]], values[fields[1]]
+            text = (first + "\n" + second if second else first) if first else (second or "")
+        else:
+            texts = []
+            for name in fields:
+                held = values[name]
+                if held:
+                    texts.append(held)
+            text = "\n".join(texts)
+        held = view.lowered[fields] = (text, fold_text(text))
+    return held[1]
 
 
 # The ITIL matrix as a dict of members: the effective priority is read on every rule.
@@ -279,47 +325,43 @@ class TextSearch(Condition):
         found = memo.get(key)
         if found is not None and (self.fixed or not self.reads & view.changes.keys()):
             return found
-        found = False
+        if self.joined:
+            low = joined_lower(view, self.fields)
+            if not _complete(self.needles, low):  # type: ignore[arg-type]
+                memo[key] = False   # no group complete in the texts: no match
+                return False
+        found = memo[key] = self._search_fields(view)
+        return found
+
+    def search(self, view: View) -> bool:
+        """:meth:`holds` of a ``joined`` test whose texts passed the joined prefilter
+        (compiled conditions run that prefilter inline): the answer, remembered."""
+        memo = view.memo
+        found = memo.get(self.key)
+        if found is None:   # a joined test's texts never change: a held answer stands
+            found = memo[self.key] = self._search_fields(view)
+        return found
+
+    def _search_fields(self, view: View) -> bool:
+        """Does the regex match one of the fields (each prefiltered on its own)?"""
         needles = self.needles
         values = view.values
         lowered = view.lowered
-        if self.joined:
-            fields = self.fields
-            held = lowered.get(fields)
-            if held is None:
-                texts = [values[name] for name in fields]
-                text = "\n".join([t for t in texts if t])
-                held = lowered[fields] = (text, text.lower() if text.isascii() else None)
-            low = held[1]
-            if low is not None:
-                for group in needles:   # type: ignore[union-attr]  # _complete, inlined
-                    for needle in group:
-                        if needle not in low:
-                            break
-                    else:
-                        break   # a complete group: the texts may match
-                else:
-                    memo[key] = False   # no group complete in the texts: no match
-                    return False
         for name in self.fields:
             text = values[name] if self.plain else view.get(name)
             if not text:
                 continue
             if needles is not None and isinstance(text, str):
-                # The lower-cased text, once per incident and field, shared by every
-                # rule (View.lower, inlined: this runs for every test on every incident).
+                # The lower-cased text, once per incident and field, shared by every rule.
                 held = lowered.get(name)
                 if held is None or held[0] is not text:
-                    held = (text, text.lower() if text.isascii() else None)
+                    held = (text, fold_text(text))
                     lowered[name] = held
-                low = held[1]
-                if low is not None and not _complete(needles, low):
+                if not _complete(needles, held[1]):
                     continue   # no group complete: the regex cannot match this text
             if self.pattern.search(text):
-                found = True
-                break
-        memo[key] = found
-        return found
+                return True
+        return False
 
     def explain(self, view: View, now: datetime | None) -> str | None:
         for name in self.fields:
@@ -367,6 +409,8 @@ class SlaBreached(Condition):
         # Which targets count, asked once (holds runs for every incident).
         object.__setattr__(self, "response", self.which in ("response", "any"))
         object.__setattr__(self, "resolution", self.which in ("resolution", "any"))
+        # explain's text before the age, per (priority, kind), filled as asked.
+        object.__setattr__(self, "heads", {})
 
     def _breach(self, view: View, now: datetime | None) -> str | None:
         values = view.values
@@ -401,16 +445,27 @@ class SlaBreached(Condition):
         if kind is None:
             return None
         assert now is not None
-        priority = int(view.get("priority"))
-        target = self.targets[priority][0 if kind == "response" else 1]
-        age = now - view.get("opened_at")
-        return (f"P{priority} {kind} target {_human_target(target)} breached"
-                f" (open for {_human(age)})")
+        values = view.values
+        priority = values["priority"]   # View.get("priority"), inlined
+        if priority is None:
+            priority = _MATRIX[values["impact"], values["urgency"]]
+        # Everything but the age is said once per priority and kind (the reason
+        # heads an escalation note, written for most incidents that breach).
+        head = self.heads.get((priority, kind))   # type: ignore[attr-defined]
+        if head is None:
+            target = self.targets[int(priority)][0 if kind == "response" else 1]
+            head = self.heads[(priority, kind)] = (  # type: ignore[attr-defined]
+                f"P{int(priority)} {kind} target {_human_target(target)} breached (open for ")
+        return f"{head}{_human(now - values['opened_at'])})"
 
 
 def _human(delta: timedelta) -> str:
     """``1d2h3m4s`` (units that are zero left out; under a minute, negative too: ``Ns``)."""
-    seconds = int(delta.total_seconds())
+    days = delta.days
+    # Whole seconds as int(total_seconds()) gives them (truncated), without the float
+    # where it is exact (under 2**53 microseconds: ages below ~285 years).
+    seconds = days * 86400 + delta.seconds if 0 <= days < 100_000 else int(
+        delta.total_seconds())
     if seconds < 60:
         return f"{seconds}s"
     days, rest = divmod(seconds, 86400)
@@ -452,10 +507,10 @@ def _complete(groups: tuple[tuple[str, ...], ...], text: str) -> bool:
 def keyword_needles(keywords: Sequence[str]) -> tuple[tuple[str, ...], ...] | None:
     """Per keyword, its words lower-cased (see :class:`TextSearch`).
 
-    Used only on ASCII texts and with ASCII words: IGNORECASE also matches a few
-    non-ASCII letters to ASCII ones ("ſ" to "s", the Kelvin sign to "k"), which a
-    substring test would miss; such texts go straight to the regex, and a keyword
-    with a non-ASCII word is checked by its other words (None if it has no other).
+    Searched for in texts folded by :func:`fold_text` (which turns the non-ASCII
+    letters IGNORECASE matches to ASCII ones into those), with ASCII words only:
+    a keyword with a non-ASCII word is checked by its other words (None if it has
+    no other).
     A trailing ``*`` leaves a prefix, still a substring of what it matches.
     """
     groups = []
@@ -488,9 +543,9 @@ def regex_needles(pattern: re.Pattern[str]) -> tuple[tuple[str, ...], ...] | Non
     characters (every match holds all of them), and the leading literal runs of
     the alternatives of one group ``(a|b)`` (every match holds one of them): a
     group per alternative, each with all the runs. Only ASCII characters count
-    (the substring test runs on ASCII texts only, where case-insensitive matching
-    is plain lower-casing). A regex with no such text (or one the parser cannot be
-    asked about) has no prefilter: None.
+    (the substring test runs on texts folded by :func:`fold_text`, where
+    case-insensitive matching of ASCII text is plain lower-casing). A regex with no
+    such text (or one the parser cannot be asked about) has no prefilter: None.
     """
     try:
         parsed = _sre_parser.parse(pattern.pattern, pattern.flags)
@@ -683,6 +738,134 @@ def describe(spec: ConditionSpec) -> str:
     """A short text form of a condition, for ``not (...)`` reasons."""
     data = spec.model_dump(by_alias=True, exclude_unset=True)
     return ", ".join(f"{k} = {v!r}" for k, v in data.items())
+
+
+# --------------------------------------------------------------------------- generated tests
+
+# Nesting beyond this is left to the objects' own holds (the parser limits nested
+# parentheses; no real rule comes near it).
+_MAX_DEPTH = 40
+
+
+def compile_holds(condition: Condition) -> Callable[[View, datetime | None], bool]:
+    """``condition.holds`` as one generated function: a tree of tests is one call.
+
+    The source is built from the compiled condition's structure only: every value
+    that came from the rules file (field names, keywords, patterns, thresholds) is
+    a closure variable of the generated function, never text in its source. The
+    function answers what ``condition.holds`` answers (same tests, same order, same
+    short-circuits, the text tests' memo shared with them); a test of a kind not
+    known here, or a tree nested too deep, is called through its own ``holds``.
+    """
+    bound: dict[str, Any] = {}
+
+    def bind(value: Any) -> str:
+        name = f"c{len(bound)}"
+        bound[name] = value
+        return name
+
+    uses: set[str] = set()
+    try:
+        body = _source(condition, bind, uses, 0)
+    except _TooDeep:
+        return condition.holds
+    lines = [f"def make({', '.join(bound)}):",
+             "    def holds(view, now):",
+             "        values = view.values"]
+    if "lowered" in uses:
+        lines.append("        lowered = view.lowered")
+    lines += [f"        return {body}", "    return holds"]
+    namespace: dict[str, Any] = {}
+    exec(compile("\n".join(lines) + "\n", "<rule condition>", "exec"), namespace)
+    holds: Callable[[View, datetime | None], bool] = namespace["make"](**bound)
+    return holds
+
+
+class _TooDeep(Exception):
+    pass
+
+
+def _priority_source(bind: Callable[[Any], str]) -> str:
+    """View.get("priority") as an expression: the one set, else the ITIL matrix's."""
+    return (f'(_p if (_p := values["priority"]) is not None'
+            f' else {bind(_MATRIX)}[values["impact"], values["urgency"]])')
+
+
+def _source(condition: Condition, bind: Callable[[Any], str], uses: set[str],
+            depth: int) -> str:
+    """The expression for ``condition`` (see :func:`compile_holds`)."""
+    if depth > _MAX_DEPTH:
+        raise _TooDeep
+    kind = type(condition)
+    if kind is Always:
+        return "True"
+    if kind is AllOf or kind is AnyOf:
+        parts = [_source(part, bind, uses, depth + 1)
+                 for part in condition.parts]  # type: ignore[attr-defined]
+        if not parts:   # what the loops answer for no parts
+            return "True" if kind is AllOf else "False"
+        return "(" + (" and " if kind is AllOf else " or ").join(parts) + ")"
+    if kind is Not:
+        return f"(not {_source(condition.part, bind, uses, depth + 1)})"  # type: ignore[attr-defined]
+    if kind is FieldTest:
+        test = bind(condition.test)  # type: ignore[attr-defined]
+        name: str = condition.field  # type: ignore[attr-defined]
+        if name == "priority":
+            return f"{test}({_priority_source(bind)})"
+        if condition.plain:  # type: ignore[attr-defined]
+            return f"{test}(values[{bind(name)}])"
+        return f"{test}(view.get({bind(name)}))"
+    if kind is TextSearch and condition.joined:  # type: ignore[attr-defined]
+        return _text_source(condition, bind, uses)  # type: ignore[arg-type]
+    if kind is SlaBreached:
+        return _sla_source(condition, bind)  # type: ignore[arg-type]
+    if kind is Age:
+        return (f"(now is not None and (_a := values[{bind(condition.stamp)}]) is not None"  # type: ignore[attr-defined]
+                f" and now - _a > {bind(condition.limit)})")  # type: ignore[attr-defined]
+    return f"bool({bind(condition.holds)}(view, now))"
+
+
+def _text_source(test: TextSearch, bind: Callable[[Any], str], uses: set[str]) -> str:
+    """TextSearch.holds of a joined test: the joined prefilter as plain ``in`` tests,
+    then (texts that pass it) the per-field search, remembered per incident."""
+    uses.add("lowered")
+    fields = bind(test.fields)
+    search = f"{bind(test.search)}(view)"
+    groups = test.needles or ()
+    if any(not group for group in groups):
+        return search   # a group of no texts is always complete: no prefilter
+    # The folded texts, named _l by the first test (the first group's first word is
+    # always the first asked).
+    texts = (f"(_l := (_h[1] if (_h := lowered.get({fields})) is not None"
+             f" else {bind(joined_lower)}(view, {fields})))")
+    tests = []
+    for group in groups:
+        # Longest word first: the likeliest to be missing, so the group fails soonest.
+        words = []
+        for needle in sorted(group, key=len, reverse=True):
+            words.append(f"{bind(needle)} in {texts}")
+            texts = "_l"
+        tests.append("(" + " and ".join(words) + ")")
+    if not tests:
+        return "False"   # no group at all: _complete answers no
+    return f"(({' or '.join(tests)}) and {search})"
+
+
+def _sla_source(test: SlaBreached, bind: Callable[[Any], str]) -> str:
+    """SlaBreached.holds: open, a target for the effective priority, past it."""
+    head = (f'(now is not None and (_o := values["opened_at"]) is not None'
+            f' and (_s := values["status"]) in {bind(_OPEN)}'
+            f" and (_t := {bind(test.targets)}.get({_priority_source(bind)})) is not None")
+    new = bind(Status.NEW)
+    response = f"(_s is {new} and now - _o > _t[0])"
+    resolution = "now - _o > _t[1]"
+    if test.response and test.resolution:  # type: ignore[attr-defined]
+        return f"{head} and ({response} or {resolution}))"
+    if test.response:  # type: ignore[attr-defined]
+        return f"{head} and {response})"
+    if test.resolution:  # type: ignore[attr-defined]
+        return f"{head} and {resolution})"
+    return "False"
 
 
 # --------------------------------------------------------------------------- contradictions

@@ -206,3 +206,58 @@ def test_an_explicit_priority_and_a_later_urgency_change_still_reach_a_fixed_poi
     outcome = evaluate(start, ruleset, NOW)
     again = evaluate(outcome.incident, ruleset, NOW)
     assert outcome.unstable or (again.incident == outcome.incident and again.firings == [])
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=rule_files(), incident=st.builds(
+    Incident, title=st.sampled_from(["alpha", "beta"]),
+    category=st.none() | st.sampled_from(["a", "b", "c"]),
+    urgency=st.sampled_from(Urgency), impact=st.sampled_from(Impact),
+    priority=st.none() | st.sampled_from(Priority),
+    escalation=st.sampled_from(Escalation),
+    labels=st.lists(st.sampled_from(["x", "y"]), unique=True)))
+def test_firings_are_net_one_per_rule_and_field_and_only_for_fields_that_changed(
+        text: str, incident: Incident) -> None:
+    # Whichever way netting goes (one pass, no field changed twice, or the full
+    # merge), a firing is one per (rule, field), its field really changed, and (rules
+    # that settle) the last firing of a field says the field's final value.
+    try:
+        ruleset = rules(text)
+    except ValueError:
+        return
+    outcome = evaluate(incident, ruleset, NOW)
+    assert (outcome.incident, outcome.firings) == apply_rules(incident, ruleset, NOW)
+    result, firings = outcome.incident, outcome.firings
+    keys = [(f.rule, f.field) for f in firings]
+    assert len(keys) == len(set(keys))
+    for firing in firings:
+        if firing.field == "internal_note":
+            continue
+        if firing.field == "priority":
+            assert result.effective_priority != incident.effective_priority or (
+                result.priority != incident.priority)
+        else:
+            assert getattr(result, firing.field) != getattr(incident, firing.field)
+    if outcome.unstable:
+        return   # rules that undo each other stop where the pass limit finds them
+    last = {f.field: f.new for f in firings if f.field != "internal_note"}
+    for name, new in last.items():
+        final = result.effective_priority if name == "priority" else getattr(result, name)
+        assert (final.value if hasattr(final, "value") else final) == new
+
+
+def test_one_pass_nets_a_field_changed_twice_and_one_back_at_its_value() -> None:
+    # One rule, one pass. Impact and urgency set together move an explicit priority
+    # twice (3 -> 2 -> 1): one firing, first old, last new.
+    both = rules('[[rule]]\nname = "r"\nthen = { impact = 1, urgency = 1 }')
+    start = Incident(impact=Impact.MEDIUM, urgency=Urgency.MEDIUM, priority=Priority.MODERATE)
+    outcome = evaluate(start, both, NOW)
+    assert outcome.passes == 1
+    assert [tuple(f)[:4] for f in outcome.firings] == [
+        ("r", "impact", 2, 1), ("r", "priority", 3, 1), ("r", "urgency", 2, 1)]
+    # An explicit priority equal to what the matrix gave before: no priority firing
+    # (the field's value, the effective priority, did not change).
+    same = rules('[[rule]]\nname = "r"\nthen = { impact = 1, priority = 3 }')
+    outcome = evaluate(Incident(impact=Impact.MEDIUM, urgency=Urgency.MEDIUM), same, NOW)
+    assert outcome.passes == 1 and outcome.incident.priority is Priority.MODERATE
+    assert [tuple(f)[:4] for f in outcome.firings] == [("r", "impact", 2, 1)]
