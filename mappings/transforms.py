@@ -548,8 +548,10 @@ class LabelPrefix(Transform):
         labels = raw[field]
         if isinstance(labels, str):  # a comma-separated list field
             labels = [part.strip() for part in labels.split(",")]
+        if not isinstance(labels, list):
+            return None  # as the labels row reads it: not a list holds no label
         prefix = self.params.prefix
-        found = sorted(label for label in labels or ()
+        found = sorted(label for label in labels
                        if isinstance(label, str) and label.startswith(prefix)
                        and len(label) > len(prefix))
         return decode_label_value(found[0][len(prefix):]) if found else None

@@ -214,6 +214,17 @@ def test_label_prefix_encoding_is_readable_and_documented() -> None:
                              CTX) == "50%off"
 
 
+@pytest.mark.parametrize("odd", [3, 2.5, True, {"category-x": 1}, ("category-x",)])
+def test_label_prefix_reads_a_labels_value_that_is_no_list_as_no_value_like_the_labels_row(
+    odd: object,
+) -> None:
+    # A proxy or a custom field answering something else: no crash, read as the
+    # labels row reads it (no label), never a TypeError through the engine.
+    labels = make_transform("labels", {"exclude_prefix": ["category-"]})
+    assert LABEL_PREFIX.read({"labels": odd}, "labels", "jira", CTX) is None
+    assert labels.read({"labels": odd}, "labels", "jira", CTX) == []
+
+
 def test_label_prefix_cuts_a_value_too_long_for_a_label_and_says_so() -> None:
     raw, losses = LABEL_PREFIX.write("x " * 200 + "end", "jira", CTX)
     assert len(raw[0]) <= 255 and raw[0].endswith("…")
