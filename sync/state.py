@@ -464,6 +464,7 @@ class _HotStatements:
     insert_links: Any          # RETURNING id; None without RETURNING
     insert_comment_links: Any  # RETURNING id; None without RETURNING
     delete_retry: Any          # by b_connection, b_side, b_record_id
+    insert_intents: Any        # RETURNING id and the intent's key (any order)
     insert_firings: Any
     upsert_rules_due: Any      # on link_id
     delete_rules_due: Any      # by b_link_id
@@ -520,6 +521,9 @@ class _HotStatements:
                 q.connection == bindparam("b_connection"), q.side == bindparam("b_side"),
                 q.record_id == bindparam("b_record_id")),
             insert_firings=insert(t.rule_firings),
+            insert_intents=insert(t.intents).returning(
+                t.intents.c.id, t.intents.c.source_side, t.intents.c.source_id,
+                t.intents.c.target_side),
             upsert_rules_due=upsert_due,
             delete_rules_due=delete(t.link_rules).where(r.link_id == bindparam("b_link_id")),
         )
@@ -994,15 +998,14 @@ class StateStore:
                         connection=self.connection, source_side=a, source_id=i, target_side=b,
                         created_at=created_at, completed=False)).inserted_primary_key[0])
                 new = []
-            for start in range(0, len(new), IN_CHUNK):
-                # One multi-row INSERT ... RETURNING per chunk; the rows come back
-                # with their keys, so their order does not matter.
-                made = conn.execute(
-                    insert(t.intents).values([
-                        {"connection": self.connection, "source_side": a, "source_id": i,
-                         "target_side": b, "created_at": created_at, "completed": False}
-                        for a, i, b in new[start:start + IN_CHUNK]])
-                    .returning(c.id, c.source_side, c.source_id, c.target_side))
+            if new:
+                # Multi-row INSERT ... RETURNING (SQLAlchemy's insertmanyvalues, compiled
+                # once per store, not per batch as a values([...]) list would be); the
+                # rows come back with their keys, so their order does not matter.
+                made = conn.execute(self._hot.insert_intents, [
+                    {"connection": self.connection, "source_side": a, "source_id": i,
+                     "target_side": b, "created_at": created_at, "completed": False}
+                    for a, i, b in new])
                 for row in made:
                     found[(row.source_side, row.source_id, row.target_side)] = int(row.id)
         return [found[key] for key in wanted]
