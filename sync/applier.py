@@ -578,7 +578,8 @@ class _Applying:
                outcome: bool = False,
                comment: tuple[AddComment, str] | None = None,
                note: AddNote | None = None) -> LinkView:
-        """The one way a pair reaches the state store: one transaction.
+        """One pair's own commit: one transaction (:meth:`commit_together` writes the
+        same for several pairs in one).
 
         Always the link (ids, displays, snapshots, the seen ``versions``); with
         ``outcome`` also its conflicts (recorded, closed, settled), its create
