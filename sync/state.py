@@ -452,6 +452,7 @@ class _HotStatements:
     compiled once. A multi-row ``values([...])`` would be compiled every time."""
 
     returning: bool            # INSERT ... RETURNING (not on SQLite before 3.35)
+    sides_returning: bool      # the insert_*sides statements say their rows by RETURNING
     insert_link: Any
     insert_sides: Any          # ON CONFLICT DO NOTHING (RETURNING side): rows made
     upsert_sides: Any          # on (link_id, side)
@@ -488,7 +489,12 @@ class _HotStatements:
                  .scalar_subquery())
         insert_sides = dialect_insert(t.link_sides).on_conflict_do_nothing()
         insert_comment_sides = dialect_insert(t.comment_sides).on_conflict_do_nothing()
-        if returning:
+        # SQLite counts the rows an executemany made in its rowcount, and without
+        # RETURNING runs it as one prepared statement: with RETURNING, SQLAlchemy sends
+        # a multi-row INSERT whose text differs with the row count, and each such text
+        # stays in sqlite3's statement cache (megabytes over a run's batches).
+        sides_returning = returning and not is_sqlite
+        if sides_returning:
             insert_sides = insert_sides.returning(s.side)
             insert_comment_sides = insert_comment_sides.returning(t.comment_sides.c.side)
         q, r = t.retry_queue.c, t.link_rules.c
@@ -505,6 +511,7 @@ class _HotStatements:
                 t.comment_links.c.id, sort_by_parameter_order=True)
         return cls(
             returning=returning,
+            sides_returning=sides_returning,
             insert_link=insert(t.links),
             insert_sides=insert_sides,
             upsert_sides=upsert,
@@ -531,7 +538,7 @@ class _HotStatements:
     def rows_made(self, result: Any) -> int:
         """How many rows an insert of the ``insert_*sides`` statements made."""
         # Without RETURNING only SQLite is left, whose executemany rowcount is the sum.
-        return len(result.all()) if self.returning else int(result.rowcount)
+        return len(result.all()) if self.sides_returning else int(result.rowcount)
 
 
 class _RowCache:
