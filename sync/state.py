@@ -454,13 +454,13 @@ class _HotStatements:
     returning: bool            # INSERT ... RETURNING (not on SQLite before 3.35)
     sides_returning: bool      # the insert_*sides statements say their rows by RETURNING
     insert_link: Any
-    insert_sides: Any          # ON CONFLICT DO NOTHING (RETURNING side): rows made
+    insert_sides: Any          # ON CONFLICT DO NOTHING (RETURNING side but on SQLite)
     upsert_sides: Any          # on (link_id, side)
     update_link: Any           # by id and connection
     update_held_link: Any      # ... while it holds both records (b_record_<side>)
     complete_intent: Any
     insert_comment_link: Any
-    insert_comment_sides: Any  # ON CONFLICT DO NOTHING (RETURNING side)
+    insert_comment_sides: Any  # ON CONFLICT DO NOTHING (RETURNING side but on SQLite)
     # A batch's (PairsTx): the new rows' ids in the order of their parameters.
     insert_links: Any          # RETURNING id; None without RETURNING
     insert_comment_links: Any  # RETURNING id; None without RETURNING
