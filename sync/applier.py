@@ -9,11 +9,20 @@ Contract:
   update and mark of the batch goes in ONE ``write_many`` per side (an update
   and a mark of one record are one write; the update checked against the
   version it was planned on, the mark against the version the pair's earlier
-  write on that record left, or as planned); then each pair's commit; then
-  the batch's comments in ONE ``add_comments`` per side, each copy committed
-  with its id pair, and only then are the comment sources' versions
-  confirmed. Every state-store write of a pair goes through
-  :meth:`_Applying.commit`.
+  write on that record left, or as planned); then the commits of the pairs
+  whose writes succeeded; then the batch's comments in ONE ``add_comments``
+  per side, each copy committed with its id pair, and only then are the
+  comment sources' versions confirmed. Every state-store write of a pair goes
+  through :meth:`_Applying.commit` (one pair, one transaction) or
+  :meth:`_Applying.commit_together`: the pairs of a batch that are ready at
+  the same point, in ONE transaction that leaves each pair committed as its
+  own commit would. Nothing of a pair is committed before its writes
+  succeeded, so a crash before that transaction ends loses only commits the
+  next run redoes (intents, adoption), as a crash between a pair's write and
+  its commit does. When the store refuses the batch as one (a link gone or
+  claimed by another writer meanwhile, a comment paired already), nothing of
+  it is committed and its pairs are committed one by one: a pair whose commit
+  fails is queued alone.
 - Then the batch's read-back actions (the settle step): the pairs it wrote
   are read once more, one ``get_many`` per side for the batch, and decided
   again (:func:`sync.planner.plan_settle`); what that finds is written and
@@ -54,11 +63,19 @@ from connectors.base import (
 )
 from sync.actions import AddComment, AddNote, PairPlan, Plan, ReportProblem, side_title
 from sync.engine_core import RunSummary, _one_line, tool_clock_name
-from sync.link_view import LinkSide, LinkView, add_comment_link, record_conflict, save_link
+from sync.link_view import (
+    LinkSide,
+    LinkView,
+    add_comment_link,
+    conflict_note,
+    record_conflict,
+    save_link,
+    save_links,
+)
 from sync.planner import Batch, plan_settle
 from sync.rules import RuleFiring
 from sync.session import Session
-from sync.state import PairTx, StateStore
+from sync.state import CommentLink, LinkSave, PairsTx, PairTx, StateStore
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +116,17 @@ def advance_watermarks(store: StateStore, plan: Plan, session: Session | None = 
     if not plan.pull_errors:
         for side, value in plan.watermarks.items():
             store.set_watermark(side, value)
+
+
+@dataclass
+class _Commit:
+    """One pair's commit among a batch's (:meth:`_Applying.commit_together`): what
+    :meth:`_Applying.commit` takes, its comment pairs as a list."""
+
+    pair: PairPlan
+    versions: Mapping[str, str | None]
+    outcome: bool = False
+    comments: list[tuple[AddComment, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -191,8 +219,10 @@ class _Applying:
             # Without the read, what a tool derived from our write (ServiceNow's
             # priority) hides behind the version stamp we would commit; unknown
             # seen versions count as moved, so the next run merges these pairs.
-            for pair in written:
-                self.commit(pair, {side: None for side in self.sides})
+            unknown = {side: None for side in self.sides}
+            if self.commit_together([_Commit(pair, unknown) for pair in written]) is None:
+                for pair in written:
+                    self.commit(pair, unknown)
             return
         for problem in problems:
             self.fail(problem.side, problem.record_id, problem.display, problem.error)
@@ -340,22 +370,33 @@ class _Applying:
     # ------------------------------------------------------------------ pairs
 
     def _finish_pairs(self, ready: list[_Ready], *, final: bool) -> list[_Ready]:
-        """Field writes and marks (one ``write_many`` per side), each pair's commit, then
-        the comments (one ``add_comments`` per side) and their commits.
+        """Field writes and marks (one ``write_many`` per side), the pairs' commits (one
+        transaction for those whose writes succeeded), then the comments (one
+        ``add_comments`` per side) and their commits.
 
         Returns the pairs that committed. ``final``: the settle step's pairs, whose
         written sides' versions are known (nothing reads them back again).
         """
         self._write_fields(ready)
+        commits = {id(item): _Commit(item.pair, self._outcome_versions(item, final=final),
+                                     outcome=True)
+                   for item in ready if item.error is None}
+        together = self.commit_together(list(commits.values()))
+        views = None if together is None else dict(zip(commits, together, strict=True))
         committed: list[_Ready] = []
         for item in ready:
             if item.error is not None:
                 self.log(item.pair, "failed", item.began, item.error)
                 self._fail_pair(item.pair, item.error)
                 continue
-            view = self._commit_outcome(item, final=final)
-            if view is not None:
-                committed.append(item)
+            if views is not None:
+                view: LinkView | None = views[id(item)]
+            else:   # refused as one: each pair's own commit, a failed one queued alone
+                view = self._commit_outcome(item, commits[id(item)].versions)
+            if view is None:
+                continue
+            self._committed(item, view)
+            committed.append(item)
         self._copy_comments(committed)
         return committed
 
@@ -413,14 +454,14 @@ class _Applying:
                 self.warn(side, display, result.warnings)
         step("update:after-write")
 
-    def _commit_outcome(self, item: _Ready, *, final: bool) -> LinkView | None:
-        """A pair's commit after its writes; None (and queued) when it failed.
+    def _outcome_versions(self, item: _Ready, *, final: bool) -> dict[str, str | None]:
+        """The seen versions a pair's commit after its writes keeps.
 
         While comments are still to be copied, the link is committed with the
         comments' source versions unknown, so a crash before they are all
         copied makes the next run look at the pair again instead of skipping it.
         """
-        pair, versions = item.pair, item.versions
+        pair = item.pair
         # A note moves its record's version too: unknown until read again.
         pending = {c.source_side for c in pair.comments} | {n.side for n in pair.notes}
         if not final:
@@ -430,15 +471,26 @@ class _Applying:
             pending |= {u.side for u in pair.updates} | {m.side for m in pair.marks}
             if pair.create is not None:
                 pending.add(pair.create.target_side)
+        return {side: None if side in pending else version
+                for side, version in item.versions.items()}
+
+    def _commit_outcome(self, item: _Ready,
+                        versions: Mapping[str, str | None]) -> LinkView | None:
+        """A pair's own commit after its writes; None (and queued) when it failed."""
+        pair = item.pair
         try:
-            view = self.commit(pair, {side: None if side in pending else version
-                                      for side, version in versions.items()}, outcome=True)
+            return self.commit(pair, versions, outcome=True)
         except FatalError:
             raise
         except (ConnectorError, PreconditionFailed, SyncError, ValueError) as error:
             self.log(pair, "failed", item.began, _one_line(error))
             self._fail_pair(pair, _one_line(error))
             return None
+
+    def _committed(self, item: _Ready, view: LinkView) -> None:
+        """What follows a pair's commit after its writes: its log line, its counts, the
+        crash points after it, then its rules' notes."""
+        pair = item.pair
         self.log(pair, "ok", item.began)
         self.summary.updated += len(pair.updates)
         self.summary.conflicts += len(pair.conflicts)
@@ -452,13 +504,82 @@ class _Applying:
         item.view = view
         if pair.notes:
             self._write_notes(pair, view)   # a note that failed stays owed: next run
-        return view
+
+    def commit_together(self, commits: Sequence[_Commit]) -> list[LinkView] | None:
+        """Several pairs' commits in ONE transaction, each writing what :meth:`commit`
+        writes for it; their views in order. None when the store refuses them as one
+        (a link gone or claimed meanwhile, a comment paired already, a database
+        error): nothing of them is committed, and the caller commits them one by
+        one, so a bad pair fails alone."""
+        if not commits:
+            return []
+        clock = self.session.clock
+        saves: list[LinkSave] = []
+        stamps: list[datetime | None] = []
+        for commit in commits:
+            pair = commit.pair
+            # The clock read as a pair's own commit reads it: the link, then the outcome.
+            saves.append(LinkSave(sides=self._link_sides(pair, commit.versions),
+                                  hash=pair.hash, at=clock(), link=pair.link,
+                                  new=pair.link is None))
+            stamps.append(clock() if commit.outcome else None)
+        try:
+            with self.store.pairs() as tx:
+                views = save_links(tx, saves)
+                comments: list[CommentLink] = []
+                for commit, view in zip(commits, views, strict=True):
+                    comments.extend(CommentLink(
+                        link_id=view.id, ids={action.source_side: action.source_comment_id,
+                                              action.target_side: made_id},
+                        origin=action.source_side, visibility=action.visibility)
+                        for action, made_id in commit.comments)
+                tx.add_comment_links(comments)
+                outcomes = [(commit.pair, view.id, at)
+                            for commit, view, at in zip(commits, views, stamps, strict=True)
+                            if at is not None]
+                if outcomes:
+                    self._commit_outcomes(tx, outcomes)
+        except (SyncError, ValueError) as error:
+            logger.debug("committing %d pairs one by one: %s", len(commits), _one_line(error))
+            return None
+        for commit, view in zip(commits, views, strict=True):
+            commit.pair.link = view.link   # the pair's next commit updates this link by id
+        return views
+
+    def _commit_outcomes(self, tx: PairsTx,
+                         outcomes: Sequence[tuple[PairPlan, int, datetime]]) -> None:
+        """The ``outcome`` part of :meth:`commit` for several pairs: conflicts, rules,
+        intents, retry items."""
+        for pair, link_id, at in outcomes:
+            # In a pair's order: its conflicts, the closes its updates make, the settled.
+            conflicted = {item.conflict.field for item in pair.conflicts}
+            tx.record_conflicts(conflict_note(link_id, item.conflict, at=at)
+                                for item in pair.conflicts)
+            tx.close_conflicts((link_id, change.field) for update in pair.updates
+                               for change in update.changes if change.field not in conflicted)
+            tx.record_conflicts(conflict_note(link_id, settled.conflict, at=at, open=False)
+                                for settled in pair.settled)
+        tx.record_rule_firings((link_id, self._unnoted_firings(pair), at)
+                               for pair, link_id, at in outcomes)
+        if self.session.rules:
+            tx.set_rules_due((link_id, pair.rules_due_at) for pair, link_id, _ in outcomes)
+        tx.complete_intents(pair.intent_id for pair, _, _ in outcomes
+                            if pair.intent_id is not None)
+        tx.clear_retries((side, pair.ids[side] or "") for pair, _, _ in outcomes
+                         for side in self.sides if pair.ids[side])
+
+    def _link_sides(self, pair: PairPlan,
+                    versions: Mapping[str, str | None]) -> dict[str, LinkSide]:
+        return {side: LinkSide(id=pair.ids[side] or "", display=pair.displays[side],
+                               snapshot=pair.snapshots[side], version=versions.get(side))
+                for side in self.sides}
 
     def commit(self, pair: PairPlan, versions: Mapping[str, str | None], *,
                outcome: bool = False,
                comment: tuple[AddComment, str] | None = None,
                note: AddNote | None = None) -> LinkView:
-        """The one way a pair reaches the state store: one transaction.
+        """One pair's own commit: one transaction (:meth:`commit_together` writes the
+        same for several pairs in one).
 
         Always the link (ids, displays, snapshots, the seen ``versions``); with
         ``outcome`` also its conflicts (recorded, closed, settled), its create
@@ -466,11 +587,8 @@ class _Applying:
         the copy) the comment pair.
         """
         with self.store.pair() as tx:
-            view = save_link(tx, {side: LinkSide(
-                id=pair.ids[side] or "", display=pair.displays[side],
-                snapshot=pair.snapshots[side], version=versions.get(side),
-            ) for side in self.sides}, hash=pair.hash, at=self.session.clock(),
-                link=pair.link, new=pair.link is None)
+            view = save_link(tx, self._link_sides(pair, versions), hash=pair.hash,
+                             at=self.session.clock(), link=pair.link, new=pair.link is None)
             if note is not None:
                 tx.record_rule_firings(view.id, [_firing_row(note.firing)],
                                        at=self.session.clock())
@@ -529,17 +647,21 @@ class _Applying:
     def _commit_rules(self, tx: PairTx, link_id: int, pair: PairPlan, at: datetime) -> None:
         """Record the pair's rule firings (a note's with the note, see _write_notes) and
         when its rules are next due by time alone, in the pair's commit."""
-        noted = {note.note_id for note in pair.notes}
-        tx.record_rule_firings(link_id, [_firing_row(f) for f in pair.firings
-                                         if f.note_id is None or f.note_id not in noted],
-                               at=at)
+        tx.record_rule_firings(link_id, self._unnoted_firings(pair), at=at)
         if self.session.rules:
             tx.set_rules_due(link_id, pair.rules_due_at)
 
+    @staticmethod
+    def _unnoted_firings(pair: PairPlan) -> list[dict[str, Any]]:
+        """The rows of the pair's firings but those of its new notes (see _write_notes)."""
+        noted = {note.note_id for note in pair.notes}
+        return [_firing_row(f) for f in pair.firings
+                if f.note_id is None or f.note_id not in noted]
+
     def _copy_comments(self, committed: list[_Ready]) -> None:
-        """The committed pairs' comments: one ``add_comments`` per side, then each copy
-        committed with its id pair; a pair whose copies all made it commits again
-        with its comments' source versions known."""
+        """The committed pairs' comments: one ``add_comments`` per side, then the copies
+        committed with their id pairs, in one transaction for all the pairs (a pair
+        whose copies all made it with its comments' source versions known)."""
         new: dict[str, list[tuple[AddComment, NewComment]]] = {s: [] for s in self.sides}
         for item in committed:
             for comment in item.pair.comments:
@@ -565,40 +687,81 @@ class _Applying:
                 made[id(comment)] = result
         if any(new.values()):
             self.hooks.step("comment:after-write")
+        # Per pair, each comment's copy (its id) or why there is none; the pairs whose
+        # copies were made are committed together: each with its comment pairs, and
+        # with its comments' source versions known when all of them made it.
+        copies: list[tuple[_Ready, list[tuple[AddComment, str | None, Exception | None]]]] = []
+        commits: list[_Commit] = []
         for item in committed:
             pair = item.pair
             if not pair.comments:
                 continue
             assert item.view is not None
-            complete = True
+            outcomes: list[tuple[AddComment, str | None, Exception | None]] = []
             for comment in pair.comments:
-                target = comment.target_side
-                target_id = pair.ids[target] or ""
-                made_id = comment.existing_id
-                try:
-                    if made_id is None:
-                        result = made[id(comment)]
-                        if result.error is not None:
-                            raise result.error
-                        if result.comment is None:
-                            raise ConnectorError("no comment came back", side=target)
+                made_id, error = comment.existing_id, None
+                if made_id is None:
+                    result = made[id(comment)]
+                    if result.error is not None:
+                        error = result.error
+                    elif result.comment is None:
+                        error = ConnectorError("no comment came back", side=comment.target_side)
+                    else:
                         made_id = result.comment.id
-                    self._commit_comment(pair, item.view, comment, made_id)
-                except FatalError:
-                    raise
-                except (ConnectorError, SyncError, ValueError) as error:
-                    self.log(pair, "failed", began, _one_line(error),
-                             writes=[(target, "comment")])
-                    self._remember_read(pair)
-                    self.fail(target, target_id, pair.displays[target],
-                              f"copying comment {comment.source_comment_id}: {_one_line(error)}")
-                    complete = False
-                    continue
-                if comment.existing_id is None:
-                    self.log(pair, "ok", began, writes=[(target, "comment")])
+                outcomes.append((comment, made_id, error))
+            copies.append((item, outcomes))
+            made_ids = [(comment, made_id) for comment, made_id, error in outcomes
+                        if error is None and made_id is not None]
+            if made_ids:
+                view = item.view
+                complete = len(made_ids) == len(outcomes)
+                commits.append(_Commit(pair, item.versions if complete else {
+                    side: view.side(side).version for side in self.sides}, comments=made_ids))
+        if self.commit_together(commits) is None:
+            for item, outcomes in copies:   # refused as one: each comment's own commit
+                self._commit_comments(item, outcomes, began)
+            return
+        for item, outcomes in copies:
+            for comment, _, error in outcomes:
+                if error is not None:
+                    self._comment_failed(item.pair, comment, error, began)
+                elif comment.existing_id is None:
+                    self.log(item.pair, "ok", began, writes=[(comment.target_side, "comment")])
                     self.summary.comments += 1
-            if complete:
-                self.commit(pair, item.versions)
+
+    def _commit_comments(self, item: _Ready,
+                         outcomes: list[tuple[AddComment, str | None, Exception | None]],
+                         began: float) -> None:
+        """A pair's comments committed one by one, each with its comment pair; a pair
+        whose copies all made it commits again with its comments' source versions known."""
+        pair = item.pair
+        assert item.view is not None
+        complete = True
+        for comment, made_id, failure in outcomes:
+            try:
+                if failure is not None:
+                    raise failure
+                assert made_id is not None
+                self._commit_comment(pair, item.view, comment, made_id)
+            except FatalError:
+                raise
+            except (ConnectorError, SyncError, ValueError) as error:
+                self._comment_failed(pair, comment, error, began)
+                complete = False
+                continue
+            if comment.existing_id is None:
+                self.log(pair, "ok", began, writes=[(comment.target_side, "comment")])
+                self.summary.comments += 1
+        if complete:
+            self.commit(pair, item.versions)
+
+    def _comment_failed(self, pair: PairPlan, comment: AddComment, error: Exception,
+                        began: float) -> None:
+        target = comment.target_side
+        self.log(pair, "failed", began, _one_line(error), writes=[(target, "comment")])
+        self._remember_read(pair)
+        self.fail(target, pair.ids[target] or "", pair.displays[target],
+                  f"copying comment {comment.source_comment_id}: {_one_line(error)}")
 
     def _commit_comment(self, pair: PairPlan, view: LinkView, comment: AddComment,
                         made_id: str) -> None:

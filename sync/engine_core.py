@@ -201,11 +201,18 @@ def tool_clock_name(side: str, info: ServerInfo | None) -> str:
     return f"tool_clock|{side}|{where}"
 
 
+_UNLESS_ASKED = frozenset({"comments"})
+
+
 def projection(incident: Incident, fields: Iterable[str]) -> dict[str, Any]:
     """The JSON-ready neutral values of ``fields`` (``custom.x`` reads ``custom["x"]``)."""
-    data = incident.model_dump(mode="json")
+    names = fields if isinstance(fields, list | tuple) else list(fields)
+    # A record's comments, often the most of it, are dumped only when asked for:
+    # the merged fields (most callers) never are.
+    data = incident.model_dump(mode="json",
+                               exclude=None if "comments" in names else _UNLESS_ASKED)
     out: dict[str, Any] = {}
-    for name in fields:
+    for name in names:
         if name.startswith("custom."):
             out[name] = data["custom"].get(name[len("custom."):])
         elif name == "labels":

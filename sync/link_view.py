@@ -5,23 +5,34 @@ Contract:
   :class:`LinkSide` (id, display, snapshot, version) for side ``s``. The
   engine reads link state only through it.
 - :func:`save_link`, :func:`add_comment_link` and :func:`record_conflict`
-  take per-side mappings and write them through a :class:`sync.state.PairTx`.
+  take per-side mappings and write them through a :class:`sync.state.PairTx`;
+  :func:`save_links` and :func:`conflict_note` do the same for a batch's
+  :class:`sync.state.PairsTx`.
 - The store keeps every side's state in rows keyed by side, so this module
   only adapts: it names no column and knows no vendor.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from sync.merge import Conflict
-from sync.state import SIDES, ConflictRecord, Link, LinkSide, PairTx
+from sync.state import (
+    SIDES,
+    ConflictNote,
+    ConflictRecord,
+    Link,
+    LinkSave,
+    LinkSide,
+    PairsTx,
+    PairTx,
+)
 
-__all__ = ["LinkSide", "LinkView", "add_comment_link", "conflict_values", "record_conflict",
-           "save_link"]
+__all__ = ["LinkSide", "LinkView", "add_comment_link", "conflict_note", "conflict_values",
+           "record_conflict", "save_link", "save_links"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,11 @@ def save_link(tx: PairTx, sides: Mapping[str, LinkSide], *, hash: str | None,
     return LinkView(tx.save_link(sides, hash=hash, at=at, link=link, new=new))
 
 
+def save_links(tx: PairsTx, saves: Sequence[LinkSave]) -> list[LinkView]:
+    """Several pairs' links in one transaction, each as :func:`save_link` saves it."""
+    return [LinkView(link) for link in tx.save_links(saves)]
+
+
 def add_comment_link(tx: PairTx, link_id: int, ids: Mapping[str, str], *, origin: str,
                      visibility: str) -> None:
     """Remember that the comments ``ids`` (side -> comment id) are one comment."""
@@ -73,6 +89,15 @@ def record_conflict(tx: PairTx, link_id: int, conflict: Conflict, *, at: datetim
     tx.record_conflict(link_id, conflict.field, base=dict(conflict.base),
                        values=dict(conflict.values), resolution=conflict.resolution,
                        policy=conflict.policy, at=at, open=open)
+
+
+def conflict_note(link_id: int, conflict: Conflict, *, at: datetime,
+                  open: bool | None = None) -> ConflictNote:
+    """A conflict as :meth:`sync.state.PairsTx.record_conflicts` takes it, meaning what
+    :func:`record_conflict` records."""
+    return ConflictNote(link_id=link_id, field=conflict.field, base=dict(conflict.base),
+                        values=dict(conflict.values), resolution=conflict.resolution,
+                        policy=conflict.policy, at=at, open=open)
 
 
 def conflict_values(conflict: ConflictRecord) -> dict[str, Any]:

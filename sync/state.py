@@ -16,6 +16,13 @@ Contract:
   another write (a nested pair, ``record_failure``, ...) until the block ends:
   on SQLite, which has a single writer, that raises RuntimeError at once
   instead of deadlocking. Other threads simply wait their turn.
+- ``with store.pairs() as tx:`` is ONE transaction for the commits of several
+  pairs (:class:`PairsTx`): each method takes a list and sends one statement
+  for it where pair transactions send one each, and leaves each pair's rows as
+  its own pair transaction would. What a bulk statement cannot tell apart per
+  pair (a link gone, a record or comment paired already, a race with another
+  writer) raises :class:`BatchRefused`: the block rolls back whole and the
+  caller commits the pairs one by one.
 - The rules' memory per link: the firings recorded with a pair's commit
   (:meth:`PairTx.record_rule_firings`, read for many links in one query by
   :meth:`StateStore.rule_firings`) and when its rules next change it by time
@@ -127,15 +134,19 @@ OPEN_RESOLUTIONS = frozenset({"manual", "unresolved", "open", "none", ""})
 __all__ = [
     "DEFAULT_CONNECTION",
     "SCHEMA_VERSION",
+    "BatchRefused",
     "CommentLink",
+    "ConflictNote",
     "ConflictRecord",
     "FiringRecord",
     "Intent",
     "Link",
     "LinkConflict",
+    "LinkSave",
     "LinkSide",
     "NoStateStore",
     "PairTx",
+    "PairsTx",
     "RetryItem",
     "RunRecord",
     "StateStore",
@@ -441,14 +452,23 @@ class _HotStatements:
     compiled once. A multi-row ``values([...])`` would be compiled every time."""
 
     returning: bool            # INSERT ... RETURNING (not on SQLite before 3.35)
+    sides_returning: bool      # the insert_*sides statements say their rows by RETURNING
     insert_link: Any
-    insert_sides: Any          # ON CONFLICT DO NOTHING (RETURNING side): rows made
+    insert_sides: Any          # ON CONFLICT DO NOTHING (RETURNING side but on SQLite)
     upsert_sides: Any          # on (link_id, side)
     update_link: Any           # by id and connection
     update_held_link: Any      # ... while it holds both records (b_record_<side>)
     complete_intent: Any
     insert_comment_link: Any
-    insert_comment_sides: Any  # ON CONFLICT DO NOTHING (RETURNING side)
+    insert_comment_sides: Any  # ON CONFLICT DO NOTHING (RETURNING side but on SQLite)
+    # A batch's (PairsTx): the new rows' ids in the order of their parameters.
+    insert_links: Any          # RETURNING id; None without RETURNING
+    insert_comment_links: Any  # RETURNING id; None without RETURNING
+    delete_retry: Any          # by b_connection, b_side, b_record_id
+    insert_intents: Any        # RETURNING id and the intent's key (any order)
+    insert_firings: Any
+    upsert_rules_due: Any      # on link_id
+    delete_rules_due: Any      # by b_link_id
 
     @classmethod
     def build(cls, is_sqlite: bool, returning: bool) -> _HotStatements:
@@ -469,11 +489,29 @@ class _HotStatements:
                  .scalar_subquery())
         insert_sides = dialect_insert(t.link_sides).on_conflict_do_nothing()
         insert_comment_sides = dialect_insert(t.comment_sides).on_conflict_do_nothing()
-        if returning:
+        # SQLite counts the rows an executemany made in its rowcount, and without
+        # RETURNING runs it as one prepared statement: with RETURNING, SQLAlchemy sends
+        # a multi-row INSERT whose text differs with the row count, and each such text
+        # stays in sqlite3's statement cache (megabytes over a run's batches).
+        sides_returning = returning and not is_sqlite
+        if sides_returning:
             insert_sides = insert_sides.returning(s.side)
             insert_comment_sides = insert_comment_sides.returning(t.comment_sides.c.side)
+        q, r = t.retry_queue.c, t.link_rules.c
+        upsert_due = dialect_insert(t.link_rules)
+        upsert_due = upsert_due.on_conflict_do_update(
+            index_elements=[r.link_id], set_={"due_at": upsert_due.excluded.due_at})
+        # sort_by_parameter_order: PostgreSQL sends one multi-row INSERT whose ids
+        # SQLAlchemy matches to the rows; SQLite, which cannot promise that order,
+        # one INSERT per row within the one call.
+        insert_links = insert_comment_links = None
+        if returning:
+            insert_links = insert(t.links).returning(ln.id, sort_by_parameter_order=True)
+            insert_comment_links = insert(t.comment_links).returning(
+                t.comment_links.c.id, sort_by_parameter_order=True)
         return cls(
             returning=returning,
+            sides_returning=sides_returning,
             insert_link=insert(t.links),
             insert_sides=insert_sides,
             upsert_sides=upsert,
@@ -484,12 +522,23 @@ class _HotStatements:
             .values(completed=True),
             insert_comment_link=insert(t.comment_links),
             insert_comment_sides=insert_comment_sides,
+            insert_links=insert_links,
+            insert_comment_links=insert_comment_links,
+            delete_retry=delete(t.retry_queue).where(
+                q.connection == bindparam("b_connection"), q.side == bindparam("b_side"),
+                q.record_id == bindparam("b_record_id")),
+            insert_firings=insert(t.rule_firings),
+            insert_intents=insert(t.intents).returning(
+                t.intents.c.id, t.intents.c.source_side, t.intents.c.source_id,
+                t.intents.c.target_side),
+            upsert_rules_due=upsert_due,
+            delete_rules_due=delete(t.link_rules).where(r.link_id == bindparam("b_link_id")),
         )
 
     def rows_made(self, result: Any) -> int:
         """How many rows an insert of the ``insert_*sides`` statements made."""
         # Without RETURNING only SQLite is left, whose executemany rowcount is the sum.
-        return len(result.all()) if self.returning else int(result.rowcount)
+        return len(result.all()) if self.sides_returning else int(result.rowcount)
 
 
 class _RowCache:
@@ -774,6 +823,18 @@ class StateStore:
             raise
         tx._end(commit=True)
 
+    @contextmanager
+    def pairs(self) -> Iterator[PairsTx]:
+        """ONE transaction for the commits of several pairs (:class:`PairsTx`): it
+        commits when the block ends normally and rolls back all of it when it raises."""
+        tx = PairsTx(self)
+        try:
+            yield tx
+        except BaseException:
+            tx._tx._end(commit=False)
+            raise
+        tx._tx._end(commit=True)
+
     # ------------------------------------------------------------------ links
 
     def _links_where(self, conn: Connection, *where: Any) -> list[Link]:
@@ -944,15 +1005,14 @@ class StateStore:
                         connection=self.connection, source_side=a, source_id=i, target_side=b,
                         created_at=created_at, completed=False)).inserted_primary_key[0])
                 new = []
-            for start in range(0, len(new), IN_CHUNK):
-                # One multi-row INSERT ... RETURNING per chunk; the rows come back
-                # with their keys, so their order does not matter.
-                made = conn.execute(
-                    insert(t.intents).values([
-                        {"connection": self.connection, "source_side": a, "source_id": i,
-                         "target_side": b, "created_at": created_at, "completed": False}
-                        for a, i, b in new[start:start + IN_CHUNK]])
-                    .returning(c.id, c.source_side, c.source_id, c.target_side))
+            if new:
+                # Multi-row INSERT ... RETURNING (SQLAlchemy's insertmanyvalues, compiled
+                # once per store, not per batch as a values([...]) list would be); the
+                # rows come back with their keys, so their order does not matter.
+                made = conn.execute(self._hot.insert_intents, [
+                    {"connection": self.connection, "source_side": a, "source_id": i,
+                     "target_side": b, "created_at": created_at, "completed": False}
+                    for a, i, b in new])
                 for row in made:
                     found[(row.source_side, row.source_id, row.target_side)] = int(row.id)
         return [found[key] for key in wanted]
@@ -1388,21 +1448,7 @@ class PairTx:
         Raises LinkConflict when the two records belong to two different links;
         the pair's transaction is then to be ended (it rolls back).
         """
-        if set(sides) != set(SIDES) or not all(sides[side].id for side in SIDES):
-            raise ValueError(
-                f"save_link needs a record id on each side ({', '.join(SIDES)}), got "
-                f"{ {side: state.id for side, state in sides.items()} }"
-            )
-        rows = {
-            side: {
-                "record_id": sides[side].id,
-                "display": sides[side].display or "",
-                "version": sides[side].version,
-                "snapshot": None if sides[side].snapshot is None
-                else _canonical(dict(sides[side].snapshot), f"the {side} snapshot"),
-            }
-            for side in SIDES
-        }
+        rows = self._side_rows(sides)
         updated_at = self._store.now() if at is None else _require_aware(at, "at")
         with self._step() as conn:
             saved: Link | None = None
@@ -1415,6 +1461,26 @@ class PairTx:
             if saved is None:
                 saved = self._save_found(conn, sides, rows, hash, updated_at)
         return saved
+
+    @staticmethod
+    def _side_rows(sides: Mapping[str, LinkSide]) -> dict[str, dict[str, Any]]:
+        """Each side's ``link_sides`` values (record id, display, version, canonical
+        snapshot); ValueError when a side or its record id is missing."""
+        if set(sides) != set(SIDES) or not all(sides[side].id for side in SIDES):
+            raise ValueError(
+                f"save_link needs a record id on each side ({', '.join(SIDES)}), got "
+                f"{ {side: state.id for side, state in sides.items()} }"
+            )
+        return {
+            side: {
+                "record_id": sides[side].id,
+                "display": sides[side].display or "",
+                "version": sides[side].version,
+                "snapshot": None if sides[side].snapshot is None
+                else _canonical(dict(sides[side].snapshot), f"the {side} snapshot"),
+            }
+            for side in SIDES
+        }
 
     @staticmethod
     def _link_of(link_id: int, rows: Mapping[str, Mapping[str, Any]], hash: str | None,
@@ -1704,3 +1770,261 @@ class PairTx:
                 .where(c.link_id == link_id, c.field == field, c.open.is_(True))
                 .values(open=False)
             )
+
+
+# --------------------------------------------------------------------------- batch of pairs
+
+
+@dataclass(frozen=True)
+class LinkSave:
+    """One pair's link for :meth:`PairsTx.save_links`: what :meth:`PairTx.save_link`
+    takes, meaning the same."""
+
+    sides: Mapping[str, LinkSide]
+    hash: str | None
+    at: datetime | None = None
+    link: Link | None = None
+    new: bool = False
+
+
+@dataclass(frozen=True)
+class ConflictNote:
+    """One conflict for :meth:`PairsTx.record_conflicts`: what
+    :meth:`PairTx.record_conflict` takes, meaning the same."""
+
+    link_id: int
+    field: str
+    base: Any
+    values: Mapping[str, Any]
+    resolution: str
+    policy: str
+    at: datetime
+    open: bool | None = None
+
+
+class BatchRefused(StateStoreError):
+    """A batch of pairs met what only each pair's own commit sorts out: end the
+    block (all of it rolls back) and commit its pairs one by one."""
+
+
+class PairsTx:
+    """The commits of several pairs, in ONE transaction opened at the first write.
+
+    Each method takes a list and sends one statement for all of it (executemany,
+    INSERT ... RETURNING) where pair transactions send one each; what it leaves
+    committed for a pair is what that pair's own :class:`PairTx` leaves. What a
+    bulk statement cannot tell apart per pair raises :class:`BatchRefused`: a
+    link known by id that is gone or no longer holds its records, a record or a
+    comment paired already (another writer's race included), a link that is not
+    there for a comment pair. A link found by its records (neither known by id
+    nor new) is saved as a pair's commit saves it, in this transaction; its
+    LinkConflict passes through. Either way the caller ends the block, which
+    rolls everything back, and commits the pairs one by one: one bad pair fails
+    alone and nothing is lost.
+    """
+
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+        # The connection and transaction, the row cache's updates on commit, and
+        # the per-pair writes these lists fall back on.
+        self._tx = PairTx(store)
+
+    def save_links(self, saves: Sequence[LinkSave]) -> list[Link]:
+        """Each pair's link, as :meth:`PairTx.save_link` saves it; in ``saves``'s order.
+
+        The links known by id: one UPDATE (checked: each still holds both its
+        records) and one upsert of their sides. The new ones: one INSERT of the
+        links returning their ids and one of their sides.
+        """
+        store = self._store
+        prepared = [(save, PairTx._side_rows(save.sides),
+                     store.now() if save.at is None else _require_aware(save.at, "at"))
+                    for save in saves]
+        held: list[int] = []
+        new: list[int] = []
+        for index, (save, rows, _) in enumerate(prepared):
+            if save.link is not None and all(save.link.id_on(side) == rows[side]["record_id"]
+                                             for side in SIDES):
+                held.append(index)
+            elif save.new:
+                new.append(index)
+        saved: dict[int, Link] = {}
+        if held or new:
+            with self._tx._step() as conn:
+                if held:
+                    self._update_held(conn, held, prepared, saved)
+                if new:
+                    self._insert_new(conn, new, prepared, saved)
+        for index, (save, _, _) in enumerate(prepared):
+            if index not in saved:   # found by its records, as a pair's commit does
+                saved[index] = self._tx.save_link(save.sides, hash=save.hash, at=save.at,
+                                                  link=save.link, new=save.new)
+        return [saved[index] for index in range(len(prepared))]
+
+    def _update_held(self, conn: Connection, held: list[int],
+                     prepared: Sequence[tuple[LinkSave, dict[str, dict[str, Any]], datetime]],
+                     saved: dict[int, Link]) -> None:
+        hot, connection = self._store._hot, self._store.connection
+        known: list[tuple[int, Link, dict[str, dict[str, Any]], str | None, datetime]] = []
+        for index in held:
+            save, rows, updated_at = prepared[index]
+            assert save.link is not None
+            known.append((index, save.link, rows, save.hash, updated_at))
+        changed = conn.execute(hot.update_held_link, [
+            {"b_id": link.id, "b_connection": connection, "b_hash": hash,
+             "b_updated_at": updated_at,
+             **{f"b_record_{side}": rows[side]["record_id"] for side in SIDES}}
+            for _, link, rows, hash, updated_at in known]).rowcount
+        if changed != len(known):
+            raise BatchRefused(f"{len(known) - changed} of {len(known)} links known by id "
+                               "are gone or hold other records now")
+        try:
+            conn.execute(hot.upsert_sides, [
+                {"link_id": link.id, "side": side, "connection": connection, **rows[side]}
+                for _, link, rows, _, _ in known for side in SIDES])
+        except IntegrityError:
+            raise BatchRefused("a record of these links was linked elsewhere") from None
+        for index, link, rows, hash, updated_at in known:
+            saved[index] = PairTx._link_of(link.id, rows, hash, link.created_at, updated_at)
+
+    def _insert_new(self, conn: Connection, new: list[int],
+                    prepared: Sequence[tuple[LinkSave, dict[str, dict[str, Any]], datetime]],
+                    saved: dict[int, Link]) -> None:
+        hot, connection = self._store._hot, self._store.connection
+        params = [{"connection": connection, "hash": prepared[index][0].hash,
+                   "created_at": prepared[index][2], "updated_at": prepared[index][2]}
+                  for index in new]
+        if hot.insert_links is not None:
+            link_ids = [int(row[0]) for row in conn.execute(hot.insert_links, params)]
+        else:   # SQLite before 3.35: one INSERT each, as a pair's commit does
+            link_ids = [int(conn.execute(hot.insert_link, one).inserted_primary_key[0])
+                        for one in params]
+        # ON CONFLICT DO NOTHING keeps a PostgreSQL transaction usable; a row not
+        # made means a record linked already.
+        made = hot.rows_made(conn.execute(hot.insert_sides, [
+            {"link_id": link_id, "side": side, "connection": connection,
+             **prepared[index][1][side]}
+            for link_id, index in zip(link_ids, new, strict=True) for side in SIDES]))
+        if made != len(SIDES) * len(new):
+            raise BatchRefused("a record of these new links is linked already")
+        for link_id, index in zip(link_ids, new, strict=True):
+            save, rows, updated_at = prepared[index]
+            saved[index] = PairTx._link_of(link_id, rows, save.hash, updated_at, updated_at)
+
+    def add_comment_links(self, pairs: Sequence[CommentLink]) -> None:
+        """Remember each of these comment pairs (a :class:`CommentLink` each: link id,
+        comment id per side, origin, visibility): one INSERT of the pairs, one of
+        their sides. One paired already (even as itself) refuses the batch."""
+        for pair in pairs:
+            _side(pair.origin)
+            if set(pair.ids) != set(SIDES) or not all(pair.ids[side] for side in SIDES):
+                raise ValueError(f"add_comment_link needs a comment id on each side "
+                                 f"({', '.join(SIDES)}), got {dict(pair.ids)}")
+        if not pairs:
+            return
+        store = self._store
+        hot = store._hot
+        params = [{"link_id": pair.link_id, "origin": pair.origin,
+                   "visibility": pair.visibility} for pair in pairs]
+        with self._tx._step() as conn:
+            for pair in pairs:
+                store._rows.add("commented", store._load_commented, pair.link_id)
+            try:
+                if hot.insert_comment_links is not None:
+                    made_ids = [int(row[0]) for row in conn.execute(hot.insert_comment_links,
+                                                                    params)]
+                else:
+                    made_ids = [int(conn.execute(hot.insert_comment_link, one)
+                                    .inserted_primary_key[0]) for one in params]
+            except IntegrityError:
+                raise BatchRefused("a link of these comment pairs is gone") from None
+            made = hot.rows_made(conn.execute(hot.insert_comment_sides, [
+                {"comment_link_id": made_id, "link_id": pair.link_id, "side": side,
+                 "comment_id": pair.ids[side]}
+                for made_id, pair in zip(made_ids, pairs, strict=True) for side in SIDES]))
+            if made != len(SIDES) * len(pairs):
+                raise BatchRefused("a comment of these pairs is paired already")
+
+    def record_conflicts(self, notes: Iterable[ConflictNote]) -> None:
+        """Record each conflict as :meth:`PairTx.record_conflict` does, in order (a
+        conflict replaces or closes those before it on its field)."""
+        for note in notes:
+            self._tx.record_conflict(note.link_id, note.field, base=note.base,
+                                     values=note.values, resolution=note.resolution,
+                                     policy=note.policy, at=note.at, open=note.open)
+
+    def close_conflicts(self, fields: Iterable[tuple[int, str]]) -> None:
+        """Close the open conflicts on each (link id, field); no statement for a link
+        the store knows has none."""
+        for link_id, field in fields:
+            self._tx.close_conflicts(link_id, field)
+
+    def complete_intents(self, intent_ids: Iterable[int]) -> None:
+        params = [{"b_id": intent_id} for intent_id in intent_ids]
+        if params:
+            with self._tx._step() as conn:
+                conn.execute(self._store._hot.complete_intent, params)
+
+    def clear_retries(self, records: Iterable[tuple[str, str]]) -> None:
+        """Take these (side, record id) out of the retry queue; no statement for the
+        records that are not queued."""
+        store = self._store
+        rows = store._rows
+        queued = [key for key in ((_side(side), record_id) for side, record_id in records)
+                  if rows.holds("queued", store._load_queued, key)]
+        if not queued:
+            return
+        with self._tx._step() as conn:
+            conn.execute(store._hot.delete_retry, [
+                {"b_connection": store.connection, "b_side": side, "b_record_id": record_id}
+                for side, record_id in queued])
+
+        def learn() -> None:
+            for key in queued:
+                rows.discard("queued", key)
+        self._tx._on_commit.append(learn)
+
+    def record_rule_firings(
+        self, firings: Iterable[tuple[int, Sequence[Mapping[str, Any]], datetime]],
+    ) -> None:
+        """Add each (link id, firings, at) as :meth:`PairTx.record_rule_firings` does,
+        in one INSERT."""
+        rows = []
+        for link_id, fired, at in firings:
+            if not fired:
+                continue
+            at = _require_aware(at, "at")
+            rows.extend({"link_id": link_id, "rule": str(f["rule"]), "field": str(f["field"]),
+                         "old": _loose_json(f.get("old")), "new": _loose_json(f.get("new")),
+                         "note_id": f.get("note_id"), "at": at} for f in fired)
+        if rows:
+            with self._tx._step() as conn:
+                conn.execute(self._store._hot.insert_firings, rows)
+
+    def set_rules_due(self, dues: Iterable[tuple[int, datetime | None]]) -> None:
+        """Each (link id, when its rules are next due by time alone), as
+        :meth:`PairTx.set_rules_due` keeps it: one upsert, one DELETE at most."""
+        store = self._store
+        cache, load = store._rows, store._load_rules_due
+        keep: list[dict[str, Any]] = []
+        drop: list[int] = []
+        for link_id, due_at in dues:
+            if due_at is not None:
+                keep.append({"link_id": link_id, "due_at": _require_aware(due_at, "due_at")})
+            elif cache.holds("rules_due", load, link_id):
+                drop.append(link_id)   # most links are due on no date and have no row
+        if not keep and not drop:
+            return
+        with self._tx._step() as conn:
+            if drop:
+                conn.execute(store._hot.delete_rules_due,
+                             [{"b_link_id": link_id} for link_id in drop])
+            if keep:
+                for row in keep:
+                    cache.add("rules_due", load, row["link_id"])
+                conn.execute(store._hot.upsert_rules_due, keep)
+        if drop:
+            def learn() -> None:
+                for link_id in drop:
+                    cache.discard("rules_due", link_id)
+            self._tx._on_commit.append(learn)

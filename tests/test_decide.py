@@ -221,3 +221,19 @@ def test_a_value_the_tool_reshaped_is_absorbed_and_a_drop_is_reported() -> None:
     rebased, dropped = rebase_written(fields, snapshot, held, {"title"})
     assert rebased["title"] == "A long"
     assert dropped == ["resolution_code"]
+
+
+def test_a_projection_dumps_the_comments_only_when_asked_for_and_says_the_same() -> None:
+    record = Incident.model_validate({
+        "title": "Mail down", "labels": ["vip", "mail", "vip"], "custom": {"hold_reason": "x"},
+        "comments": [{"id": "c1", "body": "Looking", "created": "2026-03-01T09:00:00Z"}]})
+    full = record.model_dump(mode="json")
+    fields = view().merged_fields
+    assert "comments" not in fields
+    assert projection(record, fields) == {
+        name: full["custom"].get(name[len("custom."):]) if name.startswith("custom.")
+        else sorted(set(full["labels"])) if name == "labels" else full.get(name)
+        for name in fields}
+    # Asked for, from any iterable: there as the model dumps them.
+    assert projection(record, iter(["comments", "custom.hold_reason"])) == {
+        "comments": full["comments"], "custom.hold_reason": "x"}
