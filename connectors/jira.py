@@ -73,6 +73,15 @@ Contract (what the engine may rely on, beyond :class:`connectors.base.Connector`
   raised again after a run of successes) and goes through the one requests session,
   whose pool holds a connection per worker; the per-thread ``_Meter`` keeps each
   thread's last URL for error texts.
+- The chunks of one batched call go together (:func:`connectors.retry.run_chunks`,
+  within the same limit and budget): the bulk creates of a ``create`` (one at a time
+  while a chunk's wanted statuses have no known path yet, since the first chunk
+  teaches the next its first step; their payloads built in order on the caller's
+  thread), the ``key in (...)`` searches of ``get_many`` and of the version reads after
+  creates and writes, and the marker searches of ``find_by_foreign_id``. The requests
+  are those of one chunk after another; results keep the input order, and one chunk's
+  failure is its own items'. ``write_many``'s check before its edits stays per batch,
+  made just before that batch's edits.
 - One connector serves one run at a time: its caches (users, workflow, project
   ids) are per run, shared by its workers (the user cache under a lock; the
   workflow map only grows, and a stale edge costs one refused POST); ``close()``

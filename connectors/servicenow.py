@@ -38,6 +38,13 @@ Contract:
   in flight at once (one record's writes in order on one worker).
 - Every request holds a slot of an :class:`connectors.retry.AdaptiveLimit`: a 429
   halves the slots (Retry-After honoured) and a run of successes raises them.
+- The requests of one batched call that do not depend on each other go together
+  (:func:`connectors.retry.run_chunks`, within those slots and the budget): the Batch
+  API requests of one round (each with its own re-sends), the ``sys_idIN`` reads of
+  ``get_many``, ``find_by_foreign_id`` and version checks (each chunk's journal read
+  right after its rows), a page's journal reads and the read-back of new entries. The
+  requests are those of one chunk after another; results keep their order, journal
+  authors are looked up on the caller's thread chunk by chunk, as before.
 - ``history`` reads ``sys_created_on`` of the records and their ``sys_audit``
   rows (field, user, time; stock instances audit the incident table), one
   request per 100 records plus one per 1,000 audit rows: the changes the
