@@ -30,7 +30,7 @@ from connectors.sandbox.servicenow import ServiceNowSandbox
 from connectors.servicenow import ServiceNowConnector
 
 PASSWORD = "Sn0w-Pa55word-never-logged"
-LATENCY_MS = 40       # long enough that chunks sent together are served together
+LATENCY_MS = 100      # long enough that chunks sent together are served together
 BULK = "POST /rest/api/3/issue/bulk"
 SEARCH = "GET /rest/api/3/search/jql"
 BATCH = "POST /api/now/v1/batch"
