@@ -288,6 +288,11 @@ class SandboxHost:
                                "above)") from None
         return self
 
+    @property
+    def pid(self) -> int | None:
+        """The sandbox process's id once started (for its CPU time, bench/wall.py)."""
+        return self._process.pid
+
     def __exit__(self, *exc: object) -> None:
         try:
             self._conn.send(("stop", None))

@@ -73,6 +73,15 @@ Contract (what the engine may rely on, beyond :class:`connectors.base.Connector`
   raised again after a run of successes) and goes through the one requests session,
   whose pool holds a connection per worker; the per-thread ``_Meter`` keeps each
   thread's last URL for error texts.
+- The chunks of one batched call go together (:func:`connectors.retry.run_chunks`,
+  within the same limit and budget): the bulk creates of a ``create`` (one at a time
+  while a chunk's wanted statuses have no known path yet, since the first chunk
+  teaches the next its first step; their payloads built in order on the caller's
+  thread), the ``key in (...)`` searches of ``get_many`` and of the version reads after
+  creates and writes, and the marker searches of ``find_by_foreign_id``. The requests
+  are those of one chunk after another; results keep the input order, and one chunk's
+  failure is its own items'. ``write_many``'s check before its edits stays per batch,
+  made just before that batch's edits.
 - One connector serves one run at a time: its caches (users, workflow, project
   ids) are per run, shared by its workers (the user cache under a lock; the
   workflow map only grows, and a stale edge costs one refused POST); ``close()``
@@ -145,7 +154,7 @@ from connectors.jira_records import (
     visibility_stated,
 )
 from connectors.jira_workflow import Transition, WorkflowMap, norm, parse_transitions
-from connectors.retry import AdaptiveLimit, RequestBudget, RetryPolicy, run_per_key
+from connectors.retry import AdaptiveLimit, RequestBudget, RetryPolicy, run_chunks, run_per_key
 
 T = TypeVar("T")
 
@@ -199,6 +208,57 @@ def _status_name(value: Any) -> str | None:
 def _resolution(value: Any) -> Any:
     """A resolution as Jira takes it on a transition: ``{"name": ...}``."""
     return {"name": value} if isinstance(value, str) else value
+
+
+class _CreatePlan:
+    """One bulk-create chunk: its records and results (by index in the chunk), the
+    payloads sent and which item each is, and what the answer told."""
+
+    def __init__(self, records: Sequence[NewRecord], results: list[WriteResult]) -> None:
+        self.records = records
+        self.results = results
+        self.payloads: list[dict[str, Any]] = []
+        self.positions: list[int] = []                      # payload number -> item index
+        self.moves: dict[int, tuple[str, Any]] = {}         # item -> (status, resolution)
+        self.first_steps: dict[int, Transition] = {}        # item -> step inside the create
+        self.created: dict[int, tuple[str, str]] = {}       # item -> (key, numeric id)
+        self.here: dict[int, str | None] = {}               # item -> status after the create
+        self.initial: str | None = None                     # initial status when planned
+
+    def settle(self, outcome: Mapping[str, Any] | ConnectorError) -> None:
+        """The bulk answer (or the request's error) mapped back to this chunk's items."""
+        if isinstance(outcome, ConnectorError):
+            for index in self.positions:
+                self.results[index].error = outcome
+            return
+        failed = {int(e.get("failedElementNumber", -1)): e for e in outcome.get("errors") or []
+                  if isinstance(e, dict)}
+        issues = [i for i in outcome.get("issues") or [] if isinstance(i, dict)]
+        for number, index in enumerate(self.positions):
+            if number not in failed and not issues:
+                self.results[index].error = RetriableError(
+                    "Jira bulk create answered with fewer issues than it was sent",
+                    side="jira")
+                continue
+            if number in failed:
+                element = (failed.get(number) or {}).get("elementErrors") or {}
+                errors = {str(k): str(v) for k, v in (element.get("errors") or {}).items()}
+                text = "; ".join([*(f"{k}: {v}" for k, v in errors.items()),
+                                  *map(str, element.get("errorMessages") or [])]) or "rejected"
+                self.results[index].error = ValidationFailed(
+                    f"Jira create refused: {text}", fields=errors, side="jira")
+                continue
+            issue = issues.pop(0)
+            self.created[index] = (str(issue.get("key")), str(issue.get("id")))
+            step = self.first_steps.get(index)
+            nested = issue.get("transition") if isinstance(issue.get("transition"), dict) else {}
+            if step is not None and 200 <= int(nested.get("status") or 0) < 300:
+                self.here[index] = step.to  # the create's transition took its first step
+            else:
+                self.here[index] = self.initial
+        for index, (key, _) in self.created.items():
+            self.results[index].id = key
+            self.results[index].display = key
 
 
 class JiraConnector:
@@ -602,13 +662,21 @@ class JiraConnector:
 
     def _by_keys(self, keys: Sequence[str], fields: Sequence[str],
                  reconcile: Sequence[int] = ()) -> dict[str, RemoteRecord]:
+        """The issues of these keys, one ``key in (...)`` search per chunk of keys; the
+        chunks are independent, so they are sent together (:func:`run_chunks`) and
+        their issues taken in chunk order."""
         found: dict[str, RemoteRecord] = {}
         wanted = list(dict.fromkeys(keys))
         step = min(self.page_size, 100)
-        for start in range(0, len(wanted), step):
-            for issues in self._key_pages(wanted[start:start + step],
-                                          self._fields_param(fields), reconcile):
-                found.update((r.id, r) for r in self._records(issues))
+        chunks = [wanted[start:start + step] for start in range(0, len(wanted), step)]
+        searched = self._fields_param(fields)
+
+        def read(number: int) -> list[RemoteRecord]:
+            return [record for issues in self._key_pages(chunks[number], searched, reconcile)
+                    for record in self._records(issues)]
+
+        for records in run_chunks(len(chunks), read, self.concurrency):
+            found.update((r.id, r) for r in records)
         return found
 
     def _key_pages(self, keys: Sequence[str], fields: Sequence[str],
@@ -653,15 +721,23 @@ class JiraConnector:
                   if fid and (self.marker_field is None or quotable(fid))]
         result: dict[str, RemoteRecord] = {}
         step = min(self.page_size, 50)
-        for start in range(0, len(wanted), step):
-            batch = wanted[start:start + step]
-            jql = markers_jql(batch, self.marker_field)
-            for issues in self._search_pages(jql, self._fields_param(fields)):
-                for record in self._records(issues):
-                    # Label search may ignore case and text search is fuzzy:
-                    # only an exact marker counts.
-                    if record.foreign_id in batch and record.foreign_id not in result:
-                        result[record.foreign_id] = record
+        chunks = [wanted[start:start + step] for start in range(0, len(wanted), step)]
+        searched = self._fields_param(fields)
+
+        def read(number: int) -> list[RemoteRecord]:
+            jql = markers_jql(chunks[number], self.marker_field)
+            return [record for issues in self._search_pages(jql, searched)
+                    for record in self._records(issues)]
+
+        # Independent searches, sent together; taken in chunk order, and a chunk's ids
+        # are its own, so the first exact match wins as one search after another did.
+        for batch, records in zip(chunks, run_chunks(len(chunks), read, self.concurrency),
+                                  strict=True):
+            for record in records:
+                # Label search may ignore case and text search is fuzzy:
+                # only an exact marker counts.
+                if record.foreign_id in batch and record.foreign_id not in result:
+                    result[record.foreign_id] = record
         return result
 
     def history(self, ids: Sequence[str]) -> dict[str, RecordHistory]:
@@ -788,22 +864,125 @@ class JiraConnector:
         return list(dict.fromkeys([*wanted, *marker_labels]))
 
     def create(self, records: Sequence[NewRecord]) -> list[WriteResult]:
+        """Bulk creates of up to 50 issues each. While a chunk's issues must reach a status
+        the run has no known path to yet (the first chunks of a run), chunks go one at a
+        time, as what one learns (the initial status, the workflow) changes what the next
+        sends: its first step inside the create, transitions POSTed without asking. Once
+        every wanted status has a known path, the remaining chunks go together (their
+        requests overlap; the same requests as one at a time)."""
         results = [WriteResult() for _ in records]
-        for start in range(0, len(records), BULK_LIMIT):
-            self._create_batch(records[start:start + BULK_LIMIT], results[start:start + BULK_LIMIT])
+        chunks = [(records[start:start + BULK_LIMIT], results[start:start + BULK_LIMIT])
+                  for start in range(0, len(records), BULK_LIMIT)]
+        done = 0
+        while done < len(chunks) and not self._paths_known(chunks[done][0]):
+            self._create_chunks(chunks[done:done + 1])
+            done += 1
+        if done < len(chunks):
+            self._create_chunks(chunks[done:])
         return results
 
-    def _create_batch(self, records: Sequence[NewRecord], results: list[WriteResult]) -> None:
+    def _paths_known(self, records: Sequence[NewRecord]) -> bool:
+        """Whether creating these issues can learn nothing a later chunk's create would
+        use: every status they must reach has a known path from the initial status."""
+        statuses = {_status_name(r.fields.get("status")) for r in records} - {None}
+        if not statuses:
+            return True
+        start = self._initial_status
+        return start is not None and all(self._workflow.path(start, str(status)) is not None
+                                         for status in statuses)
+
+    def _create_chunks(self, chunks: Sequence[tuple[Sequence[NewRecord], list[WriteResult]]]
+                       ) -> None:
+        """Create these chunks: payloads built in order on this thread (user lookups
+        cached as one at a time), the bulk POSTs sent together, each chunk's answer
+        mapped back to its own items by index, then the per-issue steps of all chunks on
+        the workers (one issue's steps in order), then the version searches together
+        (one per chunk: Cloud reconciles at most 50 ids per search)."""
         try:
             project_id, type_id = self._ids()
         except ConnectorError as exc:
-            for result in results:
-                result.error = exc
+            for _, results in chunks:
+                for result in results:
+                    result.error = exc
             return
-        payloads: list[dict[str, Any]] = []
-        positions: list[int] = []
-        moves: dict[int, tuple[str, Any]] = {}
-        first_steps: dict[int, Transition] = {}
+        plans = [self._plan_create(records, results, project_id, type_id)
+                 for records, results in chunks]
+
+        def send(number: int) -> dict[str, Any] | ConnectorError | None:
+            payloads = plans[number].payloads
+            if not payloads:
+                return None
+            try:
+                return self._call("bulk create", lambda: self._bulk_create(payloads),
+                                  idempotent=False)
+            except ConnectorError as exc:  # this chunk's items fail, the others go on
+                return exc
+
+        outcomes = run_chunks(len(plans), send, self.concurrency)
+        for plan, outcome in zip(plans, outcomes, strict=True):
+            if outcome is not None:
+                plan.settle(outcome)
+                self._remember_ids([{"key": key, "id": ident}
+                                    for key, ident in plan.created.values()])
+        moving = [(plan, i) for plan in plans for i in plan.moves if i in plan.created]
+        if moving and self._initial_status is None:
+            # Read once per run, from the first issue that must move: every issue of
+            # the type is born in it.
+            plan, index = moving[0]
+            try:
+                self._initial_status = self._status_of(plan.created[index][0])
+            except ConnectorError as exc:
+                for plan, index in moving:
+                    plan.results[index].error = exc
+                    plan.moves.pop(index)
+                moving = []
+            for plan, index in moving:
+                plan.here[index] = plan.here.get(index) or self._initial_status
+
+        def after_create(plan: _CreatePlan, index: int) -> None:
+            """What Jira cannot batch, per issue: the remote link, the workflow steps."""
+            key = plan.created[index][0]
+            if self.remote_link:
+                plan.results[index].warnings.extend(self._link_back(key, plan.records[index]))
+            if index in plan.moves:
+                status, resolution = plan.moves[index]
+                try:
+                    self._move(key, plan.here.get(index) or self._initial_status, status,
+                               resolution)
+                except ConnectorError as exc:
+                    plan.results[index].error = exc
+
+        busy = [(plan, i) for plan in plans for i in plan.created
+                if self.remote_link or i in plan.moves]
+        run_per_key([plan.created[i][0] for plan, i in busy],
+                    lambda n: after_create(*busy[n]), self.concurrency)
+
+        def versions(number: int) -> dict[str, RemoteRecord] | ConnectorError:
+            created = plans[number].created
+            if not created:
+                return {}
+            try:
+                return self._by_keys(
+                    [k for k, _ in created.values()], ["updated"],
+                    reconcile=[int(i) for _, i in created.values() if i.isdigit()])
+            except ConnectorError as exc:
+                return exc
+
+        for plan, found in zip(plans, run_chunks(len(plans), versions, self.concurrency),
+                               strict=True):
+            for index, (key, _) in plan.created.items():
+                if isinstance(found, ConnectorError):
+                    # The issues exist: report their keys (so they get linked) rather
+                    # than an error that would make the engine create them again.
+                    plan.results[index].warnings.append(
+                        f"version not read after create: {found}")
+                elif key in found:
+                    plan.results[index].version = found[key].version
+
+    def _plan_create(self, records: Sequence[NewRecord], results: list[WriteResult],
+                     project_id: str, type_id: str) -> _CreatePlan:
+        """One chunk's bulk-create payloads; an item that cannot be sent gets its error."""
+        plan = _CreatePlan(records, results)
         for index, record in enumerate(records):
             if not record.foreign_id:
                 results[index].error = ValidationFailed(
@@ -834,98 +1013,19 @@ class JiraConnector:
                 {"key": ENTITY_PROPERTY, "value": self._property_value(record.foreign_id,
                                                                        record.foreign_url)}]}
             if status:
-                moves[index] = (status, resolution)
+                plan.moves[index] = (status, resolution)
                 step = self._create_step(status, resolution)
                 if step is not None:
                     update["transition"] = {"id": step.id}
-                    first_steps[index] = step
+                    plan.first_steps[index] = step
             elif resolution is not None:
                 results[index].warnings.append(
                     "resolution: Jira sets it only on a transition into a done status; "
                     "not set on an issue created open")
-            payloads.append(update)
-            positions.append(index)
-        if not payloads:
-            return
-        try:
-            outcome = self._call("bulk create", lambda: self._bulk_create(payloads),
-                                 idempotent=False)
-        except ConnectorError as exc:
-            for index in positions:
-                results[index].error = exc
-            return
-        failed = {int(e.get("failedElementNumber", -1)): e for e in outcome.get("errors") or []
-                  if isinstance(e, dict)}
-        issues = [i for i in outcome.get("issues") or [] if isinstance(i, dict)]
-        created: dict[int, tuple[str, str]] = {}
-        here: dict[int, str | None] = {}
-        for number, index in enumerate(positions):
-            if number not in failed and not issues:
-                results[index].error = RetriableError(
-                    "Jira bulk create answered with fewer issues than it was sent",
-                    side="jira")
-                continue
-            if number in failed:
-                element = (failed.get(number) or {}).get("elementErrors") or {}
-                errors = {str(k): str(v) for k, v in (element.get("errors") or {}).items()}
-                text = "; ".join([*(f"{k}: {v}" for k, v in errors.items()),
-                                  *map(str, element.get("errorMessages") or [])]) or "rejected"
-                results[index].error = ValidationFailed(
-                    f"Jira create refused: {text}", fields=errors, side="jira")
-                continue
-            issue = issues.pop(0)
-            created[index] = (str(issue.get("key")), str(issue.get("id")))
-            step = first_steps.get(index)
-            nested = issue.get("transition") if isinstance(issue.get("transition"), dict) else {}
-            if step is not None and 200 <= int(nested.get("status") or 0) < 300:
-                here[index] = step.to  # the create's transition took its first step
-            else:
-                here[index] = self._initial_status
-        for index, (key, _) in created.items():
-            results[index].id = key
-            results[index].display = key
-        self._remember_ids([{"key": key, "id": ident} for key, ident in created.values()])
-        moving = [i for i in moves if i in created]
-        if moving and self._initial_status is None:
-            # Read once per run, from the first issue that must move: every issue of
-            # the type is born in it.
-            try:
-                self._initial_status = self._status_of(created[moving[0]][0])
-            except ConnectorError as exc:
-                for index in moving:
-                    results[index].error = exc
-                moving = []
-            here.update((i, here.get(i) or self._initial_status) for i in moving)
-
-        def after_create(index: int) -> None:
-            """What Jira cannot batch, per issue: the remote link, the workflow steps."""
-            key = created[index][0]
-            if self.remote_link:
-                results[index].warnings.extend(self._link_back(key, records[index]))
-            if index in moving:
-                status, resolution = moves[index]
-                try:
-                    self._move(key, here.get(index) or self._initial_status, status,
-                               resolution)
-                except ConnectorError as exc:
-                    results[index].error = exc
-
-        busy = [i for i in created if self.remote_link or i in moving]
-        run_per_key([created[i][0] for i in busy], lambda n: after_create(busy[n]),
-                    self.concurrency)
-        try:
-            versions = self._by_keys(
-                [k for k, _ in created.values()], ["updated"],
-                reconcile=[int(i) for _, i in created.values() if i.isdigit()])
-        except ConnectorError as exc:
-            # The issues exist: report their keys (so they get linked) rather
-            # than an error that would make the engine create them again.
-            versions = {}
-            for index in created:
-                results[index].warnings.append(f"version not read after create: {exc}")
-        for index, (key, _) in created.items():
-            if key in versions:
-                results[index].version = versions[key].version
+            plan.payloads.append(update)
+            plan.positions.append(index)
+        plan.initial = self._initial_status
+        return plan
 
     def _bulk_create(self, payloads: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """``POST issue/bulk`` with whole IssueUpdateDetails (the library's create_issues
@@ -1493,16 +1593,22 @@ class JiraConnector:
                        if r.ok and r.version is None and r.id]
         batchable = [(r, i) for r, i in pending if i.isdigit() or not self.cloud]
         single = [r for r, i in pending if not (i.isdigit() or not self.cloud)]
-        for start in range(0, len(batchable), 50):
-            chunk = batchable[start:start + 50]
+        chunks = [batchable[start:start + 50] for start in range(0, len(batchable), 50)]
+
+        def search(number: int) -> dict[str, RemoteRecord]:
+            chunk = chunks[number]
             keys = list(dict.fromkeys(str(r.id) for r, _ in chunk))
             try:
-                found = self._by_keys(keys, ["updated"],
-                                      reconcile=[int(i) for _, i in chunk if i.isdigit()])
+                return self._by_keys(keys, ["updated"],
+                                     reconcile=[int(i) for _, i in chunk if i.isdigit()])
             except ConnectorError as exc:
                 if isinstance(exc, FatalError):
                     raise
-                found = {}
+                return {}
+
+        # The writes are done: the searches are independent reads, sent together.
+        for chunk, found in zip(chunks, run_chunks(len(chunks), search, self.concurrency),
+                                strict=True):
             for result, _ in chunk:
                 record = found.get(str(result.id))
                 if record is not None:

@@ -19,10 +19,18 @@ Contract:
   by one after a run of successes. :func:`run_per_key` runs per-record work on a
   thread pool, one record's items in order on one worker; the caller's thread gets
   the results (state-store commits never leave the engine's thread).
+- :func:`run_chunks` sends the independent chunks of one batched call (bulk creates,
+  ``IN`` list reads, Batch API requests) on a thread pool, results in input order. The
+  chunks' requests still hold the connector's :class:`AdaptiveLimit` slots and spend its
+  :class:`RequestBudget`, so overlapping them never exceeds the vendor's limits.
+- Both run each piece of work in a copy of the caller's context (``contextvars``), so
+  what the caller's context carries (the run's request tally, its log fields) holds on
+  the workers too.
 """
 
 from __future__ import annotations
 
+import contextvars
 import random
 import threading
 import time
@@ -234,9 +242,42 @@ def run_per_key(keys: Sequence[str], work: Callable[[int], T], workers: int) -> 
     pool = ThreadPoolExecutor(max_workers=min(workers, len(groups)),
                               thread_name_prefix="incident-sync-io")
     try:
-        futures = [pool.submit(run_group, indexes) for indexes in groups.values()]
+        # A context copy per task: one Context cannot be entered by two threads at once.
+        futures = [pool.submit(contextvars.copy_context().run, run_group, indexes)
+                   for indexes in groups.values()]
         for future in futures:
             results.update(future.result())
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     return [results[index] for index in range(len(keys))]
+
+
+def run_chunks(count: int, work: Callable[[int], T], workers: int) -> list[T]:
+    """``work(i)`` for every ``i`` in ``range(count)``, up to ``workers`` at a time: the
+    independent chunks of one batched call, sent together instead of one after another.
+    Results in input order. ``work`` keeps what is one chunk's failure in its result; an
+    exception it raises (what must stop the call) lets the chunks already running end,
+    cancels those not started, and the exception of the lowest index is raised, so a
+    caller sees the error the one-after-another loop would have stopped at."""
+    if workers <= 1 or count <= 1:
+        return [work(index) for index in range(count)]
+    pool = ThreadPoolExecutor(max_workers=min(workers, count),
+                              thread_name_prefix="incident-sync-chunk")
+    try:
+        futures = [pool.submit(contextvars.copy_context().run, work, index)
+                   for index in range(count)]
+        failure: BaseException | None = None
+        results: list[T] = []
+        for future in futures:
+            if failure is not None:
+                future.cancel()
+                continue
+            try:
+                results.append(future.result())
+            except BaseException as error:  # re-raised below, unchanged
+                failure = error
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    if failure is not None:
+        raise failure
+    return results

@@ -38,6 +38,13 @@ Contract:
   in flight at once (one record's writes in order on one worker).
 - Every request holds a slot of an :class:`connectors.retry.AdaptiveLimit`: a 429
   halves the slots (Retry-After honoured) and a run of successes raises them.
+- The requests of one batched call that do not depend on each other go together
+  (:func:`connectors.retry.run_chunks`, within those slots and the budget): the Batch
+  API requests of one round (each with its own re-sends), the ``sys_idIN`` reads of
+  ``get_many``, ``find_by_foreign_id`` and version checks (each chunk's journal read
+  right after its rows), a page's journal reads and the read-back of new entries. The
+  requests are those of one chunk after another; results keep their order, journal
+  authors are looked up on the caller's thread chunk by chunk, as before.
 - ``history`` reads ``sys_created_on`` of the records and their ``sys_audit``
   rows (field, user, time; stock instances audit the incident table), one
   request per 100 records plus one per 1,000 audit rows: the changes the
@@ -95,6 +102,7 @@ from connectors.retry import (
     RequestBudget,
     RetryPolicy,
     parse_retry_after,
+    run_chunks,
     run_per_key,
 )
 from connectors.servicenow_config import ServiceNowConfig
@@ -417,19 +425,24 @@ class ServiceNowConnector:
 
     def _comments(self, sys_ids: Sequence[str]) -> dict[str, list[RemoteComment]]:
         """Journal entries (comments and work notes) of these records, oldest first."""
-        found: dict[str, list[RemoteComment]] = {i: [] for i in sys_ids}
-        if not sys_ids:
-            return found
-        rows: list[dict[str, Any]] = []
-        # One request per page of records while the id list keeps the URL short
-        # (ID_BATCH ids, about 4 kB); bigger pages take ceil(page / ID_BATCH).
-        for chunk in _chunks(list(sys_ids), ID_BATCH):
+        return self._journal_comments(sys_ids, self._journal_rows(sys_ids))
+
+    def _journal_rows(self, sys_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The journal rows of these records, oldest first per chunk, chunks in order.
+
+        One request per page of records while the id list keeps the URL short
+        (ID_BATCH ids, about 4 kB); bigger pages take ceil(page / ID_BATCH), sent
+        together (:func:`run_chunks`): they do not depend on each other."""
+        chunks = list(_chunks(list(sys_ids), ID_BATCH))
+
+        def read(number: int) -> list[dict[str, Any]]:
             query = combine(
                 "",
-                [[equals("name", self.table), any_of("element_id", list(chunk)),
+                [[equals("name", self.table), any_of("element_id", list(chunks[number])),
                   "elementINcomments,work_notes"]],
                 order=False,
             ) + "^ORDERBYsys_created_on^ORDERBYsys_id"
+            rows: list[dict[str, Any]] = []
             offset = 0
             # Journal rows are only ever inserted, so offset paging over them is stable.
             while True:
@@ -437,8 +450,19 @@ class ServiceNowConnector:
                                   limit=JOURNAL_PAGE, offset=offset)
                 rows.extend(page)
                 if len(page) < JOURNAL_PAGE:
-                    break
+                    return rows
                 offset += JOURNAL_PAGE
+
+        return [row for rows in run_chunks(len(chunks), read, self.concurrency)
+                for row in rows]
+
+    def _journal_comments(self, sys_ids: Sequence[str], rows: Sequence[Mapping[str, Any]]
+                          ) -> dict[str, list[RemoteComment]]:
+        """These journal rows as each record's comments (authors' emails looked up once,
+        cached), on the caller's thread."""
+        found: dict[str, list[RemoteComment]] = {i: [] for i in sys_ids}
+        if not sys_ids:
+            return found
         authors = self._author_emails({str(r.get("sys_created_by") or "") for r in rows})
         for row in rows:
             parent = str(row.get("element_id") or "")
@@ -514,14 +538,37 @@ class ServiceNowConnector:
                 )
             after = cursor
 
+    def _chunk_rows(
+        self, chunks: Sequence[Sequence[str]], read: Callable[[Sequence[str]], list[dict[str, Any]]]
+    ) -> list[tuple[list[dict[str, Any]], list[dict[str, Any]]]]:
+        """Per chunk, the rows ``read`` returns and their journal rows: the chunks are
+        independent ``IN`` list reads, so they are sent together (:func:`run_chunks`),
+        each chunk's journal read right after its own rows. Results in chunk order."""
+        def one(number: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+            rows = read(chunks[number])
+            return rows, self._journal_rows([str(r.get("sys_id") or "") for r in rows])
+
+        return run_chunks(len(chunks), one, self.concurrency)
+
+    def _chunk_records(self, rows: list[dict[str, Any]],
+                       journal: Sequence[Mapping[str, Any]]) -> list[RemoteRecord]:
+        """One chunk's rows as records, on the caller's thread: chunk by chunk in order,
+        so journal authors are looked up (and cached) as the one-after-another loop did."""
+        comments = self._journal_comments([str(r.get("sys_id") or "") for r in rows], journal)
+        return [self._record(r, comments.get(str(r.get("sys_id") or ""), [])) for r in rows]
+
     def get_many(self, ids: Sequence[str], fields: Sequence[str]) -> dict[str, RemoteRecord]:
         wanted = self._fields(fields)
         unique = list(dict.fromkeys(i for i in ids if i))
         found: dict[str, RemoteRecord] = {}
-        for chunk in _chunks(unique, min(self.page_size, ID_BATCH)):
+        chunks = list(_chunks(unique, min(self.page_size, ID_BATCH)))
+
+        def read(chunk: Sequence[str]) -> list[dict[str, Any]]:
             query = f"{any_of('sys_id', list(chunk))}^ORDERBYsys_id"
-            rows = self._list(self.table, query, wanted, limit=len(chunk))
-            for record in self._records(rows):
+            return self._list(self.table, query, wanted, limit=len(chunk))
+
+        for rows, journal in self._chunk_rows(chunks, read):
+            for record in self._chunk_records(rows, journal):
                 found[record.id] = record
         return found
 
@@ -582,12 +629,17 @@ class ServiceNowConnector:
         # An empty id would match every unlinked record.
         unique = list(dict.fromkeys(f for f in foreign_ids if f))
         found: dict[str, RemoteRecord] = {}
-        for chunk in _chunks(unique, min(self.page_size, ID_BATCH)):
+        chunks = list(_chunks(unique, min(self.page_size, ID_BATCH)))
+
+        def read(chunk: Sequence[str]) -> list[dict[str, Any]]:
             query = f"{any_of('correlation_id', list(chunk))}^ORDERBYsys_created_on^ORDERBYsys_id"
             rows = self._list(self.table, query, wanted, limit=max(len(chunk) * 2, 10))
             # The server compares case-insensitively on many databases: keep exact matches.
-            exact = [r for r in rows if str(r.get("correlation_id") or "") in chunk]
-            for record in self._records(exact):
+            return [r for r in rows if str(r.get("correlation_id") or "") in chunk]
+
+        # The chunks hold distinct ids, so no chunk's matches can be another's.
+        for exact, journal in self._chunk_rows(chunks, read):
+            for record in self._chunk_records(exact, journal):
                 if record.foreign_id in found:
                     log.warning("ServiceNow: %s and %s both carry foreign id %r; using the first",
                                 found[record.foreign_id].display, record.display,
@@ -759,11 +811,18 @@ class ServiceNowConnector:
         Unserviced items (a size or time limit hit) are re-sent, and so are items
         the instance answered 429 (refused before doing anything, like a whole
         request's 429), after their Retry-After; at most BATCH_RESENDS times. A
-        failure of the whole batch request is every one of its items' error."""
-        served: dict[str, Mapping[str, Any] | ConnectorError] = {}
+        failure of the whole batch request is every one of its items' error.
+
+        The requests of one call hold distinct items (a record's second write goes in
+        a later call, :func:`_rounds`), so they are sent together (:func:`run_chunks`),
+        each with its own re-sends; every request holds a slot of the connector's
+        limit, which a 429 halves."""
         by_id = {str(item["id"]): item for item in items}
-        for chunk in _chunks(list(by_id), BATCH_SIZE):
-            todo = list(chunk)
+        chunks = list(_chunks(list(by_id), BATCH_SIZE))
+
+        def send(number: int) -> dict[str, Mapping[str, Any] | ConnectorError]:
+            served: dict[str, Mapping[str, Any] | ConnectorError] = {}
+            todo = list(chunks[number])
             for sends in range(1 + BATCH_RESENDS):
                 if not todo:
                     break
@@ -783,7 +842,7 @@ class ServiceNowConnector:
                 waits: list[float] = []
                 for answer in reply.get("serviced_requests") or []:
                     item_id = str(answer.get("id"))
-                    if item_id not in by_id:
+                    if item_id not in todo:  # not one this request sent
                         continue
                     served[item_id] = answer
                     if int(answer.get("status_code") or 0) == 429 and sends < BATCH_RESENDS:
@@ -798,6 +857,11 @@ class ServiceNowConnector:
                 served.setdefault(item_id, RetriableError(
                     f"ServiceNow Batch API left item {item_id} unserviced after "
                     f"{BATCH_RESENDS} re-sends", side=SIDE.value, url=self._url(BATCH_PATH)))
+            return served
+
+        served: dict[str, Mapping[str, Any] | ConnectorError] = {}
+        for answers in run_chunks(len(chunks), send, self.concurrency):
+            served.update(answers)
         return served
 
     def _post_batch(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -1017,9 +1081,15 @@ class ServiceNowConnector:
         """sys_mod_count of these records, one read per ID_BATCH; missing ones absent."""
         unique = list(dict.fromkeys(record_ids))
         found: dict[str, str] = {}
-        for chunk in _chunks(unique, ID_BATCH):
-            rows = self._list(self.table, f"{any_of('sys_id', list(chunk))}^ORDERBYsys_id",
-                              ["sys_id", "sys_mod_count"], limit=len(chunk))
+        chunks = list(_chunks(unique, ID_BATCH))
+
+        def read(number: int) -> list[dict[str, Any]]:
+            return self._list(self.table, f"{any_of('sys_id', list(chunks[number]))}"
+                              "^ORDERBYsys_id", ["sys_id", "sys_mod_count"],
+                              limit=len(chunks[number]))
+
+        # Independent reads: sent together, their rows taken in chunk order.
+        for rows in run_chunks(len(chunks), read, self.concurrency):
             found.update((str(r.get("sys_id") or ""), str(r.get("sys_mod_count") or "0"))
                          for r in rows)
         return found
@@ -1090,7 +1160,12 @@ class ServiceNowConnector:
             wanted.setdefault(key, []).append(index)
         out: list[dict[str, Any] | None] = [None] * len(written)
         records = list(dict.fromkeys(record for record, _, _ in written))
-        for chunk in _chunks(records, ID_BATCH):
+        chunks = list(_chunks(records, ID_BATCH))
+
+        def read(number: int) -> None:
+            """One chunk's rows: its records' keys are its own, so each chunk fills
+            distinct slots of ``out`` and the chunks are read together."""
+            chunk = chunks[number]
             open_keys = {k: list(v) for k, v in wanted.items() if k[0] in chunk}
             query = combine(
                 "", [[equals("name", self.table), any_of("element_id", list(chunk)),
@@ -1110,6 +1185,8 @@ class ServiceNowConnector:
                 if len(page) < JOURNAL_PAGE:
                     break
                 offset += JOURNAL_PAGE
+
+        run_chunks(len(chunks), read, self.concurrency)
         return out
 
     # ----------------------------------------------------------------- site fields

@@ -59,7 +59,9 @@ class SyncSettings(_Section):
     retry_base_seconds: float = Field(default=60.0, ge=0)
     lock_timeout: float = Field(default=0.0, ge=0)
     # Pairs written, committed and read back together (one batched write per side).
-    batch_size: int = Field(default=100, ge=1, le=1000)
+    # 200: a batch then holds several chunks of each batched call (bulk creates of 50,
+    # Batch API requests of 50, id lists of 100), which the connectors send together.
+    batch_size: int = Field(default=200, ge=1, le=1000)
     # Seconds the sites' field lists are reused from the state store (0 = every run).
     metadata_ttl: float = Field(default=3600.0, ge=0)
     # Scopes links, retry queue, conflicts, watermarks, runs and the run lock in the
