@@ -8,11 +8,13 @@ Contract:
   a batch of rows in one query, when its pair is planned, and is equal to the
   record as pulled (the planner decides exactly as it would on the original).
 - The file sits in a directory of its own made by :mod:`tempfile` (mode 0700),
-  is created with mode 0600 (it holds incident texts) and is removed by
-  :meth:`close`, which the planner calls when the run's planning ends, on an
-  error or an interrupt too; a spool never closed is removed when it is
-  collected or when the interpreter exits. Only a killed process leaves it
-  behind (in the temporary directory, readable by its owner alone).
+  is created with mode 0600 (it holds incident texts) and its name is removed
+  as soon as SQLite has opened it: the data lives on only through the open
+  connection, so even a killed process leaves no incident text behind (the
+  kernel frees it), only the empty directory. :meth:`close`, which the planner
+  calls when the run's planning ends (on an error or an interrupt too), closes
+  the connection and removes the directory; a spool never closed is removed
+  when it is collected or when the interpreter exits.
 - One spool per planning pass, used by the thread that plans; it is a scratch
   file, so it is written without a journal or fsync: nothing in it must
   survive a crash.
@@ -57,11 +59,16 @@ class RecordSpool:
         self.path = os.path.join(self._dir, "records.db")
         # Made here, so SQLite opens a file that is private from its first byte.
         os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-        self._db: sqlite3.Connection | None = sqlite3.connect(self.path, isolation_level=None)
+        # Never used by two threads at once; the finalizer may close it from another.
+        self._db: sqlite3.Connection | None = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False)
         self._removal = weakref.finalize(self, _remove, self._db, self._dir)
         self._db.execute("PRAGMA journal_mode = OFF")
         self._db.execute("PRAGMA synchronous = OFF")
         self._db.execute("CREATE TABLE raw (row INTEGER PRIMARY KEY, data BLOB NOT NULL)")
+        # Unnamed from now on (POSIX keeps an open file); nothing reopens it by name,
+        # and without a journal SQLite makes no file beside it.
+        os.unlink(self.path)
         self._pending: list[tuple[int, bytes]] = []
         self._rows = 0
 

@@ -3,9 +3,9 @@
 Over two in-memory tools (the ``memory`` fixture), a few hundred records
 synced in small batches: while a batch is written, the records of the pull and
 of the batches already committed are no longer referenced (only the batches in
-hand are); the records wait in a private spool file, removed when the run ends,
-also when it stops on an error or an interrupt. :class:`sync.spool.RecordSpool`
-hands back exactly what it was given.
+hand are); the records wait in a private spool file, unnamed while in use and
+its directory removed when the run ends, also when it stops on an error or an
+interrupt. :class:`sync.spool.RecordSpool` hands back exactly what it was given.
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ class Watched:
     def __init__(self, memory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
         self.refs: list[weakref.ref[RemoteRecord]] = []
         self.spools: list[RecordSpool] = []
+        self.modes: dict[str, int] = {}   # spool file -> its mode when it was unnamed
         pull = memory.servicenow.pull
 
         def watched_pull(since: datetime | None, fields: Sequence[str]) -> Iterator[RemoteRecord]:
@@ -73,8 +74,16 @@ class Watched:
             init(spool)
             self.spools.append(spool)
 
+        unlink = os.unlink
+
+        def watched_unlink(path: Any, *args: Any, **kwargs: Any) -> None:
+            if str(path).endswith("records.db"):
+                self.modes[str(path)] = stat.S_IMODE(os.stat(path).st_mode)
+            unlink(path, *args, **kwargs)
+
         monkeypatch.setattr(RecordSpool, "load", watched_load)
         monkeypatch.setattr(RecordSpool, "__init__", watched_init)
+        monkeypatch.setattr(os, "unlink", watched_unlink)
 
     def alive(self) -> int:
         gc.collect()
@@ -87,15 +96,16 @@ def test_while_a_batch_is_written_only_the_batches_in_hand_are_in_memory(
     for n in range(COUNT):
         sn_incident(memory, n)
     watched = Watched(memory, monkeypatch)
-    seen: list[tuple[int, int, bool]] = []   # (records pulled so far, alive, spool there)
+    seen: list[tuple[int, int, bool]] = []   # (records handed out so far, alive, spool open)
     create = memory.jira.create
 
     def creating(records: Sequence[NewRecord]) -> list[WriteResult]:
         (spool,) = watched.spools
-        seen.append((len(watched.refs), watched.alive(), os.path.exists(spool.path)))
-        mode = stat.S_IMODE(os.stat(spool.path).st_mode)
-        assert mode == 0o600, oct(mode)   # it holds incident texts
-        assert stat.S_IMODE(os.stat(Path(spool.path).parent).st_mode) == 0o700
+        directory = Path(spool.path).parent
+        seen.append((len(watched.refs), watched.alive(), not spool.closed))
+        # In use, private, and without a name: a killed run leaves no text behind.
+        assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
+        assert os.listdir(directory) == []
         return create(records)
 
     memory.jira.create = creating
@@ -104,14 +114,17 @@ def test_while_a_batch_is_written_only_the_batches_in_hand_are_in_memory(
 
     assert summary.created == COUNT and summary.failed == 0, summary.failures
     assert len(seen) == COUNT // BATCH   # one create call per batch
-    for _, alive, spool_there in seen:
+    for _, alive, spool_open in seen:
         # The batch being written (its records as read back from the spool): never
         # the pull, never a batch already committed.
         assert alive <= BATCH, seen
-        assert spool_there
-    # Every record was pulled before the first write, and none of them is held.
+        assert spool_open
+    # Every record was pulled before the first write, and none of them is held;
+    # every pair's records came back from the spool.
     assert seen[0][0] >= COUNT
+    assert len(watched.refs) == 2 * COUNT
     (spool,) = watched.spools
+    assert watched.modes == {spool.path: 0o600}   # it holds incident texts
     assert spool.closed and not os.path.exists(Path(spool.path).parent)
     assert watched.alive() == 0
     assert len(memory.links()) == COUNT
@@ -218,7 +231,7 @@ def test_the_spool_hands_back_each_record_as_it_was_put() -> None:
         assert spool.load([]) == {}
     finally:
         spool.close()
-    assert spool.closed and not os.path.exists(spool.path)
+    assert spool.closed and not os.path.exists(Path(spool.path).parent)
     spool.close()   # again: nothing happens
     with pytest.raises(RuntimeError):
         spool.load(pulled[:1])
@@ -226,8 +239,10 @@ def test_the_spool_hands_back_each_record_as_it_was_put() -> None:
 
 def test_a_spool_nobody_closed_is_removed_when_collected() -> None:
     spool = RecordSpool()
+    spool.put(RemoteRecord(side=Side.JIRA, id="OPS-1", display="OPS-1", version="1",
+                           updated=datetime(2026, 12, 7, tzinfo=UTC), fields={}))
     directory = Path(spool.path).parent
-    assert directory.exists()
+    assert directory.exists() and os.listdir(directory) == []   # in use, unnamed
     del spool
     gc.collect()
     assert not directory.exists()
