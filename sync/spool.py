@@ -7,14 +7,14 @@ Contract:
   rest (update time, vendor fields, comments, URL) is read back with :meth:`load`,
   a batch of rows in one query, when its pair is planned, and is equal to the
   record as pulled (the planner decides exactly as it would on the original).
-- The file sits in a directory of its own made by :mod:`tempfile` (mode 0700),
-  is created with mode 0600 (it holds incident texts) and its name is removed
-  as soon as SQLite has opened it: the data lives on only through the open
-  connection, so even a killed process leaves no incident text behind (the
-  kernel frees it), only the empty directory. :meth:`close`, which the planner
-  calls when the run's planning ends (on an error or an interrupt too), closes
-  the connection and removes the directory; a spool never closed is removed
-  when it is collected or when the interpreter exits.
+- The file is made by :func:`tempfile.mkstemp` in the temporary directory
+  (``$TMPDIR``): mode 0600 from its first byte (it holds incident texts), a
+  name nobody else can take. Its name is removed as soon as SQLite has it
+  open: the data lives on only through the open connection, so even a killed
+  process leaves nothing behind (the kernel frees the file). :meth:`close`,
+  which the planner calls when the run's planning ends (on an error or an
+  interrupt too), closes the connection and so frees the file; a spool never
+  closed is freed when it is collected or when the interpreter exits.
 - One spool per planning pass, used by the thread that plans; it is a scratch
   file, so it is written without a journal or fsync: nothing in it must
   survive a crash.
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import shutil
 import sqlite3
 import tempfile
 import weakref
@@ -55,20 +54,26 @@ class RecordSpool:
     """Records on disk, each read back by its :class:`PulledRecord` (see the module)."""
 
     def __init__(self) -> None:
-        self._dir = tempfile.mkdtemp(prefix="incident-sync-spool-")
-        self.path = os.path.join(self._dir, "records.db")
         # Made here, so SQLite opens a file that is private from its first byte.
-        os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
-        # Never used by two threads at once; the finalizer may close it from another.
-        self._db: sqlite3.Connection | None = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False)
-        self._removal = weakref.finalize(self, _remove, self._db, self._dir)
-        self._db.execute("PRAGMA journal_mode = OFF")
-        self._db.execute("PRAGMA synchronous = OFF")
-        self._db.execute("CREATE TABLE raw (row INTEGER PRIMARY KEY, data BLOB NOT NULL)")
-        # Unnamed from now on (POSIX keeps an open file); nothing reopens it by name,
-        # and without a journal SQLite makes no file beside it.
-        os.unlink(self.path)
+        handle, self.path = tempfile.mkstemp(prefix="incident-sync-spool-", suffix=".db")
+        os.close(handle)
+        db: sqlite3.Connection | None = None
+        try:
+            # Never used by two threads at once; the finalizer may close it from another.
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db.execute("PRAGMA journal_mode = OFF")
+            db.execute("PRAGMA synchronous = OFF")
+            db.execute("CREATE TABLE raw (row INTEGER PRIMARY KEY, data BLOB NOT NULL)")
+        except BaseException:
+            if db is not None:
+                db.close()
+            raise
+        finally:
+            # Unnamed from now on (POSIX keeps an open file); nothing reopens it by
+            # name, and without a journal SQLite makes no file beside it.
+            os.unlink(self.path)
+        self._db: sqlite3.Connection | None = db
+        self._removal = weakref.finalize(self, db.close)
         self._pending: list[tuple[int, bytes]] = []
         self._rows = 0
 
@@ -106,7 +111,7 @@ class RecordSpool:
         return found
 
     def close(self) -> None:
-        """Remove the file and its directory (again: nothing happens)."""
+        """Close the file, which frees it (again: nothing happens)."""
         self._db = None
         self._pending.clear()
         self._removal()
@@ -126,9 +131,3 @@ class RecordSpool:
                                            self._pending)
             self._pending.clear()
 
-
-def _remove(db: sqlite3.Connection, directory: str) -> None:
-    try:
-        db.close()
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)

@@ -3,9 +3,10 @@
 Over two in-memory tools (the ``memory`` fixture), a few hundred records
 synced in small batches: while a batch is written, the records of the pull and
 of the batches already committed are no longer referenced (only the batches in
-hand are); the records wait in a private spool file, unnamed while in use and
-its directory removed when the run ends, also when it stops on an error or an
-interrupt. :class:`sync.spool.RecordSpool` hands back exactly what it was given.
+hand are); the records wait in a private spool file, without a name once open
+(a killed run leaves nothing behind) and closed, so freed, when the run ends,
+also when it stops on an error or an interrupt. :class:`sync.spool.RecordSpool`
+hands back exactly what it was given.
 """
 
 from __future__ import annotations
@@ -48,6 +49,19 @@ def sn_incident(memory: Any, n: int) -> str:
     return sys_id
 
 
+def held_open(path: str) -> bool:
+    """Does this process hold the file once named ``path`` open (``/proc``: Linux)?
+    An unnamed file's link reads ``path (deleted)``."""
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:   # the listing's own descriptor, closed by now
+            continue
+        if target.startswith(path):
+            return True
+    return False
+
+
 class Watched:
     """Weak references to every record a run's pull handed out or its spool read back."""
 
@@ -77,7 +91,7 @@ class Watched:
         unlink = os.unlink
 
         def watched_unlink(path: Any, *args: Any, **kwargs: Any) -> None:
-            if str(path).endswith("records.db"):
+            if Path(path).name.startswith("incident-sync-spool-"):
                 self.modes[str(path)] = stat.S_IMODE(os.stat(path).st_mode)
             unlink(path, *args, **kwargs)
 
@@ -101,11 +115,9 @@ def test_while_a_batch_is_written_only_the_batches_in_hand_are_in_memory(
 
     def creating(records: Sequence[NewRecord]) -> list[WriteResult]:
         (spool,) = watched.spools
-        directory = Path(spool.path).parent
         seen.append((len(watched.refs), watched.alive(), not spool.closed))
-        # In use, private, and without a name: a killed run leaves no text behind.
-        assert stat.S_IMODE(os.stat(directory).st_mode) == 0o700
-        assert os.listdir(directory) == []
+        # In use, and without a name: a killed run leaves no text behind.
+        assert held_open(spool.path) and not os.path.exists(spool.path)
         return create(records)
 
     memory.jira.create = creating
@@ -125,7 +137,7 @@ def test_while_a_batch_is_written_only_the_batches_in_hand_are_in_memory(
     assert len(watched.refs) == 2 * COUNT
     (spool,) = watched.spools
     assert watched.modes == {spool.path: 0o600}   # it holds incident texts
-    assert spool.closed and not os.path.exists(Path(spool.path).parent)
+    assert spool.closed and not held_open(spool.path)
     assert watched.alive() == 0
     assert len(memory.links()) == COUNT
 
@@ -151,7 +163,7 @@ def test_the_spool_is_removed_when_a_run_stops_mid_way(
         memory.run(batch_size=BATCH)
 
     (spool,) = watched.spools
-    assert spool.closed and not os.path.exists(Path(spool.path).parent)
+    assert spool.closed and not held_open(spool.path)
     assert len(memory.links()) == BATCH   # the first batch committed, nothing after
 
 
@@ -175,7 +187,7 @@ def test_the_spool_is_removed_on_an_interrupt_during_the_pull(
         memory.run(batch_size=BATCH)
 
     (spool,) = watched.spools
-    assert spool.closed and not os.path.exists(Path(spool.path).parent)
+    assert spool.closed and not held_open(spool.path)
     assert memory.links() == []
 
 
@@ -194,7 +206,7 @@ def test_the_spool_is_removed_when_a_safety_valve_stops_the_planning(
         memory.run()
 
     (spool,) = watched.spools
-    assert spool.closed and not os.path.exists(Path(spool.path).parent)
+    assert spool.closed and not held_open(spool.path)
 
 
 def test_a_plan_removes_its_spool_too(memory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -206,7 +218,7 @@ def test_a_plan_removes_its_spool_too(memory: Any, monkeypatch: pytest.MonkeyPat
 
     assert len(plan.pairs) == 25 and all(p.create is not None for p in plan.pairs)
     (spool,) = watched.spools
-    assert spool.closed and not os.path.exists(Path(spool.path).parent)
+    assert spool.closed and not held_open(spool.path)
 
 
 def test_the_spool_hands_back_each_record_as_it_was_put() -> None:
@@ -231,21 +243,21 @@ def test_the_spool_hands_back_each_record_as_it_was_put() -> None:
         assert spool.load([]) == {}
     finally:
         spool.close()
-    assert spool.closed and not os.path.exists(Path(spool.path).parent)
+    assert spool.closed and not held_open(spool.path)
     spool.close()   # again: nothing happens
     with pytest.raises(RuntimeError):
         spool.load(pulled[:1])
 
 
-def test_a_spool_nobody_closed_is_removed_when_collected() -> None:
+def test_a_spool_nobody_closed_is_freed_when_collected() -> None:
     spool = RecordSpool()
     spool.put(RemoteRecord(side=Side.JIRA, id="OPS-1", display="OPS-1", version="1",
                            updated=datetime(2026, 12, 7, tzinfo=UTC), fields={}))
-    directory = Path(spool.path).parent
-    assert directory.exists() and os.listdir(directory) == []   # in use, unnamed
+    path = spool.path
+    assert held_open(path) and not os.path.exists(path)   # in use, unnamed
     del spool
     gc.collect()
-    assert not directory.exists()
+    assert not held_open(path)
 
 
 def test_the_spool_sits_in_the_temporary_directory(monkeypatch: pytest.MonkeyPatch,
@@ -253,6 +265,6 @@ def test_the_spool_sits_in_the_temporary_directory(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(spool_module.tempfile, "tempdir", str(tmp_path))
     spool = RecordSpool()
     try:
-        assert Path(spool.path).parent.parent == tmp_path
+        assert Path(spool.path).parent == tmp_path
     finally:
         spool.close()
