@@ -83,7 +83,9 @@ class MappingMemo:
     - per side and origin, the mapping context naming the other record.
 
     Bounded (oldest entries go first) and cleared when a run starts and ends
-    (:meth:`sync.session.Session.forget`): it never outlives a run.
+    (:meth:`sync.session.Session.forget`): it never outlives a run. A run also
+    clears it before planning each batch, once the previous batch is written,
+    committed and settled, so it holds one batch's records, not the scope's.
     """
 
     def __init__(self, limit: int = MEMO_MIN) -> None:

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from datetime import datetime
 from typing import Any
@@ -72,7 +72,7 @@ from sync.engine_core import (
     with_values,
 )
 from sync.errors import LockHeld, SyncError
-from sync.planner import Batch, build_plan, stream_plan
+from sync.planner import BatchStream, build_plan, stream_plan
 from sync.rules import Rule
 from sync.session import Session
 from sync.state import StateStore
@@ -120,7 +120,7 @@ class Engine:
         self._locked = False
         self._last_beat = 0.0
         self._streaming = False                       # build_plan called by run
-        self._batches: Iterator[Batch] | None = None  # the pairs run is to plan
+        self._batches: BatchStream | None = None      # the pairs run is to plan
 
     # ------------------------------------------------------------------ the session's parts
 
@@ -220,6 +220,7 @@ class Engine:
         summary = RunSummary()
         outcome, error_text = "error", None
         plan: Plan | None = None
+        batches: BatchStream | None = None
         try:
             # A run (not a plan) keeps the site fields it had to read afresh.
             self.session.open(self.store, keep=True)
@@ -259,6 +260,8 @@ class Engine:
                                              counts=summary.counts(), error=error_text))
             finally:
                 self._locked = False
+                if batches is not None:
+                    batches.close()   # a run stopped early: its pulled records' spool goes
                 self.session.forget()   # nothing the run mapped outlives it
                 try:
                     self.store.release_lock(self.owner)

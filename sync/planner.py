@@ -19,8 +19,12 @@ Contract:
   linked, not copied again.
 - :func:`stream_plan` is the same planning for a run: after the pulls and
   the pairing, pairs are planned a batch at a time as the run takes them, so
-  only one batch of planned pairs is held (the pulled records still are, until
-  their batch is planned).
+  only one batch of planned pairs is held. Pulled and fetched records are kept
+  on disk (:class:`sync.spool.RecordSpool`) until their pair is planned: in
+  memory a pass holds per record only what pairing reads (id, display,
+  version, foreign id) and per queued pair its kind and those records, never
+  a record's fields or comments. The spool is removed when the planning ends,
+  on an error or an interrupt too.
 - :func:`plan_settle` plans the settle step of a run: the pairs a run wrote,
   read back once and decided again against what the tools hold.
 - A pull that fails stops all creates and keeps the watermarks; a side that
@@ -36,7 +40,8 @@ from collections import deque
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from itertools import islice
+from typing import Any, Protocol
 
 from connectors.base import (
     ConnectorError,
@@ -87,9 +92,28 @@ from sync.link_view import LinkView
 from sync.merge import comments_to_copy
 from sync.rules import RuleFiring, note_head
 from sync.session import Session
+from sync.spool import PulledRecord, RecordSpool
 from sync.state import CommentLink, StateStore
 
 logger = logging.getLogger(__name__)
+
+
+class _Named(Protocol):
+    """What a problem report names of a record (a pulled one or one read in full)."""
+
+    @property
+    def side(self) -> str: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def display(self) -> str: ...
+
+
+# A pair queued for planning: its kind ("linked", "create" or "adopt"), its records as
+# pulled (the linked pair's in its order; the create's original; the adopting record,
+# then its counterpart), and what the kind needs besides (the link's view and whether
+# its last write is in doubt; the create intent's id; the reason and pending intents).
+_Queued = tuple[str, tuple[PulledRecord, ...], Any]
 
 # How far behind a tool's clock, as bounded by our own, a watermark stays: what a
 # tool may take to show a write in its searches (a commit, an index). Jira's
@@ -120,8 +144,11 @@ def build_plan(session: Session, store: StateStore,
     session.open(store, keep=keep_metadata)
     session.forget()   # a new plan maps every record afresh
     planning = _Planning(session, store, Plan(started=session.clock()), beat)
-    planning.build()
-    return planning.drain()
+    try:
+        planning.build()
+        return planning.drain()
+    finally:
+        planning.close()
 
 
 @dataclass
@@ -134,21 +161,43 @@ class Batch:
     remaining: int
 
 
+class BatchStream(Iterator[Batch]):
+    """A run's batches as :func:`stream_plan` plans them; :meth:`close` ends the
+    planning early (the run failed or was interrupted) and removes its spool."""
+
+    def __init__(self, planning: _Planning, size: int) -> None:
+        self._planning = planning
+        self._batches = planning.batches(size)
+
+    def __next__(self) -> Batch:
+        return next(self._batches)
+
+    def close(self) -> None:
+        self._batches.close()
+        self._planning.close()   # a generator never started skips its own cleanup
+
+
 def stream_plan(session: Session, store: StateStore, size: int,
-                beat: Callable[[], None] | None = None) -> tuple[Plan, Iterator[Batch]]:
+                beat: Callable[[], None] | None = None) -> tuple[Plan, BatchStream]:
     """A run's plan, its pairs planned ``size`` at a time as the batches are taken.
 
     The same pulls, pairing and decisions as :func:`build_plan` (whose plan is
     these batches' pairs together): the returned plan holds what the pulls found
     and no pairs; each batch's pairs are planned when it is taken, so reads of
     histories or conflicts see the store as the earlier batches left it, which
-    touches none of the later pairs.
+    touches none of the later pairs. Until then the pulled records wait in the
+    planning's spool (:mod:`sync.spool`), removed when the last batch is taken
+    or the stream is closed (the caller closes it when it stops early).
     """
     session.open(store)
     session.forget()   # a new run maps every record afresh
     planning = _Planning(session, store, Plan(started=session.clock()), beat)
-    plan = planning.build()
-    return plan, planning.batches(size)
+    try:
+        plan = planning.build()
+    except BaseException:
+        planning.close()
+        raise
+    return plan, BatchStream(planning, size)
 
 
 def plan_settle(session: Session, store: StateStore, written: Sequence[PairPlan],
@@ -184,9 +233,13 @@ class _Planning:
         self.plan = plan
         self.sides = session.sides
         self.beat = beat or (lambda: None)
-        # Pairs still to plan, in plan order: (the records' (side, id), the work).
-        # Planned on demand, so a run holds one batch of planned pairs at a time.
-        self.pending: deque[tuple[frozenset[tuple[str, str]], Callable[[], None]]] = deque()
+        # Pairs still to plan, in plan order (:data:`_Queued`): planned on demand, so
+        # a run holds one batch of planned pairs at a time, and until then only
+        # what pairing needs of their records (the rest waits in the spool).
+        self.pending: deque[_Queued] = deque()
+        self._spool: RecordSpool | None = None
+        # Records read back from the spool for the pairs about to be planned, by row.
+        self.loaded: dict[int, RemoteRecord] = {}
         # Rule firings recorded per link, read once per batch of pairs (_read_firings).
         self.recorded: dict[int, list[RuleFiring]] = {}
         # The comment pairs of the links a settle step plans (every one of them, [] for
@@ -197,11 +250,26 @@ class _Planning:
     def other(self, side: str) -> str:
         return self.session.other(side)
 
+    @property
+    def spool(self) -> RecordSpool:
+        """Where this pass keeps the records it read until their pair is planned
+        (made on first use: a settle step never needs one)."""
+        if self._spool is None:
+            self._spool = RecordSpool()
+        return self._spool
+
+    def close(self) -> None:
+        """Remove the spool and drop whatever is still queued: the pass is over."""
+        self.pending.clear()
+        self.loaded.clear()
+        if self._spool is not None:
+            self._spool.close()
+
     # ------------------------------------------------------------------ the pass
 
     def build(self) -> Plan:
         plan = self.plan
-        records: dict[str, dict[str, RemoteRecord]] = {side: {} for side in self.sides}
+        records: dict[str, dict[str, PulledRecord]] = {side: {} for side in self.sides}
         forced: dict[str, set[str]] = {side: set() for side in self.sides}
 
         waiting = self._waiting(plan.started)
@@ -210,9 +278,9 @@ class _Planning:
         self._add_retries_and_intents(records, forced, waiting)
 
         links = {side: self.store.links_by(side, records[side]) for side in self.sides}
-        pairs: dict[int, dict[str, RemoteRecord]] = {}
+        pairs: dict[int, dict[str, PulledRecord]] = {}
         by_link: dict[int, LinkView] = {}
-        unlinked: dict[str, list[RemoteRecord]] = {side: [] for side in self.sides}
+        unlinked: dict[str, list[PulledRecord]] = {side: [] for side in self.sides}
         for side in self.sides:
             for record_id, record in records[side].items():
                 link = links[side].get(record_id)
@@ -244,8 +312,7 @@ class _Planning:
             if len(got) < 2:
                 continue  # orphaned or failed: reported by _fetch_counterparts
             doubt = any((side, view.side(side).id) in unfinished for side in self.sides)
-            self._later(got, lambda view=view, got=got, doubt=doubt: self._plan_linked(
-                view, got, unfinished=doubt))
+            self.pending.append(("linked", tuple(got.values()), (view, doubt)))
 
         if plan.pull_errors:
             # A side we could not read may hold the counterparts of these
@@ -269,7 +336,7 @@ class _Planning:
                 waiting[item.side].add(item.record_id)
         return waiting
 
-    def _pull(self, side: str, into: dict[str, RemoteRecord], waiting: set[str]) -> None:
+    def _pull(self, side: str, into: dict[str, PulledRecord], waiting: set[str]) -> None:
         plan = self.plan
         connector = self.session.connectors[side]
         since = self.store.watermark(side)
@@ -289,7 +356,7 @@ class _Planning:
                     continue
                 if record.id in parked and since is not None and record.updated <= since:
                     continue
-                into[record.id] = record
+                into[record.id] = self.spool.put(record)
         except FatalError:
             raise
         except ConnectorError as error:
@@ -340,7 +407,7 @@ class _Planning:
         return stamp + elapsed
 
     def _add_retries_and_intents(
-        self, records: dict[str, dict[str, RemoteRecord]],
+        self, records: dict[str, dict[str, PulledRecord]],
         forced: dict[str, set[str]], waiting: Mapping[str, set[str]],
     ) -> None:
         plan, options = self.plan, self.session.options
@@ -385,7 +452,8 @@ class _Planning:
             except ConnectorError as error:
                 plan.pull_errors[side] = f"fetching retry items: {error}"
                 continue
-            records[side].update(found)
+            records[side].update({record_id: self.spool.put(record)
+                                  for record_id, record in found.items()})
             for record_id in sorted(retries[side] & set(missing) - set(found)):
                 # Counted as a failed attempt, so a vanished item ends up parked
                 # instead of being asked for on every run.
@@ -417,7 +485,7 @@ class _Planning:
                                       for r in rows]
 
     def _fetch_counterparts(
-        self, active: dict[int, dict[str, RemoteRecord]], by_link: dict[int, LinkView]
+        self, active: dict[int, dict[str, PulledRecord]], by_link: dict[int, LinkView]
     ) -> None:
         """Fetch, in batches, the other side of every active pair we did not pull."""
         plan = self.plan
@@ -448,7 +516,7 @@ class _Planning:
                 )
             for record_id, link_id in ids.items():
                 if record_id in found:
-                    active[link_id][side] = found[record_id]
+                    active[link_id][side] = self.spool.put(found[record_id])
                     continue
                 view = by_link[link_id]
                 plan.orphans.append(ReportOrphan(
@@ -457,49 +525,83 @@ class _Planning:
                     f"{view.side(self.other(side)).display} but gone or out of scope; "
                     "nothing is deleted"))
 
-    def _later(self, got: Mapping[str, RemoteRecord], work: Callable[[], None]) -> None:
-        """Queue one pair's planning (:meth:`_guarded` when it comes to it)."""
-        keys = frozenset((str(record.side), record.id) for record in got.values())
-        self.pending.append((keys, lambda: self._guarded(got, work)))
+    @staticmethod
+    def _claims(entry: _Queued) -> tuple[PulledRecord, ...]:
+        """The records a queued pair stands for (an adoption: the adopting record alone)."""
+        kind, records, _ = entry
+        return records[:1] if kind == "adopt" else records
 
     def _cancel(self, side: str, record_id: str) -> None:
         """Drop the queued (or planned) pair of one record: a rival claims its counterpart."""
         key = (side, record_id)
-        self.pending = deque(entry for entry in self.pending if key not in entry[0])
+        self.pending = deque(entry for entry in self.pending
+                             if key not in {(str(r.side), r.id) for r in self._claims(entry)})
         self.plan.pairs = [p for p in self.plan.pairs if p.ids.get(side) != record_id]
+
+    def _plan_next(self, ahead: int) -> None:
+        """Plan the first queued pair. Its records come back from the spool with those of
+        the ``ahead`` pairs queued after it (one read for a batch), and are dropped here
+        once planned: the pair's plan holds them until its batch is written."""
+        entry = self.pending.popleft()
+        kind, pulled, extra = entry
+        if any(p.row not in self.loaded for p in pulled):
+            wanted = [p for queued in (entry, *islice(self.pending, ahead))
+                      for p in queued[1] if p.row not in self.loaded]
+            self.loaded.update(self.spool.load(wanted))
+        records = [self.loaded.pop(p.row) for p in pulled]
+        work: Callable[[], Any]
+        if kind == "linked":
+            view, doubt = extra
+            got = {str(p.side): record for p, record in zip(pulled, records, strict=True)}
+            work = lambda: self._plan_linked(view, got, unfinished=doubt)  # noqa: E731
+        elif kind == "create":
+            work = lambda: self._plan_create(records[0], str(pulled[0].side), extra)  # noqa: E731
+        else:
+            reason, intents = extra
+            work = lambda: self._plan_adopt(records[0], records[1], reason, intents)  # noqa: E731
+        self._guarded(pulled[0], work)
 
     def drain(self) -> Plan:
         """Plan every queued pair: the whole plan, as ``plan`` prints it."""
         while self.pending:
-            self.pending.popleft()[1]()
+            self._plan_next(self.session.options.batch_size - 1)
         return self.plan
 
     def batches(self, size: int) -> Iterator[Batch]:
         """The queued pairs planned ``size`` at a time, with the problems found on the way.
 
         The plan keeps what the pulls found (errors, problems, orphans,
-        watermarks); each batch's pairs are handed out and forgotten here.
+        watermarks); each batch's pairs are handed out and forgotten here. The
+        spool is removed when the last batch is taken or the iterator is closed
+        (a run that stops early closes it).
         """
         plan = self.plan
         reported = len(plan.problems)
-        while self.pending or plan.pairs:
-            while self.pending and len(plan.pairs) < size:
-                self.pending.popleft()[1]()
-            pairs, plan.pairs = plan.pairs, []
-            problems = plan.problems[reported:]
-            reported = len(plan.problems)
-            yield Batch(pairs, problems, remaining=len(self.pending))
+        try:
+            while self.pending or plan.pairs:
+                # Taken again only once the run wrote, committed and settled the last
+                # batch: what was mapped for it is of no further use (a record read
+                # again is a new version, mapped anew), so the memo holds one batch.
+                self.session.forget()
+                while self.pending and len(plan.pairs) < size:
+                    self._plan_next(size - len(plan.pairs) - 1)
+                pairs, plan.pairs = plan.pairs, []
+                problems = plan.problems[reported:]
+                reported = len(plan.problems)
+                yield Batch(pairs, problems, remaining=len(self.pending))
+        finally:
+            self.close()
 
-    def _guarded(self, got: Mapping[str, RemoteRecord], work: Callable[[], None]) -> None:
-        """Run one pair's planning; a mapping error becomes a problem for that pair only."""
+    def _guarded(self, who: _Named, work: Callable[[], Any]) -> None:
+        """Run one pair's planning; a mapping error becomes a problem for that pair only
+        (reported on ``who``, its first record)."""
         try:
             work()
         except (ValueError, SyncError) as error:
             if isinstance(error, FatalError | SafetyValve):
                 raise
-            record = next(iter(got.values()))
             self.plan.problems.append(ReportProblem(
-                str(record.side), record.id, record.display, _one_line(error)))
+                str(who.side), who.id, who.display, _one_line(error)))
 
     # ------------------------------------------------------------------ linked pairs
 
@@ -732,13 +834,13 @@ class _Planning:
     # ------------------------------------------------------------------ unlinked records
 
     def _plan_unlinked(
-        self, unlinked: Mapping[str, list[RemoteRecord]],
-        records: Mapping[str, Mapping[str, RemoteRecord]],
+        self, unlinked: Mapping[str, list[PulledRecord]],
+        records: Mapping[str, Mapping[str, PulledRecord]],
     ) -> None:
         plan = self.plan
         intents = {(i.source_side, i.source_id): i.id for i in self.store.pending_intents()}
-        claimed: dict[tuple[str, str], RemoteRecord] = {}   # (side, id) -> claimant
-        adoptions: list[tuple[RemoteRecord, RemoteRecord, str]] = []
+        claimed: dict[tuple[str, str], PulledRecord] = {}   # (side, id) -> claimant
+        adoptions: list[tuple[PulledRecord, PulledRecord, str]] = []
 
         # 1. Records that carry the other side's id point at their counterpart.
         for side in self.sides:
@@ -786,12 +888,12 @@ class _Planning:
                         f"cannot look for its copy on {side_title(other)}: {error}"))
                 continue
             for record in plain:
-                counterpart = found.get(record.id)
+                counterpart = found.pop(record.id, None)
                 if counterpart is not None:
-                    adoptions.append((record, counterpart, "found by its id on the other side"))
+                    adoptions.append((record, self.spool.put(counterpart),
+                                      "found by its id on the other side"))
                 elif self.session.options.allows(side, other):
-                    self._later({side: record}, lambda r=record, s=side: self._plan_create(
-                        r, s, intents.get((s, r.id))))
+                    self.pending.append(("create", (record,), intents.get((side, record.id))))
 
         # 3. Adoptions, each pair once; two claimants of one record are a problem.
         seen_pairs: set[tuple[str, str]] = set()
@@ -819,16 +921,14 @@ class _Planning:
                     f"two records claim one link: {side_title(target[0])} "
                     f"{counterpart.display} is already linked"))
                 continue
-            self._later({str(record.side): record},
-                        lambda r=record, c=counterpart, why=reason: self._plan_adopt(
-                              r, c, why, intents))
+            self.pending.append(("adopt", (record, counterpart), (reason, intents)))
 
     def _read_many(self, side: str, ids: Sequence[str],
-                   asking: Sequence[RemoteRecord]) -> dict[str, RemoteRecord]:
+                   asking: Sequence[PulledRecord]) -> dict[str, PulledRecord]:
         if not ids:
             return {}
         try:
-            return self.session.connectors[side].get_many(
+            found = self.session.connectors[side].get_many(
                 list(ids), self.session.vendor_fields[side])
         except FatalError:
             raise
@@ -838,6 +938,7 @@ class _Planning:
                     str(record.side), record.id, record.display,
                     f"cannot read {side_title(side)} {record.foreign_id}: {error}"))
             return {}
+        return {record_id: self.spool.put(record) for record_id, record in found.items()}
 
     def _plan_adopt(self, record: RemoteRecord, counterpart: RemoteRecord, reason: str,
                     intents: Mapping[tuple[str, str], int]) -> None:
@@ -966,7 +1067,7 @@ class _Planning:
                 if again.updates or again.conflicts or again.notes or moved or changed:
                     follow_up.append(again)
 
-            self._guarded(present, work)
+            self._guarded(next(iter(present.values())), work)
         return follow_up
 
     def _rebased(self, view: LinkView, pair: PairPlan,
@@ -1004,4 +1105,4 @@ class _Planning:
         return [name for name in names if last.get(name)]
 
 
-__all__ = ["Batch", "PeopleEdits", "build_plan", "plan_settle", "stream_plan"]
+__all__ = ["Batch", "BatchStream", "PeopleEdits", "build_plan", "plan_settle", "stream_plan"]

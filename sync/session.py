@@ -131,7 +131,8 @@ class Session:
 
     def forget(self) -> None:
         """Drop what the run mapped (:class:`sync.decide.MappingMemo`): at a run's start
-        and end, so nothing mapped outlives the run it was mapped in."""
+        and end, so nothing mapped outlives the run it was mapped in, and between its
+        batches (:func:`sync.planner.stream_plan`)."""
         if self._fields is not None:
             self._fields.memo.clear()
 
