@@ -18,6 +18,9 @@ Contract:
 - One spool per planning pass, used by the thread that plans; it is a scratch
   file, so it is written without a journal or fsync: nothing in it must
   survive a crash.
+- A spool that cannot be made, written or read (no temporary directory, a full
+  disk) raises :class:`SpoolError`: one line naming the directory and the
+  reason, never an internal error.
 """
 
 from __future__ import annotations
@@ -31,11 +34,23 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from connectors.base import RemoteRecord, Side
+from connectors.base import RemoteRecord, Side, SyncError
 
 # Rows written in one statement, and asked for in one query (under SQLite's bound
 # on a statement's parameters, 999 in old builds).
 CHUNK = 500
+
+
+class SpoolError(SyncError):
+    """The run's record spool failed: a local problem (disk, temporary directory)."""
+
+
+def _spool_error(doing: str, error: BaseException) -> SpoolError:
+    reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+    return SpoolError(
+        f"cannot {doing} the run's record spool in {tempfile.gettempdir()}: {reason} "
+        "(a run keeps pulled records there until their batch; set TMPDIR to a "
+        "writable directory with room)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +70,10 @@ class RecordSpool:
 
     def __init__(self) -> None:
         # Made here, so SQLite opens a file that is private from its first byte.
-        handle, self.path = tempfile.mkstemp(prefix="incident-sync-spool-", suffix=".db")
+        try:
+            handle, self.path = tempfile.mkstemp(prefix="incident-sync-spool-", suffix=".db")
+        except OSError as error:
+            raise _spool_error("make", error) from None
         os.close(handle)
         db: sqlite3.Connection | None = None
         try:
@@ -64,6 +82,10 @@ class RecordSpool:
             db.execute("PRAGMA journal_mode = OFF")
             db.execute("PRAGMA synchronous = OFF")
             db.execute("CREATE TABLE raw (row INTEGER PRIMARY KEY, data BLOB NOT NULL)")
+        except sqlite3.Error as error:
+            if db is not None:
+                db.close()
+            raise _spool_error("make", error) from None
         except BaseException:
             if db is not None:
                 db.close()
@@ -100,8 +122,12 @@ class RecordSpool:
         for start in range(0, len(rows), CHUNK):
             chunk = rows[start:start + CHUNK]
             marks = ",".join("?" * len(chunk))
-            for row, data in self._connection().execute(
-                    f"SELECT row, data FROM raw WHERE row IN ({marks})", chunk):
+            try:
+                answer = self._connection().execute(
+                    f"SELECT row, data FROM raw WHERE row IN ({marks})", chunk).fetchall()
+            except sqlite3.Error as error:
+                raise _spool_error("read", error) from None
+            for row, data in answer:
                 updated, fields, comments, url = pickle.loads(zlib.decompress(data))
                 p = by_row[row]
                 found[row] = RemoteRecord(side=p.side, id=p.id, display=p.display,
@@ -127,7 +153,10 @@ class RecordSpool:
 
     def _flush(self) -> None:
         if self._pending:
-            self._connection().executemany("INSERT INTO raw (row, data) VALUES (?, ?)",
-                                           self._pending)
+            try:
+                self._connection().executemany("INSERT INTO raw (row, data) VALUES (?, ?)",
+                                               self._pending)
+            except sqlite3.Error as error:
+                raise _spool_error("write", error) from None
             self._pending.clear()
 

@@ -229,3 +229,30 @@ def test_max_runs_without_every_is_a_usage_error(sync_config: Any) -> None:
     result = runner.invoke(app, ["run", "--config", str(sync_config()), "--max-runs", "3"])
     assert result.exit_code == 2
     assert "--max-runs needs --every" in result.output
+
+
+def test_run_without_a_usable_temporary_directory_says_so_in_one_line_and_exits_1(
+    sandboxes: Any, sync_config: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A run keeps its pulled records in a spool under TMPDIR: a missing (or full)
+    # directory is the machine's problem, said as such, not an internal error.
+    import tempfile
+
+    servicenow, _ = sandboxes
+    sn_incident(servicenow, "Printer jam on floor 3")
+    config = sync_config()
+    missing = tmp_path / "no-such-dir"
+    monkeypatch.setattr(tempfile, "tempdir", str(missing))
+
+    result = runner.invoke(app, ["run", "--config", str(config)])
+
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and "internal error" not in result.output
+    (line,) = [x for x in result.output.splitlines() if "record spool" in x]
+    assert str(missing) in line and "TMPDIR" in line
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    # Nothing was created (a copy made then would be adopted now, not created), and
+    # the next run with a usable directory does the work.
+    again = invoke("run", "--config", str(config))
+    assert again.exit_code == 0, again.output
+    assert again.output.strip().splitlines()[-1].startswith("created 1,")

@@ -268,3 +268,28 @@ def test_the_spool_sits_in_the_temporary_directory(monkeypatch: pytest.MonkeyPat
         assert Path(spool.path).parent == tmp_path
     finally:
         spool.close()
+
+
+def test_a_spool_that_cannot_be_made_or_written_is_one_clear_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import tempfile
+
+    missing = tmp_path / "gone"
+    monkeypatch.setattr(tempfile, "tempdir", str(missing))
+    with pytest.raises(spool_module.SpoolError, match=r"cannot make .*record spool in .*gone"):
+        RecordSpool()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    spool = RecordSpool()
+    try:
+        # A full disk, as SQLite says it: the spool may not grow past its first pages.
+        assert spool._db is not None
+        spool._db.execute("PRAGMA max_page_count = 2")
+        big = {"description": os.urandom(200_000).hex()}
+        with pytest.raises(spool_module.SpoolError, match=r"cannot write .*full"):
+            for n in range(spool_module.CHUNK):
+                spool.put(RemoteRecord(side=Side.SERVICENOW, id=f"id{n}", display=f"INC{n}",
+                                       version="1", updated=datetime(2026, 1, 1, tzinfo=UTC),
+                                       fields=big))
+    finally:
+        spool.close()
