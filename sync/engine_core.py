@@ -156,7 +156,7 @@ class EngineOptions:
     site_check: bool = False
     # Pairs planned, written, committed and read back together: one batched write
     # (and one read-back) per side for each such batch.
-    batch_size: int = 100
+    batch_size: int = 200   # the config default too (sync.settings)
     # Seconds the site fields read for the site check are reused from the state
     # store (0: read them on every run).
     metadata_ttl: float = 3600.0
