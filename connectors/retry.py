@@ -234,21 +234,11 @@ def run_per_key(keys: Sequence[str], work: Callable[[int], T], workers: int) -> 
         groups.setdefault(key, []).append(index)
     if workers <= 1 or len(groups) <= 1:
         return [work(index) for index in range(len(keys))]
-    results: dict[int, T] = {}
-
-    def run_group(indexes: list[int]) -> list[tuple[int, T]]:
-        return [(index, work(index)) for index in indexes]
-
-    pool = ThreadPoolExecutor(max_workers=min(workers, len(groups)),
-                              thread_name_prefix="incident-sync-io")
-    try:
-        # A context copy per task: one Context cannot be entered by two threads at once.
-        futures = [pool.submit(contextvars.copy_context().run, run_group, indexes)
-                   for indexes in groups.values()]
-        for future in futures:
-            results.update(future.result())
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    # Each key's items are one chunk of run_chunks: in order, on one worker.
+    ordered = list(groups.values())
+    done = run_chunks(len(ordered), lambda n: [(index, work(index)) for index in ordered[n]],
+                      workers)
+    results = dict(pair for chunk in done for pair in chunk)
     return [results[index] for index in range(len(keys))]
 
 

@@ -68,14 +68,13 @@ from sync.link_view import (
     LinkView,
     add_comment_link,
     conflict_note,
-    record_conflict,
     save_link,
     save_links,
 )
 from sync.planner import Batch, plan_settle
 from sync.rules import RuleFiring
 from sync.session import Session
-from sync.state import CommentLink, LinkSave, PairsTx, PairTx, StateStore
+from sync.state import CommentLink, LinkSave, PairsTx, StateStore
 
 logger = logging.getLogger(__name__)
 
@@ -548,8 +547,8 @@ class _Applying:
 
     def _commit_outcomes(self, tx: PairsTx,
                          outcomes: Sequence[tuple[PairPlan, int, datetime]]) -> None:
-        """The ``outcome`` part of :meth:`commit` for several pairs: conflicts, rules,
-        intents, retry items."""
+        """The ``outcome`` part of a commit, for one pair (:meth:`commit`) or several
+        (:meth:`commit_together`): conflicts, rules, intents, retry items."""
         for pair, link_id, at in outcomes:
             # In a pair's order: its conflicts, the closes its updates make, the settled.
             conflicted = {item.conflict.field for item in pair.conflicts}
@@ -598,23 +597,8 @@ class _Applying:
                                                action.target_side: made_id},
                                  origin=action.source_side, visibility=action.visibility)
             if outcome:
-                at = self.session.clock()
-                conflicted = set()
-                for item in pair.conflicts:
-                    conflicted.add(item.conflict.field)
-                    record_conflict(tx, view.id, item.conflict, at=at)
-                for update in pair.updates:
-                    for change in update.changes:
-                        if change.field not in conflicted:
-                            tx.close_conflicts(view.id, change.field)
-                for settled in pair.settled:  # both sides agree now: closed, and recorded
-                    record_conflict(tx, view.id, settled.conflict, at=at, open=False)
-                self._commit_rules(tx, view.id, pair, at)
-                if pair.intent_id is not None:
-                    tx.complete_intent(pair.intent_id)
-                for side in self.sides:
-                    if pair.ids[side]:
-                        tx.clear_retry(side, pair.ids[side] or "")
+                self._commit_outcomes(PairsTx.within(tx), [(pair, view.id,
+                                                            self.session.clock())])
         pair.link = view.link   # the pair's next commit updates this link by id
         return view
 
@@ -643,13 +627,6 @@ class _Applying:
                 continue
             self.summary.rule_firings += 1
         return complete
-
-    def _commit_rules(self, tx: PairTx, link_id: int, pair: PairPlan, at: datetime) -> None:
-        """Record the pair's rule firings (a note's with the note, see _write_notes) and
-        when its rules are next due by time alone, in the pair's commit."""
-        tx.record_rule_firings(link_id, self._unnoted_firings(pair), at=at)
-        if self.session.rules:
-            tx.set_rules_due(link_id, pair.rules_due_at)
 
     @staticmethod
     def _unnoted_firings(pair: PairPlan) -> list[dict[str, Any]]:

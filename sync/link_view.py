@@ -4,10 +4,11 @@ Contract:
 - :class:`LinkView` wraps a :class:`sync.state.Link`; ``view.side(s)`` is the
   :class:`LinkSide` (id, display, snapshot, version) for side ``s``. The
   engine reads link state only through it.
-- :func:`save_link`, :func:`add_comment_link` and :func:`record_conflict`
-  take per-side mappings and write them through a :class:`sync.state.PairTx`;
-  :func:`save_links` and :func:`conflict_note` do the same for a batch's
-  :class:`sync.state.PairsTx`.
+- :func:`save_link` and :func:`add_comment_link` take per-side mappings and
+  write them through a :class:`sync.state.PairTx`; :func:`save_links` does the
+  same for a batch's :class:`sync.state.PairsTx`, and :func:`conflict_note`
+  turns a merge conflict into what :meth:`sync.state.PairsTx.record_conflicts`
+  takes (for one pair's transaction too, through ``PairsTx.within``).
 - The store keeps every side's state in rows keyed by side, so this module
   only adapts: it names no column and knows no vendor.
 """
@@ -32,7 +33,7 @@ from sync.state import (
 )
 
 __all__ = ["LinkSide", "LinkView", "add_comment_link", "conflict_note", "conflict_values",
-           "record_conflict", "save_link", "save_links"]
+           "save_link", "save_links"]
 
 
 @dataclass(frozen=True)
@@ -82,19 +83,11 @@ def add_comment_link(tx: PairTx, link_id: int, ids: Mapping[str, str], *, origin
     tx.add_comment_link(link_id, ids, origin=origin, visibility=visibility)
 
 
-def record_conflict(tx: PairTx, link_id: int, conflict: Conflict, *, at: datetime,
-                    open: bool | None = None) -> None:
-    """Record a conflict on a link; with ``open=False``, how one was settled (by
-    default the store leaves it open only when nothing was written: ``manual``)."""
-    tx.record_conflict(link_id, conflict.field, base=dict(conflict.base),
-                       values=dict(conflict.values), resolution=conflict.resolution,
-                       policy=conflict.policy, at=at, open=open)
-
-
 def conflict_note(link_id: int, conflict: Conflict, *, at: datetime,
                   open: bool | None = None) -> ConflictNote:
-    """A conflict as :meth:`sync.state.PairsTx.record_conflicts` takes it, meaning what
-    :func:`record_conflict` records."""
+    """A conflict as :meth:`sync.state.PairsTx.record_conflicts` takes it; with
+    ``open=False``, how one was settled (by default the store leaves it open only
+    when nothing was written: ``manual``)."""
     return ConflictNote(link_id=link_id, field=conflict.field, base=dict(conflict.base),
                         values=dict(conflict.values), resolution=conflict.resolution,
                         policy=conflict.policy, at=at, open=open)

@@ -1659,22 +1659,36 @@ class PairTx:
             "concurrently")
 
     def complete_intent(self, intent_id: int) -> None:
-        with self._step() as conn:
-            conn.execute(self._store._hot.complete_intent, {"b_id": intent_id})
+        self.complete_intents([intent_id])
+
+    def complete_intents(self, intent_ids: Iterable[int]) -> None:
+        params = [{"b_id": intent_id} for intent_id in intent_ids]
+        if params:
+            with self._step() as conn:
+                conn.execute(self._store._hot.complete_intent, params)
 
     def clear_retry(self, side: str, record_id: str) -> None:
         """Take the record out of the retry queue; no statement when it is not queued."""
-        key = (_side(side), record_id)
-        rows = self._store._rows
-        if not rows.holds("queued", self._store._load_queued, key):
+        self.clear_retries([(side, record_id)])
+
+    def clear_retries(self, records: Iterable[tuple[str, str]]) -> None:
+        """Take these (side, record id) out of the retry queue, in one statement; none
+        for the records that are not queued."""
+        store = self._store
+        rows = store._rows
+        queued = [key for key in ((_side(side), record_id) for side, record_id in records)
+                  if rows.holds("queued", store._load_queued, key)]
+        if not queued:
             return
-        c = t.retry_queue.c
         with self._step() as conn:
-            conn.execute(
-                delete(t.retry_queue).where(c.connection == self._store.connection,
-                                            c.side == key[0], c.record_id == record_id)
-            )
-        self._on_commit.append(lambda: rows.discard("queued", key))
+            conn.execute(store._hot.delete_retry, [
+                {"b_connection": store.connection, "b_side": side, "b_record_id": record_id}
+                for side, record_id in queued])
+
+        def learn() -> None:
+            for key in queued:
+                rows.discard("queued", key)
+        self._on_commit.append(learn)
 
     def record_conflict(
         self,
@@ -1731,32 +1745,56 @@ class PairTx:
                             at: datetime) -> None:
         """Add the rule firings of one commit of a pair: mappings with ``rule``,
         ``field``, ``old``, ``new`` (JSON values) and optionally ``note_id``."""
-        if not firings:
-            return
-        at = _require_aware(at, "at")
-        rows = [{"link_id": link_id, "rule": str(f["rule"]), "field": str(f["field"]),
-                 "old": _loose_json(f.get("old")), "new": _loose_json(f.get("new")),
-                 "note_id": f.get("note_id"), "at": at} for f in firings]
-        with self._step() as conn:
-            conn.execute(insert(t.rule_firings), rows)
+        self.record_firings([(link_id, firings, at)])
+
+    def record_firings(
+        self, firings: Iterable[tuple[int, Sequence[Mapping[str, Any]], datetime]],
+    ) -> None:
+        """Add each (link id, firings, at) as :meth:`record_rule_firings` does, in one
+        INSERT."""
+        rows = []
+        for link_id, fired, at in firings:
+            if not fired:
+                continue
+            at = _require_aware(at, "at")
+            rows.extend({"link_id": link_id, "rule": str(f["rule"]), "field": str(f["field"]),
+                         "old": _loose_json(f.get("old")), "new": _loose_json(f.get("new")),
+                         "note_id": f.get("note_id"), "at": at} for f in fired)
+        if rows:
+            with self._step() as conn:
+                conn.execute(self._store._hot.insert_firings, rows)
 
     def set_rules_due(self, link_id: int, due_at: datetime | None) -> None:
         """When the pair's rules are next due by time alone (None: on no date)."""
-        r = t.link_rules.c
-        cache, load = self._store._rows, self._store._load_rules_due
-        if due_at is None:
-            # Most links are due on no date and have no row: nothing to delete.
-            if cache.holds("rules_due", load, link_id):
-                with self._step() as conn:
-                    conn.execute(delete(t.link_rules).where(r.link_id == link_id))
-                self._on_commit.append(lambda: cache.discard("rules_due", link_id))
+        self.set_rules_due_of([(link_id, due_at)])
+
+    def set_rules_due_of(self, dues: Iterable[tuple[int, datetime | None]]) -> None:
+        """Each (link id, when its rules are next due by time alone): one upsert, one
+        DELETE at most (most links are due on no date and have no row to delete)."""
+        store = self._store
+        cache, load = store._rows, store._load_rules_due
+        keep: list[dict[str, Any]] = []
+        drop: list[int] = []
+        for link_id, due_at in dues:
+            if due_at is not None:
+                keep.append({"link_id": link_id, "due_at": _require_aware(due_at, "due_at")})
+            elif cache.holds("rules_due", load, link_id):
+                drop.append(link_id)
+        if not keep and not drop:
             return
-        due_at = _require_aware(due_at, "due_at")
-        statement = self._store._insert(t.link_rules).values(link_id=link_id, due_at=due_at)
         with self._step() as conn:
-            cache.add("rules_due", load, link_id)
-            conn.execute(statement.on_conflict_do_update(
-                index_elements=[r.link_id], set_={"due_at": statement.excluded.due_at}))
+            if drop:
+                conn.execute(store._hot.delete_rules_due,
+                             [{"b_link_id": link_id} for link_id in drop])
+            if keep:
+                for row in keep:
+                    cache.add("rules_due", load, row["link_id"])
+                conn.execute(store._hot.upsert_rules_due, keep)
+        if drop:
+            def learn() -> None:
+                for link_id in drop:
+                    cache.discard("rules_due", link_id)
+            self._on_commit.append(learn)
 
     def close_conflicts(self, link_id: int, field: str) -> None:
         """Close the open conflicts on ``field``; no statement when the link has none."""
@@ -1823,11 +1861,17 @@ class PairsTx:
     alone and nothing is lost.
     """
 
-    def __init__(self, store: StateStore) -> None:
+    def __init__(self, store: StateStore, tx: PairTx | None = None) -> None:
         self._store = store
         # The connection and transaction, the row cache's updates on commit, and
         # the per-pair writes these lists fall back on.
-        self._tx = PairTx(store)
+        self._tx = PairTx(store) if tx is None else tx
+
+    @classmethod
+    def within(cls, tx: PairTx) -> PairsTx:
+        """These list writes inside one pair's own transaction (a list of one pair
+        writes what the pair's single writes would)."""
+        return cls(tx._store, tx)
 
     def save_links(self, saves: Sequence[LinkSave]) -> list[Link]:
         """Each pair's link, as :meth:`PairTx.save_link` saves it; in ``saves``'s order.
@@ -1960,71 +2004,21 @@ class PairsTx:
             self._tx.close_conflicts(link_id, field)
 
     def complete_intents(self, intent_ids: Iterable[int]) -> None:
-        params = [{"b_id": intent_id} for intent_id in intent_ids]
-        if params:
-            with self._tx._step() as conn:
-                conn.execute(self._store._hot.complete_intent, params)
+        self._tx.complete_intents(intent_ids)
 
     def clear_retries(self, records: Iterable[tuple[str, str]]) -> None:
         """Take these (side, record id) out of the retry queue; no statement for the
         records that are not queued."""
-        store = self._store
-        rows = store._rows
-        queued = [key for key in ((_side(side), record_id) for side, record_id in records)
-                  if rows.holds("queued", store._load_queued, key)]
-        if not queued:
-            return
-        with self._tx._step() as conn:
-            conn.execute(store._hot.delete_retry, [
-                {"b_connection": store.connection, "b_side": side, "b_record_id": record_id}
-                for side, record_id in queued])
-
-        def learn() -> None:
-            for key in queued:
-                rows.discard("queued", key)
-        self._tx._on_commit.append(learn)
+        self._tx.clear_retries(records)
 
     def record_rule_firings(
         self, firings: Iterable[tuple[int, Sequence[Mapping[str, Any]], datetime]],
     ) -> None:
         """Add each (link id, firings, at) as :meth:`PairTx.record_rule_firings` does,
         in one INSERT."""
-        rows = []
-        for link_id, fired, at in firings:
-            if not fired:
-                continue
-            at = _require_aware(at, "at")
-            rows.extend({"link_id": link_id, "rule": str(f["rule"]), "field": str(f["field"]),
-                         "old": _loose_json(f.get("old")), "new": _loose_json(f.get("new")),
-                         "note_id": f.get("note_id"), "at": at} for f in fired)
-        if rows:
-            with self._tx._step() as conn:
-                conn.execute(self._store._hot.insert_firings, rows)
+        self._tx.record_firings(firings)
 
     def set_rules_due(self, dues: Iterable[tuple[int, datetime | None]]) -> None:
         """Each (link id, when its rules are next due by time alone), as
         :meth:`PairTx.set_rules_due` keeps it: one upsert, one DELETE at most."""
-        store = self._store
-        cache, load = store._rows, store._load_rules_due
-        keep: list[dict[str, Any]] = []
-        drop: list[int] = []
-        for link_id, due_at in dues:
-            if due_at is not None:
-                keep.append({"link_id": link_id, "due_at": _require_aware(due_at, "due_at")})
-            elif cache.holds("rules_due", load, link_id):
-                drop.append(link_id)   # most links are due on no date and have no row
-        if not keep and not drop:
-            return
-        with self._tx._step() as conn:
-            if drop:
-                conn.execute(store._hot.delete_rules_due,
-                             [{"b_link_id": link_id} for link_id in drop])
-            if keep:
-                for row in keep:
-                    cache.add("rules_due", load, row["link_id"])
-                conn.execute(store._hot.upsert_rules_due, keep)
-        if drop:
-            def learn() -> None:
-                for link_id in drop:
-                    cache.discard("rules_due", link_id)
-            self._tx._on_commit.append(learn)
+        self._tx.set_rules_due_of(dues)
