@@ -215,12 +215,18 @@ def ref_of(value: Any) -> tuple[str, str | None] | None:
 @dataclass(frozen=True)
 class NewRecord:
     """A record to create: vendor fields (values may be user/group refs), the
-    other side's id to carry, and where that id points for a back-link."""
+    other side's id to carry, and where that id points for a back-link.
+
+    ``version_wanted``: False when the caller reads the record back itself after
+    its other writes (the engine's settle step): a connector whose create answer
+    carries no version (Jira's bulk create answers ids and keys) then skips the
+    read it would make for it, and :attr:`WriteResult.version` may be None."""
 
     fields: dict[str, Any]
     foreign_id: str
     foreign_url: str = ""
     foreign_display: str = ""
+    version_wanted: bool = True
 
 
 @dataclass(frozen=True)

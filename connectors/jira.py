@@ -36,8 +36,12 @@ Contract (what the engine may rely on, beyond :class:`connectors.base.Connector`
   marker label.
 - Request costs: open = serverInfo + myself + field list. A pull or get_many =
   one search per page (plus, only for an issue with more comments than the 20
-  embedded, its comment pages). A create batch of up to 50 = one bulk POST (the
-  marker label/field and the entity property inside it) and one version search,
+  embedded, its comment pages); get_many on Cloud searches the keys the run created
+  lately 50 a search, reconciled by id (read-after-write), the others 100 a search.
+  A create batch of up to 50 = one bulk POST (the
+  marker label/field and the entity property inside it) and one version search
+  (none when no record of the batch wants its version: ``NewRecord.version_wanted``,
+  which the engine turns off as it reads every created issue back with get_many),
   plus per created issue one remote-link POST only with ``remote_link``, and when
   it must leave the initial status one POST per transition step (on Cloud the
   first step rides in the create once the start status's transitions are known;
@@ -92,6 +96,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, tzinfo
@@ -165,6 +170,11 @@ BULK_LIMIT = 50                   # Jira's documented maximum per bulk create
 # is 100, the largest key list the connector puts in one query.
 PRE_READ_CLOUD = 50
 PRE_READ_DC = 100
+RECONCILE_LIMIT = 50              # ids Cloud's search/jql reconciles at most
+# Created keys a run remembers for reconciled reads: more than a batch (at most 1,000
+# pairs), so the settle step's read of a batch finds them all, and bounded, so a run
+# of any size holds no more.
+FRESH_KEPT = 2000
 COMMENT_PAGE = 100                # Jira's default and maximum comment page
 MAX_SHIFTS = 5                    # re-reads of a moving result window before giving up
 ENTITY_PROPERTY = "incident-sync"
@@ -349,6 +359,9 @@ class JiraConnector:
         # Issue key -> numeric id of every issue this run searched or created: Cloud's
         # search reconciles only ids, and write_many's pre-write search needs them.
         self._issue_ids: dict[str, str] = {}
+        # The keys this run created last (at most FRESH_KEPT): on Cloud a get_many
+        # reconciles them by id, being the read-after-write of their creates.
+        self._fresh: OrderedDict[str, None] = OrderedDict()
         self._notify_flag = True
         self._account = Account(email=email, project=project)
 
@@ -494,6 +507,7 @@ class JiraConnector:
         self._initial_status = None
         self._project_ids = None
         self._issue_ids.clear()
+        self._fresh.clear()
         self._notify_flag = True
 
     def __enter__(self) -> JiraConnector:
@@ -614,6 +628,15 @@ class JiraConnector:
             with self._cache_lock:
                 self._issue_ids.update(found)
 
+    def _remember_fresh(self, keys: Sequence[str]) -> None:
+        """Keep these created keys among the last FRESH_KEPT (see :meth:`get_many`)."""
+        with self._cache_lock:
+            for key in keys:
+                self._fresh[key] = None
+                self._fresh.move_to_end(key)
+            while len(self._fresh) > FRESH_KEPT:
+                self._fresh.popitem(last=False)
+
     def _all_comments(self, key: str) -> list[dict[str, Any]]:
         result: list[dict[str, Any]] = []
         while True:
@@ -665,14 +688,22 @@ class JiraConnector:
         """The issues of these keys, one ``key in (...)`` search per chunk of keys; the
         chunks are independent, so they are sent together (:func:`run_chunks`) and
         their issues taken in chunk order."""
-        found: dict[str, RemoteRecord] = {}
         wanted = list(dict.fromkeys(keys))
         step = min(self.page_size, 100)
-        chunks = [wanted[start:start + step] for start in range(0, len(wanted), step)]
+        return self._search_chunks(
+            [(wanted[start:start + step], reconcile)
+             for start in range(0, len(wanted), step)], fields)
+
+    def _search_chunks(self, chunks: Sequence[tuple[Sequence[str], Sequence[int]]],
+                       fields: Sequence[str]) -> dict[str, RemoteRecord]:
+        """One ``key in (...)`` search per (keys, ids to reconcile) chunk, sent together,
+        their issues taken in chunk order."""
+        found: dict[str, RemoteRecord] = {}
         searched = self._fields_param(fields)
 
         def read(number: int) -> list[RemoteRecord]:
-            return [record for issues in self._key_pages(chunks[number], searched, reconcile)
+            keys, reconcile = chunks[number]
+            return [record for issues in self._key_pages(keys, searched, reconcile)
                     for record in self._records(issues)]
 
         for records in run_chunks(len(chunks), read, self.concurrency):
@@ -707,10 +738,31 @@ class JiraConnector:
             return
 
     def get_many(self, ids: Sequence[str], fields: Sequence[str]) -> dict[str, RemoteRecord]:
+        """The issues of these keys (``key in (...)`` searches of up to 100 keys). On
+        Cloud, the keys this run created lately are searched apart, 50 a search,
+        reconciled by id: Cloud's search is read-after-write only for reconciled
+        issues, and a create answers no version, so this read (the engine's settle
+        step) is the one that sees what the create and its workflow steps made."""
         if not ids:
             return {}
-        found = self._by_keys(ids, fields)
-        return {key: found[key] for key in dict.fromkeys(ids) if key in found}
+        wanted = list(dict.fromkeys(ids))
+        fresh: dict[str, int] = {}
+        if self.cloud:
+            with self._cache_lock:
+                for key in wanted:
+                    ident = self._issue_ids.get(key, "")
+                    if key in self._fresh and ident.isdigit():
+                        fresh[key] = int(ident)
+        rest = [key for key in wanted if key not in fresh]
+        step = min(self.page_size, 100)
+        fresh_keys = list(fresh)
+        chunks: list[tuple[Sequence[str], Sequence[int]]] = [
+            (part, [fresh[key] for key in part])
+            for part in (fresh_keys[start:start + RECONCILE_LIMIT]
+                         for start in range(0, len(fresh_keys), RECONCILE_LIMIT))]
+        chunks += [(rest[start:start + step], ()) for start in range(0, len(rest), step)]
+        found = self._search_chunks(chunks, fields)
+        return {key: found[key] for key in wanted if key in found}
 
     def find_by_foreign_id(
         self, foreign_ids: Sequence[str], fields: Sequence[str]
@@ -924,6 +976,7 @@ class JiraConnector:
                 plan.settle(outcome)
                 self._remember_ids([{"key": key, "id": ident}
                                     for key, ident in plan.created.values()])
+                self._remember_fresh([key for key, _ in plan.created.values()])
         moving = [(plan, i) for plan in plans for i in plan.moves if i in plan.created]
         if moving and self._initial_status is None:
             # Read once per run, from the first issue that must move: every issue of
@@ -958,19 +1011,25 @@ class JiraConnector:
                     lambda n: after_create(*busy[n]), self.concurrency)
 
         def versions(number: int) -> dict[str, RemoteRecord] | ConnectorError:
-            created = plans[number].created
+            plan = plans[number]
+            # Only for the issues whose caller wants the version from the create; the
+            # engine reads every issue it created back anyway (get_many, reconciled).
+            created = [plan.created[i] for i in plan.created
+                       if plan.records[i].version_wanted]
             if not created:
                 return {}
             try:
                 return self._by_keys(
-                    [k for k, _ in created.values()], ["updated"],
-                    reconcile=[int(i) for _, i in created.values() if i.isdigit()])
+                    [k for k, _ in created], ["updated"],
+                    reconcile=[int(i) for _, i in created if i.isdigit()])
             except ConnectorError as exc:
                 return exc
 
         for plan, found in zip(plans, run_chunks(len(plans), versions, self.concurrency),
                                strict=True):
             for index, (key, _) in plan.created.items():
+                if not plan.records[index].version_wanted:
+                    continue   # left None: the caller reads the issue back itself
                 if isinstance(found, ConnectorError):
                     # The issues exist: report their keys (so they get linked) rather
                     # than an error that would make the engine create them again.

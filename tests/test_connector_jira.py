@@ -869,3 +869,58 @@ def test_write_many_on_cloud_reads_an_issue_the_run_never_searched_by_itself(
     assert _check_searches(sandbox) == []
     connector.close()
 
+
+
+# --------------------------------------------------------------------------- read-back
+
+
+def test_a_create_whose_caller_reads_back_sends_no_version_search(
+    connector: JiraConnector, sandbox: JiraSandbox
+) -> None:
+    """The engine reads every issue it created back (its settle step): a create it marks
+    ``version_wanted=False`` answers the keys, the workflow steps done, and no version,
+    without the search it would make for one (Jira's bulk create answers no version)."""
+    connector.create([NewRecord({"summary": "learn", "status": "Resolved"}, "v0")])
+    sandbox.log.clear()
+    results = connector.create([
+        NewRecord({"summary": f"quiet {n}", "status": "Resolved" if n % 2 else None},
+                  f"v{n + 1}", version_wanted=False) for n in range(4)])
+    assert all(r.ok and r.id and r.version is None for r in results), results
+    assert sandbox.log.count(path="re:/search") == 0
+    assert [sandbox.issue(r.id or "")["fields"]["status"]["name"] for r in results] == [
+        "Open", "Resolved", "Open", "Resolved"]
+    # What the create and its steps left is what a read of the issues then finds.
+    found = connector.get_many([r.id or "" for r in results], ["summary", "status"])
+    assert [found[r.id or ""].version for r in results] == [
+        sandbox.issue(r.id or "")["fields"]["updated"] for r in results]
+
+
+@pytest.mark.parametrize("mode", ["cloud"])  # Data Center documents no eventual consistency
+def test_reading_issues_the_run_just_created_reconciles_their_ids_on_cloud(
+    sandbox: JiraSandbox,
+) -> None:
+    """Cloud's search is read-after-write only for the ids it reconciles (at most 50): a
+    get_many of issues the run created searches those 50 a search with their ids, so the
+    read that replaced the create's version search still sees what the create made."""
+    connector = make_connector(sandbox, page_size=100)
+    older = [sandbox.create_issue({"summary": f"older {n}"}) for n in range(3)]
+    made = connector.create([NewRecord({"summary": f"new {n}"}, f"r{n}", version_wanted=False)
+                             for n in range(60)])
+    keys = [r.id or "" for r in made]
+    ids = {key: str(sandbox.issue(key)["id"]) for key in keys}
+    sandbox.log.clear()
+    found = connector.get_many([*keys, *older], ["summary"])
+    assert set(found) == {*keys, *older}
+    searches = [e for e in sandbox.log.entries if "/search" in e.path]
+    reconciled = [e for e in searches if "reconcileIssues=" in e.query]
+    assert [e.query.count("reconcileIssues=") for e in reconciled] == [50, 10]
+    assert sorted(q for e in reconciled for q in _reconciled_ids(e.query)) == sorted(
+        ids.values())
+    # The issues the run did not create: one plain search, as before.
+    assert len(searches) - len(reconciled) == 1
+    connector.close()
+
+
+def _reconciled_ids(query: str) -> list[str]:
+    return [part.split("=", 1)[1] for part in query.split("&")
+            if part.startswith("reconcileIssues=")]

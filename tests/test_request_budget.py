@@ -54,9 +54,12 @@ RUN_INTERVAL = 600.0         # ten minutes between scheduled runs, past Jira's p
 # [sync] batch_size went from 100 to 200: the N = 200 runs are one batch instead of two,
 # so initial to ServiceNow's 279 journal entries fill their Batch API requests of 50
 # better (12 -> 10 batch requests, wire 28 -> 26).
+# Jira's create then stopped reading its issues' versions (4 searches of 50 for 200
+# issues): the settle step's read of the same issues, now reconciled by id on Cloud in
+# searches of 50 (2 -> 4), is the one read after the create: initial to Jira 385 -> 383.
 BUDGET: dict[tuple[str, str], dict[str, int]] = {
     ("initial servicenow-to-jira", "servicenow"): {"wire": 19, "work": 219},
-    ("initial servicenow-to-jira", "jira"): {"wire": 385, "work": 385},
+    ("initial servicenow-to-jira", "jira"): {"wire": 383, "work": 383},
     ("idle", "servicenow"): {"wire": 2, "work": 2},
     ("idle", "jira"): {"wire": 4, "work": 4},
     ("1% changed", "servicenow"): {"wire": 8, "work": 10},
