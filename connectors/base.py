@@ -247,6 +247,15 @@ class RecordHistory:
     edits: tuple[Edit, ...] = ()
 
 
+@dataclass(frozen=True)
+class KnownComments:
+    """A record's comments as the caller read them, and the version they go with
+    (:meth:`Connector.get_many`'s ``comments_at``)."""
+
+    version: str
+    comments: tuple[RemoteComment, ...]
+
+
 @dataclass
 class WriteResult:
     """The outcome of one write: the record's new id and version, or the error."""
@@ -367,8 +376,17 @@ class Connector(Protocol):
         oldest first, page by page, each record once, comments included."""
         ...
 
-    def get_many(self, ids: Sequence[str], fields: Sequence[str]) -> dict[str, RemoteRecord]:
-        """The records with these ids, fetched in batches; missing ids are absent."""
+    def get_many(self, ids: Sequence[str], fields: Sequence[str], *,
+                 comments_at: Mapping[str, KnownComments] | None = None
+                 ) -> dict[str, RemoteRecord]:
+        """The records with these ids, fetched in batches; missing ids are absent.
+
+        ``comments_at``: per id, comments the caller holds and the version they are
+        the record's comments at (a record it read before). A connector whose comments
+        cost requests of their own (ServiceNow's journal) may use them, instead of
+        reading, for a record whose version shows that no comment can have been added
+        since: at that version still, or moved on only by the connector's own writes
+        that added none. Connectors whose comments come with the record ignore it."""
         ...
 
     def find_by_foreign_id(
@@ -485,6 +503,7 @@ __all__ = [
     "ConnectorError",
     "Edit",
     "FatalError",
+    "KnownComments",
     "NewComment",
     "NewRecord",
     "NoTransitionPath",

@@ -118,6 +118,7 @@ from connectors.base import (
     ConnectorError,
     Edit,
     FatalError,
+    KnownComments,
     NewComment,
     NewRecord,
     NotFound,
@@ -737,8 +738,11 @@ class JiraConnector:
             yield from pages
             return
 
-    def get_many(self, ids: Sequence[str], fields: Sequence[str]) -> dict[str, RemoteRecord]:
-        """The issues of these keys (``key in (...)`` searches of up to 100 keys). On
+    def get_many(self, ids: Sequence[str], fields: Sequence[str], *,
+                 comments_at: Mapping[str, KnownComments] | None = None
+                 ) -> dict[str, RemoteRecord]:
+        """The issues of these keys (``key in (...)`` searches of up to 100 keys; the
+        comments come embedded, so ``comments_at`` spares nothing and is unused). On
         Cloud, the keys this run created lately are searched apart, 50 a search,
         reconciled by id: Cloud's search is read-after-write only for reconciled
         issues, and a create answers no version, so this read (the engine's settle

@@ -45,6 +45,11 @@ Contract:
   right after its rows), a page's journal reads and the read-back of new entries. The
   requests are those of one chunk after another; results keep their order, journal
   authors are looked up on the caller's thread chunk by chunk, as before.
+- ``get_many`` takes the caller's comments instead of reading the journal of a row
+  whose ``sys_mod_count`` shows no comment can have reached it since they were read
+  (``comments_at``): the same version, or moved only by this run's own Batch API
+  writes, each one save on the version checked just before it (+1) with no journal
+  entry. The engine's settle step reads a back-linked original that way: its row only.
 - ``history`` reads ``sys_created_on`` of the records and their ``sys_audit``
   rows (field, user, time; stock instances audit the incident table), one
   request per 100 records plus one per 1,000 audit rows: the changes the
@@ -59,6 +64,7 @@ import base64
 import json
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
@@ -78,6 +84,7 @@ from connectors.base import (
     CommentResult,
     ConnectorError,
     Edit,
+    KnownComments,
     NewComment,
     NewRecord,
     NotFound,
@@ -142,6 +149,9 @@ AUDIT_FIELDS = ["documentkey", "fieldname", "user", "sys_created_on"]
 # Rows the instance writes to sys_audit that are not field edits.
 AUDIT_NOT_FIELDS = {"DELETED", "comments", "work_notes"}
 BATCH_PATH = "/api/now/v1/batch"
+# Records whose own last saves get_many remembers (_own_saves): more than a batch of
+# pairs (at most 1,000), so a settle read of a batch finds them, and bounded.
+OWN_SAVES_KEPT = 2000
 # A batched write's answer needs only the new version (and id, number): keep it small.
 WRITE_FIELDS = "sysparm_fields=sys_id,number,sys_mod_count&sysparm_exclude_reference_link=true"
 
@@ -308,6 +318,11 @@ class ServiceNowConnector:
         self._groups: dict[str, str | None] = {}       # group name -> sys_id
         self._authors: dict[str, str] = {}             # user_name -> email (or user_name)
         self._me: dict[str, Any] | None = None         # our sys_user row, read by open()
+        # sys_id -> (version before, version after) of this run's last Batch API writes
+        # that saved the record once (sys_mod_count + 1) on the version checked just
+        # before and added no journal entry: get_many may trust comments known at
+        # "before" for a record it finds at "after" (see get_many). Bounded.
+        self._own_saves: OrderedDict[str, tuple[str, str]] = OrderedDict()
 
     def __repr__(self) -> str:
         return (f"ServiceNowConnector({self.base_url!r}, user={self.username!r}, "
@@ -396,6 +411,7 @@ class ServiceNowConnector:
             self._users.clear()
             self._groups.clear()
             self._authors.clear()
+            self._own_saves.clear()
 
     # ----------------------------------------------------------------- reading
 
@@ -551,26 +567,86 @@ class ServiceNowConnector:
         return run_chunks(len(chunks), one, self.concurrency)
 
     def _chunk_records(self, rows: list[dict[str, Any]],
-                       journal: Sequence[Mapping[str, Any]]) -> list[RemoteRecord]:
+                       journal: Sequence[Mapping[str, Any]],
+                       known: Mapping[str, list[RemoteComment]] | None = None
+                       ) -> list[RemoteRecord]:
         """One chunk's rows as records, on the caller's thread: chunk by chunk in order,
-        so journal authors are looked up (and cached) as the one-after-another loop did."""
-        comments = self._journal_comments([str(r.get("sys_id") or "") for r in rows], journal)
+        so journal authors are looked up (and cached) as the one-after-another loop did.
+        ``known``: the comments of rows whose journal was not read (see get_many)."""
+        held = known or {}
+        comments = self._journal_comments(
+            [str(r.get("sys_id") or "") for r in rows
+             if str(r.get("sys_id") or "") not in held], journal)
+        comments.update({sys_id: list(listed) for sys_id, listed in held.items()})
         return [self._record(r, comments.get(str(r.get("sys_id") or ""), [])) for r in rows]
 
-    def get_many(self, ids: Sequence[str], fields: Sequence[str]) -> dict[str, RemoteRecord]:
+    def get_many(self, ids: Sequence[str], fields: Sequence[str], *,
+                 comments_at: Mapping[str, KnownComments] | None = None
+                 ) -> dict[str, RemoteRecord]:
+        """The records of these sys_ids: one ``sys_idIN`` read per ID_BATCH, then that
+        chunk's journal read (after the rows, so a comment newer than a row's version
+        is seen rather than one its version counts missed).
+
+        ``comments_at``: a row whose ``sys_mod_count`` shows no comment can have been
+        added since the version the caller's comments go with takes those comments and
+        is left out of the journal read (none at all when every row is such): the row
+        is still at that version, or this run's own Batch API writes alone moved it
+        there, each saving the record once (sys_mod_count grows by one per update) on
+        the version checked just before it and adding no journal entry. Adding a
+        comment or work note saves the record, moving its sys_mod_count (as every
+        pull's ``sys_updated_on`` watermark relies on)."""
         wanted = self._fields(fields)
         unique = list(dict.fromkeys(i for i in ids if i))
         found: dict[str, RemoteRecord] = {}
         chunks = list(_chunks(unique, min(self.page_size, ID_BATCH)))
+        given = comments_at or {}
 
-        def read(chunk: Sequence[str]) -> list[dict[str, Any]]:
-            query = f"{any_of('sys_id', list(chunk))}^ORDERBYsys_id"
-            return self._list(self.table, query, wanted, limit=len(chunk))
+        def read(number: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
+                                       dict[str, list[RemoteComment]]]:
+            query = f"{any_of('sys_id', list(chunks[number]))}^ORDERBYsys_id"
+            rows = self._list(self.table, query, wanted, limit=len(chunks[number]))
+            known: dict[str, list[RemoteComment]] = {}
+            for row in rows:
+                sys_id = str(row.get("sys_id") or "")
+                held = given.get(sys_id)
+                if held is not None and self._no_comment_since(
+                        sys_id, held.version, str(row.get("sys_mod_count") or "0")):
+                    known[sys_id] = list(held.comments)
+            unread = [str(r.get("sys_id") or "") for r in rows
+                      if str(r.get("sys_id") or "") not in known]
+            return rows, self._journal_rows(unread) if unread else [], known
 
-        for rows, journal in self._chunk_rows(chunks, read):
-            for record in self._chunk_records(rows, journal):
+        # Independent chunks, sent together; each chunk's journal read after its rows.
+        for rows, journal, known in run_chunks(len(chunks), read, self.concurrency):
+            for record in self._chunk_records(rows, journal, known):
                 found[record.id] = record
         return found
+
+    def _no_comment_since(self, sys_id: str, version: str, now: str) -> bool:
+        """Whether a record at ``now`` can hold no journal entry it lacked at ``version``:
+        the same version, or only this run's own saves between (``_own_saves``)."""
+        if now == version:
+            return True
+        with self._lock:
+            return self._own_saves.get(sys_id) == (version, now)
+
+    def _saved_once(self, sys_id: str, before: str | None, after: str | None,
+                    payload: Mapping[str, Any]) -> None:
+        """Remember a Batch API write that saved ``sys_id`` exactly once on ``before``
+        (checked just before) and added no journal entry; chained onto the previous such
+        write of the record when that one left ``before``."""
+        if (before is None or after is None or not before.isdigit()
+                or after != str(int(before) + 1)
+                or any(element in payload for element in ELEMENT_OF_VISIBILITY.values())):
+            with self._lock:
+                self._own_saves.pop(sys_id, None)
+            return
+        with self._lock:
+            first = self._own_saves.pop(sys_id, None)
+            start = first[0] if first is not None and first[1] == before else before
+            self._own_saves[sys_id] = (start, after)
+            while len(self._own_saves) > OWN_SAVES_KEPT:
+                self._own_saves.popitem(last=False)
 
     def history(self, ids: Sequence[str]) -> dict[str, RecordHistory]:
         unique = list(dict.fromkeys(i for i in ids if i))
@@ -1037,6 +1113,8 @@ class ServiceNowConnector:
                     and (writes[i].expected_version is not None or not resolved[i][0])}
             versions.update(self._versions([r for r in need if r not in versions]))
             items: dict[str, tuple[int, dict[str, Any]]] = {}
+            checked = {record_id: version for record_id, version in versions.items()
+                       if version}
             for index in members:
                 if results[index] is not None:
                     continue
@@ -1072,6 +1150,9 @@ class ServiceNowConnector:
                 result = self._result_of(outcome, list(resolved[index][1]))
                 result.id = result.id or record_id
                 results[index] = result
+                # Checked just before (read now or left by a previous round's write):
+                # the version this write went onto, if this run knows it.
+                self._saved_once(record_id, checked.get(record_id), result.version, payload)
                 versions[record_id] = result.version or ""
         return [r if r is not None else WriteResult(id=w.record_id, error=RetriableError(
             f"ServiceNow {self.table} {w.record_id}: write not attempted", side=SIDE.value))

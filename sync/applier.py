@@ -24,7 +24,9 @@ Contract:
   it is committed and its pairs are committed one by one: a pair whose commit
   fails is queued alone.
 - Then the batch's read-back actions (the settle step): the pairs it wrote
-  are read once more, one ``get_many`` per side for the batch, and decided
+  are read once more, one ``get_many`` per side for the batch (both sides'
+  sent together; the comments each record had when read before go along, so
+  ServiceNow's journal is read only where a comment can have come since), and decided
   again (:func:`sync.planner.plan_settle`); what that finds is written and
   committed through the same path, with the written sides' final versions.
 - A failed item fails only its pair (any ConnectorError but a fatal one, a

@@ -47,6 +47,7 @@ from connectors.base import (
     ConnectorError,
     Edit,
     FatalError,
+    KnownComments,
     RemoteComment,
     RemoteRecord,
     SyncError,
@@ -1023,10 +1024,17 @@ class _Planning:
             return []
         connectors, fields = self.session.connectors, self.session.vendor_fields
         wanted = {side: [p.ids[side] or "" for p in written] for side in self.sides}
+        # The comments each record had when this run read it, with that version: a
+        # connector whose comments cost a read of their own (ServiceNow's journal) skips
+        # it for records no comment can have reached since (get_many's contract).
+        known = {side: {rec.id: KnownComments(rec.version, tuple(rec.comments))
+                        for p in written if (rec := p.records.get(side)) is not None}
+                 for side in self.sides}
 
         def read(number: int) -> dict[str, RemoteRecord]:
             side = self.sides[number]
-            return connectors[side].get_many(wanted[side], fields[side])
+            return connectors[side].get_many(wanted[side], fields[side],
+                                             comments_at=known[side])
 
         try:
             # The two sides' reads do not depend on each other: sent together, one

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connectors.base import (
+    KnownComments,
     NewComment,
     NewRecord,
     NotFound,
@@ -668,3 +669,108 @@ def test_without_batch_api_records_overlap_and_429s_lower_the_concurrency(
     for sys_id in ids:
         assert [r["value"] for r in sandbox.journal(sys_id)] == [f"{sys_id} #{k}"
                                                                  for k in range(3)]
+
+
+# --------------------------------------------------------------------------- read-back
+
+
+def _journal_reads(sandbox: ServiceNowSandbox) -> int:
+    return sandbox.log.count("GET", "/api/now/table/sys_journal_field")
+
+
+def test_get_many_takes_the_known_comments_of_a_record_still_at_their_version(
+    connector: ServiceNowConnector, sandbox: ServiceNowSandbox
+) -> None:
+    """Adding a comment saves the record: one still at the version the caller's comments
+    go with has none the caller lacks, so its journal is not read again."""
+    sys_id = insert(sandbox, "Known comments")
+    sandbox.update("incident", sys_id, {"comments": "Seen already"}, as_user="bob.jones")
+    before = connector.get_many([sys_id], FIELDS)[sys_id]
+    assert [c.body for c in before.comments] == ["Seen already"]
+    sandbox.log.clear()
+    again = connector.get_many([sys_id], FIELDS, comments_at={
+        sys_id: KnownComments(before.version, tuple(before.comments))})
+    assert _journal_reads(sandbox) == 0
+    assert again[sys_id].comments == before.comments and again[sys_id].version == before.version
+
+
+def test_get_many_reads_the_journal_of_a_record_a_comment_moved_since(
+    connector: ServiceNowConnector, sandbox: ServiceNowSandbox
+) -> None:
+    sys_id = insert(sandbox, "Moved on")
+    before = connector.get_many([sys_id], FIELDS)[sys_id]
+    other = insert(sandbox, "Still")
+    still = connector.get_many([other], FIELDS)[other]
+    sandbox.update("incident", sys_id, {"comments": "Added by a person"},
+                   as_user="bob.jones")
+    sandbox.log.clear()
+    found = connector.get_many([sys_id, other], FIELDS, comments_at={
+        sys_id: KnownComments(before.version, tuple(before.comments)),
+        other: KnownComments(still.version, tuple(still.comments))})
+    # One journal read, for the record that moved only.
+    assert _journal_reads(sandbox) == 1
+    journal = [e for e in sandbox.log.entries if e.path.endswith("/sys_journal_field")]
+    assert sys_id in journal[0].query and other not in journal[0].query
+    assert [c.body for c in found[sys_id].comments] == ["Added by a person"]
+
+
+def test_get_many_trusts_the_known_comments_past_the_connector_s_own_back_link(
+    connector: ServiceNowConnector, sandbox: ServiceNowSandbox
+) -> None:
+    """A back-link (correlation_id) saved once on the version checked just before it
+    adds no journal entry: a read after it needs no journal read either."""
+    sys_id = insert(sandbox, "Marked")
+    sandbox.update("incident", sys_id, {"work_notes": "Internal"}, as_user="bob.jones")
+    before = connector.get_many([sys_id], FIELDS)[sys_id]
+    (marked,) = connector.write_many([RecordWrite(sys_id, {}, "OPS-7", before.version)])
+    assert marked.ok and marked.version == str(int(before.version) + 1)
+    sandbox.log.clear()
+    found = connector.get_many([sys_id], FIELDS, comments_at={
+        sys_id: KnownComments(before.version, tuple(before.comments))})
+    assert _journal_reads(sandbox) == 0
+    assert found[sys_id].version == marked.version
+    assert [c.body for c in found[sys_id].comments] == ["Internal"]
+    assert found[sys_id].foreign_id == "OPS-7"
+
+
+def test_a_comment_landing_between_the_check_and_the_back_link_is_read_back(
+    connector: ServiceNowConnector, sandbox: ServiceNowSandbox,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The Table API has no conditional write: a person's comment can land between the
+    version read and the Batch API PATCH. The write's answer then shows two saves, not
+    one, so the read after it reads the journal and sees the comment."""
+    sys_id = insert(sandbox, "Raced")
+    before = connector.get_many([sys_id], FIELDS)[sys_id]
+    serve = sandbox.handle
+
+    def person_first(request: Any) -> Any:
+        if request.path.endswith("/batch"):
+            sandbox.update("incident", sys_id, {"comments": "Typed meanwhile"},
+                           as_user="bob.jones")
+        return serve(request)
+
+    monkeypatch.setattr(sandbox, "handle", person_first)
+    (marked,) = connector.write_many([RecordWrite(sys_id, {}, "OPS-8", before.version)])
+    monkeypatch.setattr(sandbox, "handle", serve)
+    assert marked.ok and marked.version == str(int(before.version) + 2)
+    sandbox.log.clear()
+    found = connector.get_many([sys_id], FIELDS, comments_at={
+        sys_id: KnownComments(before.version, tuple(before.comments))})
+    assert _journal_reads(sandbox) == 1
+    assert [c.body for c in found[sys_id].comments] == ["Typed meanwhile"]
+
+
+def test_a_comment_after_the_back_link_is_read_back(
+    connector: ServiceNowConnector, sandbox: ServiceNowSandbox
+) -> None:
+    sys_id = insert(sandbox, "Later")
+    before = connector.get_many([sys_id], FIELDS)[sys_id]
+    (marked,) = connector.write_many([RecordWrite(sys_id, {}, "OPS-9", before.version)])
+    assert marked.ok
+    sandbox.update("incident", sys_id, {"comments": "After the link"}, as_user="bob.jones")
+    sandbox.log.clear()
+    found = connector.get_many([sys_id], FIELDS, comments_at={
+        sys_id: KnownComments(before.version, tuple(before.comments))})
+    assert _journal_reads(sandbox) == 1
+    assert [c.body for c in found[sys_id].comments] == ["After the link"]

@@ -134,3 +134,67 @@ def test_a_failed_read_back_of_a_new_issue_leaves_it_to_the_next_run_without_ech
     assert writes(servicenow) == [] and writes(jira) == []
     link = only_link(config)
     assert link.version_on("jira") == jira_fields(jira, link.id_on("jira"))["updated"]
+
+
+def test_an_original_only_back_linked_is_read_back_without_its_journal(
+    sandboxes: Any, sync_config: Any, make_engine: Any
+) -> None:
+    """The settle step reads the original's row after its back-link; the back-link was
+    its only save since the pull (sys_mod_count + 1, no journal entry), so the comments
+    the pull read are still all it has: no second journal read, and nothing lost."""
+    servicenow, jira = sandboxes
+    sn = sn_incident(servicenow, "Scanner on floor 4 offline")
+    servicenow.update("incident", sn["sys_id"], {"comments": "Still offline after reboot"},
+                      as_user="bob.jones")
+    config = sync_config()
+
+    first = sync(make_engine, config)
+
+    assert (first.created, first.comments, first.failed) == (1, 1, 0), first.failures
+    # The pull's journal read only; the settle step's row read found the back-link's
+    # version and took the comments read by the pull.
+    assert servicenow.log.count("GET", "/api/now/table/sys_journal_field") == 1
+    key = only_link(config).id_on("jira")
+    assert len(jira_fields(jira, key)["comment"]["comments"]) == 1
+    servicenow.log.clear()
+    jira.log.clear()
+    for _ in range(2):
+        again = sync(make_engine, config)
+        assert (again.updated, again.comments, again.failed) == (0, 0, 0), again.failures
+    assert writes(servicenow) == [] and writes(jira) == []
+
+
+def test_a_person_s_comment_racing_the_back_link_is_copied_in_the_same_run(
+    sandboxes: Any, sync_config: Any, make_engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A person comments on the original between the back-link's version check and its
+    Batch API write (the Table API has no conditional write). The write's answer shows
+    two saves, so the settle step reads the journal, sees the comment with the version
+    it commits, and copies it in the same run: never a version that counts a comment
+    nobody copied."""
+    servicenow, jira = sandboxes
+    sn = sn_incident(servicenow, "Label printer jams")
+    serve = servicenow.handle
+
+    def person_first(request: Request) -> Response:
+        if request.path.endswith("/batch") and not servicenow.journal(sn["sys_id"]):
+            servicenow.update("incident", sn["sys_id"], {"comments": "Jammed again at 9"},
+                              as_user="bob.jones")
+        return serve(request)
+
+    monkeypatch.setattr(servicenow, "handle", person_first)
+    config = sync_config()
+
+    first = sync(make_engine, config)
+
+    monkeypatch.setattr(servicenow, "handle", serve)
+    assert (first.created, first.comments, first.failed) == (1, 1, 0), first.failures
+    key = only_link(config).id_on("jira")
+    (copied,) = jira_fields(jira, key)["comment"]["comments"]
+    assert "Jammed again at 9" in str(copied["body"])
+    servicenow.log.clear()
+    jira.log.clear()
+    for _ in range(2):
+        again = sync(make_engine, config)
+        assert (again.updated, again.comments, again.failed) == (0, 0, 0), again.failures
+    assert writes(servicenow) == [] and writes(jira) == []

@@ -57,12 +57,16 @@ RUN_INTERVAL = 600.0         # ten minutes between scheduled runs, past Jira's p
 # Jira's create then stopped reading its issues' versions (4 searches of 50 for 200
 # issues): the settle step's read of the same issues, now reconciled by id on Cloud in
 # searches of 50 (2 -> 4), is the one read after the create: initial to Jira 385 -> 383.
+# The settle step then stopped reading the journal of ServiceNow records whose
+# sys_mod_count shows no comment since the pull (still at the pulled version, or moved
+# only by our own back-link or update): initial to Jira 19 -> 17 (2 journal reads of
+# 100 records), 1 % changed 8 -> 7 (1).
 BUDGET: dict[tuple[str, str], dict[str, int]] = {
-    ("initial servicenow-to-jira", "servicenow"): {"wire": 19, "work": 219},
+    ("initial servicenow-to-jira", "servicenow"): {"wire": 17, "work": 217},
     ("initial servicenow-to-jira", "jira"): {"wire": 383, "work": 383},
     ("idle", "servicenow"): {"wire": 2, "work": 2},
     ("idle", "jira"): {"wire": 4, "work": 4},
-    ("1% changed", "servicenow"): {"wire": 8, "work": 10},
+    ("1% changed", "servicenow"): {"wire": 7, "work": 9},
     ("1% changed", "jira"): {"wire": 9, "work": 9},
     ("initial jira-to-servicenow", "servicenow"): {"wire": 26, "work": 505},
     ("initial jira-to-servicenow", "jira"): {"wire": 220, "work": 220},
