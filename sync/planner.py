@@ -1104,24 +1104,38 @@ class _Planning:
             if not wrote:
                 continue
             held = self.fields.current(self.fields.incident(got[side]))
-            snapshot, dropped = rebase_written(self.fields, view.side(side).snapshot, held,
-                                               wrote)
-            if dropped:
-                snapshot.update({f: held[f] for f in self._dropped_by_us(got[side], dropped)})
+            ours = view.side(side).snapshot or {}
+            snapshot, dropped = rebase_written(self.fields, ours, held, wrote)
+            # A written field that reads back otherwise than we wrote it: the tool
+            # reshaped our write (a title cut at 160), or a person edited the field
+            # between our write and this read. Only the tool's history tells which;
+            # it is read for such records only (rare: most writes read back as sent).
+            reshaped = [f for f in wrote if f in ours and snapshot[f] != ours[f]]
+            if reshaped or dropped:
+                last = self._last_changes(got[side], reshaped, dropped)
+                # A person's value is no reshaping of ours: the snapshot keeps what we
+                # wrote, so their edit is a change on this side and travels.
+                snapshot.update({f: ours[f] for f in reshaped if last.get(f) is False})
+                snapshot.update({f: held[f] for f in dropped if last.get(f)})
             snapshots[side] = snapshot
         return view.with_snapshots(snapshots) if snapshots else view
 
-    def _dropped_by_us(self, record: RemoteRecord, names: list[str]) -> list[str]:
-        """Those of ``names`` whose last change on ``record`` the integration user made."""
+    def _last_changes(self, record: RemoteRecord, reshaped: list[str],
+                      dropped: list[str]) -> dict[str, bool]:
+        """Per neutral field, whether the integration user made its last change on
+        ``record`` (:meth:`_last_changed_by_us`). When the history is out of reach,
+        nothing is known: a reshaped value stays absorbed (a tool's reshaping is the
+        common case, and sending it back would overwrite the original with a value
+        nobody typed) and a dropped one travels."""
         try:
-            last = self._last_changed_by_us(record)
+            return self._last_changed_by_us(record)
         except FatalError:
             raise
         except ConnectorError as error:
-            logger.warning("history of %s unread, its dropped values travel: %s",
-                           record.display, error)
-            return []
-        return [name for name in names if last.get(name)]
+            logger.warning("history of %s unread: %s taken as the tool's, %s travel: %s",
+                           record.display, ", ".join(reshaped) or "nothing",
+                           ", ".join(dropped) or "nothing", error)
+            return {}
 
 
 __all__ = ["Batch", "BatchStream", "PeopleEdits", "build_plan", "plan_settle", "stream_plan"]
