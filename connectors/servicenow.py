@@ -99,6 +99,7 @@ from connectors.base import (
 )
 from connectors.retry import (
     AdaptiveLimit,
+    ChunkPool,
     RequestBudget,
     RetryPolicy,
     parse_retry_after,
@@ -290,6 +291,9 @@ class ServiceNowConnector:
         self.concurrency = config.concurrency
         self._limit = AdaptiveLimit(config.concurrency, max_pause=self.retry.max_wait,
                                     sleep=self.retry.sleep)
+        # The chunks' helper threads, kept for the run (bounded like the requests in
+        # flight), ended by close().
+        self._pool = ChunkPool(config.concurrency, name="incident-sync-servicenow")
         rpm = config.requests_per_minute
         self.budget = RequestBudget(rpm) if rpm else None
         # pysnow keeps the password inside its session's auth object, the only copy.
@@ -391,6 +395,7 @@ class ServiceNowConnector:
     def close(self) -> None:
         # The session's pools are released; the session itself stays usable, so a
         # scheduled run can open() again without us keeping a copy of the password.
+        self._pool.close()
         self.client.session.close()
         with self._lock:
             self._users.clear()
@@ -453,7 +458,7 @@ class ServiceNowConnector:
                     return rows
                 offset += JOURNAL_PAGE
 
-        return [row for rows in run_chunks(len(chunks), read, self.concurrency)
+        return [row for rows in run_chunks(len(chunks), read, self.concurrency, pool=self._pool)
                 for row in rows]
 
     def _journal_comments(self, sys_ids: Sequence[str], rows: Sequence[Mapping[str, Any]]
@@ -548,7 +553,7 @@ class ServiceNowConnector:
             rows = read(chunks[number])
             return rows, self._journal_rows([str(r.get("sys_id") or "") for r in rows])
 
-        return run_chunks(len(chunks), one, self.concurrency)
+        return run_chunks(len(chunks), one, self.concurrency, pool=self._pool)
 
     def _chunk_records(self, rows: list[dict[str, Any]],
                        journal: Sequence[Mapping[str, Any]]) -> list[RemoteRecord]:
@@ -860,7 +865,7 @@ class ServiceNowConnector:
             return served
 
         served: dict[str, Mapping[str, Any] | ConnectorError] = {}
-        for answers in run_chunks(len(chunks), send, self.concurrency):
+        for answers in run_chunks(len(chunks), send, self.concurrency, pool=self._pool):
             served.update(answers)
         return served
 
@@ -1013,7 +1018,8 @@ class ServiceNowConnector:
         """
         if not self.use_batch_api:
             return run_per_key([w.record_id for w in writes],
-                               lambda i: write_each(self, [writes[i]])[0], self.concurrency)
+                               lambda i: write_each(self, [writes[i]])[0], self.concurrency,
+                               pool=self._pool)
         results: list[WriteResult | None] = [None] * len(writes)
         payloads: list[dict[str, Any]] = []
         for write in writes:
@@ -1089,7 +1095,7 @@ class ServiceNowConnector:
                               limit=len(chunks[number]))
 
         # Independent reads: sent together, their rows taken in chunk order.
-        for rows in run_chunks(len(chunks), read, self.concurrency):
+        for rows in run_chunks(len(chunks), read, self.concurrency, pool=self._pool):
             found.update((str(r.get("sys_id") or ""), str(r.get("sys_mod_count") or "0"))
                          for r in rows)
         return found
@@ -1102,7 +1108,8 @@ class ServiceNowConnector:
         one PATCH and one journal read per comment."""
         if not self.use_batch_api:
             return run_per_key([c.record_id for c in comments],
-                               lambda i: comment_each(self, [comments[i]])[0], self.concurrency)
+                               lambda i: comment_each(self, [comments[i]])[0], self.concurrency,
+                               pool=self._pool)
         results: list[CommentResult | None] = [None] * len(comments)
         texts: list[tuple[str, str]] = []   # (element, text) per comment
         for index, item in enumerate(comments):
@@ -1186,7 +1193,7 @@ class ServiceNowConnector:
                     break
                 offset += JOURNAL_PAGE
 
-        run_chunks(len(chunks), read, self.concurrency)
+        run_chunks(len(chunks), read, self.concurrency, pool=self._pool)
         return out
 
     # ----------------------------------------------------------------- site fields
