@@ -283,6 +283,17 @@ def next_snapshot(current: Mapping[str, Any], write: SideWrite | None) -> dict[s
     return snapshot
 
 
+_UNMOVED: dict[str, FieldMerge] = {}
+
+
+def _unmoved(name: str) -> FieldMerge:
+    """``merge_field``'s answer for a field no side moved (frozen, so shared)."""
+    held = _UNMOVED.get(name)
+    if held is None:
+        held = _UNMOVED[name] = FieldMerge(name, None)
+    return held
+
+
 @dataclass
 class PairDecision:
     """What to do with one pair: per side the write and the snapshot it leaves."""
@@ -361,14 +372,16 @@ def decide_pair(
             side: bases[side].get(name) for side in sides}, **fact(name))
 
     decision = PairDecision(current=current)
-    if bases is not None and all(current[side][name] == bases[side].get(name)
-                                 or not view.travels(name, other(side))
-                                 for side in sides for name in names):
+    if bases is not None and all(
+            current[side] == bases[side]
+            or all(current[side][name] == bases[side].get(name)
+                   or not view.travels(name, other(side)) for name in names)
+            for side in sides):
         # No field moved on either side since the last sync, as merge_field counts a
         # move (a change that may travel to the other side), which is what the settle
         # step sees of a pair just written and read back: merge_field then finds
         # nothing to write and no conflict for any field, whatever its other facts.
-        decisions = [FieldMerge(name, None) for name in names]
+        decisions = [_unmoved(name) for name in names]
     else:
         decisions = [merge(name) for name in names]
     fought = [d.field for d in decisions if d.conflict is not None]
