@@ -162,6 +162,7 @@ from connectors.retry import (
     run_chunks,
     run_per_key,
 )
+from connectors.session_env import remember_environment
 
 T = TypeVar("T")
 
@@ -444,6 +445,7 @@ class JiraConnector:
             jira._session.mount("http://", self._meter)
             jira._session.mount("https://", self._meter)
             http_log.attach(jira._session, "jira")  # -vv request lines, per-run counts
+            remember_environment(jira._session)     # proxies read once per run, not per request
             info = jira.server_info()
             jira._version = tuple(info["versionNumbers"])
             jira.deploymentType = info.get("deploymentType")

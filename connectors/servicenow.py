@@ -122,6 +122,7 @@ from connectors.servicenow_query import (
     pull_query,
     scope_fields,
 )
+from connectors.session_env import remember_environment
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -380,6 +381,8 @@ class ServiceNowConnector:
     # ----------------------------------------------------------------- lifecycle
 
     def open(self) -> ServerInfo:
+        # The proxy environment read once per run, not per request.
+        remember_environment(self.client.session)
         rows = self._list(
             "sys_user", equals("user_name", self.username),
             ["sys_id", "user_name", "email", "active", "locked_out"], limit=1,
