@@ -256,8 +256,13 @@ def with_values(incident: Incident, values: Mapping[str, Any]) -> Incident:
     return Incident.model_validate(data)
 
 
+# What json.dumps(..., sort_keys=True, ensure_ascii=False, default=str) builds on each
+# call, built once: the same text (dumps is this encoder's encode), twice per pair.
+_HASH_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=str)
+
+
 def snapshot_hash(snapshots: Mapping[str, Mapping[str, Any]]) -> str:
-    payload = json.dumps(snapshots, sort_keys=True, ensure_ascii=False, default=str)
+    payload = _HASH_ENCODER.encode(snapshots)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 

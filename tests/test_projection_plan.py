@@ -4,6 +4,8 @@ exactly what the dump of the whole incident gave, for random incidents and name 
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -11,7 +13,7 @@ from hypothesis import strategies as st
 from test_mappings_roundtrip import PROFILE, incidents
 
 from mappings.model import Incident
-from sync.engine_core import projection
+from sync.engine_core import projection, snapshot_hash
 
 
 def whole_dump_projection(incident: Incident, names: list[str]) -> dict[str, Any]:
@@ -50,3 +52,17 @@ def test_the_merged_fields_of_a_commented_incident_leave_the_comments_out() -> N
         "labels": ["a", "b"], "custom.hold_reason": "3",
         "comments": incident.model_dump(mode="json")["comments"]}
     assert "comments" not in projection(incident, PROFILE.neutral_fields())
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(snapshots=st.dictionaries(st.sampled_from(["servicenow", "jira"]),
+                                 st.dictionaries(st.text(), _JSON, max_size=6)))
+def test_snapshot_hash_is_the_sha256_of_the_sorted_dump(snapshots: dict[str, Any]) -> None:
+    payload = json.dumps(snapshots, sort_keys=True, ensure_ascii=False, default=str)
+    assert snapshot_hash(snapshots) == hashlib.sha256(payload.encode("utf-8")).hexdigest()
