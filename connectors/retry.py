@@ -312,12 +312,14 @@ def run_chunks(count: int, work: Callable[[int], T], workers: int, *,
     state = threading.Condition()
     handed = 0      # chunks handed out so far (in index order)
     running = 0     # chunks being worked on
+    stopped = False
+    interrupted: BaseException | None = None   # the caller's own KeyboardInterrupt & co
 
-    def runner() -> None:
-        nonlocal handed, running
+    def runner(caller: bool = False) -> None:
+        nonlocal handed, running, interrupted
         while True:
             with state:
-                if errors or handed >= count:
+                if stopped or errors or handed >= count:
                     return
                 index = handed
                 handed += 1
@@ -328,6 +330,8 @@ def run_chunks(count: int, work: Callable[[int], T], workers: int, *,
             except BaseException as error:  # re-raised below, unchanged
                 with state:
                     errors[index] = error
+                    if caller and not isinstance(error, Exception):
+                        interrupted = error
             finally:
                 with state:
                     running -= 1
@@ -335,13 +339,19 @@ def run_chunks(count: int, work: Callable[[int], T], workers: int, *,
 
     helpers = [pool.submit(runner) for _ in range(width - 1)]
     try:
-        runner()
+        runner(caller=True)
     finally:
+        # Whatever ended the caller's part (an interrupt included), no chunk starts
+        # after this; those running end before the call does.
+        with state:
+            stopped = True
+        for helper in helpers:
+            helper.cancel()   # still queued: nothing left for it
         with state:
             while running:
                 state.wait()
-        for helper in helpers:
-            helper.cancel()   # still queued: nothing left for it
+    if interrupted is not None:
+        raise interrupted   # as the caller waiting on its workers would have been
     if errors:
         raise errors[min(errors)]
     return cast("list[T]", results)   # every index was filled

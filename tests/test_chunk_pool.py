@@ -118,3 +118,30 @@ def test_run_per_key_on_a_pool_keeps_one_keys_items_in_order() -> None:
     assert run_per_key(keys, work, 3, pool=pool) == [n + 100 for n in range(30)]
     assert all(items == sorted(items) for items in order.values())
     pool.close()
+
+
+def test_an_interrupt_in_the_callers_own_chunk_wins_and_stops_the_call() -> None:
+    # The caller's thread works chunks too: a KeyboardInterrupt raised there ends the
+    # call as it ended the caller's wait before (not hidden behind a chunk's error),
+    # after the chunks already running end, and no chunk starts after it.
+    pool = ChunkPool(2, name="test-interrupt")
+    caller = threading.get_ident()
+    started: list[int] = []
+    lock = threading.Lock()
+    caller_in, helper_failed = threading.Event(), threading.Event()
+
+    def work(index: int) -> int:
+        with lock:
+            started.append(index)
+        if threading.get_ident() == caller:
+            caller_in.set()
+            helper_failed.wait(timeout=5)
+            raise KeyboardInterrupt
+        caller_in.wait(timeout=5)   # the helper's chunk (a lower index) fails first
+        helper_failed.set()
+        raise RuntimeError(f"chunk {index}")
+
+    with pytest.raises(KeyboardInterrupt):
+        run_chunks(50, work, 2, pool=pool)
+    assert len(started) < 50
+    pool.close()
