@@ -160,7 +160,15 @@ from connectors.jira_records import (
     visibility_stated,
 )
 from connectors.jira_workflow import Transition, WorkflowMap, norm, parse_transitions
-from connectors.retry import AdaptiveLimit, RequestBudget, RetryPolicy, run_chunks, run_per_key
+from connectors.retry import (
+    AdaptiveLimit,
+    ChunkPool,
+    RequestBudget,
+    RetryPolicy,
+    run_chunks,
+    run_per_key,
+)
+from connectors.session_env import remember_environment
 
 T = TypeVar("T")
 
@@ -346,6 +354,9 @@ class JiraConnector:
         self._meter = _Meter(self._budget, max(10, config.concurrency))
         self._limit = AdaptiveLimit(config.concurrency, max_pause=self.retry.max_wait,
                                     sleep=self.retry.sleep)
+        # The chunks' helper threads, kept for the run (bounded like the requests in
+        # flight), ended by close().
+        self._pool = ChunkPool(config.concurrency, name="incident-sync-jira")
         self._cache_lock = threading.Lock()  # the per-run caches, shared by the workers
         # Stale entity properties found by marks inside write_many, set in one go after.
         self._property_sink: list[tuple[str, str, dict[str, str]]] | None = None
@@ -448,6 +459,7 @@ class JiraConnector:
             jira._session.mount("http://", self._meter)
             jira._session.mount("https://", self._meter)
             http_log.attach(jira._session, "jira")  # -vv request lines, per-run counts
+            remember_environment(jira._session)     # proxies read once per run, not per request
             info = jira.server_info()
             jira._version = tuple(info["versionNumbers"])
             jira.deploymentType = info.get("deploymentType")
@@ -499,6 +511,7 @@ class JiraConnector:
         }
 
     def close(self) -> None:
+        self._pool.close()
         if self._jira is not None:
             self._jira.close()
         self._jira = None
@@ -707,7 +720,7 @@ class JiraConnector:
             return [record for issues in self._key_pages(keys, searched, reconcile)
                     for record in self._records(issues)]
 
-        for records in run_chunks(len(chunks), read, self.concurrency):
+        for records in run_chunks(len(chunks), read, self.concurrency, pool=self._pool):
             found.update((r.id, r) for r in records)
         return found
 
@@ -787,7 +800,8 @@ class JiraConnector:
 
         # Independent searches, sent together; taken in chunk order, and a chunk's ids
         # are its own, so the first exact match wins as one search after another did.
-        for batch, records in zip(chunks, run_chunks(len(chunks), read, self.concurrency),
+        for batch, records in zip(chunks, run_chunks(len(chunks), read, self.concurrency,
+                                                     pool=self._pool),
                                   strict=True):
             for record in records:
                 # Label search may ignore case and text search is fuzzy:
@@ -974,7 +988,7 @@ class JiraConnector:
             except ConnectorError as exc:  # this chunk's items fail, the others go on
                 return exc
 
-        outcomes = run_chunks(len(plans), send, self.concurrency)
+        outcomes = run_chunks(len(plans), send, self.concurrency, pool=self._pool)
         for plan, outcome in zip(plans, outcomes, strict=True):
             if outcome is not None:
                 plan.settle(outcome)
@@ -1012,7 +1026,7 @@ class JiraConnector:
         busy = [(plan, i) for plan in plans for i in plan.created
                 if self.remote_link or i in plan.moves]
         run_per_key([plan.created[i][0] for plan, i in busy],
-                    lambda n: after_create(*busy[n]), self.concurrency)
+                    lambda n: after_create(*busy[n]), self.concurrency, pool=self._pool)
 
         def versions(number: int) -> dict[str, RemoteRecord] | ConnectorError:
             plan = plans[number]
@@ -1029,7 +1043,8 @@ class JiraConnector:
             except ConnectorError as exc:
                 return exc
 
-        for plan, found in zip(plans, run_chunks(len(plans), versions, self.concurrency),
+        for plan, found in zip(plans, run_chunks(len(plans), versions, self.concurrency,
+                                                 pool=self._pool),
                                strict=True):
             for index, (key, _) in plan.created.items():
                 if not plan.records[index].version_wanted:
@@ -1358,7 +1373,7 @@ class JiraConnector:
         run_per_key([k for k, _, _ in items], lambda n: self._call(
             f"property of {items[n][0]}",
             lambda: jira.add_issue_property(items[n][0], ENTITY_PROPERTY, items[n][2]),
-            idempotent=True), self.concurrency)
+            idempotent=True), self.concurrency, pool=self._pool)
 
     def _edit(self, key: str, payload: Mapping[str, Any]) -> None:
         body = {"fields": dict(payload)}
@@ -1623,7 +1638,8 @@ class JiraConnector:
                 except (ConnectorError, PreconditionFailed) as error:
                     return WriteResult(id=write.record_id, error=error), ""
 
-            return run_per_key([w.record_id for w in chunk], one, self.concurrency)
+            return run_per_key([w.record_id for w in chunk], one, self.concurrency,
+                               pool=self._pool)
 
         with self._cache_lock:
             self._property_sink = sink
@@ -1670,7 +1686,8 @@ class JiraConnector:
                 return {}
 
         # The writes are done: the searches are independent reads, sent together.
-        for chunk, found in zip(chunks, run_chunks(len(chunks), search, self.concurrency),
+        for chunk, found in zip(chunks, run_chunks(len(chunks), search, self.concurrency,
+                                                   pool=self._pool),
                                 strict=True):
             for result, _ in chunk:
                 record = found.get(str(result.id))
@@ -1687,13 +1704,14 @@ class JiraConnector:
                     raise
                 result.warnings.append(f"version not read after the write: {exc}")
 
-        run_per_key([str(r.id) for r in single], read_one, self.concurrency)
+        run_per_key([str(r.id) for r in single], read_one, self.concurrency, pool=self._pool)
 
     def add_comments(self, comments: Sequence[NewComment]) -> list[CommentResult]:
         """One POST per comment (Jira has no bulk comment call), up to ``concurrency``
         issues at a time, one issue's comments in order on one worker."""
         return run_per_key([c.record_id for c in comments],
-                           lambda i: comment_each(self, [comments[i]])[0], self.concurrency)
+                           lambda i: comment_each(self, [comments[i]])[0], self.concurrency,
+                           pool=self._pool)
 
     def check(self, fields: Sequence[str], statuses: Sequence[str]) -> list[CheckResult]:
         rows: list[CheckResult] = []

@@ -25,7 +25,10 @@ Contract:
   :class:`RequestBudget`, so overlapping them never exceeds the vendor's limits.
 - Both run each piece of work in a copy of the caller's context (``contextvars``), so
   what the caller's context carries (the run's request tally, its log fields) holds on
-  the workers too.
+  the workers too. Their helper threads come from a connector's :class:`ChunkPool`
+  (at most its concurrency, kept for the run, ended by its ``close``); the caller's
+  thread works beside them and never waits for a free worker, so a chunk that itself
+  calls :func:`run_chunks` on the same pool cannot deadlock it.
 """
 
 from __future__ import annotations
@@ -36,11 +39,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
@@ -224,11 +227,47 @@ class AdaptiveLimit:
         return result
 
 
-def run_per_key(keys: Sequence[str], work: Callable[[int], T], workers: int) -> list[T]:
+class ChunkPool:
+    """The worker threads of one connector's overlapped chunks, kept for its run.
+
+    Starting threads for every batched call cost more than the calls' own local
+    work (hundreds of threads per thousand records); this pool starts at most
+    ``size`` threads, lazily, keeps them between calls and ends them in
+    :meth:`close` (the connector's ``close``). A pool closed is usable again: the next
+    call starts threads anew (a connector reopened for the next run). Nested use
+    cannot deadlock: :func:`run_chunks`' caller runs chunks itself and waits only for
+    those a worker has started, never for a worker to become free.
+    """
+
+    def __init__(self, size: int, *, name: str = "incident-sync-chunk") -> None:
+        self.size = max(1, size)
+        self.name = name
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, task: Callable[[], None]) -> Future[None]:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=self.size,
+                                                    thread_name_prefix=self.name)
+            return self._executor.submit(task)
+
+    def close(self) -> None:
+        """End the threads: queued tasks are dropped (a :func:`run_chunks` caller runs
+        what no worker took), running ones end first."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+
+def run_per_key(keys: Sequence[str], work: Callable[[int], T], workers: int, *,
+                pool: ChunkPool | None = None) -> list[T]:
     """``work(i)`` for every index of ``keys``, up to ``workers`` keys at a time; the
     items of one key run in their order on one worker. Results in input order. The
     first exception (``work`` keeps per-item errors in its results, so only what must
-    stop the batch, e.g. a FatalError) cancels what has not started and is raised."""
+    stop the batch, e.g. a FatalError) cancels what has not started and is raised.
+    ``pool``: as for :func:`run_chunks`."""
     groups: dict[str, list[int]] = {}
     for index, key in enumerate(keys):
         groups.setdefault(key, []).append(index)
@@ -237,37 +276,82 @@ def run_per_key(keys: Sequence[str], work: Callable[[int], T], workers: int) -> 
     # Each key's items are one chunk of run_chunks: in order, on one worker.
     ordered = list(groups.values())
     done = run_chunks(len(ordered), lambda n: [(index, work(index)) for index in ordered[n]],
-                      workers)
+                      workers, pool=pool)
     results = dict(pair for chunk in done for pair in chunk)
     return [results[index] for index in range(len(keys))]
 
 
-def run_chunks(count: int, work: Callable[[int], T], workers: int) -> list[T]:
+def run_chunks(count: int, work: Callable[[int], T], workers: int, *,
+               pool: ChunkPool | None = None) -> list[T]:
     """``work(i)`` for every ``i`` in ``range(count)``, up to ``workers`` at a time: the
     independent chunks of one batched call, sent together instead of one after another.
     Results in input order. ``work`` keeps what is one chunk's failure in its result; an
     exception it raises (what must stop the call) lets the chunks already running end,
-    cancels those not started, and the exception of the lowest index is raised, so a
-    caller sees the error the one-after-another loop would have stopped at."""
+    starts no other, and the exception of the lowest index is raised, so a caller sees
+    the error the one-after-another loop would have stopped at.
+
+    The caller's thread takes chunks too, beside ``workers - 1`` helpers on ``pool``
+    (the connector's, kept for its run; without one, a pool for this call alone).
+    Chunks are handed out in index order to whichever thread is free, so every chunk
+    below a failed one has started, and the caller waits only for chunks a helper
+    started: a helper still queued (its pool busy, e.g. with the chunks of an outer
+    call that is waiting for this one) finds nothing left and ends at once.
+    """
     if workers <= 1 or count <= 1:
         return [work(index) for index in range(count)]
-    pool = ThreadPoolExecutor(max_workers=min(workers, count),
-                              thread_name_prefix="incident-sync-chunk")
-    try:
-        futures = [pool.submit(contextvars.copy_context().run, work, index)
-                   for index in range(count)]
-        failure: BaseException | None = None
-        results: list[T] = []
-        for future in futures:
-            if failure is not None:
-                future.cancel()
-                continue
+    width = min(workers, count)
+    if pool is None:
+        own = ChunkPool(width - 1)
+        try:
+            return run_chunks(count, work, workers, pool=own)
+        finally:
+            own.close()
+    context = contextvars.copy_context()
+    results: list[T | None] = [None] * count
+    errors: dict[int, BaseException] = {}
+    state = threading.Condition()
+    handed = 0      # chunks handed out so far (in index order)
+    running = 0     # chunks being worked on
+    stopped = False
+    interrupted: BaseException | None = None   # the caller's own KeyboardInterrupt & co
+
+    def runner(caller: bool = False) -> None:
+        nonlocal handed, running, interrupted
+        while True:
+            with state:
+                if stopped or errors or handed >= count:
+                    return
+                index = handed
+                handed += 1
+                running += 1
             try:
-                results.append(future.result())
+                # Each chunk in its own copy of the caller's context, as submitted.
+                results[index] = context.copy().run(work, index)
             except BaseException as error:  # re-raised below, unchanged
-                failure = error
+                with state:
+                    errors[index] = error
+                    if caller and not isinstance(error, Exception):
+                        interrupted = error
+            finally:
+                with state:
+                    running -= 1
+                    state.notify_all()
+
+    helpers = [pool.submit(runner) for _ in range(width - 1)]
+    try:
+        runner(caller=True)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-    if failure is not None:
-        raise failure
-    return results
+        # Whatever ended the caller's part (an interrupt included), no chunk starts
+        # after this; those running end before the call does.
+        with state:
+            stopped = True
+        for helper in helpers:
+            helper.cancel()   # still queued: nothing left for it
+        with state:
+            while running:
+                state.wait()
+    if interrupted is not None:
+        raise interrupted   # as the caller waiting on its workers would have been
+    if errors:
+        raise errors[min(errors)]
+    return cast("list[T]", results)   # every index was filled

@@ -106,6 +106,7 @@ from connectors.base import (
 )
 from connectors.retry import (
     AdaptiveLimit,
+    ChunkPool,
     RequestBudget,
     RetryPolicy,
     parse_retry_after,
@@ -128,6 +129,7 @@ from connectors.servicenow_query import (
     pull_query,
     scope_fields,
 )
+from connectors.session_env import remember_environment
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -300,6 +302,9 @@ class ServiceNowConnector:
         self.concurrency = config.concurrency
         self._limit = AdaptiveLimit(config.concurrency, max_pause=self.retry.max_wait,
                                     sleep=self.retry.sleep)
+        # The chunks' helper threads, kept for the run (bounded like the requests in
+        # flight), ended by close().
+        self._pool = ChunkPool(config.concurrency, name="incident-sync-servicenow")
         rpm = config.requests_per_minute
         self.budget = RequestBudget(rpm) if rpm else None
         # pysnow keeps the password inside its session's auth object, the only copy.
@@ -391,6 +396,8 @@ class ServiceNowConnector:
     # ----------------------------------------------------------------- lifecycle
 
     def open(self) -> ServerInfo:
+        # The proxy environment read once per run, not per request.
+        remember_environment(self.client.session)
         rows = self._list(
             "sys_user", equals("user_name", self.username),
             ["sys_id", "user_name", "email", "active", "locked_out"], limit=1,
@@ -406,6 +413,7 @@ class ServiceNowConnector:
     def close(self) -> None:
         # The session's pools are released; the session itself stays usable, so a
         # scheduled run can open() again without us keeping a copy of the password.
+        self._pool.close()
         self.client.session.close()
         with self._lock:
             self._users.clear()
@@ -469,7 +477,7 @@ class ServiceNowConnector:
                     return rows
                 offset += JOURNAL_PAGE
 
-        return [row for rows in run_chunks(len(chunks), read, self.concurrency)
+        return [row for rows in run_chunks(len(chunks), read, self.concurrency, pool=self._pool)
                 for row in rows]
 
     def _journal_comments(self, sys_ids: Sequence[str], rows: Sequence[Mapping[str, Any]]
@@ -564,7 +572,7 @@ class ServiceNowConnector:
             rows = read(chunks[number])
             return rows, self._journal_rows([str(r.get("sys_id") or "") for r in rows])
 
-        return run_chunks(len(chunks), one, self.concurrency)
+        return run_chunks(len(chunks), one, self.concurrency, pool=self._pool)
 
     def _chunk_records(self, rows: list[dict[str, Any]],
                        journal: Sequence[Mapping[str, Any]],
@@ -936,7 +944,7 @@ class ServiceNowConnector:
             return served
 
         served: dict[str, Mapping[str, Any] | ConnectorError] = {}
-        for answers in run_chunks(len(chunks), send, self.concurrency):
+        for answers in run_chunks(len(chunks), send, self.concurrency, pool=self._pool):
             served.update(answers)
         return served
 
@@ -1089,7 +1097,8 @@ class ServiceNowConnector:
         """
         if not self.use_batch_api:
             return run_per_key([w.record_id for w in writes],
-                               lambda i: write_each(self, [writes[i]])[0], self.concurrency)
+                               lambda i: write_each(self, [writes[i]])[0], self.concurrency,
+                               pool=self._pool)
         results: list[WriteResult | None] = [None] * len(writes)
         payloads: list[dict[str, Any]] = []
         for write in writes:
@@ -1170,7 +1179,7 @@ class ServiceNowConnector:
                               limit=len(chunks[number]))
 
         # Independent reads: sent together, their rows taken in chunk order.
-        for rows in run_chunks(len(chunks), read, self.concurrency):
+        for rows in run_chunks(len(chunks), read, self.concurrency, pool=self._pool):
             found.update((str(r.get("sys_id") or ""), str(r.get("sys_mod_count") or "0"))
                          for r in rows)
         return found
@@ -1183,7 +1192,8 @@ class ServiceNowConnector:
         one PATCH and one journal read per comment."""
         if not self.use_batch_api:
             return run_per_key([c.record_id for c in comments],
-                               lambda i: comment_each(self, [comments[i]])[0], self.concurrency)
+                               lambda i: comment_each(self, [comments[i]])[0], self.concurrency,
+                               pool=self._pool)
         results: list[CommentResult | None] = [None] * len(comments)
         texts: list[tuple[str, str]] = []   # (element, text) per comment
         for index, item in enumerate(comments):
@@ -1267,7 +1277,7 @@ class ServiceNowConnector:
                     break
                 offset += JOURNAL_PAGE
 
-        run_chunks(len(chunks), read, self.concurrency)
+        run_chunks(len(chunks), read, self.concurrency, pool=self._pool)
         return out
 
     # ----------------------------------------------------------------- site fields

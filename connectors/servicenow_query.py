@@ -64,6 +64,14 @@ def parse_sn_time(text: str) -> datetime | None:
     """A ServiceNow UTC literal as an aware datetime; None for ``""``."""
     if not text:
         return None
+    if (len(text) == 19 and text[10] == " " and text[4] == text[7] == "-"
+            and text[13] == text[16] == ":" and text.isascii() and text[0] > " "):
+        # The Table API's one shape (every record carries two), without strptime's
+        # cost: what strptime makes of it, or strptime's to judge when it is not.
+        try:
+            return datetime.fromisoformat(text + "+00:00")
+        except ValueError:
+            pass
     try:
         return datetime.strptime(text, SN_TIME_FORMAT).replace(tzinfo=UTC)
     except ValueError:

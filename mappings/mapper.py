@@ -20,8 +20,9 @@ Contract:
   the written body carries an attribution line, visibility is the comment's own.
 - No I/O, no global state: everything comes from the arguments. (A profile
   remembers, per side and Jira field-id table, the list of reads ``to_incident``
-  makes and one generated function making them: derived from the profile alone,
-  they only save redoing the look-ups and the per-row choices.)
+  makes and one generated function making them, and the rows ``to_fields`` writes:
+  derived from the profile alone, they only save redoing the look-ups and the
+  per-row choices.)
 """
 
 from __future__ import annotations
@@ -252,6 +253,54 @@ def _map_from(rule: FieldRule, side: str, value: Any, key: str) -> Any:
 # --------------------------------------------------------------------------- neutral -> vendor
 
 
+class _Write(NamedTuple):
+    """One row of :func:`to_fields`, its look-ups done once per profile and side (a
+    tuple, like :class:`_Read`: unpacked in the loop, no attribute look-ups per row)."""
+
+    neutral: str
+    custom: str | None          # the custom field's name of a ``custom.x`` row
+    key: str | None             # the vendor key; None: worked out (or refused) when written
+    write: Any                  # the transform's bound ``write``
+    table: Mapping[str, Any] | None   # the value map written to this side, if any
+    required_for: frozenset[str]
+    always: bool                # required whatever the status (``*``)
+    rule: FieldRule
+
+
+def _write_plan(profile: Profile, side: str, ctx: MappingContext
+                ) -> tuple[list[_Write], frozenset[str]]:
+    """The rows written to ``side`` in profile order, and the rows sharing the Jira
+    labels field; per Jira field-id table, like :func:`_read_plan`."""
+    ids = ctx.field_ids if side == JIRA else None
+    plans: dict[Any, tuple[Any, tuple[list[_Write], frozenset[str]]]] = (
+        profile.__dict__.setdefault("_write_plans", {}))
+    held = plans.get((side, id(ids)))
+    if held is not None and held[0] is ids:
+        return held[1]
+    rows = []
+    for rule in profile.rules.values():
+        if not rule.writes_to(side):
+            continue
+        try:
+            key: str | None = _field_key(profile, rule, side, ctx)
+        except Exception:
+            # A Jira field name the site lacks: refused when (and only when) the row
+            # is written, by the same look-up, as without a plan.
+            key = None
+        neutral = rule.neutral
+        rows.append(_Write(
+            neutral, neutral[len("custom."):] if neutral.startswith("custom.") else None,
+            key, rule.sides[side].transform.write, rule.to_maps.get(side),
+            rule.required_for, WILDCARD in rule.required_for, rule))
+    sharing = frozenset(
+        rule.neutral for rule in profile.rules.values()
+        if side == JIRA and rule.writes_to(side) and rule.sides[side].field == "labels")
+    if len(plans) >= _PLANS_KEPT:
+        plans.clear()   # field-id tables of sessions long gone
+    plans[(side, id(ids))] = (ids, (rows, sharing))
+    return rows, sharing
+
+
 def to_fields(
     side: Any,
     incident: Incident,
@@ -263,51 +312,48 @@ def to_fields(
     """Vendor fields for ``side`` from the neutral incident, with the losses."""
     side = _side(side)
     ctx = ctx or MappingContext()
+    rows, sharing = _write_plan(profile, side, ctx)
     wanted = None if only is None else set(only)
-    if wanted is not None and side == JIRA:
+    if wanted is not None and wanted & sharing:
         # Rows sharing the labels field by prefix write one list: a write of any of
         # them must carry all their labels, or it would drop the others' labels.
-        sharing = {rule.neutral for rule in profile.rules.values()
-                   if rule.writes_to(side) and rule.sides[side].field == "labels"}
-        if wanted & sharing:
-            wanted |= sharing
+        wanted |= sharing
     out: dict[str, Any] = {}
     losses: list[str] = []
-    for rule in profile.rules.values():
-        if not rule.writes_to(side):
-            continue
-        by_status = incident.status.value in rule.required_for
-        required = by_status or WILDCARD in rule.required_for
+    status = incident.status.value
+    custom_values = incident.custom
+    for neutral, custom, key, write, table, required_for, always, rule in rows:
+        by_status = status in required_for
         # A status write drags its musts along (ServiceNow refuses to resolve without them).
-        if wanted is not None and rule.neutral not in wanted and not (
+        if wanted is not None and neutral not in wanted and not (
             by_status and "status" in wanted
         ):
             continue
-        value = _neutral_value(incident, rule.neutral)
-        if rule.neutral == "priority" and value is None:
+        value = custom_values.get(custom) if custom is not None else getattr(incident, neutral)
+        if neutral == "priority" and value is None:
             value = incident.effective_priority
             losses.append(f"priority: unset; wrote the impact x urgency value {int(value)}")
         # Whitespace counts as empty: ServiceNow's data policy trims before it checks.
-        if required and (value is None or (isinstance(value, str) and not value.strip())):
+        if (by_status or always) and (value is None or (isinstance(value, str)
+                                                         and not value.strip())):
             value = _fallback(rule, ctx)
-            when = f" on a {incident.status.value} incident" if by_status else ""
-            losses.append(f"{rule.neutral}: empty{when}; wrote the fallback {value!r} to {side}")
-        mapped, lost = _map_to(rule, side, value)
-        losses.extend(lost)
-        raw, lost = rule.sides[side].transform.write(mapped, side, ctx)
-        losses.extend(f"{rule.neutral}: {reason}" for reason in lost)
-        key = _field_key(profile, rule, side, ctx)
+            when = f" on a {status} incident" if by_status else ""
+            losses.append(f"{neutral}: empty{when}; wrote the fallback {value!r} to {side}")
+        if table is None or value is None or isinstance(value, list):
+            mapped = value   # _map_to's first case: nothing to map
+        else:
+            mapped, lost = _map_to(rule, side, value)
+            losses.extend(lost)
+        raw, lost = write(mapped, side, ctx)
+        if lost:
+            losses.extend(f"{neutral}: {reason}" for reason in lost)
+        if key is None:
+            key = _field_key(profile, rule, side, ctx)
         if key in out and isinstance(out[key], list) and isinstance(raw, list):
             # Only label rows share a field (the profile checks it): their lists join.
             raw = sorted(set(out[key]) | set(raw))
         out[key] = raw
     return VendorFields(fields=out, losses=losses)
-
-
-def _neutral_value(incident: Incident, neutral: str) -> Any:
-    if neutral.startswith("custom."):
-        return incident.custom.get(neutral[len("custom."):])
-    return getattr(incident, neutral)
 
 
 def _fallback(rule: FieldRule, ctx: MappingContext) -> Any:

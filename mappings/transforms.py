@@ -209,15 +209,22 @@ class RichText(Transform):
         limit = self.params.limit
         if limit is None:
             return encode(text), []
-        # For wiki the escaped markup is what Jira stores, so that is what must fit.
+        # For wiki the escaped markup is what Jira stores, so that is what must fit;
+        # ADF and plain text are measured as the text itself. What was encoded to be
+        # measured is kept: the text that fits is not encoded a second time.
+        encoded_of: dict[str, Any] = {}
+
         def measure(candidate: str) -> int:
-            encoded = encode(candidate)
+            if encode is text_to_adf or encode is str:
+                return utf16_len(candidate)
+            encoded = encoded_of[candidate] = encode(candidate)
             return utf16_len(encoded) if isinstance(encoded, str) else utf16_len(candidate)
 
         fitted = cut(text, limit, self.params.marker, measure)
+        encoded = encoded_of[fitted] if fitted in encoded_of else encode(fitted)
         if fitted == text:
-            return encode(text), []
-        return encode(fitted), [
+            return encoded, []
+        return encoded, [
             f"{utf16_len(text)} characters cut to fit {limit} on {side}"
         ]
 

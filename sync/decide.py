@@ -283,6 +283,17 @@ def next_snapshot(current: Mapping[str, Any], write: SideWrite | None) -> dict[s
     return snapshot
 
 
+_UNMOVED: dict[str, FieldMerge] = {}
+
+
+def _unmoved(name: str) -> FieldMerge:
+    """``merge_field``'s answer for a field no side moved (frozen, so shared)."""
+    held = _UNMOVED.get(name)
+    if held is None:
+        held = _UNMOVED[name] = FieldMerge(name, None)
+    return held
+
+
 @dataclass
 class PairDecision:
     """What to do with one pair: per side the write and the snapshot it leaves."""
@@ -338,23 +349,41 @@ def decide_pair(
 
     newest_of = newest_of or {}
     # What the merge and the conflict revisit know of each field, worked out once
-    # (neither the bases nor the histories change it).
-    facts = {name: dict(
-        sides=sides,
-        current={side: current[side][name] for side in sides},
-        travels_to={side: view.travels(name, side) for side in sides},
-        agrees={side: across[side][name] == current[other(side)][name] for side in sides},
-        owner=view.profile.owner(name),
-        policy=view.options.conflict,
-        newest=newest_of.get(name, newest),
-    ) for name in names}
+    # (neither the bases nor the histories change it), when first asked.
+    facts: dict[str, dict[str, Any]] = {}
+
+    def fact(name: str) -> dict[str, Any]:
+        known = facts.get(name)
+        if known is None:
+            known = facts[name] = dict(
+                sides=sides,
+                current={side: current[side][name] for side in sides},
+                travels_to={side: view.travels(name, side) for side in sides},
+                agrees={side: across[side][name] == current[other(side)][name]
+                        for side in sides},
+                owner=view.profile.owner(name),
+                policy=view.options.conflict,
+                newest=newest_of.get(name, newest),
+            )
+        return known
 
     def merge(name: str) -> FieldMerge:
         return merge_field(name, base=None if bases is None else {
-            side: bases[side].get(name) for side in sides}, **facts[name])
+            side: bases[side].get(name) for side in sides}, **fact(name))
 
     decision = PairDecision(current=current)
-    decisions = [merge(name) for name in names]
+    if bases is not None and all(
+            current[side] == bases[side]
+            or all(current[side][name] == bases[side].get(name)
+                   or not view.travels(name, other(side)) for name in names)
+            for side in sides):
+        # No field moved on either side since the last sync, as merge_field counts a
+        # move (a change that may travel to the other side), which is what the settle
+        # step sees of a pair just written and read back: merge_field then finds
+        # nothing to write and no conflict for any field, whatever its other facts.
+        decisions = [_unmoved(name) for name in names]
+    else:
+        decisions = [merge(name) for name in names]
     fought = [d.field for d in decisions if d.conflict is not None]
     if fought and bases is not None:
         if last_by_us is None:
@@ -373,7 +402,7 @@ def decide_pair(
     for one in decisions:
         open_conflict = pending.get(one.field)
         if open_conflict is not None:   # revisit leaves a field without one as it is
-            one, settled = revisit(one, open_conflict, **facts[one.field])
+            one, settled = revisit(one, open_conflict, **fact(one.field))
             if settled is not None:
                 decision.settled.append(settled)
         revisited.append(one)

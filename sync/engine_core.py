@@ -201,24 +201,45 @@ def tool_clock_name(side: str, info: ServerInfo | None) -> str:
     return f"tool_clock|{side}|{where}"
 
 
-_UNLESS_ASKED = frozenset({"comments"})
+# Per tuple of names asked for: what to dump, and each name's kind, worked out once
+# (a handful of field lists are ever asked for: the merged fields, a few others).
+_PROJECTIONS: dict[tuple[str, ...], tuple[set[str], list[tuple[str, str, str]]]] = {}
+_PROJECTIONS_KEPT = 64
+
+
+def _projection_plan(names: tuple[str, ...]) -> tuple[set[str], list[tuple[str, str, str]]]:
+    plan = _PROJECTIONS.get(names)
+    if plan is None:
+        steps = []
+        dumped: set[str] = set()
+        for name in names:
+            if name.startswith("custom."):
+                steps.append((name, "custom", name[len("custom."):]))
+                dumped.add("custom")
+            else:
+                steps.append((name, "labels" if name == "labels" else "plain", name))
+                dumped.add(name)
+        if len(_PROJECTIONS) >= _PROJECTIONS_KEPT:
+            _PROJECTIONS.clear()
+        plan = _PROJECTIONS[names] = (dumped, steps)
+    return plan
 
 
 def projection(incident: Incident, fields: Iterable[str]) -> dict[str, Any]:
     """The JSON-ready neutral values of ``fields`` (``custom.x`` reads ``custom["x"]``)."""
-    names = fields if isinstance(fields, list | tuple) else list(fields)
-    # A record's comments, often the most of it, are dumped only when asked for:
-    # the merged fields (most callers) never are.
-    data = incident.model_dump(mode="json",
-                               exclude=None if "comments" in names else _UNLESS_ASKED)
+    dumped, steps = _projection_plan(tuple(fields))
+    # Only the fields asked for are dumped: a record's comments, often the most of it,
+    # only when asked for (the merged fields, most callers' list, never are). A name
+    # the model lacks is None, as it always was.
+    data = incident.model_dump(mode="json", include=dumped)
     out: dict[str, Any] = {}
-    for name in names:
-        if name.startswith("custom."):
-            out[name] = data["custom"].get(name[len("custom."):])
-        elif name == "labels":
-            out[name] = sorted(set(data["labels"]))
+    for name, kind, key in steps:
+        if kind == "plain":
+            out[name] = data.get(key)
+        elif kind == "custom":
+            out[name] = data["custom"].get(key)
         else:
-            out[name] = data.get(name)
+            out[name] = sorted(set(data["labels"]))
     return out
 
 
@@ -235,8 +256,13 @@ def with_values(incident: Incident, values: Mapping[str, Any]) -> Incident:
     return Incident.model_validate(data)
 
 
+# What json.dumps(..., sort_keys=True, ensure_ascii=False, default=str) builds on each
+# call, built once: the same text (dumps is this encoder's encode), twice per pair.
+_HASH_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, default=str)
+
+
 def snapshot_hash(snapshots: Mapping[str, Mapping[str, Any]]) -> str:
-    payload = json.dumps(snapshots, sort_keys=True, ensure_ascii=False, default=str)
+    payload = _HASH_ENCODER.encode(snapshots)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 

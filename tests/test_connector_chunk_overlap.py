@@ -183,6 +183,40 @@ def test_bulk_create_chunks_overlap_and_map_back_to_their_items(
     assert jira.peak[BULK] > 1 and jira.peak[SEARCH] > 1
 
 
+def _threads(prefix: str) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith(prefix)]
+
+
+def test_the_chunks_threads_are_kept_for_the_run_and_end_on_close(
+    jira: FlyingJira, servicenow: FlyingServiceNow, sleeps: list[float]
+) -> None:
+    jira_side = jira_connector(jira, sleeps)
+    sn_side = sn_connector(servicenow, sleeps)
+    ids = incidents(servicenow, 130)
+    flying(jira, 5)
+    flying(servicenow, 5)
+    for round_ in range(4):
+        made = jira_side.create(records(130))
+        assert all(r.ok for r in made)
+        written = sn_side.write_many([RecordWrite(i, {}, foreign_id=f"OPS-{round_}-{n}")
+                                      for n, i in enumerate(ids)])
+        assert all(r.ok for r in written)
+        # Many batched calls, each of several chunks: never more threads than the
+        # connector's concurrency (the per-call pools started new ones every call).
+        assert 0 < len(_threads("incident-sync-jira")) <= jira_side.concurrency
+        assert 0 < len(_threads("incident-sync-servicenow")) <= sn_side.concurrency
+    assert jira.peak[BULK] > 1 and servicenow.peak[BATCH] > 1
+    jira_side.close()
+    sn_side.close()
+    assert _threads("incident-sync-jira") == [] and _threads("incident-sync-servicenow") == []
+    # Reopened for the next run: the pool starts its threads again.
+    jira_side.open()
+    assert all(r.ok for r in jira_side.create(records(120)))
+    assert 0 < len(_threads("incident-sync-jira")) <= jira_side.concurrency
+    jira_side.close()
+    assert _threads("incident-sync-jira") == []
+
+
 def test_until_the_paths_are_known_chunks_go_one_at_a_time_then_together(
     jira: FlyingJira, sleeps: list[float]
 ) -> None:
