@@ -631,7 +631,8 @@ def _remember(matches: dict[str, Match], found: Match) -> None:
 
 def _net(events: list[RuleFiring], incident: Incident, view: View,
          once: bool = False) -> list[RuleFiring]:
-    """One firing per (rule, field) whose field really changed: first old, last new.
+    """One firing per (rule, field) whose field really changed: first old, last new;
+    the last firing of a field is the rule that gave it its final value.
 
     ``once``: no (rule, field) has two events. Then, when every field changed holds
     a value other than its original one, every event stands as it is: the list.
@@ -649,6 +650,7 @@ def _net(events: list[RuleFiring], incident: Incident, view: View,
             return events
     unchanged: dict[str, bool] = {}
     merged: dict[tuple[str, str], RuleFiring] = {}
+    last_rule: dict[str, str] = {}   # per field, the rule of its latest event
     final = view.values
     for event in events:
         rule, name, _old, new, note_id = event   # unpacked: cheaper than the properties
@@ -664,6 +666,12 @@ def _net(events: list[RuleFiring], incident: Incident, view: View,
                 continue
         key = (rule, name)
         first = merged.get(key)
+        if first is not None and last_rule.get(name) != rule:
+            # Another rule changed the field in between: this firing moves after it, so
+            # the last firing of a field is the rule that gave it its final value (r0
+            # sets a, r1 sets b, a second pass r0 sets a again: r0's comes last).
+            del merged[key]
+        last_rule[name] = rule
         merged[key] = event if first is None else RuleFiring(rule, name, first[2], new, note_id)
     return list(merged.values())
 

@@ -261,3 +261,17 @@ def test_one_pass_nets_a_field_changed_twice_and_one_back_at_its_value() -> None
     outcome = evaluate(Incident(impact=Impact.MEDIUM, urgency=Urgency.MEDIUM), same, NOW)
     assert outcome.passes == 1 and outcome.incident.priority is Priority.MODERATE
     assert [tuple(f)[:4] for f in outcome.firings] == [("r", "impact", 2, 1)]
+
+
+def test_the_last_firing_of_a_field_is_the_rule_that_set_its_final_value() -> None:
+    # r0 sets a; r1 (once) sets b; the second pass r0 sets a again and the field ends at
+    # a. Netted, r0's firing comes after r1's: what a reader takes as the final word on
+    # the field is the rule that really had it.
+    text = ('[[rule]]\nname = "r0"\nthen = { category = "a" }\n'
+            '[[rule]]\nname = "r1"\n'
+            'when.all = [{ not = { field = "labels", equals = "y" } }]\n'
+            'then = { add_labels = ["y"], category = "b" }')
+    outcome = evaluate(Incident(title="t"), rules(text), NOW)
+    assert outcome.incident.category == "a"
+    assert [(f.rule, f.old, f.new) for f in outcome.firings if f.field == "category"] == [
+        ("r1", "a", "b"), ("r0", None, "a")]
