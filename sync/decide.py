@@ -24,6 +24,7 @@ Contract:
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -84,8 +85,14 @@ class MappingMemo:
 
     Bounded (oldest entries go first) and cleared when a run starts and ends
     (:meth:`sync.session.Session.forget`): it never outlives a run. A run also
-    clears it before planning each batch, once the previous batch is written,
-    committed and settled, so it holds one batch's records, not the scope's.
+    turns it (:meth:`turn`) as it starts planning each batch: what was mapped
+    before the previous batch's planning began goes, so it holds two batches'
+    records, not the scope's: the batch being planned and the one being
+    written and settled meanwhile (a run plans one batch ahead, on a second
+    thread), whose settle step reuses what its planning mapped.
+
+    Shared by the two threads: every change is made under one lock; a lookup
+    is one ``dict.get`` (atomic) and finding an entry gone is only a miss.
     """
 
     def __init__(self, limit: int = MEMO_MIN) -> None:
@@ -95,17 +102,33 @@ class MappingMemo:
         self.vendor: dict[tuple[str, str, str], VendorFields] = {}
         self.readbacks: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.contexts: dict[tuple[str, str], MappingContext] = {}
+        self._lock = threading.Lock()
+        # Per kind, the keys held when the last turn came: the previous generation.
+        self._older: list[list[Any]] = [[] for _ in self._kinds()]
+
+    def _kinds(self) -> tuple[dict[Any, Any], ...]:
+        return (self.records, self.by_incident, self.vendor, self.readbacks, self.contexts)
 
     def clear(self) -> None:
-        for kept in (self.records, self.by_incident, self.vendor, self.readbacks,
-                     self.contexts):
-            kept.clear()
+        with self._lock:
+            for kept, older in zip(self._kinds(), self._older, strict=True):
+                kept.clear()
+                older.clear()
+
+    def turn(self) -> None:
+        """A new generation begins: the entries of the one before the last go."""
+        with self._lock:
+            for number, kept in enumerate(self._kinds()):
+                for key in self._older[number]:
+                    kept.pop(key, None)
+                self._older[number] = list(kept)
 
     def keep(self, kept: dict[Any, Any], key: Any, value: Any) -> None:
         """Add an entry, dropping the oldest ones past the limit."""
-        kept[key] = value
-        while len(kept) > self.limit:
-            del kept[next(iter(kept))]
+        with self._lock:
+            kept[key] = value
+            while len(kept) > self.limit:
+                del kept[next(iter(kept))]
 
 
 @dataclass(frozen=True)

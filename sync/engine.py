@@ -20,8 +20,11 @@ Contract:
 - :meth:`Engine.run` = lock the store, plan, apply, settle, record the run,
   release the lock; it plans the pairs a batch at a time as it applies them
   (:func:`sync.planner.stream_plan`), the same decisions ``build_plan``
-  makes; it returns a :class:`RunSummary` whose ``exit_code`` is 0 when all
-  went well, 1 when something failed.
+  makes, the next batch on a background thread while the current one is
+  written (``plan_ahead``; every write and commit stays on the run's thread,
+  and stopping the run stops that thread before the spool goes); it returns
+  a :class:`RunSummary` whose ``exit_code`` is 0 when all went well, 1 when
+  something failed.
 - During :meth:`Engine.run` every log line carries the run's id (the store's
   run row) and connection (:func:`sync.logs.bound`), and every HTTP request is
   counted (:func:`connectors.http_log.counting`); the run's row records those
@@ -191,7 +194,8 @@ class Engine:
         """
         if self._streaming:
             plan, self._batches = stream_plan(self.session, self.store,
-                                              self.options.batch_size, beat=self.beat)
+                                              self.options.batch_size, beat=self.beat,
+                                              ahead=self.options.plan_ahead)
             return plan
         return build_plan(self.session, self.store, beat=self.beat)
 

@@ -25,6 +25,18 @@ Contract:
   version, foreign id) and per queued pair its kind and those records, never
   a record's fields or comments. The spool is removed when the planning ends,
   on an error or an interrupt too.
+- A run's stream plans one batch ahead (``ahead=True``): batch k+1 is planned
+  on one background thread while the run writes, commits and settles batch k,
+  so at most two batches of planned pairs are held. That is safe because
+  planning a batch reads nothing an earlier batch's writes change: its pairs'
+  links, retry items, intents, rule firings and the pulled records were read
+  when the pairs were queued; what it reads afterwards (the spool, its own
+  links' open conflicts and comment pairs, its own records' histories) belongs
+  to pairs no earlier batch writes, since each record is in one queued pair
+  at most. Only the background thread uses the spool once the pairing is
+  done; an error planning a batch is raised where the run takes that batch;
+  closing the stream stops the planning between two pairs and waits for the
+  thread before it removes the spool.
 - :func:`plan_settle` plans the settle step of a run: the pairs a run wrote,
   read back once and decided again against what the tools hold.
 - A pull that fails stops all creates and keeps the watermarks; a side that
@@ -35,7 +47,9 @@ Contract:
 
 from __future__ import annotations
 
+import contextvars
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -163,29 +177,94 @@ class Batch:
 
 class BatchStream(Iterator[Batch]):
     """A run's batches as :func:`stream_plan` plans them; :meth:`close` ends the
-    planning early (the run failed or was interrupted) and removes its spool."""
+    planning early (the run failed or was interrupted) and removes its spool.
 
-    def __init__(self, planning: _Planning, size: int) -> None:
+    With ``ahead``, each batch is planned on a background thread, started when
+    the batch before it is taken, in a copy of the taker's context (its run id
+    on log lines, its request tally): the taker writes batch k while batch k+1
+    is planned. Taking a batch waits for its planning and raises what the
+    planning raised, as planning it on the taker's thread would have.
+    """
+
+    def __init__(self, planning: _Planning, size: int, *, ahead: bool = False) -> None:
         self._planning = planning
         self._batches = planning.batches(size)
+        self._ahead = ahead
+        self._worker: threading.Thread | None = None
+        # The worker's answer: its batch (None: the stream ended) or what it raised.
+        self._answer: tuple[Batch | None, BaseException | None] = (None, None)
+        self._ended = False
 
     def __next__(self) -> Batch:
-        return next(self._batches)
+        if not self._ahead:
+            return next(self._batches)
+        if self._ended:
+            raise StopIteration
+        if self._worker is None:
+            self._plan_next()   # the first batch: nothing was planned ahead yet
+        batch = self._take()
+        if batch.remaining:
+            self._plan_next()   # planned while the caller writes this one
+        # else the last batch: the stream ends (its spool goes) when the end is taken
+        return batch
+
+    def _plan_next(self) -> None:
+        def work() -> None:
+            try:
+                self._answer = (next(self._batches), None)
+            except StopIteration:
+                self._answer = (None, None)
+            except BaseException as error:   # handed to the taker, raised there
+                self._answer = (None, error)
+
+        context = contextvars.copy_context()
+        self._worker = threading.Thread(target=context.run, args=(work,),
+                                        name="incident-sync-plan-ahead", daemon=True)
+        self._worker.start()
+
+    def _take(self) -> Batch:
+        worker = self._worker
+        assert worker is not None
+        worker.join()
+        self._worker = None
+        (batch, error), self._answer = self._answer, (None, None)
+        if error is not None:
+            self._ended = True
+            raise error
+        if batch is None:
+            self._ended = True
+            raise StopIteration
+        return batch
 
     def close(self) -> None:
+        """Stop the planning (between two pairs), wait for its thread, remove the spool."""
+        self._ended = True
+        self._planning.stopping.set()
+        worker, self._worker = self._worker, None
+        if worker is not None:
+            worker.join()
+            _, error = self._answer
+            self._answer = (None, None)
+            if error is not None:
+                # A batch nobody takes any more: the run stops for its own reason,
+                # which this must not replace.
+                logger.debug("planning the next batch failed too: %s", _one_line(error))
         self._batches.close()
         self._planning.close()   # a generator never started skips its own cleanup
 
 
 def stream_plan(session: Session, store: StateStore, size: int,
-                beat: Callable[[], None] | None = None) -> tuple[Plan, BatchStream]:
+                beat: Callable[[], None] | None = None, *,
+                ahead: bool = False) -> tuple[Plan, BatchStream]:
     """A run's plan, its pairs planned ``size`` at a time as the batches are taken.
 
     The same pulls, pairing and decisions as :func:`build_plan` (whose plan is
     these batches' pairs together): the returned plan holds what the pulls found
-    and no pairs; each batch's pairs are planned when it is taken, so reads of
-    histories or conflicts see the store as the earlier batches left it, which
-    touches none of the later pairs. Until then the pulled records wait in the
+    and no pairs; each batch's pairs are planned when the batch before it is
+    taken (``ahead``: on a background thread while the caller writes that one),
+    else when it is taken. Planning a batch reads nothing the earlier batches'
+    writes change (the module's contract says why), so either way it decides
+    as :func:`build_plan` does. Until then the pulled records wait in the
     planning's spool (:mod:`sync.spool`), removed when the last batch is taken
     or the stream is closed (the caller closes it when it stops early).
     """
@@ -197,7 +276,7 @@ def stream_plan(session: Session, store: StateStore, size: int,
     except BaseException:
         planning.close()
         raise
-    return plan, BatchStream(planning, size)
+    return plan, BatchStream(planning, size, ahead=ahead)
 
 
 def plan_settle(session: Session, store: StateStore, written: Sequence[PairPlan],
@@ -246,6 +325,8 @@ class _Planning:
         # none), read once for its batch (no write comes between that read and the
         # planning); other links ask the store.
         self.comment_pairs: dict[int, list[CommentLink]] = {}
+        # Set when the run stops early: the batch being planned ends between two pairs.
+        self.stopping = threading.Event()
 
     def other(self, side: str) -> str:
         return self.session.other(side)
@@ -579,11 +660,14 @@ class _Planning:
         reported = len(plan.problems)
         try:
             while self.pending or plan.pairs:
-                # Taken again only once the run wrote, committed and settled the last
-                # batch: what was mapped for it is of no further use (a record read
-                # again is a new version, mapped anew), so the memo holds one batch.
-                self.session.forget()
+                # What was mapped for the batch before the last is of no further use
+                # (a record read again is a new version, mapped anew); the last one's
+                # may still be settled meanwhile (:class:`BatchStream` plans ahead):
+                # the memo holds two batches.
+                self.session.turn()
                 while self.pending and len(plan.pairs) < size:
+                    if self.stopping.is_set():
+                        return   # the run stopped: nobody takes this batch
                     self._plan_next(size - len(plan.pairs) - 1)
                 pairs, plan.pairs = plan.pairs, []
                 problems = plan.problems[reported:]

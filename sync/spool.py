@@ -15,9 +15,11 @@ Contract:
   which the planner calls when the run's planning ends (on an error or an
   interrupt too), closes the connection and so frees the file; a spool never
   closed is freed when it is collected or when the interpreter exits.
-- One spool per planning pass, used by the thread that plans; it is a scratch
-  file, so it is written without a journal or fsync: nothing in it must
-  survive a crash.
+- One spool per planning pass, used by one thread at a time: the run's thread
+  while it pulls and pairs, then the one planning its batches (a run plans
+  them on a background thread, :class:`sync.planner.BatchStream`, joined
+  before the spool is closed). It is a scratch file, so it is written without
+  a journal or fsync: nothing in it must survive a crash.
 - A spool that cannot be made, written or read (no temporary directory, a full
   disk) raises :class:`SpoolError`: one line naming the directory and the
   reason, never an internal error.
@@ -77,7 +79,8 @@ class RecordSpool:
         os.close(handle)
         db: sqlite3.Connection | None = None
         try:
-            # Never used by two threads at once; the finalizer may close it from another.
+            # Never used by two threads at once, but by more than one: the run's, then
+            # its planner's (see the module); the finalizer may close it from another.
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             db.execute("PRAGMA journal_mode = OFF")
             db.execute("PRAGMA synchronous = OFF")
