@@ -3,9 +3,10 @@
 Over two in-memory tools (the ``memory`` fixture), a few hundred records
 synced in small batches: while a batch is written, the records of the pull and
 of the batches already committed are no longer referenced (only the batches in
-hand are: the one written and the next, planned meanwhile); the records wait in a private spool file, without a name once open
-(a killed run leaves nothing behind) and closed, so freed, when the run ends,
-also when it stops on an error or an interrupt. :class:`sync.spool.RecordSpool`
+hand are: the one written and the next, planned meanwhile); the records wait in
+a private spool file, without a name once open (a killed run leaves nothing
+behind) and closed, so freed, when the run ends, also when it stops on an error
+or an interrupt. :class:`sync.spool.RecordSpool`
 hands back exactly what it was given.
 """
 
