@@ -50,6 +50,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -183,13 +184,16 @@ class BatchStream(Iterator[Batch]):
     the batch before it is taken, in a copy of the taker's context (its run id
     on log lines, its request tally): the taker writes batch k while batch k+1
     is planned. Taking a batch waits for its planning and raises what the
-    planning raised, as planning it on the taker's thread would have.
+    planning raised, as planning it on the taker's thread would have. The
+    planning offers the GIL between two pairs (``time.sleep(0)``): the taker,
+    woken by a reply, would otherwise wait up to the interpreter's switch
+    interval (5 ms) for it after each of its requests.
     """
 
     def __init__(self, planning: _Planning, size: int, *, ahead: bool = False) -> None:
         self._planning = planning
         self._batches = planning.batches(size)
-        self._ahead = ahead
+        self._ahead = planning.ahead = ahead
         self._worker: threading.Thread | None = None
         # The worker's answer: its batch (None: the stream ended) or what it raised.
         self._answer: tuple[Batch | None, BaseException | None] = (None, None)
@@ -327,6 +331,8 @@ class _Planning:
         self.comment_pairs: dict[int, list[CommentLink]] = {}
         # Set when the run stops early: the batch being planned ends between two pairs.
         self.stopping = threading.Event()
+        # Planned on a background thread (BatchStream with ``ahead``).
+        self.ahead = False
 
     def other(self, side: str) -> str:
         return self.session.other(side)
@@ -669,6 +675,8 @@ class _Planning:
                     if self.stopping.is_set():
                         return   # the run stopped: nobody takes this batch
                     self._plan_next(size - len(plan.pairs) - 1)
+                    if self.ahead:
+                        time.sleep(0)   # see BatchStream: the GIL, offered between pairs
                 pairs, plan.pairs = plan.pairs, []
                 problems = plan.problems[reported:]
                 reported = len(plan.problems)
