@@ -84,12 +84,14 @@ class MappingMemo:
     - per side and origin, the mapping context naming the other record.
 
     Bounded (oldest entries go first) and cleared when a run starts and ends
-    (:meth:`sync.session.Session.forget`): it never outlives a run. A run also
-    turns it (:meth:`turn`) as it starts planning each batch: what was mapped
-    before the previous batch's planning began goes, so it holds two batches'
-    records, not the scope's: the batch being planned and the one being
-    written and settled meanwhile (a run plans one batch ahead, on a second
-    thread), whose settle step reuses what its planning mapped.
+    (:meth:`sync.session.Session.forget`): it never outlives a run. Between
+    batches it holds one batch's planning: a run planning on its own thread
+    clears it before planning each batch, once the previous batch is written,
+    committed and settled; a run planning one batch ahead on a second thread
+    (:class:`sync.planner.BatchStream`) keeps, as each batch is taken, only
+    what that batch's planning mapped (:meth:`retain`), which its settle step
+    reuses while the next batch is planned: two batches' records, not the
+    scope's.
 
     Shared by the two threads: every change is made under one lock; a lookup
     is one ``dict.get`` (atomic) and finding an entry gone is only a miss.
@@ -103,30 +105,35 @@ class MappingMemo:
         self.readbacks: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.contexts: dict[tuple[str, str], MappingContext] = {}
         self._lock = threading.Lock()
-        # Per kind, the keys held when the last turn came: the previous generation.
-        self._older: list[list[Any]] = [[] for _ in self._kinds()]
+        # Per thread, the entries it added since the last clear or retain: (kind, key).
+        self._added: dict[int, list[tuple[dict[Any, Any], Any]]] = {}
 
     def _kinds(self) -> tuple[dict[Any, Any], ...]:
         return (self.records, self.by_incident, self.vendor, self.readbacks, self.contexts)
 
     def clear(self) -> None:
         with self._lock:
-            for kept, older in zip(self._kinds(), self._older, strict=True):
+            for kept in self._kinds():
                 kept.clear()
-                older.clear()
+            self._added.clear()
 
-    def turn(self) -> None:
-        """A new generation begins: the entries of the one before the last go."""
+    def retain(self, thread: int) -> None:
+        """Keep only the entries ``thread`` (a thread id) added since the last clear or
+        retain, and start counting afresh."""
         with self._lock:
-            for number, kept in enumerate(self._kinds()):
-                for key in self._older[number]:
-                    kept.pop(key, None)
-                self._older[number] = list(kept)
+            survivors = [(kept, key, kept[key])
+                         for kept, key in self._added.get(thread, ()) if key in kept]
+            for kept in self._kinds():
+                kept.clear()
+            for kept, key, value in survivors:
+                kept[key] = value
+            self._added.clear()
 
     def keep(self, kept: dict[Any, Any], key: Any, value: Any) -> None:
         """Add an entry, dropping the oldest ones past the limit."""
         with self._lock:
             kept[key] = value
+            self._added.setdefault(threading.get_ident(), []).append((kept, key))
             while len(kept) > self.limit:
                 del kept[next(iter(kept))]
 

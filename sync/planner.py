@@ -231,6 +231,9 @@ class BatchStream(Iterator[Batch]):
         assert worker is not None
         worker.join()
         self._worker = None
+        # The batch before is written and settled: what it and its settle step mapped
+        # goes; what this batch's planning mapped stays for its own settle step.
+        self._planning.session.retain(worker.ident or 0)
         (batch, error), self._answer = self._answer, (None, None)
         if error is not None:
             self._ended = True
@@ -666,11 +669,13 @@ class _Planning:
         reported = len(plan.problems)
         try:
             while self.pending or plan.pairs:
-                # What was mapped for the batch before the last is of no further use
-                # (a record read again is a new version, mapped anew); the last one's
-                # may still be settled meanwhile (:class:`BatchStream` plans ahead):
-                # the memo holds two batches.
-                self.session.turn()
+                # Taken again only once the run wrote, committed and settled the last
+                # batch: what was mapped for it is of no further use (a record read
+                # again is a new version, mapped anew), so the memo holds one batch.
+                # Planning ahead, that batch is being settled right now: BatchStream
+                # trims the memo as each batch is taken instead.
+                if not self.ahead:
+                    self.session.forget()
                 while self.pending and len(plan.pairs) < size:
                     if self.stopping.is_set():
                         return   # the run stopped: nobody takes this batch

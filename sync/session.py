@@ -131,17 +131,17 @@ class Session:
 
     def forget(self) -> None:
         """Drop what the run mapped (:class:`sync.decide.MappingMemo`): at a run's start
-        and end, so nothing mapped outlives the run it was mapped in."""
+        and end, so nothing mapped outlives the run it was mapped in, and between its
+        batches when it plans them on its own thread (:func:`sync.planner.stream_plan`)."""
         if self._fields is not None:
             self._fields.memo.clear()
 
-    def turn(self) -> None:
-        """A batch's planning begins (:func:`sync.planner.stream_plan`): drop what was
-        mapped before the previous batch's began. That batch may still be written
-        and settled meanwhile (its settle step maps its read-backs), so what its
-        planning mapped stays until the next batch's planning begins."""
+    def retain(self, thread: int) -> None:
+        """A batch planned on ``thread`` is taken (:class:`sync.planner.BatchStream`
+        plans ahead): keep only what its planning mapped, which its settle step
+        reuses; what earlier batches and their settle steps mapped goes."""
         if self._fields is not None:
-            self._fields.memo.turn()
+            self._fields.memo.retain(thread)
 
     def incident(self, record: RemoteRecord) -> Incident:
         """A record in neutral terms (fields only; comments are planned apart).

@@ -91,6 +91,35 @@ def test_the_memo_is_bounded() -> None:
     assert len(fields.memo.records) == fields.memo.limit
 
 
+def test_a_batch_taken_keeps_what_its_planning_thread_mapped_and_nothing_else() -> None:
+    # A run planning ahead maps batch k+1 on a second thread while its own thread
+    # settles batch k; when it takes batch k+1, only that planning's entries stay
+    # (its settle step reuses them), never batch k's or its settle step's.
+    import threading
+
+    fields = view()
+    settled = record("Printer jam")
+    fields.incident(settled)                       # the run's thread: a settle step
+    planned: list[RemoteRecord] = []
+
+    def plan() -> None:
+        planned.append(record("Disk full"))
+        fields.readback("jira", fields.incident(planned[0]))
+
+    planner = threading.Thread(target=plan)
+    planner.start()
+    planner.join()
+    held = (dict(fields.memo.records), dict(fields.memo.vendor), dict(fields.memo.readbacks))
+    assert len(held[0]) == 2 and held[1] and held[2]
+
+    fields.memo.retain(planner.ident or 0)
+
+    assert [r for r, _ in fields.memo.records.values()] == [planned[0]]
+    assert fields.memo.vendor == held[1] and fields.memo.readbacks == held[2]
+    fields.memo.retain(threading.get_ident())      # the next batch, planned here: none
+    assert not any(fields.memo._kinds())
+
+
 def test_nothing_mapped_outlives_a_run(sandboxes: Any, sync_config: Any,
                                       make_engine: Any) -> None:
     servicenow, _ = sandboxes
