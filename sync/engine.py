@@ -20,8 +20,8 @@ Contract:
 - :meth:`Engine.run` = lock the store, plan, apply, settle, record the run,
   release the lock; it plans the pairs a batch at a time as it applies them
   (:func:`sync.planner.stream_plan`), the same decisions ``build_plan``
-  makes, the next batch on a background thread while the current one is
-  written (``plan_ahead``; every write and commit stays on the run's thread,
+  makes (with ``plan_ahead``, the next batch on a background thread while the
+  current one is written; every write and commit stays on the run's thread,
   and stopping the run stops that thread before the spool goes); it returns
   a :class:`RunSummary` whose ``exit_code`` is 0 when all went well, 1 when
   something failed.

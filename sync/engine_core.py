@@ -161,9 +161,10 @@ class EngineOptions:
     # store (0: read them on every run).
     metadata_ttl: float = 3600.0
     # A run plans batch k+1 on a second thread while it writes batch k
-    # (:class:`sync.planner.BatchStream`): the same plan, less wall time. Off, each
-    # batch is planned on the engine's thread when it is taken (tests compare both).
-    plan_ahead: bool = True
+    # (:class:`sync.planner.BatchStream`): the same plan, computed meanwhile. Off (the
+    # default, as ``[sync] plan_ahead``), each batch is planned on the engine's thread
+    # when it is taken.
+    plan_ahead: bool = False
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:

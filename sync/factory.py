@@ -104,7 +104,7 @@ def engine_options(settings: Settings) -> EngineOptions:
     return EngineOptions(
         direction=s.direction, conflict=s.conflict, max_attempts=s.max_attempts,
         retry_base_seconds=s.retry_base_seconds, lock_timeout=s.lock_timeout,
-        batch_size=s.batch_size, metadata_ttl=s.metadata_ttl,
+        batch_size=s.batch_size, metadata_ttl=s.metadata_ttl, plan_ahead=s.plan_ahead,
     )
 
 

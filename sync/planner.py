@@ -25,7 +25,8 @@ Contract:
   version, foreign id) and per queued pair its kind and those records, never
   a record's fields or comments. The spool is removed when the planning ends,
   on an error or an interrupt too.
-- A run's stream plans one batch ahead (``ahead=True``): batch k+1 is planned
+- A run's stream may plan one batch ahead (``ahead=True``, ``[sync]
+  plan_ahead``): batch k+1 is then planned
   on one background thread while the run writes, commits and settles batch k,
   so at most two batches of planned pairs are held. That is safe because
   planning a batch reads nothing an earlier batch's writes change: its pairs'

@@ -64,6 +64,11 @@ class SyncSettings(_Section):
     batch_size: int = Field(default=200, ge=1, le=1000)
     # Seconds the sites' field lists are reused from the state store (0 = every run).
     metadata_ttl: float = Field(default=3600.0, ge=0)
+    # Plan the next batch on a second thread while this one is written (one more
+    # batch of planned pairs in memory); off, each batch is planned when it is taken.
+    # Off by default: on a busy 2-core machine it saved no wall time and cost CPU
+    # (bench/RESULTS.md, "Planning the next batch ahead").
+    plan_ahead: bool = False
     # Scopes links, retry queue, conflicts, watermarks, runs and the run lock in the
     # state store, so several configurations can share one database.
     connection: str = Field(default="default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")

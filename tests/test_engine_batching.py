@@ -9,7 +9,6 @@ its own pair; a fatal error stops the run.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -243,10 +242,8 @@ def test_a_plan_reads_the_site_fields_afresh_and_keeps_nothing(memory: Any) -> N
 # --------------------------------------------------------------------------- streaming
 
 
-def _planned_at_each_create(memory: Any, monkeypatch: pytest.MonkeyPatch,
-                            plan_ahead: bool) -> list[int]:
-    """Seven creates in batches of three: how many pairs were planned when each
-    batch's create call came."""
+def test_a_run_plans_each_batch_of_pairs_only_when_it_comes_to_write_it(
+        memory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     import sync.planner as planner
 
     for n in range(7):
@@ -267,29 +264,11 @@ def _planned_at_each_create(memory: Any, monkeypatch: pytest.MonkeyPatch,
         return create(records)
 
     memory.jira.create = creating
-    engine = memory.engine(batch_size=3)
-    engine.session.options = replace(engine.options, plan_ahead=plan_ahead)
 
-    summary = engine.run()
+    summary = memory.run(batch_size=3)
 
     assert summary.created == 7 and summary.failed == 0, summary.failures
-    return planned_at_create
-
-
-def test_a_run_plans_each_batch_of_pairs_only_when_it_comes_to_write_it(
-        memory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert _planned_at_each_create(memory, monkeypatch, plan_ahead=False) == [3, 6, 7]
-
-
-def test_a_run_planning_ahead_is_never_more_than_one_batch_ahead(
-        memory: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    planned_at_create = _planned_at_each_create(memory, monkeypatch, plan_ahead=True)
-    # Each batch is planned before it is written, and the next one at most meanwhile
-    # (whether it got to it yet is the threads' business): never a third batch.
-    assert len(planned_at_create) == 3
-    for number, planned in enumerate(planned_at_create):
-        assert min(3 * (number + 1), 7) <= planned <= min(3 * (number + 2), 7), \
-            planned_at_create
+    assert planned_at_create == [3, 6, 7]
 
 
 def test_an_update_and_a_back_link_of_one_record_are_one_write(memory: Any) -> None:

@@ -14,8 +14,10 @@ its spool closed.
 
 from __future__ import annotations
 
+import gc
 import random
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
 from datetime import timedelta
@@ -177,6 +179,38 @@ def test_the_next_batch_is_read_back_and_planned_while_the_first_one_is_written(
     assert not planners()
     (spool,) = spools.made
     assert spool.closed
+
+
+def test_planning_ahead_holds_two_batches_of_records_at_most(
+    memory: Any, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for n in range(60):
+        sn_incident(memory, f"Monitor {n} blank")
+    loaded: list[weakref.ref[RemoteRecord]] = []
+    load = RecordSpool.load
+
+    def watched_load(spool: RecordSpool, pulled: Any) -> dict[int, RemoteRecord]:
+        found = load(spool, pulled)
+        loaded.extend(weakref.ref(record) for record in found.values())
+        return found
+
+    monkeypatch.setattr(RecordSpool, "load", watched_load)
+    alive: list[int] = []
+
+    def count_alive(call: int) -> None:
+        gc.collect()
+        alive.append(sum(1 for ref in loaded if ref() is not None))
+
+    on_create(memory, count_alive)
+
+    summary = engine(memory, plan_ahead=True, batch_size=10).run()
+
+    assert summary.created == 60 and summary.failed == 0, summary.failures
+    assert len(alive) == 6 and len(loaded) == 60
+    # The batch being written and the one planned meanwhile: never a third one.
+    assert all(count <= 20 for count in alive), alive
+    gc.collect()
+    assert not any(ref() is not None for ref in loaded)
 
 
 # --------------------------------------------------------------------------- same results
@@ -410,3 +444,8 @@ def test_a_run_stopped_during_a_write_leaves_no_thread_and_no_spool(
     summary = engine(many, plan_ahead=True, batch_size=20).run()
     assert summary.failed == 0, summary.failures
     assert len(many.jira.records) == 40 and len(many.links()) == 40
+
+
+def test_plan_ahead_is_a_sync_setting_off_by_default(memory: Any) -> None:
+    assert memory.engine().options.plan_ahead is False
+    assert memory.engine(plan_ahead=True).options.plan_ahead is True
