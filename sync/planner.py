@@ -26,9 +26,9 @@ Contract:
   a record's fields or comments. The spool is removed when the planning ends,
   on an error or an interrupt too.
 - A run's stream may plan one batch ahead (``ahead=True``, ``[sync]
-  plan_ahead``): batch k+1 is then planned
-  on one background thread while the run writes, commits and settles batch k,
-  so at most two batches of planned pairs are held. That is safe because
+  plan_ahead``): batch k+1 is then planned on one background thread while the
+  run writes, commits and settles batch k, so at most two batches of planned
+  pairs are held. That is safe because
   planning a batch reads nothing an earlier batch's writes change: its pairs'
   links, retry items, intents, rule firings and the pulled records were read
   when the pairs were queued; what it reads afterwards (the spool, its own
