@@ -75,3 +75,16 @@ def linked_pair(sandboxes: Any, sync_config: Any, make_engine: Any, title: str =
     first = sync(make_engine, path)
     assert first.created == 1 and first.failed == 0, first.failures
     return path, sn["sys_id"], only_link(path).id_on("jira")
+
+
+def assert_quiet(make_engine: Any, config: Path, servicenow: Any, jira: Any,
+                 runs: int = 2) -> None:
+    """``runs`` more runs create, update, copy and fail nothing, and write to neither tool."""
+    servicenow.log.clear()
+    jira.log.clear()
+    for _ in range(runs):
+        again = sync(make_engine, config)
+        assert (again.created, again.updated, again.comments, again.failed) == (0, 0, 0, 0), \
+            again.failures
+    assert writes(servicenow) == [] and writes(jira) == []
+

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sync_helpers import jira_fields, only_link, sn_incident, sync, writes
+from sync_helpers import assert_quiet, jira_fields, only_link, sn_incident, sync
 
 import sync.applier as applier
 from connectors.sandbox.http import Request, Response
@@ -54,11 +54,7 @@ def test_an_issue_created_and_resolved_by_us_is_not_taken_for_a_person_s_edit(
     assert len(reads) == 1 and "fields=summary" in reads[0].query, reads
     assert f"reconcileIssues={jira.issue(key)['id']}" in reads[0].query
 
-    servicenow.log.clear()
-    jira.log.clear()
-    second = sync(make_engine, config)
-    assert (second.created, second.updated, second.failed) == (0, 0, 0), second.failures
-    assert writes(servicenow) == [] and writes(jira) == []
+    assert_quiet(make_engine, config, servicenow, jira, runs=1)
 
 
 def test_a_person_s_comment_on_a_new_issue_before_its_read_back_reaches_servicenow(
@@ -89,12 +85,7 @@ def test_a_person_s_comment_on_a_new_issue_before_its_read_back_reaches_servicen
     # The settle step's version comes from the read that saw the comment; the copy on
     # ServiceNow then moved that side on, so its version waits for the next read.
     monkeypatch.setattr(applier, "plan_settle", settle)
-    servicenow.log.clear()
-    jira.log.clear()
-    for _ in range(2):
-        again = sync(make_engine, config)
-        assert (again.updated, again.comments, again.failed) == (0, 0, 0), again.failures
-    assert writes(servicenow) == [] and writes(jira) == []
+    assert_quiet(make_engine, config, servicenow, jira)
     assert len(servicenow.journal(sn["sys_id"])) == 1
     assert len(jira_fields(jira, link.id_on("jira"))["comment"]["comments"]) == 1
 
@@ -127,11 +118,7 @@ def test_a_failed_read_back_of_a_new_issue_leaves_it_to_the_next_run_without_ech
     link = only_link(config)
     assert link.version_on("jira") is None and link.version_on("servicenow") is None
 
-    servicenow.log.clear()
-    jira.log.clear()
-    second = sync(make_engine, config)
-    assert (second.created, second.updated, second.failed) == (0, 0, 0), second.failures
-    assert writes(servicenow) == [] and writes(jira) == []
+    assert_quiet(make_engine, config, servicenow, jira, runs=1)
     link = only_link(config)
     assert link.version_on("jira") == jira_fields(jira, link.id_on("jira"))["updated"]
 
@@ -156,12 +143,7 @@ def test_an_original_only_back_linked_is_read_back_without_its_journal(
     assert servicenow.log.count("GET", "/api/now/table/sys_journal_field") == 1
     key = only_link(config).id_on("jira")
     assert len(jira_fields(jira, key)["comment"]["comments"]) == 1
-    servicenow.log.clear()
-    jira.log.clear()
-    for _ in range(2):
-        again = sync(make_engine, config)
-        assert (again.updated, again.comments, again.failed) == (0, 0, 0), again.failures
-    assert writes(servicenow) == [] and writes(jira) == []
+    assert_quiet(make_engine, config, servicenow, jira)
 
 
 def test_a_person_s_comment_racing_the_back_link_is_copied_in_the_same_run(
@@ -192,9 +174,4 @@ def test_a_person_s_comment_racing_the_back_link_is_copied_in_the_same_run(
     key = only_link(config).id_on("jira")
     (copied,) = jira_fields(jira, key)["comment"]["comments"]
     assert "Jammed again at 9" in str(copied["body"])
-    servicenow.log.clear()
-    jira.log.clear()
-    for _ in range(2):
-        again = sync(make_engine, config)
-        assert (again.updated, again.comments, again.failed) == (0, 0, 0), again.failures
-    assert writes(servicenow) == [] and writes(jira) == []
+    assert_quiet(make_engine, config, servicenow, jira)
