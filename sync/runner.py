@@ -35,6 +35,7 @@ YOUNG_THRESHOLD = 10_000
 _tuning = threading.Lock()
 _tuned_runs = 0
 _saved_threshold: tuple[int, int, int] = gc.get_threshold()
+_froze = False   # whether the first of the runs now going froze what was alive
 
 
 @contextmanager
@@ -43,15 +44,20 @@ def collector_tuned() -> Iterator[None]:
 
     Runs may overlap in one process (threads): the first to begin saves the process's
     thresholds and freezes what is alive, the last to end puts both back. A process
-    that switched automatic collection off (threshold 0) is left as it is.
+    that switched automatic collection off (threshold 0) is left as it is, and one
+    that froze objects itself keeps them frozen (nothing more is frozen then).
     """
-    global _tuned_runs, _saved_threshold
+    global _tuned_runs, _saved_threshold, _froze
     with _tuning:
         if _tuned_runs == 0:
             _saved_threshold = gc.get_threshold()
+            # A host process that froze objects itself (a forking server) keeps them
+            # frozen: unfreeze cannot tell theirs from ours, so we freeze nothing then.
+            _froze = bool(_saved_threshold[0]) and gc.get_freeze_count() == 0
             if _saved_threshold[0]:
                 gc.set_threshold(max(_saved_threshold[0], YOUNG_THRESHOLD),
                                  *_saved_threshold[1:])
+            if _froze:
                 # What lived before the run (modules, the caller's objects) is not
                 # garbage the run makes: the full collections skip it.
                 gc.freeze()
@@ -61,9 +67,11 @@ def collector_tuned() -> Iterator[None]:
     finally:
         with _tuning:
             _tuned_runs -= 1
-            if _tuned_runs == 0 and _saved_threshold[0]:
-                gc.unfreeze()
-                gc.set_threshold(*_saved_threshold)
+            if _tuned_runs == 0:
+                if _froze:
+                    gc.unfreeze()
+                if _saved_threshold[0]:
+                    gc.set_threshold(*_saved_threshold)
 
 
 def run_once(

@@ -65,6 +65,24 @@ def test_a_process_without_automatic_collection_is_left_as_it_is() -> None:
     assert gc.get_threshold() == (0, 10, 10)
 
 
+def test_objects_the_process_froze_itself_stay_frozen_after_the_run() -> None:
+    # A forking server freezes what it built before forking; gc.unfreeze would undo
+    # that too, so a run in such a process freezes nothing and unfreezes nothing.
+    assert gc.get_freeze_count() == 0
+    gc.freeze()
+    try:
+        theirs = gc.get_freeze_count()
+        with collector_tuned():
+            assert gc.get_threshold() == (YOUNG_THRESHOLD, 10, 10)
+            # Nothing more frozen (a frozen object refcounting frees still leaves).
+            assert 0 < gc.get_freeze_count() <= theirs
+        # Not unfrozen: gc.unfreeze would have emptied the permanent generation.
+        assert gc.get_freeze_count() > theirs // 2
+        assert gc.get_threshold() == (700, 10, 10)
+    finally:
+        gc.unfreeze()
+
+
 def test_run_once_runs_inside_the_tuned_collector(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[tuple[int, int, int]] = []
 
