@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from connectors.base import group_ref, user_ref
 from connectors.sandbox.http import WRITE_METHODS
 from sync.settings import load_settings
 from sync.state import StateStore
@@ -12,6 +13,14 @@ from sync.state import StateStore
 ALICE = "alice.smith@example.com"
 BOB = "bob.jones@example.com"
 GRACE = "grace.okafor@example.com"
+
+
+def memory_incident(memory: Any, title: str, **values: Any) -> str:
+    """An incident as an agent enters it in the in-memory ServiceNow; returns its sys_id."""
+    row = {"short_description": title, "description": f"{title}: details",
+           "impact": "2", "urgency": "2", "category": "network", "subcategory": "VPN",
+           "caller_id": user_ref(GRACE), "assignment_group": group_ref("Network"), **values}
+    return str(memory.servicenow.put(row, foreign_id=values.get("correlation_id")))
 
 
 def sn_incident(servicenow: Any, title: str, **values: Any) -> dict[str, Any]:

@@ -15,26 +15,17 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from sync_helpers import memory_incident
 
 from connectors.base import (
     RetriableError,
     ValidationFailed,
-    group_ref,
-    user_ref,
 )
 from sync.engine import SimulatedCrash
 from sync.errors import SafetyValve
 from sync.state import StateStore
 
 GRACE = "grace.okafor@example.com"
-
-
-def sn_incident(memory: Any, title: str, **values: Any) -> str:
-    """An incident as an agent enters it in ServiceNow; returns its sys_id."""
-    row = {"short_description": title, "description": f"{title}: details",
-           "impact": "2", "urgency": "2", "category": "network", "subcategory": "VPN",
-           "caller_id": user_ref(GRACE), "assignment_group": group_ref("Network"), **values}
-    return str(memory.servicenow.put(row, foreign_id=values.get("correlation_id")))
 
 
 def jira_issue(memory: Any, title: str, **fields: Any) -> str:
@@ -61,7 +52,7 @@ def store(memory: Any) -> StateStore:
 
 
 def linked_pair(memory: Any, title: str = "VPN down", **sync_keys: Any) -> tuple[str, str]:
-    sys_id = sn_incident(memory, title)
+    sys_id = memory_incident(memory, title)
     first = memory.run(**sync_keys)
     assert first.created == 1 and first.failed == 0, first.failures
     (link,) = memory.links()
@@ -74,7 +65,7 @@ def linked_pair(memory: Any, title: str = "VPN down", **sync_keys: Any) -> tuple
 def test_initial_sync_links_each_side_s_records_and_a_second_run_writes_nothing(
     memory: Any,
 ) -> None:
-    sys_id = sn_incident(memory, "Outlook crashes on attachments", impact="1", urgency="1")
+    sys_id = memory_incident(memory, "Outlook crashes on attachments", impact="1", urgency="1")
     key = jira_issue(memory, "SQL job failing nightly")
     memory.jira.comment(key, "Checked the logs", "internal")
 
@@ -98,7 +89,7 @@ def test_initial_sync_links_each_side_s_records_and_a_second_run_writes_nothing(
 
 
 def test_one_way_direction_creates_and_updates_only_towards_the_target(memory: Any) -> None:
-    sys_id = sn_incident(memory, "Only goes to Jira")
+    sys_id = memory_incident(memory, "Only goes to Jira")
     jira_issue(memory, "Stays in Jira")
 
     first = memory.run(direction="servicenow-to-jira")
@@ -178,8 +169,8 @@ def test_a_manual_conflict_stays_open_until_one_side_settles_it(memory: Any) -> 
 
 
 def test_a_failing_record_waits_in_the_retry_queue_while_the_rest_syncs(memory: Any) -> None:
-    first = sn_incident(memory, "Printer jammed")
-    second = sn_incident(memory, "Scanner offline")
+    first = memory_incident(memory, "Printer jammed")
+    second = memory_incident(memory, "Scanner offline")
     assert memory.run().created == 2
     keys = {link.id_on("servicenow"): link.id_on("jira") for link in memory.links()}
     memory.servicenow.edit(first, {"short_description": "Printer on fire"})
@@ -224,7 +215,7 @@ def test_a_failed_pull_leads_to_no_creates_and_keeps_the_watermarks(memory: Any)
     linked_pair(memory)
     with store(memory) as state:
         marks = {side: state.watermark(side) for side in ("servicenow", "jira")}
-    sn_incident(memory, "Created while Jira is down")
+    memory_incident(memory, "Created while Jira is down")
     memory.jira.fail_next("pull", RetriableError("jira search: 503 (injected)", side="jira"))
 
     summary = memory.run()
@@ -255,7 +246,7 @@ def test_a_deleted_record_is_reported_and_never_deleted_on_the_other_side(memory
 def test_a_side_whose_linked_records_all_vanish_stops_the_run_before_any_write(
     memory: Any,
 ) -> None:
-    ids = [sn_incident(memory, f"Incident {n}") for n in range(3)]
+    ids = [memory_incident(memory, f"Incident {n}") for n in range(3)]
     assert memory.run().created == 3
     for key in list(memory.jira.records):
         memory.jira.delete(key)      # e.g. the integration user lost the project
@@ -277,7 +268,7 @@ def test_two_records_claiming_one_counterpart_are_an_error_for_them_not_a_crash(
 ) -> None:
     key = jira_issue(memory, "Shared by two")
     for title in ("Claimant A", "Claimant B"):
-        sn_incident(memory, title, correlation_id=key)
+        memory_incident(memory, title, correlation_id=key)
 
     summary = memory.run(direction="servicenow-to-jira")
 
@@ -295,7 +286,7 @@ def test_two_records_claiming_one_counterpart_are_an_error_for_them_not_a_crash(
 def test_a_crash_at_any_step_of_a_create_leaves_one_record_and_one_link(
     memory: Any, step: str
 ) -> None:
-    sys_id = sn_incident(memory, "Crash-tested incident")
+    sys_id = memory_incident(memory, "Crash-tested incident")
     with pytest.raises(SimulatedCrash):
         memory.engine(crash_at=step).run()
 
@@ -337,7 +328,7 @@ def test_a_crash_at_any_step_of_an_update_converges_on_the_rerun(memory: Any, st
 def test_a_create_whose_reply_was_lost_is_adopted_on_the_rerun_not_duplicated(
     memory: Any,
 ) -> None:
-    sys_id = sn_incident(memory, "Created, reply lost")
+    sys_id = memory_incident(memory, "Created, reply lost")
     # Every attempt of the run applies and loses its reply (the connector's retries too).
     memory.jira.lose_reply("create", times=10)
     first = memory.run()
@@ -360,7 +351,7 @@ def test_plan_before_the_first_run_creates_no_state_store(memory: Any) -> None:
     from sync.factory import build_engine, open_store
     from sync.settings import load_settings
 
-    sn_incident(memory, "Fresh")
+    memory_incident(memory, "Fresh")
     settings = load_settings(memory.config())
     scratch = open_store(settings, create=False)
     engine = build_engine(settings, scratch, connectors=(memory.servicenow, memory.jira))

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 from db_helpers import run_sql
+from sync_helpers import memory_incident
 
-from connectors.base import group_ref, user_ref
 from sync.state import (
     BatchRefused,
     CommentLink,
@@ -271,18 +271,11 @@ def test_two_records_of_two_links_in_a_batch_raise_link_conflict(store: StateSto
 # --------------------------------------------------------------------------- the engine
 
 
-def sn_incident(memory: Any, title: str) -> str:
-    return str(memory.servicenow.put({
-        "short_description": title, "description": f"{title}: details", "impact": "2",
-        "urgency": "2", "category": "network", "subcategory": "VPN",
-        "caller_id": user_ref("grace.okafor@example.com"),
-        "assignment_group": group_ref("Network")}))
-
 
 def test_a_pair_whose_records_another_writer_linked_meanwhile_fails_alone(
     memory: Any,
 ) -> None:
-    ids = [sn_incident(memory, f"Incident {i}") for i in range(4)]
+    ids = [memory_incident(memory, f"Incident {i}") for i in range(4)]
     assert memory.run().created == 4
     links = {link.id_on("servicenow"): link for link in memory.links()}
     victim = links[ids[1]]
@@ -337,7 +330,7 @@ def test_a_store_refusing_every_batch_ends_as_one_taking_them(tmp_path: Any) -> 
                 made.store.pairs = refusing
             return made
 
-        ids = [sn_incident(world, f"Incident {i}") for i in range(3)]
+        ids = [memory_incident(world, f"Incident {i}") for i in range(3)]
         world.servicenow.comment(ids[0], "First comment")
         counts = [engine().run().counts()]
         world.clock.advance(minutes=5)

@@ -23,8 +23,8 @@ from typing import Any
 
 import pytest
 from sqlalchemy import delete, event
+from sync_helpers import memory_incident
 
-from connectors.base import group_ref, user_ref
 from sync.state import LinkConflict, LinkSide, StateStore
 from sync.state_schema import link_sides, links
 
@@ -67,14 +67,6 @@ class SqlCount:
         return self.statements / N, self.transactions / N
 
 
-def sn_incident(memory: Any, title: str) -> str:
-    """An incident as an agent enters it in ServiceNow; returns its sys_id."""
-    return str(memory.servicenow.put({
-        "short_description": title, "description": f"{title}: details", "impact": "2",
-        "urgency": "2", "category": "network", "subcategory": "VPN",
-        "caller_id": user_ref("grace.okafor@example.com"),
-        "assignment_group": group_ref("Network")}))
-
 
 def counted_run(memory: Any) -> tuple[Any, SqlCount]:
     engine = memory.engine()
@@ -84,7 +76,7 @@ def counted_run(memory: Any) -> tuple[Any, SqlCount]:
 
 
 def test_a_created_and_an_updated_pair_stay_within_the_statement_budget(memory: Any) -> None:
-    ids = [sn_incident(memory, f"Incident {i}") for i in range(N)]
+    ids = [memory_incident(memory, f"Incident {i}") for i in range(N)]
 
     created, count = counted_run(memory)
     assert created.created == N and created.failed == 0, created.failures
