@@ -15,6 +15,7 @@ Contract:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -203,26 +204,19 @@ def tool_clock_name(side: str, info: ServerInfo | None) -> str:
 
 # Per tuple of names asked for: what to dump, and each name's kind, worked out once
 # (a handful of field lists are ever asked for: the merged fields, a few others).
-_PROJECTIONS: dict[tuple[str, ...], tuple[set[str], list[tuple[str, str, str]]]] = {}
-_PROJECTIONS_KEPT = 64
-
-
-def _projection_plan(names: tuple[str, ...]) -> tuple[set[str], list[tuple[str, str, str]]]:
-    plan = _PROJECTIONS.get(names)
-    if plan is None:
-        steps = []
-        dumped: set[str] = set()
-        for name in names:
-            if name.startswith("custom."):
-                steps.append((name, "custom", name[len("custom."):]))
-                dumped.add("custom")
-            else:
-                steps.append((name, "labels" if name == "labels" else "plain", name))
-                dumped.add(name)
-        if len(_PROJECTIONS) >= _PROJECTIONS_KEPT:
-            _PROJECTIONS.clear()
-        plan = _PROJECTIONS[names] = (dumped, steps)
-    return plan
+@functools.lru_cache(maxsize=64)
+def _projection_plan(names: tuple[str, ...]
+                     ) -> tuple[frozenset[str], tuple[tuple[str, str, str], ...]]:
+    steps = []
+    dumped: set[str] = set()
+    for name in names:
+        if name.startswith("custom."):
+            steps.append((name, "custom", name[len("custom."):]))
+            dumped.add("custom")
+        else:
+            steps.append((name, "labels" if name == "labels" else "plain", name))
+            dumped.add(name)
+    return frozenset(dumped), tuple(steps)
 
 
 def projection(incident: Incident, fields: Iterable[str]) -> dict[str, Any]:
