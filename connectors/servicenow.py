@@ -625,7 +625,8 @@ class ServiceNowConnector:
             return rows, self._journal_rows(unread) if unread else [], known
 
         # Independent chunks, sent together; each chunk's journal read after its rows.
-        for rows, journal, known in run_chunks(len(chunks), read, self.concurrency):
+        for rows, journal, known in run_chunks(len(chunks), read, self.concurrency,
+                                               pool=self._pool):
             for record in self._chunk_records(rows, journal, known):
                 found[record.id] = record
         return found
