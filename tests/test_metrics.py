@@ -133,7 +133,7 @@ def lag(memory: Any, seconds_later: float) -> float:
 
 
 def test_lag_is_the_age_of_the_oldest_queued_change_kept_across_runs(memory: Any) -> None:
-    from test_engine_memory import sn_incident as memory_incident
+    from sync_helpers import memory_incident
 
     sys_id = memory_incident(memory, "VPN down in Lagos")
     changed = memory.servicenow.records[sys_id].updated
@@ -170,7 +170,7 @@ def test_lag_is_the_age_of_the_oldest_queued_change_kept_across_runs(memory: Any
 
 
 def test_a_parked_item_keeps_counting_as_unsynced(memory: Any) -> None:
-    from test_engine_memory import sn_incident as memory_incident
+    from sync_helpers import memory_incident
 
     sys_id = memory_incident(memory, "Disk full on db-7")
     changed = memory.servicenow.records[sys_id].updated
