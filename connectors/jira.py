@@ -36,8 +36,9 @@ Contract (what the engine may rely on, beyond :class:`connectors.base.Connector`
   marker label.
 - Request costs: open = serverInfo + myself + field list. A pull or get_many =
   one search per page (plus, only for an issue with more comments than the 20
-  embedded, its comment pages); get_many on Cloud searches the keys the run created
-  lately 50 a search, reconciled by id (read-after-write), the others 100 a search.
+  embedded, its comment pages); get_many on Cloud searches the keys the run wrote
+  lately (created, edited, transitioned or commented) 50 a search, reconciled by id
+  (read-after-write), the others 100 a search.
   A create batch of up to 50 = one bulk POST (the
   marker label/field and the entity property inside it) and one version search
   (none when no record of the batch wants its version: ``NewRecord.version_wanted``,
@@ -180,9 +181,9 @@ BULK_LIMIT = 50                   # Jira's documented maximum per bulk create
 PRE_READ_CLOUD = 50
 PRE_READ_DC = 100
 RECONCILE_LIMIT = 50              # ids Cloud's search/jql reconciles at most
-# Created keys a run remembers for reconciled reads: more than a batch (at most 1,000
-# pairs), so the settle step's read of a batch finds them all, and bounded, so a run
-# of any size holds no more.
+# Keys a run wrote lately, remembered for reconciled reads: more than a batch (at most
+# 1,000 pairs), so the settle step's read of a batch finds them all, and bounded, so a
+# run of any size holds no more.
 FRESH_KEPT = 2000
 COMMENT_PAGE = 100                # Jira's default and maximum comment page
 MAX_SHIFTS = 5                    # re-reads of a moving result window before giving up
@@ -643,7 +644,8 @@ class JiraConnector:
                 self._issue_ids.update(found)
 
     def _remember_fresh(self, keys: Sequence[str]) -> None:
-        """Keep these created keys among the last FRESH_KEPT (see :meth:`get_many`)."""
+        """Keep these keys, just created or written, among the last FRESH_KEPT (see
+        :meth:`get_many`)."""
         with self._cache_lock:
             for key in keys:
                 self._fresh[key] = None
@@ -756,10 +758,12 @@ class JiraConnector:
                  ) -> dict[str, RemoteRecord]:
         """The issues of these keys (``key in (...)`` searches of up to 100 keys; the
         comments come embedded, so ``comments_at`` spares nothing and is unused). On
-        Cloud, the keys this run created lately are searched apart, 50 a search,
-        reconciled by id: Cloud's search is read-after-write only for reconciled
-        issues, and a create answers no version, so this read (the engine's settle
-        step) is the one that sees what the create and its workflow steps made."""
+        Cloud, the keys this run wrote lately (created, edited, transitioned,
+        commented) are searched apart, 50 a search, reconciled by id: Cloud's search
+        is read-after-write only for reconciled issues, and this read (the engine's
+        settle step) must see what our writes made, never the issue from before them
+        (a create answers no version; an edit read back stale would be taken for what
+        the tool made of it)."""
         if not ids:
             return {}
         wanted = list(dict.fromkeys(ids))
@@ -1308,6 +1312,10 @@ class JiraConnector:
                 warnings.append("resolution: Jira sets it only on a transition into a done "
                                 "status; left unchanged on an open issue")
         wrote = False
+        if payload or status or reresolve:
+            # About to change: a later search of it (the settle step's) must be
+            # reconciled on Cloud, even when a step after the first one fails.
+            self._remember_fresh([record_id])
         if payload:
             self._edit(record_id, payload)
             wrote = True
@@ -1709,9 +1717,13 @@ class JiraConnector:
     def add_comments(self, comments: Sequence[NewComment]) -> list[CommentResult]:
         """One POST per comment (Jira has no bulk comment call), up to ``concurrency``
         issues at a time, one issue's comments in order on one worker."""
-        return run_per_key([c.record_id for c in comments],
-                           lambda i: comment_each(self, [comments[i]])[0], self.concurrency,
-                           pool=self._pool)
+        results = run_per_key([c.record_id for c in comments],
+                              lambda i: comment_each(self, [comments[i]])[0], self.concurrency,
+                              pool=self._pool)
+        # A comment moves its issue too: a later read of it must be reconciled (Cloud).
+        self._remember_fresh([c.record_id for c, r in zip(comments, results, strict=True)
+                              if r.ok])
+        return results
 
     def check(self, fields: Sequence[str], statuses: Sequence[str]) -> list[CheckResult]:
         rows: list[CheckResult] = []

@@ -922,6 +922,37 @@ def test_reading_issues_the_run_just_created_reconciles_their_ids_on_cloud(
     connector.close()
 
 
+@pytest.mark.parametrize("mode", ["cloud"])
+def test_reading_issues_the_run_edited_or_commented_reconciles_their_ids_on_cloud(
+    sandbox: JiraSandbox,
+) -> None:
+    """An edit, a transition or a comment changes the issue as a create does: the read
+    after it (the settle step's) is reconciled by id, so an eventually consistent search
+    cannot hand back the issue from before our write (which the engine would take for
+    what Jira made of it). Issues the run only read are searched as before."""
+    connector = make_connector(sandbox, page_size=100)
+    keys = [sandbox.create_issue({"summary": f"there {n}"}) for n in range(5)]
+    seen = {k: r.version for k, r in connector.get_many(keys, ["summary"]).items()}
+    edited, moved, commented = keys[0], keys[1], keys[2]
+    results = connector.write_many([
+        RecordWrite(edited, {"summary": "edited"}, None, seen[edited]),
+        RecordWrite(moved, {"status": "Resolved", "resolution": "Done"}, None, seen[moved])])
+    assert all(r.ok for r in results), [r.error for r in results]
+    made = connector.add_comments([NewComment(commented, text(sandbox, "a note"), "public")])
+    assert all(r.ok for r in made)
+    sandbox.log.clear()
+    found = connector.get_many(keys, ["summary", "status"])
+    assert found[edited].fields["summary"] == "edited"
+    assert found[moved].fields["status"]["name"] == "Resolved"
+    searches = [e for e in sandbox.log.entries if "/search" in e.path]
+    reconciled = sorted(q for e in searches for q in _reconciled_ids(e.query))
+    assert reconciled == sorted(str(sandbox.issue(k)["id"]) for k in (edited, moved, commented))
+    # The two issues this run did not write: searched without reconciling.
+    plain = [e for e in searches if "reconcileIssues=" not in e.query]
+    assert len(plain) == 1 and all(k in plain[0].query for k in keys[3:])
+    connector.close()
+
+
 def _reconciled_ids(query: str) -> list[str]:
     return [part.split("=", 1)[1] for part in query.split("&")
             if part.startswith("reconcileIssues=")]

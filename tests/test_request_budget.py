@@ -61,6 +61,10 @@ RUN_INTERVAL = 600.0         # ten minutes between scheduled runs, past Jira's p
 # sys_mod_count shows no comment since the pull (still at the pulled version, or moved
 # only by our own back-link or update): initial to Jira 19 -> 17 (2 journal reads of
 # 100 records), 1 % changed 8 -> 7 (1).
+# The settle step's read of Jira issues the run edited or marked (not only created) was
+# then reconciled by id on Cloud too, 50 a search (Cloud's search is read-after-write
+# only for reconciled ids; a stale read would be taken for what Jira made of our write):
+# initial to ServiceNow 220 -> 222 (its 200 marked issues read back in 4 searches, not 2).
 BUDGET: dict[tuple[str, str], dict[str, int]] = {
     ("initial servicenow-to-jira", "servicenow"): {"wire": 17, "work": 217},
     ("initial servicenow-to-jira", "jira"): {"wire": 383, "work": 383},
@@ -69,7 +73,7 @@ BUDGET: dict[tuple[str, str], dict[str, int]] = {
     ("1% changed", "servicenow"): {"wire": 7, "work": 9},
     ("1% changed", "jira"): {"wire": 9, "work": 9},
     ("initial jira-to-servicenow", "servicenow"): {"wire": 26, "work": 505},
-    ("initial jira-to-servicenow", "jira"): {"wire": 220, "work": 220},
+    ("initial jira-to-servicenow", "jira"): {"wire": 222, "work": 222},
 }
 
 
