@@ -815,31 +815,41 @@ class JiraConnector:
         return result
 
     def history(self, ids: Sequence[str]) -> dict[str, RecordHistory]:
-        found: dict[str, RecordHistory] = {}
-        for key in dict.fromkeys(i for i in ids if i):
-            # Cloud: the issue's creation time, then its changelog pages (oldest
-            # first, 100 a page), since an issue read or a search embeds only part
-            # of a long changelog. Data Center has no changelog resource and
-            # returns the whole changelog with the issue.
-            params = {"fields": "created"} if self.cloud else {"fields": "created",
-                                                               "expand": "changelog"}
-            try:
-                raw = self._call(f"read {key}", lambda k=key, p=params: self._api(
-                    "GET", f"issue/{k}", params=p), idempotent=True)
-            except NotFound:
-                continue
-            histories = (self._changelog(key) if self.cloud
-                         else list((raw.get("changelog") or {}).get("histories") or []))
-            try:
-                created = parse_time(str((raw.get("fields") or {}).get("created") or ""))
-                edits = [Edit(field=self._changed_field(item), at=parse_time(str(h["created"])),
-                              by_us=self._is_me(h.get("author")))
-                         for h in histories for item in h.get("items") or []]
-            except (KeyError, TypeError, ValueError) as exc:
-                raise RetriableError(f"Jira returned a malformed changelog of {key}: {exc}",
-                                     side="jira") from None
-            found[key] = RecordHistory(created, tuple(sorted(edits, key=lambda e: e.at)))
-        return found
+        keys = list(dict.fromkeys(i for i in ids if i))
+
+        def one(index: int) -> RecordHistory | None:
+            return self._history_of(keys[index])
+
+        # Independent reads (an issue, then its changelog pages): several issues at a
+        # time on the workers, as the engine asks for a batch's histories at once.
+        found = run_chunks(len(keys), one, self.concurrency, pool=self._pool)
+        return {key: history for key, history in zip(keys, found, strict=True)
+                if history is not None}
+
+    def _history_of(self, key: str) -> RecordHistory | None:
+        """One issue's creation time and changes, oldest first; None when it is gone."""
+        # Cloud: the issue's creation time, then its changelog pages (oldest
+        # first, 100 a page), since an issue read or a search embeds only part
+        # of a long changelog. Data Center has no changelog resource and
+        # returns the whole changelog with the issue.
+        params = {"fields": "created"} if self.cloud else {"fields": "created",
+                                                           "expand": "changelog"}
+        try:
+            raw = self._call(f"read {key}", lambda: self._api(
+                "GET", f"issue/{key}", params=params), idempotent=True)
+        except NotFound:
+            return None
+        histories = (self._changelog(key) if self.cloud
+                     else list((raw.get("changelog") or {}).get("histories") or []))
+        try:
+            created = parse_time(str((raw.get("fields") or {}).get("created") or ""))
+            edits = [Edit(field=self._changed_field(item), at=parse_time(str(h["created"])),
+                          by_us=self._is_me(h.get("author")))
+                     for h in histories for item in h.get("items") or []]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RetriableError(f"Jira returned a malformed changelog of {key}: {exc}",
+                                 side="jira") from None
+        return RecordHistory(created, tuple(sorted(edits, key=lambda e: e.at)))
 
     def _changelog(self, key: str) -> list[dict[str, Any]]:
         histories: list[dict[str, Any]] = []

@@ -48,6 +48,7 @@ from connectors.base import (
     Edit,
     FatalError,
     KnownComments,
+    RecordHistory,
     RemoteComment,
     RemoteRecord,
     SyncError,
@@ -224,6 +225,23 @@ def plan_settle(session: Session, store: StateStore, written: Sequence[PairPlan]
     return follow_up
 
 
+@dataclass
+class _SideRebase:
+    """What a settle read shows of the fields a run wrote on one side
+    (:meth:`_Planning._rebase_of`): the snapshot taking what the side holds, what we
+    wrote and what it holds, and the written fields read back otherwise (reshaped) or
+    emptied where we wrote none (dropped)."""
+
+    snapshot: dict[str, Any]
+    ours: Mapping[str, Any]
+    held: Mapping[str, Any]
+    reshaped: list[str]
+    dropped: list[str]
+
+
+MISSING = object()   # no history read ahead for a record
+
+
 class _Planning:
     """One planning pass: the session and store read, and the plan being built."""
 
@@ -248,6 +266,11 @@ class _Planning:
         # none), read once for its batch (no write comes between that read and the
         # planning); other links ask the store.
         self.comment_pairs: dict[int, list[CommentLink]] = {}
+        # Histories a settle step read ahead for its batch, by (side, record id): the
+        # record's history, None when the tool no longer has the record, or the error
+        # the read met (:meth:`_read_histories`). A settle step's pass is its own, so
+        # this holds one batch's at most.
+        self.histories: dict[tuple[str, str], RecordHistory | ConnectorError | None] = {}
 
     def other(self, side: str) -> str:
         return self.session.other(side)
@@ -782,7 +805,11 @@ class _Planning:
     def _field_edits(self, side: str, record_id: str) -> tuple[datetime, list[tuple[str, Edit]]]:
         """A record's creation time and its changes in neutral terms (field, change),
         oldest first, from the tool's own history (Jira changelog, ServiceNow audit)."""
-        history = self.session.connectors[side].history([record_id]).get(record_id)
+        ahead = self.histories.get((side, record_id), MISSING)
+        if isinstance(ahead, ConnectorError):
+            raise ahead
+        history = (self.session.connectors[side].history([record_id]).get(record_id)
+                   if ahead is MISSING else ahead)
         if history is None:
             raise ConnectorError(f"{side_title(side)} {record_id}: its history is out of reach",
                                  side=side)
@@ -1062,17 +1089,36 @@ class _Planning:
         found = self.store.comment_links_of(link_ids)
         self.comment_pairs = {link_id: found.get(link_id, []) for link_id in link_ids}
         follow_up: list[PairPlan] = []
+        settling: list[tuple[PairPlan, LinkView, dict[str, RemoteRecord]]] = []
         for pair in written:
             link = links.get(pair.ids[a] or "")
             got = {side: fetched[side].get(pair.ids[side] or "") for side in self.sides}
             present = {side: rec for side, rec in got.items() if rec is not None}
             if link is None or len(present) < 2:
                 continue
-            view = LinkView(link)
+            settling.append((pair, LinkView(link), present))
+        # What each side made of the fields we wrote, for every pair first: the records
+        # whose history must tell a tool's reshaping from a person's edit are then read
+        # in one history call per side, not one record after another.
+        rebases: dict[int, dict[str, _SideRebase]] = {}
+        for pair, view, present in settling:
+
+            def compare(pair: PairPlan = pair, view: LinkView = view,
+                        got: dict[str, RemoteRecord] = present) -> None:
+                rebases[id(pair)] = self._rebase_of(view, pair, got)
+
+            self._guarded(next(iter(present.values())), compare)
+        self._read_histories({side: [present[side].id for pair, _, present in settling
+                                     if (found := rebases.get(id(pair), {}).get(side))
+                                     is not None and (found.reshaped or found.dropped)]
+                              for side in self.sides})
+        for pair, view, present in settling:
+            if id(pair) not in rebases:
+                continue    # its comparison failed: reported as the pair's problem
 
             def work(pair: PairPlan = pair, view: LinkView = view,
                      got: dict[str, RemoteRecord] = present) -> None:
-                rebased = self._rebased(view, pair, got)
+                rebased = self._rebased(view, rebases[id(pair)], got)
                 again = self._new_pair(got)
                 again.link = view.link
                 pending = {c.field: c for c in self.store.open_conflicts_of(view.id)}
@@ -1089,9 +1135,10 @@ class _Planning:
             self._guarded(next(iter(present.values())), work)
         return follow_up
 
-    def _rebased(self, view: LinkView, pair: PairPlan,
-                 got: Mapping[str, RemoteRecord]) -> LinkView:
-        """``view`` with each side's snapshot taking what the side holds for fields we wrote."""
+    def _rebase_of(self, view: LinkView, pair: PairPlan,
+                   got: Mapping[str, RemoteRecord]) -> dict[str, _SideRebase]:
+        """Per side we wrote: the snapshot taking what the side holds for those fields,
+        and the written fields that read back otherwise than we wrote them."""
         names = self.fields.merged_fields
         written: dict[str, set[str]] = {side: set() for side in self.sides}
         if pair.create is not None:
@@ -1099,26 +1146,58 @@ class _Planning:
             written[target].update(f for f in names if self.fields.travels(f, target))
         for update in pair.updates:
             written[update.side].update(change.field for change in update.changes)
-        snapshots: dict[str, dict[str, Any]] = {}
+        found: dict[str, _SideRebase] = {}
         for side, wrote in written.items():
             if not wrote:
                 continue
             held = self.fields.current(self.fields.incident(got[side]))
             ours = view.side(side).snapshot or {}
             snapshot, dropped = rebase_written(self.fields, ours, held, wrote)
+            reshaped = [f for f in wrote if f in ours and snapshot[f] != ours[f]]
+            found[side] = _SideRebase(snapshot, ours, held, reshaped, dropped)
+        return found
+
+    def _rebased(self, view: LinkView, rebases: Mapping[str, _SideRebase],
+                 got: Mapping[str, RemoteRecord]) -> LinkView:
+        """``view`` with each side's snapshot taking what the side holds for fields we wrote."""
+        snapshots: dict[str, dict[str, Any]] = {}
+        for side, found in rebases.items():
+            snapshot = found.snapshot
             # A written field that reads back otherwise than we wrote it: the tool
             # reshaped our write (a title cut at 160), or a person edited the field
             # between our write and this read. Only the tool's history tells which;
             # it is read for such records only (rare: most writes read back as sent).
-            reshaped = [f for f in wrote if f in ours and snapshot[f] != ours[f]]
-            if reshaped or dropped:
-                last = self._last_changes(got[side], reshaped, dropped)
+            if found.reshaped or found.dropped:
+                last = self._last_changes(got[side], found.reshaped, found.dropped)
                 # A person's value is no reshaping of ours: the snapshot keeps what we
                 # wrote, so their edit is a change on this side and travels.
-                snapshot.update({f: ours[f] for f in reshaped if last.get(f) is False})
-                snapshot.update({f: held[f] for f in dropped if last.get(f)})
+                snapshot.update({f: found.ours[f] for f in found.reshaped
+                                 if last.get(f) is False})
+                snapshot.update({f: found.held[f] for f in found.dropped if last.get(f)})
             snapshots[side] = snapshot
         return view.with_snapshots(snapshots) if snapshots else view
+
+    def _read_histories(self, wanted: Mapping[str, Sequence[str]]) -> None:
+        """Read the histories of these records ahead, one call per side (the sides
+        together), for :meth:`_field_edits` to find; a side whose read failed leaves its
+        error there, so each record's comparison meets it as its own read would have."""
+        sides = [side for side in self.sides if wanted.get(side)]
+        if not sides:
+            return
+
+        def read(number: int) -> dict[str, RecordHistory] | ConnectorError:
+            side = sides[number]
+            try:
+                return self.session.connectors[side].history(list(wanted[side]))
+            except FatalError:
+                raise
+            except ConnectorError as error:
+                return error
+
+        for side, found in zip(sides, run_chunks(len(sides), read, len(sides)), strict=True):
+            for record_id in wanted[side]:
+                self.histories[(side, record_id)] = (
+                    found if isinstance(found, ConnectorError) else found.get(record_id))
 
     def _last_changes(self, record: RemoteRecord, reshaped: list[str],
                       dropped: list[str]) -> dict[str, bool]:
