@@ -279,12 +279,18 @@ class RecordWrite:
     ``fields`` as for :meth:`Connector.update`; ``foreign_id``, when set, makes the
     record carry the other side's id as :meth:`Connector.mark_foreign_id` does. Either
     or both may be given. ``expected_version`` is checked as by ``update``.
+
+    ``version_wanted``: False when the caller reads the record back itself after the
+    batch's writes (the engine's settle step): a connector whose write answers no
+    version (a Jira edit answers 204) then skips the read it would make for it, and
+    :attr:`WriteResult.version` may be None.
     """
 
     record_id: str
     fields: Mapping[str, Any] = field(default_factory=dict)
     foreign_id: str | None = None
     expected_version: str | None = None
+    version_wanted: bool = True
 
 
 @dataclass(frozen=True)

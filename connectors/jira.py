@@ -59,13 +59,15 @@ Contract (what the engine may rely on, beyond :class:`connectors.base.Connector`
   100 on Data Center, one ``key in (...)`` search made just before the batch's edits
   for what the writes check (updated, status, labels, the marker field, and the
   entity property when marking) instead of a read each; plus one version search per
-  50 written issues. A write the search cannot serve reads its issue itself: on
-  Cloud an issue whose id the run has not seen, a key's second write in a batch,
-  an issue the search does not return (deleted, moved). ``history`` = per issue
+  50 written issues whose write wants its version (``RecordWrite.version_wanted``:
+  the engine's first writes do not, its settle step reads them back). A write the
+  search cannot serve reads its issue itself: on Cloud an issue whose id the run
+  has not seen, a key's second write in a batch, an issue the search does not
+  return (deleted, moved). ``history`` = per issue
   one read, plus on Cloud one changelog page per 100 histories (Data Center
-  embeds the whole changelog in the read); a change counts as the integration
-  user's when its author is the signed-in account. Users: one search per distinct
-  email per run (Jira has no batch lookup by email).
+  embeds the whole changelog in the read), several issues at a time; a change
+  counts as the integration user's when its author is the signed-in account.
+  Users: one search per distinct email per run (Jira has no batch lookup by email).
 - Every library or transport failure leaves as an error of the
   :mod:`connectors.base` tree (see :mod:`connectors.jira_errors`), with no
   credential in its text and no chained library exception (whose text carries
@@ -1668,7 +1670,11 @@ class JiraConnector:
             with self._cache_lock:
                 self._property_sink = None
         results = [result for result, _ in outcomes]
-        self._read_versions(outcomes)
+        # Only where the caller wants it: the engine's settle step reads the issues of
+        # its first writes back anyway (the same search, reconciled), so asking here
+        # too would be one more search per 50 issues and one more round trip.
+        self._read_versions([outcome for outcome, write in zip(outcomes, writes, strict=True)
+                             if write.version_wanted])
         if sink:
             try:
                 self._put_properties(sink)

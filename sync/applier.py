@@ -383,7 +383,7 @@ class _Applying:
         Returns the pairs that committed. ``final``: the settle step's pairs, whose
         written sides' versions are known (nothing reads them back again).
         """
-        self._write_fields(ready)
+        self._write_fields(ready, final=final)
         commits = {id(item): _Commit(item.pair, self._outcome_versions(item, final=final),
                                      outcome=True)
                    for item in ready if item.error is None}
@@ -406,13 +406,16 @@ class _Applying:
         self._copy_comments(committed)
         return committed
 
-    def _write_fields(self, ready: list[_Ready]) -> None:
+    def _write_fields(self, ready: list[_Ready], *, final: bool) -> None:
         """Every update and mark of these pairs, one ``write_many`` per side.
 
         An update and a mark of one record are one :class:`RecordWrite` (the mark
         checked against the version the update leaves, as the connector applies
         them in that order); a mark alone is checked against the version planned.
-        A failed item fails its pair only (``_Ready.error``).
+        A failed item fails its pair only (``_Ready.error``). Unless ``final`` (the
+        settle step's writes, whose versions are committed), the writes ask for no
+        version: the settle step reads every written record back, and until then the
+        written sides' versions stay unknown in the store (:meth:`_outcome_versions`).
         """
         step = self.hooks.step
         writes: dict[str, list[tuple[_Ready, RecordWrite, str]]] = {s: [] for s in self.sides}
@@ -434,6 +437,7 @@ class _Applying:
                 writes[side].append((item, RecordWrite(
                     record_id=record_id, fields=entry["fields"],
                     foreign_id=entry["foreign_id"], expected_version=entry["expected"],
+                    version_wanted=final,
                 ), entry["display"]))
         if not any(writes.values()):
             return

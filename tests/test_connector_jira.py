@@ -737,6 +737,32 @@ def test_relinked_issues_get_their_stale_property_updated_in_one_request_on_clou
     assert prop["servicenow_sys_id"] == "newest"
 
 
+def test_write_many_reads_no_version_for_writes_that_want_none(
+    connector: JiraConnector, sandbox: JiraSandbox
+) -> None:
+    """The engine reads its first writes back itself (the settle step): writes marked
+    ``version_wanted=False`` cost their check search and their edits only, answer no
+    version, and a write beside them that wants its version still gets it."""
+    keys = [sandbox.create_issue({"summary": f"quiet edit {n}"}) for n in range(4)]
+    seen = {k: r.version for k, r in connector.get_many(keys, ["summary"]).items()}
+    sandbox.log.clear()
+    results = connector.write_many([
+        RecordWrite(key, {"summary": f"edited {n}"}, f"sys{n}", seen[key],
+                    version_wanted=False) for n, key in enumerate(keys[:3])])
+    assert all(r.ok and r.version is None for r in results), results
+    assert sandbox.log.count("PUT", r"re:/issue/[A-Z]+-\d+$") == 3
+    assert len(_check_searches(sandbox)) == 1
+    assert sandbox.log.count(path="re:/search") == 1          # the check, no version search
+    assert [sandbox.issue(k)["fields"]["summary"] for k in keys[:3]] == [
+        "edited 0", "edited 1", "edited 2"]
+    sandbox.log.clear()
+    mixed = connector.write_many([
+        RecordWrite(keys[0], {"summary": "again"}, None, None, version_wanted=False),
+        RecordWrite(keys[3], {"summary": "wanted"}, None, seen[keys[3]])])
+    assert mixed[0].ok and mixed[0].version is None
+    assert mixed[1].ok and mixed[1].version == sandbox.issue(keys[3])["fields"]["updated"]
+
+
 def test_write_many_checks_its_issues_in_one_search_instead_of_a_read_each(
     connector: JiraConnector, sandbox: JiraSandbox
 ) -> None:

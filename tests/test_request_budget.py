@@ -65,15 +65,19 @@ RUN_INTERVAL = 600.0         # ten minutes between scheduled runs, past Jira's p
 # then reconciled by id on Cloud too, 50 a search (Cloud's search is read-after-write
 # only for reconciled ids; a stale read would be taken for what Jira made of our write):
 # initial to ServiceNow 220 -> 222 (its 200 marked issues read back in 4 searches, not 2).
+# Jira's write_many then stopped reading the versions of the engine's first writes
+# (RecordWrite.version_wanted; the settle step reads those issues back anyway): initial
+# to ServiceNow 222 -> 218 (4 version searches of 50), 1 % changed 9 -> 8. Measured
+# then, initial to Jira was 367-368 (its ceiling had kept 16 of headroom): 370.
 BUDGET: dict[tuple[str, str], dict[str, int]] = {
     ("initial servicenow-to-jira", "servicenow"): {"wire": 17, "work": 217},
-    ("initial servicenow-to-jira", "jira"): {"wire": 383, "work": 383},
+    ("initial servicenow-to-jira", "jira"): {"wire": 370, "work": 370},
     ("idle", "servicenow"): {"wire": 2, "work": 2},
     ("idle", "jira"): {"wire": 4, "work": 4},
     ("1% changed", "servicenow"): {"wire": 7, "work": 9},
-    ("1% changed", "jira"): {"wire": 9, "work": 9},
+    ("1% changed", "jira"): {"wire": 8, "work": 8},
     ("initial jira-to-servicenow", "servicenow"): {"wire": 26, "work": 505},
-    ("initial jira-to-servicenow", "jira"): {"wire": 222, "work": 222},
+    ("initial jira-to-servicenow", "jira"): {"wire": 218, "work": 218},
 }
 
 
