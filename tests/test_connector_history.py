@@ -7,17 +7,21 @@ integration user (the connector's own sign-in) made it. On ServiceNow that is
 one row per changed field, user name, old and new value; inserts are not
 audited; the table is read-only over HTTP); on Jira the issue changelog, its
 author compared with the signed-in account (accountId on Cloud, user name on
-Data Center), read whole (Cloud: the changelog resource's pages). Unknown ids are absent.
+Data Center), read whole (Cloud: the bulk changelog fetch's pages for all the issues
+asked for at once, or the changelog resource's pages per issue on a site without it).
+Unknown ids are absent.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 import requests
 from conftest import SANDBOX_PASSWORD, SANDBOX_USER
 
+import connectors.jira as jira_connector
 from connectors.base import SkippableError
 from connectors.jira import JiraConnector
 from connectors.sandbox.http import Request, Response
@@ -125,8 +129,11 @@ def test_jira_history_tells_the_signed_in_account_s_changes_from_a_person_s(
         ("summary", False), ("status", True)]
 
 
-def test_jira_history_reads_a_long_changelog_whole(jira: JiraSandbox) -> None:
-    """Cloud pages the changelog resource (100 a page); Data Center embeds it all."""
+def test_jira_history_reads_a_long_changelog_whole(
+    jira: JiraSandbox, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Cloud pages the bulk changelog fetch (100 a page here); Data Center embeds it all."""
+    monkeypatch.setattr(jira_connector, "BULK_CHANGELOG_PAGE", 100)
     key = jira.create_issue({"summary": "edit 0"})
     for n in range(1, 131):
         jira.edit_issue(key, {"summary": f"edit {n}"})
@@ -140,5 +147,82 @@ def test_jira_history_reads_a_long_changelog_whole(jira: JiraSandbox) -> None:
     edits = connector.history([key])[key].edits
 
     assert len(edits) == 131 and edits[-1].by_us is False
-    pages = [e for e in jira.log.entries if e.path.endswith("/changelog")]
+    pages = [e for e in jira.log.entries if e.path.endswith("/changelog/bulkfetch")]
     assert len(pages) == (2 if jira.mode == "cloud" else 0)
+    assert [e for e in jira.log.entries if e.path.endswith(f"/{key}/changelog")] == []
+
+def _edited(jira: JiraSandbox, count: int) -> list[str]:
+    keys = []
+    for n in range(count):
+        key = jira.create_issue({"summary": f"Printer {n}"})
+        jira.edit_issue(key, {"summary": f"Printer {n} jammed"},
+                        as_user=f"{PERSON}@example.com")
+        jira.transition_issue(key, "Work in progress")
+        keys.append(key)
+    return keys
+
+
+@pytest.mark.parametrize("jira", ["cloud"], indirect=True)
+def test_jira_cloud_reads_many_issues_histories_in_one_search_and_one_bulk_fetch(
+    jira: JiraSandbox,
+) -> None:
+    """Two requests for a batch of issues instead of two per issue (an issue read and its
+    changelog page), with the same histories as the per-issue reads give."""
+    keys = _edited(jira, 6)
+    connector = JiraConnector(url=jira.url, email=SANDBOX_USER, token=SANDBOX_PASSWORD,
+                              project="OPS")
+    connector.open()
+    jira.log.clear()
+
+    found = connector.history(keys)
+
+    assert sorted(found) == sorted(keys)
+    assert [f"{e.method} {e.path.rsplit('/', 2)[-2:]}" for e in jira.log.entries] == [
+        "GET ['search', 'jql']", "POST ['changelog', 'bulkfetch']"]
+    assert connector.history(["OPS-999", keys[0]]) == {keys[0]: found[keys[0]]}
+    connector._bulk_changelog = False       # the per-issue reads, for comparison
+    jira.log.clear()
+    assert connector.history(keys) == found
+    assert len(jira.log.entries) == 2 * len(keys)
+    for key in keys:
+        assert [(e.field, e.by_us) for e in found[key].edits] == [
+            ("summary", False), ("status", True)]
+
+
+@pytest.mark.parametrize("jira", ["cloud"], indirect=True)
+def test_jira_history_falls_back_to_one_issue_at_a_time_on_a_site_without_the_bulk_fetch(
+    jira: JiraSandbox, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    keys = _edited(jira, 3)
+    serve = jira.handle
+    asked: list[str] = []
+
+    def older_site(request: Request) -> Response:
+        if request.path.endswith("/changelog/bulkfetch"):
+            asked.append(request.path)
+            return Response(404, {"errorMessages": ["No such resource"], "errors": {}})
+        return serve(request)
+
+    monkeypatch.setattr(jira, "handle", older_site)
+    connector = JiraConnector(url=jira.url, email=SANDBOX_USER, token=SANDBOX_PASSWORD,
+                              project="OPS")
+    connector.open()
+
+    first = connector.history(keys)
+    second = connector.history(keys)
+
+    assert first == second and sorted(first) == sorted(keys)
+    assert len(asked) == 1                  # learnt once per run, not asked again
+    assert all([(e.field, e.by_us) for e in first[key].edits] == [
+        ("summary", False), ("status", True)] for key in keys)
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("2021-01-17T12:34:00.000+0000", datetime(2021, 1, 17, 12, 34, tzinfo=UTC)),
+    (1492070429, datetime(2017, 4, 13, 8, 0, 29, tzinfo=UTC)),        # the spec's example
+    (1492070429123, datetime(2017, 4, 13, 8, 0, 29, 123000, tzinfo=UTC)),
+])
+def test_a_changelog_time_is_read_as_the_schema_or_the_example_gives_it(
+    value: object, expected: datetime,
+) -> None:
+    assert jira_connector._changelog_time(value) == expected

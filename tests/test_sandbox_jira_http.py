@@ -752,3 +752,40 @@ def test_bulk_issue_properties_are_cloud_only_asynchronous_and_ignore_unknown_is
     no_props = {"issues": [{"issueID": int(created["id"]), "properties": {}}]}
     assert v2.post("issue/properties/multi", no_props).status_code == 400
     assert dcapi.post("issue/properties/multi", body).status_code == 404
+
+
+def test_bulk_changelog_fetch_pages_every_issue_s_changelogs_oldest_first(
+    cloud: JiraSandbox, v3: Api, dcapi: Api, clock: Clock,
+) -> None:
+    """Cloud's changelog/bulkfetch: the changelogs of the issues named (ids or keys),
+    oldest first then by issue id, ``maxResults`` a page with a ``nextPageToken``,
+    filtered by field ids when asked; unknown issues have none; Data Center lacks it."""
+    first = cloud.create_issue({"summary": "one"})
+    second = cloud.create_issue({"summary": "two"})
+    for n in range(2):
+        clock.tick(minutes=1)
+        cloud.edit_issue(first, {"summary": f"one {n}"})
+        clock.tick(minutes=1)
+        cloud.edit_issue(second, {"summary": f"two {n}"})
+    cloud.transition_issue(second, "Work in progress")
+    second_id = str(cloud.issue(second)["id"])
+    body = {"issueIdsOrKeys": [first, second_id, "OPS-999"], "maxResults": 3}
+    page = v3.post("changelog/bulkfetch", body).json()
+    rest = v3.post("changelog/bulkfetch", {**body, "nextPageToken": page["nextPageToken"]})
+    assert rest.status_code == 200 and "nextPageToken" not in rest.json()
+    seen = [(log["issueId"], [i["toString"] for h in log["changeHistories"]
+                              for i in h["items"]])
+            for answer in (page, rest.json()) for log in answer["issueChangeLogs"]]
+    first_id = str(cloud.issue(first)["id"])
+    # A page's three oldest changelogs, grouped by issue in the order they first come.
+    assert seen == [(first_id, ["one 0", "one 1"]), (second_id, ["two 0"]),
+                    (second_id, ["two 1", "Work in progress"])]
+    status_only = v3.post("changelog/bulkfetch", {"issueIdsOrKeys": [first, second],
+                                                   "fieldIds": ["status"]}).json()
+    assert [(log["issueId"], len(log["changeHistories"]))
+            for log in status_only["issueChangeLogs"]] == [(second_id, 1)]
+    for bad in ({"issueIdsOrKeys": []}, {"issueIdsOrKeys": ["OPS-1"] * 1001},
+                {"issueIdsOrKeys": [first], "fieldIds": [f"f{n}" for n in range(11)]},
+                {"issueIdsOrKeys": [first], "maxResults": 0}, ["OPS-1"]):
+        assert v3.post("changelog/bulkfetch", bad).status_code == 400, bad
+    assert dcapi.post("changelog/bulkfetch", {"issueIdsOrKeys": ["OPS-1"]}).status_code == 404

@@ -157,6 +157,14 @@ def test_issue_lifecycle_responses_match_the_spec(api: Checked) -> None:
     api.call("get", "/rest/api/3/issue/{issueIdOrKey}/remotelink/{linkId}",
              {**key, "linkId": str(made["id"])}, expect=200)
     api.call("get", "/rest/api/3/issue/{issueIdOrKey}/changelog", key, expect=200)
+    logs = api.call("post", "/rest/api/3/changelog/bulkfetch",
+                    body={"issueIdsOrKeys": [key["issueIdOrKey"]], "maxResults": 1},
+                    expect=200)
+    api.call("post", "/rest/api/3/changelog/bulkfetch",
+             body={"issueIdsOrKeys": [key["issueIdOrKey"]],
+                   "nextPageToken": logs["nextPageToken"]}, expect=200)
+    api.call("post", "/rest/api/3/changelog/bulkfetch", body={"issueIdsOrKeys": []},
+             expect=400)
     api.call("get", "/rest/api/3/issue/{issueIdOrKey}/editmeta", key, expect=200)
     issue = api.call("get", "/rest/api/3/issue/{issueIdOrKey}", key,
                      params={"expand": "renderedFields,names,changelog",

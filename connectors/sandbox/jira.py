@@ -12,7 +12,8 @@ Contract:
   create / get / editmeta / edit / delete, transitions, comments (internal through the
   ``sd.public.comment`` property), issue properties, remote links (upsert by
   globalId), changelog, users, the JSM request-comment and servicedesk
-  endpoints, and ``listApplicationlinks``. The site is fixed by
+  endpoints, and ``listApplicationlinks``; Cloud also the bulk changelog fetch
+  (``changelog/bulkfetch``) and ``issue/properties/multi``. The site is fixed by
   ``jira_site.py``; rules and state live in ``jira_store.py``, JSON views in
   ``jira_render.py``, JQL in ``jql.py`` (over ``jira_catalog.py``); the search,
   user and JSM routes in ``jira_search.py``, ``jira_users.py``, ``jira_jsm.py``;
@@ -204,6 +205,7 @@ class JiraSandbox(SearchRoutes, UserRoutes, ServiceDeskRoutes, SandboxServer):
             ("GET", issue + r"/remotelink/(?P<link>\d+)", self._remote_link),
             ("DELETE", issue + r"/remotelink/(?P<link>\d+)", self._delete_remote_link),
             ("GET", issue + "/changelog", self._changelog),
+            ("POST", _API + "/changelog/bulkfetch", self._bulk_changelog),
             ("GET", _API + "/search/jql", self._search_jql),
             ("POST", _API + "/search/jql", self._search_jql),
             ("POST", _API + "/search/approximate-count", self._approximate_count),
@@ -566,6 +568,61 @@ class JiraSandbox(SearchRoutes, UserRoutes, ServiceDeskRoutes, SandboxServer):
         }
         if not is_last:
             data["nextPage"] = f"{base}?maxResults={limit}&startAt={start + limit}"
+        return Response(200, data)
+
+    def _bulk_changelog(self, call: Call) -> Response:
+        """Cloud's "Bulk fetch changelogs": the changelogs of up to 1,000 issues (ids or
+        keys), optionally only those touching up to 10 field ids, oldest first and by
+        issue id, ``maxResults`` changelogs a page (1..10,000, default 1,000) with a
+        ``nextPageToken`` while more follow; a page groups its changelogs by issue, in
+        the order the issues first come. An issue that does not exist has none.
+        Data Center has no such resource."""
+        if not self.cloud:
+            raise no_such_resource(call)
+        body = call.body()
+        if not isinstance(body, dict):
+            raise bad_request("The request body must be a JSON object.")
+        wanted = body.get("issueIdsOrKeys")
+        if not isinstance(wanted, list) or not 1 <= len(wanted) <= 1000 \
+                or not all(isinstance(i, str) for i in wanted):
+            raise bad_request("'issueIdsOrKeys' must list 1 to 1000 issue ids or keys.")
+        field_ids = body.get("fieldIds") or []
+        if not isinstance(field_ids, list) or len(field_ids) > 10:
+            raise bad_request("'fieldIds' may list at most 10 field ids.")
+        limit = body.get("maxResults", 1000)
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 10000:
+            raise bad_request("'maxResults' must be between 1 and 10000.")
+        token = body.get("nextPageToken")
+        try:
+            start = int(str(token)) if token is not None else 0
+        except ValueError:
+            raise bad_request("Invalid 'nextPageToken'.") from None
+        issues: dict[int, Any] = {}
+        for ident in wanted:
+            issue = (self.state.issues.get(int(ident)) if ident.isdigit()
+                     else self.state.by_key(ident))
+            if issue is not None:
+                issues[issue.id] = issue
+        entries: list[tuple[Any, Any, dict[str, Any]]] = []
+        for issue in issues.values():
+            for history in issue.history:
+                shown = call.render.history(history)
+                if field_ids:
+                    shown["items"] = [i for i in shown["items"]
+                                      if i.get("fieldId") in field_ids]
+                    if not shown["items"]:
+                        continue
+                entries.append((history.created, issue.id, shown))
+        entries.sort(key=lambda entry: (entry[0], entry[1]))
+        page = entries[start:start + limit]
+        grouped: dict[int, list[dict[str, Any]]] = {}
+        for _, issue_id, shown in page:
+            grouped.setdefault(issue_id, []).append(shown)
+        data: dict[str, Any] = {"issueChangeLogs": [
+            {"issueId": str(issue_id), "changeHistories": histories}
+            for issue_id, histories in grouped.items()]}
+        if start + limit < len(entries):
+            data["nextPageToken"] = str(start + limit)
         return Response(200, data)
 
     # ---------------------------------------------------------------- in-process helpers

@@ -47,6 +47,7 @@ OPERATIONS: list[tuple[str, str]] = [
     ("post", "/rest/api/3/issue/{issueIdOrKey}/remotelink"),
     ("get", "/rest/api/3/issue/{issueIdOrKey}/remotelink/{linkId}"),
     ("get", "/rest/api/3/issue/{issueIdOrKey}/changelog"),
+    ("post", "/rest/api/3/changelog/bulkfetch"),
     ("get", "/rest/api/3/search/jql"),
     ("post", "/rest/api/3/search/jql"),
     ("post", "/rest/api/3/search/approximate-count"),
