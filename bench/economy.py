@@ -199,7 +199,6 @@ class Limits:
     sn_batch: int       # ServiceNow Batch API items per request the connector sends
     sn_ids: int         # sys_ids per IN list (URL length)
     jira_bulk: int      # Jira bulk create: issues per request (vendor maximum 50)
-    jira_multi: int     # Jira Cloud issue/properties/multi: issues per request (100)
     remote_link: bool   # a remote link per created Jira issue (no bulk API for them)
     signin: dict[str, int]
 
@@ -266,7 +265,10 @@ def lower_bound(scenario: str, limits: Limits, facts: SeedFacts, changed: int = 
         jira["comments C"] = c
     elif scenario == "jira-to-sn":
         jira["search pages ceil(N/page)"] = _pages(n, limits.jira_page)
-        jira["back-links ceil(N/100) properties/multi"] = math.ceil(n / limits.jira_multi)
+        # Each original carries its copy's id as a label of its own: Cloud's bulk edit
+        # sets one value on every issue it selects, so a mark is one edit per issue
+        # (the entity property rides in the same edit).
+        jira["back-links N (one edit each)"] = n
         sn["scope page (empty)"] = 1
         sn["inserts + journal writes ceil((N+C)/batch)"] = math.ceil((n + c) / limits.sn_batch)
         sn["journal ids ceil(N_c/ids)"] = math.ceil(facts.with_comments / limits.sn_ids)
@@ -298,7 +300,7 @@ def limits_for(config: Path, signin: dict[str, int]) -> Limits:
     return Limits(
         sn_page=settings.servicenow.page_size, jira_page=settings.jira.page_size,
         sn_batch=sn_connector.BATCH_SIZE, sn_ids=sn_connector.ID_BATCH,
-        jira_bulk=jira_connector.BULK_LIMIT, jira_multi=100,
+        jira_bulk=jira_connector.BULK_LIMIT,
         remote_link=remote not in (False, "off", "false", "none", None), signin=signin)
 
 

@@ -162,7 +162,7 @@ def test_report_is_appended_with_machine_bound_naive_and_targets(economy: Any) -
 
 def test_lower_bound_follows_its_formula() -> None:
     limits = Limits(sn_page=500, jira_page=100, sn_batch=50, sn_ids=100, jira_bulk=50,
-                    jira_multi=100, remote_link=True, signin={"servicenow": 1, "jira": 3})
+                    remote_link=True, signin={"servicenow": 1, "jira": 3})
     facts = SeedFacts(records=1000, comments=1400, with_comments=700, extra_steps=100)
     to_jira = lower_bound("sn-to-jira-comments", limits, facts)
     # SN: sign-in + 2 pages + 2 journal pages + 20 back-link batches.
@@ -171,7 +171,8 @@ def test_lower_bound_follows_its_formula() -> None:
     assert to_jira["jira"] == 3 + 1 + 20 + 100 + 1000 + 1400
     back = lower_bound("jira-to-sn", limits, facts)
     assert back["servicenow"] == 1 + 1 + math.ceil(2400 / 50) + 7
-    assert back["jira"] == 3 + 10 + 10
+    # Jira: sign-in + 10 search pages + a mark (label) edit per original.
+    assert back["jira"] == 3 + 10 + 1000
     assert lower_bound("idle", limits, facts)["total"] == 1 + 3 + 2
     changed = lower_bound("changed", limits, facts, changed=10)
     assert changed["total"] == (1 + 1 + 1 + 1) + (3 + 1 + 10)
