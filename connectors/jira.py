@@ -49,6 +49,9 @@ Contract (what the engine may rely on, beyond :class:`connectors.base.Connector`
   Data Center documents no transition on create); the project/issue-type ids and
   the initial status are read once per run. Steps along a path the run already
   learnt are POSTed without ``GET transitions`` (read only after a refusal).
+  ``create``'s ``created`` callback runs on the caller's thread once every bulk
+  create answered, while the per-issue steps of the last chunks (transitions,
+  remote links) run on the workers: the caller's writes overlap them.
   An update = a read when a version, status or labels are involved, one edit,
   one POST per transition step, and one read for the new version. A mark
   (``mark_foreign_id``: the marker field, else the ``snow-<id>`` label, on an

@@ -5,11 +5,15 @@ Contract:
   a store, in batches of ``[sync] batch_size`` pairs, each batch written,
   committed and read back before the next starts. Per batch: its creates go
   in bulk per target side, preceded by their intents (one committed
-  transaction per batch and side, :meth:`StateStore.record_intents`); then every
-  update and mark of the batch goes in ONE ``write_many`` per side (an update
-  and a mark of one record are one write; the update checked against the
-  version it was planned on, the mark against the version the pair's earlier
-  write on that record left, or as planned); then the commits of the pairs
+  transaction per batch and side, :meth:`StateStore.record_intents`; ServiceNow's
+  creates first, then Jira's); then every update and mark of the batch goes in
+  ONE ``write_many`` per side (an update and a mark of one record are one write;
+  the update checked against the version it was planned on, the mark against the
+  version the pair's earlier write on that record left, or as planned), sent when
+  the last create's connector tells the copies' ids (``create``'s ``created``),
+  while its own steps after the creates (Jira's transitions, remote links) run:
+  a pair told created whose steps then fail fails, its writes done, and the next
+  run adopts its copy by intent and marker. Then the commits of the pairs
   whose writes succeeded; then the batch's comments in ONE ``add_comments``
   per side, each copy committed with its id pair, and only then are the
   comment sources' versions confirmed. Every state-store write of a pair goes
