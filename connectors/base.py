@@ -37,8 +37,8 @@ text); ``sync.errors`` adds the engine's own
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Protocol, runtime_checkable
@@ -404,10 +404,22 @@ class Connector(Protocol):
         a create after a crash adopts instead of duplicating."""
         ...
 
-    def create(self, records: Sequence[NewRecord]) -> list[WriteResult]:
+    def create(self, records: Sequence[NewRecord], *,
+               created: Callable[[list[WriteResult]], None] | None = None
+               ) -> list[WriteResult]:
         """Create records (in bulk where the vendor allows), marking each with its
         foreign id; one result per input, in order. A failed item does not fail
-        the others."""
+        the others.
+
+        ``created``: called exactly once, on the calling thread, before a create that
+        returns does (never when it raises), with copies of the results
+        (:func:`results_so_far`) as soon as every record's create has answered (ids
+        known), while the connector's own per-record steps after it (Jira's workflow
+        transitions, remote links) still run on its workers: the caller writes the
+        other tool meanwhile. An item told as created may still fail in the returned
+        results (a step after its create failed); one told as failed stays failed.
+        A connector with no steps after its creates calls it once they are done.
+        What ``created`` raises is raised by ``create`` once those steps ended."""
         ...
 
     def update(
@@ -485,6 +497,12 @@ def write_each(connector: Connector, writes: Sequence[RecordWrite]) -> list[Writ
     return results
 
 
+def results_so_far(results: Sequence[WriteResult]) -> list[WriteResult]:
+    """Copies of ``results`` as they are now, for :meth:`Connector.create`'s ``created``:
+    what the caller is told stays as told while the connector's own steps go on."""
+    return [replace(result, warnings=list(result.warnings)) for result in results]
+
+
 def comment_each(connector: Connector, comments: Sequence[NewComment]) -> list[CommentResult]:
     """:meth:`Connector.add_comments` one comment at a time."""
     results: list[CommentResult] = []
@@ -532,6 +550,7 @@ __all__ = [
     "comment_each",
     "group_ref",
     "ref_of",
+    "results_so_far",
     "user_ref",
     "write_each",
 ]

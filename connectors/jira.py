@@ -49,6 +49,9 @@ Contract (what the engine may rely on, beyond :class:`connectors.base.Connector`
   Data Center documents no transition on create); the project/issue-type ids and
   the initial status are read once per run. Steps along a path the run already
   learnt are POSTed without ``GET transitions`` (read only after a refusal).
+  ``create``'s ``created`` callback runs on the caller's thread once every bulk
+  create answered, while the per-issue steps of the last chunks (transitions,
+  remote links) run on the workers: the caller's writes overlap them.
   An update = a read when a version, status or labels are involved, one edit,
   one POST per transition step, and one read for the new version. A mark
   (``mark_foreign_id``: the marker field, else the ``snow-<id>`` label, on an
@@ -139,6 +142,7 @@ from connectors.base import (
     WriteResult,
     comment_each,
     ref_of,
+    results_so_far,
 )
 from connectors.jira_config import JiraConfig
 from connectors.jira_errors import Account, from_http, from_transport, one_line
@@ -1011,22 +1015,40 @@ class JiraConnector:
         wanted = [str(label) for label in labels or [] if not str(label).startswith(LABEL_PREFIX)]
         return list(dict.fromkeys([*wanted, *marker_labels]))
 
-    def create(self, records: Sequence[NewRecord]) -> list[WriteResult]:
+    def create(self, records: Sequence[NewRecord], *,
+               created: Callable[[list[WriteResult]], None] | None = None
+               ) -> list[WriteResult]:
         """Bulk creates of up to 50 issues each. While a chunk's issues must reach a status
         the run has no known path to yet (the first chunks of a run), chunks go one at a
         time, as what one learns (the initial status, the workflow) changes what the next
         sends: its first step inside the create, transitions POSTed without asking. Once
         every wanted status has a known path, the remaining chunks go together (their
-        requests overlap; the same requests as one at a time)."""
+        requests overlap; the same requests as one at a time).
+
+        ``created`` (see :meth:`connectors.base.Connector.create`) is called once every
+        bulk create has answered, with copies of the results then, while the last
+        chunks' per-issue steps (transitions, remote links) run on the workers."""
         results = [WriteResult() for _ in records]
         chunks = [(records[start:start + BULK_LIMIT], results[start:start + BULK_LIMIT])
                   for start in range(0, len(records), BULK_LIMIT)]
+        told = False
+
+        def tell() -> None:
+            nonlocal told
+            told = True
+            if created is not None:
+                created(results_so_far(results))
+
         done = 0
         while done < len(chunks) and not self._paths_known(chunks[done][0]):
-            self._create_chunks(chunks[done:done + 1])
+            # The last chunk's steps overlap the caller's work: every create has answered.
+            self._create_chunks(chunks[done:done + 1],
+                                tell if done == len(chunks) - 1 else None)
             done += 1
         if done < len(chunks):
-            self._create_chunks(chunks[done:])
+            self._create_chunks(chunks[done:], tell)
+        if not told:
+            tell()   # nothing to create, or the project could not be read
         return results
 
     def _paths_known(self, records: Sequence[NewRecord]) -> bool:
@@ -1039,13 +1061,14 @@ class JiraConnector:
         return start is not None and all(self._workflow.path(start, str(status)) is not None
                                          for status in statuses)
 
-    def _create_chunks(self, chunks: Sequence[tuple[Sequence[NewRecord], list[WriteResult]]]
-                       ) -> None:
+    def _create_chunks(self, chunks: Sequence[tuple[Sequence[NewRecord], list[WriteResult]]],
+                       meanwhile: Callable[[], None] | None = None) -> None:
         """Create these chunks: payloads built in order on this thread (user lookups
         cached as one at a time), the bulk POSTs sent together, each chunk's answer
         mapped back to its own items by index, then the per-issue steps of all chunks on
-        the workers (one issue's steps in order), then the version searches together
-        (one per chunk: Cloud reconciles at most 50 ids per search)."""
+        the workers (one issue's steps in order) while this thread runs ``meanwhile``
+        (the caller's ``created``), then the version searches together (one per chunk:
+        Cloud reconciles at most 50 ids per search)."""
         try:
             project_id, type_id = self._ids()
         except ConnectorError as exc:
@@ -1104,7 +1127,8 @@ class JiraConnector:
         busy = [(plan, i) for plan in plans for i in plan.created
                 if self.remote_link or i in plan.moves]
         run_per_key([plan.created[i][0] for plan, i in busy],
-                    lambda n: after_create(*busy[n]), self.concurrency, pool=self._pool)
+                    lambda n: after_create(*busy[n]), self.concurrency, pool=self._pool,
+                    meanwhile=meanwhile)
 
         def versions(number: int) -> dict[str, RemoteRecord] | ConnectorError:
             plan = plans[number]

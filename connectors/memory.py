@@ -65,6 +65,7 @@ from connectors.base import (
     WriteResult,
     comment_each,
     ref_of,
+    results_so_far,
     write_each,
 )
 
@@ -288,7 +289,9 @@ class MemoryConnector:
         return {r.foreign_id: self._remote(r, fields) for r in self.records.values()
                 if r.foreign_id is not None and r.foreign_id in wanted}
 
-    def create(self, records: Sequence[NewRecord]) -> list[WriteResult]:
+    def create(self, records: Sequence[NewRecord], *,
+               created: Callable[[list[WriteResult]], None] | None = None
+               ) -> list[WriteResult]:
         lose = self._enter("create")
         results = []
         for new in records:
@@ -302,7 +305,10 @@ class MemoryConnector:
             results.append(WriteResult(record_id, str(record.version), record.display,
                                        warnings=warnings))
         if lose:
-            raise self._lost("create")
+            raise self._lost("create")   # the caller never learns the ids: not told
+        if created is not None:
+            # No steps after a create here: told once they are all done.
+            created(results_so_far(results))
         return results
 
     def update(

@@ -29,6 +29,12 @@ Contract:
   (at most its concurrency, kept for the run, ended by its ``close``); the caller's
   thread works beside them and never waits for a free worker, so a chunk that itself
   calls :func:`run_chunks` on the same pool cannot deadlock it.
+- ``meanwhile`` (both): the caller's own work that overlaps the chunks (a connector's
+  caller writing the other vendor while this one's per-record steps are in flight).
+  The chunks then start on the helpers first, up to the same ``workers`` at a time;
+  the caller runs ``meanwhile`` on its own thread, in its own context, and then works
+  beside them as above. What ``meanwhile`` raises stops the chunks as a chunk's
+  exception does (the running ones end first) and is what the call raises.
 """
 
 from __future__ import annotations
@@ -262,27 +268,29 @@ class ChunkPool:
 
 
 def run_per_key(keys: Sequence[str], work: Callable[[int], T], workers: int, *,
-                pool: ChunkPool | None = None) -> list[T]:
+                pool: ChunkPool | None = None,
+                meanwhile: Callable[[], None] | None = None) -> list[T]:
     """``work(i)`` for every index of ``keys``, up to ``workers`` keys at a time; the
     items of one key run in their order on one worker. Results in input order. The
     first exception (``work`` keeps per-item errors in its results, so only what must
     stop the batch, e.g. a FatalError) cancels what has not started and is raised.
-    ``pool``: as for :func:`run_chunks`."""
+    ``pool``, ``meanwhile``: as for :func:`run_chunks`."""
     groups: dict[str, list[int]] = {}
     for index, key in enumerate(keys):
         groups.setdefault(key, []).append(index)
-    if workers <= 1 or len(groups) <= 1:
+    if meanwhile is None and (workers <= 1 or len(groups) <= 1):
         return [work(index) for index in range(len(keys))]
     # Each key's items are one chunk of run_chunks: in order, on one worker.
     ordered = list(groups.values())
     done = run_chunks(len(ordered), lambda n: [(index, work(index)) for index in ordered[n]],
-                      workers, pool=pool)
+                      workers, pool=pool, meanwhile=meanwhile)
     results = dict(pair for chunk in done for pair in chunk)
     return [results[index] for index in range(len(keys))]
 
 
 def run_chunks(count: int, work: Callable[[int], T], workers: int, *,
-               pool: ChunkPool | None = None) -> list[T]:
+               pool: ChunkPool | None = None,
+               meanwhile: Callable[[], None] | None = None) -> list[T]:
     """``work(i)`` for every ``i`` in ``range(count)``, up to ``workers`` at a time: the
     independent chunks of one batched call, sent together instead of one after another.
     Results in input order. ``work`` keeps what is one chunk's failure in its result; an
@@ -296,14 +304,25 @@ def run_chunks(count: int, work: Callable[[int], T], workers: int, *,
     below a failed one has started, and the caller waits only for chunks a helper
     started: a helper still queued (its pool busy, e.g. with the chunks of an outer
     call that is waiting for this one) finds nothing left and ends at once.
+
+    ``meanwhile``: the caller's own work, run on its thread while the chunks start on
+    ``min(workers, count)`` helpers (never more than ``workers`` chunks at once: the
+    caller takes a chunk after ``meanwhile`` only while fewer run). Its exception, if
+    any, is raised once the running chunks ended, in place of theirs.
     """
-    if workers <= 1 or count <= 1:
+    if meanwhile is None and (workers <= 1 or count <= 1):
         return [work(index) for index in range(count)]
-    width = min(workers, count)
+    if count == 0:
+        assert meanwhile is not None
+        meanwhile()
+        return []
+    width = min(max(workers, 1), count)
+    # Without meanwhile the caller is one of the width runners; with it, not at first.
+    helping = width if meanwhile is not None else width - 1
     if pool is None:
-        own = ChunkPool(width - 1)
+        own = ChunkPool(helping)
         try:
-            return run_chunks(count, work, workers, pool=own)
+            return run_chunks(count, work, workers, pool=own, meanwhile=meanwhile)
         finally:
             own.close()
     context = contextvars.copy_context()
@@ -319,6 +338,8 @@ def run_chunks(count: int, work: Callable[[int], T], workers: int, *,
         nonlocal handed, running, interrupted
         while True:
             with state:
+                while running >= width and not (stopped or errors or handed >= count):
+                    state.wait()   # the caller, back from meanwhile: width are running
                 if stopped or errors or handed >= count:
                     return
                 index = handed
@@ -337,8 +358,10 @@ def run_chunks(count: int, work: Callable[[int], T], workers: int, *,
                     running -= 1
                     state.notify_all()
 
-    helpers = [pool.submit(runner) for _ in range(width - 1)]
+    helpers = [pool.submit(runner) for _ in range(helping)]
     try:
+        if meanwhile is not None:
+            meanwhile()
         runner(caller=True)
     finally:
         # Whatever ended the caller's part (an interrupt included), no chunk starts

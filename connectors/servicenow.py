@@ -102,6 +102,7 @@ from connectors.base import (
     WriteResult,
     comment_each,
     ref_of,
+    results_so_far,
     write_each,
 )
 from connectors.retry import (
@@ -829,8 +830,15 @@ class ServiceNowConnector:
         return self._call(request, url=self._url(f"/api/now/table/{self.table}"),
                           idempotent=False, payload_fields=payload)
 
-    def create(self, records: Sequence[NewRecord]) -> list[WriteResult]:
+    def create(self, records: Sequence[NewRecord], *,
+               created: Callable[[list[WriteResult]], None] | None = None
+               ) -> list[WriteResult]:
+        """Inserts (the Batch API for several); ``created`` is told when they are done:
+        a ServiceNow create has no steps after it to overlap (see
+        :meth:`connectors.base.Connector.create`)."""
         if not records:
+            if created is not None:
+                created([])
             return []
         payloads = []
         for record in records:
@@ -863,7 +871,10 @@ class ServiceNowConnector:
                     results[index] = self._result_of(self._insert_one(payload), warnings)
                 except (SkippableError, RetriableError) as error:
                     results[index] = WriteResult(error=error, warnings=warnings)
-        return [results[index] for index in range(len(records))]
+        ordered = [results[index] for index in range(len(records))]
+        if created is not None:
+            created(results_so_far(ordered))
+        return ordered
 
     def _batch_create(
         self, payloads: Sequence[dict[str, Any]]

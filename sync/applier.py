@@ -5,11 +5,15 @@ Contract:
   a store, in batches of ``[sync] batch_size`` pairs, each batch written,
   committed and read back before the next starts. Per batch: its creates go
   in bulk per target side, preceded by their intents (one committed
-  transaction per batch and side, :meth:`StateStore.record_intents`); then every
-  update and mark of the batch goes in ONE ``write_many`` per side (an update
-  and a mark of one record are one write; the update checked against the
-  version it was planned on, the mark against the version the pair's earlier
-  write on that record left, or as planned); then the commits of the pairs
+  transaction per batch and side, :meth:`StateStore.record_intents`; ServiceNow's
+  creates first, then Jira's); then every update and mark of the batch goes in
+  ONE ``write_many`` per side (an update and a mark of one record are one write;
+  the update checked against the version it was planned on, the mark against the
+  version the pair's earlier write on that record left, or as planned), sent when
+  the last create's connector tells the copies' ids (``create``'s ``created``),
+  while its own steps after the creates (Jira's transitions, remote links) run:
+  a pair told created whose steps then fail fails, its writes done, and the next
+  run adopts its copy by intent and marker. Then the commits of the pairs
   whose writes succeeded; then the batch's comments in ONE ``add_comments``
   per side, each copy committed with its id pair, and only then are the
   comment sources' versions confirmed. Every state-store write of a pair goes
@@ -62,6 +66,7 @@ from connectors.base import (
     RecordWrite,
     SyncError,
     WriteResult,
+    results_so_far,
 )
 from sync.actions import AddComment, AddNote, PairPlan, Plan, ReportProblem, side_title
 from sync.engine_core import RunSummary, _one_line, tool_clock_name
@@ -138,6 +143,7 @@ class _Ready:
     versions: dict[str, str | None]
     created: bool = False
     error: str | None = None                  # the first of its writes that failed
+    written: bool = False                     # its updates and marks went (or were tried)
     view: LinkView | None = None              # the link as the pair's commit left it
     began: float = field(default_factory=time.monotonic)  # its first write's start
 
@@ -193,6 +199,10 @@ class _Applying:
     def apply_batch(self, batch: Sequence[PairPlan]) -> list[PairPlan]:
         """Creates, then one batched write per side, the commits, the comments.
 
+        The batch's writes (every update and mark, one ``write_many`` per side) go
+        while the last create's connector runs its own steps after its creates
+        (Jira's transitions): told the copies' ids, the applier writes them then.
+
         Returns the committed pairs that have a read-back action.
         """
         ready: list[_Ready] = []
@@ -200,12 +210,31 @@ class _Applying:
         for pair in batch:
             if pair.create is not None:
                 creates.setdefault(pair.create.target_side, []).append(pair)
-        for target, group in creates.items():
-            ready.extend(self._apply_creates(target, group))
-        for pair in batch:
-            if pair.create is None:
-                ready.append(_Ready(pair, {side: (rec.version if rec is not None else None)
-                                           for side, rec in pair.records.items()}))
+        # Creates on the sides in their order (ServiceNow's, then Jira's): the last
+        # group's connector is told the batch's writes to overlap its own steps, and
+        # only Jira's creates have steps after them to overlap.
+        order = {side: number for number, side in enumerate(self.sides)}
+        targets = sorted(creates, key=lambda side: order.get(side, len(order)))
+        others: list[_Ready] | None = None
+
+        def unmade() -> list[_Ready]:
+            """The pairs without a create, as ready as they get: made when first asked
+            for, as their writes start (their log lines' durations count from then)."""
+            nonlocal others
+            if others is None:
+                others = [_Ready(pair, {side: (rec.version if rec is not None else None)
+                                        for side, rec in pair.records.items()})
+                          for pair in batch if pair.create is None]
+            return others
+
+        for number, target in enumerate(targets):
+            def write_batch(made: list[_Ready]) -> None:
+                # Every write of the batch, in the order of the pairs' commits.
+                self._write_fields([*ready, *made, *unmade()], final=False)
+
+            ready.extend(self._apply_creates(
+                target, creates[target], write_batch if number == len(targets) - 1 else None))
+        ready.extend(unmade())
         committed = self._finish_pairs(ready, final=False)
         return [item.pair for item in committed
                 if item.created or item.pair.read_back is not None]
@@ -306,11 +335,19 @@ class _Applying:
 
     # ------------------------------------------------------------------ creates
 
-    def _apply_creates(self, target: str, batch: list[PairPlan]) -> list[_Ready]:
-        """Create the batch on ``target`` (intents first); the pairs whose copy was made."""
+    def _apply_creates(self, target: str, batch: list[PairPlan],
+                       write: Callable[[list[_Ready]], None] | None = None) -> list[_Ready]:
+        """Create the batch on ``target`` (intents first); the pairs whose copy was made.
+
+        ``write``: called with the pairs whose copy the connector told made (ids known)
+        while its own steps after the creates still run (Jira's transitions); a pair
+        told made whose steps then failed fails (``_Ready.error``), its writes done:
+        the next run adopts its copy by intent and marker, as after a crash there.
+        """
         step = self.hooks.step
         connector = self.session.connectors[target]
-        made: list[_Ready] = []
+        made: dict[int, _Ready] = {}
+        told: list[WriteResult] | None = None
         step("create:before-intent")
         # The batch's intents in one transaction, all committed before any create.
         unnoted = [pair for pair in batch if pair.intent_id is None]
@@ -334,44 +371,75 @@ class _Applying:
                 version_wanted=False,
             ))
         began = time.monotonic()
+
+        def created(results: list[WriteResult]) -> None:
+            """The creates answered: the copies' ids into their pairs, then the writes."""
+            nonlocal told
+            told = results
+            step("create:after-remote")
+            for index, (pair, result) in enumerate(zip(batch, results, strict=True)):
+                assert pair.create is not None
+                self.warn(target, result.display or result.id or
+                          f"copy of {pair.create.source_display}", result.warnings)
+                if not result.ok or not result.id:
+                    continue
+                source = pair.create.source_side
+                pair.ids[target] = result.id
+                pair.displays[target] = result.display or result.id
+                for comment in pair.comments:
+                    comment.target_display = pair.displays[target]
+                for mark in pair.marks:
+                    if mark.foreign_id is None:
+                        mark.foreign_id = result.id
+                        mark.foreign_display = pair.displays[target]
+                source_record = pair.records[source]
+                made[index] = _Ready(pair, {
+                    target: result.version,
+                    source: source_record.version if source_record is not None else None,
+                }, created=True, began=began)
+            if write is not None:
+                write(list(made.values()))
+
         try:
-            results = connector.create(news)
+            results = connector.create(news, created=created)
         except FatalError:
             raise
         except ConnectorError as error:
+            # Every pair of the batch fails, those told made too (their writes done).
             for pair in batch:
                 assert pair.create is not None
                 self._remember_read(pair)
                 self.log(pair, "failed", began, _one_line(error))
                 self.fail(pair.create.source_side, pair.create.source_id,
                           pair.create.source_display, _one_line(error))
-            return made
-        step("create:after-remote")
-        for pair, result in zip(batch, results, strict=True):
+            return []
+        if told is None:
+            created(results_so_far(results))   # a connector that never told: told now
+        assert told is not None
+        # The connector's steps after its creates ended; the batch's writes are done.
+        step("create:after-steps")
+        ready: list[_Ready] = []
+        for index, (pair, result) in enumerate(zip(batch, results, strict=True)):
             assert pair.create is not None
-            source = pair.create.source_side
+            was = told[index]
+            # Only what came after the copies were told (a step's warning) is new here.
             self.warn(target, result.display or result.id or
-                      f"copy of {pair.create.source_display}", result.warnings)
-            if not result.ok or not result.id:
+                      f"copy of {pair.create.source_display}",
+                      result.warnings[len(was.warnings):])
+            item = made.get(index)
+            if item is None:
                 self._remember_read(pair)
-                reason = _one_line(result.error or "create returned no id")
+                reason = _one_line(was.error or result.error or "create returned no id")
                 self.log(pair, "failed", began, reason)
-                self.fail(source, pair.create.source_id, pair.create.source_display, reason)
+                self.fail(pair.create.source_side, pair.create.source_id,
+                          pair.create.source_display, reason)
                 continue
-            pair.ids[target] = result.id
-            pair.displays[target] = result.display or result.id
-            for comment in pair.comments:
-                comment.target_display = pair.displays[target]
-            for mark in pair.marks:
-                if mark.foreign_id is None:
-                    mark.foreign_id = result.id
-                    mark.foreign_display = pair.displays[target]
-            source_record = pair.records[source]
-            made.append(_Ready(pair, {
-                target: result.version,
-                source: source_record.version if source_record is not None else None,
-            }, created=True, began=began))
-        return made
+            if not result.ok and item.error is None:
+                item.error = _one_line(result.error or "create failed")
+            if item.versions.get(target) is None:
+                item.versions[target] = result.version
+            ready.append(item)
+        return ready
 
     # ------------------------------------------------------------------ pairs
 
@@ -416,10 +484,15 @@ class _Applying:
         settle step's writes, whose versions are committed), the writes ask for no
         version: the settle step reads every written record back, and until then the
         written sides' versions stay unknown in the store (:meth:`_outcome_versions`).
+        Pairs written before (:meth:`apply_batch`, during the creates) are not
+        written again.
         """
         step = self.hooks.step
         writes: dict[str, list[tuple[_Ready, RecordWrite, str]]] = {s: [] for s in self.sides}
         for item in ready:
+            if item.written:
+                continue   # written while its batch's creates ran their steps
+            item.written = True
             pair = item.pair
             per_record: dict[tuple[str, str], dict[str, Any]] = {}
             for update in pair.updates:

@@ -50,6 +50,7 @@ CRASH_STEPS = (
     "create:before-intent",
     "create:after-intent",
     "create:after-remote",
+    "create:after-steps",
     "create:after-commit",
     "update:before-write",
     "update:after-write",

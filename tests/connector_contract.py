@@ -23,6 +23,7 @@ Contract (for the vendor test modules that subclass :class:`ConnectorContract`):
 from __future__ import annotations
 
 import math
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -205,6 +206,19 @@ class ConnectorContract:
         # The engine recognises its own writes by this stamp (echo suppression).
         assert [current[r.id].version for r in results if r.id] == [r.version for r in results]
         assert current[results[0].id or ""].fields[self.title_field] == "Created 0"
+
+    def test_create_tells_its_ids_once_on_the_calling_thread_before_it_returns(
+        self, connector: Connector
+    ) -> None:
+        told: list[tuple[list[str | None], int]] = []
+        records = [self.new_record(f"Told {n}", f"TOLD-{n}") for n in range(3)]
+        results = connector.create(records, created=lambda made: told.append(
+            ([r.id for r in made], threading.get_ident())))
+        assert told == [([r.id for r in results], threading.get_ident())]
+        assert all(r.ok and r.id for r in results), results
+        empty: list[int] = []
+        assert connector.create([], created=lambda made: empty.append(len(made))) == []
+        assert empty == [0]
 
     # ------------------------------------------------------------------ update
 

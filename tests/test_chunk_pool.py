@@ -145,3 +145,77 @@ def test_an_interrupt_in_the_callers_own_chunk_wins_and_stops_the_call() -> None
         run_chunks(50, work, 2, pool=pool)
     assert len(started) < 50
     pool.close()
+
+
+# --------------------------------------------------------------------------- meanwhile
+
+
+def test_meanwhile_runs_on_the_caller_while_the_chunks_are_in_flight() -> None:
+    # Every chunk waits for meanwhile: run one after the other, this would time out.
+    pool = ChunkPool(3, name="test-meanwhile")
+    told = threading.Event()
+    waited: list[bool] = []
+    callers: list[int] = []
+
+    def work(index: int) -> int:
+        waited.append(told.wait(timeout=10))
+        return index
+
+    def meanwhile() -> None:
+        callers.append(threading.get_ident())
+        told.set()
+
+    assert run_chunks(3, work, 3, pool=pool, meanwhile=meanwhile) == [0, 1, 2]
+    assert waited == [True, True, True]
+    assert callers == [threading.get_ident()]
+    pool.close()
+
+
+def test_meanwhile_keeps_the_chunks_at_once_within_the_workers() -> None:
+    pool = ChunkPool(4, name="test-meanwhile-width")
+    lock = threading.Lock()
+    now = [0]
+    most = [0]
+
+    def work(index: int) -> int:
+        with lock:
+            now[0] += 1
+            most[0] = max(most[0], now[0])
+        threading.Event().wait(0.01)
+        with lock:
+            now[0] -= 1
+        return index
+
+    assert run_per_key([f"k{n}" for n in range(12)], work, 2, pool=pool,
+                       meanwhile=lambda: None) == list(range(12))
+    assert most[0] <= 2
+    pool.close()
+
+
+def test_what_meanwhile_raises_is_raised_once_the_running_chunks_ended() -> None:
+    pool = ChunkPool(2, name="test-meanwhile-raise")
+    started = threading.Semaphore(0)
+    ended: list[int] = []
+
+    def work(index: int) -> int:
+        started.release()
+        threading.Event().wait(0.05)
+        ended.append(index)
+        return index
+
+    def meanwhile() -> None:
+        assert started.acquire(timeout=10) and started.acquire(timeout=10)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_chunks(2, work, 2, pool=pool, meanwhile=meanwhile)
+    # Both chunks had started on the helpers before meanwhile raised; both ended.
+    assert sorted(ended) == [0, 1]
+    pool.close()
+
+
+def test_meanwhile_runs_when_there_is_no_chunk_or_one_worker() -> None:
+    calls: list[str] = []
+    assert run_per_key([], lambda i: i, 4, meanwhile=lambda: calls.append("none")) == []
+    assert run_chunks(2, lambda i: i, 1, meanwhile=lambda: calls.append("one")) == [0, 1]
+    assert calls == ["none", "one"]

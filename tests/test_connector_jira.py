@@ -5,6 +5,7 @@ comment completion, request costs, users, check, faults)."""
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -377,6 +378,74 @@ def test_creates_in_the_initial_status_read_that_status_once_per_run(
     single_reads = sandbox.log.count("GET", r"re:/rest/api/\d/issue/[A-Z]+-\d+$")
     assert single_reads == 1
     assert sandbox.log.count("POST", "re:/transitions$") == 0
+
+
+def test_create_tells_the_ids_while_its_transitions_are_in_flight(
+    connector: JiraConnector, sandbox: JiraSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every transition waits until the caller was told: done one after the other
+    # (tell after the transitions), the waits would time out.
+    told = threading.Event()
+    waited: list[bool] = []
+    move = JiraConnector._move
+
+    def gated(self: JiraConnector, *args: Any, **kwargs: Any) -> bool:
+        waited.append(told.wait(timeout=10))
+        return bool(move(self, *args, **kwargs))
+
+    monkeypatch.setattr(JiraConnector, "_move", gated)
+    seen: list[tuple[list[str | None], list[str], int]] = []
+
+    def created(results: list[Any]) -> None:
+        keys = [r.id for r in results]
+        statuses = [sandbox.issue(k or "")["fields"]["status"]["name"] for k in keys]
+        seen.append((keys, statuses, threading.get_ident()))
+        told.set()
+
+    records = [NewRecord({"summary": f"busy {n}", "status": "Work in progress"}, f"wip{n}")
+               for n in range(3)]
+    results = connector.create(records, created=created)
+
+    assert all(r.ok for r in results) and waited == [True] * 3
+    ((keys, statuses, thread),) = seen              # told once, on the calling thread
+    assert keys == [r.id for r in results] and thread == threading.get_ident()
+    # Told before any issue moved (on Cloud a later create's first step rides inside
+    # it; here the run has no path known yet, so every issue is still Open).
+    assert statuses == ["Open"] * 3
+    assert [sandbox.issue(k or "")["fields"]["status"]["name"] for k in keys] == (
+        ["Work in progress"] * 3)
+
+
+def test_an_issue_told_created_fails_when_its_transition_then_fails(
+    connector: JiraConnector, sandbox: JiraSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serve = sandbox.handle
+
+    def failing(request: Any) -> Any:
+        if request.method == "POST" and request.path.endswith("/transitions"):
+            return sandbox.error_response(500, "Internal Server Error")
+        return serve(request)
+
+    monkeypatch.setattr(sandbox, "handle", failing)
+    told: list[list[Any]] = []
+    results = connector.create(
+        [NewRecord({"summary": "moves", "status": "Work in progress"}, "t1"),
+         NewRecord({"summary": "stays"}, "t2")], created=told.append)
+
+    ((moving, staying),) = told
+    assert moving.ok and moving.id and staying.ok      # as told: both made
+    assert results[0].id == moving.id and not results[0].ok and "500" in str(results[0].error)
+    assert results[1].ok
+    assert moving.error is None                        # what was told stays as told
+
+
+def test_create_tells_once_whatever_its_chunks(connector: JiraConnector) -> None:
+    told: list[int] = []
+    records = [NewRecord({"summary": f"n{n}", "status": "Work in progress"}, f"c{n}")
+               for n in range(120)]
+    assert all(r.ok for r in connector.create(records, created=lambda r: told.append(len(r))))
+    assert connector.create([], created=lambda r: told.append(len(r))) == []
+    assert told == [120, 0]
 
 
 def test_labels_written_by_the_engine_keep_the_marker(connector: JiraConnector,

@@ -259,9 +259,9 @@ def test_a_run_plans_each_batch_of_pairs_only_when_it_comes_to_write_it(
     planned_at_create: list[int] = []
     create = memory.jira.create
 
-    def creating(records: Any) -> Any:
+    def creating(records: Any, **told: Any) -> Any:
         planned_at_create.append(planned[0])
-        return create(records)
+        return create(records, **told)
 
     memory.jira.create = creating
 

@@ -282,7 +282,8 @@ def test_two_records_claiming_one_counterpart_are_an_error_for_them_not_a_crash(
 
 
 @pytest.mark.parametrize("step", ["create:before-intent", "create:after-intent",
-                                  "create:after-remote", "create:after-commit"])
+                                  "create:after-remote", "create:after-steps",
+                                  "create:after-commit"])
 def test_a_crash_at_any_step_of_a_create_leaves_one_record_and_one_link(
     memory: Any, step: str
 ) -> None:

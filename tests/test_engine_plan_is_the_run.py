@@ -35,12 +35,14 @@ class Recorder:
     the mark checked through the update's version); an ``add_comments`` item is
     a comment copy. A write method built on another (the per-record fallback of
     a batch, ServiceNow's mark being an update) is one write: only the outermost
-    call counts.
+    call of a connector counts. A ``create`` is built on none of them, and the writes
+    made inside it (the batch's writes, which the applier makes while Jira's create
+    runs its transitions) are writes of their own.
     """
 
     def __init__(self) -> None:
         self.phase = "apply"
-        self.depth = 0
+        self.depth: Counter[str] = Counter()   # per side: calls in progress
         self.calls: list[tuple[str, str, str, str, str | None]] = []
 
     def _record(self, op: str, side: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -68,13 +70,14 @@ class Recorder:
 
             def recorded(*args: Any, _op: str = op, _original: Any = original,
                          **kwargs: Any) -> Any:
-                if not self.depth:
+                if not self.depth[side]:
                     self._record(_op, side, args, kwargs)
-                self.depth += 1
+                nests = _op != "create"
+                self.depth[side] += nests
                 try:
                     return _original(*args, **kwargs)
                 finally:
-                    self.depth -= 1
+                    self.depth[side] -= nests
 
             setattr(connector, op, recorded)
 

@@ -115,7 +115,8 @@ class Tripwire:
 @dataclass(frozen=True)
 class KillPoint:
     """Where to kill: the n-th request of a kind on one side; ``edits`` = kill a run
-    that carries edits of linked pairs instead of their first sync."""
+    that carries edits of linked pairs instead of their first sync; ``worked`` = the
+    ServiceNow-born incidents are In Progress, so their copies are moved by transitions."""
 
     side: str
     method: str
@@ -123,6 +124,7 @@ class KillPoint:
     nth: int
     edits: bool = False
     jira_mode: str = "cloud"
+    worked: bool = False
 
 
 KILL_POINTS = {
@@ -135,6 +137,9 @@ KILL_POINTS = {
     "mid-servicenow-batch-create": KillPoint("servicenow", "POST", r"/api/now/v1/batch$", 1),
     # After the bulk create, each ServiceNow source gets its copy's key (a PATCH).
     "mid-backlink-updates": KillPoint("servicenow", "PATCH", r"/api/now/table/incident/", 4),
+    # The copies' transitions, while the back-links are written beside them.
+    "mid-jira-transitions": KillPoint("jira", "POST", r"/issue/[A-Z]+-\d+/transitions$", 2,
+                                      worked=True),
     # Comment copies on Jira: each is one POST.
     "mid-comment-copies": KillPoint("jira", "POST", r"/issue/[A-Z]+-\d+/comment$", 5),
     # Linked pairs edited on both sides: the run's field updates on each side.
@@ -344,6 +349,9 @@ def test_sigkilled_run_is_finished_by_a_rerun_without_duplicates(
     notes = seed(servicenow, jira)
     sources = {"servicenow": [r["sys_id"] for r in servicenow.rows("incident")],
                "jira": jira.issue_keys()}
+    if kill.worked:
+        for sys_id in sources["servicenow"]:
+            servicenow.update("incident", sys_id, {"state": "2"})
     if kill.edits:
         sync_fully(config)
         with StateStore(load_settings(config).state_url) as store:
@@ -390,3 +398,10 @@ def test_sigkilled_run_is_finished_by_a_rerun_without_duplicates(
         assert writes(servicenow) == [] and writes(jira) == []
         check_synced_once(servicenow, jira, store, sources, notes)
         check_fields_agree(servicenow, jira, store)
+        if kill.worked:
+            for link in store.all_links():
+                if link.id_on("servicenow") in sources["servicenow"]:
+                    row = servicenow.get("incident", link.id_on("servicenow"))
+                    assert row is not None and row["state"] == "2"
+                    fields = jira.issue(link.id_on("jira"))["fields"]
+                    assert fields["status"]["name"] == "Work in progress"

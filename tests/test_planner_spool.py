@@ -113,12 +113,12 @@ def test_while_a_batch_is_written_only_the_batches_in_hand_are_in_memory(
     seen: list[tuple[int, int, bool]] = []   # (records handed out so far, alive, spool open)
     create = memory.jira.create
 
-    def creating(records: Sequence[NewRecord]) -> list[WriteResult]:
+    def creating(records: Sequence[NewRecord], **told: Any) -> list[WriteResult]:
         (spool,) = watched.spools
         seen.append((len(watched.refs), watched.alive(), not spool.closed))
         # In use, and without a name: a killed run leaves no text behind.
         assert held_open(spool.path) and not os.path.exists(spool.path)
-        return create(records)
+        return create(records, **told)
 
     memory.jira.create = creating
 
@@ -151,11 +151,11 @@ def test_the_spool_is_removed_when_a_run_stops_mid_way(
     calls: list[int] = []
     create = memory.jira.create
 
-    def failing(records: Sequence[NewRecord]) -> list[WriteResult]:
+    def failing(records: Sequence[NewRecord], **told: Any) -> list[WriteResult]:
         calls.append(len(records))
         if len(calls) == 2:
             raise Unreachable("jira went away", side="jira")
-        return create(records)
+        return create(records, **told)
 
     memory.jira.create = failing
 
