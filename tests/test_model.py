@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
 from mappings.model import (
+    MODEL_ENUMS,
     Comment,
     Impact,
     Incident,
@@ -178,3 +180,40 @@ def test_copy_updated_copies_as_model_copy_does(incident: Incident, names: set[s
     assert _instance(copied) == _instance(incident.model_copy(update=update))
     assert copied is not incident and copied.__dict__ is not incident.__dict__
     assert copied.model_fields_set is not incident.model_fields_set
+
+
+
+# enum's own way of reading a member's value, which the model's enums replace.
+ENUM_VALUE = enum.Enum.__dict__["value"]
+
+
+def test_the_model_enums_values_read_as_enum_itself_reads_them() -> None:
+    import mappings.model as model
+    defined = {kind for kind in vars(model).values() if isinstance(kind, type)
+               and issubclass(kind, enum.Enum) and kind.__module__ == model.__name__}
+    assert set(MODEL_ENUMS) == defined   # an enum added later reads the same way
+    for cls in MODEL_ENUMS:
+        for member in cls:
+            expected = ENUM_VALUE.__get__(member, cls)
+            assert member.value is expected
+            assert cls(member.value) is member
+
+
+@given(status=st.sampled_from(Status), impact=st.sampled_from(Impact),
+       urgency=st.sampled_from(Urgency), priority=st.none() | st.sampled_from(Priority),
+       visibility=st.sampled_from(Visibility))
+def test_dumps_carry_the_members_values(status: Status, impact: Impact, urgency: Urgency,
+                                        priority: Priority | None,
+                                        visibility: Visibility) -> None:
+    comment = Comment(id="jira:1", created=datetime(2026, 1, 2, tzinfo=UTC),
+                      visibility=visibility)
+    incident = Incident(status=status, impact=impact, urgency=urgency, priority=priority,
+                        comments=[comment])
+    dumped = incident.model_dump(mode="json")
+    assert (dumped["status"], dumped["impact"], dumped["urgency"], dumped["priority"]) == (
+        ENUM_VALUE.__get__(status, Status), ENUM_VALUE.__get__(impact, Impact),
+        ENUM_VALUE.__get__(urgency, Urgency),
+        None if priority is None else ENUM_VALUE.__get__(priority, Priority))
+    assert dumped["comments"][0]["visibility"] == ENUM_VALUE.__get__(visibility, Visibility)
+    assert Incident.model_validate_json(incident.model_dump_json()) == incident
+
