@@ -15,6 +15,9 @@ Contract:
   renders one as ``field: reason (got value)`` lines.
 - The model's enums read ``member.value`` with a getter made in C
   (:data:`MEMBER_VALUE`): the same value as enum's own descriptor, read faster.
+- :func:`revalidates` tells whether an incident's JSON dump validates back to
+  the same dump (it does unless a person field only became refusable by the
+  check's own strip).
 - :func:`construct_trusted` and :func:`copy_updated` are pydantic's
   ``model_construct`` / ``model_copy(update=...)`` (same instance, same fields
   set) for values the caller built valid itself, without the generic paths'
@@ -193,6 +196,23 @@ def canonical(incident: Incident) -> dict[str, Any]:
     data["labels"] = sorted(set(data["labels"]))
     data["comments"] = sorted(data["comments"], key=lambda c: c["id"])
     return data
+
+
+def revalidates(incident: Incident) -> bool:
+    """Does the JSON dump of ``incident``, a validated incident, validate again to an
+    incident with the same dump (where validating it again could refuse it: False)?
+
+    True unless a person field holds an address that only the check's own strip
+    made start or end with "@" (``" @example.com"`` became ``"@example.com"``),
+    which the check refuses when it sees it again. Every other value reads back
+    from its JSON as it was: the enums from their values, the times from their
+    ISO text with its offset, addresses already stripped and lower case, the
+    rest (texts, labels, comments, custom values) as JSON holds it.
+    """
+    for value in (incident.assignee, incident.caller):
+        if value is not None and (value.startswith("@") or value.endswith("@")):
+            return False
+    return True
 
 
 def content_hash(incident: Incident) -> str:
