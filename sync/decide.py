@@ -144,6 +144,16 @@ class FieldView:
         """(field, target side) -> may it be written there: filled as asked, once each."""
         return {}
 
+    @cached_property
+    def _travelling(self) -> dict[str, tuple[str, ...]]:
+        """Per side, the merged fields that may be written there, in their order."""
+        return {side: tuple(f for f in self.merged_fields if self.travels(f, side))
+                for side in self.sides}
+
+    def travelling(self, target: str) -> tuple[str, ...]:
+        """The merged fields that may be written to ``target`` (:meth:`travels`)."""
+        return self._travelling[target]
+
     def other(self, side: str) -> str:
         return self.sides[1] if side == self.sides[0] else self.sides[0]
 

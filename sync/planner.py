@@ -1092,11 +1092,10 @@ class _Planning:
     def _rebased(self, view: LinkView, pair: PairPlan,
                  got: Mapping[str, RemoteRecord]) -> LinkView:
         """``view`` with each side's snapshot taking what the side holds for fields we wrote."""
-        names = self.fields.merged_fields
         written: dict[str, set[str]] = {side: set() for side in self.sides}
         if pair.create is not None:
             target = pair.create.target_side
-            written[target].update(f for f in names if self.fields.travels(f, target))
+            written[target].update(self.fields.travelling(target))
         for update in pair.updates:
             written[update.side].update(change.field for change in update.changes)
         snapshots: dict[str, dict[str, Any]] = {}
