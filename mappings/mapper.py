@@ -265,6 +265,10 @@ class _Write(NamedTuple):
     required_for: frozenset[str]
     always: bool                # required whatever the status (``*``)
     rule: FieldRule
+    # What _map_to answers per neutral key the map holds: the key alone decides it
+    # (the vendor value and the losses naming the key), so it is worked out once per
+    # plan; bounded by the map's keys (a key it lacks is never kept).
+    known: dict[str, tuple[Any, list[str]]]
 
 
 def _write_plan(profile: Profile, side: str, ctx: MappingContext
@@ -291,7 +295,7 @@ def _write_plan(profile: Profile, side: str, ctx: MappingContext
         rows.append(_Write(
             neutral, neutral[len("custom."):] if neutral.startswith("custom.") else None,
             key, rule.sides[side].transform.write, rule.to_maps.get(side),
-            rule.required_for, WILDCARD in rule.required_for, rule))
+            rule.required_for, WILDCARD in rule.required_for, rule, {}))
     sharing = frozenset(
         rule.neutral for rule in profile.rules.values()
         if side == JIRA and rule.writes_to(side) and rule.sides[side].field == "labels")
@@ -322,7 +326,7 @@ def to_fields(
     losses: list[str] = []
     status = incident.status.value
     custom_values = incident.custom
-    for neutral, custom, key, write, table, required_for, always, rule in rows:
+    for neutral, custom, key, write, table, required_for, always, rule, known in rows:
         by_status = status in required_for
         # A status write drags its musts along (ServiceNow refuses to resolve without them).
         if wanted is not None and neutral not in wanted and not (
@@ -342,7 +346,13 @@ def to_fields(
         if table is None or value is None or isinstance(value, list):
             mapped = value   # _map_to's first case: nothing to map
         else:
-            mapped, lost = _map_to(rule, side, value)
+            found = _neutral_key(value)
+            held = known.get(found)
+            if held is None:
+                held = _map_to(rule, side, value)
+                if found in table:
+                    known[found] = held
+            mapped, lost = held
             losses.extend(lost)
         raw, lost = write(mapped, side, ctx)
         if lost:

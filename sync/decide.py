@@ -32,7 +32,7 @@ from typing import Any
 
 from connectors.base import RemoteRecord
 from mappings.mapper import MappingContext, VendorFields, to_fields, to_incident
-from mappings.model import VOLATILE_FIELDS, Comment, Incident
+from mappings.model import VOLATILE_FIELDS, Comment, Incident, revalidates
 from mappings.profile import Profile
 from sync.actions import side_title
 from sync.conflict_settle import revisit
@@ -144,6 +144,16 @@ class FieldView:
         """(field, target side) -> may it be written there: filled as asked, once each."""
         return {}
 
+    @cached_property
+    def _travelling(self) -> dict[str, tuple[str, ...]]:
+        """Per side, the merged fields that may be written there, in their order."""
+        return {side: tuple(f for f in self.merged_fields if self.travels(f, side))
+                for side in self.sides}
+
+    def travelling(self, target: str) -> tuple[str, ...]:
+        """The merged fields that may be written to ``target`` (:meth:`travels`)."""
+        return self._travelling[target]
+
     def other(self, side: str) -> str:
         return self.sides[1] if side == self.sides[0] else self.sides[0]
 
@@ -169,6 +179,12 @@ class FieldView:
         self.memo.keep(self.memo.records, id(record), (record, incident))
         self.memo.keep(self.memo.by_incident, id(incident), (incident, {}))
         return incident
+
+    def mapped(self, incident: Incident) -> bool:
+        """Is ``incident`` one :meth:`incident` mapped (and so validated) in this run,
+        the very object, still held by the memo?"""
+        held = self.memo.by_incident.get(id(incident))
+        return held is not None and held[0] is incident
 
     def current(self, incident: Incident) -> dict[str, Any]:
         """The merged fields' projection of ``incident`` (worked out once for a record's
@@ -408,15 +424,27 @@ def decide_pair(
         revisited.append(one)
 
     merged_values = dict(current[a])
+    merged = False
     for one in revisited:
         if one.source is not None:
             merged_values[one.field] = one.value
+            merged = True
         if one.conflict is not None:
             decision.conflicts.append(one.conflict)
-    ruled, ruling = _ruled(with_values(incidents[a], merged_values), rules, now, recorded)
-    decision.firings, decision.notes, decision.due_at = ruling
-    ruled_values = view.current(ruled)
-    by_rules = {f: v for f, v in ruled_values.items() if v != merged_values[f]}
+    by_rules: dict[str, Any]
+    if not rules and not merged and view.mapped(incidents[a]) and revalidates(incidents[a]):
+        # No rules and nothing merged (what the settle step sees of nearly every pair):
+        # the merged incident would be side a's own through its JSON dump and
+        # validation, and for an incident this run mapped, so validated, that gives
+        # back the same projection (mappings.model.revalidates): no rule changes,
+        # without the dump, the validation and the projection. Where validating again
+        # would refuse it, the path below still raises as it always did.
+        by_rules = {}
+    else:
+        ruled, ruling = _ruled(with_values(incidents[a], merged_values), rules, now, recorded)
+        decision.firings, decision.notes, decision.due_at = ruling
+        ruled_values = view.current(ruled)
+        by_rules = {f: v for f, v in ruled_values.items() if v != merged_values[f]}
 
     overrides = {side: {d.field: d.value for d in revisited
                         if d.source == other(side) and view.travels(d.field, side)}

@@ -24,7 +24,7 @@ import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from connectors.base import (
     Connector,
@@ -203,38 +203,57 @@ def tool_clock_name(side: str, info: ServerInfo | None) -> str:
     return f"tool_clock|{side}|{where}"
 
 
-# Per tuple of names asked for: what to dump, and each name's kind, worked out once
-# (a handful of field lists are ever asked for: the merged fields, a few others).
+class _ProjectionPlan(NamedTuple):
+    """What :func:`projection` does for one list of names, worked out once."""
+
+    # The model's fields NOT asked for, as a plain set: pydantic filters a dump by a
+    # set in half the time it takes for a frozenset (which it reads as any other
+    # iterable, per call), and by an exclude set a little faster than by the include
+    # set naming the same fields (measured on the merged fields: 4.6 us, against 5.4
+    # for the include set and 10.2 for the include frozenset). Shared by every call
+    # with these names, so never changed: pydantic only reads it.
+    excluded: set[str]
+    # (name, key in the dump) for every name in order: a plain name's own field; for
+    # a custom field or the labels, a first value that the steps below replace in place.
+    picks: tuple[tuple[str, str], ...]
+    custom: tuple[tuple[str, str], ...]   # (name, key in ``custom``)
+    labels: bool
+
+
+# Per tuple of names asked for, worked out once (a handful of field lists are ever
+# asked for: the merged fields, a few others).
 @functools.lru_cache(maxsize=64)
-def _projection_plan(names: tuple[str, ...]
-                     ) -> tuple[frozenset[str], tuple[tuple[str, str, str], ...]]:
-    steps = []
+def _projection_plan(names: tuple[str, ...]) -> _ProjectionPlan:
     dumped: set[str] = set()
+    picks = []
+    custom = []
     for name in names:
         if name.startswith("custom."):
-            steps.append((name, "custom", name[len("custom."):]))
+            custom.append((name, name[len("custom."):]))
             dumped.add("custom")
         else:
-            steps.append((name, "labels" if name == "labels" else "plain", name))
             dumped.add(name)
-    return frozenset(dumped), tuple(steps)
+        picks.append((name, name))
+    return _ProjectionPlan(set(Incident.model_fields) - dumped, tuple(picks),
+                           tuple(custom), "labels" in dumped)
 
 
 def projection(incident: Incident, fields: Iterable[str]) -> dict[str, Any]:
     """The JSON-ready neutral values of ``fields`` (``custom.x`` reads ``custom["x"]``)."""
-    dumped, steps = _projection_plan(tuple(fields))
+    plan = _projection_plan(tuple(fields))
     # Only the fields asked for are dumped: a record's comments, often the most of it,
     # only when asked for (the merged fields, most callers' list, never are). A name
-    # the model lacks is None, as it always was.
-    data = incident.model_dump(mode="json", include=dumped)
-    out: dict[str, Any] = {}
-    for name, kind, key in steps:
-        if kind == "plain":
-            out[name] = data.get(key)
-        elif kind == "custom":
-            out[name] = data["custom"].get(key)
-        else:
-            out[name] = sorted(set(data["labels"]))
+    # the model lacks is None, as it always was; so, at first, is "custom.x" (no
+    # field has that name), whose place in the dict its value then takes.
+    data = incident.model_dump(mode="json", exclude=plan.excluded)
+    get = data.get
+    out = {name: get(key) for name, key in plan.picks}
+    if plan.custom:
+        held = data["custom"]
+        for name, key in plan.custom:
+            out[name] = held.get(key)
+    if plan.labels:
+        out["labels"] = sorted(set(data["labels"]))
     return out
 
 

@@ -1139,11 +1139,10 @@ class _Planning:
                    got: Mapping[str, RemoteRecord]) -> dict[str, _SideRebase]:
         """Per side we wrote: the snapshot taking what the side holds for those fields,
         and the written fields that read back otherwise than we wrote them."""
-        names = self.fields.merged_fields
         written: dict[str, set[str]] = {side: set() for side in self.sides}
         if pair.create is not None:
             target = pair.create.target_side
-            written[target].update(f for f in names if self.fields.travels(f, target))
+            written[target].update(self.fields.travelling(target))
         for update in pair.updates:
             written[update.side].update(change.field for change in update.changes)
         found: dict[str, _SideRebase] = {}

@@ -100,3 +100,14 @@ def test_nothing_mapped_outlives_a_run(sandboxes: Any, sync_config: Any,
     memo = engine.session.fields.memo
     assert not (memo.records or memo.by_incident or memo.vendor or memo.readbacks
                 or memo.contexts)
+
+
+def test_the_fields_travelling_to_a_side_are_those_travels_allows() -> None:
+    for direction in ("both", "servicenow-to-jira", "jira-to-servicenow"):
+        ids = {"Impact": "customfield_10004", "Urgency": "customfield_10005"}
+        fields = FieldView(SIDES, load_profile("default"),
+                           {side: MappingContext(field_ids=ids) for side in SIDES},
+                           EngineOptions(direction=direction))
+        for side in SIDES:
+            assert fields.travelling(side) == tuple(
+                name for name in fields.merged_fields if fields.travels(name, side))

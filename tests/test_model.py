@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import enum
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -10,6 +12,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
 from mappings.model import (
+    MODEL_ENUMS,
     Comment,
     Impact,
     Incident,
@@ -23,6 +26,7 @@ from mappings.model import (
     copy_updated,
     describe_error,
     itil_priority,
+    revalidates,
 )
 
 # The ServiceNow default lookup, written out cell by cell (docs/vendor-notes.md).
@@ -178,3 +182,97 @@ def test_copy_updated_copies_as_model_copy_does(incident: Incident, names: set[s
     assert _instance(copied) == _instance(incident.model_copy(update=update))
     assert copied is not incident and copied.__dict__ is not incident.__dict__
     assert copied.model_fields_set is not incident.model_fields_set
+
+
+
+# enum's own way of reading a member's value, which the model's enums replace.
+ENUM_VALUE = enum.Enum.__dict__["value"]
+
+
+def test_the_model_enums_values_read_as_enum_itself_reads_them() -> None:
+    import mappings.model as model
+    defined = {kind for kind in vars(model).values() if isinstance(kind, type)
+               and issubclass(kind, enum.Enum) and kind.__module__ == model.__name__}
+    assert set(MODEL_ENUMS) == defined   # an enum added later reads the same way
+    for cls in MODEL_ENUMS:
+        for member in cls:
+            expected = ENUM_VALUE.__get__(member, cls)
+            assert member.value is expected
+            assert cls(member.value) is member
+
+
+@given(status=st.sampled_from(Status), impact=st.sampled_from(Impact),
+       urgency=st.sampled_from(Urgency), priority=st.none() | st.sampled_from(Priority),
+       visibility=st.sampled_from(Visibility))
+def test_dumps_carry_the_members_values(status: Status, impact: Impact, urgency: Urgency,
+                                        priority: Priority | None,
+                                        visibility: Visibility) -> None:
+    comment = Comment(id="jira:1", created=datetime(2026, 1, 2, tzinfo=UTC),
+                      visibility=visibility)
+    incident = Incident(status=status, impact=impact, urgency=urgency, priority=priority,
+                        comments=[comment])
+    dumped = incident.model_dump(mode="json")
+    assert (dumped["status"], dumped["impact"], dumped["urgency"], dumped["priority"]) == (
+        ENUM_VALUE.__get__(status, Status), ENUM_VALUE.__get__(impact, Impact),
+        ENUM_VALUE.__get__(urgency, Urgency),
+        None if priority is None else ENUM_VALUE.__get__(priority, Priority))
+    assert dumped["comments"][0]["visibility"] == ENUM_VALUE.__get__(visibility, Visibility)
+    assert Incident.model_validate_json(incident.model_dump_json()) == incident
+
+
+# Values as a vendor's record may hand them to the model: addresses with spaces, case
+# and stray "@"s, times naive or at any offset, comments, custom values of any JSON
+# kind (and a time or a tuple, which the dump turns into JSON).
+_addresses = st.one_of(
+    st.none(), st.just(""), st.emails(),
+    st.builds(lambda pad, local, at, domain, end: f"{pad}{local}{at}{domain}{end}",
+              st.sampled_from(["", " ", "\t", "  "]), st.sampled_from(["", "a", "Ab.C", " "]),
+              st.sampled_from(["@", "@@", ""]), st.sampled_from(["", "x.org", "X.ORG ", "@"]),
+              st.sampled_from(["", " ", "\n"])))
+_times = st.one_of(
+    st.none(), st.datetimes(),
+    st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)),
+                                            timezone(-timedelta(hours=8))])))
+_custom = st.dictionaries(
+    st.sampled_from(["hold_reason", "sla", "x"]),
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False),
+              st.text(max_size=5), st.lists(st.integers(), max_size=3),
+              st.tuples(st.integers()), st.datetimes(timezones=st.just(UTC)),
+              st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)),
+    max_size=3)
+_comments = st.lists(st.builds(
+    lambda n, body, created, public: {"id": f"jira:{n}", "body": body, "created": created,
+                                      "visibility": "public" if public else "internal"},
+    st.integers(1, 9), st.text(max_size=10), st.datetimes(), st.booleans()), max_size=2)
+
+
+@given(assignee=_addresses, caller=_addresses, opened=_times, resolved=_times,
+       custom=_custom, comments=_comments, labels=st.lists(st.text(max_size=4), max_size=3),
+       status=st.sampled_from(Status), priority=st.none() | st.sampled_from(Priority))
+def test_revalidates_says_whether_the_dump_validates_back_to_itself(
+    assignee: str | None, caller: str | None, opened: datetime | None,
+    resolved: datetime | None, custom: dict[str, Any], comments: list[dict[str, Any]],
+    labels: list[str], status: Status, priority: Priority | None,
+) -> None:
+    try:
+        incident = Incident.model_validate({
+            "assignee": assignee, "caller": caller, "opened_at": opened,
+            "resolved_at": resolved, "custom": custom, "comments": comments,
+            "labels": labels, "status": status, "priority": priority})
+    except ValidationError:
+        return   # refused at once: never an incident to validate again
+    dumped = incident.model_dump(mode="json")
+    if revalidates(incident):
+        assert Incident.model_validate(dumped).model_dump(mode="json") == dumped
+    else:
+        with pytest.raises(ValidationError):
+            Incident.model_validate(dumped)
+
+
+def test_an_address_only_the_strip_made_start_or_end_with_at_does_not_revalidate() -> None:
+    for address in (" @example.com", "someone@ \t"):
+        incident = Incident(caller=address)
+        assert not revalidates(incident)
+        with pytest.raises(ValidationError, match="not an email address"):
+            Incident.model_validate(incident.model_dump(mode="json"))
+    assert revalidates(Incident(caller=" Someone@Example.com ", assignee=None))

@@ -6,6 +6,7 @@ others are about SQLite files (paths, WAL, its single writer) or need no databas
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -17,6 +18,8 @@ from typing import Any
 
 import pytest
 from db_helpers import run_sql
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy.exc import IntegrityError
 
 from sync.errors import StateSchemaError, SyncError
@@ -27,6 +30,7 @@ from sync.state import (
     NoStateStore,
     StateStore,
     StateStoreError,
+    _canonical,
     masked_url,
 )
 
@@ -601,3 +605,27 @@ def test_comment_links_of_reads_a_batch_as_one_link_at_a_time_would(store: State
         assert batch.get(link.id, []) == store.comment_links(link.id)
     assert [c.id_on("jira") for c in batch[first.id]] == ["10001", "10003"]
     assert store.comment_links_of([]) == {}
+
+
+_JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=4)
+    | st.floats(allow_nan=True, allow_infinity=True) | st.just(T0) | st.just({1, 2}),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.text(max_size=3) | st.integers(), inner, max_size=3),
+    max_leaves=10)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_JSONISH)
+def test_canonical_json_is_json_dumps_text_with_its_errors(value: Any) -> None:
+    # The encoder built once says what json.dumps with the same options says: the same
+    # text, or the same refusal (a time, a set, NaN or infinity is not a JSON value).
+    try:
+        expected = json.dumps(value, sort_keys=True, separators=(",", ":"),
+                              ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError) as error:
+        with pytest.raises(TypeError, match="the snapshot is not a JSON value: ") as refused:
+            _canonical(value, "the snapshot")
+        assert str(refused.value).endswith(str(error))
+        return
+    assert _canonical(value, "the snapshot") == expected
