@@ -413,10 +413,11 @@ class Connector(Protocol):
 
         ``created``: called exactly once, on the calling thread, before a create that
         returns does (never when it raises), with copies of the results
-        (:func:`results_so_far`) as soon as every record's create has answered (ids
-        known), while the connector's own per-record steps after it (Jira's workflow
-        transitions, remote links) still run on its workers: the caller writes the
-        other tool meanwhile. An item told as created may still fail in the returned
+        (:func:`results_so_far`) as every record's create answered them (ids known),
+        taken before any of the connector's own per-record steps after it (Jira's
+        workflow transitions, remote links) started, so what the caller is told does
+        not depend on how far those steps got; they run on its workers meanwhile and
+        the caller writes the other tool. An item told as created may still fail in the returned
         results (a step after its create failed); one told as failed stays failed.
         A connector with no steps after its creates calls it once they are done.
         What ``created`` raises is raised by ``create`` once those steps ended."""

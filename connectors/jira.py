@@ -1033,11 +1033,14 @@ class JiraConnector:
                   for start in range(0, len(records), BULK_LIMIT)]
         told = False
 
-        def tell() -> None:
+        def tell() -> Callable[[], None]:
+            """The results as they are now (every create answered, no per-issue step
+            started yet), and the call that tells the caller them: what the caller is
+            told does not depend on how far the steps got before it runs."""
             nonlocal told
             told = True
-            if created is not None:
-                created(results_so_far(results))
+            now = results_so_far(results)
+            return lambda: None if created is None else created(now)
 
         done = 0
         while done < len(chunks) and not self._paths_known(chunks[done][0]):
@@ -1048,7 +1051,7 @@ class JiraConnector:
         if done < len(chunks):
             self._create_chunks(chunks[done:], tell)
         if not told:
-            tell()   # nothing to create, or the project could not be read
+            tell()()   # nothing to create, or the project could not be read
         return results
 
     def _paths_known(self, records: Sequence[NewRecord]) -> bool:
@@ -1062,13 +1065,14 @@ class JiraConnector:
                                          for status in statuses)
 
     def _create_chunks(self, chunks: Sequence[tuple[Sequence[NewRecord], list[WriteResult]]],
-                       meanwhile: Callable[[], None] | None = None) -> None:
+                       tell: Callable[[], Callable[[], None]] | None = None) -> None:
         """Create these chunks: payloads built in order on this thread (user lookups
         cached as one at a time), the bulk POSTs sent together, each chunk's answer
         mapped back to its own items by index, then the per-issue steps of all chunks on
-        the workers (one issue's steps in order) while this thread runs ``meanwhile``
-        (the caller's ``created``), then the version searches together (one per chunk:
-        Cloud reconciles at most 50 ids per search)."""
+        the workers (one issue's steps in order) while this thread tells the caller
+        (``tell``: the results as the creates left them, taken before the first step
+        starts, then the caller's ``created`` run), then the version searches together
+        (one per chunk: Cloud reconciles at most 50 ids per search)."""
         try:
             project_id, type_id = self._ids()
         except ConnectorError as exc:
@@ -1128,7 +1132,7 @@ class JiraConnector:
                 if self.remote_link or i in plan.moves]
         run_per_key([plan.created[i][0] for plan, i in busy],
                     lambda n: after_create(*busy[n]), self.concurrency, pool=self._pool,
-                    meanwhile=meanwhile)
+                    meanwhile=None if tell is None else tell())
 
         def versions(number: int) -> dict[str, RemoteRecord] | ConnectorError:
             plan = plans[number]

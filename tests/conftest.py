@@ -244,6 +244,25 @@ def sandboxes(clock: TickingClock, jira_mode: str, jira_fields: str
         yield servicenow, jira
 
 
+@pytest.fixture
+def failing_transitions(sandboxes: tuple[Any, Any],
+                        monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+    """While the yielded switch holds a 1, every Jira transition POST answers 500."""
+    from connectors.sandbox.http import Request, Response
+
+    _, jira = sandboxes
+    switch = [1]
+    serve: Callable[[Request], Response] = jira.handle
+
+    def handle(request: Request) -> Response:
+        if switch[0] and request.method == "POST" and request.path.endswith("/transitions"):
+            return jira.error_response(500, "Internal Server Error")
+        return serve(request)
+
+    monkeypatch.setattr(jira, "handle", handle)
+    yield switch
+
+
 def _toml(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"

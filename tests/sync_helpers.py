@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from connectors.base import group_ref, user_ref
 from connectors.sandbox.http import WRITE_METHODS
@@ -13,6 +16,47 @@ from sync.state import StateStore
 ALICE = "alice.smith@example.com"
 BOB = "bob.jones@example.com"
 GRACE = "grace.okafor@example.com"
+EDITOR = "elif.yilmaz"               # a person on both tools (not the integration user)
+EDITOR_EMAIL = f"{EDITOR}@example.com"
+ON_HOLD_AWAITING_CALLER = "1"        # ServiceNow hold_reason
+
+
+def seed_worked_incidents(servicenow: Any) -> dict[str, str]:
+    """Three incidents people worked on (In Progress, On Hold with its reason): sys_id ->
+    the state they left it in. Their Jira copies must be moved by transitions."""
+    states = {}
+    for title, values in (
+        ("VPN drops every 5 minutes", {"state": "2"}),
+        ("Printer on floor 3 jammed", {"state": "3", "hold_reason": ON_HOLD_AWAITING_CALLER}),
+        ("Payroll export times out", {"state": "2"}),
+    ):
+        row = servicenow.insert("incident", {"short_description": title, "impact": "2",
+                                             "urgency": "2"}, as_user=EDITOR)
+        servicenow.update("incident", row["sys_id"], values, as_user=EDITOR)
+        states[row["sys_id"]] = values["state"]
+    return states
+
+
+def jira_status(jira: Any, key: str) -> str:
+    return str(jira.issue(key)["fields"]["status"]["name"])
+
+
+def transitions_wait_for(event: threading.Event, monkeypatch: pytest.MonkeyPatch
+                         ) -> list[bool]:
+    """Make every Jira connector transition wait (10 s at most) for ``event``; the list
+    returned records, per transition, whether the event came in time: had the event
+    been set only after the transitions, each would time out (False)."""
+    from connectors.jira import JiraConnector
+
+    waited: list[bool] = []
+    move = JiraConnector._move
+
+    def gated(self: JiraConnector, *args: Any, **kwargs: Any) -> bool:
+        waited.append(event.wait(timeout=10))
+        return bool(move(self, *args, **kwargs))
+
+    monkeypatch.setattr(JiraConnector, "_move", gated)
+    return waited
 
 
 def memory_incident(memory: Any, title: str, **values: Any) -> str:

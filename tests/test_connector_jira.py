@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from connector_contract import PAGE_SIZE, ConnectorContract, FakeClock
+from sync_helpers import transitions_wait_for
 
 from connectors.base import NewComment, NewRecord, NotFound, PreconditionFailed, RecordWrite
 from connectors.jira import JiraConnector
@@ -386,14 +387,7 @@ def test_create_tells_the_ids_while_its_transitions_are_in_flight(
     # Every transition waits until the caller was told: done one after the other
     # (tell after the transitions), the waits would time out.
     told = threading.Event()
-    waited: list[bool] = []
-    move = JiraConnector._move
-
-    def gated(self: JiraConnector, *args: Any, **kwargs: Any) -> bool:
-        waited.append(told.wait(timeout=10))
-        return bool(move(self, *args, **kwargs))
-
-    monkeypatch.setattr(JiraConnector, "_move", gated)
+    waited = transitions_wait_for(told, monkeypatch)
     seen: list[tuple[list[str | None], list[str], int]] = []
 
     def created(results: list[Any]) -> None:

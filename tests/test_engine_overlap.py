@@ -15,41 +15,26 @@ write and the end of the transitions is finished the same way by the next run.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sync_helpers import memory_incident, store_of, sync, writes
+from sync_helpers import (
+    EDITOR_EMAIL,
+    jira_status,
+    memory_incident,
+    seed_worked_incidents,
+    store_of,
+    sync,
+    transitions_wait_for,
+    writes,
+)
 
 from connectors.base import RecordWrite, Unreachable, WriteResult
-from connectors.jira import JiraConnector
-from connectors.sandbox.http import Request, Response
 from connectors.servicenow import ServiceNowConnector
 from sync.engine import SimulatedCrash
 
-EDITOR = "elif.yilmaz"               # a person on both tools (not the integration user)
-EDITOR_EMAIL = f"{EDITOR}@example.com"
 JIRA_STATUS_OF = {"2": "Work in progress", "3": "Pending"}
-
-
-def worked_incidents(servicenow: Any) -> dict[str, str]:
-    """Three incidents people moved on: sys_id -> the state they left it in."""
-    states = {}
-    for title, values in (
-        ("VPN drops every 5 minutes", {"state": "2"}),
-        ("Printer on floor 3 jammed", {"state": "3", "hold_reason": "1"}),
-        ("Payroll export times out", {"state": "2"}),
-    ):
-        row = servicenow.insert("incident", {"short_description": title, "impact": "2",
-                                             "urgency": "2"}, as_user=EDITOR)
-        servicenow.update("incident", row["sys_id"], values, as_user=EDITOR)
-        states[row["sys_id"]] = values["state"]
-    return states
-
-
-def status(jira: Any, key: str) -> str:
-    return str(jira.issue(key)["fields"]["status"]["name"])
 
 
 def back_links(servicenow: Any, states: dict[str, str]) -> dict[str, str]:
@@ -70,30 +55,14 @@ def check_converged(servicenow: Any, jira: Any, config: Path, states: dict[str, 
     assert back_links(servicenow, states) == linked
     for sys_id, state in states.items():
         assert servicenow.get("incident", sys_id)["state"] == state
-        assert status(jira, linked[sys_id]) == JIRA_STATUS_OF[state]
-
-
-@pytest.fixture
-def failing_transitions(sandboxes: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    """While the yielded switch holds a 1, every Jira transition POST answers 500."""
-    _, jira = sandboxes
-    switch = [1]
-    serve: Callable[[Request], Response] = jira.handle
-
-    def handle(request: Request) -> Response:
-        if switch[0] and request.method == "POST" and request.path.endswith("/transitions"):
-            return jira.error_response(500, "Internal Server Error")
-        return serve(request)
-
-    monkeypatch.setattr(jira, "handle", handle)
-    yield switch
+        assert jira_status(jira, linked[sys_id]) == JIRA_STATUS_OF[state]
 
 
 def test_the_back_links_are_written_while_the_copies_transitions_are_in_flight(
     sandboxes: Any, sync_config: Any, make_engine: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     servicenow, jira = sandboxes
-    states = worked_incidents(servicenow)
+    states = seed_worked_incidents(servicenow)
     linked = threading.Event()
     write_many = ServiceNowConnector.write_many
 
@@ -105,15 +74,8 @@ def test_the_back_links_are_written_while_the_copies_transitions_are_in_flight(
 
     # Each copy's transitions wait for the back-links: written only after them (the
     # order before), they would time out and leave every copy Open.
-    waited: list[bool] = []
-    move = JiraConnector._move
-
-    def gated(self: JiraConnector, *args: Any, **kwargs: Any) -> bool:
-        waited.append(linked.wait(timeout=10))
-        return bool(move(self, *args, **kwargs))
-
+    waited = transitions_wait_for(linked, monkeypatch)
     monkeypatch.setattr(ServiceNowConnector, "write_many", writing)
-    monkeypatch.setattr(JiraConnector, "_move", gated)
     config = sync_config()
 
     summary = sync(make_engine, config)
@@ -127,7 +89,7 @@ def test_a_transition_failing_after_the_back_link_fails_the_pair_and_the_next_ru
     sandboxes: Any, sync_config: Any, make_engine: Any, failing_transitions: list[int]
 ) -> None:
     servicenow, jira = sandboxes
-    states = worked_incidents(servicenow)
+    states = seed_worked_incidents(servicenow)
     config = sync_config()
 
     first = sync(make_engine, config)
@@ -135,7 +97,7 @@ def test_a_transition_failing_after_the_back_link_fails_the_pair_and_the_next_ru
     assert (first.created, first.failed) == (0, 3), first.failures
     assert all("HTTP 500" in failure for failure in first.failures), first.failures
     keys = jira.issue_keys()
-    assert len(keys) == 3 and [status(jira, key) for key in keys] == ["Open"] * 3
+    assert len(keys) == 3 and [jira_status(jira, key) for key in keys] == ["Open"] * 3
     # The back-links went while the transitions were failing: written, not committed.
     assert sorted(back_links(servicenow, states).values()) == sorted(keys)
     with store_of(config) as store:
@@ -169,7 +131,7 @@ def test_a_crash_between_the_back_links_and_the_end_of_the_transitions_converges
     sandboxes: Any, sync_config: Any, make_engine: Any, step: str
 ) -> None:
     servicenow, jira = sandboxes
-    states = worked_incidents(servicenow)
+    states = seed_worked_incidents(servicenow)
     config = sync_config()
     with pytest.raises(SimulatedCrash):
         sync(make_engine, config, crash_at=step)

@@ -19,54 +19,22 @@ The SIGINT case with a real ``incident-sync run`` child is in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sync_helpers import (
+    EDITOR,
+    EDITOR_EMAIL,
+    ON_HOLD_AWAITING_CALLER,
+    jira_status,
+    seed_worked_incidents,
+)
 
 from connectors.jira import JiraConnector
 from connectors.sandbox.http import Request, Response
 from sync.state import StateStore
-
-EDITOR = "elif.yilmaz"               # a person on both tools (not the integration user)
-EDITOR_EMAIL = f"{EDITOR}@example.com"
-ON_HOLD_AWAITING_CALLER = "1"        # ServiceNow hold_reason
-
-
-def seed_worked_incidents(servicenow: Any) -> dict[str, str]:
-    """Three incidents people worked on: sys_id -> the state they left it in."""
-    states = {}
-    for title, values in (
-        ("VPN drops every 5 minutes", {"state": "2"}),
-        ("Printer on floor 3 jammed", {"state": "3", "hold_reason": ON_HOLD_AWAITING_CALLER}),
-        ("Payroll export times out", {"state": "2"}),
-    ):
-        row = servicenow.insert("incident", {"short_description": title, "impact": "2",
-                                             "urgency": "2"}, as_user=EDITOR)
-        servicenow.update("incident", row["sys_id"], values, as_user=EDITOR)
-        states[row["sys_id"]] = values["state"]
-    return states
-
-
-@pytest.fixture
-def failing_transitions(sandboxes: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
-    """While the yielded switch holds a 1, every Jira transition POST answers 500."""
-    _, jira = sandboxes
-    switch = [1]
-    serve: Callable[[Request], Response] = jira.handle
-
-    def handle(request: Request) -> Response:
-        if switch[0] and request.method == "POST" and request.path.endswith("/transitions"):
-            return jira.error_response(500, "Internal Server Error")
-        return serve(request)
-
-    monkeypatch.setattr(jira, "handle", handle)
-    yield switch
-
-
-def jira_status(jira: Any, key: str) -> str:
-    return str(jira.issue(key)["fields"]["status"]["name"])
 
 
 def copies(servicenow: Any, config: Path) -> dict[str, str]:
