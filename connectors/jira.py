@@ -871,23 +871,43 @@ class JiraConnector:
             chunk = wanted[start:start + BULK_CHANGELOG_ISSUES]
             token: str | None = None
             while True:
-                payload: dict[str, Any] = {"issueIdsOrKeys": chunk,
-                                           "maxResults": BULK_CHANGELOG_PAGE}
-                if token:
-                    payload["nextPageToken"] = token
-                page = self._call(f"changelogs of {len(chunk)} issues", lambda p=payload:
-                                  self._api("POST", "changelog/bulkfetch", payload=p),
-                                  idempotent=True)
-                for entry in page.get("issueChangeLogs") or []:
-                    ident = str((entry or {}).get("issueId") or "")
+                entries, following = self._changelog_page(chunk, token)
+                for ident, histories in entries:
                     key = by_id.get(ident) or (ident if ident in changes else None)
                     if key is not None:
-                        changes[key].extend((entry or {}).get("changeHistories") or [])
-                token = page.get("nextPageToken") or None
-                if not token:
+                        changes[key].extend(histories)
+                if following is not None and following == token:
+                    raise RetriableError("Jira's bulk changelog fetch answered the same page "
+                                         "token twice", side="jira")
+                token = following
+                if token is None:
                     break
         return {key: self._record_history(key, record.fields.get("created"), changes[key])
                 for key, record in found.items()}
+
+    def _changelog_page(self, keys: Sequence[str], token: str | None
+                        ) -> tuple[list[tuple[str, list[Any]]], str | None]:
+        """One page of ``changelog/bulkfetch``: (issue id, its changelogs) per entry, and
+        the next page's token (None on the last). An answer of another shape is a
+        retriable error, as any unexpected answer is (:meth:`_call`)."""
+        payload: dict[str, Any] = {"issueIdsOrKeys": list(keys),
+                                   "maxResults": BULK_CHANGELOG_PAGE}
+        if token:
+            payload["nextPageToken"] = token
+
+        def fetch() -> tuple[list[tuple[str, list[Any]]], str | None]:
+            page = self._api("POST", "changelog/bulkfetch", payload=payload)
+            if not isinstance(page, Mapping):
+                raise TypeError("the page is not an object")
+            logs = page.get("issueChangeLogs")
+            if not isinstance(logs, list | None) or not all(
+                    isinstance(entry, Mapping) for entry in logs or []):
+                raise TypeError("issueChangeLogs is not a list of objects")
+            entries = [(str(entry.get("issueId") or ""), list(entry.get("changeHistories") or []))
+                       for entry in logs or []]
+            return entries, (str(page["nextPageToken"]) if page.get("nextPageToken") else None)
+
+        return self._call(f"changelogs of {len(keys)} issues", fetch, idempotent=True)
 
     def _history_of(self, key: str) -> RecordHistory | None:
         """One issue's creation time and changes, oldest first; None when it is gone."""

@@ -238,6 +238,11 @@ class _SideRebase:
     reshaped: list[str]
     dropped: list[str]
 
+    @property
+    def doubtful(self) -> bool:
+        """Whether only the record's history can tell whose value this side holds."""
+        return bool(self.reshaped or self.dropped)
+
 
 MISSING = object()   # no history read ahead for a record
 
@@ -1108,10 +1113,9 @@ class _Planning:
                 rebases[id(pair)] = self._rebase_of(view, pair, got)
 
             self._guarded(next(iter(present.values())), compare)
-        self._read_histories({side: [present[side].id for pair, _, present in settling
-                                     if (found := rebases.get(id(pair), {}).get(side))
-                                     is not None and (found.reshaped or found.dropped)]
-                              for side in self.sides})
+        doubtful = [(side, present[side].id) for pair, _, present in settling
+                    for side, found in rebases.get(id(pair), {}).items() if found.doubtful]
+        self._read_histories({side: [i for s, i in doubtful if s == side] for side in self.sides})
         for pair, view, present in settling:
             if id(pair) not in rebases:
                 continue    # its comparison failed: reported as the pair's problem
@@ -1166,7 +1170,7 @@ class _Planning:
             # reshaped our write (a title cut at 160), or a person edited the field
             # between our write and this read. Only the tool's history tells which;
             # it is read for such records only (rare: most writes read back as sent).
-            if found.reshaped or found.dropped:
+            if found.doubtful:
                 last = self._last_changes(got[side], found.reshaped, found.dropped)
                 # A person's value is no reshaping of ours: the snapshot keeps what we
                 # wrote, so their edit is a change on this side and travels.

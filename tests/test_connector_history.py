@@ -22,8 +22,9 @@ import requests
 from conftest import SANDBOX_PASSWORD, SANDBOX_USER
 
 import connectors.jira as jira_connector
-from connectors.base import SkippableError
+from connectors.base import RetriableError, SkippableError
 from connectors.jira import JiraConnector
+from connectors.retry import RetryPolicy
 from connectors.sandbox.http import Request, Response
 from connectors.sandbox.jira import JiraSandbox
 from connectors.sandbox.servicenow import ServiceNowSandbox
@@ -226,3 +227,31 @@ def test_a_changelog_time_is_read_as_the_schema_or_the_example_gives_it(
     value: object, expected: datetime,
 ) -> None:
     assert jira_connector._changelog_time(value) == expected
+
+
+@pytest.mark.parametrize("jira", ["cloud"], indirect=True)
+@pytest.mark.parametrize("answer", [
+    [{"issueId": "1"}],                                           # not an object
+    {"issueChangeLogs": "none"},                                  # not a list
+    {"issueChangeLogs": [], "nextPageToken": "same"},             # a token that never moves
+])
+def test_an_odd_bulk_changelog_answer_is_a_one_line_retriable_error(
+    jira: JiraSandbox, monkeypatch: pytest.MonkeyPatch, answer: object,
+) -> None:
+    keys = _edited(jira, 1)
+    serve = jira.handle
+
+    def odd(request: Request) -> Response:
+        if request.path.endswith("/changelog/bulkfetch"):
+            return Response(200, answer)
+        return serve(request)
+
+    monkeypatch.setattr(jira, "handle", odd)
+    connector = JiraConnector(url=jira.url, email=SANDBOX_USER, token=SANDBOX_PASSWORD,
+                              project="OPS",
+                              retry=RetryPolicy(max_attempts=1, sleep=lambda _: None))
+    connector.open()
+
+    with pytest.raises(RetriableError) as raised:
+        connector.history(keys)
+    assert "\n" not in str(raised.value)
